@@ -1,0 +1,97 @@
+//! The durable request record: what is stored before a request is forwarded, and
+//! what every transition (enqueue, start, complete, tail call) moves along.
+
+use crate::{FlowId, NodeId, RequestId};
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+
+/// Where a request goes. Services and actor types share one routing namespace
+/// (spec §4.1), so both resolve to a name offered by mesh members.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Target {
+    Service { name: String },
+    Actor { actor_type: String, id: String },
+}
+
+impl Target {
+    /// The name a member must offer to serve this target.
+    pub fn routing_name(&self) -> &str {
+        match self {
+            Target::Service { name } => name,
+            Target::Actor { actor_type, .. } => actor_type,
+        }
+    }
+}
+
+/// How the caller consumes the outcome.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RequestKind {
+    /// The caller blocks until the reply arrives.
+    Call,
+    /// The caller got `202 OK`; the reply is only logged.
+    Tell,
+    /// The caller got `202 <id>` and collects the reply with `/kar/v1/await`.
+    Promise,
+}
+
+impl RequestKind {
+    /// Whether somebody waits for the reply.
+    pub fn expects_reply(self) -> bool {
+        !matches!(self, RequestKind::Tell)
+    }
+}
+
+/// The HTTP request to make to the target component.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Invocation {
+    /// HTTP method (`GET`, `POST`, ...).
+    pub method: String,
+    /// Path on the component, starting with `/`, percent-encoded as it goes on the wire.
+    pub path: String,
+    /// Query string without the `?` (forwarded on service calls, spec §9.7).
+    pub query: Option<String>,
+    /// Headers to forward, in order, names as received.
+    pub headers: Vec<(String, String)>,
+    /// Body bytes, unchanged (spec §9.13).
+    pub body: Bytes,
+}
+
+/// The durable record of one request. It is written to the store before the request
+/// is forwarded anywhere, and its completion is one atomic store transition.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Request {
+    pub id: RequestId,
+    pub kind: RequestKind,
+    pub target: Target,
+    pub invocation: Invocation,
+    /// The node whose component made the request; replies are routed there.
+    pub caller: NodeId,
+    /// The flow (session) the request runs in.
+    pub flow: FlowId,
+    /// The request from which this one was made, if known.
+    pub parent: Option<RequestId>,
+    /// Start deadline in Unix milliseconds: a request that has not started by then
+    /// fails (calls) or is dropped (tells). `None`: no deadline.
+    pub deadline: Option<u64>,
+    /// Tail-call step: 0 for the original request, k for its k-th continuation.
+    pub step: u32,
+}
+
+impl Request {
+    /// Whether the start deadline has passed at `now` (Unix milliseconds).
+    pub fn deadline_passed(&self, now: u64) -> bool {
+        self.deadline.is_some_and(|d| now > d)
+    }
+}
+
+/// How a request ended, as recorded by its completion transition.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Outcome {
+    /// The component replied (any status: non-2xx replies are relayed, not errors).
+    Reply(Reply),
+    /// The mesh could not deliver it (deadline expired, component unreachable, ...).
+    /// Callers see `500 failed to send message: <reason>`.
+    Failed(String),
+}
+
+use crate::Reply;

@@ -1,0 +1,1 @@
+//! The kar sidecar (HTTP server and app client).

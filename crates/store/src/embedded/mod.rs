@@ -1,0 +1,518 @@
+//! The embedded engine: SQLite (WAL) under `$KAR_HOME`, shared by every `kar` process
+//! of the user on the host. Each transition is one SQLite transaction run on the
+//! process's database thread ([`db`]); members wake each other with loopback pokes
+//! ([`poke`]); deaths are seen through OS file locks ([`liveness`]).
+
+mod db;
+mod liveness;
+mod poke;
+
+use crate::message::{decode, encode};
+use crate::{Inbox, Message, Routing, Store, StoreError};
+use async_trait::async_trait;
+use db::{Db, Pokes};
+use kar_protocol::{Member, NodeId, Outcome, Request, RequestId, RequestKind};
+use liveness::Watchers;
+use rand::seq::IndexedRandom;
+use rusqlite::{params, Connection, OptionalExtension};
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use tokio::sync::Notify;
+
+const SCHEMA: &str = include_str!("schema.sql");
+
+/// Status values of the `requests` table.
+const QUEUED: &str = "queued";
+const PARKED: &str = "parked";
+const DONE: &str = "done";
+
+/// Inbox row kinds.
+const EXECUTE: i64 = 0;
+const COMPLETED: i64 = 1;
+
+pub struct EmbeddedStore {
+    app: String,
+    path: PathBuf,
+    db: Db,
+    watchers: Arc<Watchers>,
+    dir: PathBuf,
+}
+
+impl EmbeddedStore {
+    /// Opens (creating if needed) `dir/kar.db` for application `app`.
+    pub fn open(dir: &Path, app: &str) -> Result<Self, StoreError> {
+        std::fs::create_dir_all(dir).map_err(|e| {
+            StoreError::Config(format!(
+                "cannot create store directory {}: {e}",
+                dir.display()
+            ))
+        })?;
+        let path = dir.join("kar.db");
+        let db = Db::open(&path, SCHEMA)?;
+        let watchers = Watchers::new(dir.to_path_buf(), app.to_string(), db.clone());
+        Ok(EmbeddedStore {
+            app: app.to_string(),
+            path,
+            db,
+            watchers,
+            dir: dir.to_path_buf(),
+        })
+    }
+}
+
+fn kind_code(kind: RequestKind) -> i64 {
+    match kind {
+        RequestKind::Call => 0,
+        RequestKind::Tell => 1,
+        RequestKind::Promise => 2,
+    }
+}
+
+fn kind_from_code(code: i64) -> RequestKind {
+    match code {
+        1 => RequestKind::Tell,
+        2 => RequestKind::Promise,
+        _ => RequestKind::Call,
+    }
+}
+
+fn poke_ports(conn: &Connection, app: &str) -> Result<Pokes, StoreError> {
+    let mut stmt = conn.prepare_cached("SELECT poke_port FROM members WHERE app = ?1")?;
+    let ports = stmt
+        .query_map([app], |row| row.get::<_, u16>(0))?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(ports)
+}
+
+fn is_member(conn: &Connection, app: &str, node: &str) -> Result<Option<u16>, StoreError> {
+    Ok(conn
+        .prepare_cached("SELECT poke_port FROM members WHERE app = ?1 AND node = ?2")?
+        .query_row([app, node], |row| row.get(0))
+        .optional()?)
+}
+
+/// Picks a random live member offering `name`.
+fn pick_member(
+    conn: &Connection,
+    app: &str,
+    name: &str,
+) -> Result<Option<(String, u16)>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT o.node, m.poke_port FROM offers o JOIN members m ON m.app = o.app AND m.node = o.node
+         WHERE o.app = ?1 AND o.name = ?2",
+    )?;
+    let candidates = stmt
+        .query_map([app, name], |row| {
+            Ok((row.get::<_, String>(0)?, row.get::<_, u16>(1)?))
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(candidates.choose(&mut rand::rng()).cloned())
+}
+
+fn push_inbox(
+    conn: &Connection,
+    app: &str,
+    node: &str,
+    kind: i64,
+    id: &str,
+) -> Result<(), StoreError> {
+    conn.prepare_cached("INSERT INTO inbox (app, node, kind, request_id) VALUES (?1, ?2, ?3, ?4)")?
+        .execute(params![app, node, kind, id])?;
+    Ok(())
+}
+
+fn bump_version(conn: &Connection, app: &str) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "INSERT INTO mesh (app, version) VALUES (?1, 1)
+         ON CONFLICT (app) DO UPDATE SET version = version + 1",
+    )?
+    .execute([app])?;
+    Ok(())
+}
+
+fn mesh_version(conn: &Connection, app: &str) -> Result<i64, StoreError> {
+    Ok(conn
+        .prepare_cached("SELECT version FROM mesh WHERE app = ?1")?
+        .query_row([app], |row| row.get(0))
+        .optional()?
+        .unwrap_or(0))
+}
+
+/// Removes a member that left or died, in one transition: its queued requests are
+/// re-routed (in arrival order) to live members or parked, finished requests that
+/// only it could collect are dropped, and everybody learns of the change.
+/// Returns whether the member was still there.
+pub(crate) fn remove_member(
+    conn: &Connection,
+    app: &str,
+    node: &str,
+) -> Result<(bool, Pokes), StoreError> {
+    let removed = conn
+        .prepare_cached("DELETE FROM members WHERE app = ?1 AND node = ?2")?
+        .execute([app, node])?;
+    if removed == 0 {
+        return Ok((false, Vec::new()));
+    }
+    conn.prepare_cached("DELETE FROM offers WHERE app = ?1 AND node = ?2")?
+        .execute([app, node])?;
+    conn.prepare_cached("DELETE FROM inbox WHERE app = ?1 AND node = ?2")?
+        .execute([app, node])?;
+    conn.prepare_cached("DELETE FROM requests WHERE app = ?1 AND caller = ?2 AND status = 'done'")?
+        .execute([app, node])?;
+    let orphans: Vec<(String, String)> = conn
+        .prepare_cached(
+            "SELECT id, name FROM requests WHERE app = ?1 AND assignee = ?2 AND status = 'queued' ORDER BY seq",
+        )?
+        .query_map([app, node], |row| Ok((row.get(0)?, row.get(1)?)))?
+        .collect::<Result<_, _>>()?;
+    let mut pokes = Vec::new();
+    for (id, name) in orphans {
+        match pick_member(conn, app, &name)? {
+            Some((target, port)) => {
+                conn.prepare_cached(
+                    "UPDATE requests SET assignee = ?3 WHERE app = ?1 AND id = ?2",
+                )?
+                .execute([app, &id, &target])?;
+                push_inbox(conn, app, &target, EXECUTE, &id)?;
+                pokes.push(port);
+            }
+            None => {
+                conn.prepare_cached(
+                    "UPDATE requests SET assignee = NULL, status = 'parked' WHERE app = ?1 AND id = ?2",
+                )?
+                .execute([app, &id])?;
+            }
+        }
+    }
+    bump_version(conn, app)?;
+    pokes.extend(poke_ports(conn, app)?);
+    Ok((true, pokes))
+}
+
+#[async_trait]
+impl Store for EmbeddedStore {
+    async fn join(&self, member: &Member) -> Result<Box<dyn Inbox>, StoreError> {
+        let node = member.node.0.clone();
+        let lock = liveness::hold(&self.dir, &node)
+            .map_err(|e| StoreError::Unavailable(format!("cannot create member lock: {e}")))?;
+        let (poke_port, notify, listener) = poke::listen()
+            .await
+            .map_err(|e| StoreError::Unavailable(format!("cannot listen for wake-ups: {e}")))?;
+        let app = self.app.clone();
+        let record = encode(member);
+        let names: Vec<String> = member.names().map(str::to_string).collect();
+        let node2 = node.clone();
+        let others = self
+            .db
+            .run(move |conn| {
+                let node = node2;
+                let others: Vec<String> = conn
+                    .prepare_cached("SELECT node FROM members WHERE app = ?1")?
+                    .query_map([&app], |row| row.get(0))?
+                    .collect::<Result<_, _>>()?;
+                let mut pokes = poke_ports(conn, &app)?;
+                conn.prepare_cached(
+                    "INSERT OR REPLACE INTO members (app, node, member, poke_port) VALUES (?1, ?2, ?3, ?4)",
+                )?
+                .execute(params![app, node, record, poke_port])?;
+                for name in &names {
+                    conn.prepare_cached("INSERT OR IGNORE INTO offers (app, name, node) VALUES (?1, ?2, ?3)")?
+                        .execute([&app, name, &node])?;
+                    let parked: Vec<String> = conn
+                        .prepare_cached(
+                            "SELECT id FROM requests WHERE app = ?1 AND status = 'parked' AND name = ?2 ORDER BY seq",
+                        )?
+                        .query_map([&app, name], |row| row.get(0))?
+                        .collect::<Result<_, _>>()?;
+                    for id in parked {
+                        conn.prepare_cached(
+                            "UPDATE requests SET status = 'queued', assignee = ?3 WHERE app = ?1 AND id = ?2",
+                        )?
+                        .execute([&app, &id, &node])?;
+                        push_inbox(conn, &app, &node, EXECUTE, &id)?;
+                    }
+                }
+                bump_version(conn, &app)?;
+                pokes.push(poke_port);
+                Ok((others, pokes))
+            })
+            .await?;
+        self.watchers.watch_all(others, std::slice::from_ref(&node));
+        Ok(Box::new(EmbeddedInbox {
+            app: self.app.clone(),
+            node,
+            db: self.db.clone(),
+            notify,
+            acked: 0,
+            version: -1,
+            watchers: self.watchers.clone(),
+            _lock: lock,
+            listener,
+        }))
+    }
+
+    async fn leave(&self, node: &NodeId) -> Result<(), StoreError> {
+        let app = self.app.clone();
+        let node = node.0.clone();
+        self.db
+            .run(move |conn| remove_member(conn, &app, &node))
+            .await?;
+        Ok(())
+    }
+
+    async fn members(&self) -> Result<Vec<Member>, StoreError> {
+        let app = self.app.clone();
+        self.db
+            .run(move |conn| {
+                let rows: Vec<(String, Vec<u8>)> = conn
+                    .prepare_cached(
+                        "SELECT node, member FROM members WHERE app = ?1 ORDER BY node",
+                    )?
+                    .query_map([&app], |row| Ok((row.get(0)?, row.get(1)?)))?
+                    .collect::<Result<_, _>>()?;
+                let members = rows
+                    .iter()
+                    .map(|(node, bytes)| decode(node, bytes))
+                    .collect::<Result<Vec<Member>, _>>()?;
+                Ok((members, Vec::new()))
+            })
+            .await
+    }
+
+    async fn enqueue(&self, request: &Request) -> Result<Routing, StoreError> {
+        let app = self.app.clone();
+        let record = encode(request);
+        let id = request.id.0.clone();
+        let name = request.target.routing_name().to_string();
+        let caller = request.caller.0.clone();
+        let kind = kind_code(request.kind);
+        self.db
+            .run(move |conn| {
+                let target = pick_member(conn, &app, &name)?;
+                let (status, assignee) = match &target {
+                    Some((node, _)) => (QUEUED, Some(node.as_str())),
+                    None => (PARKED, None),
+                };
+                conn.prepare_cached(
+                    "INSERT INTO requests (app, id, name, status, kind, assignee, caller, record)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                )?
+                .execute(params![
+                    app, id, name, status, kind, assignee, caller, record
+                ])?;
+                Ok(match target {
+                    Some((node, port)) => {
+                        push_inbox(conn, &app, &node, EXECUTE, &id)?;
+                        (Routing::Assigned(NodeId(node)), vec![port])
+                    }
+                    None => (Routing::Parked, Vec::new()),
+                })
+            })
+            .await
+    }
+
+    async fn complete(
+        &self,
+        node: &NodeId,
+        id: &RequestId,
+        outcome: &Outcome,
+    ) -> Result<bool, StoreError> {
+        let app = self.app.clone();
+        let node = node.0.clone();
+        let id = id.0.clone();
+        let outcome = encode(outcome);
+        self.db
+            .run(move |conn| {
+                if is_member(conn, &app, &node)?.is_none() {
+                    return Err(StoreError::Fenced(node));
+                }
+                let row: Option<(String, i64, String)> = conn
+                    .prepare_cached(
+                        "SELECT status, kind, caller FROM requests WHERE app = ?1 AND id = ?2",
+                    )?
+                    .query_row([&app, &id], |row| {
+                        Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+                    })
+                    .optional()?;
+                let Some((status, kind, caller)) = row else {
+                    return Ok((false, Vec::new()));
+                };
+                if status == DONE {
+                    return Ok((false, Vec::new()));
+                }
+                let caller_port = is_member(conn, &app, &caller)?;
+                match (kind_from_code(kind).expects_reply(), caller_port) {
+                    (true, Some(port)) => {
+                        conn.prepare_cached(
+                            "UPDATE requests SET status = 'done', assignee = NULL, outcome = ?3
+                             WHERE app = ?1 AND id = ?2",
+                        )?
+                        .execute(params![app, id, outcome])?;
+                        push_inbox(conn, &app, &caller, COMPLETED, &id)?;
+                        Ok((true, vec![port]))
+                    }
+                    // A tell, or a caller that is gone: nobody will collect the outcome.
+                    _ => {
+                        conn.prepare_cached("DELETE FROM requests WHERE app = ?1 AND id = ?2")?
+                            .execute([&app, &id])?;
+                        Ok((true, Vec::new()))
+                    }
+                }
+            })
+            .await
+    }
+
+    async fn forget(&self, ids: &[RequestId]) -> Result<(), StoreError> {
+        let app = self.app.clone();
+        let ids: Vec<String> = ids.iter().map(|id| id.0.clone()).collect();
+        self.db
+            .run(move |conn| {
+                let mut stmt = conn.prepare_cached(
+                    "DELETE FROM requests WHERE app = ?1 AND id = ?2 AND status = 'done'",
+                )?;
+                for id in &ids {
+                    stmt.execute([&app, id])?;
+                }
+                Ok(((), Vec::new()))
+            })
+            .await
+    }
+
+    async fn expire_parked(&self, id: &RequestId) -> Result<bool, StoreError> {
+        let app = self.app.clone();
+        let id = id.0.clone();
+        self.db
+            .run(move |conn| {
+                let n = conn
+                    .prepare_cached(
+                        "DELETE FROM requests WHERE app = ?1 AND id = ?2 AND status = 'parked'",
+                    )?
+                    .execute([&app, &id])?;
+                Ok((n == 1, Vec::new()))
+            })
+            .await
+    }
+
+    async fn purge(&self) -> Result<u64, StoreError> {
+        let app = self.app.clone();
+        self.db
+            .run(move |conn| {
+                let mut total = 0u64;
+                for table in ["members", "offers", "mesh", "requests", "inbox"] {
+                    total += conn.execute(&format!("DELETE FROM {table} WHERE app = ?1"), [&app])?
+                        as u64;
+                }
+                Ok((total, Vec::new()))
+            })
+            .await
+    }
+
+    fn describe(&self) -> String {
+        format!("sqlite:{}", self.path.display())
+    }
+}
+
+struct EmbeddedInbox {
+    app: String,
+    node: String,
+    db: Db,
+    notify: Arc<Notify>,
+    /// Inbox rows up to this sequence number were handed out and can be deleted.
+    acked: i64,
+    /// Mesh version last reported.
+    version: i64,
+    watchers: Arc<Watchers>,
+    _lock: File,
+    listener: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for EmbeddedInbox {
+    fn drop(&mut self) {
+        self.listener.abort();
+    }
+}
+
+/// One inbox row joined with its request.
+struct InboxRow {
+    seq: i64,
+    kind: i64,
+    request_id: String,
+    record: Option<Vec<u8>>,
+    request_kind: Option<i64>,
+    outcome: Option<Vec<u8>>,
+}
+
+const INBOX_BATCH: i64 = 1024;
+
+#[async_trait]
+impl Inbox for EmbeddedInbox {
+    async fn recv(&mut self) -> Result<Vec<Message>, StoreError> {
+        loop {
+            let app = self.app.clone();
+            let node = self.node.clone();
+            let acked = self.acked;
+            let (rows, version, members) = self
+                .db
+                .run(move |conn| {
+                    conn.prepare_cached("DELETE FROM inbox WHERE app = ?1 AND node = ?2 AND seq <= ?3")?
+                        .execute(params![app, node, acked])?;
+                    let rows: Vec<InboxRow> = conn
+                        .prepare_cached(
+                            "SELECT i.seq, i.kind, i.request_id, r.record, r.kind, r.outcome
+                             FROM inbox i LEFT JOIN requests r ON r.app = i.app AND r.id = i.request_id
+                             WHERE i.app = ?1 AND i.node = ?2 AND i.seq > ?3 ORDER BY i.seq LIMIT ?4",
+                        )?
+                        .query_map(params![app, node, acked, INBOX_BATCH], |row| {
+                            Ok(InboxRow {
+                                seq: row.get(0)?,
+                                kind: row.get(1)?,
+                                request_id: row.get(2)?,
+                                record: row.get(3)?,
+                                request_kind: row.get(4)?,
+                                outcome: row.get(5)?,
+                            })
+                        })?
+                        .collect::<Result<_, _>>()?;
+                    let version = mesh_version(conn, &app)?;
+                    let members: Vec<String> = conn
+                        .prepare_cached("SELECT node FROM members WHERE app = ?1")?
+                        .query_map([&app], |row| row.get(0))?
+                        .collect::<Result<_, _>>()?;
+                    Ok(((rows, version, members), Vec::new()))
+                })
+                .await?;
+            let mut messages = Vec::with_capacity(rows.len() + 1);
+            if version != self.version {
+                if self.version >= 0 {
+                    messages.push(Message::MembersChanged);
+                }
+                self.version = version;
+                self.watchers
+                    .watch_all(members, std::slice::from_ref(&self.node));
+            }
+            for row in rows {
+                self.acked = self.acked.max(row.seq);
+                match (row.kind, row.record, row.outcome) {
+                    (EXECUTE, Some(record), _) => {
+                        messages.push(Message::Execute(Box::new(decode(
+                            &row.request_id,
+                            &record,
+                        )?)));
+                    }
+                    (COMPLETED, Some(_), Some(outcome)) => messages.push(Message::Completed {
+                        id: RequestId(row.request_id.clone()),
+                        kind: kind_from_code(row.request_kind.unwrap_or(0)),
+                        outcome: decode(&row.request_id, &outcome)?,
+                    }),
+                    // The request is gone (purged, or completed after re-routing).
+                    _ => {}
+                }
+            }
+            if !messages.is_empty() {
+                return Ok(messages);
+            }
+            self.notify.notified().await;
+        }
+    }
+}

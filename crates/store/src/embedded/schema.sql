@@ -1,0 +1,51 @@
+-- The embedded store: one SQLite database shared by every kar process of the user.
+-- Every row carries its application name: applications never see each other's rows.
+
+CREATE TABLE IF NOT EXISTS members (
+    app TEXT NOT NULL,
+    node TEXT NOT NULL,
+    member BLOB NOT NULL,          -- postcard-encoded kar_protocol::Member
+    poke_port INTEGER NOT NULL,    -- loopback port woken after transitions
+    PRIMARY KEY (app, node)
+) WITHOUT ROWID;
+
+-- Names (services and actor types) offered by members: the routing table.
+CREATE TABLE IF NOT EXISTS offers (
+    app TEXT NOT NULL,
+    name TEXT NOT NULL,
+    node TEXT NOT NULL,
+    PRIMARY KEY (app, name, node)
+) WITHOUT ROWID;
+
+CREATE TABLE IF NOT EXISTS mesh (
+    app TEXT PRIMARY KEY,
+    version INTEGER NOT NULL       -- bumped by every join, leave and death
+) WITHOUT ROWID;
+
+-- One row per live request; rowid orders requests by arrival.
+CREATE TABLE IF NOT EXISTS requests (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    app TEXT NOT NULL,
+    id TEXT NOT NULL,
+    name TEXT NOT NULL,            -- routing name of the current target
+    status TEXT NOT NULL,          -- 'queued' | 'parked' | 'done'
+    kind INTEGER NOT NULL,         -- 0 call, 1 tell, 2 promise
+    assignee TEXT,                 -- executing node while queued
+    caller TEXT NOT NULL,
+    record BLOB NOT NULL,          -- postcard-encoded kar_protocol::Request
+    outcome BLOB,                  -- postcard-encoded kar_protocol::Outcome once done
+    UNIQUE (app, id)
+);
+CREATE INDEX IF NOT EXISTS requests_by_assignee ON requests (app, assignee, status);
+CREATE INDEX IF NOT EXISTS requests_by_caller ON requests (app, caller, status);
+CREATE INDEX IF NOT EXISTS requests_parked ON requests (app, status, name);
+
+-- Inboxes: kind 0 = execute request, 1 = request completed.
+CREATE TABLE IF NOT EXISTS inbox (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    app TEXT NOT NULL,
+    node TEXT NOT NULL,
+    kind INTEGER NOT NULL,
+    request_id TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS inbox_by_node ON inbox (app, node, seq);

@@ -1,0 +1,119 @@
+//! The kar store: every piece of durable state goes through the [`Store`] trait, a
+//! narrow set of *atomic transitions* (enqueue a request, complete it, join the mesh,
+//! ...), never raw get/put. Two engines implement it and pass one conformance suite:
+//!
+//! * [`embedded`]: SQLite in WAL mode under `$KAR_HOME`, shared by every `kar` process
+//!   of the user on the host; failure detection through OS file locks; wake-ups are
+//!   pokes over loopback TCP.
+//! * [`redis`]: Lua scripts over one hash tag per application; leases with a TTL;
+//!   inboxes are lists read with blocking pops.
+//!
+//! A store handle is scoped to one application: keys and rows of different
+//! applications never mix.
+
+pub mod embedded;
+mod error;
+mod message;
+pub mod redis;
+
+pub use error::StoreError;
+pub use message::{Message, Routing};
+
+use async_trait::async_trait;
+use kar_protocol::{Member, NodeId, Outcome, Request, RequestId};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// Which engine to open, and where.
+#[derive(Clone, Debug)]
+pub enum StoreConfig {
+    /// SQLite database `kar.db` in this directory (created if missing).
+    Embedded {
+        dir: PathBuf,
+    },
+    Redis(RedisConfig),
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct RedisConfig {
+    pub host: String,
+    pub port: u16,
+    pub user: Option<String>,
+    pub password: Option<String>,
+    pub tls: bool,
+    pub tls_skip_verify: bool,
+    /// Membership lease; a member that does not renew within it is dead.
+    pub lease: std::time::Duration,
+}
+
+/// Opens the store of application `app`.
+pub async fn open(config: &StoreConfig, app: &str) -> Result<Arc<dyn Store>, StoreError> {
+    match config {
+        StoreConfig::Embedded { dir } => Ok(Arc::new(embedded::EmbeddedStore::open(dir, app)?)),
+        StoreConfig::Redis(cfg) => Ok(Arc::new(redis::RedisStore::open(cfg, app).await?)),
+    }
+}
+
+/// The atomic transitions of one application's durable state.
+///
+/// Every method is one atomic step on the store: after a crash of any `kar` process
+/// either all of its effects are visible or none is.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    // ----- membership -----
+
+    /// Joins the mesh as `member` and returns its inbox. Requests parked for a name the
+    /// member offers are adopted by it in the same transition (they appear in the
+    /// inbox). Every other member receives [`Message::MembersChanged`].
+    async fn join(&self, member: &Member) -> Result<Box<dyn Inbox>, StoreError>;
+
+    /// Leaves the mesh. Requests still assigned to the node stay in the store (they are
+    /// recovered like those of a dead node).
+    async fn leave(&self, node: &NodeId) -> Result<(), StoreError>;
+
+    /// The live members.
+    async fn members(&self) -> Result<Vec<Member>, StoreError>;
+
+    // ----- requests -----
+
+    /// Persists a new request and routes it, in one transition: to a random live member
+    /// offering its target (the request is appended to that member's inbox), or, if
+    /// none offers it, parks it until one joins.
+    async fn enqueue(&self, request: &Request) -> Result<Routing, StoreError>;
+
+    /// Records the outcome of a request executed by `node`. For calls and promises the
+    /// outcome is kept and a [`Message::Completed`] goes to the caller's inbox; a tell
+    /// is simply finished. Completing a request that is already complete (or unknown)
+    /// does nothing and returns `false`.
+    async fn complete(
+        &self,
+        node: &NodeId,
+        id: &RequestId,
+        outcome: &Outcome,
+    ) -> Result<bool, StoreError>;
+
+    /// The caller has consumed these outcomes: the records can go.
+    async fn forget(&self, ids: &[RequestId]) -> Result<(), StoreError>;
+
+    /// Removes a request that is still parked (its start deadline passed). Returns
+    /// `false` if it was adopted by a member meanwhile (it then runs normally).
+    async fn expire_parked(&self, id: &RequestId) -> Result<bool, StoreError>;
+
+    // ----- administration -----
+
+    /// Deletes every record of this application (requests, members, state). Returns
+    /// the number of records deleted.
+    async fn purge(&self) -> Result<u64, StoreError>;
+
+    /// A short human description (`sqlite:/path/kar.db`, `redis://host:port`).
+    fn describe(&self) -> String;
+}
+
+/// The inbox of one member: the requests it must execute, the outcomes of requests
+/// it made, and membership changes, in the order they were appended.
+#[async_trait]
+pub trait Inbox: Send {
+    /// Waits until at least one message is available and takes every available one.
+    /// Cancel-safe: a cancelled call loses no message.
+    async fn recv(&mut self) -> Result<Vec<Message>, StoreError>;
+}
