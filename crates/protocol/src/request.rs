@@ -75,6 +75,10 @@ pub struct Request {
     pub deadline: Option<u64>,
     /// Tail-call step: 0 for the original request, k for its k-th continuation.
     pub step: u32,
+    /// Set on a service continuation of an actor tail call that named a method: a
+    /// `200` service reply is re-wrapped as `{"value": ...}` for the actor caller
+    /// (spec §4.3).
+    pub wrap_reply: bool,
 }
 
 impl Request {

@@ -142,6 +142,7 @@ impl Runtime {
             parent,
             deadline,
             step: 0,
+            wrap_reply: false,
         };
         let id = request.id.clone();
         let reply_rx = match kind {
