@@ -6,6 +6,7 @@
 pub mod duration;
 pub mod ids;
 pub mod member;
+pub mod paths;
 pub mod reply;
 pub mod request;
 pub mod time;

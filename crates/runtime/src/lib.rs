@@ -6,7 +6,9 @@
 
 mod app;
 mod config;
+mod envelope;
 mod error;
+mod locks;
 mod runtime;
 
 pub use app::{AppClient, AppError};
