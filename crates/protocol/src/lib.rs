@@ -3,6 +3,7 @@
 //!
 //! This crate does no I/O; the store persists these types and the runtime moves them.
 
+pub mod actor;
 pub mod duration;
 pub mod ids;
 pub mod member;
@@ -11,6 +12,7 @@ pub mod reply;
 pub mod request;
 pub mod time;
 
+pub use actor::{ActorRef, ActorState, StateUpdate, UpdateCounts};
 pub use duration::{format_go_duration, parse_go_duration, DurationError};
 pub use ids::{FlowId, NodeId, RequestId};
 pub use member::Member;

@@ -54,7 +54,10 @@ pub fn actor_method_path(actor_type: &str, id: &str, method: &str) -> String {
 
 /// The `session=<flow>:<request>` query passed to the app (spec §3.2, §3.3).
 pub fn session_query(flow: &str, request: &str) -> String {
-    format!("session={}", encode_query_value(&format!("{flow}:{request}")))
+    format!(
+        "session={}",
+        encode_query_value(&format!("{flow}:{request}"))
+    )
 }
 
 #[cfg(test)]
@@ -63,9 +66,18 @@ mod tests {
 
     #[test]
     fn odd_ids_are_one_segment() {
-        assert_eq!(actor_path("Foo", "a/b?c#d e"), "/kar/impl/v1/actor/Foo/a%2Fb%3Fc%23d%20e");
-        assert_eq!(actor_method_path("Foo", "1", "/m"), "/kar/impl/v1/actor/Foo/1/m");
-        assert_eq!(actor_method_path("Foo", "1", "a/b c"), "/kar/impl/v1/actor/Foo/1/a/b%20c");
+        assert_eq!(
+            actor_path("Foo", "a/b?c#d e"),
+            "/kar/impl/v1/actor/Foo/a%2Fb%3Fc%23d%20e"
+        );
+        assert_eq!(
+            actor_method_path("Foo", "1", "/m"),
+            "/kar/impl/v1/actor/Foo/1/m"
+        );
+        assert_eq!(
+            actor_method_path("Foo", "1", "a/b c"),
+            "/kar/impl/v1/actor/Foo/1/a/b%20c"
+        );
         assert_eq!(session_query("flow-1", "req-2"), "session=flow-1:req-2");
     }
 }

@@ -12,6 +12,10 @@ pub struct RuntimeConfig {
     pub runtime_port: u16,
     /// Start deadline of requests (`-missing_component_timeout`); `None` = no deadline.
     pub missing_component_timeout: Option<Duration>,
+    /// Longest wait in an actor's queue (`-actor_busy_timeout`); `None` = forever.
+    pub actor_busy_timeout: Option<Duration>,
+    /// Idle actor collection period (`-actor_collector_interval`); `None` = off.
+    pub actor_collector_interval: Option<Duration>,
 }
 
 impl RuntimeConfig {
@@ -22,6 +26,8 @@ impl RuntimeConfig {
             actors: Vec::new(),
             runtime_port: 0,
             missing_component_timeout: Some(Duration::from_secs(120)),
+            actor_busy_timeout: Some(Duration::from_secs(120)),
+            actor_collector_interval: Some(Duration::from_secs(10)),
         }
     }
 }

@@ -106,7 +106,9 @@ pub(crate) fn interpret(status: u16, body: &[u8]) -> Interpretation {
 pub(crate) fn wrap_value(body: &[u8]) -> Vec<u8> {
     let value = serde_json::from_slice::<Value>(body)
         .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(body).into_owned()));
-    serde_json::json!({ "value": value }).to_string().into_bytes()
+    serde_json::json!({ "value": value })
+        .to_string()
+        .into_bytes()
 }
 
 #[cfg(test)]
@@ -116,7 +118,10 @@ mod tests {
     #[test]
     fn plain_replies_are_final() {
         assert_eq!(interpret(200, br#"{"value":42}"#), Interpretation::Final);
-        assert_eq!(interpret(404, br#"{"tailCall":true}"#), Interpretation::Final);
+        assert_eq!(
+            interpret(404, br#"{"tailCall":true}"#),
+            Interpretation::Final
+        );
         assert_eq!(interpret(200, b"not json tailCall"), Interpretation::Final);
     }
 
@@ -155,7 +160,10 @@ mod tests {
         assert!(matches!(interpret(200, body), Interpretation::Malformed(_)));
         let body = br#"{"tailCall":true,"value":{"actorType":"A","actorId":"1","path":[1]}}"#;
         assert!(matches!(interpret(200, body), Interpretation::Malformed(_)));
-        assert_eq!(interpret(200, br#"{"tailCall":true,"value":{}}"#), Interpretation::Final);
+        assert_eq!(
+            interpret(200, br#"{"tailCall":true,"value":{}}"#),
+            Interpretation::Final
+        );
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! outcomes back to callers. It knows nothing of HTTP servers or of a particular
 //! store engine.
 
+mod actors;
 mod app;
 mod config;
 mod envelope;

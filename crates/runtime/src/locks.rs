@@ -139,8 +139,12 @@ mod tests {
     fn first_flow_is_granted_and_others_queue_in_order() {
         let mut t = LockTable::new();
         assert_eq!(t.acquire(&"a", &flow("f1")), Acquire::Granted);
-        let Acquire::Queued(t2) = t.acquire(&"a", &flow("f2")) else { panic!() };
-        let Acquire::Queued(t3) = t.acquire(&"a", &flow("f3")) else { panic!() };
+        let Acquire::Queued(t2) = t.acquire(&"a", &flow("f2")) else {
+            panic!()
+        };
+        let Acquire::Queued(t3) = t.acquire(&"a", &flow("f3")) else {
+            panic!()
+        };
         assert_eq!(t.release(&"a", &flow("f1")), vec![Grant { ticket: t2 }]);
         assert_eq!(t.holder(&"a"), Some(&flow("f2")));
         assert_eq!(t.release(&"a", &flow("f2")), vec![Grant { ticket: t3 }]);
@@ -152,7 +156,9 @@ mod tests {
     fn holder_flow_reenters_and_keeps_the_lock_until_its_last_release() {
         let mut t = LockTable::new();
         assert_eq!(t.acquire(&"a", &flow("f1")), Acquire::Granted);
-        let Acquire::Queued(t2) = t.acquire(&"a", &flow("f2")) else { panic!() };
+        let Acquire::Queued(t2) = t.acquire(&"a", &flow("f2")) else {
+            panic!()
+        };
         assert_eq!(t.acquire(&"a", &flow("f1")), Acquire::Granted);
         assert_eq!(t.release(&"a", &flow("f1")), vec![]);
         assert_eq!(t.holder(&"a"), Some(&flow("f1")));
@@ -170,8 +176,12 @@ mod tests {
     fn cancelled_ticket_is_skipped() {
         let mut t = LockTable::new();
         t.acquire(&"a", &flow("f1"));
-        let Acquire::Queued(t2) = t.acquire(&"a", &flow("f2")) else { panic!() };
-        let Acquire::Queued(t3) = t.acquire(&"a", &flow("f3")) else { panic!() };
+        let Acquire::Queued(t2) = t.acquire(&"a", &flow("f2")) else {
+            panic!()
+        };
+        let Acquire::Queued(t3) = t.acquire(&"a", &flow("f3")) else {
+            panic!()
+        };
         assert!(t.cancel(&"a", t2));
         assert_eq!(t.release(&"a", &flow("f1")), vec![Grant { ticket: t3 }]);
         // Already granted: cancel reports false and the holder must release.
@@ -182,9 +192,15 @@ mod tests {
     fn queued_requests_of_the_granted_flow_wait_their_turn() {
         let mut t = LockTable::new();
         t.acquire(&"a", &flow("f1"));
-        let Acquire::Queued(t2) = t.acquire(&"a", &flow("f2")) else { panic!() };
-        let Acquire::Queued(t3) = t.acquire(&"a", &flow("f3")) else { panic!() };
-        let Acquire::Queued(t4) = t.acquire(&"a", &flow("f2")) else { panic!() };
+        let Acquire::Queued(t2) = t.acquire(&"a", &flow("f2")) else {
+            panic!()
+        };
+        let Acquire::Queued(t3) = t.acquire(&"a", &flow("f3")) else {
+            panic!()
+        };
+        let Acquire::Queued(t4) = t.acquire(&"a", &flow("f2")) else {
+            panic!()
+        };
         assert_eq!(t.release(&"a", &flow("f1")), vec![Grant { ticket: t2 }]);
         assert_eq!(t.release(&"a", &flow("f2")), vec![Grant { ticket: t3 }]);
         assert_eq!(t.release(&"a", &flow("f3")), vec![Grant { ticket: t4 }]);

@@ -1,10 +1,14 @@
 //! One mesh member: makes requests on behalf of its component, executes the requests
 //! routed to it, and hands outcomes back to the callers waiting for them.
 
+use crate::actors::Actors;
+use crate::envelope::{self, Continuation, Interpretation};
 use crate::{AppClient, AwaitError, RuntimeConfig, RuntimeError};
+use bytes::Bytes;
+use kar_protocol::paths::{actor_method_path, actor_path, session_query};
 use kar_protocol::time::format_go_time;
 use kar_protocol::{
-    now_millis, FlowId, Invocation, Member, NodeId, Outcome, Reply, Request, RequestId,
+    now_millis, ActorRef, FlowId, Invocation, Member, NodeId, Outcome, Reply, Request, RequestId,
     RequestKind, Target,
 };
 use kar_store::{Inbox, Message, Routing, Store, StoreError};
@@ -47,6 +51,7 @@ pub struct Runtime {
     /// Requests being executed here; leaving the mesh waits for them.
     executing: AtomicUsize,
     executing_done: Notify,
+    actors: Actors,
 }
 
 /// Delay before retrying a store transition that failed because the store was
@@ -81,7 +86,11 @@ impl Runtime {
             shutting_down: watch::Sender::new(false),
             executing: AtomicUsize::new(0),
             executing_done: Notify::new(),
+            actors: Actors::new(),
         });
+        if let Some(interval) = runtime.config.actor_collector_interval {
+            tokio::spawn(runtime.clone().collect_idle(interval));
+        }
         tokio::spawn(runtime.clone().inbox_loop(inbox));
         tokio::spawn(runtime.clone().forget_loop(consumed_rx));
         tracing::info!(node = %runtime.node, store = %runtime.store.describe(), "joined the mesh");
@@ -340,41 +349,298 @@ impl Runtime {
     }
 
     async fn execute(self: Arc<Self>, request: Request) {
-        let now = now_millis();
-        let outcome =
-            if let Some(deadline) = request.deadline.filter(|_| request.deadline_passed(now)) {
-                Outcome::Failed(deadline_reason(deadline))
-            } else {
-                match &self.app {
-                    Some(app) => match app.invoke(&request.invocation).await {
-                        Ok(reply) => Outcome::Reply(reply),
-                        Err(e) => Outcome::Failed(e.to_string()),
-                    },
-                    None => Outcome::Failed(format!(
-                        "node {} has no component to serve {}",
-                        self.node,
-                        request.target.routing_name()
-                    )),
-                }
-            };
-        if request.kind == RequestKind::Tell {
-            match &outcome {
-                Outcome::Reply(reply) if !reply.is_success() => tracing::warn!(
-                    request = %request.id,
-                    "tell to {} answered {}: {}",
-                    request.target.routing_name(),
-                    reply.status,
-                    String::from_utf8_lossy(&reply.body)
-                ),
-                Outcome::Failed(reason) => {
-                    tracing::error!(request = %request.id, "tell failed: {reason}")
-                }
-                _ => {}
+        let outcome = match request.target.clone() {
+            Target::Service { .. } => Some(self.execute_service(&request).await),
+            Target::Actor { actor_type, id } => {
+                self.execute_actor(request.clone(), ActorRef::new(actor_type, id))
+                    .await
             }
+        };
+        // `None`: the request went on as a tail call; its last step completes it.
+        if let Some(outcome) = outcome {
+            if request.kind == RequestKind::Tell {
+                log_tell_outcome(&request, &outcome);
+            }
+            self.complete(&request.id, &outcome).await;
         }
-        self.complete(&request.id, &outcome).await;
         if self.executing.fetch_sub(1, Ordering::SeqCst) == 1 {
             self.executing_done.notify_waiters();
+        }
+    }
+
+    async fn execute_service(&self, request: &Request) -> Outcome {
+        if let Some(failed) = self.check_deadline(request) {
+            return failed;
+        }
+        let reply = match self.invoke_app(&request.invocation).await {
+            Ok(reply) => reply,
+            Err(failed) => return failed,
+        };
+        if request.wrap_reply && reply.status == 200 {
+            return Outcome::Reply(Reply::new(
+                200,
+                Some(KAR_JSON),
+                envelope::wrap_value(&reply.body),
+            ));
+        }
+        Outcome::Reply(reply)
+    }
+
+    /// Runs an actor request under the instance lock, following tail calls that keep
+    /// the lock. Returns `None` when the request continued elsewhere.
+    async fn execute_actor(
+        self: &Arc<Self>,
+        mut request: Request,
+        mut actor: ActorRef,
+    ) -> Option<Outcome> {
+        if let Some(failed) = self.check_deadline(&request) {
+            return Some(failed);
+        }
+        let flow = request.flow.clone();
+        if let Err(busy) = self
+            .actors
+            .acquire(&actor, &flow, self.config.actor_busy_timeout)
+            .await
+        {
+            return Some(Outcome::Failed(format!(
+                "Possible deadlock: timed out waiting in instance queue for {{{} {} {} {}}}",
+                actor.actor_type,
+                actor.id,
+                flow,
+                busy.holder.map(|f| f.0).unwrap_or_default()
+            )));
+        }
+        loop {
+            let step = self.run_actor_step(&request, &actor).await;
+            let (next, keep_lock) = match step {
+                Step::Done(outcome) => {
+                    self.actors.release(&actor, &flow);
+                    return Some(outcome);
+                }
+                Step::Continue(next, keep_lock) => (*next, keep_lock),
+            };
+            if let Err(e) = self.persist_tail_call(&next, keep_lock).await {
+                self.actors.release(&actor, &flow);
+                tracing::error!(request = %request.id, "tail call dropped: {e}");
+                return None;
+            }
+            if !keep_lock {
+                self.actors.release(&actor, &flow);
+                return None;
+            }
+            // Same instance, lock handed over: run the continuation here at once.
+            if let Target::Actor { actor_type, id } = &next.target {
+                actor = ActorRef::new(actor_type.clone(), id.clone());
+            }
+            request = next;
+        }
+    }
+
+    /// One step of an actor request: activation if needed, then the method (or the
+    /// removal of the actor).
+    async fn run_actor_step(&self, request: &Request, actor: &ActorRef) -> Step {
+        let session = session_query(&request.flow.0, &request.id.0);
+        if request.invocation.method == "DELETE" {
+            return Step::Done(self.remove_actor(actor).await);
+        }
+        if !self.actors.is_activated(actor) {
+            let activation = Invocation {
+                method: "GET".to_string(),
+                path: actor_path(&actor.actor_type, &actor.id),
+                query: Some(session.clone()),
+                headers: Vec::new(),
+                body: Bytes::new(),
+            };
+            match self.invoke_app(&activation).await {
+                Ok(reply) if reply.status >= 400 => return Step::Done(Outcome::Reply(reply)),
+                Ok(_) => self.actors.set_activated(actor, true),
+                Err(failed) => return Step::Done(failed),
+            }
+        }
+        let mut invocation = request.invocation.clone();
+        invocation.query = Some(session);
+        let reply = match self.invoke_app(&invocation).await {
+            Ok(reply) => reply,
+            Err(failed) => return Step::Done(failed),
+        };
+        match envelope::interpret(reply.status, &reply.body) {
+            Interpretation::Final => Step::Done(Outcome::Reply(reply)),
+            Interpretation::Malformed(reason) => Step::Done(Outcome::Reply(Reply::text(
+                500,
+                format!("malformed tail call: {reason}\n"),
+            ))),
+            Interpretation::TailCall(continuation) => {
+                let (next, keep_lock) = self.continuation(request, actor, continuation);
+                Step::Continue(Box::new(next), keep_lock)
+            }
+        }
+    }
+
+    /// The next step of `request`: same id, caller and flow; a new target.
+    fn continuation(
+        &self,
+        request: &Request,
+        actor: &ActorRef,
+        continuation: Continuation,
+    ) -> (Request, bool) {
+        let fresh_deadline = self
+            .config
+            .missing_component_timeout
+            .map(|t| now_millis() + t.as_millis() as u64);
+        let mut next = request.clone();
+        next.step += 1;
+        next.wrap_reply = false;
+        match continuation {
+            Continuation::Actor {
+                actor_type,
+                id,
+                path,
+                payload,
+                release_lock,
+            } => {
+                let keep_lock = !release_lock && actor.actor_type == actor_type && actor.id == id;
+                next.invocation = Invocation {
+                    method: "POST".to_string(),
+                    path: actor_method_path(&actor_type, &id, &path),
+                    query: None,
+                    headers: vec![("Content-Type".to_string(), KAR_JSON.to_string())],
+                    body: Bytes::from(payload),
+                };
+                next.target = Target::Actor { actor_type, id };
+                // A continuation holding the handed-over lock has no start deadline
+                // (spec §4.7); any other starts a new wait for its target.
+                next.deadline = if keep_lock { None } else { fresh_deadline };
+                (next, keep_lock)
+            }
+            Continuation::Service {
+                name,
+                path,
+                payload,
+                method,
+            } => {
+                let path = if path.starts_with('/') {
+                    path
+                } else {
+                    format!("/{path}")
+                };
+                next.invocation = Invocation {
+                    method: method.clone().unwrap_or_else(|| "GET".to_string()),
+                    path,
+                    query: None,
+                    headers: if method.is_some() {
+                        vec![("Content-Type".to_string(), "application/json".to_string())]
+                    } else {
+                        Vec::new()
+                    },
+                    body: Bytes::from(payload),
+                };
+                next.wrap_reply = method.is_some();
+                next.target = Target::Service { name };
+                next.deadline = fresh_deadline;
+                (next, false)
+            }
+        }
+    }
+
+    /// Completes the current step and enqueues the next one, in one transition;
+    /// retried while the store is unreachable.
+    async fn persist_tail_call(&self, next: &Request, local: bool) -> Result<(), StoreError> {
+        let mut retry = STORE_RETRY_INITIAL;
+        loop {
+            match self.store.tail_call(&self.node, next, local).await {
+                Ok(_) => return Ok(()),
+                Err(e) if e.is_retryable() => {
+                    tracing::error!(request = %next.id, "cannot record tail call (retrying in {retry:?}): {e}");
+                    tokio::time::sleep(retry).await;
+                    retry = (retry * 2).min(STORE_RETRY_MAX);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Removal of an actor (spec §2.2): deactivate it if active, then drop its state
+    /// and placement.
+    async fn remove_actor(&self, actor: &ActorRef) -> Outcome {
+        if self.actors.is_activated(actor) {
+            self.deactivate(actor).await;
+        }
+        match self.store.remove_actor(actor).await {
+            Ok(()) => Outcome::Reply(Reply::text(200, "OK")),
+            Err(e) => Outcome::Failed(format!("cannot remove actor: {e}")),
+        }
+    }
+
+    /// `DELETE /kar/impl/v1/actor/T/I` (spec §3.4). The instance counts as inactive
+    /// afterwards whatever the component answered.
+    async fn deactivate(&self, actor: &ActorRef) {
+        let invocation = Invocation {
+            method: "DELETE".to_string(),
+            path: actor_path(&actor.actor_type, &actor.id),
+            query: None,
+            headers: Vec::new(),
+            body: Bytes::new(),
+        };
+        self.actors.set_activated(actor, false);
+        match self.invoke_app(&invocation).await {
+            Ok(reply) if reply.status >= 400 => tracing::warn!(
+                "deactivation of {} {} answered {}",
+                actor.actor_type,
+                actor.id,
+                reply.status
+            ),
+            Ok(_) => {}
+            Err(Outcome::Failed(reason)) => tracing::warn!("deactivation failed: {reason}"),
+            Err(_) => {}
+        }
+    }
+
+    /// Deactivates instances idle for one collector interval (spec §4.1).
+    async fn collect_idle(self: Arc<Self>, interval: Duration) {
+        let mut ticker = tokio::time::interval(interval);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        ticker.tick().await;
+        loop {
+            tokio::select! {
+                _ = ticker.tick() => {}
+                _ = self.shutdown_started() => return,
+            }
+            for actor in self.actors.idle_instances(interval) {
+                let flow = FlowId(format!(
+                    "flow-deactivate-{}",
+                    FlowId::generate().0.trim_start_matches("flow-")
+                ));
+                if self.actors.try_acquire_idle(&actor, &flow) {
+                    self.deactivate(&actor).await;
+                    self.actors.release(&actor, &flow);
+                }
+            }
+        }
+    }
+
+    /// Actor instances activated in this runtime's component.
+    pub fn activated_actors(&self) -> Vec<ActorRef> {
+        self.actors.activated()
+    }
+
+    fn check_deadline(&self, request: &Request) -> Option<Outcome> {
+        let deadline = request.deadline?;
+        request
+            .deadline_passed(now_millis())
+            .then(|| Outcome::Failed(deadline_reason(deadline)))
+    }
+
+    /// Sends an invocation to this runtime's component.
+    async fn invoke_app(&self, invocation: &Invocation) -> Result<Reply, Outcome> {
+        match &self.app {
+            Some(app) => app
+                .invoke(invocation)
+                .await
+                .map_err(|e| Outcome::Failed(e.to_string())),
+            None => Err(Outcome::Failed(format!(
+                "node {} has no component",
+                self.node
+            ))),
         }
     }
 
@@ -406,6 +672,36 @@ impl Runtime {
             }
             batch.clear();
         }
+    }
+}
+
+/// Content type of actor method invocations and replies.
+const KAR_JSON: &str = "application/kar+json";
+
+/// What one actor step produced.
+enum Step {
+    Done(Outcome),
+    /// Continue with this request; `true` keeps the instance lock.
+    Continue(Box<Request>, bool),
+}
+
+fn log_tell_outcome(request: &Request, outcome: &Outcome) {
+    match outcome {
+        Outcome::Reply(reply) if !reply.is_success() => tracing::warn!(
+            request = %request.id,
+            "tell to {} answered {}: {}",
+            request.target.routing_name(),
+            reply.status,
+            String::from_utf8_lossy(&reply.body)
+        ),
+        Outcome::Reply(reply) if reply.body.starts_with(b"{\"error\":true") => tracing::warn!(
+            request = %request.id,
+            "tell to {} failed: {}",
+            request.target.routing_name(),
+            String::from_utf8_lossy(&reply.body)
+        ),
+        Outcome::Failed(reason) => tracing::error!(request = %request.id, "tell failed: {reason}"),
+        _ => {}
     }
 }
 
