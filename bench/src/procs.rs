@@ -1,0 +1,119 @@
+//! The processes of one benchmark run: a store (a temporary embedded directory or our
+//! own redis-server on a free port) and two sidecars (`kar run` without a command).
+
+use anyhow::{bail, Context, Result};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+use tokio::process::{Child, Command};
+
+pub fn default_kar_binary() -> PathBuf {
+    let exe = std::env::current_exe().unwrap_or_default();
+    // target/<profile>/kar-bench → target/<profile>/kar
+    exe.with_file_name("kar")
+}
+
+fn free_port() -> Result<u16> {
+    Ok(std::net::TcpListener::bind(("127.0.0.1", 0))?
+        .local_addr()?
+        .port())
+}
+
+pub struct Mesh {
+    processes: Vec<Child>,
+    _home: tempfile::TempDir,
+    pub client_port: u16,
+}
+
+impl Mesh {
+    pub async fn start(kar: &Path, store: &str, app_port: u16) -> Result<Mesh> {
+        let home = tempfile::tempdir()?;
+        let mut processes = Vec::new();
+        let mut env: Vec<(String, String)> =
+            vec![("KAR_HOME".into(), home.path().display().to_string())];
+        match store {
+            "embedded" => {}
+            "redis" => {
+                let port = free_port()?;
+                let redis = Command::new("redis-server")
+                    .args([
+                        "--port",
+                        &port.to_string(),
+                        "--bind",
+                        "127.0.0.1",
+                        "--save",
+                        "",
+                        "--appendonly",
+                        "no",
+                    ])
+                    .stdout(Stdio::null())
+                    .kill_on_drop(true)
+                    .spawn()
+                    .context("starting redis-server")?;
+                processes.push(redis);
+                wait_for_tcp(port).await?;
+                env.push(("REDIS_HOST".into(), "127.0.0.1".into()));
+                env.push(("REDIS_PORT".into(), port.to_string()));
+            }
+            other => bail!("unknown store {other} (embedded or redis)"),
+        }
+        let server_port = free_port()?;
+        let client_port = free_port()?;
+        for (port, extra) in [
+            (server_port, vec!["-service", "bench", "-actors", "Bench"]),
+            (client_port, vec![]),
+        ] {
+            let mut args = vec!["run", "-app", "bench", "-app_port"];
+            let app_port = app_port.to_string();
+            let runtime_port = port.to_string();
+            args.push(&app_port);
+            args.push("-runtime_port");
+            args.push(&runtime_port);
+            args.extend(extra);
+            let child = Command::new(kar)
+                .args(&args)
+                .envs(env.iter().cloned())
+                .stdout(Stdio::null())
+                .kill_on_drop(true)
+                .spawn()
+                .context("starting kar")?;
+            processes.push(child);
+            wait_for_tcp(port).await?;
+        }
+        Ok(Mesh {
+            processes,
+            _home: home,
+            client_port,
+        })
+    }
+
+    pub async fn stop(mut self) {
+        // Sidecars first (they leave the mesh), the store last.
+        while let Some(mut child) = self.processes.pop() {
+            if let Some(pid) = child.id() {
+                let _ = std::process::Command::new("kill")
+                    .args(["-TERM", &pid.to_string()])
+                    .status();
+            }
+            if tokio::time::timeout(Duration::from_secs(5), child.wait())
+                .await
+                .is_err()
+            {
+                let _ = child.kill().await;
+            }
+        }
+    }
+}
+
+async fn wait_for_tcp(port: u16) -> Result<()> {
+    for _ in 0..500 {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok()
+        {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    bail!("nothing listens on port {port} after 5 s")
+}
