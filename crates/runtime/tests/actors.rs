@@ -1,0 +1,337 @@
+//! Actor semantics of the runtime on the real embedded store, with an in-process
+//! component (an `AppClient` written here) instead of an HTTP app.
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use kar_protocol::paths::actor_method_path;
+use kar_protocol::{ActorRef, FlowId, Invocation, Reply, RequestKind, Target};
+use kar_runtime::{Accepted, AppClient, AppError, Runtime, RuntimeConfig, RuntimeError};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::time::Duration;
+
+/// A component hosting actor type `A` and `B`.
+#[derive(Default)]
+struct TestApp {
+    runtime: OnceLock<Weak<Runtime>>,
+    /// Invocations currently running per actor id, and the most ever seen at once.
+    running: Mutex<HashMap<String, usize>>,
+    max_overlap: AtomicUsize,
+    activations: AtomicUsize,
+    deactivations: AtomicUsize,
+    deactivated: tokio::sync::Notify,
+}
+
+fn json_reply(value: &str) -> Reply {
+    Reply::new(
+        200,
+        Some("application/kar+json"),
+        format!("{{\"value\":{value}}}"),
+    )
+}
+
+fn call_invocation(actor_type: &str, id: &str, method: &str, body: &str) -> Invocation {
+    Invocation {
+        method: "POST".into(),
+        path: actor_method_path(actor_type, id, method),
+        query: None,
+        headers: vec![("Content-Type".into(), "application/kar+json".into())],
+        body: Bytes::from(body.to_string()),
+    }
+}
+
+impl TestApp {
+    fn runtime(&self) -> Arc<Runtime> {
+        self.runtime
+            .get()
+            .and_then(Weak::upgrade)
+            .expect("runtime alive")
+    }
+
+    async fn nested_call(&self, flow: &str, actor_type: &str, id: &str, method: &str) -> Reply {
+        let result = self
+            .runtime()
+            .request(
+                Target::Actor {
+                    actor_type: actor_type.into(),
+                    id: id.into(),
+                },
+                call_invocation(actor_type, id, method, "[]"),
+                RequestKind::Call,
+                Some(FlowId::from(flow)),
+                None,
+            )
+            .await;
+        match result {
+            Ok(Accepted::Reply(reply)) => reply,
+            other => Reply::text(500, format!("nested call failed: {other:?}")),
+        }
+    }
+}
+
+#[async_trait]
+impl AppClient for TestApp {
+    async fn invoke(&self, invocation: &Invocation) -> Result<Reply, AppError> {
+        let rest = invocation
+            .path
+            .strip_prefix("/kar/impl/v1/actor/")
+            .unwrap_or("");
+        let parts: Vec<&str> = rest.split('/').collect();
+        let session = invocation.query.clone().unwrap_or_default();
+        let flow = session
+            .trim_start_matches("session=")
+            .split(':')
+            .next()
+            .unwrap_or("")
+            .to_string();
+        match (invocation.method.as_str(), parts.as_slice()) {
+            ("GET", [_, _]) => {
+                self.activations.fetch_add(1, Ordering::SeqCst);
+                Ok(Reply::new(201, Some("text/plain"), "created"))
+            }
+            ("DELETE", [_, _]) => {
+                self.deactivations.fetch_add(1, Ordering::SeqCst);
+                self.deactivated.notify_one();
+                Ok(Reply::new(200, Some("text/plain"), "deleted"))
+            }
+            ("POST", [t, id, method]) => {
+                let key = format!("{t}/{id}");
+                let now = {
+                    let mut running = self.running.lock().unwrap();
+                    let n = running.entry(key.clone()).or_default();
+                    *n += 1;
+                    *n
+                };
+                self.max_overlap.fetch_max(now, Ordering::SeqCst);
+                let reply = match *method {
+                    "echo" => json_reply(std::str::from_utf8(&invocation.body).unwrap_or("null")),
+                    "slow" => {
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                        json_reply("\"slow\"")
+                    }
+                    // A → B → A in one flow: must re-enter A.
+                    "reenter" => {
+                        // Leave the overlap count while we wait for the nested calls:
+                        // re-entrancy legitimately runs A again meanwhile.
+                        self.running
+                            .lock()
+                            .unwrap()
+                            .entry(key.clone())
+                            .and_modify(|n| *n -= 1);
+                        let reply = self.nested_call(&flow, "B", id, "callback").await;
+                        self.running
+                            .lock()
+                            .unwrap()
+                            .entry(key.clone())
+                            .and_modify(|n| *n += 1);
+                        reply
+                    }
+                    "callback" => self.nested_call(&flow, "A", id, "echo").await,
+                    // A self-call in a fresh flow deadlocks until the busy timeout.
+                    "selfcall" => self.nested_call(&FlowId::generate().0, t, id, "echo").await,
+                    "count" => {
+                        let n: u64 = std::str::from_utf8(&invocation.body)
+                            .ok()
+                            .and_then(|b| b.trim_matches(|c| c == '[' || c == ']').parse().ok())
+                            .unwrap_or(0);
+                        if n >= 10 {
+                            json_reply(&n.to_string())
+                        } else {
+                            let tail = format!(
+                                r#"{{"tailCall":true,"value":{{"actorType":"{t}","actorId":"{id}","path":"/count","payload":"[{}]"}}}}"#,
+                                n + 1
+                            );
+                            Reply::new(200, Some("application/kar+json"), tail)
+                        }
+                    }
+                    _ => Reply::text(
+                        404,
+                        format!("no {method} in actor with type {t} and id {id}"),
+                    ),
+                };
+                self.running
+                    .lock()
+                    .unwrap()
+                    .entry(key)
+                    .and_modify(|n| *n -= 1);
+                Ok(reply)
+            }
+            _ => Ok(Reply::text(404, "no route")),
+        }
+    }
+}
+
+async fn start(
+    dir: &std::path::Path,
+    app: &Arc<TestApp>,
+    tweak: impl FnOnce(&mut RuntimeConfig),
+) -> Arc<Runtime> {
+    let store = kar_store::open(
+        &kar_store::StoreConfig::Embedded {
+            dir: dir.to_path_buf(),
+        },
+        "actors-test",
+    )
+    .await
+    .expect("store");
+    let mut config = RuntimeConfig::new("actors-test");
+    config.actors = vec!["A".into(), "B".into()];
+    tweak(&mut config);
+    let runtime = Runtime::start(config, store, Some(app.clone() as Arc<dyn AppClient>))
+        .await
+        .expect("start");
+    let _ = app.runtime.set(Arc::downgrade(&runtime));
+    runtime
+}
+
+async fn call(
+    runtime: &Arc<Runtime>,
+    actor_type: &str,
+    id: &str,
+    method: &str,
+    body: &str,
+) -> Result<Reply, RuntimeError> {
+    match runtime
+        .request(
+            Target::Actor {
+                actor_type: actor_type.into(),
+                id: id.into(),
+            },
+            call_invocation(actor_type, id, method, body),
+            RequestKind::Call,
+            None,
+            None,
+        )
+        .await?
+    {
+        Accepted::Reply(reply) => Ok(reply),
+        Accepted::Queued(id) => panic!("call answered as queued {id}"),
+    }
+}
+
+#[tokio::test]
+async fn activation_then_method_and_unknown_method_relayed() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = Arc::new(TestApp::default());
+    let runtime = start(dir.path(), &app, |_| {}).await;
+    let reply = call(&runtime, "A", "1", "echo", "[42]").await.unwrap();
+    assert_eq!(reply.body, Bytes::from_static(b"{\"value\":[42]}"));
+    call(&runtime, "A", "1", "echo", "[1]").await.unwrap();
+    assert_eq!(app.activations.load(Ordering::SeqCst), 1, "activated once");
+    let reply = call(&runtime, "A", "1", "nope", "[]").await.unwrap();
+    assert_eq!(reply.status, 404);
+    assert_eq!(runtime.activated_actors(), vec![ActorRef::new("A", "1")]);
+}
+
+#[tokio::test]
+async fn reentrant_flow_does_not_deadlock() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = Arc::new(TestApp::default());
+    let runtime = start(dir.path(), &app, |_| {}).await;
+    let reply = tokio::time::timeout(
+        Duration::from_secs(10),
+        call(&runtime, "A", "x", "reenter", "[]"),
+    )
+    .await
+    .expect("no deadlock")
+    .unwrap();
+    assert_eq!(reply.status, 200, "{reply:?}");
+}
+
+#[tokio::test]
+async fn one_flow_at_a_time_per_instance() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = Arc::new(TestApp::default());
+    let runtime = start(dir.path(), &app, |_| {}).await;
+    let calls = (0..20).map(|_| call(&runtime, "A", "busy", "slow", "[]"));
+    for reply in futures::future::join_all(calls).await {
+        assert_eq!(reply.unwrap().status, 200);
+    }
+    assert_eq!(
+        app.max_overlap.load(Ordering::SeqCst),
+        1,
+        "invocations of one instance overlapped"
+    );
+}
+
+#[tokio::test]
+async fn ten_self_tail_calls_keep_the_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = Arc::new(TestApp::default());
+    let runtime = start(dir.path(), &app, |_| {}).await;
+    let reply = call(&runtime, "A", "t", "count", "[0]").await.unwrap();
+    assert_eq!(reply.body, Bytes::from_static(b"{\"value\":10}"));
+}
+
+#[tokio::test]
+async fn self_call_in_a_new_flow_hits_the_busy_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = Arc::new(TestApp::default());
+    let runtime = start(dir.path(), &app, |c| {
+        c.actor_busy_timeout = Some(Duration::from_millis(500))
+    })
+    .await;
+    let reply = call(&runtime, "A", "d", "selfcall", "[]").await.unwrap();
+    let body = String::from_utf8_lossy(&reply.body).to_string();
+    assert!(
+        body.contains("Possible deadlock: timed out waiting in instance queue"),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn removal_deactivates_and_drops_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = Arc::new(TestApp::default());
+    let runtime = start(dir.path(), &app, |_| {}).await;
+    let actor = ActorRef::new("A", "r");
+    call(&runtime, "A", "r", "echo", "[]").await.unwrap();
+    runtime
+        .store()
+        .state_set(&actor, "k", None, Bytes::from_static(b"1"))
+        .await
+        .unwrap();
+    let removal = Invocation {
+        method: "DELETE".into(),
+        path: kar_protocol::paths::actor_path("A", "r"),
+        query: None,
+        headers: vec![],
+        body: Bytes::new(),
+    };
+    let accepted = runtime
+        .request(
+            Target::Actor {
+                actor_type: "A".into(),
+                id: "r".into(),
+            },
+            removal,
+            RequestKind::Call,
+            None,
+            None,
+        )
+        .await
+        .unwrap();
+    assert!(matches!(accepted, Accepted::Reply(r) if r.status == 200));
+    assert_eq!(app.deactivations.load(Ordering::SeqCst), 1);
+    assert_eq!(
+        runtime.store().state_get(&actor, "k", None).await.unwrap(),
+        None
+    );
+    assert!(runtime.activated_actors().is_empty());
+}
+
+#[tokio::test]
+async fn idle_instances_are_deactivated() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = Arc::new(TestApp::default());
+    let runtime = start(dir.path(), &app, |c| {
+        c.actor_collector_interval = Some(Duration::from_millis(100))
+    })
+    .await;
+    call(&runtime, "A", "idle", "echo", "[]").await.unwrap();
+    tokio::time::timeout(Duration::from_secs(5), app.deactivated.notified())
+        .await
+        .expect("idle instance never deactivated");
+    assert!(runtime.activated_actors().is_empty());
+}
