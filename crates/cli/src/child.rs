@@ -1,0 +1,180 @@
+//! The application component launched by `kar run -- COMMAND` (spec §5.3): it inherits
+//! our environment and stdin, and its stdout/stderr lines are relayed to our stdout as
+//! `<timestamp> [STDOUT] <line>` / `[STDERR] <line>`.
+
+use crate::logging;
+use std::io::{BufRead, BufReader, Read};
+use std::process::{ExitStatus, Stdio};
+use std::time::Duration;
+use tokio::process::{Child, Command};
+use tokio::sync::oneshot;
+
+/// Longest line relayed as one log line; longer ones are split. Go's scanner stops
+/// the relay at 64 KiB instead; splitting keeps the output flowing with bounded memory.
+const MAX_LINE: usize = 1 << 20;
+
+/// How long to wait, once the child has exited, for the rest of its output. Only a
+/// grandchild that inherited the pipes can hold them open longer.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
+
+pub struct RunningChild {
+    child: Child,
+    relays: Vec<oneshot::Receiver<()>>,
+}
+
+/// Starts `command` (program and arguments) with `extra_env` added to our environment.
+pub fn spawn(command: &[String], extra_env: &[(&str, String)]) -> std::io::Result<RunningChild> {
+    let (program, args) = command
+        .split_first()
+        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidInput, "empty command"))?;
+    let mut child = Command::new(program)
+        .args(args)
+        .envs(extra_env.iter().map(|(k, v)| (*k, v.as_str())))
+        .stdin(Stdio::inherit())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    let mut relays = Vec::new();
+    if let Some(out) = child.stdout.take() {
+        relays.push(relay(out.into_owned_fd()?, "STDOUT"));
+    }
+    if let Some(err) = child.stderr.take() {
+        relays.push(relay(err.into_owned_fd()?, "STDERR"));
+    }
+    Ok(RunningChild { child, relays })
+}
+
+impl RunningChild {
+    /// Waits for the child to exit, then for its remaining output to be relayed.
+    /// Cancel-safe: the child keeps running if the future is dropped.
+    pub async fn wait(&mut self) -> std::io::Result<ExitStatus> {
+        let status = self.child.wait().await?;
+        let drained = futures_join(std::mem::take(&mut self.relays));
+        if tokio::time::timeout(DRAIN_TIMEOUT, drained).await.is_err() {
+            tracing::debug!(
+                "the service's output is still open after it exited; not waiting for it"
+            );
+        }
+        Ok(status)
+    }
+
+    /// Kills the child with SIGKILL (spec §4.9: no grace period on SIGINT/SIGTERM).
+    pub fn kill(&mut self) {
+        if let Err(e) = self.child.start_kill() {
+            // Already reaped or gone: nothing left to kill.
+            tracing::debug!("cannot kill the service: {e}");
+        }
+    }
+}
+
+async fn futures_join(relays: Vec<oneshot::Receiver<()>>) {
+    for relay in relays {
+        // An error only means the relay thread ended without saying so.
+        let _ = relay.await;
+    }
+}
+
+/// The exit code `kar run` reports for the child: its own, or 0 when a signal ended it.
+pub fn exit_code(status: &ExitStatus) -> i32 {
+    status.code().unwrap_or(0)
+}
+
+/// Relays `stream` line by line on a thread of its own, so that a slow stdout never
+/// blocks the async runtime. The receiver resolves at end of stream.
+fn relay(stream: impl Into<std::fs::File>, tag: &'static str) -> oneshot::Receiver<()> {
+    let (done_tx, done_rx) = oneshot::channel();
+    let file: std::fs::File = stream.into();
+    let spawned = std::thread::Builder::new()
+        .name(format!("relay-{}", tag.to_ascii_lowercase()))
+        .spawn(move || {
+            relay_lines(file, |line| logging::write_line(tag, line));
+            let _ = done_tx.send(());
+        });
+    if let Err(e) = spawned {
+        tracing::error!("cannot relay the service's {tag}: {e}");
+    }
+    done_rx
+}
+
+/// Calls `emit` with every line of `input` (without its `\n` or `\r\n`), splitting
+/// lines longer than [`MAX_LINE`]; a last line without newline is emitted too.
+fn relay_lines(input: impl Read, mut emit: impl FnMut(&[u8])) {
+    let mut reader = BufReader::new(input);
+    let mut line = Vec::new();
+    loop {
+        let buf = match reader.fill_buf() {
+            Ok(buf) => buf,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                tracing::debug!("stopped reading the service's output: {e}");
+                break;
+            }
+        };
+        if buf.is_empty() {
+            if !line.is_empty() {
+                emit(&line);
+            }
+            return;
+        }
+        let room = MAX_LINE - line.len();
+        let (take, complete) = match buf.iter().take(room).position(|b| *b == b'\n') {
+            Some(pos) => (pos + 1, true),
+            None => (buf.len().min(room), buf.len() >= room),
+        };
+        line.extend_from_slice(&buf[..take]);
+        reader.consume(take);
+        if complete {
+            if line.last() == Some(&b'\n') {
+                line.pop();
+                if line.last() == Some(&b'\r') {
+                    line.pop();
+                }
+            }
+            emit(&line);
+            line.clear();
+        }
+    }
+    if !line.is_empty() {
+        emit(&line);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lines(input: &[u8]) -> Vec<Vec<u8>> {
+        let mut out = Vec::new();
+        relay_lines(input, |l| out.push(l.to_vec()));
+        out
+    }
+
+    #[test]
+    fn splits_lines() {
+        assert_eq!(
+            lines(b"a\nb\r\n\nc"),
+            vec![b"a".to_vec(), b"b".to_vec(), vec![], b"c".to_vec()]
+        );
+        assert!(lines(b"").is_empty());
+        assert_eq!(lines(b"\xff\xfe\n"), vec![b"\xff\xfe".to_vec()]);
+    }
+
+    #[test]
+    fn splits_overlong_lines() {
+        let mut input = vec![b'x'; MAX_LINE + 10];
+        input.push(b'\n');
+        let out = lines(&input);
+        assert_eq!(out.len(), 2);
+        assert_eq!(out[0].len(), MAX_LINE);
+        assert_eq!(out[1].len(), 10);
+    }
+
+    #[test]
+    fn exit_codes() {
+        use std::os::unix::process::ExitStatusExt;
+        assert_eq!(exit_code(&ExitStatus::from_raw(3 << 8)), 3);
+        assert_eq!(exit_code(&ExitStatus::from_raw(0)), 0);
+        // Killed by SIGKILL.
+        assert_eq!(exit_code(&ExitStatus::from_raw(9)), 0);
+    }
+}

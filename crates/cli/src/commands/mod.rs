@@ -1,0 +1,179 @@
+//! The `kar` commands (spec §5): their descriptions, flags and implementations.
+
+mod drain;
+mod get;
+mod invoke;
+mod purge;
+mod rest;
+mod run;
+mod version;
+
+use crate::config::GlobalConfig;
+use crate::flags::{Flag, Matches};
+use anyhow::{Context as _, Result};
+use kar_runtime::{Runtime, RuntimeConfig};
+use kar_store::Store;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// What `kar COMMAND -h` and the top-level usage say about a command.
+pub struct CommandSpec {
+    pub name: &'static str,
+    /// One line for the top-level usage.
+    pub summary: &'static str,
+    pub usage: &'static str,
+    pub description: &'static str,
+    /// The command's own flags (listed under "Options:").
+    pub flags: &'static [&'static Flag],
+    /// Whether the global flags apply.
+    pub global_flags: bool,
+}
+
+pub const RUN: CommandSpec = CommandSpec {
+    name: "run",
+    summary: "run application component",
+    usage: "kar run [OPTIONS] [-- COMMAND ARGS...]",
+    description: "Run a sidecar for an application component, and launch COMMAND (the component)\n\
+                  beside it, if given. Without COMMAND the sidecar runs until it is interrupted\n\
+                  or shut down.",
+    flags: run::FLAGS,
+    global_flags: true,
+};
+
+pub const GET: CommandSpec = CommandSpec {
+    name: "get",
+    summary: "query running application",
+    usage: "kar get [OPTIONS]",
+    description: "Query the state of a running application: its sidecars (-s sidecars) or its\nactors (-s actors).",
+    flags: get::FLAGS,
+    global_flags: true,
+};
+
+pub const INVOKE: CommandSpec = CommandSpec {
+    name: "invoke",
+    summary: "invoke actor instance",
+    usage: "kar invoke [OPTIONS] ACTOR_TYPE ACTOR_ID METHOD [ARGS...]",
+    description: "Invoke METHOD on the actor instance ACTOR_TYPE[ACTOR_ID]; each ARG is a JSON value\n(or a string).",
+    flags: invoke::FLAGS,
+    global_flags: true,
+};
+
+pub const REST: CommandSpec = CommandSpec {
+    name: "rest",
+    summary: "perform a REST operation on a service endpoint",
+    usage: "kar rest [OPTIONS] REST_METHOD SERVICE_NAME PATH [REQUEST_BODY]",
+    description: "Perform a REST operation (GET, POST, ...) on PATH of the service SERVICE_NAME and\nprint the response.",
+    flags: rest::FLAGS,
+    global_flags: true,
+};
+
+pub const PURGE: CommandSpec = CommandSpec {
+    name: "purge",
+    summary: "purge application messages and state",
+    usage: "kar purge [OPTIONS]",
+    description: "Delete every pending request and all the state of the application. Use only when\nno component of the application is running.",
+    flags: &[],
+    global_flags: true,
+};
+
+pub const DRAIN: CommandSpec = CommandSpec {
+    name: "drain",
+    summary: "drain application messages",
+    usage: "kar drain [OPTIONS]",
+    description: "Delete the pending requests of the application, preserving actor state.",
+    flags: &[],
+    global_flags: true,
+};
+
+pub const VERSION: CommandSpec = CommandSpec {
+    name: "version",
+    summary: "print version",
+    usage: "kar version",
+    description: "Print the version of kar.",
+    flags: &[],
+    global_flags: false,
+};
+
+pub const HELP: CommandSpec = CommandSpec {
+    name: "help",
+    summary: "print help message",
+    usage: "kar help [COMMAND]",
+    description: "Print the usage of kar, or of COMMAND.",
+    flags: &[],
+    global_flags: false,
+};
+
+/// Every command, in the order of the top-level usage.
+pub const COMMANDS: &[&CommandSpec] =
+    &[&RUN, &GET, &INVOKE, &REST, &PURGE, &DRAIN, &VERSION, &HELP];
+
+pub fn find(name: &str) -> Option<&'static CommandSpec> {
+    COMMANDS.iter().copied().find(|c| c.name == name)
+}
+
+/// What a command gets to work with.
+pub struct Context {
+    pub matches: Matches,
+    pub global: GlobalConfig,
+}
+
+/// Runs a command whose flags were parsed; the result is the process exit code.
+/// An error ends the process with a `[FATAL]` line and exit code 1.
+pub async fn execute(spec: &CommandSpec, ctx: Context) -> Result<i32> {
+    match spec.name {
+        "run" => run::run(ctx).await,
+        "get" => get::run(ctx).await,
+        "invoke" => invoke::run(ctx).await,
+        "rest" => rest::run(ctx).await,
+        "purge" => purge::run(ctx).await,
+        "drain" => drain::run(ctx).await,
+        other => anyhow::bail!("no implementation for command {other}"),
+    }
+}
+
+pub use version::print as print_version;
+
+/// Opens the application's store.
+async fn open_store(global: &GlobalConfig) -> Result<Arc<dyn Store>> {
+    kar_store::open(&global.store, &global.app)
+        .await
+        .context("cannot open the store")
+}
+
+/// Joins the mesh as a member without a component (service `kar.none`), as the
+/// commands that talk to running applications do.
+async fn join_as_client(
+    global: &GlobalConfig,
+    missing_component_timeout: Option<Duration>,
+) -> Result<Arc<Runtime>> {
+    let store = open_store(global).await?;
+    let mut config = RuntimeConfig::new(global.app.clone());
+    config.missing_component_timeout = missing_component_timeout;
+    Runtime::start(config, store, None)
+        .await
+        .context("cannot join the mesh")
+}
+
+/// SIGINT and SIGTERM.
+pub struct Signals {
+    interrupt: tokio::signal::unix::Signal,
+    terminate: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    pub fn new() -> Result<Signals> {
+        use tokio::signal::unix::{signal, SignalKind};
+        Ok(Signals {
+            interrupt: signal(SignalKind::interrupt()).context("cannot handle SIGINT")?,
+            terminate: signal(SignalKind::terminate()).context("cannot handle SIGTERM")?,
+        })
+    }
+
+    /// Resolves at the next SIGINT or SIGTERM, with its name.
+    pub async fn recv(&mut self) -> &'static str {
+        tokio::select! {
+            _ = self.interrupt.recv() => "SIGINT",
+            _ = self.terminate.recv() => "SIGTERM",
+        }
+    }
+}

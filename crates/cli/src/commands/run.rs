@@ -1,0 +1,395 @@
+//! `kar run [OPTIONS] [-- COMMAND ARGS...]` (spec §5.3): a sidecar beside one
+//! application component.
+
+use super::{open_store, Context, Signals};
+use crate::child;
+use crate::config::{self, optional_duration, ProcessEnv};
+use crate::flags::{Flag, Kind, Matches};
+use crate::logging;
+use anyhow::{anyhow, Context as _, Result};
+use kar_runtime::{Runtime, RuntimeConfig};
+use kar_sidecar::{serve, AppClientConfig, HttpAppClient, ServerConfig, ServerHandle};
+use std::net::Ipv4Addr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+
+const SERVICE: Flag = Flag::new(
+    "service",
+    Kind::String,
+    "kar.none",
+    "The name of the service provided by this component",
+);
+const ACTORS: Flag = Flag::new(
+    "actors",
+    Kind::String,
+    "",
+    "The actor types provided by this component, separated by commas",
+);
+const APP_PORT: Flag = Flag::new(
+    "app_port",
+    Kind::Int,
+    "8080",
+    "The port used by the sidecar to connect to the component ($KAR_APP_PORT when left at 8080)",
+);
+const RUNTIME_PORT: Flag = Flag::new(
+    "runtime_port",
+    Kind::Int,
+    "0",
+    "The port used by the component to connect to the sidecar ($KAR_RUNTIME_PORT when 0;\nrandom if that is unset too)",
+);
+const ACTOR_COLLECTOR_INTERVAL: Flag = Flag::new(
+    "actor_collector_interval",
+    Kind::Duration,
+    "10s",
+    "Actor collector interval (0 disables idle actor collection)",
+);
+const ACTOR_REMINDER_INTERVAL: Flag = Flag::new(
+    "actor_reminder_interval",
+    Kind::Duration,
+    "100ms",
+    "Actor reminder processing interval",
+);
+const ACTOR_REMINDER_ACCEPTABLE_DELAY: Flag = Flag::new(
+    "actor_reminder_acceptable_delay",
+    Kind::Duration,
+    "3s",
+    "Log a warning when a reminder fires later than this",
+);
+const ACTOR_BUSY_TIMEOUT: Flag = Flag::new(
+    "actor_busy_timeout",
+    Kind::Duration,
+    "2m",
+    "Time to wait on a busy actor before timing out (0 is infinite)",
+);
+pub(super) const MISSING_COMPONENT_TIMEOUT: Flag = Flag::new(
+    "missing_component_timeout",
+    Kind::Duration,
+    "2m",
+    "Time to wait for a missing service or actor type before failing a request (0 is infinite)",
+);
+const H2C: Flag = Flag::new(
+    "h2c",
+    Kind::Bool,
+    "false",
+    "Use HTTP/2 without TLS (prior knowledge) to talk to the component",
+);
+const KUBERNETES_MODE: Flag = Flag::new(
+    "kubernetes_mode",
+    Kind::Bool,
+    "false",
+    "Listen on all network interfaces instead of 127.0.0.1",
+);
+const SIDECAR_MODE: Flag = Flag::new(
+    "sidecar_mode",
+    Kind::Bool,
+    "false",
+    "Run as a sidecar container (accepted, unused)",
+);
+const HOSTNAME: Flag = Flag::new(
+    "hostname",
+    Kind::String,
+    "localhost",
+    "Hostname (accepted, unused)",
+);
+const CANCEL: Flag = Flag::new(
+    "cancel",
+    Kind::Bool,
+    "false",
+    "Do not execute recovered calls whose caller is gone",
+);
+
+pub const FLAGS: &[&Flag] = &[
+    &SERVICE,
+    &ACTORS,
+    &APP_PORT,
+    &RUNTIME_PORT,
+    &ACTOR_COLLECTOR_INTERVAL,
+    &ACTOR_REMINDER_INTERVAL,
+    &ACTOR_REMINDER_ACCEPTABLE_DELAY,
+    &ACTOR_BUSY_TIMEOUT,
+    &MISSING_COMPONENT_TIMEOUT,
+    &H2C,
+    &KUBERNETES_MODE,
+    &SIDECAR_MODE,
+    &HOSTNAME,
+    &CANCEL,
+];
+
+/// Bound on leaving the mesh. Leaving waits for the requests executing here; when the
+/// component is gone they cannot finish, and the store recovers them after we exit
+/// anyway, so waiting longer only delays the exit.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// The options of `kar run` beyond the global ones.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RunOptions {
+    pub service: String,
+    pub actors: Vec<String>,
+    pub app_port: u16,
+    pub runtime_port: u16,
+    pub missing_component_timeout: Option<Duration>,
+    pub h2c: bool,
+    pub kubernetes_mode: bool,
+    /// The component's command line; empty when none was given.
+    pub command: Vec<String>,
+    // The actor options below are validated now and consumed once the runtime hosts
+    // actors.
+    pub actor_collector_interval: Option<Duration>,
+    pub actor_reminder_interval: Option<Duration>,
+    pub actor_reminder_acceptable_delay: Option<Duration>,
+    pub actor_busy_timeout: Option<Duration>,
+    pub cancel: bool,
+}
+
+impl RunOptions {
+    pub fn from_matches(m: &Matches, env: &dyn config::Env) -> Result<RunOptions> {
+        let actors = m
+            .str("actors")
+            .split(',')
+            .map(str::trim)
+            .filter(|a| !a.is_empty())
+            .map(str::to_string)
+            .collect();
+        Ok(RunOptions {
+            service: m.str("service").to_string(),
+            actors,
+            app_port: config::app_port(m.int("app_port"), env)?,
+            runtime_port: config::runtime_port(m.int("runtime_port"), env)?,
+            missing_component_timeout: optional_duration(m.duration("missing_component_timeout")),
+            h2c: m.bool("h2c"),
+            kubernetes_mode: m.bool("kubernetes_mode"),
+            command: m.args.clone(),
+            actor_collector_interval: optional_duration(m.duration("actor_collector_interval")),
+            actor_reminder_interval: optional_duration(m.duration("actor_reminder_interval")),
+            actor_reminder_acceptable_delay: optional_duration(
+                m.duration("actor_reminder_acceptable_delay"),
+            ),
+            actor_busy_timeout: optional_duration(m.duration("actor_busy_timeout")),
+            cancel: m.bool("cancel"),
+        })
+    }
+}
+
+pub async fn run(ctx: Context) -> Result<i32> {
+    let options = RunOptions::from_matches(&ctx.matches, &ProcessEnv)?;
+    let global = &ctx.global;
+    tracing::warn!("starting...");
+    let mut signals = Signals::new()?;
+
+    // The store first: an unreachable store is the most common set-up error, and it
+    // must be reported before anything else starts.
+    let store = open_store(global).await?;
+
+    // Bind before joining the mesh, so a port conflict leaves no trace in the mesh,
+    // and before launching the component, which may connect right away (spec §1.1).
+    let ip = if options.kubernetes_mode {
+        Ipv4Addr::UNSPECIFIED
+    } else {
+        Ipv4Addr::LOCALHOST
+    };
+    let listener = TcpListener::bind((ip, options.runtime_port))
+        .await
+        .map_err(|e| anyhow!("TCP listener failed: {e}"))?;
+    let runtime_port = listener
+        .local_addr()
+        .map_err(|e| anyhow!("TCP listener failed: {e}"))?
+        .port();
+
+    let mut runtime_config = RuntimeConfig::new(global.app.clone());
+    runtime_config.service = options.service.clone();
+    runtime_config.actors = options.actors.clone();
+    runtime_config.runtime_port = runtime_port;
+    runtime_config.missing_component_timeout = options.missing_component_timeout;
+    // Components without -service still host `kar.none`, so they get an app client too.
+    let app = HttpAppClient::new(AppClientConfig {
+        app_port: options.app_port,
+        h2c: options.h2c,
+        request_retry_limit: global.request_retry_limit(),
+    });
+    let runtime = Runtime::start(runtime_config, store, Some(Arc::new(app)))
+        .await
+        .context("cannot join the mesh")?;
+    let server = serve(listener, runtime.clone(), ServerConfig::default());
+    tracing::info!(
+        "KAR_RUNTIME_PORT={runtime_port} KAR_APP_PORT={}",
+        options.app_port
+    );
+
+    if options.command.is_empty() {
+        tokio::select! {
+            _ = runtime.shutdown_started() => {}
+            name = signals.recv() => tracing::info!("received {name}"),
+        }
+        leave(&runtime, server, &mut signals).await;
+        tracing::warn!("exiting...");
+        return Ok(0);
+    }
+
+    tracing::info!("launching service...");
+    let env = [
+        ("KAR_RUNTIME_PORT", runtime_port.to_string()),
+        ("KAR_APP_PORT", options.app_port.to_string()),
+        (
+            "KAR_REQUEST_TIMEOUT",
+            global.request_timeout_millis().to_string(),
+        ),
+    ];
+    let mut child = match child::spawn(&options.command, &env) {
+        Ok(child) => child,
+        Err(e) => {
+            logging::fatal(&format!(
+                "failed to start service {}: {e}",
+                options.command[0]
+            ));
+            leave(&runtime, server, &mut signals).await;
+            return Ok(1);
+        }
+    };
+
+    let code = tokio::select! {
+        status = child.wait() => {
+            let code = report_exit(status);
+            leave(&runtime, server, &mut signals).await;
+            code
+        }
+        _ = runtime.shutdown_started() => {
+            // Spec §4.9: a cooperative shutdown leaves the mesh but lets the component
+            // exit on its own (the SDKs call shutdown and then exit).
+            leave(&runtime, server, &mut signals).await;
+            tokio::select! {
+                status = child.wait() => report_exit(status),
+                name = signals.recv() => {
+                    tracing::info!("received {name}");
+                    interrupt(&mut child).await
+                }
+            }
+        }
+        name = signals.recv() => {
+            tracing::info!("received {name}");
+            let code = interrupt(&mut child).await;
+            leave(&runtime, server, &mut signals).await;
+            code
+        }
+    };
+    tracing::warn!("exiting...");
+    Ok(code)
+}
+
+/// Kills the component at once (spec §4.9) and returns the exit code for it.
+async fn interrupt(child: &mut child::RunningChild) -> i32 {
+    child.kill();
+    match child.wait().await {
+        Ok(_) => tracing::info!("service was interrupted"),
+        Err(e) => tracing::error!("cannot wait for the service: {e}"),
+    }
+    0
+}
+
+/// Logs how the component ended and returns the exit code for it.
+fn report_exit(status: std::io::Result<std::process::ExitStatus>) -> i32 {
+    match status {
+        Ok(status) => {
+            match status.code() {
+                Some(0) => tracing::info!("service exited normally"),
+                Some(code) => tracing::info!("service exited with status code {code}"),
+                None => tracing::info!("service was interrupted"),
+            }
+            child::exit_code(&status)
+        }
+        Err(e) => {
+            tracing::error!("cannot wait for the service: {e}");
+            1
+        }
+    }
+}
+
+/// Cooperative shutdown: stop serving (in-flight calls get 503) and leave the mesh.
+/// A second signal abandons it.
+async fn leave(runtime: &Arc<Runtime>, server: ServerHandle, signals: &mut Signals) {
+    let both = async {
+        tokio::join!(runtime.shutdown(), server.shutdown());
+    };
+    tokio::select! {
+        finished = tokio::time::timeout(SHUTDOWN_GRACE, both) => {
+            if finished.is_err() {
+                tracing::warn!("requests still executing after {SHUTDOWN_GRACE:?}; exiting anyway");
+            }
+        }
+        name = signals.recv() => tracing::warn!("received {name} during shutdown; exiting now"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::GLOBAL_FLAGS;
+    use crate::flags::parse;
+
+    struct NoEnv;
+    impl config::Env for NoEnv {
+        fn get(&self, _: &str) -> Option<String> {
+            None
+        }
+    }
+
+    fn options(args: &[&str]) -> RunOptions {
+        let flags: Vec<&Flag> = FLAGS.iter().chain(GLOBAL_FLAGS).copied().collect();
+        let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        RunOptions::from_matches(&parse(&flags, &args).unwrap(), &NoEnv).unwrap()
+    }
+
+    #[test]
+    fn defaults() {
+        let o = options(&[]);
+        assert_eq!(o.service, "kar.none");
+        assert!(o.actors.is_empty());
+        assert_eq!(o.app_port, 8080);
+        assert_eq!(o.runtime_port, 0);
+        assert_eq!(o.missing_component_timeout, Some(Duration::from_secs(120)));
+        assert_eq!(o.actor_collector_interval, Some(Duration::from_secs(10)));
+        assert_eq!(o.actor_reminder_interval, Some(Duration::from_millis(100)));
+        assert_eq!(
+            o.actor_reminder_acceptable_delay,
+            Some(Duration::from_secs(3))
+        );
+        assert_eq!(o.actor_busy_timeout, Some(Duration::from_secs(120)));
+        assert!(!o.h2c && !o.kubernetes_mode && !o.cancel);
+        assert!(o.command.is_empty());
+    }
+
+    #[test]
+    fn explicit_values_and_command() {
+        let o = options(&[
+            "-service",
+            "greeter",
+            "-actors",
+            "A, B,,C",
+            "-app_port=9000",
+            "-runtime_port",
+            "3500",
+            "-missing_component_timeout",
+            "0",
+            "-actor_busy_timeout=1m30s",
+            "-h2c",
+            "-kubernetes_mode",
+            "--",
+            "node",
+            "-v",
+            "server.js",
+        ]);
+        assert_eq!(o.service, "greeter");
+        assert_eq!(o.actors, vec!["A", "B", "C"]);
+        assert_eq!(o.app_port, 9000);
+        assert_eq!(o.runtime_port, 3500);
+        assert_eq!(o.missing_component_timeout, None);
+        assert_eq!(o.actor_busy_timeout, Some(Duration::from_secs(90)));
+        assert!(o.h2c && o.kubernetes_mode);
+        assert_eq!(o.command, vec!["node", "-v", "server.js"]);
+        // Without `--` the command starts at the first positional argument.
+        assert_eq!(
+            options(&["-app", "x", "sh", "-c", "true"]).command,
+            vec!["sh", "-c", "true"]
+        );
+    }
+}
