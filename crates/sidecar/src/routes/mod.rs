@@ -1,0 +1,110 @@
+//! Request handlers, one module per route family of spec §2.
+
+mod actor;
+mod await_;
+mod events;
+mod reminders;
+mod service;
+mod state;
+mod system;
+
+use crate::reply::{self, Response};
+use crate::router::{self, ActorRoute, Route, RouteError};
+use crate::server::Ctx;
+use http::header::PRAGMA;
+use http::{HeaderMap, StatusCode};
+use hyper::body::Incoming;
+use kar_protocol::RequestKind;
+
+pub(crate) type Request = http::Request<Incoming>;
+
+pub(crate) async fn dispatch(ctx: &Ctx, request: Request) -> Response {
+    let route = match router::route(request.method(), request.uri().path()) {
+        Ok(route) => route,
+        Err(RouteError::NotFound(reason)) => return reply::error(StatusCode::NOT_FOUND, reason),
+        Err(RouteError::BadRequest(reason)) => {
+            return reply::error(StatusCode::BAD_REQUEST, reason)
+        }
+        Err(RouteError::MethodNotAllowed { allow }) => return reply::method_not_allowed(&allow),
+        Err(RouteError::Options { allow }) => return reply::options(&allow),
+    };
+    tracing::trace!(method = %request.method(), path = request.uri().path(), route = route.name(), "request");
+    match route {
+        Route::Service { service, path } => service::call(ctx, service, path, request).await,
+        Route::Await => await_::await_promise(ctx, request).await,
+        Route::Health => system::health(),
+        Route::Shutdown => system::shutdown(ctx),
+        Route::Information { component } => system::information(ctx, &component, &request).await,
+        Route::Metrics => system::metrics(),
+        Route::DebugRegister => reply::error(
+            StatusCode::NOT_IMPLEMENTED,
+            "the kar-debugger protocol is not supported",
+        ),
+        Route::Actor { actor, route } => match route {
+            ActorRoute::Call { method } => actor::call(ctx, actor, method, request).await,
+            ActorRoute::Instance => actor::remove(ctx, actor, request).await,
+            ActorRoute::State | ActorRoute::StateKey { .. } | ActorRoute::StateSubkey { .. } => {
+                state::handle(ctx, actor, route, request).await
+            }
+            ActorRoute::Reminders | ActorRoute::Reminder { .. } => {
+                reminders::handle(ctx, actor, route, request).await
+            }
+            ActorRoute::Subscriptions | ActorRoute::Subscription { .. } => {
+                events::subscriptions(ctx, actor, route, request).await
+            }
+        },
+        Route::Topic { topic } => events::topic(ctx, topic, request).await,
+        Route::Publish { topic } => events::publish(ctx, topic, request).await,
+    }
+}
+
+/// `501` for routes whose handler does not exist yet.
+pub(crate) fn not_implemented(route: &str) -> Response {
+    reply::error(
+        StatusCode::NOT_IMPLEMENTED,
+        format!("not implemented yet: {route}"),
+    )
+}
+
+/// The kind of request a `Pragma` header asks for (spec §2.1): every value of every
+/// `Pragma` header is compared case-insensitively with the whole strings `async` and
+/// `promise`; the first match wins (`Pragma: no-cache, async` does not match).
+pub(crate) fn pragma_kind(headers: &HeaderMap) -> RequestKind {
+    for value in headers.get_all(PRAGMA) {
+        let value = value.as_bytes();
+        if value.eq_ignore_ascii_case(b"async") {
+            return RequestKind::Tell;
+        }
+        if value.eq_ignore_ascii_case(b"promise") {
+            return RequestKind::Promise;
+        }
+    }
+    RequestKind::Call
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::HeaderValue;
+
+    #[test]
+    fn pragma_matching() {
+        let kind = |values: &[&'static str]| {
+            let mut headers = HeaderMap::new();
+            for v in values {
+                headers.append(PRAGMA, HeaderValue::from_static(v));
+            }
+            pragma_kind(&headers)
+        };
+        assert_eq!(kind(&[]), RequestKind::Call);
+        assert_eq!(kind(&["async"]), RequestKind::Tell);
+        assert_eq!(kind(&["ASYNC"]), RequestKind::Tell);
+        assert_eq!(kind(&["Promise"]), RequestKind::Promise);
+        assert_eq!(kind(&["no-cache, async"]), RequestKind::Call);
+        assert_eq!(
+            kind(&["no-cache", "promise", "async"]),
+            RequestKind::Promise
+        );
+        assert_eq!(kind(&["asyncx"]), RequestKind::Call);
+    }
+}

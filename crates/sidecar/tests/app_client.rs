@@ -1,0 +1,154 @@
+//! The runtime → component client against a real in-process component.
+
+mod common;
+
+use bytes::Bytes;
+use common::*;
+use kar_protocol::Invocation;
+use kar_runtime::{AppClient, AppError};
+use kar_sidecar::{AppClientConfig, HttpAppClient};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::net::TcpListener;
+
+fn invocation(method: &str, path: &str, body: &str) -> Invocation {
+    Invocation {
+        method: method.into(),
+        path: path.into(),
+        query: None,
+        headers: vec![("content-type".into(), "text/plain".into())],
+        body: Bytes::from(body.to_string()),
+    }
+}
+
+fn client(port: u16, h2c: bool, limit: Option<Duration>) -> HttpAppClient {
+    HttpAppClient::new(AppClientConfig {
+        app_port: port,
+        h2c,
+        request_retry_limit: limit,
+    })
+}
+
+/// A port nothing listens on (bound, then released).
+async fn free_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    listener.local_addr().unwrap().port()
+}
+
+#[tokio::test]
+async fn http1_and_h2c_replies() {
+    let app = start_app(1).await;
+    for h2c in [false, true] {
+        let client = client(app.port, h2c, None);
+        let reply = client
+            .invoke(&invocation("POST", "/echo", "hi"))
+            .await
+            .unwrap();
+        assert_eq!(
+            (reply.status, reply.content_type.as_deref()),
+            (200, Some("text/plain"))
+        );
+        assert_eq!(&reply.body[..], b"hi");
+        let reply = client
+            .invoke(&invocation("GET", "/noct", ""))
+            .await
+            .unwrap();
+        assert_eq!((reply.status, reply.content_type), (200, None));
+        let reply = client
+            .invoke(&invocation("DELETE", "/nocontent", ""))
+            .await
+            .unwrap();
+        assert_eq!(reply.status, 204);
+        let mut with_query = invocation("GET", "/inspect/a%20b", "");
+        with_query.query = Some("q=%2F".into());
+        let reply = client.invoke(&with_query).await.unwrap();
+        let seen: serde_json::Value = serde_json::from_slice(&reply.body).unwrap();
+        assert_eq!(
+            (seen["path"].as_str(), seen["query"].as_str()),
+            (Some("/inspect/a%20b"), Some("q=%2F"))
+        );
+    }
+}
+
+#[tokio::test]
+async fn reaches_a_component_that_starts_late() {
+    let port = free_port().await;
+    let client = Arc::new(client(port, false, None));
+    let call = {
+        let client = client.clone();
+        tokio::spawn(async move { client.invoke(&invocation("POST", "/echo", "late")).await })
+    };
+    // The component starts a while after its sidecar (this delay is the point of the test).
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let started = Instant::now();
+    let _app = start_app_on(TcpListener::bind(("127.0.0.1", port)).await.unwrap(), 1);
+    let reply = call.await.unwrap().unwrap();
+    assert_eq!(&reply.body[..], b"late");
+    assert!(
+        started.elapsed() < Duration::from_millis(1600),
+        "reached after {:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn gives_up_after_the_retry_window() {
+    let port = free_port().await;
+    let client = client(port, false, Some(Duration::from_millis(500)));
+    let started = Instant::now();
+    let Err(AppError::Unreachable(reason)) = client.invoke(&invocation("POST", "/echo", "x")).await
+    else {
+        panic!("expected an error");
+    };
+    assert!(started.elapsed() < Duration::from_secs(3));
+    assert!(
+        reason.starts_with(&format!("Post \"http://127.0.0.1:{port}/echo\": ")),
+        "{reason}"
+    );
+    assert!(
+        reason.to_lowercase().contains("connection refused"),
+        "{reason}"
+    );
+}
+
+#[tokio::test]
+async fn stop_retrying_ends_the_retries() {
+    let port = free_port().await;
+    let client = Arc::new(client(port, false, None));
+    let call = {
+        let client = client.clone();
+        tokio::spawn(async move { client.invoke(&invocation("POST", "/echo", "x")).await })
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    client.stop_retrying();
+    let result = tokio::time::timeout(Duration::from_secs(5), call)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(matches!(result, Err(AppError::Unreachable(_))));
+}
+
+#[tokio::test]
+async fn a_timeout_is_a_408_reply() {
+    let app = start_app(1).await;
+    let client = client(app.port, false, Some(Duration::from_millis(300)));
+    let reply = client
+        .invoke(&invocation("POST", "/hang", ""))
+        .await
+        .unwrap();
+    assert_eq!(
+        (reply.status, reply.content_type.as_deref()),
+        (408, Some("text/plain"))
+    );
+    let text = String::from_utf8(reply.body.to_vec()).unwrap();
+    assert_eq!(
+        text,
+        format!("Post \"http://127.0.0.1:{}/hang\": context deadline exceeded (Client.Timeout exceeded while awaiting headers)", app.port)
+    );
+    // Other requests still work with the timeout in place.
+    let reply = client
+        .invoke(&invocation("POST", "/echo", "ok"))
+        .await
+        .unwrap();
+    assert_eq!(reply.status, 200);
+}
