@@ -43,3 +43,27 @@ pub struct UpdateCounts {
     pub removed: u64,
     pub added: u64,
 }
+
+impl ActorState {
+    /// The getAll object (spec §2.4): flat keys → value, submap names → object of
+    /// subkey → value; stored text parsed as JSON (invalid JSON becomes `null`).
+    /// Encode it with [`crate::gojson`] for Go's byte layout.
+    pub fn to_json(&self) -> serde_json::Value {
+        let mut map = serde_json::Map::new();
+        for (key, value) in &self.flat {
+            map.insert(key.clone(), crate::gojson::parse_or_null(value));
+        }
+        for (key, entries) in &self.submaps {
+            let submap = entries
+                .iter()
+                .map(|(sub, value)| (sub.clone(), crate::gojson::parse_or_null(value)))
+                .collect();
+            map.insert(key.clone(), serde_json::Value::Object(submap));
+        }
+        serde_json::Value::Object(map)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.flat.is_empty() && self.submaps.is_empty()
+    }
+}

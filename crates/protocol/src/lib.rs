@@ -5,6 +5,7 @@
 
 pub mod actor;
 pub mod duration;
+pub mod gojson;
 pub mod ids;
 pub mod member;
 pub mod paths;

@@ -17,13 +17,17 @@ pub struct Member {
 }
 
 impl Member {
-    /// Whether this member can serve requests addressed to `name` (service or actor type).
+    /// Whether this member can serve requests addressed to `name`.
     pub fn offers(&self, name: &str) -> bool {
-        self.service == name || self.actors.iter().any(|a| a == name)
+        self.names().any(|n| n == name)
     }
 
-    /// All names routable to this member.
+    /// All names routable to this member: its service, its actor types, and its own
+    /// node id (so that a request can be addressed to this one member, as mesh-wide
+    /// queries such as `system/information/actors` do).
     pub fn names(&self) -> impl Iterator<Item = &str> {
-        std::iter::once(self.service.as_str()).chain(self.actors.iter().map(String::as_str))
+        [self.service.as_str(), self.node.as_str()]
+            .into_iter()
+            .chain(self.actors.iter().map(String::as_str))
     }
 }

@@ -12,7 +12,7 @@ use kar_protocol::{
     RequestKind, Target,
 };
 use kar_store::{Inbox, Message, Routing, Store, StoreError};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -48,6 +48,10 @@ pub struct Runtime {
     /// Outcomes consumed by their caller, to be deleted from the store in batches.
     consumed: mpsc::UnboundedSender<RequestId>,
     shutting_down: watch::Sender<bool>,
+    /// Set once the mesh was left (or leaving failed for good).
+    left: watch::Sender<bool>,
+    /// Set when the store declared this node dead: it must stop its component.
+    fenced: std::sync::atomic::AtomicBool,
     /// Requests being executed here; leaving the mesh waits for them.
     executing: AtomicUsize,
     executing_done: Notify,
@@ -84,6 +88,8 @@ impl Runtime {
             waiters: Mutex::new(HashMap::new()),
             consumed: consumed_tx,
             shutting_down: watch::Sender::new(false),
+            left: watch::Sender::new(false),
+            fenced: std::sync::atomic::AtomicBool::new(false),
             executing: AtomicUsize::new(0),
             executing_done: Notify::new(),
             actors: Actors::new(),
@@ -231,10 +237,27 @@ impl Runtime {
         }
     }
 
+    /// The store declared this node dead: stop (the component must be stopped too).
+    fn fence(&self) {
+        if !self.fenced.swap(true, Ordering::SeqCst) {
+            self.shutting_down.send_replace(true);
+            // Nothing can be committed any more: leaving is moot.
+            self.left.send_replace(true);
+        }
+    }
+
+    /// Whether the store declared this node dead (lease lost): its component must be
+    /// stopped, since the mesh may already run its requests elsewhere.
+    pub fn is_fenced(&self) -> bool {
+        self.fenced.load(Ordering::SeqCst)
+    }
+
     /// Leaves the mesh: new requests get `ShuttingDown`, requests executing here are
-    /// finished first.
+    /// finished first. Every caller returns once the mesh was left.
     pub async fn shutdown(&self) {
         if self.shutting_down.send_replace(true) {
+            let mut left = self.left.subscribe();
+            let _ = left.wait_for(|left| *left).await;
             return;
         }
         tracing::info!(node = %self.node, "leaving the mesh");
@@ -245,9 +268,12 @@ impl Runtime {
             }
             done.await;
         }
-        if let Err(e) = self.store.leave(&self.node).await {
-            tracing::error!("cannot leave the mesh: {e}");
+        if !self.is_fenced() {
+            if let Err(e) = self.store.leave(&self.node).await {
+                tracing::error!("cannot leave the mesh: {e}");
+            }
         }
+        self.left.send_replace(true);
     }
 
     fn lock_waiters(&self) -> std::sync::MutexGuard<'_, HashMap<RequestId, Waiter>> {
@@ -301,7 +327,7 @@ impl Runtime {
                 }
                 Err(StoreError::Fenced(node)) => {
                     tracing::error!("this sidecar ({node}) was removed from the mesh; stopping");
-                    self.shutting_down.send_replace(true);
+                    self.fence();
                     return;
                 }
                 Err(e) => {
@@ -371,6 +397,9 @@ impl Runtime {
     async fn execute_service(&self, request: &Request) -> Outcome {
         if let Some(failed) = self.check_deadline(request) {
             return failed;
+        }
+        if request.target.routing_name() == self.node.as_str() {
+            return self.answer_system_query(&request.invocation);
         }
         let reply = match self.invoke_app(&request.invocation).await {
             Ok(reply) => reply,
@@ -618,6 +647,63 @@ impl Runtime {
         }
     }
 
+    /// Actor instances activated in the components of every member of the mesh,
+    /// by type (spec §2.8 `actors`). Each member is asked through the mesh.
+    pub async fn mesh_actors(
+        self: &Arc<Self>,
+    ) -> Result<BTreeMap<String, Vec<String>>, RuntimeError> {
+        let members = self.members().await?;
+        let queries = members.iter().map(|member| {
+            let invocation = Invocation {
+                method: "GET".to_string(),
+                path: SIDECAR_ACTORS_QUERY.to_string(),
+                query: None,
+                headers: Vec::new(),
+                body: Bytes::new(),
+            };
+            let target = Target::Service {
+                name: member.node.0.clone(),
+            };
+            self.request(target, invocation, RequestKind::Call, None, None)
+        });
+        let mut merged: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for answer in futures::future::join_all(queries).await {
+            let Accepted::Reply(reply) = answer? else {
+                continue;
+            };
+            let part: BTreeMap<String, Vec<String>> = serde_json::from_slice(&reply.body)
+                .map_err(|e| RuntimeError::Failed(format!("malformed actor listing: {e}")))?;
+            for (actor_type, ids) in part {
+                merged.entry(actor_type).or_default().extend(ids);
+            }
+        }
+        for ids in merged.values_mut() {
+            ids.sort();
+        }
+        Ok(merged)
+    }
+
+    /// This runtime's activated actors, by type.
+    pub fn local_actors(&self) -> BTreeMap<String, Vec<String>> {
+        let mut by_type: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for actor in self.actors.activated() {
+            by_type.entry(actor.actor_type).or_default().push(actor.id);
+        }
+        by_type
+    }
+
+    /// Queries addressed to this member itself (its node id is a routing name).
+    fn answer_system_query(&self, invocation: &Invocation) -> Outcome {
+        if invocation.path == SIDECAR_ACTORS_QUERY {
+            let body = serde_json::to_vec(&self.local_actors()).unwrap_or_default();
+            return Outcome::Reply(Reply::new(200, Some("application/json"), body));
+        }
+        Outcome::Reply(Reply::text(
+            404,
+            format!("unknown system query {}", invocation.path),
+        ))
+    }
+
     /// Actor instances activated in this runtime's component.
     pub fn activated_actors(&self) -> Vec<ActorRef> {
         self.actors.activated()
@@ -653,6 +739,7 @@ impl Runtime {
                 Ok(_) => return,
                 Err(StoreError::Fenced(node)) => {
                     tracing::error!(request = %id, "cannot record outcome: {node} is no longer a member");
+                    self.fence();
                     return;
                 }
                 Err(e) => {
@@ -674,6 +761,9 @@ impl Runtime {
         }
     }
 }
+
+/// The query a member answers itself with its activated actors.
+const SIDECAR_ACTORS_QUERY: &str = "/kar/v1/system/information/sidecar_actors";
 
 /// Content type of actor method invocations and replies.
 const KAR_JSON: &str = "application/kar+json";

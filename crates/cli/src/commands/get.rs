@@ -3,8 +3,9 @@
 use super::{join_as_client, Context};
 use crate::flags::{Flag, Kind};
 use anyhow::{bail, Result};
-use kar_protocol::Member;
+use kar_protocol::{gojson, ActorRef, Member};
 use serde_json::{json, Map};
+use std::collections::BTreeMap;
 
 const SUBSYSTEM: Flag = Flag::new(
     "s",
@@ -55,12 +56,103 @@ pub async fn run(ctx: Context) -> Result<i32> {
                 }
             }
         }
-        "actors" | "actor" => bail!("kar get -s {subsystem} is not implemented yet"),
+        "actors" | "actor" => actors(&ctx, &subsystem, json).await,
         _ => {
             tracing::error!("invalid argument {subsystem} to call Inform");
             Ok(1)
         }
     }
+}
+
+/// `kar get -s actors` (spec §5.6): persisted state of one actor (`-i`), every
+/// placed instance, or the memory-resident ones (`-mr`).
+async fn actors(ctx: &Context, subsystem: &str, json: bool) -> Result<i32> {
+    let actor_type = ctx.matches.str("t").to_string();
+    let actor_id = ctx.matches.str("i").to_string();
+    if !actor_id.is_empty() {
+        if actor_type.is_empty() {
+            bail!("kar get -s actors -i ID also needs the actor type (-t TYPE)");
+        }
+        let store = super::open_store(&ctx.global).await?;
+        let actor = ActorRef::new(actor_type.clone(), actor_id.clone());
+        return match store.state_get_all(&actor).await {
+            Ok(state) if state.is_empty() => {
+                println!("Actor {actor_type}[{actor_id}] has no persisted state");
+                Ok(0)
+            }
+            Ok(state) => {
+                println!(
+                    "Persisted state of actor {actor_type}[{actor_id}] is:\n{}",
+                    gojson::to_string_pretty(&state.to_json())
+                );
+                Ok(0)
+            }
+            Err(e) => {
+                tracing::error!("error in Get on {subsystem}: {e}");
+                Ok(1)
+            }
+        };
+    }
+    let (listing, all_prefix, type_prefix) = if ctx.matches.bool("mr") {
+        let runtime = join_as_client(&ctx.global, None).await?;
+        let listing = runtime.mesh_actors().await;
+        runtime.shutdown().await;
+        (
+            listing.map_err(|e| e.to_string()),
+            "Listing all memory-resident actor instances:",
+            "Memory-resident instances of actor type",
+        )
+    } else {
+        let store = super::open_store(&ctx.global).await?;
+        let listing = store.placements().await.map(|placements| {
+            let mut by_type: BTreeMap<String, Vec<String>> = BTreeMap::new();
+            for (actor, _node) in placements {
+                by_type.entry(actor.actor_type).or_default().push(actor.id);
+            }
+            by_type
+        });
+        (
+            listing.map_err(|e| e.to_string()),
+            "Listing all known actor instances:",
+            "Known instances of actor type",
+        )
+    };
+    match listing {
+        Ok(mut by_type) => {
+            if !actor_type.is_empty() {
+                by_type.retain(|t, _| *t == actor_type);
+                println!("{type_prefix} {actor_type} are:");
+            } else {
+                println!("{all_prefix}");
+            }
+            println!("{}", format_actors(&by_type, json));
+            Ok(0)
+        }
+        Err(e) => {
+            tracing::error!("error in Get on {subsystem}: {e}");
+            Ok(1)
+        }
+    }
+}
+
+/// Instances by type as spec §2.8 lays them out: indented JSON, or per type
+/// `<type>: [` then one indented id per line and `]`.
+pub fn format_actors(by_type: &BTreeMap<String, Vec<String>>, json: bool) -> String {
+    if json {
+        let value = serde_json::to_value(by_type).unwrap_or_default();
+        return gojson::to_string_pretty(&value);
+    }
+    let mut out = String::new();
+    for (actor_type, ids) in by_type {
+        let mut ids = ids.clone();
+        ids.sort();
+        out.push_str(&format!("{actor_type}: [\n"));
+        for id in ids {
+            out.push_str(&format!("    {id}\n"));
+        }
+        out.push_str("]\n");
+    }
+    out
 }
 
 /// The topology in the layouts of spec §5.6: a compact JSON object keyed by node, or
@@ -117,6 +209,21 @@ mod tests {
         assert_eq!(
             format_sidecars(members(), true),
             r#"{"node-a":{"port":3500,"actors":["A","B"],"services":["greeter"]},"node-b":{"port":0,"actors":[],"services":["kar.none"]}}"#
+        );
+    }
+
+    #[test]
+    fn actor_listing_layouts() {
+        let mut by_type = BTreeMap::new();
+        by_type.insert("B".to_string(), vec!["2".to_string(), "1".to_string()]);
+        by_type.insert("A".to_string(), vec!["x".to_string()]);
+        assert_eq!(
+            format_actors(&by_type, false),
+            "A: [\n    x\n]\nB: [\n    1\n    2\n]\n"
+        );
+        assert_eq!(
+            format_actors(&by_type, true),
+            "{\n  \"A\": [\n    \"x\"\n  ],\n  \"B\": [\n    \"2\",\n    \"1\"\n  ]\n}"
         );
     }
 

@@ -133,8 +133,6 @@ pub struct RunOptions {
     pub kubernetes_mode: bool,
     /// The component's command line; empty when none was given.
     pub command: Vec<String>,
-    // The actor options below are validated now and consumed once the runtime hosts
-    // actors.
     pub actor_collector_interval: Option<Duration>,
     pub actor_reminder_interval: Option<Duration>,
     pub actor_reminder_acceptable_delay: Option<Duration>,
@@ -201,6 +199,8 @@ pub async fn run(ctx: Context) -> Result<i32> {
     runtime_config.actors = options.actors.clone();
     runtime_config.runtime_port = runtime_port;
     runtime_config.missing_component_timeout = options.missing_component_timeout;
+    runtime_config.actor_busy_timeout = options.actor_busy_timeout;
+    runtime_config.actor_collector_interval = options.actor_collector_interval;
     // Components without -service still host `kar.none`, so they get an app client too.
     let app = HttpAppClient::new(AppClientConfig {
         app_port: options.app_port,
@@ -254,6 +254,14 @@ pub async fn run(ctx: Context) -> Result<i32> {
             code
         }
         _ = runtime.shutdown_started() => {
+            if runtime.is_fenced() {
+                // The mesh declared us dead and may already run our requests
+                // elsewhere: the component must stop now (self-fencing).
+                tracing::error!("this sidecar lost its membership; stopping the component");
+                interrupt(&mut child).await;
+                leave(&runtime, server, &mut signals).await;
+                return Ok(1);
+            }
             // Spec §4.9: a cooperative shutdown leaves the mesh but lets the component
             // exit on its own (the SDKs call shutdown and then exit).
             leave(&runtime, server, &mut signals).await;
