@@ -41,8 +41,10 @@ pub(crate) async fn call(ctx: &Ctx, service: String, path: String, request: Requ
 }
 
 /// Hop-by-hop headers (RFC 9110 §7.6.1 and the usual proxy ones): they describe the
-/// connection to this sidecar, not the request to the service.
+/// connection to this sidecar, not the request to the service. `Expect:
+/// 100-continue` was answered here already: the body has been read.
 const HOP_BY_HOP: &[&str] = &[
+    "expect",
     "connection",
     "proxy-connection",
     "keep-alive",
@@ -96,6 +98,7 @@ mod tests {
         headers.insert("connection", HeaderValue::from_static("keep-alive, x-hop"));
         headers.insert("x-hop", HeaderValue::from_static("1"));
         headers.insert("te", HeaderValue::from_static("trailers"));
+        headers.insert("expect", HeaderValue::from_static("100-continue"));
         headers.append("x-multi", HeaderValue::from_static("a"));
         headers.append("x-multi", HeaderValue::from_static("b"));
         headers.insert("pragma", HeaderValue::from_static("async"));
