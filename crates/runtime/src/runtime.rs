@@ -50,6 +50,9 @@ pub struct Runtime {
     shutting_down: watch::Sender<bool>,
     /// Set once the mesh was left (or leaving failed for good).
     left: watch::Sender<bool>,
+    /// Set when the component is gone: executions in flight are abandoned (not
+    /// completed), so that leaving the mesh hands them to another member.
+    component_gone: watch::Sender<bool>,
     /// Set when the store declared this node dead: it must stop its component.
     fenced: std::sync::atomic::AtomicBool,
     /// Requests being executed here; leaving the mesh waits for them.
@@ -89,6 +92,7 @@ impl Runtime {
             consumed: consumed_tx,
             shutting_down: watch::Sender::new(false),
             left: watch::Sender::new(false),
+            component_gone: watch::Sender::new(false),
             fenced: std::sync::atomic::AtomicBool::new(false),
             executing: AtomicUsize::new(0),
             executing_done: Notify::new(),
@@ -375,6 +379,28 @@ impl Runtime {
     }
 
     async fn execute(self: Arc<Self>, request: Request) {
+        let mut gone = self.component_gone.subscribe();
+        let id = request.id.clone();
+        tokio::select! {
+            _ = self.clone().execute_to_completion(request) => {}
+            _ = gone.wait_for(|gone| *gone) => {
+                // The component died with the request: leaving the mesh re-routes it.
+                tracing::warn!(request = %id, "component gone: request left for another member");
+            }
+        }
+        if self.executing.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.executing_done.notify_waiters();
+        }
+    }
+
+    /// The component is gone (it exited or was killed): requests executing here are
+    /// abandoned rather than failed, and leaving the mesh hands them (still queued in
+    /// the store) to another member offering their target.
+    pub fn component_exited(&self) {
+        self.component_gone.send_replace(true);
+    }
+
+    async fn execute_to_completion(self: Arc<Self>, request: Request) {
         let outcome = match request.target.clone() {
             Target::Service { .. } => Some(self.execute_service(&request).await),
             Target::Actor { actor_type, id } => {
@@ -388,9 +414,6 @@ impl Runtime {
                 log_tell_outcome(&request, &outcome);
             }
             self.complete(&request.id, &outcome).await;
-        }
-        if self.executing.fetch_sub(1, Ordering::SeqCst) == 1 {
-            self.executing_done.notify_waiters();
         }
     }
 

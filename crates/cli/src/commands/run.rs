@@ -250,6 +250,7 @@ pub async fn run(ctx: Context) -> Result<i32> {
     let code = tokio::select! {
         status = child.wait() => {
             let code = report_exit(status);
+            runtime.component_exited();
             leave(&runtime, server, &mut signals).await;
             code
         }
@@ -259,6 +260,7 @@ pub async fn run(ctx: Context) -> Result<i32> {
                 // elsewhere: the component must stop now (self-fencing).
                 tracing::error!("this sidecar lost its membership; stopping the component");
                 interrupt(&mut child).await;
+                runtime.component_exited();
                 leave(&runtime, server, &mut signals).await;
                 return Ok(1);
             }
@@ -276,6 +278,7 @@ pub async fn run(ctx: Context) -> Result<i32> {
         name = signals.recv() => {
             tracing::info!("received {name}");
             let code = interrupt(&mut child).await;
+            runtime.component_exited();
             leave(&runtime, server, &mut signals).await;
             code
         }
