@@ -313,14 +313,14 @@ impl Runtime {
 
     async fn inbox_loop(self: Arc<Self>, mut inbox: Box<dyn Inbox>) {
         let mut retry = STORE_RETRY_INITIAL;
+        let mut left = self.left.subscribe();
         loop {
+            // The inbox is held until the mesh was left: requests still executing
+            // get their nested outcomes, and on the embedded store the liveness lock
+            // it holds makes the others see a leave, not a death.
             let messages = tokio::select! {
                 messages = inbox.recv() => messages,
-                _ = self.shutdown_started() => {
-                    // Keep reading outcomes of requests that are still executing.
-                    if self.executing.load(Ordering::SeqCst) == 0 { return; }
-                    inbox.recv().await
-                }
+                _ = left.wait_for(|left| *left) => return,
             };
             match messages {
                 Ok(messages) => {
@@ -345,6 +345,10 @@ impl Runtime {
 
     fn handle(self: &Arc<Self>, message: Message) {
         match message {
+            Message::Execute(request) if self.is_shutting_down() => {
+                // Still assigned to us in the store: leaving hands it to another member.
+                tracing::debug!(request = %request.id, "leaving the mesh: not starting it here");
+            }
             Message::Execute(request) => {
                 self.executing.fetch_add(1, Ordering::SeqCst);
                 tokio::spawn(self.clone().execute(*request));
