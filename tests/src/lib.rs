@@ -1,1 +1,78 @@
-//! Test harness for multi-process tests.
+//! Harness for the multi-process integration tests: real `kar` binaries, real stores
+//! (a temporary embedded store or a private `redis-server`), real applications written
+//! with the published KAR SDKs (`tests/apps/`).
+//!
+//! Before running the tests, build the binary and install the apps' dependencies:
+//!
+//! ```text
+//! scripts/setup-test-deps.sh && cargo build -p kar && cargo test -p kar-tests
+//! ```
+//!
+//! The tests do not build `kar` themselves (parallel tests would fight over the cargo
+//! lock); [`kar_bin`] fails with that command line when the binary is missing.
+//!
+//! Every test runs on both stores: write it with [`store_test!`]. Every test uses its
+//! own application names ([`unique_app`]) so tests can share a store and run in
+//! parallel. Processes are spawned in their own process group and killed with it when
+//! their handle drops; when a test panics, every dropped process prints its output.
+
+mod component;
+mod paths;
+mod ports;
+mod process;
+mod store;
+
+pub use component::{kar, Component};
+pub use paths::{apps_dir, curl_checks, kar_bin, node, python, repo_root};
+pub use ports::free_port;
+pub use process::{Exited, Process};
+pub use store::{RedisServer, Store};
+
+use std::sync::atomic::{AtomicU32, Ordering};
+
+/// A fresh application name: tests sharing a store never see each other's data.
+pub fn unique_app(prefix: &str) -> String {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "{prefix}-{}-{}-{:04x}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed),
+        rand::random::<u16>()
+    )
+}
+
+/// Defines one test per store: `NAME::embedded` and `NAME::redis`.
+///
+/// ```ignore
+/// store_test!(fn greets(store) {
+///     let app = unique_app("greet");
+///     // ... Component::new(store, &app) ...
+/// });
+/// ```
+#[macro_export]
+macro_rules! store_test {
+    ($(#[$attr:meta])* fn $name:ident($store:ident) $body:block) => {
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+
+            fn run($store: &$crate::Store) $body
+
+            $(#[$attr])*
+            #[test]
+            fn embedded() {
+                let store = $crate::Store::embedded();
+                run(&store);
+                store.assert_used();
+            }
+
+            $(#[$attr])*
+            #[test]
+            fn redis() {
+                let store = $crate::Store::redis();
+                run(&store);
+                store.assert_used();
+            }
+        }
+    };
+}

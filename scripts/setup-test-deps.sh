@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# Installs what the integration tests (package kar-tests) need besides Rust:
+#   - the JavaScript apps' packages (tests/apps/js, from the committed package-lock.json),
+#   - a Python venv at <repo>/.venv with the pinned tests/apps/python/requirements.txt,
+#   - redis-server (for the Redis variant of every test).
+# Idempotent and fast when already done: each step records the hash of its input and is
+# skipped while that hash is unchanged.
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+js_dir="$root/tests/apps/js"
+venv="$root/.venv"
+requirements="$root/tests/apps/python/requirements.txt"
+
+step() { printf 'setup-test-deps: %s\n' "$*"; }
+hash_of() { sha256sum "$@" | sha256sum | cut -d' ' -f1; }
+
+# --- JavaScript apps ---------------------------------------------------------
+command -v node >/dev/null || { step "node is missing (Node 20+ is required)"; exit 1; }
+js_hash="$(hash_of "$js_dir/package.json" "$js_dir/package-lock.json")"
+js_stamp="$js_dir/node_modules/.kar-tests-stamp"
+if [[ -f "$js_stamp" && "$(cat "$js_stamp")" == "$js_hash" ]]; then
+    step "js: node_modules up to date ($js_dir)"
+else
+    step "js: npm ci in $js_dir"
+    (cd "$js_dir" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+    echo "$js_hash" >"$js_stamp"
+fi
+
+# --- Python venv --------------------------------------------------------------
+py_hash="$(hash_of "$requirements")"
+py_stamp="$venv/.kar-tests-stamp"
+if [[ -f "$py_stamp" && "$(cat "$py_stamp")" == "$py_hash" && -x "$venv/bin/python" ]]; then
+    step "python: venv up to date ($venv)"
+else
+    if [[ ! -x "$venv/bin/python" ]]; then
+        step "python: creating venv $venv"
+        python3 -m venv "$venv"
+    fi
+    step "python: pip install -r ${requirements#"$root"/}"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$requirements"
+    echo "$py_hash" >"$py_stamp"
+fi
+
+# --- redis-server -------------------------------------------------------------
+if command -v redis-server >/dev/null; then
+    step "redis: $(redis-server --version | cut -d' ' -f1-3)"
+elif [[ "$(id -u)" == 0 ]] && command -v apt-get >/dev/null; then
+    step "redis: apt-get install redis-server"
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null
+else
+    step "redis: redis-server is missing; install it (e.g. apt-get install redis-server)"
+    exit 1
+fi
+
+# --- tools the tests call -----------------------------------------------------
+if ! curl --version 2>/dev/null | grep -q 'HTTP2'; then
+    step "curl with HTTP/2 support is missing; install curl"
+    exit 1
+fi
+step "curl: $(curl --version | head -1 | cut -d' ' -f1-2) (HTTP/2 supported)"
+step "done"

@@ -1,0 +1,78 @@
+//! Where the `kar` binary, the test apps and their interpreters are.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+
+const SETUP_HINT: &str =
+    "run `scripts/setup-test-deps.sh && cargo build -p kar` before `cargo test -p kar-tests`";
+
+/// The root of the workspace.
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ has a parent directory")
+        .to_path_buf()
+}
+
+/// `tests/apps`.
+pub fn apps_dir() -> PathBuf {
+    repo_root().join("tests").join("apps")
+}
+
+/// The `kar` binary built by `cargo build -p kar` into the same target directory and
+/// profile as this test (`$KAR_BIN` overrides). Panics with the build command if it
+/// is missing.
+pub fn kar_bin() -> PathBuf {
+    if let Some(bin) = std::env::var_os("KAR_BIN") {
+        return PathBuf::from(bin);
+    }
+    // The test executable is <target>/<profile>/deps/<test>-<hash>.
+    let exe = std::env::current_exe().expect("path of the test executable");
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("the test executable lives in <target>/<profile>/deps");
+    let bin = profile_dir.join("kar");
+    assert!(
+        bin.is_file(),
+        "the kar binary {} is missing: {SETUP_HINT} (or set KAR_BIN)",
+        bin.display()
+    );
+    bin
+}
+
+fn require(path: PathBuf, what: &str) -> PathBuf {
+    assert!(
+        path.exists(),
+        "{what} {} is missing: {SETUP_HINT}",
+        path.display()
+    );
+    path
+}
+
+/// `node tests/apps/js/<script> <args>`, checking that the npm packages are installed.
+pub fn node(script: &str, args: &[&str]) -> Vec<OsString> {
+    let js = apps_dir().join("js");
+    require(js.join("node_modules").join("kar-sdk"), "npm package");
+    let mut argv: Vec<OsString> = vec!["node".into(), require(js.join(script), "app").into()];
+    argv.extend(args.iter().map(OsString::from));
+    argv
+}
+
+/// `<repo>/.venv/bin/python tests/apps/python/<script> <args>`.
+pub fn python(script: &str, args: &[&str]) -> Vec<OsString> {
+    let venv_python = require(
+        repo_root().join(".venv").join("bin").join("python"),
+        "Python venv",
+    );
+    let app = require(apps_dir().join("python").join(script), "app");
+    let mut argv: Vec<OsString> = vec![venv_python.into(), app.into()];
+    argv.extend(args.iter().map(OsString::from));
+    argv
+}
+
+/// `bash tests/apps/curl/checks.sh <service>`: plain curl over HTTP/1.1 and h2c.
+pub fn curl_checks(service: &str) -> Vec<OsString> {
+    let script = require(apps_dir().join("curl").join("checks.sh"), "app");
+    vec!["bash".into(), script.into(), service.into()]
+}
