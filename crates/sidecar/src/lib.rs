@@ -7,6 +7,7 @@
 
 mod app;
 mod body;
+mod query;
 mod reply;
 mod router;
 mod routes;

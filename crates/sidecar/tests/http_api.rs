@@ -260,6 +260,14 @@ async fn router_errors() {
                 "{who} {path}"
             );
         }
+        // HEAD: no content, on h2c too, but the length it would have had.
+        let a = http
+            .send(Method::HEAD, "/kar/v1/nothing", &[], full(""))
+            .await;
+        assert_eq!(a.status, StatusCode::NOT_FOUND, "{who}");
+        assert_eq!(a.headers["content-length"], "19", "{who}");
+        assert!(a.body.is_empty(), "{who}");
+
         let a = http.post("/kar/v1/system/health", &[], "").await;
         assert_eq!(a.status, StatusCode::METHOD_NOT_ALLOWED, "{who}");
         assert_eq!(a.text(), "Method Not Allowed\n", "{who}");
@@ -284,10 +292,10 @@ async fn router_errors() {
         assert_eq!(a.status, StatusCode::BAD_REQUEST, "{who}");
 
         // Routes of later work answer 501 with their name.
-        let a = http.post("/kar/v1/actor/T/1/call/m", &[], "[]").await;
+        let a = http.get("/kar/v1/actor/T/1/reminders").await;
         assert_eq!(a.status, StatusCode::NOT_IMPLEMENTED, "{who}");
-        assert_eq!(a.text(), "not implemented yet: actor call\n", "{who}");
-        let a = http.get("/kar/v1/actor/T/1/state/k").await;
+        assert_eq!(a.text(), "not implemented yet: reminders\n", "{who}");
+        let a = http.get("/kar/v1/actor/T/1/events/e").await;
         assert_eq!(a.status, StatusCode::NOT_IMPLEMENTED, "{who}");
 
         // A huge header is refused, not a crash.

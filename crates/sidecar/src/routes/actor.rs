@@ -1,22 +1,127 @@
-//! Actor invocation and removal (spec §2.2). Not implemented yet.
+//! Actor invocation and removal (spec §2.2, §4.2).
 
-use super::{not_implemented, Request};
-use crate::reply::Response;
+use super::{pragma_kind, Request};
+use crate::body;
+use crate::query::form_value;
+use crate::reply::{self, On204, Response};
 use crate::router::ActorRef;
 use crate::server::Ctx;
+use bytes::Bytes;
+use http::StatusCode;
+use kar_protocol::paths::actor_path;
+use kar_protocol::{FlowId, Invocation, RequestId, RequestKind, Target};
+use kar_runtime::Accepted;
 
-/// `POST /kar/v1/actor/{type}/{id}/call/{method...}`; `method` is still
-/// percent-encoded as received.
-pub(crate) async fn call(
-    _ctx: &Ctx,
-    _actor: ActorRef,
-    _method: String,
-    _request: Request,
-) -> Response {
-    not_implemented("actor call")
+/// Content type of actor method invocations (spec §3.3).
+const KAR_JSON: &str = "application/kar+json";
+
+/// `POST /kar/v1/actor/{type}/{id}/call/{method...}[?session=<flow>[:<parent>]]`;
+/// `method` is still percent-encoded as received and goes to the component as is.
+pub(crate) async fn call(ctx: &Ctx, actor: ActorRef, method: String, request: Request) -> Response {
+    let (parts, body) = request.into_parts();
+    // The body is the argument list, passed on verbatim and never validated: the
+    // Python SDK sends `{"args":[...],"kwargs":{...}}` as well as arrays.
+    let body = match body::read(body, &parts.headers, ctx.config.max_body_bytes).await {
+        Ok(body) => body,
+        Err(response) => return response,
+    };
+    let kind = pragma_kind(&parts.headers);
+    let session = form_value(parts.uri.query(), "session");
+    let (flow, parent) = session_parts(session.as_deref());
+    // Only calls run in the caller's flow (re-entrancy); tells keep the parent for
+    // bookkeeping but queue in a fresh flow; promises ignore the session entirely.
+    let (flow, parent) = match kind {
+        RequestKind::Call => (flow, parent),
+        RequestKind::Tell => (None, parent),
+        RequestKind::Promise => (None, None),
+    };
+    let invocation = Invocation {
+        method: "POST".to_string(),
+        path: format!("{}/{method}", actor_path(&actor.actor_type, &actor.id)),
+        query: None,
+        // Incoming headers (Content-Type included) are not forwarded.
+        headers: vec![("Content-Type".to_string(), KAR_JSON.to_string())],
+        body,
+    };
+    let target = Target::Actor {
+        actor_type: actor.actor_type,
+        id: actor.id,
+    };
+    match ctx
+        .runtime
+        .request(target, invocation, kind, flow, parent)
+        .await
+    {
+        Ok(Accepted::Reply(reply)) => reply::relay(reply, On204::StatusOnly),
+        Ok(Accepted::Queued(id)) => match kind {
+            RequestKind::Tell => reply::text(StatusCode::ACCEPTED, "OK"),
+            _ => reply::text(StatusCode::ACCEPTED, id.0),
+        },
+        Err(e) => reply::runtime_error(&e),
+    }
 }
 
-/// `DELETE /kar/v1/actor/{type}/{id}`
-pub(crate) async fn remove(_ctx: &Ctx, _actor: ActorRef, _request: Request) -> Response {
-    not_implemented("actor remove")
+/// `DELETE /kar/v1/actor/{type}/{id}`: a tell through the actor's queue; when it runs
+/// the runtime deactivates the instance and drops its state and placement.
+pub(crate) async fn remove(ctx: &Ctx, actor: ActorRef, _request: Request) -> Response {
+    let invocation = Invocation {
+        method: "DELETE".to_string(),
+        path: actor_path(&actor.actor_type, &actor.id),
+        query: None,
+        headers: Vec::new(),
+        body: Bytes::new(),
+    };
+    let target = Target::Actor {
+        actor_type: actor.actor_type,
+        id: actor.id,
+    };
+    match ctx
+        .runtime
+        .request(target, invocation, RequestKind::Tell, None, None)
+        .await
+    {
+        Ok(_) => reply::text(StatusCode::ACCEPTED, "OK"),
+        Err(e) => reply::runtime_error(&e),
+    }
+}
+
+/// Splits `<flow>[:<parent>[:...]]` like Go's `strings.Split(session, ":")`: part 0 is
+/// the flow, part 1 the parent request; empty parts count as absent.
+fn session_parts(session: Option<&str>) -> (Option<FlowId>, Option<RequestId>) {
+    let Some(session) = session else {
+        return (None, None);
+    };
+    let mut parts = session.split(':');
+    let flow = parts
+        .next()
+        .filter(|flow| !flow.is_empty())
+        .map(FlowId::from);
+    let parent = parts
+        .next()
+        .filter(|parent| !parent.is_empty())
+        .map(RequestId::from);
+    (flow, parent)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sessions_split_on_colons() {
+        let split = |s: Option<&str>| {
+            let (flow, parent) = session_parts(s);
+            (flow.map(|f| f.0), parent.map(|p| p.0))
+        };
+        assert_eq!(split(None), (None, None));
+        assert_eq!(split(Some("")), (None, None));
+        assert_eq!(split(Some("f1")), (Some("f1".into()), None));
+        assert_eq!(split(Some("f1:r0")), (Some("f1".into()), Some("r0".into())));
+        assert_eq!(
+            split(Some("f1:r0:extra")),
+            (Some("f1".into()), Some("r0".into()))
+        );
+        assert_eq!(split(Some(":r0")), (None, Some("r0".into())));
+        assert_eq!(split(Some("None")), (Some("None".into()), None));
+    }
 }

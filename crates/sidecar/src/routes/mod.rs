@@ -11,14 +11,41 @@ mod system;
 use crate::reply::{self, Response};
 use crate::router::{self, ActorRoute, Route, RouteError};
 use crate::server::Ctx;
-use http::header::PRAGMA;
-use http::{HeaderMap, StatusCode};
-use hyper::body::Incoming;
+use bytes::Bytes;
+use http::header::{HeaderValue, CONTENT_LENGTH, PRAGMA};
+use http::{HeaderMap, Method, StatusCode};
+use http_body_util::Full;
+use hyper::body::{Body, Incoming};
 use kar_protocol::RequestKind;
 
 pub(crate) type Request = http::Request<Incoming>;
 
 pub(crate) async fn dispatch(ctx: &Ctx, request: Request) -> Response {
+    let head = request.method() == Method::HEAD;
+    let mut response = handle(ctx, request).await;
+    if head {
+        strip_content(&mut response);
+    }
+    response
+}
+
+/// A response to `HEAD` has no content (RFC 9110 §9.3.2). hyper leaves it out on
+/// HTTP/1.1 but would send it as DATA frames on HTTP/2, which clients reject as a
+/// protocol error. Like Go, the header still announces the length it would have had.
+fn strip_content(response: &mut Response) {
+    let length = response.body().size_hint().exact().unwrap_or(0);
+    if length == 0 {
+        return;
+    }
+    if !response.headers().contains_key(CONTENT_LENGTH) {
+        response
+            .headers_mut()
+            .insert(CONTENT_LENGTH, HeaderValue::from(length));
+    }
+    *response.body_mut() = Full::new(Bytes::new());
+}
+
+async fn handle(ctx: &Ctx, request: Request) -> Response {
     let route = match router::route(request.method(), request.uri().path()) {
         Ok(route) => route,
         Err(RouteError::NotFound(reason)) => return reply::error(StatusCode::NOT_FOUND, reason),

@@ -1,23 +1,468 @@
-//! Actor state (spec §2.4). Not implemented yet.
+//! Actor state (spec §2.4, decisions §9.3, §9.4, §9.15). State routes go straight to
+//! the store from whichever sidecar receives them: no routing to the actor's host, no
+//! actor lock, no activation, no check that the actor type exists.
 
-use super::{not_implemented, Request};
-use crate::reply::Response;
-use crate::router::{ActorRef, ActorRoute};
+use super::Request;
+use crate::body;
+use crate::query::form_value;
+use crate::reply::{self, Response, JSON};
+use crate::router::{self, ActorRoute};
 use crate::server::Ctx;
+use bytes::Bytes;
+use http::header::{HeaderValue, LOCATION};
+use http::{Method, StatusCode};
+use kar_protocol::paths::encode_segment;
+use kar_protocol::{gojson, ActorRef, StateUpdate};
+use kar_store::{Store, StoreError};
+use serde_json::Value;
 
-/// `/kar/v1/actor/{type}/{id}/state[/{key}[/{subkey}]]`, every method.
+/// `/kar/v1/actor/{type}/{id}/state[/{key}[/{subkey}]]`, every method the router lets
+/// through for these paths.
 pub(crate) async fn handle(
-    _ctx: &Ctx,
-    _actor: ActorRef,
-    _route: ActorRoute,
+    ctx: &Ctx,
+    actor: router::ActorRef,
+    route: ActorRoute,
     request: Request,
 ) -> Response {
-    let route = match request.method().as_str() {
-        "GET" => "state get",
-        "HEAD" => "state contains",
-        "PUT" => "state set",
-        "DELETE" => "state remove",
-        _ => "state update",
+    let actor = ActorRef::new(actor.actor_type, actor.id);
+    let store = ctx.runtime.store().as_ref();
+    let (parts, body) = request.into_parts();
+    // Only the exact string `true` enables it (spec §2.0).
+    let nil_on_absent = form_value(parts.uri.query(), "nilOnAbsent").as_deref() == Some("true");
+    let body = if parts.method == Method::PUT || parts.method == Method::POST {
+        match body::read(body, &parts.headers, ctx.config.max_body_bytes).await {
+            Ok(body) => body,
+            Err(response) => return response,
+        }
+    } else {
+        Bytes::new()
     };
-    not_implemented(route)
+    match (route, parts.method) {
+        (ActorRoute::State, Method::GET) => get_all(store, &actor).await,
+        (ActorRoute::State, Method::POST) => update(store, &actor, &body).await,
+        (ActorRoute::State, Method::DELETE) => remove_all(store, &actor).await,
+        (ActorRoute::StateKey { key }, method) => {
+            entry(store, &actor, &key, None, method, body, nil_on_absent).await
+        }
+        (ActorRoute::StateSubkey { key, subkey }, method) => {
+            entry(
+                store,
+                &actor,
+                &key,
+                Some(&subkey),
+                method,
+                body,
+                nil_on_absent,
+            )
+            .await
+        }
+        // The router admits no other combination.
+        (route, method) => reply::error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            format!("{method} is not supported on {}", route_name(&route)),
+        ),
+    }
+}
+
+fn route_name(route: &ActorRoute) -> &'static str {
+    match route {
+        ActorRoute::State => "actor state",
+        ActorRoute::StateKey { .. } => "actor state entries",
+        ActorRoute::StateSubkey { .. } => "actor submap entries",
+        _ => "this route",
+    }
+}
+
+/// The routes of one flat entry (`subkey` None) or one submap entry.
+async fn entry(
+    store: &dyn Store,
+    actor: &ActorRef,
+    key: &str,
+    subkey: Option<&str>,
+    method: Method,
+    body: Bytes,
+    nil_on_absent: bool,
+) -> Response {
+    match method {
+        Method::GET => match store.state_get(actor, key, subkey).await {
+            // The stored text, verbatim (it was never validated as JSON).
+            Ok(Some(value)) => reply::typed(StatusCode::OK, JSON, value),
+            // No Content-Type at all: the Python SDK hands back the raw response.
+            Ok(None) if nil_on_absent => reply::empty(StatusCode::OK),
+            Ok(None) => reply::error(StatusCode::NOT_FOUND, "Not Found"),
+            Err(e) => store_error("cannot read actor state", &e),
+        },
+        Method::HEAD => match store.state_get(actor, key, subkey).await {
+            Ok(Some(_)) => reply::empty(StatusCode::OK),
+            Ok(None) => reply::error(StatusCode::NOT_FOUND, "key not present"),
+            Err(e) => store_error("cannot read actor state", &e),
+        },
+        Method::PUT => match store.state_set(actor, key, subkey, body).await {
+            Ok(true) => created(actor, key, subkey),
+            Ok(false) => reply::empty(StatusCode::NO_CONTENT),
+            Err(e) => store_error("cannot write actor state", &e),
+        },
+        Method::DELETE => match store.state_remove(actor, key, subkey).await {
+            Ok(removed) => reply::text(StatusCode::OK, if removed { "1" } else { "0" }),
+            Err(e) => store_error("cannot remove actor state", &e),
+        },
+        Method::POST if subkey.is_none() => map_op(store, actor, key, &body).await,
+        method => reply::error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            format!("{method} is not supported on actor state entries"),
+        ),
+    }
+}
+
+/// `201` for a new entry: a `Location` naming it (each segment percent-encoded so
+/// that any key makes a valid URL), no body, no Content-Type.
+fn created(actor: &ActorRef, key: &str, subkey: Option<&str>) -> Response {
+    let mut location = format!(
+        "/kar/v1/actor/{}/{}/state/{}",
+        encode_segment(&actor.actor_type),
+        encode_segment(&actor.id),
+        encode_segment(key)
+    );
+    if let Some(subkey) = subkey {
+        location.push('/');
+        location.push_str(&encode_segment(subkey));
+    }
+    let mut response = reply::empty(StatusCode::CREATED);
+    match HeaderValue::from_str(&location) {
+        Ok(value) => {
+            response.headers_mut().insert(LOCATION, value);
+        }
+        // Unreachable: percent-encoding leaves only visible ASCII.
+        Err(e) => tracing::warn!("cannot set Location {location:?}: {e}"),
+    }
+    response
+}
+
+/// `GET .../state`: every entry, values parsed as JSON (invalid → `null`) and
+/// re-encoded as Go does (members sorted, float64 numbers).
+async fn get_all(store: &dyn Store, actor: &ActorRef) -> Response {
+    match store.state_get_all(actor).await {
+        Ok(state) => reply::typed(StatusCode::OK, JSON, gojson::to_string(&state.to_json())),
+        Err(e) => store_error("cannot read actor state", &e),
+    }
+}
+
+/// `DELETE .../state`: `1` if any state existed, else `0`.
+async fn remove_all(store: &dyn Store, actor: &ActorRef) -> Response {
+    match store.state_remove_all(actor).await {
+        Ok(removed) => reply::text(StatusCode::OK, if removed > 0 { "1" } else { "0" }),
+        Err(e) => store_error("cannot remove actor state", &e),
+    }
+}
+
+/// `POST .../state`: a stateUpdateOp, applied as one atomic transition (§9.15).
+async fn update(store: &dyn Store, actor: &ActorRef, body: &[u8]) -> Response {
+    let Ok(update) = parse_update(body) else {
+        return reply::error(
+            StatusCode::BAD_REQUEST,
+            "Request body was not a StateUpdateOp",
+        );
+    };
+    match store.state_update(actor, &update).await {
+        Ok(counts) => reply::typed(
+            StatusCode::OK,
+            JSON,
+            format!(
+                r#"{{"removed":{},"added":{}}}"#,
+                counts.removed, counts.added
+            ),
+        ),
+        Err(e) => store_error("cannot update actor state", &e),
+    }
+}
+
+/// `POST .../state/{key}`: `{"op": "get"|"keys"|"size"|"clear"}` on one submap.
+async fn map_op(store: &dyn Store, actor: &ActorRef, key: &str, body: &[u8]) -> Response {
+    let Ok(op) = parse_map_op(body) else {
+        return reply::error(StatusCode::BAD_REQUEST, "Request body was not a MapOp");
+    };
+    match op.as_str() {
+        "get" => match store.submap_entries(actor, key).await {
+            Ok(entries) => {
+                let mut object = serde_json::Map::new();
+                for (subkey, value) in entries {
+                    match serde_json::from_slice::<Value>(&value) {
+                        Ok(value) => {
+                            object.insert(subkey, value);
+                        }
+                        Err(e) => {
+                            return reply::error(
+                                StatusCode::INTERNAL_SERVER_ERROR,
+                                one_line(&format!(
+                                    "submapOps:get: subMapScan failed: Failed to deserialize submap value: {e}"
+                                )),
+                            )
+                        }
+                    }
+                }
+                json(&Value::Object(object))
+            }
+            Err(e) => store_error("submapOps:get", &e),
+        },
+        "keys" => match store.submap_entries(actor, key).await {
+            // Insertion order (spec §2.4), as the store keeps it.
+            Ok(entries) => json(&Value::Array(
+                entries
+                    .into_iter()
+                    .map(|(subkey, _)| Value::String(subkey))
+                    .collect(),
+            )),
+            Err(e) => store_error("submapOps:keys", &e),
+        },
+        "size" => match store.submap_entries(actor, key).await {
+            Ok(entries) => reply::typed(StatusCode::OK, JSON, entries.len().to_string()),
+            Err(e) => store_error("submapOps:size", &e),
+        },
+        // An empty submap clears to 0 (decision §9.3; Go crashes there).
+        "clear" => match store.submap_clear(actor, key).await {
+            Ok(removed) => reply::typed(StatusCode::OK, JSON, removed.to_string()),
+            Err(e) => store_error("submapOps:clear", &e),
+        },
+        other => reply::error(
+            StatusCode::BAD_REQUEST,
+            one_line(&format!("Unsupported map operation {other}")),
+        ),
+    }
+}
+
+fn json(value: &Value) -> Response {
+    reply::typed(StatusCode::OK, JSON, gojson::to_string(value))
+}
+
+/// `500` with the store's reason on one line (decision §9.3).
+fn store_error(what: &str, e: &StoreError) -> Response {
+    tracing::error!("{what}: {e}");
+    reply::error(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        one_line(&format!("{what}: {e}")),
+    )
+}
+
+/// Error bodies are one line: embedded line breaks become spaces.
+fn one_line(text: &str) -> String {
+    text.replace(['\r', '\n'], " ")
+}
+
+/// A body that does not decode as the expected operation.
+#[derive(Debug, PartialEq, Eq)]
+struct Malformed;
+
+/// The members of a stateUpdateOp.
+#[derive(Clone, Copy)]
+enum UpdateMember {
+    Removals,
+    SubmapRemovals,
+    Updates,
+    SubmapUpdates,
+}
+
+const UPDATE_MEMBERS: [(&str, UpdateMember); 4] = [
+    ("removals", UpdateMember::Removals),
+    ("submapremovals", UpdateMember::SubmapRemovals),
+    ("updates", UpdateMember::Updates),
+    ("submapupdates", UpdateMember::SubmapUpdates),
+];
+
+/// Decodes a stateUpdateOp the way Go's `json.Unmarshal` decodes it into its struct:
+/// member names match case-insensitively, unknown members are ignored, `null` leaves
+/// a member empty, a repeated map member merges into the earlier one, and any value of
+/// the wrong type fails the whole body. Update values are re-encoded as Go would.
+fn parse_update(body: &[u8]) -> Result<StateUpdate, Malformed> {
+    let members = match serde_json::from_slice::<Value>(body).map_err(|_| Malformed)? {
+        Value::Null => return Ok(StateUpdate::default()),
+        Value::Object(members) => members,
+        _ => return Err(Malformed),
+    };
+    let mut update = StateUpdate::default();
+    for (name, value) in members {
+        let member = UPDATE_MEMBERS
+            .iter()
+            .find(|(field, _)| go_fold_eq(&name, field))
+            .map(|(_, member)| *member);
+        match member {
+            None => {}
+            Some(UpdateMember::Removals) => update.removals = strings(value)?,
+            Some(UpdateMember::SubmapRemovals) => {
+                merge(&mut update.submap_removals, value, strings)?
+            }
+            Some(UpdateMember::Updates) => merge(&mut update.updates, value, |value| {
+                Ok(Bytes::from(gojson::to_string(&value)))
+            })?,
+            Some(UpdateMember::SubmapUpdates) => {
+                merge(&mut update.submap_updates, value, |submap| {
+                    let mut entries = Vec::new();
+                    merge(&mut entries, submap, |value| {
+                        Ok(Bytes::from(gojson::to_string(&value)))
+                    })?;
+                    Ok(entries)
+                })?
+            }
+        }
+    }
+    Ok(update)
+}
+
+/// A JSON object merged into `into` (same key: the later value replaces the earlier in
+/// place, keeping request order otherwise); `null` empties it.
+fn merge<T>(
+    into: &mut Vec<(String, T)>,
+    value: Value,
+    convert: impl Fn(Value) -> Result<T, Malformed>,
+) -> Result<(), Malformed> {
+    let object = match value {
+        Value::Null => {
+            into.clear();
+            return Ok(());
+        }
+        Value::Object(object) => object,
+        _ => return Err(Malformed),
+    };
+    for (key, value) in object {
+        let value = convert(value)?;
+        match into.iter_mut().find(|(existing, _)| *existing == key) {
+            Some(slot) => slot.1 = value,
+            None => into.push((key, value)),
+        }
+    }
+    Ok(())
+}
+
+/// A JSON array of strings (`null` elements decode to `""` as in Go); `null` is empty.
+fn strings(value: Value) -> Result<Vec<String>, Malformed> {
+    match value {
+        Value::Null => Ok(Vec::new()),
+        Value::Array(items) => items
+            .into_iter()
+            .map(|item| match item {
+                Value::String(s) => Ok(s),
+                Value::Null => Ok(String::new()),
+                _ => Err(Malformed),
+            })
+            .collect(),
+        _ => Err(Malformed),
+    }
+}
+
+/// The `op` of a MapOp body (Go: a struct with one string field `op`; `null` and a
+/// missing member leave it empty).
+fn parse_map_op(body: &[u8]) -> Result<String, Malformed> {
+    let members = match serde_json::from_slice::<Value>(body).map_err(|_| Malformed)? {
+        Value::Null => return Ok(String::new()),
+        Value::Object(members) => members,
+        _ => return Err(Malformed),
+    };
+    let mut op = String::new();
+    for (name, value) in members {
+        if go_fold_eq(&name, "op") {
+            match value {
+                Value::String(s) => op = s,
+                Value::Null => {}
+                _ => return Err(Malformed),
+            }
+        }
+    }
+    Ok(op)
+}
+
+/// Go's case-insensitive match of a JSON member name with a lowercase ASCII field
+/// name (`bytes.EqualFold`: besides ASCII case, `ſ` folds to `s` and the Kelvin sign
+/// `K` to `k`).
+fn go_fold_eq(name: &str, field: &str) -> bool {
+    let mut chars = name.chars();
+    for expected in field.chars() {
+        let folded = match chars.next() {
+            None => return false,
+            Some('\u{17f}') => 's',
+            Some('\u{212a}') => 'k',
+            Some(c) => c.to_ascii_lowercase(),
+        };
+        if folded != expected {
+            return false;
+        }
+    }
+    chars.next().is_none()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bytes(s: &str) -> Bytes {
+        Bytes::from(s.to_string())
+    }
+
+    #[test]
+    fn update_members_match_case_insensitively() {
+        let update = parse_update(
+            r#"{"Removals":["a",null],"SUBMAPREMOVALS":{"m":["x"]},"upDates":{"b":{"z":1.0,"a":"<"}},"ſubmapupdates":{"m":{"k2":2,"k1":1}},"field1":43}"#
+                .as_bytes(),
+        )
+        .unwrap();
+        assert_eq!(
+            update,
+            StateUpdate {
+                removals: vec!["a".into(), String::new()],
+                submap_removals: vec![("m".into(), vec!["x".into()])],
+                updates: vec![("b".into(), bytes(r#"{"a":"\u003c","z":1}"#))],
+                submap_updates: vec![(
+                    "m".into(),
+                    vec![("k2".into(), bytes("2")), ("k1".into(), bytes("1"))]
+                )],
+            }
+        );
+        assert!(go_fold_eq("\u{212a}", "k"));
+        assert!(!go_fold_eq("updatesx", "updates"));
+        assert!(!go_fold_eq("update", "updates"));
+    }
+
+    #[test]
+    fn update_quirks() {
+        assert_eq!(parse_update(b"null"), Ok(StateUpdate::default()));
+        assert_eq!(
+            parse_update(br#"{"field1":43}"#),
+            Ok(StateUpdate::default())
+        );
+        assert_eq!(
+            parse_update(br#"{"updates":{"a":1},"Updates":{"b":2,"a":3}}"#)
+                .unwrap()
+                .updates,
+            vec![("a".into(), bytes("3")), ("b".into(), bytes("2"))]
+        );
+        assert_eq!(
+            parse_update(br#"{"updates":{"a":1},"Updates":null,"removals":null}"#),
+            Ok(StateUpdate::default())
+        );
+        for bad in [
+            "",
+            "not json",
+            "[]",
+            "1",
+            r#"{"removals":"a"}"#,
+            r#"{"removals":[1]}"#,
+            r#"{"updates":[]}"#,
+            r#"{"submapupdates":{"m":[1]}}"#,
+            r#"{"submapremovals":{"m":"x"}}"#,
+            r#"{"updates":{"a":1e400}}"#,
+            r#"{"updates":{}} trailing"#,
+        ] {
+            assert_eq!(parse_update(bad.as_bytes()), Err(Malformed), "{bad}");
+        }
+    }
+
+    #[test]
+    fn map_ops() {
+        assert_eq!(parse_map_op(br#"{"op":"get"}"#), Ok("get".into()));
+        assert_eq!(parse_map_op(br#"{"OP":"keys","x":[1]}"#), Ok("keys".into()));
+        assert_eq!(parse_map_op(br#"{"op":null}"#), Ok(String::new()));
+        assert_eq!(parse_map_op(b"{}"), Ok(String::new()));
+        assert_eq!(parse_map_op(b"null"), Ok(String::new()));
+        for bad in ["", "x", r#"{"op":1}"#, "[]", r#""get""#] {
+            assert_eq!(parse_map_op(bad.as_bytes()), Err(Malformed), "{bad}");
+        }
+    }
 }

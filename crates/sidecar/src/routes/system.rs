@@ -5,7 +5,7 @@ use crate::reply::{self, Response, JSON};
 use crate::server::Ctx;
 use http::header::ACCEPT;
 use http::StatusCode;
-use kar_protocol::Member;
+use kar_protocol::{gojson, Member};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -38,8 +38,11 @@ pub(crate) async fn information(ctx: &Ctx, component: &str, request: &Request) -
             Ok(members) => sidecars(members, json),
             Err(e) => Err(e.to_string()),
         },
-        // Actor placement is not tracked yet: no activated instances to list.
-        "actors" | "Actors" | "sidecar_actors" => actors(&BTreeMap::new(), json),
+        "actors" | "Actors" => match ctx.runtime.mesh_actors().await {
+            Ok(by_type) => actors(by_type, json),
+            Err(e) => Err(e.to_string()),
+        },
+        "sidecar_actors" => actors(ctx.runtime.local_actors(), json),
         other => {
             return reply::error(
                 StatusCode::BAD_REQUEST,
@@ -108,17 +111,23 @@ fn sidecars(mut members: Vec<Member>, json: bool) -> Result<Response, String> {
     Ok(reply::typed(StatusCode::OK, TEXT, text))
 }
 
-/// `type → [ids]`: JSON pretty-printed with a 2-space indent; text as
-/// `<type>: [\n` + `    <id>\n` per id (sorted) + `]\n` per type.
-fn actors(by_type: &BTreeMap<String, Vec<String>>, json: bool) -> Result<Response, String> {
+/// `type → [ids]` (ids sorted): JSON pretty-printed with a 2-space indent as Go's
+/// `json.MarshalIndent` does; text as `<type>: [\n` + `    <id>\n` per id + `]\n`
+/// per type.
+fn actors(mut by_type: BTreeMap<String, Vec<String>>, json: bool) -> Result<Response, String> {
+    for ids in by_type.values_mut() {
+        ids.sort();
+    }
     if json {
-        let body = serde_json::to_string_pretty(by_type).map_err(|e| e.to_string())?;
-        return Ok(reply::typed(StatusCode::OK, JSON, body));
+        let value = serde_json::to_value(&by_type).map_err(|e| e.to_string())?;
+        return Ok(reply::typed(
+            StatusCode::OK,
+            JSON,
+            gojson::to_string_pretty(&value),
+        ));
     }
     let mut text = String::new();
-    for (actor_type, ids) in by_type {
-        let mut ids = ids.clone();
-        ids.sort();
+    for (actor_type, ids) in &by_type {
         text.push_str(&format!("{actor_type}: [\n"));
         for id in ids {
             text.push_str(&format!("    {id}\n"));
@@ -183,14 +192,15 @@ mod tests {
     fn actor_formats() {
         let mut by_type = BTreeMap::new();
         by_type.insert("T".to_string(), vec!["2".to_string(), "1".to_string()]);
+        by_type.insert("<U>".to_string(), vec!["a&b".to_string()]);
         assert_eq!(
-            body(actors(&by_type, false).unwrap()),
-            "T: [\n    1\n    2\n]\n"
+            body(actors(by_type.clone(), false).unwrap()),
+            "<U>: [\n    a&b\n]\nT: [\n    1\n    2\n]\n"
         );
         assert_eq!(
-            body(actors(&by_type, true).unwrap()),
-            "{\n  \"T\": [\n    \"2\",\n    \"1\"\n  ]\n}"
+            body(actors(by_type, true).unwrap()),
+            "{\n  \"\\u003cU\\u003e\": [\n    \"a\\u0026b\"\n  ],\n  \"T\": [\n    \"1\",\n    \"2\"\n  ]\n}"
         );
-        assert_eq!(body(actors(&BTreeMap::new(), true).unwrap()), "{}");
+        assert_eq!(body(actors(BTreeMap::new(), true).unwrap()), "{}");
     }
 }

@@ -12,11 +12,13 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
+use kar_protocol::paths::{encode_query_value, encode_segment};
 use kar_runtime::{Runtime, RuntimeConfig};
 use kar_sidecar::{serve, AppClientConfig, HttpAppClient, ServerConfig, ServerHandle};
 use kar_store::StoreConfig;
+use percent_encoding::percent_decode_str;
 use std::convert::Infallible;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, Barrier};
@@ -29,7 +31,37 @@ pub struct Recorded {
     pub body: Bytes,
 }
 
-/// The test component. Routes (by path prefix):
+/// What the test component saw of one `/kar/impl/v1/actor/...` request.
+#[derive(Clone, Debug)]
+pub struct ActorEvent {
+    /// `HEAD` (type check), `GET` (activation), `POST` (method), `DELETE` (deactivation).
+    pub method: String,
+    pub actor_type: String,
+    pub id: Option<String>,
+    /// The actor method path, still percent-encoded as received.
+    pub name: Option<String>,
+    /// The decoded `session` query parameter.
+    pub session: Option<String>,
+    pub body: Bytes,
+}
+
+/// The test component. Actor routes under `/kar/impl/v1/actor/` (spec §3), any type:
+/// * `HEAD /{type}`: 200, except 404 for type `Unknown`.
+/// * `GET /{type}/{id}`: activation, 201 `activated`; 409 `cannot activate` for id
+///   `broken`.
+/// * `DELETE /{type}/{id}`: deactivation, 200 `deleted`.
+/// * `POST /{type}/{id}/{method...}`, answering `application/kar+json`:
+///   * `echo...`: `{"value": {type, id, method, path, session, contentType, headers,
+///     body}}` describing the request;
+///   * `nothing`: 204;
+///   * `tail`: a tail call to `echo` of the same instance with payload `["tailed"]`;
+///   * `nested`: calls `echo` of the same instance through the sidecar (set
+///     [`TestApp::sidecar`]) with the session it got, and relays that reply;
+///   * anything else: 404 `no <method> in actor with type T and id I`.
+///
+/// Every actor request is reported on [`TestApp::actor_events`] before it is answered.
+///
+/// Other routes (by path prefix):
 /// * `/echo`: 200, the request's Content-Type (if any) and body.
 /// * `/noct`: 200 `raw` without Content-Type.
 /// * `/nocontent`: 204.
@@ -43,6 +75,37 @@ pub struct Recorded {
 pub struct TestApp {
     pub port: u16,
     pub recorded: mpsc::UnboundedReceiver<Recorded>,
+    pub actor_events: mpsc::UnboundedReceiver<ActorEvent>,
+    /// The sidecar's base URL, for actor methods that call back (`nested`).
+    pub sidecar: Arc<OnceLock<String>>,
+}
+
+impl TestApp {
+    /// The actor events reported so far. The component reports an event before it
+    /// answers, so once a call returned, its events are all here.
+    pub fn take_events(&mut self) -> Vec<ActorEvent> {
+        let mut events = Vec::new();
+        while let Ok(event) = self.actor_events.try_recv() {
+            events.push(event);
+        }
+        events
+    }
+
+    /// Waits for the next actor event (tells: the component runs them later).
+    pub async fn next_event(&mut self) -> ActorEvent {
+        tokio::time::timeout(Duration::from_secs(30), self.actor_events.recv())
+            .await
+            .expect("an actor event within 30 s")
+            .expect("the component is running")
+    }
+}
+
+/// What every request of the test component shares.
+struct Shared {
+    recorded: mpsc::UnboundedSender<Recorded>,
+    actor_events: mpsc::UnboundedSender<ActorEvent>,
+    barrier: Barrier,
+    sidecar: Arc<OnceLock<String>>,
 }
 
 pub async fn start_app(barrier: usize) -> TestApp {
@@ -53,7 +116,14 @@ pub async fn start_app(barrier: usize) -> TestApp {
 pub fn start_app_on(listener: TcpListener, barrier: usize) -> TestApp {
     let port = listener.local_addr().unwrap().port();
     let (tx, recorded) = mpsc::unbounded_channel();
-    let barrier = Arc::new(Barrier::new(barrier.max(1)));
+    let (actor_tx, actor_events) = mpsc::unbounded_channel();
+    let sidecar = Arc::new(OnceLock::new());
+    let shared = Arc::new(Shared {
+        recorded: tx,
+        actor_events: actor_tx,
+        barrier: Barrier::new(barrier.max(1)),
+        sidecar: sidecar.clone(),
+    });
     tokio::spawn(async move {
         let mut builder = auto::Builder::new(TokioExecutor::new());
         builder.http2().max_concurrent_streams(100_000);
@@ -61,12 +131,10 @@ pub fn start_app_on(listener: TcpListener, barrier: usize) -> TestApp {
             let Ok((stream, _)) = listener.accept().await else {
                 continue;
             };
-            let tx = tx.clone();
-            let barrier = barrier.clone();
+            let shared = shared.clone();
             let service = service_fn(move |req| {
-                let tx = tx.clone();
-                let barrier = barrier.clone();
-                async move { Ok::<_, Infallible>(app_handler(req, tx, barrier).await) }
+                let shared = shared.clone();
+                async move { Ok::<_, Infallible>(app_handler(req, &shared).await) }
             });
             let conn = builder
                 .serve_connection(TokioIo::new(stream), service)
@@ -74,85 +142,195 @@ pub fn start_app_on(listener: TcpListener, barrier: usize) -> TestApp {
             tokio::spawn(conn);
         }
     });
-    TestApp { port, recorded }
+    TestApp {
+        port,
+        recorded,
+        actor_events,
+        sidecar,
+    }
 }
 
-async fn app_handler(
-    req: Request<Incoming>,
-    tx: mpsc::UnboundedSender<Recorded>,
-    barrier: Arc<Barrier>,
-) -> Response<Full<Bytes>> {
+fn decode(segment: &str) -> String {
+    percent_decode_str(segment)
+        .decode_utf8()
+        .unwrap()
+        .into_owned()
+}
+
+/// The test component's actor routes; see [`TestApp`].
+async fn actor_handler(
+    parts: &http::request::Parts,
+    body: Bytes,
+    shared: &Shared,
+) -> (u16, Option<String>, Bytes) {
+    let path = parts.uri.path();
+    let rest = path.strip_prefix("/kar/impl/v1/actor/").unwrap();
+    let mut segments = rest.splitn(3, '/');
+    let actor_type = decode(segments.next().unwrap());
+    let id = segments.next().map(decode);
+    let name = segments.next().map(str::to_string);
+    let session = parts.uri.query().and_then(|query| {
+        query
+            .split('&')
+            .find_map(|pair| pair.strip_prefix("session="))
+            .map(decode)
+    });
+    let content_type = parts
+        .headers
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_string());
+    let _ = shared.actor_events.send(ActorEvent {
+        method: parts.method.to_string(),
+        actor_type: actor_type.clone(),
+        id: id.clone(),
+        name: name.clone(),
+        session: session.clone(),
+        body: body.clone(),
+    });
+    let text =
+        |status: u16, body: String| (status, Some("text/plain".to_string()), Bytes::from(body));
+    let kar_json = |value: serde_json::Value| {
+        (
+            200,
+            Some("application/kar+json".to_string()),
+            Bytes::from(value.to_string()),
+        )
+    };
+    let method = parts.method.as_str();
+    let (id, name) = match (method, id, name) {
+        ("HEAD", None, None) if actor_type == "Unknown" => return text(404, String::new()),
+        ("HEAD", None, None) => return (200, None, Bytes::new()),
+        ("GET", Some(id), None) if id == "broken" => return text(409, "cannot activate".into()),
+        ("GET", Some(_), None) => return text(201, "activated".into()),
+        ("DELETE", Some(_), None) => return text(200, "deleted".into()),
+        ("POST", Some(id), Some(name)) => (id, name),
+        _ => return text(404, "no such actor route".into()),
+    };
+    if name.starts_with("echo") {
+        let headers: Vec<String> = parts.headers.keys().map(|n| n.to_string()).collect();
+        return kar_json(serde_json::json!({"value": {
+            "type": actor_type,
+            "id": id,
+            "method": name,
+            "path": path,
+            "session": session,
+            "contentType": content_type,
+            "headers": headers,
+            "body": String::from_utf8_lossy(&body),
+        }}));
+    }
+    match name.as_str() {
+        "nothing" => (204, None, Bytes::new()),
+        "tail" => kar_json(serde_json::json!({"tailCall": true, "value": {
+            "actorType": actor_type,
+            "actorId": id,
+            "path": "/echo",
+            "payload": "[\"tailed\"]",
+        }})),
+        "nested" => {
+            let url = format!(
+                "{}/kar/v1/actor/{}/{}/call/echo?session={}",
+                shared.sidecar.get().expect("TestApp::sidecar is set"),
+                encode_segment(&actor_type),
+                encode_segment(&id),
+                encode_query_value(session.as_deref().unwrap_or_default()),
+            );
+            let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
+            let request = Request::post(url)
+                .header("content-type", "application/kar+json")
+                .body(Full::new(Bytes::from_static(b"[\"inner\"]")))
+                .unwrap();
+            let response = client.request(request).await.unwrap();
+            let status = response.status().as_u16();
+            let content_type = response
+                .headers()
+                .get("content-type")
+                .map(|v| v.to_str().unwrap().to_string());
+            let body = response.into_body().collect().await.unwrap().to_bytes();
+            (status, content_type, body)
+        }
+        _ => text(
+            404,
+            format!("no {name} in actor with type {actor_type} and id {id}"),
+        ),
+    }
+}
+
+async fn app_handler(req: Request<Incoming>, shared: &Shared) -> Response<Full<Bytes>> {
     let (parts, body) = req.into_parts();
     let body = body.collect().await.unwrap().to_bytes();
     let path = parts.uri.path().to_string();
     let mut response = Response::builder().header("x-app-extra", "1");
-    let (status, content_type, body): (u16, Option<String>, Bytes) = if path.starts_with("/echo") {
-        let ct = parts
-            .headers
-            .get("content-type")
-            .map(|v| v.to_str().unwrap().to_string());
-        (200, ct, body)
-    } else if path.starts_with("/noct") {
-        (200, None, Bytes::from_static(b"raw"))
-    } else if path.starts_with("/nocontent") {
-        (204, None, Bytes::new())
-    } else if path.starts_with("/teapot") {
-        (
-            418,
-            Some("text/plain".into()),
-            Bytes::from_static(b"short and stout"),
-        )
-    } else if path.starts_with("/inspect") {
-        let headers: Vec<(String, String)> = parts
-            .headers
-            .iter()
-            .map(|(n, v)| {
-                (
-                    n.to_string(),
-                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
-                )
-            })
-            .collect();
-        let json = serde_json::json!({
-            "method": parts.method.as_str(),
-            "path": path,
-            "query": parts.uri.query(),
-            "headers": headers,
-            "body": String::from_utf8_lossy(&body),
-        });
-        (
-            200,
-            Some("application/json".into()),
-            Bytes::from(json.to_string()),
-        )
-    } else if path.starts_with("/record") {
-        let _ = tx.send(Recorded {
-            method: parts.method.to_string(),
-            path,
-            body,
-        });
-        (
-            200,
-            Some("text/plain".into()),
-            Bytes::from_static(b"recorded"),
-        )
-    } else if path.starts_with("/barrier") {
-        barrier.wait().await;
-        (
-            200,
-            Some("text/plain".into()),
-            Bytes::from_static(b"released"),
-        )
-    } else if path.starts_with("/hang") {
-        std::future::pending::<()>().await;
-        unreachable!()
-    } else {
-        (
-            404,
-            Some("text/plain".into()),
-            Bytes::from_static(b"no such route"),
-        )
-    };
+    let (status, content_type, body): (u16, Option<String>, Bytes) =
+        if path.starts_with("/kar/impl/v1/actor/") {
+            actor_handler(&parts, body, shared).await
+        } else if path.starts_with("/echo") {
+            let ct = parts
+                .headers
+                .get("content-type")
+                .map(|v| v.to_str().unwrap().to_string());
+            (200, ct, body)
+        } else if path.starts_with("/noct") {
+            (200, None, Bytes::from_static(b"raw"))
+        } else if path.starts_with("/nocontent") {
+            (204, None, Bytes::new())
+        } else if path.starts_with("/teapot") {
+            (
+                418,
+                Some("text/plain".into()),
+                Bytes::from_static(b"short and stout"),
+            )
+        } else if path.starts_with("/inspect") {
+            let headers: Vec<(String, String)> = parts
+                .headers
+                .iter()
+                .map(|(n, v)| {
+                    (
+                        n.to_string(),
+                        String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                    )
+                })
+                .collect();
+            let json = serde_json::json!({
+                "method": parts.method.as_str(),
+                "path": path,
+                "query": parts.uri.query(),
+                "headers": headers,
+                "body": String::from_utf8_lossy(&body),
+            });
+            (
+                200,
+                Some("application/json".into()),
+                Bytes::from(json.to_string()),
+            )
+        } else if path.starts_with("/record") {
+            let _ = shared.recorded.send(Recorded {
+                method: parts.method.to_string(),
+                path,
+                body,
+            });
+            (
+                200,
+                Some("text/plain".into()),
+                Bytes::from_static(b"recorded"),
+            )
+        } else if path.starts_with("/barrier") {
+            shared.barrier.wait().await;
+            (
+                200,
+                Some("text/plain".into()),
+                Bytes::from_static(b"released"),
+            )
+        } else if path.starts_with("/hang") {
+            std::future::pending::<()>().await;
+            unreachable!()
+        } else {
+            (
+                404,
+                Some("text/plain".into()),
+                Bytes::from_static(b"no such route"),
+            )
+        };
     if let Some(ct) = content_type {
         response = response.header("content-type", ct);
     }
@@ -173,6 +351,8 @@ pub struct SidecarOptions {
     pub app_port: u16,
     pub h2c: bool,
     pub max_body_bytes: usize,
+    /// The `-actors` types the component hosts.
+    pub actors: Vec<String>,
 }
 
 impl SidecarOptions {
@@ -181,7 +361,15 @@ impl SidecarOptions {
             app_port,
             h2c: false,
             max_body_bytes: ServerConfig::default().max_body_bytes,
+            actors: Vec::new(),
         }
+    }
+
+    /// Hosting these actor types.
+    pub fn with_actors(app_port: u16, actors: &[&str]) -> Self {
+        let mut options = SidecarOptions::new(app_port);
+        options.actors = actors.iter().map(|t| t.to_string()).collect();
+        options
     }
 }
 
@@ -200,6 +388,9 @@ pub async fn start_sidecar(options: SidecarOptions) -> Sidecar {
     let mut config = RuntimeConfig::new("app");
     config.service = "svc".into();
     config.runtime_port = port;
+    config.actors = options.actors.clone();
+    // No idle collection: deactivations happen only when a test asks for them.
+    config.actor_collector_interval = None;
     let app = Arc::new(HttpAppClient::new(AppClientConfig {
         app_port: options.app_port,
         h2c: options.h2c,
