@@ -10,6 +10,10 @@ pub enum StoreError {
     /// it must stop and commit nothing more.
     #[error("node {0} is no longer a member of the mesh")]
     Fenced(String),
+    /// The request is no longer assigned to the node acting on it (it was recovered
+    /// elsewhere): the node must drop its attempt.
+    #[error("request {0} is no longer assigned to this node")]
+    NotAssigned(String),
     /// A stored record could not be decoded.
     #[error("corrupt record {key}: {reason}")]
     Corrupt { key: String, reason: String },

@@ -5,8 +5,9 @@
 //! * [`embedded`]: SQLite in WAL mode under `$KAR_HOME`, shared by every `kar` process
 //!   of the user on the host; failure detection through OS file locks; wake-ups are
 //!   pokes over loopback TCP.
-//! * [`redis`]: Lua scripts over one hash tag per application; leases with a TTL;
-//!   inboxes are lists read with blocking pops.
+//! * [`redis`]: one Lua script per transition over one hash tag per application;
+//!   membership leases renewed in the background, self-fencing; inboxes are streams
+//!   read with blocking `XREAD`.
 //!
 //! A store handle is scoped to one application: keys and rows of different
 //! applications never mix.
@@ -20,7 +21,10 @@ pub use error::StoreError;
 pub use message::{Message, Routing};
 
 use async_trait::async_trait;
-use kar_protocol::{Member, NodeId, Outcome, Request, RequestId};
+use bytes::Bytes;
+use kar_protocol::{
+    ActorRef, ActorState, Member, NodeId, Outcome, Request, RequestId, StateUpdate, UpdateCounts,
+};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -98,6 +102,81 @@ pub trait Store: Send + Sync + 'static {
     /// Removes a request that is still parked (its start deadline passed). Returns
     /// `false` if it was adopted by a member meanwhile (it then runs normally).
     async fn expire_parked(&self, id: &RequestId) -> Result<bool, StoreError>;
+
+    /// Completes step k of a request and enqueues its step k+1 (same id, `next`) in
+    /// one transition (spec §4.3, guarantee 6). With `local`, the continuation stays
+    /// assigned to `node`, which runs it at once because it holds the actor lock; it
+    /// is put in no inbox. Otherwise it is routed like a new request.
+    async fn tail_call(&self, node: &NodeId, next: &Request, local: bool) -> Result<Routing, StoreError> {
+        let _ = (node, next, local);
+        Err(self.unsupported("tail calls"))
+    }
+
+    // ----- actors -----
+
+    /// Deletes an actor's state and placement (spec §2.2 actor removal).
+    async fn remove_actor(&self, actor: &ActorRef) -> Result<(), StoreError> {
+        let _ = actor;
+        Err(self.unsupported("actor removal"))
+    }
+
+    /// Every recorded placement: actor → node.
+    async fn placements(&self) -> Result<Vec<(ActorRef, NodeId)>, StoreError> {
+        Err(self.unsupported("placements"))
+    }
+
+    /// One flat entry (`subkey` None) or one submap entry.
+    async fn state_get(&self, actor: &ActorRef, key: &str, subkey: Option<&str>) -> Result<Option<Bytes>, StoreError> {
+        let _ = (actor, key, subkey);
+        Err(self.unsupported("actor state"))
+    }
+
+    /// Sets one entry; returns whether it was created (not replaced).
+    async fn state_set(&self, actor: &ActorRef, key: &str, subkey: Option<&str>, value: Bytes) -> Result<bool, StoreError> {
+        let _ = (actor, key, subkey, value);
+        Err(self.unsupported("actor state"))
+    }
+
+    /// Removes one entry; returns whether it existed.
+    async fn state_remove(&self, actor: &ActorRef, key: &str, subkey: Option<&str>) -> Result<bool, StoreError> {
+        let _ = (actor, key, subkey);
+        Err(self.unsupported("actor state"))
+    }
+
+    /// All flat entries and submaps of an actor.
+    async fn state_get_all(&self, actor: &ActorRef) -> Result<ActorState, StoreError> {
+        let _ = actor;
+        Err(self.unsupported("actor state"))
+    }
+
+    /// Removes all state of an actor; returns the number of entries removed.
+    async fn state_remove_all(&self, actor: &ActorRef) -> Result<u64, StoreError> {
+        let _ = actor;
+        Err(self.unsupported("actor state"))
+    }
+
+    /// Applies a multi-element update atomically (removals first).
+    async fn state_update(&self, actor: &ActorRef, update: &StateUpdate) -> Result<UpdateCounts, StoreError> {
+        let _ = (actor, update);
+        Err(self.unsupported("actor state"))
+    }
+
+    /// The entries of one submap, in insertion order.
+    async fn submap_entries(&self, actor: &ActorRef, key: &str) -> Result<Vec<(String, Bytes)>, StoreError> {
+        let _ = (actor, key);
+        Err(self.unsupported("actor state"))
+    }
+
+    /// Removes every entry of one submap; returns how many.
+    async fn submap_clear(&self, actor: &ActorRef, key: &str) -> Result<u64, StoreError> {
+        let _ = (actor, key);
+        Err(self.unsupported("actor state"))
+    }
+
+    /// The error of an operation this engine does not implement yet.
+    fn unsupported(&self, what: &str) -> StoreError {
+        StoreError::Config(format!("{what}: not supported by {}", self.describe()))
+    }
 
     // ----- administration -----
 

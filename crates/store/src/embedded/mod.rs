@@ -11,7 +11,11 @@ use crate::message::{decode, encode};
 use crate::{Inbox, Message, Routing, Store, StoreError};
 use async_trait::async_trait;
 use db::{Db, Pokes};
-use kar_protocol::{Member, NodeId, Outcome, Request, RequestId, RequestKind};
+use bytes::Bytes;
+use kar_protocol::{
+    ActorRef, ActorState, Member, NodeId, Outcome, Request, RequestId, RequestKind, StateUpdate, Target,
+    UpdateCounts,
+};
 use liveness::Watchers;
 use rand::seq::IndexedRandom;
 use rusqlite::{params, Connection, OptionalExtension};
@@ -61,6 +65,75 @@ impl EmbeddedStore {
     }
 }
 
+impl EmbeddedStore {
+    fn actor_key(&self, actor: &ActorRef) -> (String, String, String) {
+        (self.app.clone(), actor.actor_type.clone(), actor.id.clone())
+    }
+}
+
+/// Sets one state entry; returns whether it was created. An existing submap entry
+/// keeps its place in the insertion order.
+fn set_entry(
+    conn: &Connection,
+    [app, t, i]: [&String; 3],
+    key: &str,
+    subkey: Option<&str>,
+    value: &[u8],
+) -> Result<bool, StoreError> {
+    let changed = match subkey {
+        None => conn
+            .prepare_cached(
+                "UPDATE state_flat SET value = ?5 WHERE app = ?1 AND actor_type = ?2 AND actor_id = ?3 AND key = ?4",
+            )?
+            .execute(params![app, t, i, key, value])?,
+        Some(sub) => conn
+            .prepare_cached(
+                "UPDATE state_submap SET value = ?6
+                 WHERE app = ?1 AND actor_type = ?2 AND actor_id = ?3 AND key = ?4 AND subkey = ?5",
+            )?
+            .execute(params![app, t, i, key, sub, value])?,
+    };
+    if changed > 0 {
+        return Ok(false);
+    }
+    match subkey {
+        None => conn
+            .prepare_cached(
+                "INSERT INTO state_flat (app, actor_type, actor_id, key, value) VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?
+            .execute(params![app, t, i, key, value])?,
+        Some(sub) => conn
+            .prepare_cached(
+                "INSERT INTO state_submap (app, actor_type, actor_id, key, subkey, value)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?
+            .execute(params![app, t, i, key, sub, value])?,
+    };
+    Ok(true)
+}
+
+/// Removes one state entry; returns whether it existed.
+fn remove_entry(
+    conn: &Connection,
+    [app, t, i]: [&String; 3],
+    key: &str,
+    subkey: Option<&str>,
+) -> Result<bool, StoreError> {
+    let n = match subkey {
+        None => conn
+            .prepare_cached(
+                "DELETE FROM state_flat WHERE app = ?1 AND actor_type = ?2 AND actor_id = ?3 AND key = ?4",
+            )?
+            .execute(params![app, t, i, key])?,
+        Some(sub) => conn
+            .prepare_cached(
+                "DELETE FROM state_submap WHERE app = ?1 AND actor_type = ?2 AND actor_id = ?3 AND key = ?4 AND subkey = ?5",
+            )?
+            .execute(params![app, t, i, key, sub])?,
+    };
+    Ok(n > 0)
+}
+
 fn kind_code(kind: RequestKind) -> i64 {
     match kind {
         RequestKind::Call => 0,
@@ -108,6 +181,46 @@ fn pick_member(
         })?
         .collect::<Result<Vec<_>, _>>()?;
     Ok(candidates.choose(&mut rand::rng()).cloned())
+}
+
+/// Where a request goes: for an actor, its placement while that member lives, else
+/// a random member offering the type (the choice is recorded as the new placement);
+/// for a service, a random member offering it. `None`: nobody offers it.
+fn route(
+    conn: &Connection,
+    app: &str,
+    name: &str,
+    actor: Option<(&str, &str)>,
+) -> Result<Option<(String, u16)>, StoreError> {
+    let Some((actor_type, actor_id)) = actor else {
+        return pick_member(conn, app, name);
+    };
+    let placed: Option<String> = conn
+        .prepare_cached(
+            "SELECT node FROM placements WHERE app = ?1 AND actor_type = ?2 AND actor_id = ?3",
+        )?
+        .query_row([app, actor_type, actor_id], |row| row.get(0))
+        .optional()?;
+    if let Some(node) = placed {
+        if let Some(port) = is_member(conn, app, &node)? {
+            return Ok(Some((node, port)));
+        }
+    }
+    let picked = pick_member(conn, app, name)?;
+    if let Some((node, _)) = &picked {
+        conn.prepare_cached(
+            "INSERT OR REPLACE INTO placements (app, actor_type, actor_id, node) VALUES (?1, ?2, ?3, ?4)",
+        )?
+        .execute([app, actor_type, actor_id, node])?;
+    }
+    Ok(picked)
+}
+
+fn actor_of(target: &Target) -> Option<(&str, &str)> {
+    match target {
+        Target::Actor { actor_type, id } => Some((actor_type, id)),
+        Target::Service { .. } => None,
+    }
 }
 
 fn push_inbox(
@@ -160,15 +273,19 @@ pub(crate) fn remove_member(
         .execute([app, node])?;
     conn.prepare_cached("DELETE FROM requests WHERE app = ?1 AND caller = ?2 AND status = 'done'")?
         .execute([app, node])?;
-    let orphans: Vec<(String, String)> = conn
+    conn.prepare_cached("DELETE FROM placements WHERE app = ?1 AND node = ?2")?
+        .execute([app, node])?;
+    let orphans: Vec<(String, String, Option<String>, Option<String>)> = conn
         .prepare_cached(
-            "SELECT id, name FROM requests WHERE app = ?1 AND assignee = ?2 AND status = 'queued' ORDER BY seq",
+            "SELECT id, name, actor_type, actor_id FROM requests
+             WHERE app = ?1 AND assignee = ?2 AND status = 'queued' ORDER BY seq",
         )?
-        .query_map([app, node], |row| Ok((row.get(0)?, row.get(1)?)))?
+        .query_map([app, node], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?)))?
         .collect::<Result<_, _>>()?;
     let mut pokes = Vec::new();
-    for (id, name) in orphans {
-        match pick_member(conn, app, &name)? {
+    for (id, name, actor_type, actor_id) in orphans {
+        let actor = actor_type.as_deref().zip(actor_id.as_deref());
+        match route(conn, app, &name, actor)? {
             Some((target, port)) => {
                 conn.prepare_cached(
                     "UPDATE requests SET assignee = ?3 WHERE app = ?1 AND id = ?2",
@@ -219,18 +336,26 @@ impl Store for EmbeddedStore {
                 for name in &names {
                     conn.prepare_cached("INSERT OR IGNORE INTO offers (app, name, node) VALUES (?1, ?2, ?3)")?
                         .execute([&app, name, &node])?;
-                    let parked: Vec<String> = conn
+                }
+                for name in &names {
+                    let parked: Vec<(String, Option<String>, Option<String>)> = conn
                         .prepare_cached(
-                            "SELECT id FROM requests WHERE app = ?1 AND status = 'parked' AND name = ?2 ORDER BY seq",
+                            "SELECT id, actor_type, actor_id FROM requests
+                             WHERE app = ?1 AND status = 'parked' AND name = ?2 ORDER BY seq",
                         )?
-                        .query_map([&app, name], |row| row.get(0))?
+                        .query_map([&app, name], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))?
                         .collect::<Result<_, _>>()?;
-                    for id in parked {
+                    for (id, actor_type, actor_id) in parked {
+                        let actor = actor_type.as_deref().zip(actor_id.as_deref());
+                        let Some((target, port)) = route(conn, &app, name, actor)? else {
+                            continue;
+                        };
                         conn.prepare_cached(
                             "UPDATE requests SET status = 'queued', assignee = ?3 WHERE app = ?1 AND id = ?2",
                         )?
-                        .execute([&app, &id, &node])?;
-                        push_inbox(conn, &app, &node, EXECUTE, &id)?;
+                        .execute([&app, &id, &target])?;
+                        push_inbox(conn, &app, &target, EXECUTE, &id)?;
+                        pokes.push(port);
                     }
                 }
                 bump_version(conn, &app)?;
@@ -285,11 +410,13 @@ impl Store for EmbeddedStore {
         let record = encode(request);
         let id = request.id.0.clone();
         let name = request.target.routing_name().to_string();
+        let actor = actor_of(&request.target).map(|(t, i)| (t.to_string(), i.to_string()));
         let caller = request.caller.0.clone();
         let kind = kind_code(request.kind);
         self.db
             .run(move |conn| {
-                let target = pick_member(conn, &app, &name)?;
+                let actor = actor.as_ref().map(|(t, i)| (t.as_str(), i.as_str()));
+                let target = route(conn, &app, &name, actor)?;
                 let (status, assignee) = match &target {
                     Some((node, _)) => (QUEUED, Some(node.as_str())),
                     None => (PARKED, None),
@@ -394,12 +521,278 @@ impl Store for EmbeddedStore {
             .await
     }
 
+    async fn tail_call(&self, node: &NodeId, next: &Request, local: bool) -> Result<Routing, StoreError> {
+        let app = self.app.clone();
+        let node = node.0.clone();
+        let id = next.id.0.clone();
+        let record = encode(next);
+        let name = next.target.routing_name().to_string();
+        let actor = actor_of(&next.target).map(|(t, i)| (t.to_string(), i.to_string()));
+        self.db
+            .run(move |conn| {
+                if is_member(conn, &app, &node)?.is_none() {
+                    return Err(StoreError::Fenced(node));
+                }
+                let assignee: Option<Option<String>> = conn
+                    .prepare_cached(
+                        "SELECT assignee FROM requests WHERE app = ?1 AND id = ?2 AND status = 'queued'",
+                    )?
+                    .query_row([&app, &id], |row| row.get(0))
+                    .optional()?;
+                if assignee.flatten().as_deref() != Some(node.as_str()) {
+                    return Err(StoreError::NotAssigned(id));
+                }
+                let actor = actor.as_ref().map(|(t, i)| (t.as_str(), i.as_str()));
+                let target = if local {
+                    Some((node.clone(), 0))
+                } else {
+                    route(conn, &app, &name, actor)?
+                };
+                let (status, assignee) = match &target {
+                    Some((n, _)) => (QUEUED, Some(n.as_str())),
+                    None => (PARKED, None),
+                };
+                conn.prepare_cached(
+                    "UPDATE requests SET name = ?3, actor_type = ?4, actor_id = ?5, status = ?6,
+                     assignee = ?7, record = ?8 WHERE app = ?1 AND id = ?2",
+                )?
+                .execute(params![
+                    app,
+                    id,
+                    name,
+                    actor.map(|a| a.0),
+                    actor.map(|a| a.1),
+                    status,
+                    assignee,
+                    record
+                ])?;
+                Ok(match target {
+                    Some((n, _)) if local => (Routing::Assigned(NodeId(n)), Vec::new()),
+                    Some((n, port)) => {
+                        push_inbox(conn, &app, &n, EXECUTE, &id)?;
+                        (Routing::Assigned(NodeId(n)), vec![port])
+                    }
+                    None => (Routing::Parked, Vec::new()),
+                })
+            })
+            .await
+    }
+
+    async fn remove_actor(&self, actor: &ActorRef) -> Result<(), StoreError> {
+        let (app, t, i) = self.actor_key(actor);
+        self.db
+            .run(move |conn| {
+                for table in ["placements", "state_flat", "state_submap"] {
+                    conn.prepare_cached(&format!(
+                        "DELETE FROM {table} WHERE app = ?1 AND actor_type = ?2 AND actor_id = ?3"
+                    ))?
+                    .execute([&app, &t, &i])?;
+                }
+                Ok(((), Vec::new()))
+            })
+            .await
+    }
+
+    async fn placements(&self) -> Result<Vec<(ActorRef, NodeId)>, StoreError> {
+        let app = self.app.clone();
+        self.db
+            .run(move |conn| {
+                let rows = conn
+                    .prepare_cached(
+                        "SELECT actor_type, actor_id, node FROM placements WHERE app = ?1
+                         ORDER BY actor_type, actor_id",
+                    )?
+                    .query_map([&app], |row| {
+                        Ok((ActorRef::new(row.get::<_, String>(0)?, row.get::<_, String>(1)?), NodeId(row.get(2)?)))
+                    })?
+                    .collect::<Result<_, _>>()?;
+                Ok((rows, Vec::new()))
+            })
+            .await
+    }
+
+    async fn state_get(&self, actor: &ActorRef, key: &str, subkey: Option<&str>) -> Result<Option<Bytes>, StoreError> {
+        let (app, t, i) = self.actor_key(actor);
+        let key = key.to_string();
+        let subkey = subkey.map(str::to_string);
+        self.db
+            .run(move |conn| {
+                let value: Option<Vec<u8>> = match &subkey {
+                    None => conn
+                        .prepare_cached(
+                            "SELECT value FROM state_flat WHERE app = ?1 AND actor_type = ?2 AND actor_id = ?3 AND key = ?4",
+                        )?
+                        .query_row([&app, &t, &i, &key], |row| row.get(0))
+                        .optional()?,
+                    Some(sub) => conn
+                        .prepare_cached(
+                            "SELECT value FROM state_submap
+                             WHERE app = ?1 AND actor_type = ?2 AND actor_id = ?3 AND key = ?4 AND subkey = ?5",
+                        )?
+                        .query_row([&app, &t, &i, &key, sub], |row| row.get(0))
+                        .optional()?,
+                };
+                Ok((value.map(Bytes::from), Vec::new()))
+            })
+            .await
+    }
+
+    async fn state_set(&self, actor: &ActorRef, key: &str, subkey: Option<&str>, value: Bytes) -> Result<bool, StoreError> {
+        let (app, t, i) = self.actor_key(actor);
+        let key = key.to_string();
+        let subkey = subkey.map(str::to_string);
+        self.db
+            .run(move |conn| {
+                let created = set_entry(conn, [&app, &t, &i], &key, subkey.as_deref(), &value)?;
+                Ok((created, Vec::new()))
+            })
+            .await
+    }
+
+    async fn state_remove(&self, actor: &ActorRef, key: &str, subkey: Option<&str>) -> Result<bool, StoreError> {
+        let (app, t, i) = self.actor_key(actor);
+        let key = key.to_string();
+        let subkey = subkey.map(str::to_string);
+        self.db
+            .run(move |conn| {
+                let removed = remove_entry(conn, [&app, &t, &i], &key, subkey.as_deref())?;
+                Ok((removed, Vec::new()))
+            })
+            .await
+    }
+
+    async fn state_get_all(&self, actor: &ActorRef) -> Result<ActorState, StoreError> {
+        let (app, t, i) = self.actor_key(actor);
+        self.db
+            .run(move |conn| {
+                let flat = conn
+                    .prepare_cached(
+                        "SELECT key, value FROM state_flat WHERE app = ?1 AND actor_type = ?2 AND actor_id = ?3
+                         ORDER BY key",
+                    )?
+                    .query_map([&app, &t, &i], |row| {
+                        Ok((row.get::<_, String>(0)?, Bytes::from(row.get::<_, Vec<u8>>(1)?)))
+                    })?
+                    .collect::<Result<Vec<_>, _>>()?;
+                let entries = conn
+                    .prepare_cached(
+                        "SELECT key, subkey, value FROM state_submap WHERE app = ?1 AND actor_type = ?2 AND actor_id = ?3
+                         ORDER BY key, seq",
+                    )?
+                    .query_map([&app, &t, &i], |row| {
+                        Ok((
+                            row.get::<_, String>(0)?,
+                            row.get::<_, String>(1)?,
+                            Bytes::from(row.get::<_, Vec<u8>>(2)?),
+                        ))
+                    })?
+                    .collect::<Result<Vec<_>, _>>()?;
+                let mut submaps: Vec<(String, Vec<(String, Bytes)>)> = Vec::new();
+                for (key, subkey, value) in entries {
+                    match submaps.last_mut() {
+                        Some((k, list)) if *k == key => list.push((subkey, value)),
+                        _ => submaps.push((key, vec![(subkey, value)])),
+                    }
+                }
+                Ok((ActorState { flat, submaps }, Vec::new()))
+            })
+            .await
+    }
+
+    async fn state_remove_all(&self, actor: &ActorRef) -> Result<u64, StoreError> {
+        let (app, t, i) = self.actor_key(actor);
+        self.db
+            .run(move |conn| {
+                let mut n = 0u64;
+                for table in ["state_flat", "state_submap"] {
+                    n += conn
+                        .prepare_cached(&format!(
+                            "DELETE FROM {table} WHERE app = ?1 AND actor_type = ?2 AND actor_id = ?3"
+                        ))?
+                        .execute([&app, &t, &i])? as u64;
+                }
+                Ok((n, Vec::new()))
+            })
+            .await
+    }
+
+    async fn state_update(&self, actor: &ActorRef, update: &StateUpdate) -> Result<UpdateCounts, StoreError> {
+        let (app, t, i) = self.actor_key(actor);
+        let update = update.clone();
+        self.db
+            .run(move |conn| {
+                let actor = [&app, &t, &i];
+                let mut counts = UpdateCounts::default();
+                for key in &update.removals {
+                    counts.removed += u64::from(remove_entry(conn, actor, key, None)?);
+                }
+                for (key, subkeys) in &update.submap_removals {
+                    for sub in subkeys {
+                        counts.removed += u64::from(remove_entry(conn, actor, key, Some(sub))?);
+                    }
+                }
+                for (key, value) in &update.updates {
+                    counts.added += u64::from(set_entry(conn, actor, key, None, value)?);
+                }
+                for (key, entries) in &update.submap_updates {
+                    for (sub, value) in entries {
+                        counts.added += u64::from(set_entry(conn, actor, key, Some(sub), value)?);
+                    }
+                }
+                Ok((counts, Vec::new()))
+            })
+            .await
+    }
+
+    async fn submap_entries(&self, actor: &ActorRef, key: &str) -> Result<Vec<(String, Bytes)>, StoreError> {
+        let (app, t, i) = self.actor_key(actor);
+        let key = key.to_string();
+        self.db
+            .run(move |conn| {
+                let rows = conn
+                    .prepare_cached(
+                        "SELECT subkey, value FROM state_submap
+                         WHERE app = ?1 AND actor_type = ?2 AND actor_id = ?3 AND key = ?4 ORDER BY seq",
+                    )?
+                    .query_map([&app, &t, &i, &key], |row| {
+                        Ok((row.get::<_, String>(0)?, Bytes::from(row.get::<_, Vec<u8>>(1)?)))
+                    })?
+                    .collect::<Result<_, _>>()?;
+                Ok((rows, Vec::new()))
+            })
+            .await
+    }
+
+    async fn submap_clear(&self, actor: &ActorRef, key: &str) -> Result<u64, StoreError> {
+        let (app, t, i) = self.actor_key(actor);
+        let key = key.to_string();
+        self.db
+            .run(move |conn| {
+                let n = conn
+                    .prepare_cached(
+                        "DELETE FROM state_submap WHERE app = ?1 AND actor_type = ?2 AND actor_id = ?3 AND key = ?4",
+                    )?
+                    .execute([&app, &t, &i, &key])?;
+                Ok((n as u64, Vec::new()))
+            })
+            .await
+    }
+
     async fn purge(&self) -> Result<u64, StoreError> {
         let app = self.app.clone();
         self.db
             .run(move |conn| {
                 let mut total = 0u64;
-                for table in ["members", "offers", "mesh", "requests", "inbox"] {
+                for table in [
+                    "members",
+                    "offers",
+                    "mesh",
+                    "requests",
+                    "inbox",
+                    "placements",
+                    "state_flat",
+                    "state_submap",
+                ] {
                     total += conn.execute(&format!("DELETE FROM {table} WHERE app = ?1"), [&app])?
                         as u64;
                 }

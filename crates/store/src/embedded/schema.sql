@@ -28,6 +28,8 @@ CREATE TABLE IF NOT EXISTS requests (
     app TEXT NOT NULL,
     id TEXT NOT NULL,
     name TEXT NOT NULL,            -- routing name of the current target
+    actor_type TEXT,               -- the target actor, for actor requests
+    actor_id TEXT,
     status TEXT NOT NULL,          -- 'queued' | 'parked' | 'done'
     kind INTEGER NOT NULL,         -- 0 call, 1 tell, 2 promise
     assignee TEXT,                 -- executing node while queued
@@ -49,3 +51,35 @@ CREATE TABLE IF NOT EXISTS inbox (
     request_id TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS inbox_by_node ON inbox (app, node, seq);
+
+-- Actor placement: which member hosts an actor (compare-and-set on first use).
+CREATE TABLE IF NOT EXISTS placements (
+    app TEXT NOT NULL,
+    actor_type TEXT NOT NULL,
+    actor_id TEXT NOT NULL,
+    node TEXT NOT NULL,
+    PRIMARY KEY (app, actor_type, actor_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS placements_by_node ON placements (app, node);
+
+-- Actor state: flat entries and submap entries never collide (spec §9.4).
+CREATE TABLE IF NOT EXISTS state_flat (
+    app TEXT NOT NULL,
+    actor_type TEXT NOT NULL,
+    actor_id TEXT NOT NULL,
+    key TEXT NOT NULL,
+    value BLOB NOT NULL,
+    PRIMARY KEY (app, actor_type, actor_id, key)
+) WITHOUT ROWID;
+
+-- rowid keeps submap entries in insertion order (spec §2.4 `keys`).
+CREATE TABLE IF NOT EXISTS state_submap (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    app TEXT NOT NULL,
+    actor_type TEXT NOT NULL,
+    actor_id TEXT NOT NULL,
+    key TEXT NOT NULL,
+    subkey TEXT NOT NULL,
+    value BLOB NOT NULL,
+    UNIQUE (app, actor_type, actor_id, key, subkey)
+);

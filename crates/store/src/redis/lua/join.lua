@@ -1,0 +1,21 @@
+-- join(node, lease_ms, member record, names...): ARGV[3..]
+-- Sweeps expired members, registers the member with a fresh lease, adopts the requests
+-- parked for its names (in arrival order), and tells every other member.
+local now = now_ms()
+local node, lease, record = ARGV[3], tonumber(ARGV[4]), ARGV[5]
+sweep(now)
+redis.call('HSET', P .. 'members', node, record)
+redis.call('ZADD', P .. 'leases', now + lease, node)
+for i = 6, #ARGV do
+  local name = ARGV[i]
+  redis.call('SADD', P .. 'names:' .. node, name)
+  redis.call('ZADD', P .. 'route:' .. name, 0, node)
+  local parked = P .. 'parked:' .. name
+  for _, id in ipairs(redis.call('ZRANGE', parked, 0, -1)) do
+    local f = redis.call('HMGET', P .. 'req:' .. id, 'seq', 'rec')
+    assign(id, f[1], f[2], node)
+  end
+  redis.call('DEL', parked)
+end
+push_members_changed(node)
+return 1

@@ -1,0 +1,550 @@
+//! The Redis engine (multi-host meshes): the same transitions as the embedded engine,
+//! each one Lua script, over the keys of one application.
+//!
+//! # Key layout
+//!
+//! Every key of application `app` starts with the prefix `kar:{<tag>}:` where `<tag>` is
+//! the application name with `%`, `{` and `}` percent-encoded (`%25`, `%7B`, `%7D`), and
+//! `%` alone for the empty name. The tag therefore never contains `}`: it is exactly
+//! the Redis Cluster hash tag, so all keys of one application live in one slot (scripts
+//! may touch any of them), and the prefixes of two different applications never
+//! overlap. With `P` the prefix:
+//!
+//! | key | type | content |
+//! | --- | --- | --- |
+//! | `P members` | hash | node → postcard [`Member`] |
+//! | `P leases` | zset | node → lease expiry (ms, Redis server clock) |
+//! | `P names:<node>` | set | the names (service, actor types) the node offers |
+//! | `P route:<name>` | zset (score 0) | nodes offering `name` (sorted, so a random index picks) |
+//! | `P seq` | string | arrival counter of requests |
+//! | `P req:<id>` | hash | `name`, `kind` (0 call, 1 tell, 2 promise), `caller`, `seq`, `rec` (postcard [`Request`]), `status` (`q` queued, `p` parked, `d` done), `assignee` (while queued), `outcome` (postcard [`Outcome`], once done) |
+//! | `P assigned:<node>` | zset | ids of the requests queued on the node, by `seq` (re-routed in arrival order) |
+//! | `P parked:<name>` | zset | ids of the requests parked for `name`, by `seq` (adopted in arrival order) |
+//! | `P done:<node>` | set | ids of completed requests whose outcome awaits collection by caller `node` |
+//! | `P inbox:<node>` | stream | the node's inbox (see below) |
+//!
+//! # Scripts
+//!
+//! One script per transition (`lua/*.lua`, each prefixed with the helpers of
+//! `lua/lib.lua` and run with EVALSHA). `KEYS[1]` is `P members` (it routes the script
+//! to the application's slot), `ARGV[1]` the prefix and `ARGV[2]` a random number from
+//! the client (Lua's random generator is deterministic in Redis) used to pick among the
+//! members offering a name. Times come from `TIME` inside the script.
+//!
+//! * `join`: sweeps expired members, writes the member, its lease and its routes,
+//!   adopts the requests parked for its names (in arrival order), pushes
+//!   `MembersChanged` to every other member.
+//! * `renew` (every lease/3, by a background task per member): fails if the member's
+//!   lease has expired (the member is removed and must fence itself), extends it, then
+//!   sweeps every member whose lease expired. Failure detection thus runs inside the
+//!   renewals of the live members, never on the request path.
+//! * `leave` and the sweep share `remove_member` (as in the embedded engine): queued
+//!   requests of the member are re-routed in arrival order or parked, completed
+//!   requests only it could collect are deleted, its inbox and routes go, and every
+//!   remaining member gets `MembersChanged`.
+//! * `enqueue`: stores the request and routes it to a random *live* member offering
+//!   its name (its `Execute` is appended to that member's inbox), or parks it.
+//! * `complete`: fails with [`StoreError::Fenced`] unless the completing node holds a
+//!   valid lease (an expired one is removed right there); a call or promise whose
+//!   caller is still a member becomes `done` with its outcome and a `Completed` goes to
+//!   the caller's inbox; a tell, or a request whose caller is gone, is deleted.
+//! * `forget`, `expire_parked`: delete done / parked records.
+//! * `members`: the members with a valid lease (read only).
+//! * `purge`: deletes every key matching the application's prefix (SCAN inside the
+//!   script, so it is atomic).
+//!
+//! # Inboxes
+//!
+//! An inbox is a stream whose entries carry the message itself, so receiving needs no
+//! second round trip: `t=e` (Execute, `p` = postcard request), `t=c` (Completed, `i`
+//! = id, `k` = kind, `p` = postcard outcome), `t=m` (MembersChanged). The owner reads
+//! it with a blocking `XREAD` on a connection of its own (no polling) and takes up to
+//! [`inbox::BATCH`] entries at once. Entries are trimmed (`XTRIM MINID`) only at the
+//! next `recv`, once they were handed out: a cancelled `recv` loses nothing (its
+//! entries are read again by the next one). Streams were preferred to lists for that
+//! reason: a `BLPOP` cancelled after the server popped would lose messages.
+//!
+//! # Leases and fencing
+//!
+//! A member's lease is `lease` long (3 s by default), computed on the Redis clock and
+//! renewed every lease/3. A member whose lease expired is dead: it is no longer chosen
+//! by `enqueue`, it is removed by the next renewal of any live member (or by its own
+//! renewal or completion attempts), and its transitions fail with `Fenced`. The renew
+//! task also fences locally: once a whole lease has passed since the last successful
+//! renewal was *sent*, the server's lease has surely expired, so the inbox reports
+//! `Fenced` (and so does `complete`) even if Redis cannot be reached.
+
+mod inbox;
+
+use crate::message::{decode, encode};
+use crate::{Inbox, RedisConfig, Routing, Store, StoreError};
+use async_trait::async_trait;
+use kar_protocol::{Member, NodeId, Outcome, Request, RequestId, RequestKind};
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{
+    AsyncConnectionConfig, Client, ConnectionAddr, IntoConnectionInfo, RedisConnectionInfo,
+    Script, ScriptInvocation,
+};
+use std::collections::HashMap;
+use std::sync::{Arc, LazyLock, Mutex};
+use std::time::Duration;
+use tokio::sync::watch;
+use tokio::task::AbortHandle;
+use tokio::time::Instant;
+
+/// Membership lease when the configuration says zero.
+const DEFAULT_LEASE: Duration = Duration::from_secs(3);
+/// How long opening the store may take before it reports the server unreachable.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+/// Response timeout of ordinary transitions.
+const RESPONSE_TIMEOUT: Duration = Duration::from_secs(10);
+
+macro_rules! script {
+    ($file:literal) => {
+        Script::new(concat!(
+            include_str!("lua/lib.lua"),
+            include_str!(concat!("lua/", $file))
+        ))
+    };
+}
+
+struct Scripts {
+    join: Script,
+    renew: Script,
+    leave: Script,
+    members: Script,
+    enqueue: Script,
+    complete: Script,
+    forget: Script,
+    expire_parked: Script,
+    purge: Script,
+}
+
+static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
+    join: script!("join.lua"),
+    renew: script!("renew.lua"),
+    leave: script!("leave.lua"),
+    members: script!("members.lua"),
+    enqueue: script!("enqueue.lua"),
+    complete: script!("complete.lua"),
+    forget: script!("forget.lua"),
+    expire_parked: script!("expire_parked.lua"),
+    purge: script!("purge.lua"),
+});
+
+/// The keys of one application.
+#[derive(Debug)]
+pub(crate) struct Keys {
+    /// `kar:{<tag>}:`
+    prefix: String,
+    /// `KEYS[1]` of every script.
+    anchor: String,
+}
+
+impl Keys {
+    fn new(app: &str) -> Self {
+        let prefix = format!("kar:{{{}}}:", hash_tag(app));
+        Keys {
+            anchor: format!("{prefix}members"),
+            prefix,
+        }
+    }
+
+    fn inbox(&self, node: &str) -> String {
+        format!("{}inbox:{node}", self.prefix)
+    }
+
+    /// A script invocation with the arguments every script takes.
+    fn invocation<'a>(&self, script: &'a Script) -> ScriptInvocation<'a> {
+        let mut invocation = script.prepare_invoke();
+        invocation
+            .key(&self.anchor)
+            .arg(&self.prefix)
+            .arg(rand::random::<u32>());
+        invocation
+    }
+}
+
+/// The hash tag of an application: its name with `%`, `{`, `}` percent-encoded
+/// (injective, and free of `}`), `%` for the empty name.
+fn hash_tag(app: &str) -> String {
+    if app.is_empty() {
+        return "%".to_string();
+    }
+    let mut tag = String::with_capacity(app.len());
+    for c in app.chars() {
+        match c {
+            '%' => tag.push_str("%25"),
+            '{' => tag.push_str("%7B"),
+            '}' => tag.push_str("%7D"),
+            c => tag.push(c),
+        }
+    }
+    tag
+}
+
+/// Escapes the glob metacharacters of `s` for `SCAN MATCH`.
+fn glob_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn kind_code(kind: RequestKind) -> u8 {
+    match kind {
+        RequestKind::Call => 0,
+        RequestKind::Tell => 1,
+        RequestKind::Promise => 2,
+    }
+}
+
+fn kind_from_code(code: &[u8]) -> RequestKind {
+    match code {
+        b"1" => RequestKind::Tell,
+        b"2" => RequestKind::Promise,
+        _ => RequestKind::Call,
+    }
+}
+
+/// A member joined through this handle.
+struct LocalMember {
+    renew: AbortHandle,
+    fenced: watch::Receiver<bool>,
+}
+
+type LocalMembers = Arc<Mutex<HashMap<String, LocalMember>>>;
+
+fn lock(members: &LocalMembers) -> std::sync::MutexGuard<'_, HashMap<String, LocalMember>> {
+    // The map stays consistent even if a holder panicked.
+    members.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+pub struct RedisStore {
+    app: String,
+    keys: Arc<Keys>,
+    client: Client,
+    conn: ConnectionManager,
+    lease: Duration,
+    members: LocalMembers,
+    addr: String,
+}
+
+impl RedisStore {
+    /// Connects to Redis (failing fast with [`StoreError::Unavailable`] when it cannot
+    /// be reached) and returns the store of application `app`.
+    pub async fn open(config: &RedisConfig, app: &str) -> Result<Self, StoreError> {
+        if config.host.is_empty() {
+            return Err(StoreError::Config("Redis host is required".into()));
+        }
+        if config.tls {
+            return Err(StoreError::Config(
+                "TLS connections to Redis are not supported by this build of kar".into(),
+            ));
+        }
+        let port = if config.port == 0 { 6379 } else { config.port };
+        let addr = format!("{}:{}", config.host, port);
+        let mut redis_info = RedisConnectionInfo::default();
+        if let Some(user) = config.user.as_deref().filter(|u| !u.is_empty()) {
+            redis_info = redis_info.set_username(user);
+        }
+        if let Some(password) = config.password.as_deref().filter(|p| !p.is_empty()) {
+            redis_info = redis_info.set_password(password);
+        }
+        let info = ConnectionAddr::Tcp(config.host.clone(), port)
+            .into_connection_info()
+            .map_err(|e| StoreError::Config(format!("invalid Redis address {addr}: {e}")))?
+            .set_redis_settings(redis_info);
+        let client = Client::open(info)
+            .map_err(|e| StoreError::Config(format!("invalid Redis address {addr}: {e}")))?;
+
+        // One direct attempt first, so that an unreachable server or bad credentials
+        // are reported at once instead of after the connection manager's retries.
+        let probe_config = AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(CONNECT_TIMEOUT))
+            .set_response_timeout(Some(CONNECT_TIMEOUT));
+        let mut probe = client
+            .get_multiplexed_async_connection_with_config(&probe_config)
+            .await
+            .map_err(|e| connect_error(&addr, e))?;
+        redis::cmd("PING")
+            .query_async::<()>(&mut probe)
+            .await
+            .map_err(|e| connect_error(&addr, e))?;
+        drop(probe);
+
+        let manager_config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(CONNECT_TIMEOUT))
+            .set_response_timeout(Some(RESPONSE_TIMEOUT))
+            .set_number_of_retries(2);
+        let conn = ConnectionManager::new_with_config(client.clone(), manager_config)
+            .await
+            .map_err(|e| connect_error(&addr, e))?;
+        let lease = if config.lease.is_zero() {
+            DEFAULT_LEASE
+        } else {
+            config.lease
+        };
+        Ok(RedisStore {
+            app: app.to_string(),
+            keys: Arc::new(Keys::new(app)),
+            client,
+            conn,
+            lease,
+            members: Arc::default(),
+            addr,
+        })
+    }
+
+    /// The application this handle serves.
+    pub fn app(&self) -> &str {
+        &self.app
+    }
+
+    fn is_fenced_locally(&self, node: &str) -> bool {
+        lock(&self.members)
+            .get(node)
+            .is_some_and(|member| *member.fenced.borrow())
+    }
+}
+
+fn connect_error(addr: &str, e: redis::RedisError) -> StoreError {
+    match e.kind() {
+        redis::ErrorKind::AuthenticationFailed => {
+            StoreError::Config(format!("Redis at {addr} refused the credentials: {e}"))
+        }
+        _ => StoreError::Unavailable(format!("failed to connect to Redis at {addr}: {e}")),
+    }
+}
+
+fn lease_millis(lease: Duration) -> u64 {
+    u64::try_from(lease.as_millis()).unwrap_or(u64::MAX)
+}
+
+#[async_trait]
+impl Store for RedisStore {
+    async fn join(&self, member: &Member) -> Result<Box<dyn Inbox>, StoreError> {
+        let node = member.node.0.clone();
+        // The inbox connection is opened first: a member must not join without one.
+        let reader = inbox::Reader::connect(&self.client, self.keys.inbox(&node)).await?;
+        let sent = Instant::now();
+        let mut invocation = self.keys.invocation(&SCRIPTS.join);
+        invocation
+            .arg(&node)
+            .arg(lease_millis(self.lease))
+            .arg(encode(member));
+        for name in member.names() {
+            invocation.arg(name);
+        }
+        invocation
+            .invoke_async::<i64>(&mut self.conn.clone())
+            .await?;
+
+        let (fenced_tx, fenced_rx) = watch::channel(false);
+        let renew = tokio::spawn(renew_loop(
+            self.conn.clone(),
+            self.keys.clone(),
+            node.clone(),
+            self.lease,
+            sent,
+            fenced_tx,
+        ));
+        let previous = lock(&self.members).insert(
+            node.clone(),
+            LocalMember {
+                renew: renew.abort_handle(),
+                fenced: fenced_rx.clone(),
+            },
+        );
+        if let Some(previous) = previous {
+            previous.renew.abort();
+        }
+        Ok(Box::new(inbox::RedisInbox::new(
+            node,
+            reader,
+            fenced_rx,
+            renew,
+            self.members.clone(),
+        )))
+    }
+
+    async fn leave(&self, node: &NodeId) -> Result<(), StoreError> {
+        // Stop renewing first: once removed, the member must not be renewed (the
+        // renewal would report it fenced).
+        if let Some(member) = lock(&self.members).remove(&node.0) {
+            member.renew.abort();
+        }
+        let mut invocation = self.keys.invocation(&SCRIPTS.leave);
+        invocation.arg(&node.0);
+        invocation
+            .invoke_async::<i64>(&mut self.conn.clone())
+            .await?;
+        Ok(())
+    }
+
+    async fn members(&self) -> Result<Vec<Member>, StoreError> {
+        let records: Vec<Vec<u8>> = self
+            .keys
+            .invocation(&SCRIPTS.members)
+            .invoke_async(&mut self.conn.clone())
+            .await?;
+        let mut members = records
+            .iter()
+            .map(|record| decode::<Member>(&self.keys.anchor, record))
+            .collect::<Result<Vec<_>, _>>()?;
+        members.sort_by(|a, b| a.node.cmp(&b.node));
+        Ok(members)
+    }
+
+    async fn enqueue(&self, request: &Request) -> Result<Routing, StoreError> {
+        let mut invocation = self.keys.invocation(&SCRIPTS.enqueue);
+        invocation
+            .arg(&request.id.0)
+            .arg(request.target.routing_name())
+            .arg(kind_code(request.kind))
+            .arg(&request.caller.0)
+            .arg(encode(request));
+        let assignee: Option<String> = invocation.invoke_async(&mut self.conn.clone()).await?;
+        Ok(match assignee {
+            Some(node) => Routing::Assigned(NodeId(node)),
+            None => Routing::Parked,
+        })
+    }
+
+    async fn complete(
+        &self,
+        node: &NodeId,
+        id: &RequestId,
+        outcome: &Outcome,
+    ) -> Result<bool, StoreError> {
+        if self.is_fenced_locally(&node.0) {
+            return Err(StoreError::Fenced(node.0.clone()));
+        }
+        let mut invocation = self.keys.invocation(&SCRIPTS.complete);
+        invocation.arg(&node.0).arg(&id.0).arg(encode(outcome));
+        match invocation
+            .invoke_async::<i64>(&mut self.conn.clone())
+            .await?
+        {
+            -1 => Err(StoreError::Fenced(node.0.clone())),
+            done => Ok(done == 1),
+        }
+    }
+
+    async fn forget(&self, ids: &[RequestId]) -> Result<(), StoreError> {
+        // Bounded batches keep each script short (Redis runs one script at a time).
+        for chunk in ids.chunks(512) {
+            let mut invocation = self.keys.invocation(&SCRIPTS.forget);
+            for id in chunk {
+                invocation.arg(&id.0);
+            }
+            invocation
+                .invoke_async::<i64>(&mut self.conn.clone())
+                .await?;
+        }
+        Ok(())
+    }
+
+    async fn expire_parked(&self, id: &RequestId) -> Result<bool, StoreError> {
+        let mut invocation = self.keys.invocation(&SCRIPTS.expire_parked);
+        invocation.arg(&id.0);
+        let removed: i64 = invocation.invoke_async(&mut self.conn.clone()).await?;
+        Ok(removed == 1)
+    }
+
+    async fn purge(&self) -> Result<u64, StoreError> {
+        let mut invocation = self.keys.invocation(&SCRIPTS.purge);
+        invocation.arg(format!("{}*", glob_escape(&self.keys.prefix)));
+        let deleted: u64 = invocation.invoke_async(&mut self.conn.clone()).await?;
+        Ok(deleted)
+    }
+
+    fn describe(&self) -> String {
+        format!("redis://{}", self.addr)
+    }
+}
+
+/// Renews the lease of `node` every lease/3 until the task is aborted (leave, inbox
+/// dropped) or the member is fenced.
+async fn renew_loop(
+    mut conn: ConnectionManager,
+    keys: Arc<Keys>,
+    node: String,
+    lease: Duration,
+    joined: Instant,
+    fenced: watch::Sender<bool>,
+) {
+    let period = lease / 3;
+    let retry = (period / 4).max(Duration::from_millis(10));
+    // When the last successful renewal (or the join) was sent: the server's lease
+    // expires at least `lease` after that instant.
+    let mut last_ok = joined;
+    let mut next = joined + period;
+    loop {
+        let deadline = last_ok + lease;
+        tokio::select! {
+            _ = tokio::time::sleep_until(next) => {}
+            _ = tokio::time::sleep_until(deadline) => break,
+        }
+        let sent = Instant::now();
+        let mut invocation = keys.invocation(&SCRIPTS.renew);
+        invocation.arg(&node).arg(lease_millis(lease));
+        let result = tokio::select! {
+            result = invocation.invoke_async::<i64>(&mut conn) => result,
+            _ = tokio::time::sleep_until(deadline) => break,
+        };
+        match result {
+            Ok(1) => {
+                last_ok = sent;
+                next = sent + period;
+            }
+            Ok(_) => {
+                tracing::error!(node, "the lease of this member expired: it was removed from the mesh");
+                let _ = fenced.send(true);
+                return;
+            }
+            Err(e) => {
+                tracing::warn!(node, "cannot renew the membership lease (retrying): {e}");
+                next = Instant::now() + retry;
+            }
+        }
+    }
+    tracing::error!(
+        node,
+        "could not renew the membership lease in time: fencing this member"
+    );
+    let _ = fenced.send(true);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hash_tags_are_injective_and_brace_free() {
+        assert_eq!(hash_tag("app"), "app");
+        assert_eq!(hash_tag(""), "%");
+        assert_eq!(hash_tag("%"), "%25");
+        assert_eq!(hash_tag("a{b}c"), "a%7Bb%7Dc");
+        assert_eq!(hash_tag("%7B"), "%257B");
+        assert_ne!(hash_tag("{"), hash_tag("%7B"));
+        assert!(!hash_tag("}}{{").contains(['{', '}']));
+        assert_eq!(Keys::new("x}y").prefix, "kar:{x%7Dy}:");
+    }
+
+    #[test]
+    fn globs_are_escaped() {
+        assert_eq!(glob_escape("kar:{a*b?[c]\\}:"), "kar:{a\\*b\\?\\[c\\]\\\\}:");
+    }
+
+    #[test]
+    fn kinds_round_trip() {
+        for kind in [RequestKind::Call, RequestKind::Tell, RequestKind::Promise] {
+            assert_eq!(kind_from_code(kind_code(kind).to_string().as_bytes()), kind);
+        }
+    }
+}

@@ -1,0 +1,546 @@
+//! The store conformance suite: every scenario runs against both engines, the embedded
+//! one on a temporary directory and the Redis one on a `redis-server` of its own.
+//! Deaths are real: a member lives in a child process (this test binary re-executed)
+//! that is killed with SIGKILL.
+
+mod support;
+
+use kar_protocol::{NodeId, Outcome, RequestId, RequestKind};
+use kar_store::{Message, Routing, StoreError};
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use support::*;
+
+macro_rules! conformance {
+    ($($scenario:ident),* $(,)?) => {
+        mod embedded {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $scenario() {
+                    super::$scenario(&super::Engine::embedded()).await;
+                }
+            )*
+        }
+        mod redis {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $scenario() {
+                    super::$scenario(&super::Engine::redis()).await;
+                }
+            )*
+        }
+    };
+}
+
+conformance!(
+    join_members_leave,
+    execute_arrives_in_order_and_all_at_once,
+    call_completion_reaches_the_caller,
+    tell_completion_deletes_the_record,
+    completion_for_a_departed_caller_is_dropped,
+    departure_drops_uncollected_outcomes,
+    park_expire_and_adopt,
+    members_changed_on_join_and_leave,
+    leave_reroutes_queued_requests_in_order,
+    leave_parks_requests_nobody_else_offers,
+    killed_member_requests_are_rerouted,
+    dropped_member_dies_and_is_fenced,
+    removed_node_is_fenced,
+    applications_are_isolated,
+    purge_removes_one_application,
+    waiting_recv_wakes_on_enqueue_by_another_handle,
+    cancelled_recv_loses_nothing,
+);
+
+async fn join_members_leave(engine: &Engine) {
+    let store = engine.open("app").await;
+    assert!(store.members().await.unwrap().is_empty());
+    let a = member("node-a", "svc-a", &[]);
+    let b = member("node-b", "svc-b", &["Actor1", "Actor2"]);
+    let _inbox_b = store.join(&b).await.unwrap();
+    let _inbox_a = store.join(&a).await.unwrap();
+    assert_eq!(store.members().await.unwrap(), vec![a.clone(), b.clone()]);
+    // Another handle sees the same mesh.
+    let other = engine.open("app").await;
+    assert_eq!(other.members().await.unwrap(), vec![a.clone(), b.clone()]);
+    store.leave(&a.node).await.unwrap();
+    assert_eq!(store.members().await.unwrap(), vec![b.clone()]);
+    // Leaving twice is harmless.
+    store.leave(&a.node).await.unwrap();
+    other.leave(&b.node).await.unwrap();
+    assert!(store.members().await.unwrap().is_empty());
+}
+
+async fn execute_arrives_in_order_and_all_at_once(engine: &Engine) {
+    let store = engine.open("app").await;
+    let mut inbox = store.join(&member("node-x", "svc", &[])).await.unwrap();
+    let requests: Vec<_> = (0..5)
+        .map(|_| request(RequestKind::Tell, "svc", "node-caller"))
+        .collect();
+    for r in &requests {
+        let routing = store.enqueue(r).await.unwrap();
+        assert_eq!(routing, Routing::Assigned(NodeId("node-x".into())));
+    }
+    // Everything available is taken by one recv.
+    let batch = tokio::time::timeout(PATIENCE, inbox.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    let expected: Vec<_> = requests
+        .iter()
+        .map(|r| Message::Execute(Box::new(r.clone())))
+        .collect();
+    assert_eq!(batch, expected);
+}
+
+async fn call_completion_reaches_the_caller(engine: &Engine) {
+    let store = engine.open("app").await;
+    let mut caller = store.join(&member("node-c", "caller", &[])).await.unwrap();
+    let mut executor = store.join(&member("node-e", "svc", &[])).await.unwrap();
+    let _ = recv_members_changed(&mut caller).await;
+    for kind in [RequestKind::Call, RequestKind::Promise] {
+        let r = request(kind, "svc", "node-c");
+        store.enqueue(&r).await.unwrap();
+        let (got, _) = recv_n(&mut executor, 1).await;
+        assert_eq!(got, vec![Message::Execute(Box::new(r.clone()))]);
+        let outcome = reply("pong");
+        let executor_node = NodeId("node-e".into());
+        assert!(store.complete(&executor_node, &r.id, &outcome).await.unwrap());
+        let (got, _) = recv_n(&mut caller, 1).await;
+        assert_eq!(
+            got,
+            vec![Message::Completed {
+                id: r.id.clone(),
+                kind,
+                outcome: outcome.clone(),
+            }]
+        );
+        // A second completion changes nothing.
+        let again = Outcome::Failed("again".into());
+        assert!(!store.complete(&executor_node, &r.id, &again).await.unwrap());
+        // The outcome is kept until the caller forgets it.
+        assert!(engine.request_exists("app", &r.id));
+        store.forget(std::slice::from_ref(&r.id)).await.unwrap();
+        assert!(!engine.request_exists("app", &r.id));
+        assert!(!store.complete(&executor_node, &r.id, &again).await.unwrap());
+    }
+    // Unknown requests are not completed either.
+    assert!(!store
+        .complete(&NodeId("node-e".into()), &RequestId::generate(), &reply("x"))
+        .await
+        .unwrap());
+}
+
+async fn tell_completion_deletes_the_record(engine: &Engine) {
+    let store = engine.open("app").await;
+    let mut caller = store.join(&member("node-c", "caller", &[])).await.unwrap();
+    let mut executor = store.join(&member("node-e", "svc", &[])).await.unwrap();
+    let tell = request(RequestKind::Tell, "svc", "node-c");
+    store.enqueue(&tell).await.unwrap();
+    recv_n(&mut executor, 1).await;
+    let node_e = NodeId("node-e".into());
+    assert!(store.complete(&node_e, &tell.id, &reply("ok")).await.unwrap());
+    assert!(!engine.request_exists("app", &tell.id));
+    assert!(!store.complete(&node_e, &tell.id, &reply("ok")).await.unwrap());
+    // Nothing reached the caller: the next message it gets is a marker sent after.
+    let marker = request(RequestKind::Tell, "caller", "node-e");
+    store.enqueue(&marker).await.unwrap();
+    let (got, _) = recv_n(&mut caller, 1).await;
+    assert_eq!(executed(&got), vec![marker.id]);
+}
+
+async fn completion_for_a_departed_caller_is_dropped(engine: &Engine) {
+    let store = engine.open("app").await;
+    let _caller = store.join(&member("node-c", "caller", &[])).await.unwrap();
+    let mut executor = store.join(&member("node-e", "svc", &[])).await.unwrap();
+    let call = request(RequestKind::Call, "svc", "node-c");
+    store.enqueue(&call).await.unwrap();
+    recv_n(&mut executor, 1).await;
+    store.leave(&NodeId("node-c".into())).await.unwrap();
+    let node_e = NodeId("node-e".into());
+    assert!(store.complete(&node_e, &call.id, &reply("late")).await.unwrap());
+    assert!(!engine.request_exists("app", &call.id));
+}
+
+async fn departure_drops_uncollected_outcomes(engine: &Engine) {
+    let store = engine.open("app").await;
+    let mut caller = store.join(&member("node-c", "caller", &[])).await.unwrap();
+    let mut executor = store.join(&member("node-e", "svc", &[])).await.unwrap();
+    let call = request(RequestKind::Call, "svc", "node-c");
+    store.enqueue(&call).await.unwrap();
+    recv_n(&mut executor, 1).await;
+    let node_e = NodeId("node-e".into());
+    assert!(store.complete(&node_e, &call.id, &reply("r")).await.unwrap());
+    recv_n(&mut caller, 1).await;
+    assert!(engine.request_exists("app", &call.id));
+    store.leave(&NodeId("node-c".into())).await.unwrap();
+    assert!(!engine.request_exists("app", &call.id));
+}
+
+async fn park_expire_and_adopt(engine: &Engine) {
+    let store = engine.open("app").await;
+    let lost = request(RequestKind::Call, "nobody", "node-c");
+    assert_eq!(store.enqueue(&lost).await.unwrap(), Routing::Parked);
+    assert!(store.expire_parked(&lost.id).await.unwrap());
+    assert!(!engine.request_exists("app", &lost.id));
+    assert!(!store.expire_parked(&lost.id).await.unwrap());
+
+    let parked: Vec<_> = (0..3)
+        .map(|_| request(RequestKind::Tell, "late", "node-c"))
+        .collect();
+    let actor_parked = request(RequestKind::Tell, "LateActor", "node-c");
+    for r in parked.iter().chain([&actor_parked]) {
+        assert_eq!(store.enqueue(r).await.unwrap(), Routing::Parked);
+    }
+    // Another handle joins the member: it adopts every parked request of its names.
+    let other = engine.open("app").await;
+    let mut inbox = other
+        .join(&member("node-l", "late", &["LateActor"]))
+        .await
+        .unwrap();
+    let (got, _) = recv_n(&mut inbox, 4).await;
+    let expected: Vec<_> = parked
+        .iter()
+        .chain([&actor_parked])
+        .map(|r| r.id.clone())
+        .collect();
+    assert_eq!(executed(&got), expected);
+    // Adopted: no longer parked, still there, and it completes normally.
+    assert!(!store.expire_parked(&parked[0].id).await.unwrap());
+    assert!(engine.request_exists("app", &parked[0].id));
+    assert!(store
+        .complete(&NodeId("node-l".into()), &parked[0].id, &reply("ok"))
+        .await
+        .unwrap());
+}
+
+async fn members_changed_on_join_and_leave(engine: &Engine) {
+    let store = engine.open("app").await;
+    let mut a = store.join(&member("node-a", "a", &[])).await.unwrap();
+    let other = engine.open("app").await;
+    let _b = other.join(&member("node-b", "b", &[])).await.unwrap();
+    assert!(recv_members_changed(&mut a).await.is_empty());
+    other.leave(&NodeId("node-b".into())).await.unwrap();
+    assert!(recv_members_changed(&mut a).await.is_empty());
+}
+
+/// Enqueues `n` tells to `name` while only `node` offers it.
+async fn queue_on(
+    store: &dyn kar_store::Store,
+    name: &str,
+    node: &str,
+    n: usize,
+) -> Vec<RequestId> {
+    let mut ids = Vec::new();
+    for _ in 0..n {
+        let r = request(RequestKind::Tell, name, "node-caller");
+        assert_eq!(
+            store.enqueue(&r).await.unwrap(),
+            Routing::Assigned(NodeId(node.into()))
+        );
+        ids.push(r.id);
+    }
+    ids
+}
+
+async fn leave_reroutes_queued_requests_in_order(engine: &Engine) {
+    let store = engine.open("app").await;
+    let _old = store.join(&member("node-old", "svc", &[])).await.unwrap();
+    let ids = queue_on(&*store, "svc", "node-old", 4).await;
+    let mut new = store.join(&member("node-new", "svc", &[])).await.unwrap();
+    store.leave(&NodeId("node-old".into())).await.unwrap();
+    let (got, _) = recv_n(&mut new, 4).await;
+    assert_eq!(executed(&got), ids);
+}
+
+async fn leave_parks_requests_nobody_else_offers(engine: &Engine) {
+    let store = engine.open("app").await;
+    let _solo = store.join(&member("node-solo", "solo", &[])).await.unwrap();
+    let ids = queue_on(&*store, "solo", "node-solo", 3).await;
+    store.leave(&NodeId("node-solo".into())).await.unwrap();
+    for id in &ids {
+        assert!(engine.request_exists("app", id));
+    }
+    let mut heir = store.join(&member("node-heir", "solo", &[])).await.unwrap();
+    let (got, _) = recv_n(&mut heir, 3).await;
+    assert_eq!(executed(&got), ids);
+}
+
+/// Runs a member in a child process: this test binary re-executed on the ignored
+/// test `child_member`, which joins and then waits to be killed.
+struct ChildMember {
+    child: Child,
+}
+
+impl ChildMember {
+    fn spawn(engine: &Engine, app: &str, node: &str, service: &str) -> ChildMember {
+        let exe = std::env::current_exe().expect("test binary");
+        let mut child = Command::new(exe)
+            .args(["child_member", "--exact", "--ignored", "--nocapture"])
+            .args(["--test-threads", "1"])
+            .env(
+                CHILD_ENV,
+                format!("{app}\n{node}\n{service}\n{}", engine.config_line()),
+            )
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn child member");
+        let stdout = child.stdout.take().expect("stdout");
+        let joined = BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+            .any(|line| line == CHILD_JOINED);
+        assert!(joined, "the child member did not join");
+        ChildMember { child }
+    }
+
+    fn kill(&mut self) {
+        // SIGKILL: no cleanup of any kind runs in the child.
+        self.child.kill().expect("kill child");
+        self.child.wait().expect("reap child");
+    }
+}
+
+impl Drop for ChildMember {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+const CHILD_ENV: &str = "KAR_STORE_TEST_CHILD_MEMBER";
+const CHILD_JOINED: &str = "KAR-CHILD-MEMBER-JOINED";
+
+/// Not a test: the body of [`ChildMember`] (does nothing when run directly).
+#[tokio::test]
+#[ignore]
+async fn child_member() {
+    let Ok(spec) = std::env::var(CHILD_ENV) else {
+        return;
+    };
+    let mut lines = spec.lines();
+    let (app, node, service, config) = (
+        lines.next().unwrap(),
+        lines.next().unwrap(),
+        lines.next().unwrap(),
+        lines.next().unwrap(),
+    );
+    let store = kar_store::open(&Engine::config_from_line(config), app)
+        .await
+        .unwrap();
+    let _inbox = store.join(&member(node, service, &[])).await.unwrap();
+    println!("{CHILD_JOINED}");
+    std::future::pending::<()>().await;
+}
+
+async fn killed_member_requests_are_rerouted(engine: &Engine) {
+    let mut child = ChildMember::spawn(engine, "app", "node-doomed", "svc");
+    let store = engine.open("app").await;
+    let ids = queue_on(&*store, "svc", "node-doomed", 3).await;
+    let mut live = store.join(&member("node-live", "svc", &[])).await.unwrap();
+    let killed = Instant::now();
+    child.kill();
+    let (got, _) = recv_n(&mut live, 3).await;
+    assert_eq!(executed(&got), ids);
+    let members = store.members().await.unwrap();
+    assert_eq!(members, vec![member("node-live", "svc", &[])]);
+    if engine.is_redis() {
+        // Detected through the lease: after it, and not much later.
+        assert!(killed.elapsed() < TEST_LEASE * 4, "{:?}", killed.elapsed());
+    }
+    // The dead member can commit nothing.
+    let err = store
+        .complete(&NodeId("node-doomed".into()), &ids[0], &reply("zombie"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Fenced(_)), "{err:?}");
+}
+
+async fn dropped_member_dies_and_is_fenced(engine: &Engine) {
+    // The member whose inbox is dropped stops holding its liveness (lock or lease).
+    let store = engine.open("app").await;
+    let other = engine.open("app").await;
+    let doomed = other.join(&member("node-doomed", "svc", &[])).await.unwrap();
+    let ids = queue_on(&*store, "svc", "node-doomed", 2).await;
+    let mut live = store.join(&member("node-live", "svc", &[])).await.unwrap();
+    drop(doomed);
+    let (got, _) = recv_n(&mut live, 2).await;
+    assert_eq!(executed(&got), ids);
+    let err = other
+        .complete(&NodeId("node-doomed".into()), &ids[0], &reply("zombie"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Fenced(_)), "{err:?}");
+    // The live member completes them.
+    assert!(store
+        .complete(&NodeId("node-live".into()), &ids[0], &reply("ok"))
+        .await
+        .unwrap());
+}
+
+async fn removed_node_is_fenced(engine: &Engine) {
+    let store = engine.open("app").await;
+    let mut inbox = store.join(&member("node-x", "svc", &[])).await.unwrap();
+    let r = request(RequestKind::Call, "svc", "node-c");
+    store.enqueue(&r).await.unwrap();
+    recv_n(&mut inbox, 1).await;
+    store.leave(&NodeId("node-x".into())).await.unwrap();
+    let err = store
+        .complete(&NodeId("node-x".into()), &r.id, &reply("late"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Fenced(_)), "{err:?}");
+    let err = store
+        .complete(&NodeId("node-never".into()), &r.id, &reply("late"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Fenced(_)), "{err:?}");
+    // The request was parked (nobody else offers svc), not completed.
+    assert!(store.expire_parked(&r.id).await.unwrap());
+}
+
+async fn applications_are_isolated(engine: &Engine) {
+    // Names that would break naive key schemes: braces, globs, separators.
+    let apps = ["a", "a}", "{a", "a*", "a:b", "", "%7D"];
+    let mut inboxes = Vec::new();
+    for (i, app) in apps.iter().enumerate() {
+        let store = engine.open(app).await;
+        let node = format!("node-{i}");
+        inboxes.push(store.join(&member(&node, "svc", &[])).await.unwrap());
+        assert_eq!(store.members().await.unwrap().len(), 1, "app {app:?}");
+    }
+    for (i, app) in apps.iter().enumerate() {
+        let store = engine.open(app).await;
+        let members = store.members().await.unwrap();
+        assert_eq!(members, vec![member(&format!("node-{i}"), "svc", &[])]);
+        let r = request(RequestKind::Tell, "svc", "node-c");
+        assert_eq!(
+            store.enqueue(&r).await.unwrap(),
+            Routing::Assigned(NodeId(format!("node-{i}")))
+        );
+        // Members of other apps cannot complete it: they are not members here.
+        let foreign = (i + 1) % apps.len();
+        let err = store
+            .complete(&NodeId(format!("node-{foreign}")), &r.id, &reply("x"))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, StoreError::Fenced(_)), "{err:?}");
+        let parked = request(RequestKind::Tell, "elsewhere", "node-c");
+        assert_eq!(store.enqueue(&parked).await.unwrap(), Routing::Parked);
+    }
+    for inbox in &mut inboxes {
+        let (got, _) = recv_n(inbox, 1).await;
+        assert!(matches!(got[0], Message::Execute(_)));
+    }
+}
+
+async fn purge_removes_one_application(engine: &Engine) {
+    let doomed = engine.open("x*").await;
+    let kept = engine.open("xy").await;
+    let _d = doomed.join(&member("node-d", "svc", &[])).await.unwrap();
+    let _k = kept.join(&member("node-k", "svc", &[])).await.unwrap();
+    let rd = request(RequestKind::Call, "nobody", "node-d");
+    let rk = request(RequestKind::Call, "nobody", "node-k");
+    doomed.enqueue(&rd).await.unwrap();
+    kept.enqueue(&rk).await.unwrap();
+    assert!(doomed.purge().await.unwrap() > 0);
+    assert!(doomed.members().await.unwrap().is_empty());
+    assert!(!doomed.expire_parked(&rd.id).await.unwrap());
+    assert_eq!(kept.members().await.unwrap().len(), 1);
+    assert!(kept.expire_parked(&rk.id).await.unwrap());
+    assert_eq!(doomed.purge().await.unwrap(), 0);
+}
+
+async fn waiting_recv_wakes_on_enqueue_by_another_handle(engine: &Engine) {
+    let store = engine.open("app").await;
+    let mut inbox = store.join(&member("node-w", "svc", &[])).await.unwrap();
+    let waiter = tokio::spawn(async move {
+        let started = Instant::now();
+        let messages = inbox.recv().await.unwrap();
+        (messages, started.elapsed())
+    });
+    // Let the receiver block first (the wake-up is what is tested).
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let other = engine.open("app").await;
+    let r = request(RequestKind::Tell, "svc", "node-c");
+    other.enqueue(&r).await.unwrap();
+    let (messages, _) = tokio::time::timeout(PATIENCE, waiter)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(messages, vec![Message::Execute(Box::new(r))]);
+}
+
+async fn cancelled_recv_loses_nothing(engine: &Engine) {
+    let store = engine.open("app").await;
+    let mut inbox = store.join(&member("node-r", "svc", &[])).await.unwrap();
+    // A recv cancelled while waiting.
+    assert!(
+        tokio::time::timeout(Duration::from_millis(50), inbox.recv())
+            .await
+            .is_err()
+    );
+    let mut expected = Vec::new();
+    let mut got = Vec::new();
+    for round in 0..20u64 {
+        let r = request(RequestKind::Tell, "svc", "node-c");
+        store.enqueue(&r).await.unwrap();
+        expected.push(r.id);
+        // Cancel at various points of the read.
+        let limit = Duration::from_micros(round * 150);
+        if let Ok(messages) = tokio::time::timeout(limit, inbox.recv()).await {
+            got.extend(executed(&messages.unwrap()));
+        }
+    }
+    let missing = expected.len() - got.len();
+    if missing > 0 {
+        let (rest, _) = recv_n(&mut inbox, missing).await;
+        got.extend(executed(&rest));
+    }
+    assert_eq!(got, expected);
+}
+
+#[tokio::test]
+async fn redis_open_fails_fast_when_unreachable() {
+    let port = {
+        let listener = std::net::TcpListener::bind(("127.0.0.1", 0)).unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    let started = Instant::now();
+    let result = kar_store::open(&kar_store::StoreConfig::Redis(redis_config(port)), "app").await;
+    let err = result.err().expect("no Redis there");
+    assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
+    assert!(err.to_string().contains(&port.to_string()), "{err}");
+    assert!(started.elapsed() < Duration::from_secs(2));
+}
+
+#[tokio::test]
+async fn redis_default_lease_and_description() {
+    let server = RedisServer::start();
+    let config = kar_store::RedisConfig {
+        lease: Duration::ZERO,
+        ..redis_config(server.port)
+    };
+    let store = kar_store::open(&kar_store::StoreConfig::Redis(config), "app")
+        .await
+        .unwrap();
+    assert_eq!(
+        store.describe(),
+        format!("redis://127.0.0.1:{}", server.port)
+    );
+    let _inbox = store.join(&member("node-1", "svc", &[])).await.unwrap();
+    // The lease (expiry on the server clock) lies 3 s ahead.
+    let client = ::redis::Client::open(format!("redis://127.0.0.1:{}", server.port)).unwrap();
+    let mut conn = client.get_connection().unwrap();
+    let expiry: f64 = ::redis::cmd("ZSCORE")
+        .arg("kar:{app}:leases")
+        .arg("node-1")
+        .query(&mut conn)
+        .unwrap();
+    let (secs, micros): (u64, u64) = ::redis::cmd("TIME").query(&mut conn).unwrap();
+    let ahead = expiry - (secs * 1000 + micros / 1000) as f64;
+    assert!((2500.0..=3000.0).contains(&ahead), "{ahead}");
+}
