@@ -5,7 +5,7 @@ use crate::actors::Actors;
 use crate::envelope::{self, Continuation, Interpretation};
 use crate::{AppClient, AwaitError, RuntimeConfig, RuntimeError};
 use bytes::Bytes;
-use kar_protocol::paths::{actor_method_path, actor_path, session_query};
+use kar_protocol::paths::{actor_method_path, actor_path, encode_segment, session_query};
 use kar_protocol::time::format_go_time;
 use kar_protocol::{
     now_millis, ActorRef, FlowId, Invocation, Member, NodeId, Outcome, Reply, Request, RequestId,
@@ -98,6 +98,9 @@ impl Runtime {
             executing_done: Notify::new(),
             actors: Actors::new(),
         });
+        for actor_type in runtime.config.actors.clone() {
+            tokio::spawn(runtime.clone().check_actor_type(actor_type));
+        }
         if let Some(interval) = runtime.config.actor_collector_interval {
             tokio::spawn(runtime.clone().collect_idle(interval));
         }
@@ -651,6 +654,29 @@ impl Runtime {
         }
     }
 
+    /// Asks the component whether it knows `actor_type` (spec §3.1); the answer is
+    /// only logged.
+    async fn check_actor_type(self: Arc<Self>, actor_type: String) {
+        let invocation = Invocation {
+            method: "HEAD".to_string(),
+            path: format!("/kar/impl/v1/actor/{}", encode_segment(&actor_type)),
+            query: None,
+            headers: Vec::new(),
+            body: Bytes::new(),
+        };
+        match self.invoke_app(&invocation).await {
+            Ok(reply) if reply.status == 200 => {
+                tracing::debug!("actor type {actor_type} is recognized by the component")
+            }
+            Ok(_) => {
+                tracing::error!("Actor type {actor_type} is not recognized by application process!")
+            }
+            Err(_) => {
+                tracing::warn!("cannot check actor type {actor_type}: the component is unreachable")
+            }
+        }
+    }
+
     /// Deactivates instances idle for one collector interval (spec §4.1).
     async fn collect_idle(self: Arc<Self>, interval: Duration) {
         let mut ticker = tokio::time::interval(interval);
@@ -691,10 +717,21 @@ impl Runtime {
             let target = Target::Service {
                 name: member.node.0.clone(),
             };
-            self.request(target, invocation, RequestKind::Call, None, None)
+            // A member that died a moment ago may still be listed: do not wait for
+            // it longer than a live one needs.
+            tokio::time::timeout(
+                MESH_QUERY_TIMEOUT,
+                self.request(target, invocation, RequestKind::Call, None, None),
+            )
         });
         let mut merged: BTreeMap<String, Vec<String>> = BTreeMap::new();
         for answer in futures::future::join_all(queries).await {
+            let Ok(answer) = answer else {
+                tracing::warn!(
+                    "a member did not answer the actor listing in {MESH_QUERY_TIMEOUT:?}"
+                );
+                continue;
+            };
             let Accepted::Reply(reply) = answer? else {
                 continue;
             };
@@ -788,6 +825,9 @@ impl Runtime {
         }
     }
 }
+
+/// How long a mesh-wide query waits for one member.
+const MESH_QUERY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The query a member answers itself with its activated actors.
 const SIDECAR_ACTORS_QUERY: &str = "/kar/v1/system/information/sidecar_actors";
