@@ -107,7 +107,12 @@ pub trait Store: Send + Sync + 'static {
     /// one transition (spec §4.3, guarantee 6). With `local`, the continuation stays
     /// assigned to `node`, which runs it at once because it holds the actor lock; it
     /// is put in no inbox. Otherwise it is routed like a new request.
-    async fn tail_call(&self, node: &NodeId, next: &Request, local: bool) -> Result<Routing, StoreError> {
+    async fn tail_call(
+        &self,
+        node: &NodeId,
+        next: &Request,
+        local: bool,
+    ) -> Result<Routing, StoreError> {
         let _ = (node, next, local);
         Err(self.unsupported("tail calls"))
     }
@@ -126,19 +131,35 @@ pub trait Store: Send + Sync + 'static {
     }
 
     /// One flat entry (`subkey` None) or one submap entry.
-    async fn state_get(&self, actor: &ActorRef, key: &str, subkey: Option<&str>) -> Result<Option<Bytes>, StoreError> {
+    async fn state_get(
+        &self,
+        actor: &ActorRef,
+        key: &str,
+        subkey: Option<&str>,
+    ) -> Result<Option<Bytes>, StoreError> {
         let _ = (actor, key, subkey);
         Err(self.unsupported("actor state"))
     }
 
     /// Sets one entry; returns whether it was created (not replaced).
-    async fn state_set(&self, actor: &ActorRef, key: &str, subkey: Option<&str>, value: Bytes) -> Result<bool, StoreError> {
+    async fn state_set(
+        &self,
+        actor: &ActorRef,
+        key: &str,
+        subkey: Option<&str>,
+        value: Bytes,
+    ) -> Result<bool, StoreError> {
         let _ = (actor, key, subkey, value);
         Err(self.unsupported("actor state"))
     }
 
     /// Removes one entry; returns whether it existed.
-    async fn state_remove(&self, actor: &ActorRef, key: &str, subkey: Option<&str>) -> Result<bool, StoreError> {
+    async fn state_remove(
+        &self,
+        actor: &ActorRef,
+        key: &str,
+        subkey: Option<&str>,
+    ) -> Result<bool, StoreError> {
         let _ = (actor, key, subkey);
         Err(self.unsupported("actor state"))
     }
@@ -156,13 +177,21 @@ pub trait Store: Send + Sync + 'static {
     }
 
     /// Applies a multi-element update atomically (removals first).
-    async fn state_update(&self, actor: &ActorRef, update: &StateUpdate) -> Result<UpdateCounts, StoreError> {
+    async fn state_update(
+        &self,
+        actor: &ActorRef,
+        update: &StateUpdate,
+    ) -> Result<UpdateCounts, StoreError> {
         let _ = (actor, update);
         Err(self.unsupported("actor state"))
     }
 
     /// The entries of one submap, in insertion order.
-    async fn submap_entries(&self, actor: &ActorRef, key: &str) -> Result<Vec<(String, Bytes)>, StoreError> {
+    async fn submap_entries(
+        &self,
+        actor: &ActorRef,
+        key: &str,
+    ) -> Result<Vec<(String, Bytes)>, StoreError> {
         let _ = (actor, key);
         Err(self.unsupported("actor state"))
     }

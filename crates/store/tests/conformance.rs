@@ -106,7 +106,10 @@ async fn call_completion_reaches_the_caller(engine: &Engine) {
         assert_eq!(got, vec![Message::Execute(Box::new(r.clone()))]);
         let outcome = reply("pong");
         let executor_node = NodeId("node-e".into());
-        assert!(store.complete(&executor_node, &r.id, &outcome).await.unwrap());
+        assert!(store
+            .complete(&executor_node, &r.id, &outcome)
+            .await
+            .unwrap());
         let (got, _) = recv_n(&mut caller, 1).await;
         assert_eq!(
             got,
@@ -127,7 +130,11 @@ async fn call_completion_reaches_the_caller(engine: &Engine) {
     }
     // Unknown requests are not completed either.
     assert!(!store
-        .complete(&NodeId("node-e".into()), &RequestId::generate(), &reply("x"))
+        .complete(
+            &NodeId("node-e".into()),
+            &RequestId::generate(),
+            &reply("x")
+        )
         .await
         .unwrap());
 }
@@ -140,9 +147,15 @@ async fn tell_completion_deletes_the_record(engine: &Engine) {
     store.enqueue(&tell).await.unwrap();
     recv_n(&mut executor, 1).await;
     let node_e = NodeId("node-e".into());
-    assert!(store.complete(&node_e, &tell.id, &reply("ok")).await.unwrap());
+    assert!(store
+        .complete(&node_e, &tell.id, &reply("ok"))
+        .await
+        .unwrap());
     assert!(!engine.request_exists("app", &tell.id));
-    assert!(!store.complete(&node_e, &tell.id, &reply("ok")).await.unwrap());
+    assert!(!store
+        .complete(&node_e, &tell.id, &reply("ok"))
+        .await
+        .unwrap());
     // Nothing reached the caller: the next message it gets is a marker sent after.
     let marker = request(RequestKind::Tell, "caller", "node-e");
     store.enqueue(&marker).await.unwrap();
@@ -159,7 +172,10 @@ async fn completion_for_a_departed_caller_is_dropped(engine: &Engine) {
     recv_n(&mut executor, 1).await;
     store.leave(&NodeId("node-c".into())).await.unwrap();
     let node_e = NodeId("node-e".into());
-    assert!(store.complete(&node_e, &call.id, &reply("late")).await.unwrap());
+    assert!(store
+        .complete(&node_e, &call.id, &reply("late"))
+        .await
+        .unwrap());
     assert!(!engine.request_exists("app", &call.id));
 }
 
@@ -171,7 +187,10 @@ async fn departure_drops_uncollected_outcomes(engine: &Engine) {
     store.enqueue(&call).await.unwrap();
     recv_n(&mut executor, 1).await;
     let node_e = NodeId("node-e".into());
-    assert!(store.complete(&node_e, &call.id, &reply("r")).await.unwrap());
+    assert!(store
+        .complete(&node_e, &call.id, &reply("r"))
+        .await
+        .unwrap());
     recv_n(&mut caller, 1).await;
     assert!(engine.request_exists("app", &call.id));
     store.leave(&NodeId("node-c".into())).await.unwrap();
@@ -292,7 +311,7 @@ impl ChildMember {
         let joined = BufReader::new(stdout)
             .lines()
             .map_while(Result::ok)
-            .any(|line| line == CHILD_JOINED);
+            .any(|line| line.contains(CHILD_JOINED));
         assert!(joined, "the child member did not join");
         ChildMember { child }
     }
@@ -363,7 +382,10 @@ async fn dropped_member_dies_and_is_fenced(engine: &Engine) {
     // The member whose inbox is dropped stops holding its liveness (lock or lease).
     let store = engine.open("app").await;
     let other = engine.open("app").await;
-    let doomed = other.join(&member("node-doomed", "svc", &[])).await.unwrap();
+    let doomed = other
+        .join(&member("node-doomed", "svc", &[]))
+        .await
+        .unwrap();
     let ids = queue_on(&*store, "svc", "node-doomed", 2).await;
     let mut live = store.join(&member("node-live", "svc", &[])).await.unwrap();
     drop(doomed);

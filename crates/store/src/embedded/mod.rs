@@ -10,11 +10,11 @@ mod poke;
 use crate::message::{decode, encode};
 use crate::{Inbox, Message, Routing, Store, StoreError};
 use async_trait::async_trait;
-use db::{Db, Pokes};
 use bytes::Bytes;
+use db::{Db, Pokes};
 use kar_protocol::{
-    ActorRef, ActorState, Member, NodeId, Outcome, Request, RequestId, RequestKind, StateUpdate, Target,
-    UpdateCounts,
+    ActorRef, ActorState, Member, NodeId, Outcome, Request, RequestId, RequestKind, StateUpdate,
+    Target, UpdateCounts,
 };
 use liveness::Watchers;
 use rand::seq::IndexedRandom;
@@ -280,7 +280,9 @@ pub(crate) fn remove_member(
             "SELECT id, name, actor_type, actor_id FROM requests
              WHERE app = ?1 AND assignee = ?2 AND status = 'queued' ORDER BY seq",
         )?
-        .query_map([app, node], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?)))?
+        .query_map([app, node], |row| {
+            Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+        })?
         .collect::<Result<_, _>>()?;
     let mut pokes = Vec::new();
     for (id, name, actor_type, actor_id) in orphans {
@@ -320,7 +322,7 @@ impl Store for EmbeddedStore {
         let record = encode(member);
         let names: Vec<String> = member.names().map(str::to_string).collect();
         let node2 = node.clone();
-        let others = self
+        let (others, version) = self
             .db
             .run(move |conn| {
                 let node = node2;
@@ -359,8 +361,9 @@ impl Store for EmbeddedStore {
                     }
                 }
                 bump_version(conn, &app)?;
+                let version = mesh_version(conn, &app)?;
                 pokes.push(poke_port);
-                Ok((others, pokes))
+                Ok(((others, version), pokes))
             })
             .await?;
         self.watchers.watch_all(others, std::slice::from_ref(&node));
@@ -370,7 +373,8 @@ impl Store for EmbeddedStore {
             db: self.db.clone(),
             notify,
             acked: 0,
-            version: -1,
+            // Changes after the join are reported, even before the first recv.
+            version,
             watchers: self.watchers.clone(),
             _lock: lock,
             listener,
@@ -521,7 +525,12 @@ impl Store for EmbeddedStore {
             .await
     }
 
-    async fn tail_call(&self, node: &NodeId, next: &Request, local: bool) -> Result<Routing, StoreError> {
+    async fn tail_call(
+        &self,
+        node: &NodeId,
+        next: &Request,
+        local: bool,
+    ) -> Result<Routing, StoreError> {
         let app = self.app.clone();
         let node = node.0.clone();
         let id = next.id.0.clone();
@@ -603,7 +612,10 @@ impl Store for EmbeddedStore {
                          ORDER BY actor_type, actor_id",
                     )?
                     .query_map([&app], |row| {
-                        Ok((ActorRef::new(row.get::<_, String>(0)?, row.get::<_, String>(1)?), NodeId(row.get(2)?)))
+                        Ok((
+                            ActorRef::new(row.get::<_, String>(0)?, row.get::<_, String>(1)?),
+                            NodeId(row.get(2)?),
+                        ))
                     })?
                     .collect::<Result<_, _>>()?;
                 Ok((rows, Vec::new()))
@@ -611,7 +623,12 @@ impl Store for EmbeddedStore {
             .await
     }
 
-    async fn state_get(&self, actor: &ActorRef, key: &str, subkey: Option<&str>) -> Result<Option<Bytes>, StoreError> {
+    async fn state_get(
+        &self,
+        actor: &ActorRef,
+        key: &str,
+        subkey: Option<&str>,
+    ) -> Result<Option<Bytes>, StoreError> {
         let (app, t, i) = self.actor_key(actor);
         let key = key.to_string();
         let subkey = subkey.map(str::to_string);
@@ -637,7 +654,13 @@ impl Store for EmbeddedStore {
             .await
     }
 
-    async fn state_set(&self, actor: &ActorRef, key: &str, subkey: Option<&str>, value: Bytes) -> Result<bool, StoreError> {
+    async fn state_set(
+        &self,
+        actor: &ActorRef,
+        key: &str,
+        subkey: Option<&str>,
+        value: Bytes,
+    ) -> Result<bool, StoreError> {
         let (app, t, i) = self.actor_key(actor);
         let key = key.to_string();
         let subkey = subkey.map(str::to_string);
@@ -649,7 +672,12 @@ impl Store for EmbeddedStore {
             .await
     }
 
-    async fn state_remove(&self, actor: &ActorRef, key: &str, subkey: Option<&str>) -> Result<bool, StoreError> {
+    async fn state_remove(
+        &self,
+        actor: &ActorRef,
+        key: &str,
+        subkey: Option<&str>,
+    ) -> Result<bool, StoreError> {
         let (app, t, i) = self.actor_key(actor);
         let key = key.to_string();
         let subkey = subkey.map(str::to_string);
@@ -716,7 +744,11 @@ impl Store for EmbeddedStore {
             .await
     }
 
-    async fn state_update(&self, actor: &ActorRef, update: &StateUpdate) -> Result<UpdateCounts, StoreError> {
+    async fn state_update(
+        &self,
+        actor: &ActorRef,
+        update: &StateUpdate,
+    ) -> Result<UpdateCounts, StoreError> {
         let (app, t, i) = self.actor_key(actor);
         let update = update.clone();
         self.db
@@ -744,7 +776,11 @@ impl Store for EmbeddedStore {
             .await
     }
 
-    async fn submap_entries(&self, actor: &ActorRef, key: &str) -> Result<Vec<(String, Bytes)>, StoreError> {
+    async fn submap_entries(
+        &self,
+        actor: &ActorRef,
+        key: &str,
+    ) -> Result<Vec<(String, Bytes)>, StoreError> {
         let (app, t, i) = self.actor_key(actor);
         let key = key.to_string();
         self.db
@@ -886,20 +922,29 @@ impl Inbox for EmbeddedInbox {
             }
             for row in rows {
                 self.acked = self.acked.max(row.seq);
-                match (row.kind, row.record, row.outcome) {
-                    (EXECUTE, Some(record), _) => {
-                        messages.push(Message::Execute(Box::new(decode(
-                            &row.request_id,
-                            &record,
-                        )?)));
+                let message = match (row.kind, row.record, row.outcome) {
+                    (EXECUTE, Some(record), _) => decode(&row.request_id, &record)
+                        .map(|request| Some(Message::Execute(Box::new(request)))),
+                    (COMPLETED, Some(_), Some(outcome)) => {
+                        decode(&row.request_id, &outcome).map(|outcome| {
+                            Some(Message::Completed {
+                                id: RequestId(row.request_id.clone()),
+                                kind: kind_from_code(row.request_kind.unwrap_or(0)),
+                                outcome,
+                            })
+                        })
                     }
-                    (COMPLETED, Some(_), Some(outcome)) => messages.push(Message::Completed {
-                        id: RequestId(row.request_id.clone()),
-                        kind: kind_from_code(row.request_kind.unwrap_or(0)),
-                        outcome: decode(&row.request_id, &outcome)?,
-                    }),
                     // The request is gone (purged, or completed after re-routing).
-                    _ => {}
+                    _ => Ok(None),
+                };
+                match message {
+                    Ok(Some(message)) => messages.push(message),
+                    Ok(None) => {}
+                    // Skipped, not returned: the row is already acknowledged, and the
+                    // messages around it must still be delivered.
+                    Err(e) => {
+                        tracing::error!(request = %row.request_id, "dropping a corrupt inbox message: {e}")
+                    }
                 }
             }
             if !messages.is_empty() {

@@ -103,7 +103,9 @@ impl Reader {
                 Ok(message) => messages.push(message),
                 // Skipped rather than returned: an entry that cannot be decoded now
                 // never will be, and the messages around it must still arrive.
-                Err(e) => tracing::error!(inbox = %self.key, entry = %id, "dropping a corrupt inbox entry: {e}"),
+                Err(e) => {
+                    tracing::error!(inbox = %self.key, entry = %id, "dropping a corrupt inbox entry: {e}")
+                }
             }
             self.last_id = id;
         }

@@ -82,8 +82,8 @@ use async_trait::async_trait;
 use kar_protocol::{Member, NodeId, Outcome, Request, RequestId, RequestKind};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{
-    AsyncConnectionConfig, Client, ConnectionAddr, IntoConnectionInfo, RedisConnectionInfo,
-    Script, ScriptInvocation,
+    AsyncConnectionConfig, Client, ConnectionAddr, IntoConnectionInfo, RedisConnectionInfo, Script,
+    ScriptInvocation,
 };
 use std::collections::HashMap;
 use std::sync::{Arc, LazyLock, Mutex};
@@ -503,7 +503,10 @@ async fn renew_loop(
                 next = sent + period;
             }
             Ok(_) => {
-                tracing::error!(node, "the lease of this member expired: it was removed from the mesh");
+                tracing::error!(
+                    node,
+                    "the lease of this member expired: it was removed from the mesh"
+                );
                 let _ = fenced.send(true);
                 return;
             }
@@ -538,7 +541,10 @@ mod tests {
 
     #[test]
     fn globs_are_escaped() {
-        assert_eq!(glob_escape("kar:{a*b?[c]\\}:"), "kar:{a\\*b\\?\\[c\\]\\\\}:");
+        assert_eq!(
+            glob_escape("kar:{a*b?[c]\\}:"),
+            "kar:{a\\*b\\?\\[c\\]\\\\}:"
+        );
     }
 
     #[test]

@@ -138,8 +138,8 @@ impl Engine {
                     !app.contains(['%', '{', '}']),
                     "request_exists does not escape app names"
                 );
-                let client =
-                    redis::Client::open(format!("redis://127.0.0.1:{}", server.port)).expect("client");
+                let client = redis::Client::open(format!("redis://127.0.0.1:{}", server.port))
+                    .expect("client");
                 let mut conn = client.get_connection().expect("connect");
                 redis::cmd("EXISTS")
                     .arg(format!("kar:{{{app}}}:req:{id}"))
