@@ -17,6 +17,11 @@ hash_of() { sha256sum "$@" | sha256sum | cut -d' ' -f1; }
 
 # --- JavaScript apps ---------------------------------------------------------
 command -v node >/dev/null || { step "node is missing (Node 20+ is required)"; exit 1; }
+node_major="$(node -p 'process.versions.node.split(".")[0]')"
+if ((node_major < 20)); then
+    step "node $(node --version) is too old (Node 20+ is required)"
+    exit 1
+fi
 js_hash="$(hash_of "$js_dir/package.json" "$js_dir/package-lock.json")"
 js_stamp="$js_dir/node_modules/.kar-tests-stamp"
 if [[ -f "$js_stamp" && "$(cat "$js_stamp")" == "$js_hash" ]]; then

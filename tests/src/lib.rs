@@ -25,7 +25,7 @@ mod store;
 pub use component::{kar, Component};
 pub use paths::{apps_dir, curl_checks, kar_bin, node, python, repo_root};
 pub use ports::free_port;
-pub use process::{Exited, Process};
+pub use process::{expect_clients, Exited, Process};
 pub use store::{RedisServer, Store};
 
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -43,7 +43,7 @@ pub fn unique_app(prefix: &str) -> String {
 
 /// Defines one test per store: `NAME::embedded` and `NAME::redis`.
 ///
-/// ```ignore
+/// ```text
 /// store_test!(fn greets(store) {
 ///     let app = unique_app("greet");
 ///     // ... Component::new(store, &app) ...

@@ -2,6 +2,7 @@
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
+use std::sync::Once;
 
 const SETUP_HINT: &str =
     "run `scripts/setup-test-deps.sh && cargo build -p kar` before `cargo test -p kar-tests`";
@@ -38,7 +39,39 @@ pub fn kar_bin() -> PathBuf {
         "the kar binary {} is missing: {SETUP_HINT} (or set KAR_BIN)",
         bin.display()
     );
+    static WARNED: Once = Once::new();
+    WARNED.call_once(|| warn_if_stale(&bin));
     bin
+}
+
+/// Warns (shown with the output of failed tests) when a source file of the workspace
+/// crates is newer than the binary: the tests would run yesterday's `kar`.
+fn warn_if_stale(bin: &Path) {
+    let Ok(built) = std::fs::metadata(bin).and_then(|m| m.modified()) else {
+        return;
+    };
+    let mut newer = None;
+    let mut dirs = vec![repo_root().join("crates")];
+    while let Some(dir) = dirs.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            match entry.metadata() {
+                Ok(m) if m.is_dir() => dirs.push(path),
+                Ok(m) if m.modified().is_ok_and(|t| t > built) => newer = Some(path),
+                _ => {}
+            }
+        }
+    }
+    if let Some(path) = newer {
+        eprintln!(
+            "warning: {} is older than {}: run `cargo build -p kar` to test the current code",
+            bin.display(),
+            path.display()
+        );
+    }
 }
 
 fn require(path: PathBuf, what: &str) -> PathBuf {

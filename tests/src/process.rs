@@ -105,8 +105,9 @@ pub struct Process {
     pid: Pid,
     started: Instant,
     log: Arc<Log>,
-    exit: mpsc::Receiver<ExitStatus>,
-    status: Option<ExitStatus>,
+    exit: mpsc::Receiver<(ExitStatus, Instant)>,
+    /// The exit status and when the waiter saw it.
+    ended: Option<(ExitStatus, Instant)>,
 }
 
 impl Process {
@@ -134,7 +135,7 @@ impl Process {
         let (tx, exit) = mpsc::channel();
         thread::spawn(move || {
             if let Ok(status) = child.wait() {
-                let _ = tx.send(status);
+                let _ = tx.send((status, Instant::now()));
             }
         });
         Process {
@@ -143,7 +144,7 @@ impl Process {
             started: Instant::now(),
             log,
             exit,
-            status: None,
+            ended: None,
         }
     }
 
@@ -168,11 +169,11 @@ impl Process {
 
     /// Waits for the process to exit; `None` after `timeout` (the process keeps running).
     pub fn try_wait(&mut self, timeout: Duration) -> Option<Exited> {
-        if self.status.is_none() {
-            self.status = self.exit.recv_timeout(timeout).ok();
+        if self.ended.is_none() {
+            self.ended = self.exit.recv_timeout(timeout).ok();
         }
-        let status = self.status?;
-        let elapsed = self.started.elapsed();
+        let (status, at) = self.ended?;
+        let elapsed = at.duration_since(self.started);
         self.log.wait_until(DRAIN_TIMEOUT, |s| s.open_streams == 0);
         let state = self.log.lock();
         Some(Exited {
@@ -212,10 +213,22 @@ impl Process {
         exited
     }
 
+    /// Panics if the process has exited (for servers that must outlive their clients).
+    pub fn assert_running(&mut self) {
+        if let Some(exited) = self.try_wait(Duration::ZERO) {
+            panic!(
+                "{} exited early ({}); last lines of its output:\n{}",
+                self.name,
+                describe(exited.status),
+                tail(&exited.output)
+            );
+        }
+    }
+
     /// Asks the process to stop (SIGTERM to the process itself, not its group: `kar run`
     /// stops its component) and waits for it; kills the group after `timeout`.
     pub fn terminate(&mut self, timeout: Duration) -> Option<Exited> {
-        if self.status.is_none() {
+        if self.ended.is_none() {
             let _ = kill_process(self.pid, Signal::TERM);
         }
         let exited = self.try_wait(timeout);
@@ -228,8 +241,8 @@ impl Process {
     /// Kills the whole process group and reaps the process.
     pub fn kill(&mut self) {
         let _ = kill_process_group(self.pid, Signal::KILL);
-        if self.status.is_none() {
-            self.status = self.exit.recv_timeout(DRAIN_TIMEOUT).ok();
+        if self.ended.is_none() {
+            self.ended = self.exit.recv_timeout(DRAIN_TIMEOUT).ok();
         }
     }
 }
@@ -245,6 +258,42 @@ impl Drop for Process {
                 self.output(),
                 self.name
             );
+        }
+    }
+}
+
+/// Waits for every client to exit with status 0 within `timeout` (in total) while every
+/// server keeps running; panics at the first failure, naming the process.
+pub fn expect_clients(clients: &mut [Process], servers: &mut [Process], timeout: Duration) {
+    // Short waits so that a server dying (say, failing to start) fails the test at once
+    // instead of leaving its clients waiting for it until the timeout.
+    const SLICE: Duration = Duration::from_millis(100);
+    let deadline = Instant::now() + timeout;
+    let mut pending: Vec<&mut Process> = clients.iter_mut().collect();
+    while !pending.is_empty() {
+        let mut still = Vec::new();
+        for client in pending {
+            match client.try_wait(SLICE) {
+                Some(exited) => assert!(
+                    exited.status.success(),
+                    "{} failed ({}); last lines of its output:\n{}",
+                    client.name,
+                    describe(exited.status),
+                    tail(&exited.output)
+                ),
+                None => still.push(client),
+            }
+        }
+        pending = still;
+        for server in servers.iter_mut() {
+            server.assert_running();
+        }
+        if Instant::now() > deadline {
+            for client in &mut pending {
+                client.kill();
+            }
+            let names: Vec<&str> = pending.iter().map(|c| c.name()).collect();
+            panic!("still running after {timeout:?}: {names:?}");
         }
     }
 }

@@ -6,18 +6,27 @@
 //! waits for a server to be ready.
 
 use kar_tests::{
-    curl_checks, free_port, kar, node, python, store_test, unique_app, Component, Process,
+    curl_checks, expect_clients, free_port, kar, node, python, store_test, unique_app, Component,
+    Process, Store,
 };
 use std::ffi::OsString;
 use std::time::Duration;
 
-/// Upper bound for a client component to finish (they take a few seconds).
+/// Upper bound for the clients of a test to finish (they take a few seconds).
 const CLIENT_TIMEOUT: Duration = Duration::from_secs(90);
 
-fn expect_all(clients: &mut [Process]) {
-    for client in clients {
-        client.expect_success(CLIENT_TIMEOUT);
-    }
+/// A `kar run -service NAME` component running `argv`.
+fn server(store: &Store, app: &str, name: &str, service: &str, argv: Vec<OsString>) -> Process {
+    Component::new(store, app)
+        .name(name)
+        .service(service)
+        .command(argv)
+        .spawn()
+}
+
+/// A `kar run` component without a service, running `argv`.
+fn client(store: &Store, app: &str, name: &str, argv: Vec<OsString>) -> Process {
+    Component::new(store, app).name(name).command(argv).spawn()
 }
 
 store_test!(
@@ -25,56 +34,53 @@ store_test!(
     /// JS and the Python SDK clients.
     fn js_and_python_services_answer_both_sdks(store) {
         let app = unique_app("svc");
-        let _js = Component::new(store, &app)
-            .name("js service")
-            .service("greeter")
-            .command(node("service.js", &[]))
-            .spawn();
-        let _flask = Component::new(store, &app)
-            .name("flask service")
-            .service("pygreeter")
-            .command(python("service_flask.py", &[]))
-            .spawn();
-        let client = |name: &str, argv| Component::new(store, &app).name(name).command(argv).spawn();
-        expect_all(&mut [
-            client("js client -> js", node("client.js", &["sdk", "greeter", "js", "1.1"])),
-            client("js client -> flask", node("client.js", &["sdk", "pygreeter", "python", "1.1"])),
-            client("python client -> js", python("client.py", &["sdk", "greeter", "js", "1.1"])),
-            client("python client -> flask", python("client.py", &["sdk", "pygreeter", "python", "1.1"])),
-        ]);
+        let mut servers = [
+            server(store, &app, "js service", "greeter", node("service.js", &[])),
+            server(store, &app, "flask service", "pygreeter", python("service_flask.py", &[])),
+        ];
+        let mut clients = [
+            client(store, &app, "js client -> js", node("client.js", &["sdk", "greeter", "js", "1.1"])),
+            client(store, &app, "js client -> flask", node("client.js", &["sdk", "pygreeter", "python", "1.1"])),
+            client(store, &app, "python client -> js", python("client.py", &["sdk", "greeter", "js", "1.1"])),
+            client(store, &app, "python client -> flask", python("client.py", &["sdk", "pygreeter", "python", "1.1"])),
+        ];
+        expect_clients(&mut clients, &mut servers, CLIENT_TIMEOUT);
     }
 );
 
 store_test!(
     /// `-h2c`: the sidecar reaches h2c-capable apps (hypercorn, kar-sdk's spdy server)
-    /// with HTTP/2 prior knowledge; HTTP/1.1 to hypercorn works too.
+    /// with HTTP/2 prior knowledge (the apps report the protocol they saw); without it,
+    /// HTTP/1.1 to hypercorn.
     fn h2c_apps(store) {
         let app = unique_app("h2c");
-        let _asgi_h2c = Component::new(store, &app)
-            .name("hypercorn service (-h2c)")
-            .service("asgi-h2c")
-            .h2c()
-            .command(python("service_asgi.py", &[]))
-            .spawn();
-        let _asgi_http1 = Component::new(store, &app)
-            .name("hypercorn service (HTTP/1.1)")
-            .service("asgi-http1")
-            .env("GREETER_TAG", "asgi-http1")
-            .command(python("service_asgi.py", &[]))
-            .spawn();
-        let _js_h2c = Component::new(store, &app)
-            .name("js spdy service (-h2c)")
-            .service("js-h2c")
-            .h2c()
-            .command(node("service.js", &["--h2c"]))
-            .spawn();
-        let client = |name: &str, argv| Component::new(store, &app).name(name).command(argv).spawn();
-        expect_all(&mut [
-            client("js client -> asgi h2c", node("client.js", &["sdk", "asgi-h2c", "python-asgi", "2"])),
-            client("js client -> js h2c", node("client.js", &["sdk", "js-h2c", "js", "2"])),
-            client("python client -> asgi h2c", python("client.py", &["sdk", "asgi-h2c", "python-asgi", "2"])),
-            client("python client -> asgi http1", python("client.py", &["sdk", "asgi-http1", "asgi-http1", "1.1"])),
-        ]);
+        let mut servers = [
+            Component::new(store, &app)
+                .name("hypercorn service (-h2c)")
+                .service("asgi-h2c")
+                .h2c()
+                .command(python("service_asgi.py", &[]))
+                .spawn(),
+            Component::new(store, &app)
+                .name("hypercorn service (HTTP/1.1)")
+                .service("asgi-http1")
+                .env("GREETER_TAG", "asgi-http1")
+                .command(python("service_asgi.py", &[]))
+                .spawn(),
+            Component::new(store, &app)
+                .name("js spdy service (-h2c)")
+                .service("js-h2c")
+                .h2c()
+                .command(node("service.js", &["--h2c"]))
+                .spawn(),
+        ];
+        let mut clients = [
+            client(store, &app, "js client -> asgi h2c", node("client.js", &["sdk", "asgi-h2c", "python-asgi", "2"])),
+            client(store, &app, "js client -> js h2c", node("client.js", &["sdk", "js-h2c", "js", "2"])),
+            client(store, &app, "python client -> asgi h2c", python("client.py", &["sdk", "asgi-h2c", "python-asgi", "2"])),
+            client(store, &app, "python client -> asgi http1", python("client.py", &["sdk", "asgi-http1", "asgi-http1", "1.1"])),
+        ];
+        expect_clients(&mut clients, &mut servers, CLIENT_TIMEOUT);
     }
 );
 
@@ -83,13 +89,9 @@ store_test!(
     /// sidecar listens on the `-runtime_port` it was given and exports it.
     fn curl_http1_and_h2c(store) {
         let app = unique_app("curl");
-        let _js = Component::new(store, &app)
-            .name("js service")
-            .service("greeter")
-            .command(node("service.js", &[]))
-            .spawn();
+        let mut servers = [server(store, &app, "js service", "greeter", node("service.js", &[]))];
         let port = free_port();
-        let mut checks: Vec<OsString> = vec![
+        let mut on_fixed_port: Vec<OsString> = vec![
             "bash".into(),
             "-c".into(),
             format!(
@@ -98,18 +100,16 @@ store_test!(
             .into(),
             "check-port".into(),
         ];
-        checks.extend(curl_checks("greeter"));
-        expect_all(&mut [
+        on_fixed_port.extend(curl_checks("greeter"));
+        let mut clients = [
             Component::new(store, &app)
                 .name("curl client (fixed runtime port)")
                 .runtime_port(port)
-                .command(checks)
+                .command(on_fixed_port)
                 .spawn(),
-            Component::new(store, &app)
-                .name("curl client")
-                .command(curl_checks("greeter"))
-                .spawn(),
-        ]);
+            client(store, &app, "curl client", curl_checks("greeter")),
+        ];
+        expect_clients(&mut clients, &mut servers, CLIENT_TIMEOUT);
     }
 );
 
@@ -117,15 +117,14 @@ store_test!(
     /// 250 calls in flight at once over the JS SDK's single HTTP/2 session.
     fn concurrent_calls(store) {
         let app = unique_app("conc");
-        let _js = Component::new(store, &app)
-            .name("js service")
-            .service("greeter")
-            .command(node("service.js", &[]))
-            .spawn();
-        expect_all(&mut [Component::new(store, &app)
-            .name("js client, 250 concurrent calls")
-            .command(node("client.js", &["concurrent", "greeter", "250"]))
-            .spawn()]);
+        let mut servers = [server(store, &app, "js service", "greeter", node("service.js", &[]))];
+        let mut clients = [client(
+            store,
+            &app,
+            "js client, 250 concurrent calls",
+            node("client.js", &["concurrent", "greeter", "250"]),
+        )];
+        expect_clients(&mut clients, &mut servers, CLIENT_TIMEOUT);
     }
 );
 
@@ -134,35 +133,35 @@ store_test!(
     /// succeeds once the server joins.
     fn client_started_before_server(store) {
         let app = unique_app("early");
-        let mut client = Component::new(store, &app)
-            .name("js client")
-            .command(node("client.js", &["sdk", "greeter", "js"]))
-            .spawn();
+        let mut clients = [client(store, &app, "js client", node("client.js", &["sdk", "greeter", "js"]))];
         assert!(
-            client.wait_for_output("client starting", CLIENT_TIMEOUT),
+            clients[0].wait_for_output("client starting", CLIENT_TIMEOUT),
             "the client did not start; output:\n{}",
-            client.output()
+            clients[0].output()
         );
-        let _js = Component::new(store, &app)
-            .name("js service (started after the client)")
-            .service("greeter")
-            .command(node("service.js", &[]))
-            .spawn();
-        client.expect_success(CLIENT_TIMEOUT);
+        let mut servers = [server(
+            store,
+            &app,
+            "js service (started after the client)",
+            "greeter",
+            node("service.js", &[]),
+        )];
+        expect_clients(&mut clients, &mut servers, CLIENT_TIMEOUT);
     }
 );
 
 store_test!(
     /// `-missing_component_timeout 2s` and no server: the call fails with 500
-    /// `failed to send message: deadline expired...` after about 2 s.
+    /// `failed to send message: deadline expired...` after about 2 s (the client
+    /// measures it).
     fn missing_component_timeout(store) {
         let app = unique_app("missing");
-        let mut client = Component::new(store, &app)
+        let mut clients = [Component::new(store, &app)
             .name("js client")
             .missing_component_timeout("2s")
             .command(node("client.js", &["missing", "ghost", "1500", "10000"]))
-            .spawn();
-        client.expect_success(CLIENT_TIMEOUT);
+            .spawn()];
+        expect_clients(&mut clients, &mut [], CLIENT_TIMEOUT);
     }
 );
 
@@ -170,34 +169,30 @@ store_test!(
     /// `kar rest` calls a service and prints its reply.
     fn kar_rest_prints_the_reply(store) {
         let app = unique_app("rest");
-        let _js = Component::new(store, &app)
-            .name("js service")
-            .service("greeter")
-            .command(node("service.js", &[]))
-            .spawn();
+        let mut servers = [server(store, &app, "js service", "greeter", node("service.js", &[]))];
         // No wait for the service: the request is parked until it joins.
-        let json = kar(store, &["rest", "-app", &app, "post", "greeter", "helloJson", r#"{"name":"X"}"#])
-            .expect_success(CLIENT_TIMEOUT);
-        assert!(
-            json.stdout.lines().any(|l| l.trim() == r#"{"greetings":"Hello X"}"#),
-            "kar rest should print the JSON reply; output:\n{}",
-            json.output
-        );
-        let text = kar(
-            store,
-            &["rest", "-app", &app, "-content_type", "text/plain", "post", "greeter", "helloText", "Y"],
-        )
-        .expect_success(CLIENT_TIMEOUT);
-        assert!(
-            text.stdout.lines().any(|l| l.trim() == "Hello Y"),
-            "kar rest should print the text reply; output:\n{}",
-            text.output
-        );
+        let mut calls = [
+            kar(store, &["rest", "-app", &app, "post", "greeter", "helloJson", r#"{"name":"X"}"#]),
+            kar(
+                store,
+                &["rest", "-app", &app, "-content_type", "text/plain", "post", "greeter", "helloText", "Y"],
+            ),
+        ];
+        expect_clients(&mut calls, &mut servers, CLIENT_TIMEOUT);
+        for (call, expected) in calls.iter_mut().zip([r#"{"greetings":"Hello X"}"#, "Hello Y"]) {
+            let exited = call.wait(Duration::ZERO);
+            assert!(
+                exited.stdout.lines().any(|l| l.trim() == expected),
+                "{} should print {expected}; output:\n{}",
+                call.name(),
+                exited.output
+            );
+        }
     }
 );
 
 /// `kar get -app APP -s sidecars -o json`: node id → the services it offers.
-fn sidecars(store: &kar_tests::Store, app: &str) -> Vec<(String, Vec<String>)> {
+fn sidecars(store: &Store, app: &str) -> Vec<(String, Vec<String>)> {
     let get = kar(store, &["get", "-app", app, "-s", "sidecars", "-o", "json"])
         .expect_success(CLIENT_TIMEOUT);
     let json = get
@@ -243,20 +238,10 @@ store_test!(
                     .command(node("service.js", &[]))
                     .spawn(),
             );
-            clients.push(
-                Component::new(store, app)
-                    .name("js client")
-                    .command(node("client.js", &["whoami", "greeter", app]))
-                    .spawn(),
-            );
-            clients.push(
-                Component::new(store, app)
-                    .name("python client")
-                    .command(python("client.py", &["whoami", "greeter", app]))
-                    .spawn(),
-            );
+            clients.push(client(store, app, "js client", node("client.js", &["whoami", "greeter", app])));
+            clients.push(client(store, app, "python client", python("client.py", &["whoami", "greeter", app])));
         }
-        expect_all(&mut clients);
+        expect_clients(&mut clients, &mut greeters, CLIENT_TIMEOUT);
 
         let (listed_one, listed_two) = (sidecars(store, &one), sidecars(store, &two));
         for (app, listed) in [(&one, &listed_one), (&two, &listed_two)] {
@@ -274,38 +259,33 @@ store_test!(
         }
 
         // A tell to a service nobody offers stays parked in the store...
-        let mut tells: Vec<Process> = [&one, &two]
-            .iter()
-            .map(|app| {
-                Component::new(store, app)
-                    .name("js client (tell to a missing service)")
-                    .command(node("client.js", &["tell", "ghost", "parked", "parked tell"]))
-                    .spawn()
-            })
-            .collect();
-        expect_all(&mut tells);
-        // ...until the app is purged.
+        let tell = ["tell", "ghost", "parked", "parked tell"];
+        let mut tells = [
+            client(store, &one, "js client (tell to a missing service)", node("client.js", &tell)),
+            client(store, &two, "js client (tell to a missing service)", node("client.js", &tell)),
+        ];
+        expect_clients(&mut tells, &mut [], CLIENT_TIMEOUT);
+        // ...until its app is purged.
         kar(store, &["purge", "-app", &one]).expect_success(CLIENT_TIMEOUT);
 
-        let _ghosts: Vec<Process> = [&one, &two]
-            .iter()
-            .map(|app| {
-                Component::new(store, app)
-                    .name("js service ghost")
-                    .service("ghost")
-                    .command(node("service.js", &[]))
-                    .spawn()
-            })
-            .collect();
-        expect_all(&mut [
-            Component::new(store, &two)
-                .name("js client (parked tell of the unpurged app arrives)")
-                .command(node("client.js", &["expect-recorded", "ghost", "parked", "parked tell"]))
-                .spawn(),
-            Component::new(store, &one)
-                .name("js client (parked tell of the purged app is gone)")
-                .command(node("client.js", &["expect-purged", "ghost", "parked"]))
-                .spawn(),
-        ]);
+        let mut ghosts = [
+            server(store, &one, "js service ghost", "ghost", node("service.js", &[])),
+            server(store, &two, "js service ghost", "ghost", node("service.js", &[])),
+        ];
+        let mut checks = [
+            client(
+                store,
+                &two,
+                "js client (the parked tell of the other app arrives)",
+                node("client.js", &["expect-recorded", "ghost", "parked", "parked tell"]),
+            ),
+            client(
+                store,
+                &one,
+                "js client (the parked tell of the purged app is gone)",
+                node("client.js", &["expect-purged", "ghost", "parked"]),
+            ),
+        ];
+        expect_clients(&mut checks, &mut ghosts, CLIENT_TIMEOUT);
     }
 );
