@@ -1,7 +1,7 @@
 //! The embedded engine: SQLite (WAL) under `$KAR_HOME`, shared by every `kar` process
 //! of the user on the host. Each transition is one SQLite transaction run on the
-//! process's database thread ([`db`]); members wake each other with loopback pokes
-//! ([`poke`]); deaths are seen through OS file locks ([`liveness`]).
+//! process's database thread (`db`); members wake each other with loopback pokes
+//! (`poke`); deaths are seen through OS file locks (`liveness`).
 
 mod db;
 mod liveness;
@@ -426,11 +426,21 @@ impl Store for EmbeddedStore {
                     None => (PARKED, None),
                 };
                 conn.prepare_cached(
-                    "INSERT INTO requests (app, id, name, status, kind, assignee, caller, record)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                    "INSERT INTO requests (app, id, name, status, kind, assignee, caller, record,
+                                           actor_type, actor_id)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
                 )?
                 .execute(params![
-                    app, id, name, status, kind, assignee, caller, record
+                    app,
+                    id,
+                    name,
+                    status,
+                    kind,
+                    assignee,
+                    caller,
+                    record,
+                    actor.map(|a| a.0),
+                    actor.map(|a| a.1)
                 ])?;
                 Ok(match target {
                     Some((node, port)) => {

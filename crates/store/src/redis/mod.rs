@@ -17,11 +17,21 @@
 //! | `P names:<node>` | set | the names (service, actor types) the node offers |
 //! | `P route:<name>` | zset (score 0) | nodes offering `name` (sorted, so a random index picks) |
 //! | `P seq` | string | arrival counter of requests |
-//! | `P req:<id>` | hash | `name`, `kind` (0 call, 1 tell, 2 promise), `caller`, `seq`, `rec` (postcard [`Request`]), `status` (`q` queued, `p` parked, `d` done), `assignee` (while queued), `outcome` (postcard [`Outcome`], once done) |
+//! | `P req:<id>` | hash | `name`, `actor` (encoded target actor, empty for a service), `kind` (0 call, 1 tell, 2 promise), `caller`, `seq`, `rec` (postcard [`Request`]), `status` (`q` queued, `p` parked, `d` done), `assignee` (while queued), `outcome` (postcard [`Outcome`], once done) |
 //! | `P assigned:<node>` | zset | ids of the requests queued on the node, by `seq` (re-routed in arrival order) |
 //! | `P parked:<name>` | zset | ids of the requests parked for `name`, by `seq` (adopted in arrival order) |
 //! | `P done:<node>` | set | ids of completed requests whose outcome awaits collection by caller `node` |
 //! | `P inbox:<node>` | stream | the node's inbox (see below) |
+//! | `P place` | hash | encoded actor → node hosting it (placement) |
+//! | `P placed:<node>` | set | encoded actors placed on the node (dropped when it goes) |
+//! | `P sf:<a>` | hash | flat state entries of actor `a`: key → value |
+//! | `P sm:<a><key>` | hash | submap `key` of actor `a`: subkey → value |
+//! | `P smo:<a><key>` | zset | the same subkeys scored by insertion (counter `P sseq`) |
+//! | `P smk:<a>` | set | the non-empty submaps of actor `a` |
+//!
+//! An actor `a` is encoded as `<len(type)>:<type><len(id)>:<id>` (byte lengths): self
+//! delimiting, so any type, id, key or subkey may follow it without collisions, and
+//! flat and submap entries live in different keys.
 //!
 //! # Scripts
 //!
@@ -38,17 +48,24 @@
 //!   lease has expired (the member is removed and must fence itself), extends it, then
 //!   sweeps every member whose lease expired. Failure detection thus runs inside the
 //!   renewals of the live members, never on the request path.
-//! * `leave` and the sweep share `remove_member` (as in the embedded engine): queued
-//!   requests of the member are re-routed in arrival order or parked, completed
+//! * `leave` and the sweep share `remove_member` (as in the embedded engine): the
+//!   member's placements are dropped, its queued requests are re-routed in arrival
+//!   order (actor requests to a new placement) or parked, completed
 //!   requests only it could collect are deleted, its inbox and routes go, and every
 //!   remaining member gets `MembersChanged`.
-//! * `enqueue`: stores the request and routes it to a random *live* member offering
-//!   its name (its `Execute` is appended to that member's inbox), or parks it.
+//! * `enqueue`: stores the request and routes it (its `Execute` is appended to the
+//!   chosen member's inbox), or parks it. An actor request goes to the actor's
+//!   placement while that member is live; otherwise, and for services, to a random
+//!   *live* member offering the name (recorded as the actor's new placement).
+//! * `tail_call`: fenced / not-assigned checks, then step k+1 replaces the record of
+//!   the same request and stays on the node (`local`) or is routed like `enqueue`.
 //! * `complete`: fails with [`StoreError::Fenced`] unless the completing node holds a
 //!   valid lease (an expired one is removed right there); a call or promise whose
 //!   caller is still a member becomes `done` with its outcome and a `Completed` goes to
 //!   the caller's inbox; a tell, or a request whose caller is gone, is deleted.
 //! * `forget`, `expire_parked`: delete done / parked records.
+//! * `state` (one script, the operation as first argument) and `remove_actor`: actor
+//!   state reads and writes, each atomic, `update` included (removals first).
 //! * `members`: the members with a valid lease (read only).
 //! * `purge`: deletes every key matching the application's prefix (SCAN inside the
 //!   script, so it is atomic).
@@ -59,7 +76,7 @@
 //! second round trip: `t=e` (Execute, `p` = postcard request), `t=c` (Completed, `i`
 //! = id, `k` = kind, `p` = postcard outcome), `t=m` (MembersChanged). The owner reads
 //! it with a blocking `XREAD` on a connection of its own (no polling) and takes up to
-//! [`inbox::BATCH`] entries at once. Entries are trimmed (`XTRIM MINID`) only at the
+//! 1024 entries at once. Entries are trimmed (`XTRIM MINID`) only at the
 //! next `recv`, once they were handed out: a cancelled `recv` loses nothing (its
 //! entries are read again by the next one). Streams were preferred to lists for that
 //! reason: a `BLPOP` cancelled after the server popped would lose messages.
@@ -79,11 +96,15 @@ mod inbox;
 use crate::message::{decode, encode};
 use crate::{Inbox, RedisConfig, Routing, Store, StoreError};
 use async_trait::async_trait;
-use kar_protocol::{Member, NodeId, Outcome, Request, RequestId, RequestKind};
+use bytes::Bytes;
+use kar_protocol::{
+    ActorRef, ActorState, Member, NodeId, Outcome, Request, RequestId, RequestKind, StateUpdate,
+    Target, UpdateCounts,
+};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{
     AsyncConnectionConfig, Client, ConnectionAddr, IntoConnectionInfo, RedisConnectionInfo, Script,
-    ScriptInvocation,
+    ScriptInvocation, Value,
 };
 use std::collections::HashMap;
 use std::sync::{Arc, LazyLock, Mutex};
@@ -118,6 +139,9 @@ struct Scripts {
     forget: Script,
     expire_parked: Script,
     purge: Script,
+    tail_call: Script,
+    remove_actor: Script,
+    state: Script,
 }
 
 static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
@@ -130,6 +154,9 @@ static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
     forget: script!("forget.lua"),
     expire_parked: script!("expire_parked.lua"),
     purge: script!("purge.lua"),
+    tail_call: script!("tail_call.lua"),
+    remove_actor: script!("remove_actor.lua"),
+    state: script!("state.lua"),
 });
 
 /// The keys of one application.
@@ -193,6 +220,70 @@ fn glob_escape(s: &str) -> String {
         out.push(c);
     }
     out
+}
+
+/// The self-delimiting encoding of an actor reference used in keys and fields:
+/// `<bytes of type>:<type><bytes of id>:<id>` (any character allowed in both, and
+/// anything appended after it cannot make two encodings collide).
+fn encode_actor(actor_type: &str, id: &str) -> String {
+    format!("{}:{actor_type}{}:{id}", actor_type.len(), id.len())
+}
+
+fn decode_actor(encoded: &str) -> Option<ActorRef> {
+    fn take(s: &str) -> Option<(&str, &str)> {
+        let (len, rest) = s.split_once(':')?;
+        let len: usize = len.parse().ok()?;
+        Some((rest.get(..len)?, rest.get(len..)?))
+    }
+    let (actor_type, rest) = take(encoded)?;
+    let (id, rest) = take(rest)?;
+    rest.is_empty().then(|| ActorRef::new(actor_type, id))
+}
+
+/// The encoded actor a request is addressed to (empty for a service).
+fn target_actor(target: &Target) -> String {
+    match target {
+        Target::Actor { actor_type, id } => encode_actor(actor_type, id),
+        Target::Service { .. } => String::new(),
+    }
+}
+
+fn unexpected(what: &str, value: &Value) -> StoreError {
+    StoreError::Corrupt {
+        key: what.to_string(),
+        reason: format!("unexpected reply {value:?}"),
+    }
+}
+
+fn value_bytes(value: Value) -> Result<Vec<u8>, StoreError> {
+    match value {
+        Value::BulkString(b) => Ok(b),
+        Value::SimpleString(s) => Ok(s.into_bytes()),
+        other => Err(unexpected("string", &other)),
+    }
+}
+
+fn value_string(value: Value) -> Result<String, StoreError> {
+    String::from_utf8(value_bytes(value)?).map_err(|e| StoreError::Corrupt {
+        key: "string".into(),
+        reason: e.to_string(),
+    })
+}
+
+/// `[k1, v1, k2, v2, ...]` (or a RESP3 map) as pairs.
+fn value_pairs(value: Value) -> Result<Vec<(String, Bytes)>, StoreError> {
+    let items = match value {
+        Value::Array(items) => items,
+        Value::Map(pairs) => pairs.into_iter().flat_map(|(k, v)| [k, v]).collect(),
+        Value::Nil => Vec::new(),
+        other => return Err(unexpected("pairs", &other)),
+    };
+    let mut out = Vec::with_capacity(items.len() / 2);
+    let mut items = items.into_iter();
+    while let (Some(k), Some(v)) = (items.next(), items.next()) {
+        out.push((value_string(k)?, Bytes::from(value_bytes(v)?)));
+    }
+    Ok(out)
 }
 
 fn kind_code(kind: RequestKind) -> u8 {
@@ -305,6 +396,15 @@ impl RedisStore {
         &self.app
     }
 
+    /// An invocation of the state script: operation `op` on `actor`.
+    fn state_op(&self, op: &str, actor: &ActorRef) -> ScriptInvocation<'static> {
+        let mut invocation = self.keys.invocation(&SCRIPTS.state);
+        invocation
+            .arg(op)
+            .arg(encode_actor(&actor.actor_type, &actor.id));
+        invocation
+    }
+
     fn is_fenced_locally(&self, node: &str) -> bool {
         lock(&self.members)
             .get(node)
@@ -407,7 +507,8 @@ impl Store for RedisStore {
             .arg(request.target.routing_name())
             .arg(kind_code(request.kind))
             .arg(&request.caller.0)
-            .arg(encode(request));
+            .arg(encode(request))
+            .arg(target_actor(&request.target));
         let assignee: Option<String> = invocation.invoke_async(&mut self.conn.clone()).await?;
         Ok(match assignee {
             Some(node) => Routing::Assigned(NodeId(node)),
@@ -454,6 +555,197 @@ impl Store for RedisStore {
         invocation.arg(&id.0);
         let removed: i64 = invocation.invoke_async(&mut self.conn.clone()).await?;
         Ok(removed == 1)
+    }
+
+    async fn tail_call(
+        &self,
+        node: &NodeId,
+        next: &Request,
+        local: bool,
+    ) -> Result<Routing, StoreError> {
+        if self.is_fenced_locally(&node.0) {
+            return Err(StoreError::Fenced(node.0.clone()));
+        }
+        let mut invocation = self.keys.invocation(&SCRIPTS.tail_call);
+        invocation
+            .arg(&node.0)
+            .arg(&next.id.0)
+            .arg(next.target.routing_name())
+            .arg(target_actor(&next.target))
+            .arg(encode(next))
+            .arg(if local { "1" } else { "0" });
+        match invocation
+            .invoke_async::<Value>(&mut self.conn.clone())
+            .await?
+        {
+            Value::Int(-1) => Err(StoreError::Fenced(node.0.clone())),
+            Value::Int(-2) => Err(StoreError::NotAssigned(next.id.0.clone())),
+            Value::Nil => Ok(Routing::Parked),
+            other => Ok(Routing::Assigned(NodeId(value_string(other)?))),
+        }
+    }
+
+    async fn remove_actor(&self, actor: &ActorRef) -> Result<(), StoreError> {
+        let mut invocation = self.keys.invocation(&SCRIPTS.remove_actor);
+        invocation.arg(encode_actor(&actor.actor_type, &actor.id));
+        invocation
+            .invoke_async::<i64>(&mut self.conn.clone())
+            .await?;
+        Ok(())
+    }
+
+    async fn placements(&self) -> Result<Vec<(ActorRef, NodeId)>, StoreError> {
+        let key = format!("{}place", self.keys.prefix);
+        let value: Value = redis::cmd("HGETALL")
+            .arg(&key)
+            .query_async(&mut self.conn.clone())
+            .await?;
+        let mut placements = value_pairs(value)?
+            .into_iter()
+            .map(|(actor, node)| {
+                let actor = decode_actor(&actor).ok_or_else(|| StoreError::Corrupt {
+                    key: key.clone(),
+                    reason: format!("bad actor field {actor:?}"),
+                })?;
+                Ok((actor, NodeId(String::from_utf8_lossy(&node).into_owned())))
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        placements.sort();
+        Ok(placements)
+    }
+
+    async fn state_get(
+        &self,
+        actor: &ActorRef,
+        key: &str,
+        subkey: Option<&str>,
+    ) -> Result<Option<Bytes>, StoreError> {
+        let mut invocation = self.state_op("get", actor);
+        invocation
+            .arg(key)
+            .arg(if subkey.is_some() { "1" } else { "0" })
+            .arg(subkey.unwrap_or(""));
+        let value: Option<Vec<u8>> = invocation.invoke_async(&mut self.conn.clone()).await?;
+        Ok(value.map(Bytes::from))
+    }
+
+    async fn state_set(
+        &self,
+        actor: &ActorRef,
+        key: &str,
+        subkey: Option<&str>,
+        value: Bytes,
+    ) -> Result<bool, StoreError> {
+        let mut invocation = self.state_op("set", actor);
+        invocation
+            .arg(key)
+            .arg(if subkey.is_some() { "1" } else { "0" })
+            .arg(subkey.unwrap_or(""))
+            .arg(value.as_ref());
+        let created: i64 = invocation.invoke_async(&mut self.conn.clone()).await?;
+        Ok(created == 1)
+    }
+
+    async fn state_remove(
+        &self,
+        actor: &ActorRef,
+        key: &str,
+        subkey: Option<&str>,
+    ) -> Result<bool, StoreError> {
+        let mut invocation = self.state_op("remove", actor);
+        invocation
+            .arg(key)
+            .arg(if subkey.is_some() { "1" } else { "0" })
+            .arg(subkey.unwrap_or(""));
+        let removed: i64 = invocation.invoke_async(&mut self.conn.clone()).await?;
+        Ok(removed == 1)
+    }
+
+    async fn state_get_all(&self, actor: &ActorRef) -> Result<ActorState, StoreError> {
+        let reply: Value = self
+            .state_op("get_all", actor)
+            .invoke_async(&mut self.conn.clone())
+            .await?;
+        let Value::Array(mut parts) = reply else {
+            return Err(unexpected("state", &reply));
+        };
+        if parts.is_empty() {
+            return Err(unexpected("state", &Value::Array(parts)));
+        }
+        let mut flat = value_pairs(parts.remove(0))?;
+        flat.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut submaps = Vec::with_capacity(parts.len());
+        for part in parts {
+            let Value::Array(mut pair) = part else {
+                return Err(unexpected("submap", &part));
+            };
+            if pair.len() != 2 {
+                return Err(unexpected("submap", &Value::Array(pair)));
+            }
+            let entries = value_pairs(pair.remove(1))?;
+            let key = value_string(pair.remove(0))?;
+            if !entries.is_empty() {
+                submaps.push((key, entries));
+            }
+        }
+        submaps.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(ActorState { flat, submaps })
+    }
+
+    async fn state_remove_all(&self, actor: &ActorRef) -> Result<u64, StoreError> {
+        Ok(self
+            .state_op("remove_all", actor)
+            .invoke_async(&mut self.conn.clone())
+            .await?)
+    }
+
+    async fn state_update(
+        &self,
+        actor: &ActorRef,
+        update: &StateUpdate,
+    ) -> Result<UpdateCounts, StoreError> {
+        let mut invocation = self.state_op("update", actor);
+        invocation.arg(update.removals.len());
+        for key in &update.removals {
+            invocation.arg(key);
+        }
+        invocation.arg(update.submap_removals.len());
+        for (key, subkeys) in &update.submap_removals {
+            invocation.arg(key).arg(subkeys.len());
+            for sub in subkeys {
+                invocation.arg(sub);
+            }
+        }
+        invocation.arg(update.updates.len());
+        for (key, value) in &update.updates {
+            invocation.arg(key).arg(value.as_ref());
+        }
+        invocation.arg(update.submap_updates.len());
+        for (key, entries) in &update.submap_updates {
+            invocation.arg(key).arg(entries.len());
+            for (sub, value) in entries {
+                invocation.arg(sub).arg(value.as_ref());
+            }
+        }
+        let (removed, added): (u64, u64) = invocation.invoke_async(&mut self.conn.clone()).await?;
+        Ok(UpdateCounts { removed, added })
+    }
+
+    async fn submap_entries(
+        &self,
+        actor: &ActorRef,
+        key: &str,
+    ) -> Result<Vec<(String, Bytes)>, StoreError> {
+        let mut invocation = self.state_op("entries", actor);
+        invocation.arg(key);
+        let reply: Value = invocation.invoke_async(&mut self.conn.clone()).await?;
+        value_pairs(reply)
+    }
+
+    async fn submap_clear(&self, actor: &ActorRef, key: &str) -> Result<u64, StoreError> {
+        let mut invocation = self.state_op("clear", actor);
+        invocation.arg(key);
+        Ok(invocation.invoke_async(&mut self.conn.clone()).await?)
     }
 
     async fn purge(&self) -> Result<u64, StoreError> {
@@ -545,6 +837,15 @@ mod tests {
             glob_escape("kar:{a*b?[c]\\}:"),
             "kar:{a\\*b\\?\\[c\\]\\\\}:"
         );
+    }
+
+    #[test]
+    fn actor_encoding_round_trips_and_is_self_delimiting() {
+        for (t, i) in [("A", "1"), ("", ""), ("a:b", "1:2"), ("3:x", "é{}*")] {
+            assert_eq!(decode_actor(&encode_actor(t, i)), Some(ActorRef::new(t, i)));
+        }
+        assert_ne!(encode_actor("ab", "c"), encode_actor("a", "bc"));
+        assert_eq!(decode_actor("1:a1:bextra"), None);
     }
 
     #[test]

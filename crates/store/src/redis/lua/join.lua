@@ -1,6 +1,7 @@
 -- join(node, lease_ms, member record, names...): ARGV[3..]
--- Sweeps expired members, registers the member with a fresh lease, adopts the requests
--- parked for its names (in arrival order), and tells every other member.
+-- Sweeps expired members, registers the member with a fresh lease and its routes,
+-- routes the requests parked for its names (in arrival order; an actor request goes to
+-- its placement if that member lives), and tells every other member.
 local now = now_ms()
 local node, lease, record = ARGV[3], tonumber(ARGV[4]), ARGV[5]
 sweep(now)
@@ -10,12 +11,16 @@ for i = 6, #ARGV do
   local name = ARGV[i]
   redis.call('SADD', P .. 'names:' .. node, name)
   redis.call('ZADD', P .. 'route:' .. name, 0, node)
+end
+for i = 6, #ARGV do
+  local name = ARGV[i]
   local parked = P .. 'parked:' .. name
-  for _, id in ipairs(redis.call('ZRANGE', parked, 0, -1)) do
-    local f = redis.call('HMGET', P .. 'req:' .. id, 'seq', 'rec')
-    assign(id, f[1], f[2], node)
-  end
+  local ids = redis.call('ZRANGE', parked, 0, -1)
   redis.call('DEL', parked)
+  for _, id in ipairs(ids) do
+    local f = redis.call('HMGET', P .. 'req:' .. id, 'seq', 'rec', 'actor')
+    route(id, name, f[1], f[2], now, f[3])
+  end
 end
 push_members_changed(node)
 return 1

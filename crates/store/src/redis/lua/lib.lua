@@ -60,10 +60,37 @@ local function assign(id, seq, record, node)
   push_execute(node, id, record)
 end
 
--- Routes request `id` to a random live member offering `name`, or parks it.
--- Returns the chosen node or nil.
-local function route(id, name, seq, record, now)
-  local target = pick(name, now)
+-- Records `node` as the placement of `actor` (an encoded actor reference).
+local function place(actor, node)
+  local old = redis.call('HGET', P .. 'place', actor)
+  if old and old ~= node then
+    redis.call('SREM', P .. 'placed:' .. old, actor)
+  end
+  redis.call('HSET', P .. 'place', actor, node)
+  redis.call('SADD', P .. 'placed:' .. node, actor)
+end
+
+-- Where a request goes: for an actor (`actor` non-empty), its placement while that
+-- member lives, else a random live member offering the type, recorded as the new
+-- placement; for a service, a random live member offering it. nil: nobody offers it.
+local function destination(name, actor, now)
+  if actor and actor ~= '' then
+    local placed = redis.call('HGET', P .. 'place', actor)
+    if placed and live(placed, now) then
+      return placed
+    end
+    local picked = pick(name, now)
+    if picked then
+      place(actor, picked)
+    end
+    return picked
+  end
+  return pick(name, now)
+end
+
+-- Routes request `id` to its destination, or parks it. Returns the node or nil.
+local function route(id, name, seq, record, now, actor)
+  local target = destination(name, actor, now)
   if target then
     assign(id, seq, record, target)
   else
@@ -93,12 +120,20 @@ local function remove_member(node, now)
     redis.call('DEL', P .. 'req:' .. id)
   end
   redis.call('DEL', P .. 'done:' .. node)
+  -- Its actors lose their placement (unless already placed elsewhere): their
+  -- requests are placed anew below or when they next arrive.
+  for _, actor in ipairs(redis.call('SMEMBERS', P .. 'placed:' .. node)) do
+    if redis.call('HGET', P .. 'place', actor) == node then
+      redis.call('HDEL', P .. 'place', actor)
+    end
+  end
+  redis.call('DEL', P .. 'placed:' .. node)
   local orphans = redis.call('ZRANGE', P .. 'assigned:' .. node, 0, -1)
   redis.call('DEL', P .. 'assigned:' .. node)
   for _, id in ipairs(orphans) do
-    local f = redis.call('HMGET', P .. 'req:' .. id, 'name', 'seq', 'rec', 'status')
+    local f = redis.call('HMGET', P .. 'req:' .. id, 'name', 'seq', 'rec', 'status', 'actor')
     if f[4] == 'q' then
-      route(id, f[1], f[2], f[3], now)
+      route(id, f[1], f[2], f[3], now, f[5])
     end
   end
   push_members_changed(nil)
@@ -110,5 +145,59 @@ local function sweep(now)
   for _, node in ipairs(redis.call('ZRANGEBYSCORE', P .. 'leases', '-inf', now)) do
     remove_member(node, now)
   end
+end
+
+-- Actor state of actor `a` (encoded reference, self-delimiting): flat entries in the
+-- hash `sf:<a>`; submap `k` in the hash `sm:<a><k>` with its insertion order in the
+-- zset `smo:<a><k>` (scores from the counter `sseq`); the set `smk:<a>` lists the
+-- non-empty submaps.
+
+local function submap_set(actor, key, sub, value)
+  local created = redis.call('HSET', P .. 'sm:' .. actor .. key, sub, value)
+  if created == 1 then
+    redis.call('ZADD', P .. 'smo:' .. actor .. key, redis.call('INCR', P .. 'sseq'), sub)
+    redis.call('SADD', P .. 'smk:' .. actor, key)
+  end
+  return created
+end
+
+local function submap_remove(actor, key, sub)
+  local hash = P .. 'sm:' .. actor .. key
+  local removed = redis.call('HDEL', hash, sub)
+  if removed == 1 then
+    redis.call('ZREM', P .. 'smo:' .. actor .. key, sub)
+    if redis.call('EXISTS', hash) == 0 then
+      redis.call('SREM', P .. 'smk:' .. actor, key)
+    end
+  end
+  return removed
+end
+
+local function submap_entries(actor, key)
+  local hash = P .. 'sm:' .. actor .. key
+  local out = {}
+  for _, sub in ipairs(redis.call('ZRANGE', P .. 'smo:' .. actor .. key, 0, -1)) do
+    out[#out + 1] = sub
+    out[#out + 1] = redis.call('HGET', hash, sub)
+  end
+  return out
+end
+
+local function submap_clear(actor, key)
+  local n = redis.call('HLEN', P .. 'sm:' .. actor .. key)
+  redis.call('DEL', P .. 'sm:' .. actor .. key, P .. 'smo:' .. actor .. key)
+  redis.call('SREM', P .. 'smk:' .. actor, key)
+  return n
+end
+
+-- Removes every state entry of an actor; returns how many there were.
+local function state_clear(actor)
+  local n = redis.call('HLEN', P .. 'sf:' .. actor)
+  redis.call('DEL', P .. 'sf:' .. actor)
+  for _, key in ipairs(redis.call('SMEMBERS', P .. 'smk:' .. actor)) do
+    n = n + submap_clear(actor, key)
+  end
+  redis.call('DEL', P .. 'smk:' .. actor)
+  return n
 end
 
