@@ -168,7 +168,7 @@ impl Process {
     }
 
     /// Waits for the process to exit; `None` after `timeout` (the process keeps running).
-    pub fn try_wait(&mut self, timeout: Duration) -> Option<Exited> {
+    pub fn wait_with_timeout(&mut self, timeout: Duration) -> Option<Exited> {
         if self.ended.is_none() {
             self.ended = self.exit.recv_timeout(timeout).ok();
         }
@@ -187,7 +187,7 @@ impl Process {
 
     /// Waits for the process to exit; after `timeout` kills it and panics with its output.
     pub fn wait(&mut self, timeout: Duration) -> Exited {
-        match self.try_wait(timeout) {
+        match self.wait_with_timeout(timeout) {
             Some(exited) => exited,
             None => {
                 self.kill();
@@ -215,7 +215,7 @@ impl Process {
 
     /// Panics if the process has exited (for servers that must outlive their clients).
     pub fn assert_running(&mut self) {
-        if let Some(exited) = self.try_wait(Duration::ZERO) {
+        if let Some(exited) = self.wait_with_timeout(Duration::ZERO) {
             panic!(
                 "{} exited early ({}); last lines of its output:\n{}",
                 self.name,
@@ -231,7 +231,7 @@ impl Process {
         if self.ended.is_none() {
             let _ = kill_process(self.pid, Signal::TERM);
         }
-        let exited = self.try_wait(timeout);
+        let exited = self.wait_with_timeout(timeout);
         if exited.is_none() {
             self.kill();
         }
@@ -273,7 +273,7 @@ pub fn expect_clients(clients: &mut [Process], servers: &mut [Process], timeout:
     while !pending.is_empty() {
         let mut still = Vec::new();
         for client in pending {
-            match client.try_wait(SLICE) {
+            match client.wait_with_timeout(SLICE) {
                 Some(exited) => assert!(
                     exited.status.success(),
                     "{} failed ({}); last lines of its output:\n{}",
