@@ -831,3 +831,45 @@ async fn redis_default_lease_and_description() {
     let ahead = expiry - (secs * 1000 + micros / 1000) as f64;
     assert!((2500.0..=3000.0).contains(&ahead), "{ahead}");
 }
+
+#[tokio::test]
+async fn redis_member_fences_itself_when_redis_is_unreachable() {
+    let server = RedisServer::start();
+    let store = kar_store::open(
+        &kar_store::StoreConfig::Redis(redis_config(server.port)),
+        "app",
+    )
+    .await
+    .unwrap();
+    let node = NodeId("node-cut".into());
+    let mut inbox = store.join(&member("node-cut", "svc", &[])).await.unwrap();
+    drop(server);
+    let cut = Instant::now();
+    tokio::time::timeout(PATIENCE, async {
+        loop {
+            match inbox.recv().await {
+                Err(StoreError::Fenced(fenced)) => {
+                    assert_eq!(fenced, node.0);
+                    return;
+                }
+                // The runtime backs off on errors; so does this loop.
+                Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+                Ok(messages) => panic!("unexpected {messages:?}"),
+            }
+        }
+    })
+    .await
+    .expect("the member did not fence itself");
+    // No later than one lease after the last renewal could have reached Redis.
+    assert!(
+        cut.elapsed() <= TEST_LEASE + Duration::from_millis(300),
+        "{:?}",
+        cut.elapsed()
+    );
+    // And it commits nothing more, without asking Redis.
+    let err = store
+        .complete(&node, &RequestId::generate(), &reply("late"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Fenced(_)), "{err:?}");
+}
