@@ -118,6 +118,13 @@ async function invocations (firstId, service) {
     await check(`${type}: self tail calls (chain of 10)`, async () => {
       equal(await actor.call(a, 'chain', 5, 10), 15, 'chain(5, 10)')
       equal(await actor.call(a, 'chain', 0, 0), 0, 'chain(0, 0)')
+      const thunk = await actor.asyncCall(a, 'chain', 1, 10)
+      equal(await thunk(), 11, 'awaited chain(1, 10)')
+      equal(await actor.call(a, 'incrReleasing', 7), 8, 'tail call releasing the lock')
+    })
+    await check(`${type}: tail calls in a tell`, async () => {
+      equal(await actor.tell(a, 'chainRecord', 'chained', 100, 10), 'OK', 'tell')
+      await eventually(() => actor.state.get(a, 'chained'), 110, 'state written at the end of the chain')
     })
     for (const target of ['JsOther', 'PyOther']) {
       await check(`${type}: tail call to ${target}`, async () => {
@@ -255,6 +262,20 @@ async function state (firstId) {
       equal(await m.set(a, 'sub_map', 'k_1', 2), undefined, 'set a subkey with underscores')
       const all = await s.getAll(a)
       equal([all.dual, all.with_under_score, all.sub_map], ['flat', 1, { k_1: 2 }], 'getAll')
+    })
+    await check(`${type}: state of actors whose ids need escaping or contain underscores`, async () => {
+      // kar-sdk puts ids into paths verbatim: the caller percent-encodes them.
+      const odd = actor.proxy(type, encodeURIComponent(`odd/id with space?#_${a.kar.id}`))
+      equal(await s.set(odd, 'k', 1), undefined, 'set')
+      equal(await s.getAll(odd), { k: 1 }, 'getAll')
+      // `<id>_<key>` would be the same string for both of these.
+      const u = actor.proxy(type, `u${a.kar.id}`)
+      const u1 = actor.proxy(type, `u${a.kar.id}_1`)
+      equal(await s.set(u1, 'k', 'of u_1'), undefined, 'set on u_1')
+      equal(await s.set(u, '1_k', 'of u'), undefined, 'set on u')
+      equal(await s.getAll(u1), { k: 'of u_1' }, 'getAll of u_1')
+      equal(await s.getAll(u), { '1_k': 'of u' }, 'getAll of u')
+      for (const other of [odd, u1, u]) equal(await s.removeAll(other), 1, 'removeAll')
     })
     await check(`${type}: removeAll`, async () => {
       equal(await s.removeAll(a), 1, 'removeAll')

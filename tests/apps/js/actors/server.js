@@ -67,6 +67,13 @@ class JsCounter {
 
   // chain(v, n): n self tail calls, each adding one, answer v + n.
   chain (v, n) { return n === 0 ? v : actor.tailCall(this, 'chain', v + 1, n - 1) }
+  // The same chain in a tell: the last step records the result in state.
+  chainRecord (key, v, n) {
+    return n === 0 ? actor.tailCall(this, 'record', key, v) : actor.tailCall(this, 'chainRecord', key, v + 1, n - 1)
+  }
+
+  // A tail call to the same instance that releases its lock (the continuation queues).
+  incrReleasing (v) { return actor.tailCallReleaasingLock(this, 'incr', v) }
   tailToActor (type, id, v) { return actor.tailCall(actor.proxy(type, id), 'incr', v) }
   tailToService (service, v) { return tailCall(service, 'incr', JSON.stringify(v)) }
 

@@ -134,6 +134,8 @@ async def invocations(first_id, service):
 
         async def chain():
             equal(await kar.actor_call(a, "chain", 5, 10), 15, "chain(5, 10)")
+            equal(await kar.actor_async_call(a, "chain", 1, 10), 11, "awaited chain(1, 10)")
+            equal(await kar.actor_call(a, "incrReleasing", 7), 8, "tail call releasing the lock")
 
         await check(f"{type_}: unknown method is relayed as 404", unknown_method)
         await check(f"{type_}: self tail calls (chain of 10)", chain)

@@ -90,6 +90,14 @@ class PyCounter(kar.KarActor):
             return v
         return kar.actor_encode_tail_call(self, "chain", v + 1, n - 1)
 
+    def chainRecord(self, key, v, n):
+        if n == 0:
+            return kar.actor_encode_tail_call(self, "record", key, v)
+        return kar.actor_encode_tail_call(self, "chainRecord", key, v + 1, n - 1)
+
+    def incrReleasing(self, v):
+        return kar.actor_encode_tail_call_releasing_lock(self, "incr", v)
+
     def tailToActor(self, actor_type, actor_id, v):
         return kar.actor_encode_tail_call(kar.actor_proxy(actor_type, actor_id), "incr", v)
 
