@@ -1,12 +1,16 @@
 //! The embedded engine's database thread: every transition runs on one thread per
 //! process that owns the SQLite connection. Transitions that arrive together are
 //! committed together (group commit), each inside its own savepoint so that one
-//! failing transition does not undo the others.
+//! failing transition does not undo the others. Read-only jobs (inbox reads) run
+//! after the batch's commit in a deferred read transaction, which never takes the
+//! write lock that the other `kar` processes compete for.
 
 use crate::StoreError;
 use rusqlite::Connection;
+use std::collections::HashMap;
 use std::path::Path;
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc, Mutex};
+use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 
 /// Loopback ports of members to wake up once a transition has committed.
@@ -14,11 +18,14 @@ pub(crate) type Pokes = Vec<u16>;
 
 /// Runs after commit (with the commit's outcome) to hand the result to the caller.
 trait Job: Send {
+    /// Whether the job only reads (it then runs outside the write transaction).
+    fn is_read(&self) -> bool;
     fn run(&mut self, conn: &Connection) -> Pokes;
     fn finish(self: Box<Self>, committed: Result<(), String>);
 }
 
 struct TypedJob<F, R> {
+    read: bool,
     body: Option<F>,
     result: Option<Result<R, StoreError>>,
     reply: oneshot::Sender<Result<R, StoreError>>,
@@ -29,6 +36,10 @@ where
     F: FnOnce(&Connection) -> Result<(R, Pokes), StoreError> + Send,
     R: Send,
 {
+    fn is_read(&self) -> bool {
+        self.read
+    }
+
     fn run(&mut self, conn: &Connection) -> Pokes {
         let Some(body) = self.body.take() else {
             return Vec::new();
@@ -67,10 +78,15 @@ where
     }
 }
 
+/// Inbox rows handed out, per (app, node): deleted in the next write transaction,
+/// so that reading an inbox never needs one of its own.
+type Acks = Arc<Mutex<HashMap<(String, String), i64>>>;
+
 /// Handle to the database thread.
 #[derive(Clone)]
 pub(crate) struct Db {
     jobs: mpsc::Sender<Box<dyn Job>>,
+    acks: Acks,
 }
 
 /// Most transitions committed in one transaction.
@@ -78,20 +94,36 @@ const MAX_BATCH: usize = 512;
 
 impl Db {
     pub(crate) fn open(path: &Path, schema: &str) -> Result<Db, StoreError> {
-        let conn = Connection::open(path)?;
-        conn.busy_timeout(std::time::Duration::from_secs(30))?;
-        // WAL + synchronous=NORMAL: a commit survives the death of any process (the
-        // guarantees are about process failures); only an OS crash may lose the last
-        // commits.
-        conn.pragma_update(None, "journal_mode", "WAL")?;
-        conn.pragma_update(None, "synchronous", "NORMAL")?;
-        conn.execute_batch(schema)?;
+        let conn = open_connection(path, schema)?;
         let (tx, rx) = mpsc::channel::<Box<dyn Job>>();
+        let acks = Acks::default();
+        let thread_acks = acks.clone();
         std::thread::Builder::new()
             .name("kar-sqlite".into())
-            .spawn(move || run_thread(conn, rx))
+            .spawn(move || run_thread(conn, rx, thread_acks))
             .map_err(|e| StoreError::Unavailable(format!("cannot start database thread: {e}")))?;
-        Ok(Db { jobs: tx })
+        Ok(Db { jobs: tx, acks })
+    }
+
+    /// Records that the inbox of `node` was read up to `seq` (see [`Acks`]).
+    pub(crate) fn ack(&self, app: &str, node: &str, seq: i64) {
+        if let Ok(mut acks) = self.acks.lock() {
+            let entry = acks
+                .entry((app.to_string(), node.to_string()))
+                .or_insert(seq);
+            *entry = (*entry).max(seq);
+        }
+    }
+
+    /// Runs a read-only `body` (no write lock) and returns its value.
+    pub(crate) async fn read<F, R>(&self, body: F) -> Result<R, StoreError>
+    where
+        F: FnOnce(&Connection) -> Result<R, StoreError> + Send + 'static,
+        R: Send + 'static,
+    {
+        let rx = self.submit(true, move |conn| body(conn).map(|r| (r, Vec::new())))?;
+        rx.await
+            .map_err(|_| StoreError::Unavailable("database thread stopped".into()))?
     }
 
     /// Like [`Db::run`], for threads outside the async runtime.
@@ -100,18 +132,23 @@ impl Db {
         F: FnOnce(&Connection) -> Result<(R, Pokes), StoreError> + Send + 'static,
         R: Send + 'static,
     {
-        let rx = self.submit(body)?;
+        let rx = self.submit(false, body)?;
         rx.blocking_recv()
             .map_err(|_| StoreError::Unavailable("database thread stopped".into()))?
     }
 
-    fn submit<F, R>(&self, body: F) -> Result<oneshot::Receiver<Result<R, StoreError>>, StoreError>
+    fn submit<F, R>(
+        &self,
+        read: bool,
+        body: F,
+    ) -> Result<oneshot::Receiver<Result<R, StoreError>>, StoreError>
     where
         F: FnOnce(&Connection) -> Result<(R, Pokes), StoreError> + Send + 'static,
         R: Send + 'static,
     {
         let (reply, rx) = oneshot::channel();
         let job = TypedJob {
+            read,
             body: Some(body),
             result: None,
             reply,
@@ -128,13 +165,69 @@ impl Db {
         F: FnOnce(&Connection) -> Result<(R, Pokes), StoreError> + Send + 'static,
         R: Send + 'static,
     {
-        let rx = self.submit(body)?;
+        let rx = self.submit(false, body)?;
         rx.await
             .map_err(|_| StoreError::Unavailable("database thread stopped".into()))?
     }
 }
 
-fn run_thread(conn: Connection, jobs: mpsc::Receiver<Box<dyn Job>>) {
+/// Opens the shared database, creating the schema. Several processes may do this at
+/// the same moment on a fresh directory; SQLite can then answer "busy" at once
+/// (without its busy handler) to the switch to WAL or to the schema creation, so
+/// those steps are retried for a while.
+fn open_connection(path: &Path, schema: &str) -> Result<Connection, StoreError> {
+    let started = Instant::now();
+    loop {
+        let attempt = (|| -> rusqlite::Result<Connection> {
+            let mut conn = Connection::open(path)?;
+            conn.busy_handler(Some(on_busy))?;
+            // WAL + synchronous=NORMAL: a commit survives the death of any process
+            // (the guarantees are about process failures); only an OS crash may lose
+            // the last commits.
+            conn.pragma_update(None, "journal_mode", "WAL")?;
+            conn.pragma_update(None, "synchronous", "NORMAL")?;
+            conn.execute_batch(&format!("BEGIN IMMEDIATE; {schema}; COMMIT"))?;
+            Ok(conn)
+        })();
+        match attempt {
+            Ok(conn) => return Ok(conn),
+            Err(e) if is_busy(&e) && started.elapsed() < BUSY_TIMEOUT => {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+fn is_busy(e: &rusqlite::Error) -> bool {
+    matches!(
+        e.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+    )
+}
+
+/// How long a transition waits for the write lock held by other processes.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Called by SQLite while another process holds the write lock. SQLite's own
+/// handler sleeps 1, 2, 5, 10 ms...: an eternity next to the tens of microseconds
+/// another `kar` process holds the lock for. Yield first, then sleep briefly.
+fn on_busy(attempt: i32) -> bool {
+    const YIELDS: i32 = 200;
+    const SLEEP: Duration = Duration::from_micros(200);
+    if attempt < YIELDS {
+        std::thread::yield_now();
+        return true;
+    }
+    let slept = SLEEP * (attempt - YIELDS) as u32;
+    if slept > BUSY_TIMEOUT {
+        return false;
+    }
+    std::thread::sleep(SLEEP);
+    true
+}
+
+fn run_thread(conn: Connection, jobs: mpsc::Receiver<Box<dyn Job>>, acks: Acks) {
     let mut poker = super::poke::Poker::default();
     while let Ok(first) = jobs.recv() {
         let mut batch = vec![first];
@@ -144,28 +237,65 @@ fn run_thread(conn: Connection, jobs: mpsc::Receiver<Box<dyn Job>>) {
                 Err(_) => break,
             }
         }
-        let mut pokes: Pokes = Vec::new();
-        let committed = match conn.execute_batch("BEGIN IMMEDIATE") {
-            Ok(()) => {
-                for job in batch.iter_mut() {
-                    pokes.extend(job.run(&conn));
+        let (mut reads, mut writes): (Vec<_>, Vec<_>) =
+            batch.into_iter().partition(|job| job.is_read());
+        if !writes.is_empty() {
+            let mut pokes: Pokes = Vec::new();
+            let committed = match conn.execute_batch("BEGIN IMMEDIATE") {
+                Ok(()) => {
+                    delete_acked(&conn, &acks);
+                    for job in writes.iter_mut() {
+                        pokes.extend(job.run(&conn));
+                    }
+                    conn.execute_batch("COMMIT").map_err(|e| {
+                        let _ = conn.execute_batch("ROLLBACK");
+                        e.to_string()
+                    })
                 }
-                conn.execute_batch("COMMIT").map_err(|e| {
-                    let _ = conn.execute_batch("ROLLBACK");
-                    e.to_string()
-                })
+                Err(e) => Err(e.to_string()),
+            };
+            if committed.is_ok() {
+                pokes.sort_unstable();
+                pokes.dedup();
+                for port in pokes {
+                    poker.poke(port);
+                }
             }
-            Err(e) => Err(e.to_string()),
-        };
-        if committed.is_ok() {
-            pokes.sort_unstable();
-            pokes.dedup();
-            for port in pokes {
-                poker.poke(port);
+            for job in writes {
+                job.finish(committed.clone());
             }
         }
-        for job in batch {
-            job.finish(committed.clone());
+        if !reads.is_empty() {
+            // One snapshot for all the reads of the batch.
+            let began = conn
+                .execute_batch("BEGIN DEFERRED")
+                .map_err(|e| e.to_string());
+            if began.is_ok() {
+                for job in reads.iter_mut() {
+                    job.run(&conn);
+                }
+                let _ = conn.execute_batch("COMMIT");
+            }
+            for job in reads {
+                job.finish(began.clone());
+            }
+        }
+    }
+}
+
+/// Deletes the inbox rows already handed out (inside the current write transaction).
+fn delete_acked(conn: &Connection, acks: &Acks) {
+    let pending: Vec<((String, String), i64)> = match acks.lock() {
+        Ok(mut acks) => acks.drain().collect(),
+        Err(_) => return,
+    };
+    for ((app, node), seq) in pending {
+        let deleted = conn
+            .prepare_cached("DELETE FROM inbox WHERE app = ?1 AND node = ?2 AND seq <= ?3")
+            .and_then(|mut stmt| stmt.execute(rusqlite::params![app, node, seq]));
+        if let Err(e) = deleted {
+            // The rows stay; they are past the reader's cursor and deleted later.
+            tracing::debug!("cannot delete read inbox rows: {e}");
         }
     }
 }

@@ -893,9 +893,7 @@ impl Inbox for EmbeddedInbox {
             let acked = self.acked;
             let (rows, version, members) = self
                 .db
-                .run(move |conn| {
-                    conn.prepare_cached("DELETE FROM inbox WHERE app = ?1 AND node = ?2 AND seq <= ?3")?
-                        .execute(params![app, node, acked])?;
+                .read(move |conn| {
                     let rows: Vec<InboxRow> = conn
                         .prepare_cached(
                             "SELECT i.seq, i.kind, i.request_id, r.record, r.kind, r.outcome
@@ -918,7 +916,7 @@ impl Inbox for EmbeddedInbox {
                         .prepare_cached("SELECT node FROM members WHERE app = ?1")?
                         .query_map([&app], |row| row.get(0))?
                         .collect::<Result<_, _>>()?;
-                    Ok(((rows, version, members), Vec::new()))
+                    Ok((rows, version, members))
                 })
                 .await?;
             let mut messages = Vec::with_capacity(rows.len() + 1);
@@ -956,6 +954,10 @@ impl Inbox for EmbeddedInbox {
                         tracing::error!(request = %row.request_id, "dropping a corrupt inbox message: {e}")
                     }
                 }
+            }
+            if self.acked > acked {
+                // Handed out from here on: delete them with the next write.
+                self.db.ack(&self.app, &self.node, self.acked);
             }
             if !messages.is_empty() {
                 return Ok(messages);
