@@ -44,12 +44,16 @@ where
         let Some(body) = self.body.take() else {
             return Vec::new();
         };
-        if let Err(e) = conn.execute_batch("SAVEPOINT job") {
+        if self.read {
+            self.result = Some(body(conn).map(|(value, _)| value));
+            return Vec::new();
+        }
+        if let Err(e) = exec(conn, "SAVEPOINT job") {
             self.result = Some(Err(e.into()));
             return Vec::new();
         }
         match body(conn) {
-            Ok((value, pokes)) => match conn.execute_batch("RELEASE job") {
+            Ok((value, pokes)) => match exec(conn, "RELEASE job") {
                 Ok(()) => {
                     self.result = Some(Ok(value));
                     pokes
@@ -60,7 +64,8 @@ where
                 }
             },
             Err(e) => {
-                let _ = conn.execute_batch("ROLLBACK TO job; RELEASE job");
+                let _ = exec(conn, "ROLLBACK TO job");
+                let _ = exec(conn, "RELEASE job");
                 self.result = Some(Err(e));
                 Vec::new()
             }
@@ -181,6 +186,10 @@ fn open_connection(path: &Path, schema: &str) -> Result<Connection, StoreError> 
         let attempt = (|| -> rusqlite::Result<Connection> {
             let mut conn = Connection::open(path)?;
             conn.busy_handler(Some(on_busy))?;
+            // Every statement of every transition stays prepared (the default cache of
+            // 16 is smaller than the engine's set of statements: SQL would be parsed
+            // again on most transitions).
+            conn.set_prepared_statement_cache_capacity(256);
             // WAL + synchronous=NORMAL: a commit survives the death of any process
             // (the guarantees are about process failures); only an OS crash may lose
             // the last commits.
@@ -241,14 +250,14 @@ fn run_thread(conn: Connection, jobs: mpsc::Receiver<Box<dyn Job>>, acks: Acks) 
             batch.into_iter().partition(|job| job.is_read());
         if !writes.is_empty() {
             let mut pokes: Pokes = Vec::new();
-            let committed = match conn.execute_batch("BEGIN IMMEDIATE") {
+            let committed = match exec(&conn, "BEGIN IMMEDIATE") {
                 Ok(()) => {
                     delete_acked(&conn, &acks);
                     for job in writes.iter_mut() {
                         pokes.extend(job.run(&conn));
                     }
-                    conn.execute_batch("COMMIT").map_err(|e| {
-                        let _ = conn.execute_batch("ROLLBACK");
+                    exec(&conn, "COMMIT").map_err(|e| {
+                        let _ = exec(&conn, "ROLLBACK");
                         e.to_string()
                     })
                 }
@@ -267,20 +276,24 @@ fn run_thread(conn: Connection, jobs: mpsc::Receiver<Box<dyn Job>>, acks: Acks) 
         }
         if !reads.is_empty() {
             // One snapshot for all the reads of the batch.
-            let began = conn
-                .execute_batch("BEGIN DEFERRED")
-                .map_err(|e| e.to_string());
+            let began = exec(&conn, "BEGIN DEFERRED").map_err(|e| e.to_string());
             if began.is_ok() {
                 for job in reads.iter_mut() {
                     job.run(&conn);
                 }
-                let _ = conn.execute_batch("COMMIT");
+                let _ = exec(&conn, "COMMIT");
             }
             for job in reads {
                 job.finish(began.clone());
             }
         }
     }
+}
+
+/// Runs a statement without parameters through the statement cache.
+fn exec(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
+    conn.prepare_cached(sql)?.execute([])?;
+    Ok(())
 }
 
 /// Deletes the inbox rows already handed out (inside the current write transaction).
