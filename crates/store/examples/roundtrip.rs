@@ -1,4 +1,5 @@
-// Measures a store round trip (enqueue → recv → complete → recv) between two members.
+//! Measures store round trips (enqueue → recv → complete → recv) between two members
+//! of one embedded store: `cargo run --release -p kar-store --example roundtrip -- DIR`.
 use bytes::Bytes;
 use kar_protocol::*;
 use kar_store::*;
@@ -66,7 +67,7 @@ async fn main() {
             }
         }
         let t4 = Instant::now();
-        a.forget(&[req.id.clone()]).await.unwrap();
+        a.forget(std::slice::from_ref(&req.id)).await.unwrap();
         if i >= 200 {
             samples.push(t4 - t0);
             parts[0] += (t1 - t0).as_micros();

@@ -96,7 +96,8 @@ pub trait Store: Send + Sync + 'static {
         outcome: &Outcome,
     ) -> Result<bool, StoreError>;
 
-    /// The caller has consumed these outcomes: the records can go.
+    /// The caller has consumed these outcomes: the records can go. Engines may
+    /// delete them lazily (with a later transition); they are never delivered again.
     async fn forget(&self, ids: &[RequestId]) -> Result<(), StoreError>;
 
     /// Removes a request that is still parked (its start deadline passed). Returns

@@ -83,9 +83,17 @@ where
     }
 }
 
-/// Inbox rows handed out, per (app, node): deleted in the next write transaction,
-/// so that reading an inbox never needs one of its own.
-type Acks = Arc<Mutex<HashMap<(String, String), i64>>>;
+/// Deletions that need no transaction of their own: they are folded into the next
+/// write transaction of this process, off the path of the request being served.
+#[derive(Default)]
+struct Cleanup {
+    /// Inbox rows handed out, per (app, node).
+    inbox_acks: HashMap<(String, String), i64>,
+    /// Completed requests whose outcome the caller consumed, per app.
+    forgotten: Vec<(String, String)>,
+}
+
+type Acks = Arc<Mutex<Cleanup>>;
 
 /// Handle to the database thread.
 #[derive(Clone)]
@@ -110,13 +118,23 @@ impl Db {
         Ok(Db { jobs: tx, acks })
     }
 
-    /// Records that the inbox of `node` was read up to `seq` (see [`Acks`]).
+    /// Records that the inbox of `node` was read up to `seq` (see [`Cleanup`]).
     pub(crate) fn ack(&self, app: &str, node: &str, seq: i64) {
-        if let Ok(mut acks) = self.acks.lock() {
-            let entry = acks
+        if let Ok(mut cleanup) = self.acks.lock() {
+            let entry = cleanup
+                .inbox_acks
                 .entry((app.to_string(), node.to_string()))
                 .or_insert(seq);
             *entry = (*entry).max(seq);
+        }
+    }
+
+    /// Records that the outcomes of these requests were consumed (see [`Cleanup`]).
+    pub(crate) fn forget(&self, app: &str, ids: impl IntoIterator<Item = String>) {
+        if let Ok(mut cleanup) = self.acks.lock() {
+            cleanup
+                .forgotten
+                .extend(ids.into_iter().map(|id| (app.to_string(), id)));
         }
     }
 
@@ -296,19 +314,32 @@ fn exec(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
     Ok(())
 }
 
-/// Deletes the inbox rows already handed out (inside the current write transaction).
+/// Runs the deferred deletions (inside the current write transaction).
 fn delete_acked(conn: &Connection, acks: &Acks) {
-    let pending: Vec<((String, String), i64)> = match acks.lock() {
-        Ok(mut acks) => acks.drain().collect(),
+    let cleanup = match acks.lock() {
+        Ok(mut cleanup) => std::mem::take(&mut *cleanup),
         Err(_) => return,
     };
-    for ((app, node), seq) in pending {
-        let deleted = conn
-            .prepare_cached("DELETE FROM inbox WHERE app = ?1 AND node = ?2 AND seq <= ?3")
-            .and_then(|mut stmt| stmt.execute(rusqlite::params![app, node, seq]));
-        if let Err(e) = deleted {
-            // The rows stay; they are past the reader's cursor and deleted later.
-            tracing::debug!("cannot delete read inbox rows: {e}");
+    let run = |sql: &str, params: &[&dyn rusqlite::ToSql]| {
+        let done = conn
+            .prepare_cached(sql)
+            .and_then(|mut stmt| stmt.execute(params));
+        if let Err(e) = done {
+            // The rows stay: inbox rows are past the reader's cursor, outcomes are
+            // never delivered twice; both go with their member at the latest.
+            tracing::debug!("deferred deletion failed: {e}");
         }
+    };
+    for ((app, node), seq) in cleanup.inbox_acks {
+        run(
+            "DELETE FROM inbox WHERE app = ?1 AND node = ?2 AND seq <= ?3",
+            &[&app, &node, &seq],
+        );
+    }
+    for (app, id) in cleanup.forgotten {
+        run(
+            "DELETE FROM requests WHERE app = ?1 AND id = ?2 AND status = 'done'",
+            &[&app, &id],
+        );
     }
 }
