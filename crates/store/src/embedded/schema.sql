@@ -22,9 +22,11 @@ CREATE TABLE IF NOT EXISTS mesh (
     version INTEGER NOT NULL       -- bumped by every join, leave and death
 ) WITHOUT ROWID;
 
--- One row per live request; rowid orders requests by arrival.
+-- One row per live request; seq orders requests by arrival (a new row's seq is
+-- above every live row's, which is all the ordering needs: no AUTOINCREMENT, whose
+-- bookkeeping would cost one more page per transition).
 CREATE TABLE IF NOT EXISTS requests (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    seq INTEGER PRIMARY KEY,
     app TEXT NOT NULL,
     id TEXT NOT NULL,
     name TEXT NOT NULL,            -- routing name of the current target
@@ -38,9 +40,15 @@ CREATE TABLE IF NOT EXISTS requests (
     outcome BLOB,                  -- postcard-encoded kar_protocol::Outcome once done
     UNIQUE (app, id)
 );
-CREATE INDEX IF NOT EXISTS requests_by_assignee ON requests (app, assignee, status);
-CREATE INDEX IF NOT EXISTS requests_by_caller ON requests (app, caller, status);
-CREATE INDEX IF NOT EXISTS requests_parked ON requests (app, status, name);
+-- Partial indexes: each transition of the hot path (enqueue, complete, forget)
+-- touches at most one of them; they serve the rarer ones (a member's death, the
+-- adoption of parked requests).
+DROP INDEX IF EXISTS requests_by_assignee;
+DROP INDEX IF EXISTS requests_by_caller;
+DROP INDEX IF EXISTS requests_parked;
+CREATE INDEX IF NOT EXISTS requests_queued_on ON requests (app, assignee) WHERE status = 'queued';
+CREATE INDEX IF NOT EXISTS requests_done_for ON requests (app, caller) WHERE status = 'done';
+CREATE INDEX IF NOT EXISTS requests_parked_for ON requests (app, name) WHERE status = 'parked';
 
 -- Inboxes: kind 0 = execute request, 1 = request completed.
 CREATE TABLE IF NOT EXISTS inbox (
