@@ -111,9 +111,10 @@ impl Db {
         let (tx, rx) = mpsc::channel::<Box<dyn Job>>();
         let acks = Acks::default();
         let thread_acks = acks.clone();
+        let checkpoints = checkpointer(path)?;
         std::thread::Builder::new()
             .name("kar-sqlite".into())
-            .spawn(move || run_thread(conn, rx, thread_acks))
+            .spawn(move || run_thread(conn, rx, thread_acks, checkpoints))
             .map_err(|e| StoreError::Unavailable(format!("cannot start database thread: {e}")))?;
         Ok(Db { jobs: tx, acks })
     }
@@ -213,6 +214,9 @@ fn open_connection(path: &Path, schema: &str) -> Result<Connection, StoreError> 
             // the last commits.
             conn.pragma_update(None, "journal_mode", "WAL")?;
             conn.pragma_update(None, "synchronous", "NORMAL")?;
+            // Checkpoints (which fsync) run on a thread of their own, never inside
+            // the commit of a transition (see `checkpointer`).
+            conn.pragma_update(None, "wal_autocheckpoint", "0")?;
             conn.execute_batch(&format!("BEGIN IMMEDIATE; {schema}; COMMIT"))?;
             Ok(conn)
         })();
@@ -254,8 +258,36 @@ fn on_busy(attempt: i32) -> bool {
     true
 }
 
-fn run_thread(conn: Connection, jobs: mpsc::Receiver<Box<dyn Job>>, acks: Acks) {
+/// Write transactions of this process between two checkpoints of the WAL (SQLite's
+/// own automatic checkpoint comes every 1000 pages, about 150 of our transactions).
+const COMMITS_PER_CHECKPOINT: u32 = 64;
+
+/// Starts the thread that copies the WAL back into the database file when told to:
+/// a passive checkpoint, which never blocks readers or writers, so the fsync it
+/// needs stays off the commits of transitions.
+fn checkpointer(path: &Path) -> Result<mpsc::SyncSender<()>, StoreError> {
+    let conn = Connection::open(path)?;
+    let (tx, rx) = mpsc::sync_channel::<()>(1);
+    std::thread::Builder::new()
+        .name("kar-checkpoint".into())
+        .spawn(move || {
+            while rx.recv().is_ok() {
+                // Busy (another process checkpoints) or failed: the next one catches up.
+                let _ = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
+            }
+        })
+        .map_err(|e| StoreError::Unavailable(format!("cannot start checkpoint thread: {e}")))?;
+    Ok(tx)
+}
+
+fn run_thread(
+    conn: Connection,
+    jobs: mpsc::Receiver<Box<dyn Job>>,
+    acks: Acks,
+    checkpoints: mpsc::SyncSender<()>,
+) {
     let mut poker = super::poke::Poker::default();
+    let mut commits = 0u32;
     while let Ok(first) = jobs.recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -282,6 +314,12 @@ fn run_thread(conn: Connection, jobs: mpsc::Receiver<Box<dyn Job>>, acks: Acks) 
                 Err(e) => Err(e.to_string()),
             };
             if committed.is_ok() {
+                commits += 1;
+                if commits >= COMMITS_PER_CHECKPOINT {
+                    commits = 0;
+                    // Full: a checkpoint is pending already.
+                    let _ = checkpoints.try_send(());
+                }
                 pokes.sort_unstable();
                 pokes.dedup();
                 for port in pokes {
