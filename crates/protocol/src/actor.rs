@@ -47,7 +47,9 @@ pub struct UpdateCounts {
 impl ActorState {
     /// The getAll object (spec §2.4): flat keys → value, submap names → object of
     /// subkey → value; stored text parsed as JSON (invalid JSON becomes `null`).
-    /// Encode it with [`crate::gojson`] for Go's byte layout.
+    /// Encode it with [`crate::gojson`] for Go's byte layout. Flat entries and
+    /// submaps are separate namespaces in the store (spec §9.4), but one JSON object
+    /// cannot hold a flat key and a submap of the same name: the submap is shown.
     pub fn to_json(&self) -> serde_json::Value {
         let mut map = serde_json::Map::new();
         for (key, value) in &self.flat {

@@ -58,6 +58,10 @@ pub struct Invocation {
 
 /// The durable record of one request. It is written to the store before the request
 /// is forwarded anywhere, and its completion is one atomic store transition.
+///
+/// An actor target whose invocation is a `DELETE` of the actor's own path
+/// (`/kar/impl/v1/actor/T/I`) is the removal of the actor (spec §2.2): the host
+/// deactivates the instance and drops its state and placement.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Request {
     pub id: RequestId,
