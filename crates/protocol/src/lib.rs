@@ -9,6 +9,7 @@ pub mod gojson;
 pub mod ids;
 pub mod member;
 pub mod paths;
+pub mod reminder;
 pub mod reply;
 pub mod request;
 pub mod time;
@@ -17,6 +18,7 @@ pub use actor::{ActorRef, ActorState, StateUpdate, UpdateCounts};
 pub use duration::{format_go_duration, parse_go_duration, DurationError};
 pub use ids::{FlowId, NodeId, RequestId};
 pub use member::Member;
+pub use reminder::Reminder;
 pub use reply::Reply;
 pub use request::{Invocation, Outcome, Request, RequestKind, Target};
 

@@ -23,7 +23,8 @@ pub use message::{Message, Routing};
 use async_trait::async_trait;
 use bytes::Bytes;
 use kar_protocol::{
-    ActorRef, ActorState, Member, NodeId, Outcome, Request, RequestId, StateUpdate, UpdateCounts,
+    ActorRef, ActorState, Member, NodeId, Outcome, Reminder, Request, RequestId, StateUpdate,
+    UpdateCounts,
 };
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -203,6 +204,44 @@ pub trait Store: Send + Sync + 'static {
         Err(self.unsupported("actor state"))
     }
 
+    // ----- reminders (spec §2.5, §4.4, decision §9.10) -----
+
+    /// Schedules `reminder`, replacing the one of the same actor and id if any.
+    /// Returns whether one was replaced.
+    async fn reminder_schedule(&self, reminder: &Reminder) -> Result<bool, StoreError>;
+
+    /// One reminder of an actor.
+    async fn reminder_get(
+        &self,
+        actor: &ActorRef,
+        id: &str,
+    ) -> Result<Option<Reminder>, StoreError>;
+
+    /// Every reminder of an actor, by id.
+    async fn reminders_of(&self, actor: &ActorRef) -> Result<Vec<Reminder>, StoreError>;
+
+    /// Cancels one reminder; returns whether it existed.
+    async fn reminder_cancel(&self, actor: &ActorRef, id: &str) -> Result<bool, StoreError>;
+
+    /// Cancels every reminder of an actor; returns how many there were.
+    async fn reminders_cancel_all(&self, actor: &ActorRef) -> Result<u64, StoreError>;
+
+    /// The earliest target time (Unix ms) of the application's reminders.
+    async fn next_due(&self) -> Result<Option<i64>, StoreError>;
+
+    /// Fires up to `limit` reminders due at `now` (target ≤ now, Unix ms), earliest
+    /// first. Each firing is one atomic step: the request `build` makes from the
+    /// reminder is enqueued (routed exactly like [`Store::enqueue`]: placement, or
+    /// parked) *and* the reminder advances (a one-shot one is deleted; a periodic
+    /// one moves to [`Reminder::next_target`]). Several members may fire
+    /// concurrently: each due firing is enqueued by exactly one of them.
+    async fn fire_due(
+        &self,
+        now: i64,
+        limit: usize,
+        build: &RequestBuilder,
+    ) -> Result<Vec<Firing>, StoreError>;
+
     /// The error of an operation this engine does not implement yet.
     fn unsupported(&self, what: &str) -> StoreError {
         StoreError::Config(format!("{what}: not supported by {}", self.describe()))
@@ -216,6 +255,20 @@ pub trait Store: Send + Sync + 'static {
 
     /// A short human description (`sqlite:/path/kar.db`, `redis://host:port`).
     fn describe(&self) -> String;
+}
+
+/// Makes the request of one reminder firing (the runtime decides its shape; the store
+/// only routes it).
+pub type RequestBuilder = Arc<dyn Fn(&Reminder) -> Request + Send + Sync>;
+
+/// One reminder firing made by [`Store::fire_due`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Firing {
+    /// The reminder as it was when due (`target` is the firing's target time).
+    pub reminder: Reminder,
+    /// The request enqueued for it.
+    pub request: Request,
+    pub routing: Routing,
 }
 
 /// The inbox of one member: the requests it must execute, the outcomes of requests

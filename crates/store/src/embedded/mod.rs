@@ -6,15 +6,16 @@
 mod db;
 mod liveness;
 mod poke;
+mod reminders;
 
 use crate::message::{decode, encode};
-use crate::{Inbox, Message, Routing, Store, StoreError};
+use crate::{Firing, Inbox, Message, RequestBuilder, Routing, Store, StoreError};
 use async_trait::async_trait;
 use bytes::Bytes;
 use db::{Db, Pokes};
 use kar_protocol::{
-    ActorRef, ActorState, Member, NodeId, Outcome, Request, RequestId, RequestKind, StateUpdate,
-    Target, UpdateCounts,
+    ActorRef, ActorState, Member, NodeId, Outcome, Reminder, Request, RequestId, RequestKind,
+    StateUpdate, Target, UpdateCounts,
 };
 use liveness::Watchers;
 use rand::seq::IndexedRandom;
@@ -252,6 +253,48 @@ fn mesh_version(conn: &Connection, app: &str) -> Result<i64, StoreError> {
         .unwrap_or(0))
 }
 
+/// Persists a new request and routes it (the body of [`Store::enqueue`], shared with
+/// reminder firings).
+fn insert_request(
+    conn: &Connection,
+    app: &str,
+    request: &Request,
+) -> Result<(Routing, Pokes), StoreError> {
+    let record = encode(request);
+    let id = request.id.as_str();
+    let name = request.target.routing_name();
+    let actor = actor_of(&request.target);
+    let target = route(conn, app, name, actor)?;
+    let (status, assignee) = match &target {
+        Some((node, _)) => (QUEUED, Some(node.as_str())),
+        None => (PARKED, None),
+    };
+    conn.prepare_cached(
+        "INSERT INTO requests (app, id, name, status, kind, assignee, caller, record,
+                               actor_type, actor_id)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+    )?
+    .execute(params![
+        app,
+        id,
+        name,
+        status,
+        kind_code(request.kind),
+        assignee,
+        request.caller.as_str(),
+        record,
+        actor.map(|a| a.0),
+        actor.map(|a| a.1)
+    ])?;
+    Ok(match target {
+        Some((node, port)) => {
+            push_inbox(conn, app, &node, EXECUTE, id)?;
+            (Routing::Assigned(NodeId(node)), vec![port])
+        }
+        None => (Routing::Parked, Vec::new()),
+    })
+}
+
 /// Removes a member that left or died, in one transition: its queued requests are
 /// re-routed (in arrival order) to live members or parked, finished requests that
 /// only it could collect are dropped, and everybody learns of the change.
@@ -411,45 +454,9 @@ impl Store for EmbeddedStore {
 
     async fn enqueue(&self, request: &Request) -> Result<Routing, StoreError> {
         let app = self.app.clone();
-        let record = encode(request);
-        let id = request.id.0.clone();
-        let name = request.target.routing_name().to_string();
-        let actor = actor_of(&request.target).map(|(t, i)| (t.to_string(), i.to_string()));
-        let caller = request.caller.0.clone();
-        let kind = kind_code(request.kind);
+        let request = request.clone();
         self.db
-            .run(move |conn| {
-                let actor = actor.as_ref().map(|(t, i)| (t.as_str(), i.as_str()));
-                let target = route(conn, &app, &name, actor)?;
-                let (status, assignee) = match &target {
-                    Some((node, _)) => (QUEUED, Some(node.as_str())),
-                    None => (PARKED, None),
-                };
-                conn.prepare_cached(
-                    "INSERT INTO requests (app, id, name, status, kind, assignee, caller, record,
-                                           actor_type, actor_id)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-                )?
-                .execute(params![
-                    app,
-                    id,
-                    name,
-                    status,
-                    kind,
-                    assignee,
-                    caller,
-                    record,
-                    actor.map(|a| a.0),
-                    actor.map(|a| a.1)
-                ])?;
-                Ok(match target {
-                    Some((node, port)) => {
-                        push_inbox(conn, &app, &node, EXECUTE, &id)?;
-                        (Routing::Assigned(NodeId(node)), vec![port])
-                    }
-                    None => (Routing::Parked, Vec::new()),
-                })
-            })
+            .run(move |conn| insert_request(conn, &app, &request))
             .await
     }
 
@@ -815,6 +822,45 @@ impl Store for EmbeddedStore {
             .await
     }
 
+    async fn reminder_schedule(&self, reminder: &Reminder) -> Result<bool, StoreError> {
+        reminders::schedule(&self.db, &self.app, reminder).await
+    }
+
+    async fn reminder_get(
+        &self,
+        actor: &ActorRef,
+        id: &str,
+    ) -> Result<Option<Reminder>, StoreError> {
+        reminders::get(&self.db, &self.app, actor, Some(id))
+            .await
+            .map(|mut found| found.pop())
+    }
+
+    async fn reminders_of(&self, actor: &ActorRef) -> Result<Vec<Reminder>, StoreError> {
+        reminders::get(&self.db, &self.app, actor, None).await
+    }
+
+    async fn reminder_cancel(&self, actor: &ActorRef, id: &str) -> Result<bool, StoreError> {
+        Ok(reminders::cancel(&self.db, &self.app, actor, Some(id)).await? > 0)
+    }
+
+    async fn reminders_cancel_all(&self, actor: &ActorRef) -> Result<u64, StoreError> {
+        reminders::cancel(&self.db, &self.app, actor, None).await
+    }
+
+    async fn next_due(&self) -> Result<Option<i64>, StoreError> {
+        reminders::next_due(&self.db, &self.app).await
+    }
+
+    async fn fire_due(
+        &self,
+        now: i64,
+        limit: usize,
+        build: &RequestBuilder,
+    ) -> Result<Vec<Firing>, StoreError> {
+        reminders::fire_due(&self.db, &self.app, now, limit, build.clone()).await
+    }
+
     async fn purge(&self) -> Result<u64, StoreError> {
         let app = self.app.clone();
         self.db
@@ -829,6 +875,7 @@ impl Store for EmbeddedStore {
                     "placements",
                     "state_flat",
                     "state_submap",
+                    "reminders",
                 ] {
                     total += conn.execute(&format!("DELETE FROM {table} WHERE app = ?1"), [&app])?
                         as u64;

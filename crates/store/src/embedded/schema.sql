@@ -91,3 +91,19 @@ CREATE TABLE IF NOT EXISTS state_submap (
     value BLOB NOT NULL,
     UNIQUE (app, actor_type, actor_id, key, subkey)
 );
+
+-- Actor reminders (spec §2.5): one row per reminder, found by due time through the
+-- index, so firing never scans the reminders that are not due.
+CREATE TABLE IF NOT EXISTS reminders (
+    app TEXT NOT NULL,
+    actor_type TEXT NOT NULL,
+    actor_id TEXT NOT NULL,
+    id TEXT NOT NULL,
+    path TEXT NOT NULL,
+    due INTEGER NOT NULL,          -- target time, Unix ms
+    target_text TEXT,              -- targetTime as given, until the first periodic advance
+    period INTEGER NOT NULL,       -- ns, 0 = one-shot
+    data BLOB NOT NULL,            -- JSON encoding of the scheduled data
+    PRIMARY KEY (app, actor_type, actor_id, id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS reminders_by_due ON reminders (app, due);

@@ -28,6 +28,9 @@
 //! | `P sm:<a><key>` | hash | submap `key` of actor `a`: subkey → value |
 //! | `P smo:<a><key>` | zset | the same subkeys scored by insertion (counter `P sseq`) |
 //! | `P smk:<a>` | set | the non-empty submaps of actor `a` |
+//! | `P rem:<a><r>` | hash | reminder `r` of actor `a`: `t`, `i` (actor type, id), `r`, `path`, `due` (target, Unix ms), `text` (targetTime as given, empty once advanced), `period` (ns), `data`, `gen` (new at every schedule, from the counter `P rseq`) |
+//! | `P rems:<a>` | set | the ids of actor `a`'s reminders |
+//! | `P due` | zset | every `<a><r>` of the application scored by target time (firing reads only what is due) |
 //!
 //! An actor `a` is encoded as `<len(type)>:<type><len(id)>:<id>` (byte lengths): self
 //! delimiting, so any type, id, key or subkey may follow it without collisions, and
@@ -66,6 +69,9 @@
 //! * `forget`, `expire_parked`: delete done / parked records.
 //! * `state` (one script, the operation as first argument) and `remove_actor`: actor
 //!   state reads and writes, each atomic, `update` included (removals first).
+//! * `reminders` (one script, the operation as first argument): schedule, get, cancel;
+//!   `due` reads the due reminders and `fire` enqueues their firings and advances them
+//!   (compare-and-set on each reminder's generation and target: see `reminders.rs`).
 //! * `members`: the members with a valid lease (read only).
 //! * `purge`: deletes every key matching the application's prefix (SCAN inside the
 //!   script, so it is atomic).
@@ -92,14 +98,15 @@
 //! `Fenced` (and so does `complete`) even if Redis cannot be reached.
 
 mod inbox;
+mod reminders;
 
 use crate::message::{decode, encode};
-use crate::{Inbox, RedisConfig, Routing, Store, StoreError};
+use crate::{Firing, Inbox, RedisConfig, RequestBuilder, Routing, Store, StoreError};
 use async_trait::async_trait;
 use bytes::Bytes;
 use kar_protocol::{
-    ActorRef, ActorState, Member, NodeId, Outcome, Request, RequestId, RequestKind, StateUpdate,
-    Target, UpdateCounts,
+    ActorRef, ActorState, Member, NodeId, Outcome, Reminder, Request, RequestId, RequestKind,
+    StateUpdate, Target, UpdateCounts,
 };
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{
@@ -142,6 +149,7 @@ struct Scripts {
     tail_call: Script,
     remove_actor: Script,
     state: Script,
+    reminders: Script,
 }
 
 static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
@@ -157,6 +165,7 @@ static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
     tail_call: script!("tail_call.lua"),
     remove_actor: script!("remove_actor.lua"),
     state: script!("state.lua"),
+    reminders: script!("reminders.lua"),
 });
 
 /// The keys of one application.
@@ -746,6 +755,43 @@ impl Store for RedisStore {
         let mut invocation = self.state_op("clear", actor);
         invocation.arg(key);
         Ok(invocation.invoke_async(&mut self.conn.clone()).await?)
+    }
+
+    async fn reminder_schedule(&self, reminder: &Reminder) -> Result<bool, StoreError> {
+        self.reminder_schedule_impl(reminder).await
+    }
+
+    async fn reminder_get(
+        &self,
+        actor: &ActorRef,
+        id: &str,
+    ) -> Result<Option<Reminder>, StoreError> {
+        self.reminder_get_impl(actor, id).await
+    }
+
+    async fn reminders_of(&self, actor: &ActorRef) -> Result<Vec<Reminder>, StoreError> {
+        self.reminders_of_impl(actor).await
+    }
+
+    async fn reminder_cancel(&self, actor: &ActorRef, id: &str) -> Result<bool, StoreError> {
+        Ok(self.reminder_cancel_impl(actor, Some(id)).await? > 0)
+    }
+
+    async fn reminders_cancel_all(&self, actor: &ActorRef) -> Result<u64, StoreError> {
+        self.reminder_cancel_impl(actor, None).await
+    }
+
+    async fn next_due(&self) -> Result<Option<i64>, StoreError> {
+        self.next_due_impl().await
+    }
+
+    async fn fire_due(
+        &self,
+        now: i64,
+        limit: usize,
+        build: &RequestBuilder,
+    ) -> Result<Vec<Firing>, StoreError> {
+        self.fire_due_impl(now, limit, build).await
     }
 
     async fn purge(&self) -> Result<u64, StoreError> {
