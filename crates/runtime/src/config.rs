@@ -16,6 +16,11 @@ pub struct RuntimeConfig {
     pub actor_busy_timeout: Option<Duration>,
     /// Idle actor collection period (`-actor_collector_interval`); `None` = off.
     pub actor_collector_interval: Option<Duration>,
+    /// Longest sleep of the reminder loop (`-actor_reminder_interval`).
+    pub actor_reminder_interval: Duration,
+    /// A reminder firing later than this after its target logs a warning
+    /// (`-actor_reminder_acceptable_delay`); `None` = never.
+    pub actor_reminder_acceptable_delay: Option<Duration>,
 }
 
 impl RuntimeConfig {
@@ -28,6 +33,8 @@ impl RuntimeConfig {
             missing_component_timeout: Some(Duration::from_secs(120)),
             actor_busy_timeout: Some(Duration::from_secs(120)),
             actor_collector_interval: Some(Duration::from_secs(10)),
+            actor_reminder_interval: Duration::from_millis(100),
+            actor_reminder_acceptable_delay: Some(Duration::from_secs(3)),
         }
     }
 }

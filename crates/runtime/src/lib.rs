@@ -10,6 +10,7 @@ mod config;
 mod envelope;
 mod error;
 mod locks;
+mod reminders;
 mod runtime;
 
 pub use app::{AppClient, AppError};

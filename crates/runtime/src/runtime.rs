@@ -59,6 +59,8 @@ pub struct Runtime {
     executing: AtomicUsize,
     executing_done: Notify,
     actors: Actors,
+    /// Wakes the reminder loop early (a reminder was scheduled here).
+    reminders_wake: Notify,
 }
 
 /// Delay before retrying a store transition that failed because the store was
@@ -97,12 +99,17 @@ impl Runtime {
             executing: AtomicUsize::new(0),
             executing_done: Notify::new(),
             actors: Actors::new(),
+            reminders_wake: Notify::new(),
         });
         for actor_type in runtime.config.actors.clone() {
             tokio::spawn(runtime.clone().check_actor_type(actor_type));
         }
         if let Some(interval) = runtime.config.actor_collector_interval {
             tokio::spawn(runtime.clone().collect_idle(interval));
+        }
+        if runtime.app.is_some() {
+            // Members without a component (CLI commands) fire no reminders.
+            tokio::spawn(runtime.clone().reminder_loop());
         }
         tokio::spawn(runtime.clone().inbox_loop(inbox));
         tokio::spawn(runtime.clone().forget_loop(consumed_rx));
@@ -296,8 +303,16 @@ impl Runtime {
         self.lock_waiters().remove(id);
     }
 
+    pub(crate) fn wake_reminders(&self) {
+        self.reminders_wake.notify_one();
+    }
+
+    pub(crate) async fn reminders_woken(&self) {
+        self.reminders_wake.notified().await;
+    }
+
     /// Fails a parked request at its start deadline unless a member adopted it.
-    async fn expire_when_due(self: Arc<Self>, request: Request, deadline: u64) {
+    pub(crate) async fn expire_when_due(self: Arc<Self>, request: Request, deadline: u64) {
         let wait = deadline.saturating_sub(now_millis());
         tokio::time::sleep(Duration::from_millis(wait + 1)).await;
         match self.store.expire_parked(&request.id).await {

@@ -201,6 +201,11 @@ pub async fn run(ctx: Context) -> Result<i32> {
     runtime_config.missing_component_timeout = options.missing_component_timeout;
     runtime_config.actor_busy_timeout = options.actor_busy_timeout;
     runtime_config.actor_collector_interval = options.actor_collector_interval;
+    // A zero interval would spin: it keeps the default.
+    if let Some(interval) = options.actor_reminder_interval {
+        runtime_config.actor_reminder_interval = interval;
+    }
+    runtime_config.actor_reminder_acceptable_delay = options.actor_reminder_acceptable_delay;
     // Components without -service still host `kar.none`, so they get an app client too.
     let app = HttpAppClient::new(AppClientConfig {
         app_port: options.app_port,

@@ -1,16 +1,238 @@
-//! Reminders (spec §2.5). Not implemented yet.
+//! Reminders (spec §2.5, §4.4, decision §9.10). Like the state routes, they go to the
+//! store from whichever sidecar receives them: reminders live in the store, not in
+//! the memory of the actor's host, so there is nothing to route to.
 
-use super::{not_implemented, Request};
-use crate::reply::Response;
-use crate::router::{ActorRef, ActorRoute};
+use super::Request;
+use crate::body;
+use crate::query::form_value;
+use crate::reply::{self, Response, JSON};
+use crate::router::{self, ActorRoute};
 use crate::server::Ctx;
+use bytes::Bytes;
+use http::{Method, StatusCode};
+use kar_protocol::reminder::to_go_json;
+use kar_protocol::time::{Timestamp, ZERO_TIME};
+use kar_protocol::{gojson, parse_go_duration, ActorRef, Reminder, Reply};
+use kar_runtime::RuntimeError;
+use serde_json::Value;
 
-/// `/kar/v1/actor/{type}/{id}/reminders[/{id}]`, every method.
+/// The Content-Type upstream sets explicitly on schedule replies.
+const TEXT_PLAIN: &str = "text/plain";
+
+/// `/kar/v1/actor/{type}/{id}/reminders[/{id}]`, every method the router lets through.
 pub(crate) async fn handle(
-    _ctx: &Ctx,
-    _actor: ActorRef,
-    _route: ActorRoute,
-    _request: Request,
+    ctx: &Ctx,
+    actor: router::ActorRef,
+    route: ActorRoute,
+    request: Request,
 ) -> Response {
-    not_implemented("reminders")
+    if ctx.runtime.is_shutting_down() {
+        return reply::service_unavailable();
+    }
+    let actor = ActorRef::new(actor.actor_type, actor.id);
+    let (parts, body) = request.into_parts();
+    // Only the exact string `true` enables it (spec §2.0).
+    let nil_on_absent = form_value(parts.uri.query(), "nilOnAbsent").as_deref() == Some("true");
+    let runtime = &ctx.runtime;
+    match (route, parts.method) {
+        (ActorRoute::Reminders, Method::GET) => match runtime.reminders(&actor).await {
+            Ok(all) => {
+                let list = Value::Array(all.iter().map(Reminder::to_json).collect());
+                reply::typed(StatusCode::OK, JSON, to_go_json(&list))
+            }
+            Err(e) => failed(&e),
+        },
+        (ActorRoute::Reminders, Method::DELETE) => match runtime.cancel_reminders(&actor).await {
+            Ok(n) => reply::text(StatusCode::OK, n.to_string()),
+            Err(e) => failed(&e),
+        },
+        (ActorRoute::Reminder { id }, Method::GET) => match runtime.reminder(&actor, &id).await {
+            Ok(Some(r)) => reply::typed(StatusCode::OK, JSON, to_go_json(&r.to_json())),
+            Ok(None) if nil_on_absent => reply::typed(StatusCode::OK, JSON, "null"),
+            Ok(None) => not_found(),
+            Err(e) => failed(&e),
+        },
+        (ActorRoute::Reminder { id }, Method::DELETE) => {
+            match runtime.cancel_reminder(&actor, &id).await {
+                Ok(true) => reply::text(StatusCode::OK, "1"),
+                Ok(false) if nil_on_absent => reply::text(StatusCode::OK, "0"),
+                Ok(false) => not_found(),
+                Err(e) => failed(&e),
+            }
+        }
+        (ActorRoute::Reminder { id }, Method::PUT) => {
+            let body = match body::read(body, &parts.headers, ctx.config.max_body_bytes).await {
+                Ok(body) => body,
+                Err(response) => return response,
+            };
+            let reminder = match parse_schedule(actor, id, &body) {
+                Ok(reminder) => reminder,
+                // Upstream writes the error text without a trailing newline.
+                Err(reason) => {
+                    return reply::typed(StatusCode::BAD_REQUEST, TEXT_PLAIN, one_line(&reason))
+                }
+            };
+            match runtime.schedule_reminder(&reminder).await {
+                Ok(true) => reply::typed(StatusCode::OK, TEXT_PLAIN, "OK"),
+                Ok(false) => reply::typed(StatusCode::NO_CONTENT, TEXT_PLAIN, Bytes::new()),
+                Err(e) => failed(&e),
+            }
+        }
+        // The router admits no other combination.
+        (_, method) => reply::error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            format!("{method} is not supported on reminders"),
+        ),
+    }
+}
+
+/// `404` with an empty body and an empty Content-Type (spec §2.5).
+fn not_found() -> Response {
+    reply::relay(
+        Reply::new(404, Some(""), Bytes::new()),
+        reply::On204::StatusOnly,
+    )
+}
+
+fn failed(e: &RuntimeError) -> Response {
+    if !matches!(e, RuntimeError::ShuttingDown) {
+        tracing::error!("reminder operation failed: {e}");
+    }
+    match e {
+        RuntimeError::ShuttingDown => reply::service_unavailable(),
+        other => reply::error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            one_line(&format!("failed to send message: {other}")),
+        ),
+    }
+}
+
+/// Error bodies are one line: embedded line breaks become spaces.
+fn one_line(text: &str) -> String {
+    text.replace(['\r', '\n'], " ")
+}
+
+/// The kind of a JSON value as Go's unmarshal errors name it.
+fn json_kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "bool",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    }
+}
+
+fn wrong_type(value: &Value, field: &str, go_type: &str) -> String {
+    format!(
+        "json: cannot unmarshal {} into Go struct field .{field} of type {go_type}",
+        json_kind(value)
+    )
+}
+
+/// The body of `PUT .../reminders/{id}`:
+/// `{"path", "targetTime", "period", "data"}` (spec §2.5).
+fn parse_schedule(actor: ActorRef, id: String, body: &[u8]) -> Result<Reminder, String> {
+    let spec: Value = serde_json::from_slice(body).map_err(|e| {
+        if e.is_eof() {
+            "unexpected end of JSON input".to_string()
+        } else {
+            format!("invalid JSON: {e}")
+        }
+    })?;
+    let Value::Object(mut spec) = spec else {
+        return Err(format!(
+            "json: cannot unmarshal {} into Go value of type runtime.reminderSpec",
+            json_kind(&spec)
+        ));
+    };
+    let path = match spec.remove("path") {
+        Some(Value::String(path)) if path.starts_with('/') => path,
+        Some(Value::String(path)) => {
+            return Err(format!("the reminder path {path:?} must start with /"))
+        }
+        None | Some(Value::Null) => return Err("the reminder path is missing".to_string()),
+        Some(other) => return Err(wrong_type(&other, "path", "string")),
+    };
+    let target = match spec.remove("targetTime") {
+        Some(Value::String(text)) => Timestamp::parse_rfc3339(&text).map_err(|e| e.to_string())?,
+        // No target time: Go's zero time, due at once.
+        None | Some(Value::Null) => ZERO_TIME,
+        Some(other) => return Err(wrong_type(&other, "targetTime", "time.Time")),
+    };
+    let period = match spec.remove("period") {
+        Some(Value::String(text)) if text.is_empty() => 0,
+        Some(Value::String(text)) => parse_go_duration(&text).map_err(|e| e.to_string())?,
+        None | Some(Value::Null) => 0,
+        Some(other) => return Err(wrong_type(&other, "period", "string")),
+    };
+    let data = match spec.remove("data") {
+        None | Some(Value::Null) => Bytes::new(),
+        // Re-encoded as Go encodes an `interface{}` (object members sorted, ...).
+        Some(data) => Bytes::from(gojson::to_string(&data)),
+    };
+    Ok(Reminder {
+        actor,
+        id,
+        path,
+        target: target.unix_millis(),
+        target_text: Some(target.format_rfc3339_nano()),
+        // A negative period is a one-shot reminder, as upstream (it fires once).
+        period: period.max(0),
+        data,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(body: &str) -> Result<Reminder, String> {
+        parse_schedule(ActorRef::new("T", "1"), "r".into(), body.as_bytes())
+    }
+
+    #[test]
+    fn schedule_bodies() {
+        let r = parse(
+            r#"{"path":"/echo","targetTime":"2024-02-08T09:36:35.1234567-05:00","period":"1h30m","data":["a",{"z":1,"a":"<"}]}"#,
+        )
+        .unwrap();
+        assert_eq!(r.path, "/echo");
+        assert_eq!(
+            r.target_text.as_deref(),
+            Some("2024-02-08T09:36:35.1234567-05:00")
+        );
+        assert_eq!(r.target, 1_707_402_995_123);
+        assert_eq!(r.period, 5_400_000_000_000);
+        assert_eq!(r.data.as_ref(), br#"["a",{"a":"\u003c","z":1}]"#);
+        let r = parse(r#"{"path":"/m","period":null}"#).unwrap();
+        assert_eq!(r.target_text.as_deref(), Some("0001-01-01T00:00:00Z"));
+        assert_eq!((r.period, r.data.len()), (0, 0));
+        assert_eq!(parse(r#"{"path":"/m","period":""}"#).unwrap().period, 0);
+        // Python sends its data as a JSON string: stored as that string's encoding.
+        let r = parse(r#"{"path":"/m","data":"[1]"}"#).unwrap();
+        assert_eq!(r.data.as_ref(), br#""[1]""#);
+    }
+
+    #[test]
+    fn schedule_errors() {
+        assert_eq!(parse("").unwrap_err(), "unexpected end of JSON input");
+        assert!(parse("{").is_err());
+        assert!(parse("[]")
+            .unwrap_err()
+            .starts_with("json: cannot unmarshal array"));
+        assert_eq!(
+            parse(r#"{"path":"/m","period":"soon"}"#).unwrap_err(),
+            r#"time: invalid duration "soon""#
+        );
+        assert!(parse(r#"{"path":"/m","targetTime":"tomorrow"}"#)
+            .unwrap_err()
+            .starts_with(r#"parsing time "tomorrow""#));
+        assert!(parse(r#"{"path":"/m","targetTime":5}"#)
+            .unwrap_err()
+            .contains("cannot unmarshal number"));
+        assert!(parse(r#"{"path":"m"}"#).is_err());
+        assert!(parse(r#"{}"#).is_err());
+    }
 }
