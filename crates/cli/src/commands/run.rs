@@ -227,6 +227,10 @@ pub async fn run(ctx: Context) -> Result<i32> {
             name = signals.recv() => tracing::info!("received {name}"),
         }
         leave(&runtime, server, &mut signals).await;
+        if runtime.is_fenced() {
+            tracing::error!("this sidecar lost its membership in the mesh; exiting");
+            return Ok(1);
+        }
         tracing::warn!("exiting...");
         return Ok(0);
     }
