@@ -6,7 +6,8 @@ use http::header::{HeaderValue, ALLOW, CONTENT_TYPE, X_CONTENT_TYPE_OPTIONS};
 use http::StatusCode;
 use http_body_util::Full;
 use kar_protocol::Reply;
-use kar_runtime::RuntimeError;
+use kar_protocol::RequestKind;
+use kar_runtime::{Accepted, RuntimeError};
 
 pub(crate) type Response = http::Response<Full<Bytes>>;
 
@@ -79,6 +80,19 @@ pub(crate) fn options(allow: &str) -> Response {
 
 /// The spec's mapping of a failed mesh request: 503 while shutting down, 500 with
 /// the reason otherwise.
+/// The answer to a service or actor request made through the mesh (spec §2.1, §2.2):
+/// the relayed reply of a call, `202 OK` for a tell, `202 <request id>` for a promise.
+pub(crate) fn mesh_request(result: Result<Accepted, RuntimeError>, kind: RequestKind) -> Response {
+    match result {
+        Ok(Accepted::Reply(reply)) => relay(reply, On204::StatusOnly),
+        Ok(Accepted::Queued(id)) => match kind {
+            RequestKind::Tell => text(StatusCode::ACCEPTED, "OK"),
+            _ => text(StatusCode::ACCEPTED, id.0),
+        },
+        Err(e) => runtime_error(&e),
+    }
+}
+
 pub(crate) fn runtime_error(e: &RuntimeError) -> Response {
     match e {
         RuntimeError::ShuttingDown => service_unavailable(),

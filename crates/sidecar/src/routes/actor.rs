@@ -3,14 +3,13 @@
 use super::{pragma_kind, Request};
 use crate::body;
 use crate::query::form_value;
-use crate::reply::{self, On204, Response};
+use crate::reply::{self, Response};
 use crate::router::ActorRef;
 use crate::server::Ctx;
 use bytes::Bytes;
 use http::StatusCode;
 use kar_protocol::paths::actor_path;
 use kar_protocol::{FlowId, Invocation, RequestId, RequestKind, Target};
-use kar_runtime::Accepted;
 
 /// Content type of actor method invocations (spec §3.3).
 const KAR_JSON: &str = "application/kar+json";
@@ -47,18 +46,11 @@ pub(crate) async fn call(ctx: &Ctx, actor: ActorRef, method: String, request: Re
         actor_type: actor.actor_type,
         id: actor.id,
     };
-    match ctx
+    let result = ctx
         .runtime
         .request(target, invocation, kind, flow, parent)
-        .await
-    {
-        Ok(Accepted::Reply(reply)) => reply::relay(reply, On204::StatusOnly),
-        Ok(Accepted::Queued(id)) => match kind {
-            RequestKind::Tell => reply::text(StatusCode::ACCEPTED, "OK"),
-            _ => reply::text(StatusCode::ACCEPTED, id.0),
-        },
-        Err(e) => reply::runtime_error(&e),
-    }
+        .await;
+    reply::mesh_request(result, kind)
 }
 
 /// `DELETE /kar/v1/actor/{type}/{id}`: a tell through the actor's queue; when it runs

@@ -2,12 +2,11 @@
 
 use super::{pragma_kind, Request};
 use crate::body;
-use crate::reply::{self, On204, Response};
+use crate::reply::{self, Response};
 use crate::server::Ctx;
 use http::header::{HeaderName, CONNECTION, CONTENT_LENGTH, HOST};
-use http::{HeaderMap, StatusCode};
-use kar_protocol::{Invocation, RequestKind, Target};
-use kar_runtime::Accepted;
+use http::HeaderMap;
+use kar_protocol::{Invocation, Target};
 
 /// `{ANY} /kar/v1/service/{service}/call/{path...}`: forwards method, `/<path>` (still
 /// percent-encoded as received), query string, headers and body to the service.
@@ -26,18 +25,11 @@ pub(crate) async fn call(ctx: &Ctx, service: String, path: String, request: Requ
         body,
     };
     let target = Target::Service { name: service };
-    match ctx
+    let result = ctx
         .runtime
         .request(target, invocation, kind, None, None)
-        .await
-    {
-        Ok(Accepted::Reply(reply)) => reply::relay(reply, On204::StatusOnly),
-        Ok(Accepted::Queued(id)) => match kind {
-            RequestKind::Tell => reply::text(StatusCode::ACCEPTED, "OK"),
-            _ => reply::text(StatusCode::ACCEPTED, id.0),
-        },
-        Err(e) => reply::runtime_error(&e),
-    }
+        .await;
+    reply::mesh_request(result, kind)
 }
 
 /// Hop-by-hop headers (RFC 9110 §7.6.1 and the usual proxy ones): they describe the

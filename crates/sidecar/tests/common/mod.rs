@@ -181,16 +181,16 @@ async fn actor_handler(
         .map(|v| v.to_str().unwrap().to_string());
     // The type checks sent at start-up (spec §3.1) are not events of any request.
     let type_check = parts.method == http::Method::HEAD && id.is_none();
-    let _ = (!type_check).then(|| {
-        shared.actor_events.send(ActorEvent {
+    if !type_check {
+        let _ = shared.actor_events.send(ActorEvent {
             method: parts.method.to_string(),
             actor_type: actor_type.clone(),
             id: id.clone(),
             name: name.clone(),
             session: session.clone(),
             body: body.clone(),
-        })
-    });
+        });
+    }
     let text =
         |status: u16, body: String| (status, Some("text/plain".to_string()), Bytes::from(body));
     let kar_json = |value: serde_json::Value| {
