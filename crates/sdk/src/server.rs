@@ -324,7 +324,8 @@ type Handler = Arc<dyn Fn(ServiceRequest) -> HandlerFuture + Send + Sync>;
 #[derive(Default)]
 pub struct Server {
     factories: HashMap<String, Factory>,
-    routes: HashMap<String, HashMap<Method, Handler>>,
+    /// path → upper-case method → handler
+    routes: HashMap<String, HashMap<String, Handler>>,
 }
 
 impl Server {
@@ -364,8 +365,7 @@ impl Server {
         F: Fn(ServiceRequest) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<Response>> + Send + 'static,
     {
-        let method =
-            Method::from_bytes(method.to_ascii_uppercase().as_bytes()).unwrap_or(Method::GET);
+        let method = method.to_ascii_uppercase();
         let handler: Handler = Arc::new(move |request| Box::pin(handler(request)));
         self.routes
             .entry(path.to_string())
@@ -464,7 +464,7 @@ impl ServerHandle {
 /// The served component.
 struct Host {
     factories: HashMap<String, Factory>,
-    routes: HashMap<String, HashMap<Method, Handler>>,
+    routes: HashMap<String, HashMap<String, Handler>>,
     instances: Mutex<HashMap<(String, String), Arc<dyn Actor>>>,
     client: Client,
 }
@@ -598,7 +598,7 @@ impl Host {
         let Some(methods) = self.routes.get(path) else {
             return text(404, format!("no route for {} {path}", parts.method));
         };
-        let Some(handler) = methods.get(&parts.method) else {
+        let Some(handler) = methods.get(parts.method.as_str()) else {
             return text(405, format!("{} is not supported on {path}", parts.method));
         };
         let request = ServiceRequest {
