@@ -1,0 +1,61 @@
+/*
+ * Reminder client for the integration tests (kar-sdk 1.3.10, `actor.reminders`).
+ * Run it under `kar run -app APP -- node reminders/client.js SCENARIO ID`; the actors
+ * are served by ./server.js (JsTimer).
+ *
+ *   schedule ID     a periodic reminder with arguments (`periodic`: tick('p', 7) every
+ *                   500 ms from now + 1 s), a one-shot (`oneshot`: once('o') at now + 1 s)
+ *                   and a far one (`later`); checks what schedule and get return
+ *   cancel-one ID   cancels `periodic` by id (1, then 0), get returns null
+ *   cancel-all ID   cancels what is left (`later`): prints the count
+ *
+ * Prints one line per check; on a mismatch prints "FAIL <check>: ..." and exits 1.
+ */
+
+const assert = require('assert')
+const { actor } = require('kar-sdk')
+
+async function main () {
+  const [scenario, id] = process.argv.slice(2)
+  const a = actor.proxy('JsTimer', id)
+  if (scenario === 'schedule') {
+    const start = new Date(Date.now() + 1000)
+    const first = await actor.reminders.schedule(a, 'tick', { id: 'periodic', targetTime: start, period: '500ms' }, 'p', 7)
+    assert.strictEqual(first, undefined, 'a new reminder: 204, undefined')
+    const again = await actor.reminders.schedule(a, 'tick', { id: 'periodic', targetTime: start, period: '500ms' }, 'p', 7)
+    assert.strictEqual(again, 'OK', 'a replaced reminder: OK')
+    await actor.reminders.schedule(a, 'once', { id: 'oneshot', targetTime: start }, 'o')
+    await actor.reminders.schedule(a, 'tick', { id: 'later', targetTime: new Date(Date.now() + 3600e3), period: '1h' }, 'l', 1)
+    const one = await actor.reminders.get(a, 'periodic')
+    assert.deepStrictEqual(Object.keys(one), ['Actor', 'id', 'path', 'targetTime', 'period', 'encodedData'])
+    assert.deepStrictEqual(one.Actor, { Type: 'JsTimer', ID: id })
+    assert.strictEqual(one.id, 'periodic')
+    assert.strictEqual(one.path, '/tick')
+    assert.strictEqual(one.period, 500000000)
+    assert.strictEqual(one.encodedData, '["p",7]')
+    assert.strictEqual(Date.parse(one.targetTime), start.getTime())
+    const shot = await actor.reminders.get(a, 'oneshot')
+    assert.strictEqual(shot.period, undefined, 'period omitted when 0')
+    assert.strictEqual(shot.encodedData, '["o"]')
+    const all = await actor.reminders.get(a)
+    assert.deepStrictEqual(all.map(r => r.id), ['later', 'oneshot', 'periodic'])
+    assert.strictEqual(await actor.reminders.get(a, 'nope'), null)
+    console.log('scheduled')
+  } else if (scenario === 'cancel-one') {
+    assert.strictEqual(await actor.reminders.cancel(a, 'periodic'), 1)
+    assert.strictEqual(await actor.reminders.cancel(a, 'periodic'), 0)
+    assert.strictEqual(await actor.reminders.get(a, 'periodic'), null)
+    console.log('cancelled periodic')
+  } else if (scenario === 'cancel-all') {
+    const n = await actor.reminders.cancel(a)
+    assert.deepStrictEqual((await actor.reminders.get(a)), [])
+    console.log(`cancelled all ${n}`)
+  } else {
+    throw new Error(`unknown scenario ${scenario}`)
+  }
+}
+
+main().then(() => process.exit(0), e => {
+  console.log(`FAIL ${e.message}`)
+  process.exit(1)
+})
