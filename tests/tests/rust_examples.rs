@@ -1,0 +1,64 @@
+//! The Rust examples (`examples/rust`, written with the Rust SDK) run under real `kar`
+//! sidecars on both stores and check their own results (each exits non-zero when its
+//! check fails). `cargo build --workspace` builds them next to `kar`.
+
+use kar_tests::{expect_clients, kar_bin, store_test, unique_app, Component, Process};
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::time::Duration;
+
+const TIMEOUT: Duration = Duration::from_secs(120);
+
+/// An example binary, built beside `kar`.
+fn example(name: &str) -> Vec<OsString> {
+    let bin: PathBuf = kar_bin().with_file_name(name);
+    assert!(
+        bin.is_file(),
+        "example {} is missing: run `cargo build --workspace`",
+        bin.display()
+    );
+    vec![bin.into_os_string()]
+}
+
+store_test!(
+    /// `hello`: a service and a client calling it.
+    fn hello(store) {
+        let app = unique_app("hello");
+        let mut servers: [Process; 1] = [Component::new(store, &app)
+            .name("hello-server")
+            .service("greeter")
+            .command(example("hello-server"))
+            .spawn()];
+        let mut clients = [Component::new(store, &app)
+            .name("hello-client")
+            .command(example("hello-client"))
+            .spawn()];
+        expect_clients(&mut clients, &mut servers, TIMEOUT);
+    }
+);
+
+store_test!(
+    /// `bank`: transfers as tail-call chains (debit → credit) with an invariant check.
+    fn bank(store) {
+        let app = unique_app("bank");
+        let mut runs = [Component::new(store, &app)
+            .name("bank")
+            .actors(&["Account"])
+            .command(example("bank"))
+            .spawn()];
+        expect_clients(&mut runs, &mut [], TIMEOUT);
+    }
+);
+
+store_test!(
+    /// `philosophers`: tells, tail calls, state and removal.
+    fn philosophers(store) {
+        let app = unique_app("philosophers");
+        let mut runs = [Component::new(store, &app)
+            .name("philosophers")
+            .actors(&["Fork", "Philosopher"])
+            .command(example("philosophers"))
+            .spawn()];
+        expect_clients(&mut runs, &mut [], TIMEOUT);
+    }
+);
