@@ -83,8 +83,8 @@ where
     }
 }
 
-/// Deletions that need no transaction of their own: they are folded into the next
-/// write transaction of this process, off the path of the request being served.
+/// Deletions that need not happen at once: they run at the start of the next write
+/// transaction of this process (see [`Db::forget`] for when that is).
 #[derive(Default)]
 struct Cleanup {
     /// Inbox rows handed out, per (app, node).
@@ -130,13 +130,18 @@ impl Db {
         }
     }
 
-    /// Records that the outcomes of these requests were consumed (see [`Cleanup`]).
+    /// Records that the outcomes of these requests were consumed (see [`Cleanup`]),
+    /// and wakes the database thread for a write transaction that deletes them now:
+    /// right after a reply, while its caller is busy with the reply, rather than
+    /// inside the caller's next request.
     pub(crate) fn forget(&self, app: &str, ids: impl IntoIterator<Item = String>) {
         if let Ok(mut cleanup) = self.acks.lock() {
             cleanup
                 .forgotten
                 .extend(ids.into_iter().map(|id| (app.to_string(), id)));
         }
+        // Nobody waits for it: the deletions ride on the transaction.
+        let _ = self.submit(false, |_| Ok(((), Vec::new())));
     }
 
     /// Runs a read-only `body` (no write lock) and returns its value.
