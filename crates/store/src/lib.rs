@@ -114,23 +114,15 @@ pub trait Store: Send + Sync + 'static {
         node: &NodeId,
         next: &Request,
         local: bool,
-    ) -> Result<Routing, StoreError> {
-        let _ = (node, next, local);
-        Err(self.unsupported("tail calls"))
-    }
+    ) -> Result<Routing, StoreError>;
 
     // ----- actors -----
 
     /// Deletes an actor's state and placement (spec §2.2 actor removal).
-    async fn remove_actor(&self, actor: &ActorRef) -> Result<(), StoreError> {
-        let _ = actor;
-        Err(self.unsupported("actor removal"))
-    }
+    async fn remove_actor(&self, actor: &ActorRef) -> Result<(), StoreError>;
 
     /// Every recorded placement: actor → node.
-    async fn placements(&self) -> Result<Vec<(ActorRef, NodeId)>, StoreError> {
-        Err(self.unsupported("placements"))
-    }
+    async fn placements(&self) -> Result<Vec<(ActorRef, NodeId)>, StoreError>;
 
     /// One flat entry (`subkey` None) or one submap entry.
     async fn state_get(
@@ -138,10 +130,7 @@ pub trait Store: Send + Sync + 'static {
         actor: &ActorRef,
         key: &str,
         subkey: Option<&str>,
-    ) -> Result<Option<Bytes>, StoreError> {
-        let _ = (actor, key, subkey);
-        Err(self.unsupported("actor state"))
-    }
+    ) -> Result<Option<Bytes>, StoreError>;
 
     /// Sets one entry; returns whether it was created (not replaced).
     async fn state_set(
@@ -150,10 +139,7 @@ pub trait Store: Send + Sync + 'static {
         key: &str,
         subkey: Option<&str>,
         value: Bytes,
-    ) -> Result<bool, StoreError> {
-        let _ = (actor, key, subkey, value);
-        Err(self.unsupported("actor state"))
-    }
+    ) -> Result<bool, StoreError>;
 
     /// Removes one entry; returns whether it existed.
     async fn state_remove(
@@ -161,48 +147,30 @@ pub trait Store: Send + Sync + 'static {
         actor: &ActorRef,
         key: &str,
         subkey: Option<&str>,
-    ) -> Result<bool, StoreError> {
-        let _ = (actor, key, subkey);
-        Err(self.unsupported("actor state"))
-    }
+    ) -> Result<bool, StoreError>;
 
     /// All flat entries and submaps of an actor.
-    async fn state_get_all(&self, actor: &ActorRef) -> Result<ActorState, StoreError> {
-        let _ = actor;
-        Err(self.unsupported("actor state"))
-    }
+    async fn state_get_all(&self, actor: &ActorRef) -> Result<ActorState, StoreError>;
 
     /// Removes all state of an actor; returns the number of entries removed.
-    async fn state_remove_all(&self, actor: &ActorRef) -> Result<u64, StoreError> {
-        let _ = actor;
-        Err(self.unsupported("actor state"))
-    }
+    async fn state_remove_all(&self, actor: &ActorRef) -> Result<u64, StoreError>;
 
     /// Applies a multi-element update atomically (removals first).
     async fn state_update(
         &self,
         actor: &ActorRef,
         update: &StateUpdate,
-    ) -> Result<UpdateCounts, StoreError> {
-        let _ = (actor, update);
-        Err(self.unsupported("actor state"))
-    }
+    ) -> Result<UpdateCounts, StoreError>;
 
     /// The entries of one submap, in insertion order.
     async fn submap_entries(
         &self,
         actor: &ActorRef,
         key: &str,
-    ) -> Result<Vec<(String, Bytes)>, StoreError> {
-        let _ = (actor, key);
-        Err(self.unsupported("actor state"))
-    }
+    ) -> Result<Vec<(String, Bytes)>, StoreError>;
 
     /// Removes every entry of one submap; returns how many.
-    async fn submap_clear(&self, actor: &ActorRef, key: &str) -> Result<u64, StoreError> {
-        let _ = (actor, key);
-        Err(self.unsupported("actor state"))
-    }
+    async fn submap_clear(&self, actor: &ActorRef, key: &str) -> Result<u64, StoreError>;
 
     // ----- reminders (spec §2.5, §4.4, decision §9.10) -----
 
@@ -241,11 +209,6 @@ pub trait Store: Send + Sync + 'static {
         limit: usize,
         build: &RequestBuilder,
     ) -> Result<Vec<Firing>, StoreError>;
-
-    /// The error of an operation this engine does not implement yet.
-    fn unsupported(&self, what: &str) -> StoreError {
-        StoreError::Config(format!("{what}: not supported by {}", self.describe()))
-    }
 
     // ----- administration -----
 
