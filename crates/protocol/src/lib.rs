@@ -12,6 +12,7 @@ pub mod paths;
 pub mod reminder;
 pub mod reply;
 pub mod request;
+pub mod subscription;
 pub mod time;
 
 pub use actor::{ActorRef, ActorState, StateUpdate, UpdateCounts};
@@ -21,6 +22,7 @@ pub use member::Member;
 pub use reminder::Reminder;
 pub use reply::Reply;
 pub use request::{Invocation, Outcome, Request, RequestKind, Target};
+pub use subscription::Subscription;
 
 /// Milliseconds since the Unix epoch: the clock used in durable records.
 pub fn now_millis() -> u64 {

@@ -7,9 +7,10 @@ mod support;
 
 use bytes::Bytes;
 use kar_protocol::{
-    ActorRef, NodeId, Outcome, Reminder, RequestId, RequestKind, StateUpdate, Target, UpdateCounts,
+    ActorRef, NodeId, Outcome, Reminder, RequestId, RequestKind, StateUpdate, Subscription, Target,
+    UpdateCounts,
 };
-use kar_store::{Message, RequestBuilder, Routing, StoreError};
+use kar_store::{Delivery, EventRequestBuilder, Message, RequestBuilder, Routing, StoreError};
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -65,6 +66,11 @@ conformance!(
     reminders_fire_once_under_concurrent_firers,
     reminders_firings_park_without_a_host,
     reminders_are_isolated_between_applications,
+    events_topics_create_delete_publish,
+    events_subscriptions_subscribe_replace_get_cancel,
+    events_delivered_in_order_one_at_a_time,
+    events_delivered_once_under_concurrent_deliverers,
+    events_topics_shared_subscriptions_isolated,
 );
 
 async fn join_members_leave(engine: &Engine) {
@@ -1136,4 +1142,325 @@ async fn reminders_are_isolated_between_applications(engine: &Engine) {
     b.purge().await.unwrap();
     assert_eq!(a.next_due().await.unwrap(), Some(1_000));
     assert_eq!(a.fire_due(5_000, 10, &build).await.unwrap().len(), 1);
+}
+
+// ----- events -----
+
+fn subscription(actor: (&str, &str), id: &str, topic: &str, oldest: bool) -> Subscription {
+    Subscription {
+        actor: ActorRef::new(actor.0, actor.1),
+        id: id.into(),
+        path: format!("/on/{id}"),
+        topic: topic.into(),
+        content_type: String::new(),
+        group: String::new(),
+        oldest,
+    }
+}
+
+/// The delivery request the runtime would make: a tell to the subscriber's `path`
+/// with body `[<event>]`.
+fn event_builder() -> EventRequestBuilder {
+    Arc::new(|s: &Subscription, event: &[u8]| {
+        let mut request = actor_request(
+            RequestKind::Tell,
+            &s.actor.actor_type,
+            &s.actor.id,
+            "node-d",
+        );
+        request.invocation.path = s.path.clone();
+        request.invocation.body = s.event_body(event);
+        request
+    })
+}
+
+/// Delivers one event, expecting one; returns (offset, request id, body).
+async fn deliver_one(
+    store: &Arc<dyn kar_store::Store>,
+    actor: &ActorRef,
+    id: &str,
+) -> (u64, RequestId, Bytes) {
+    match store
+        .deliver_event(actor, id, &event_builder())
+        .await
+        .unwrap()
+    {
+        Delivery::Delivered {
+            offset, request, ..
+        } => (offset, request.id, request.invocation.body),
+        other => panic!("expected a delivery, got {other:?}"),
+    }
+}
+
+async fn events_topics_create_delete_publish(engine: &Engine) {
+    let store = engine.open("app").await;
+    // Topic names with braces and separators are fine.
+    for topic in ["t", "{odd}:topic_"] {
+        assert!(store.topic_create(topic).await.unwrap());
+        assert!(!store.topic_create(topic).await.unwrap());
+        for n in 1..=3 {
+            assert_eq!(
+                store
+                    .publish(topic, Bytes::from(format!("e{n}")))
+                    .await
+                    .unwrap(),
+                n
+            );
+        }
+        assert!(store.topic_delete(topic).await.unwrap());
+        assert!(!store.topic_delete(topic).await.unwrap());
+        // Publishing creates a missing topic; offsets keep growing after a deletion.
+        assert_eq!(store.publish(topic, b("e4")).await.unwrap(), 4);
+        assert!(!store.topic_create(topic).await.unwrap());
+    }
+    // A subscriber from the oldest event sees only what survived the deletion.
+    let _inbox = store.join(&member("node-a", "sa", &["T"])).await.unwrap();
+    let actor = ActorRef::new("T", "1");
+    store
+        .subscribe(&subscription(("T", "1"), "s", "t", true))
+        .await
+        .unwrap();
+    let (offset, _, body) = deliver_one(&store, &actor, "s").await;
+    assert_eq!((offset, body), (4, b("[e4]")));
+    // Publishing to a never-created topic creates it.
+    assert_eq!(store.publish("fresh", b("x")).await.unwrap(), 1);
+    assert!(!store.topic_create("fresh").await.unwrap());
+}
+
+async fn events_subscriptions_subscribe_replace_get_cancel(engine: &Engine) {
+    let store = engine.open("app").await;
+    let a = ActorRef::new("T", "a");
+    let odd = ActorRef::new("T:1", "{x}_y");
+    assert_eq!(store.subscription_get(&a, "s1").await.unwrap(), None);
+    assert!(store.subscriptions_of(&a).await.unwrap().is_empty());
+    let s1 = subscription(("T", "a"), "s1", "t1", false);
+    assert!(!store.subscribe(&s1).await.unwrap());
+    assert_eq!(
+        store.subscription_get(&a, "s1").await.unwrap(),
+        Some(s1.clone())
+    );
+    let mut s1b = subscription(("T", "a"), "s1", "t2", true);
+    s1b.content_type = "text/plain".into();
+    s1b.group = "g".into();
+    assert!(store.subscribe(&s1b).await.unwrap());
+    assert_eq!(
+        store.subscription_get(&a, "s1").await.unwrap(),
+        Some(s1b.clone())
+    );
+    let s0 = subscription(("T", "a"), "s0", "t1", false);
+    store.subscribe(&s0).await.unwrap();
+    let s_odd = subscription(("T:1", "{x}_y"), "s1", "t1", false);
+    store.subscribe(&s_odd).await.unwrap();
+    let other = engine.open("app").await;
+    assert_eq!(
+        other.subscriptions_of(&a).await.unwrap(),
+        vec![s0.clone(), s1b.clone()]
+    );
+    assert_eq!(
+        other.subscriptions_of(&odd).await.unwrap(),
+        vec![s_odd.clone()]
+    );
+    assert_eq!(
+        other.subscriptions().await.unwrap(),
+        vec![s0.clone(), s1b.clone(), s_odd.clone()]
+    );
+    assert!(store.subscription_cancel(&odd, "s1").await.unwrap());
+    assert!(!store.subscription_cancel(&odd, "s1").await.unwrap());
+    assert_eq!(store.subscriptions_cancel_all(&a).await.unwrap(), 2);
+    assert_eq!(store.subscriptions_cancel_all(&a).await.unwrap(), 0);
+    assert!(store.subscriptions().await.unwrap().is_empty());
+    assert_eq!(
+        store
+            .deliver_event(&a, "s1", &event_builder())
+            .await
+            .unwrap(),
+        Delivery::Gone
+    );
+    // Purge takes subscriptions too.
+    store.subscribe(&s0).await.unwrap();
+    store.purge().await.unwrap();
+    assert!(store.subscriptions().await.unwrap().is_empty());
+}
+
+async fn events_delivered_in_order_one_at_a_time(engine: &Engine) {
+    let store = engine.open("app").await;
+    let mut inbox = store.join(&member("node-a", "sa", &["T"])).await.unwrap();
+    let node_a = NodeId("node-a".into());
+    let build = event_builder();
+    store.publish("t", b(r#"{"n":1}"#)).await.unwrap();
+    let newest = ActorRef::new("T", "newest");
+    let oldest = ActorRef::new("T", "oldest");
+    let mut text = subscription(("T", "text"), "s", "t", true);
+    text.content_type = "text/plain".into();
+    store
+        .subscribe(&subscription(("T", "newest"), "s", "t", false))
+        .await
+        .unwrap();
+    store
+        .subscribe(&subscription(("T", "oldest"), "s", "t", true))
+        .await
+        .unwrap();
+    store.subscribe(&text).await.unwrap();
+    assert_eq!(
+        store.deliver_event(&newest, "s", &build).await.unwrap(),
+        Delivery::UpToDate
+    );
+    store.publish("t", b(r#"{"n":2}"#)).await.unwrap();
+    store.publish("t", b(r#"{"n":3}"#)).await.unwrap();
+
+    // The newest subscriber starts after event 1; one delivery at a time.
+    let delivered = store.deliver_event(&newest, "s", &build).await.unwrap();
+    let Delivery::Delivered {
+        offset,
+        request,
+        routing,
+    } = delivered
+    else {
+        panic!("expected a delivery, got {delivered:?}");
+    };
+    assert_eq!(offset, 2);
+    assert_eq!(routing, Routing::Assigned(node_a.clone()));
+    assert_eq!(request.invocation.body, b(r#"[{"n":2}]"#));
+    assert_eq!(request.invocation.path, "/on/s");
+    assert_eq!(request.kind, RequestKind::Tell);
+    let (got, _) = recv_n(&mut inbox, 1).await;
+    assert_eq!(executed(&got), vec![request.id.clone()]);
+    assert_eq!(
+        store.deliver_event(&newest, "s", &build).await.unwrap(),
+        Delivery::InFlight
+    );
+    // Once the tell finished, the next one goes.
+    assert!(store
+        .complete(&node_a, &request.id, &reply("ok"))
+        .await
+        .unwrap());
+    let (offset, id, body) = deliver_one(&store, &newest, "s").await;
+    assert_eq!((offset, body), (3, b(r#"[{"n":3}]"#)));
+    store.complete(&node_a, &id, &reply("ok")).await.unwrap();
+    assert_eq!(
+        store.deliver_event(&newest, "s", &build).await.unwrap(),
+        Delivery::UpToDate
+    );
+
+    // The oldest subscriber gets all three, in order; the text one JSON-string-encoded.
+    for n in 1..=3u64 {
+        let (offset, id, body) = deliver_one(&store, &oldest, "s").await;
+        assert_eq!((offset, body), (n, Bytes::from(format!("[{{\"n\":{n}}}]"))));
+        store.complete(&node_a, &id, &reply("ok")).await.unwrap();
+        let (offset, id, body) = deliver_one(&store, &text.actor, "s").await;
+        assert_eq!(
+            (offset, body),
+            (n, Bytes::from(format!("[\"{{\\\"n\\\":{n}}}\"]")))
+        );
+        store.complete(&node_a, &id, &reply("ok")).await.unwrap();
+    }
+    // Replacing on the same topic and group keeps the position.
+    store
+        .subscribe(&subscription(("T", "oldest"), "s", "t", true))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.deliver_event(&oldest, "s", &build).await.unwrap(),
+        Delivery::UpToDate
+    );
+}
+
+async fn events_delivered_once_under_concurrent_deliverers(engine: &Engine) {
+    let setup = engine.open("app").await;
+    let _inbox = setup.join(&member("node-a", "sa", &["T"])).await.unwrap();
+    const EVENTS: u64 = 30;
+    for n in 1..=EVENTS {
+        setup
+            .publish("t", Bytes::from(format!("{n}")))
+            .await
+            .unwrap();
+    }
+    for id in ["s1", "s2"] {
+        setup
+            .subscribe(&subscription(("T", "x"), id, "t", true))
+            .await
+            .unwrap();
+    }
+    // Two members (separate handles) deliver concurrently, each finishing the tells
+    // it enqueued, until both subscriptions are up to date.
+    let mut deliverers = Vec::new();
+    for _ in 0..2 {
+        let store = engine.open("app").await;
+        deliverers.push(tokio::spawn(async move {
+            let build = event_builder();
+            let actor = ActorRef::new("T", "x");
+            let node_a = NodeId("node-a".into());
+            let mut delivered = Vec::new();
+            let mut done = [false, false];
+            while done != [true, true] {
+                for (k, id) in ["s1", "s2"].into_iter().enumerate() {
+                    match store.deliver_event(&actor, id, &build).await.unwrap() {
+                        Delivery::Delivered {
+                            offset, request, ..
+                        } => {
+                            delivered.push((id, offset, request.invocation.body));
+                            store
+                                .complete(&node_a, &request.id, &reply("ok"))
+                                .await
+                                .unwrap();
+                        }
+                        Delivery::UpToDate => done[k] = true,
+                        Delivery::InFlight => tokio::task::yield_now().await,
+                        Delivery::Gone => panic!("subscription gone"),
+                    }
+                }
+            }
+            delivered
+        }));
+    }
+    let mut all = Vec::new();
+    for deliverer in deliverers {
+        all.extend(deliverer.await.unwrap());
+    }
+    all.sort();
+    for id in ["s1", "s2"] {
+        let got: Vec<_> = all
+            .iter()
+            .filter(|(s, _, _)| *s == id)
+            .map(|(_, offset, body)| (*offset, body.clone()))
+            .collect();
+        let expected: Vec<_> = (1..=EVENTS)
+            .map(|n| (n, Bytes::from(format!("[{n}]"))))
+            .collect();
+        assert_eq!(got, expected, "each event once per subscription");
+    }
+}
+
+async fn events_topics_shared_subscriptions_isolated(engine: &Engine) {
+    let a = engine.open("app-a").await;
+    let b_store = engine.open("app-b").await;
+    let _inbox = b_store.join(&member("node-b", "sb", &["T"])).await.unwrap();
+    let actor = ActorRef::new("T", "1");
+    // A topic created by one application exists for the other.
+    assert!(a.topic_create("shared").await.unwrap());
+    assert!(!b_store.topic_create("shared").await.unwrap());
+    a.subscribe(&subscription(("T", "1"), "s", "shared", true))
+        .await
+        .unwrap();
+    b_store
+        .subscribe(&subscription(("T", "1"), "s", "shared", true))
+        .await
+        .unwrap();
+    a.publish("shared", b("from-a")).await.unwrap();
+    // Application b delivers its own subscription only.
+    let (offset, id, body) = deliver_one(&b_store, &actor, "s").await;
+    assert_eq!((offset, body), (1, b("[from-a]")));
+    b_store
+        .complete(&NodeId("node-b".into()), &id, &reply("ok"))
+        .await
+        .unwrap();
+    assert_eq!(b_store.subscriptions().await.unwrap().len(), 1);
+    // Purging b keeps a's subscription and the shared topic.
+    b_store.purge().await.unwrap();
+    assert!(b_store.subscriptions().await.unwrap().is_empty());
+    assert_eq!(a.subscriptions_of(&actor).await.unwrap().len(), 1);
+    assert!(!a.topic_create("shared").await.unwrap());
+    // a's subscription is still at the start: nobody delivered it (no member of a).
+    assert!(!b_store.subscription_cancel(&actor, "s").await.unwrap());
+    assert_eq!(a.subscriptions_cancel_all(&actor).await.unwrap(), 1);
 }

@@ -4,18 +4,22 @@
 //! (`poke`); deaths are seen through OS file locks (`liveness`).
 
 mod db;
+mod events;
 mod liveness;
 mod poke;
 mod reminders;
 
 use crate::message::{decode, encode};
-use crate::{Firing, Inbox, Message, RequestBuilder, Routing, Store, StoreError};
+use crate::{
+    Delivery, EventRequestBuilder, Firing, Inbox, Message, RequestBuilder, Routing, Store,
+    StoreError,
+};
 use async_trait::async_trait;
 use bytes::Bytes;
 use db::{Db, Pokes};
 use kar_protocol::{
     ActorRef, ActorState, Member, NodeId, Outcome, Reminder, Request, RequestId, RequestKind,
-    StateUpdate, Target, UpdateCounts,
+    StateUpdate, Subscription, Target, UpdateCounts,
 };
 use liveness::Watchers;
 use rand::seq::IndexedRandom;
@@ -861,6 +865,57 @@ impl Store for EmbeddedStore {
         reminders::fire_due(&self.db, &self.app, now, limit, build.clone()).await
     }
 
+    async fn topic_create(&self, topic: &str) -> Result<bool, StoreError> {
+        events::topic_create(&self.db, topic).await
+    }
+
+    async fn topic_delete(&self, topic: &str) -> Result<bool, StoreError> {
+        events::topic_delete(&self.db, topic).await
+    }
+
+    async fn publish(&self, topic: &str, event: Bytes) -> Result<u64, StoreError> {
+        events::publish(&self.db, topic, event).await
+    }
+
+    async fn subscribe(&self, subscription: &Subscription) -> Result<bool, StoreError> {
+        events::subscribe(&self.db, &self.app, subscription).await
+    }
+
+    async fn subscription_get(
+        &self,
+        actor: &ActorRef,
+        id: &str,
+    ) -> Result<Option<Subscription>, StoreError> {
+        Ok(events::get(&self.db, &self.app, Some(actor), Some(id))
+            .await?
+            .pop())
+    }
+
+    async fn subscriptions_of(&self, actor: &ActorRef) -> Result<Vec<Subscription>, StoreError> {
+        events::get(&self.db, &self.app, Some(actor), None).await
+    }
+
+    async fn subscriptions(&self) -> Result<Vec<Subscription>, StoreError> {
+        events::get(&self.db, &self.app, None, None).await
+    }
+
+    async fn subscription_cancel(&self, actor: &ActorRef, id: &str) -> Result<bool, StoreError> {
+        Ok(events::cancel(&self.db, &self.app, actor, Some(id)).await? > 0)
+    }
+
+    async fn subscriptions_cancel_all(&self, actor: &ActorRef) -> Result<u64, StoreError> {
+        events::cancel(&self.db, &self.app, actor, None).await
+    }
+
+    async fn deliver_event(
+        &self,
+        actor: &ActorRef,
+        id: &str,
+        build: &EventRequestBuilder,
+    ) -> Result<Delivery, StoreError> {
+        events::deliver(&self.db, &self.app, actor, id, build.clone()).await
+    }
+
     async fn purge(&self) -> Result<u64, StoreError> {
         let app = self.app.clone();
         self.db
@@ -876,6 +931,7 @@ impl Store for EmbeddedStore {
                     "state_flat",
                     "state_submap",
                     "reminders",
+                    "subscriptions",
                 ] {
                     total += conn.execute(&format!("DELETE FROM {table} WHERE app = ?1"), [&app])?
                         as u64;

@@ -107,3 +107,38 @@ CREATE TABLE IF NOT EXISTS reminders (
     PRIMARY KEY (app, actor_type, actor_id, id)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS reminders_by_due ON reminders (app, due);
+
+-- Topics (spec §2.7) are global: no app column. `last` is the offset of the newest
+-- event ever published (kept when the topic is deleted, so that offsets only grow);
+-- `live` says whether the topic exists.
+CREATE TABLE IF NOT EXISTS topics (
+    topic TEXT PRIMARY KEY,
+    last INTEGER NOT NULL,
+    live INTEGER NOT NULL
+) WITHOUT ROWID;
+
+-- The events of every topic, by offset (retained: no trimming yet).
+CREATE TABLE IF NOT EXISTS events (
+    topic TEXT NOT NULL,
+    offset INTEGER NOT NULL,
+    data BLOB NOT NULL,
+    PRIMARY KEY (topic, offset)
+) WITHOUT ROWID;
+
+-- Event subscriptions of actors (spec §2.6): `position` is the offset of the last
+-- event delivered, `inflight` the id of the request delivering it until it finished
+-- (decision §9.2: one event at a time per subscription).
+CREATE TABLE IF NOT EXISTS subscriptions (
+    app TEXT NOT NULL,
+    actor_type TEXT NOT NULL,
+    actor_id TEXT NOT NULL,
+    id TEXT NOT NULL,
+    path TEXT NOT NULL,
+    topic TEXT NOT NULL,
+    content_type TEXT NOT NULL,
+    grp TEXT NOT NULL,
+    oldest INTEGER NOT NULL,
+    position INTEGER NOT NULL,
+    inflight TEXT,
+    PRIMARY KEY (app, actor_type, actor_id, id)
+) WITHOUT ROWID;

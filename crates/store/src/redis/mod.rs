@@ -30,6 +30,10 @@
 //! | `P smk:<a>` | set | the non-empty submaps of actor `a` |
 //! | `P rem:<a><r>` | hash | reminder `r` of actor `a`: `t`, `i` (actor type, id), `r`, `path`, `due` (target, Unix ms), `text` (targetTime as given, empty once advanced), `period` (ns), `data`, `gen` (new at every schedule, from the counter `P rseq`) |
 //! | `P rems:<a>` | set | the ids of actor `a`'s reminders |
+//! | `P sub:<a><s>` | hash | subscription `s` of actor `a`: `t`, `i`, `s`, `path`, `topic`, `ct`, `group`, `oldest`, `pos` (offset of the last event delivered), `inflight` (request delivering it) |
+//! | `P subs:<a>` | set | the ids of actor `a`'s subscriptions |
+//! | `P allsubs` | set | every `<a><s>` of the application |
+//! | `kar:topic:{<t>}:meta`, `...:log` | hashes | topic `t` (global, outside every application: see `events.rs`): `last`, `floor`, `live`; offset → event |
 //! | `P due` | zset | every `<a><r>` of the application scored by target time (firing reads only what is due) |
 //!
 //! An actor `a` is encoded as `<len(type)>:<type><len(id)>:<id>` (byte lengths): self
@@ -97,16 +101,20 @@
 //! renewal was *sent*, the server's lease has surely expired, so the inbox reports
 //! `Fenced` (and so does `complete`) even if Redis cannot be reached.
 
+mod events;
 mod inbox;
 mod reminders;
 
 use crate::message::{decode, encode};
-use crate::{Firing, Inbox, RedisConfig, RequestBuilder, Routing, Store, StoreError};
+use crate::{
+    Delivery, EventRequestBuilder, Firing, Inbox, RedisConfig, RequestBuilder, Routing, Store,
+    StoreError,
+};
 use async_trait::async_trait;
 use bytes::Bytes;
 use kar_protocol::{
     ActorRef, ActorState, Member, NodeId, Outcome, Reminder, Request, RequestId, RequestKind,
-    StateUpdate, Target, UpdateCounts,
+    StateUpdate, Subscription, Target, UpdateCounts,
 };
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{
@@ -150,6 +158,8 @@ struct Scripts {
     remove_actor: Script,
     state: Script,
     reminders: Script,
+    topics: Script,
+    events: Script,
 }
 
 static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
@@ -166,6 +176,9 @@ static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
     remove_actor: script!("remove_actor.lua"),
     state: script!("state.lua"),
     reminders: script!("reminders.lua"),
+    // Topics live outside the application's keys: no helpers, no prefix arguments.
+    topics: Script::new(include_str!("lua/topics.lua")),
+    events: script!("events.lua"),
 });
 
 /// The keys of one application.
@@ -792,6 +805,55 @@ impl Store for RedisStore {
         build: &RequestBuilder,
     ) -> Result<Vec<Firing>, StoreError> {
         self.fire_due_impl(now, limit, build).await
+    }
+
+    async fn topic_create(&self, topic: &str) -> Result<bool, StoreError> {
+        self.topic_create_impl(topic).await
+    }
+
+    async fn topic_delete(&self, topic: &str) -> Result<bool, StoreError> {
+        self.topic_delete_impl(topic).await
+    }
+
+    async fn publish(&self, topic: &str, event: Bytes) -> Result<u64, StoreError> {
+        self.publish_impl(topic, event).await
+    }
+
+    async fn subscribe(&self, subscription: &Subscription) -> Result<bool, StoreError> {
+        self.subscribe_impl(subscription).await
+    }
+
+    async fn subscription_get(
+        &self,
+        actor: &ActorRef,
+        id: &str,
+    ) -> Result<Option<Subscription>, StoreError> {
+        self.subscription_get_impl(actor, id).await
+    }
+
+    async fn subscriptions_of(&self, actor: &ActorRef) -> Result<Vec<Subscription>, StoreError> {
+        self.subscriptions_of_impl(actor).await
+    }
+
+    async fn subscriptions(&self) -> Result<Vec<Subscription>, StoreError> {
+        self.subscriptions_impl().await
+    }
+
+    async fn subscription_cancel(&self, actor: &ActorRef, id: &str) -> Result<bool, StoreError> {
+        Ok(self.subscription_cancel_impl(actor, Some(id)).await? > 0)
+    }
+
+    async fn subscriptions_cancel_all(&self, actor: &ActorRef) -> Result<u64, StoreError> {
+        self.subscription_cancel_impl(actor, None).await
+    }
+
+    async fn deliver_event(
+        &self,
+        actor: &ActorRef,
+        id: &str,
+        build: &EventRequestBuilder,
+    ) -> Result<Delivery, StoreError> {
+        self.deliver_event_impl(actor, id, build).await
     }
 
     async fn purge(&self) -> Result<u64, StoreError> {
