@@ -9,6 +9,7 @@ mod app;
 mod config;
 mod envelope;
 mod error;
+mod events;
 mod locks;
 mod reminders;
 mod runtime;

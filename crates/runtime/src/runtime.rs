@@ -61,6 +61,9 @@ pub struct Runtime {
     actors: Actors,
     /// Wakes the reminder loop early (a reminder was scheduled here).
     reminders_wake: Notify,
+    /// Wakes the event delivery loop early (an event was published here, or a tell
+    /// finished here: possibly a delivery, after which the next event may go).
+    events_wake: Notify,
 }
 
 /// Delay before retrying a store transition that failed because the store was
@@ -100,6 +103,7 @@ impl Runtime {
             executing_done: Notify::new(),
             actors: Actors::new(),
             reminders_wake: Notify::new(),
+            events_wake: Notify::new(),
         });
         for actor_type in runtime.config.actors.clone() {
             tokio::spawn(runtime.clone().check_actor_type(actor_type));
@@ -110,6 +114,7 @@ impl Runtime {
         if runtime.app.is_some() {
             // Members without a component (CLI commands) fire no reminders.
             tokio::spawn(runtime.clone().reminder_loop());
+            tokio::spawn(runtime.clone().event_loop());
         }
         tokio::spawn(runtime.clone().inbox_loop(inbox));
         tokio::spawn(runtime.clone().forget_loop(consumed_rx));
@@ -311,6 +316,14 @@ impl Runtime {
         self.reminders_wake.notified().await;
     }
 
+    pub(crate) fn wake_events(&self) {
+        self.events_wake.notify_one();
+    }
+
+    pub(crate) async fn events_woken(&self) {
+        self.events_wake.notified().await;
+    }
+
     /// Fails a parked request at its start deadline unless a member adopted it.
     pub(crate) async fn expire_when_due(self: Arc<Self>, request: Request, deadline: u64) {
         let wait = deadline.saturating_sub(now_millis());
@@ -436,6 +449,11 @@ impl Runtime {
                 log_tell_outcome(&request, &outcome);
             }
             self.complete(&request.id, &outcome).await;
+            if request.kind == RequestKind::Tell {
+                // It may have been an event delivery: the subscription's next event
+                // can go now.
+                self.wake_events();
+            }
         }
     }
 

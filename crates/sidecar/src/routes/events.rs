@@ -1,26 +1,281 @@
-//! Event subscriptions, topics and publishing (spec §2.6, §2.7). Not implemented yet.
+//! Event subscriptions, topics and publishing (spec §2.6, §2.7, §4.6). Like the
+//! reminder routes they go to the store from whichever sidecar receives them:
+//! subscriptions live in the store, and the delivery loops of the members offering
+//! the actor type pick them up.
 
-use super::{not_implemented, Request};
-use crate::reply::Response;
-use crate::router::{ActorRef, ActorRoute};
+use super::Request;
+use crate::body;
+use crate::query::form_value;
+use crate::reply::{self, Response, JSON};
+use crate::router::{self, ActorRoute};
 use crate::server::Ctx;
+use bytes::Bytes;
+use http::header::{HeaderValue, LOCATION};
+use http::{Method, StatusCode};
+use kar_protocol::paths::encode_segment;
+use kar_protocol::reminder::to_go_json;
+use kar_protocol::{ActorRef, Reply, Subscription};
+use kar_runtime::RuntimeError;
+use serde_json::Value;
 
-/// `/kar/v1/actor/{type}/{id}/events[/{id}]`, every method.
+/// The Content-Type upstream sets explicitly on subscribe replies.
+const TEXT_PLAIN: &str = "text/plain";
+
+/// `/kar/v1/actor/{type}/{id}/events[/{id}]`, every method the router lets through.
 pub(crate) async fn subscriptions(
-    _ctx: &Ctx,
-    _actor: ActorRef,
-    _route: ActorRoute,
-    _request: Request,
+    ctx: &Ctx,
+    actor: router::ActorRef,
+    route: ActorRoute,
+    request: Request,
 ) -> Response {
-    not_implemented("event subscriptions")
+    if ctx.runtime.is_shutting_down() {
+        return reply::service_unavailable();
+    }
+    let actor = ActorRef::new(actor.actor_type, actor.id);
+    let (parts, body) = request.into_parts();
+    // Only the exact string `true` enables it (spec §2.0).
+    let nil_on_absent = form_value(parts.uri.query(), "nilOnAbsent").as_deref() == Some("true");
+    let runtime = &ctx.runtime;
+    match (route, parts.method) {
+        (ActorRoute::Subscriptions, Method::GET) => match runtime.subscriptions(&actor).await {
+            Ok(all) => {
+                let list = Value::Array(all.iter().map(Subscription::to_json).collect());
+                reply::typed(StatusCode::OK, JSON, to_go_json(&list))
+            }
+            Err(e) => failed(&e),
+        },
+        (ActorRoute::Subscriptions, Method::DELETE) => {
+            match runtime.cancel_subscriptions(&actor).await {
+                Ok(n) => reply::text(StatusCode::OK, n.to_string()),
+                Err(e) => failed(&e),
+            }
+        }
+        (ActorRoute::Subscription { id }, Method::GET) => {
+            match runtime.subscription(&actor, &id).await {
+                Ok(Some(s)) => reply::typed(StatusCode::OK, JSON, to_go_json(&s.to_json())),
+                Ok(None) if nil_on_absent => reply::typed(StatusCode::OK, JSON, "null"),
+                Ok(None) => not_found(),
+                Err(e) => failed(&e),
+            }
+        }
+        (ActorRoute::Subscription { id }, Method::DELETE) => {
+            match runtime.cancel_subscription(&actor, &id).await {
+                Ok(true) => reply::text(StatusCode::OK, "1"),
+                Ok(false) if nil_on_absent => reply::text(StatusCode::OK, "0"),
+                Ok(false) => not_found(),
+                Err(e) => failed(&e),
+            }
+        }
+        (ActorRoute::Subscription { id }, Method::PUT) => {
+            let body = match body::read(body, &parts.headers, ctx.config.max_body_bytes).await {
+                Ok(body) => body,
+                Err(response) => return response,
+            };
+            let subscription = match parse_subscribe(actor, id, &body) {
+                Ok(subscription) => subscription,
+                Err(reason) => {
+                    return reply::typed(StatusCode::BAD_REQUEST, TEXT_PLAIN, one_line(&reason))
+                }
+            };
+            match runtime.subscribe(&subscription).await {
+                Ok(true) => reply::typed(StatusCode::OK, TEXT_PLAIN, "OK"),
+                Ok(false) => reply::typed(StatusCode::NO_CONTENT, TEXT_PLAIN, Bytes::new()),
+                Err(e) => failed(&e),
+            }
+        }
+        // The router admits no other combination.
+        (_, method) => reply::error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            format!("{method} is not supported on event subscriptions"),
+        ),
+    }
 }
 
 /// `PUT|DELETE /kar/v1/event/{topic}`
-pub(crate) async fn topic(_ctx: &Ctx, _topic: String, _request: Request) -> Response {
-    not_implemented("topics")
+pub(crate) async fn topic(ctx: &Ctx, topic: String, request: Request) -> Response {
+    let (parts, body) = request.into_parts();
+    let runtime = &ctx.runtime;
+    if parts.method == Method::DELETE {
+        return match runtime.delete_topic(&topic).await {
+            Ok(_) => reply::text(StatusCode::OK, "OK"),
+            Err(e) => reply::error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                one_line(&format!("Failed to delete topic {topic}: {e}")),
+            ),
+        };
+    }
+    let body = match body::read(body, &parts.headers, ctx.config.max_body_bytes).await {
+        Ok(body) => body,
+        Err(response) => return response,
+    };
+    // The topic detail (partitions, replication) means nothing to our stores; a
+    // malformed one is still refused, as upstream does.
+    if !body.is_empty() {
+        if let Err(e) = serde_json::from_slice::<Value>(&body) {
+            return reply::error(StatusCode::INTERNAL_SERVER_ERROR, one_line(&e.to_string()));
+        }
+    }
+    match runtime.create_topic(&topic).await {
+        Ok(true) => {
+            // 201, Location, no body and no Content-Type (spec §2.7).
+            let mut response = reply::empty(StatusCode::CREATED);
+            let location = format!("/kar/v1/event/{}", encode_segment(&topic));
+            if let Ok(location) = HeaderValue::from_str(&location) {
+                response.headers_mut().insert(LOCATION, location);
+            }
+            response
+        }
+        Ok(false) => reply::text(StatusCode::OK, "Already existed"),
+        Err(e) => reply::error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            one_line(&format!("Failed to create topic {topic}: {e}")),
+        ),
+    }
 }
 
-/// `POST /kar/v1/event/{topic}/publish`
-pub(crate) async fn publish(_ctx: &Ctx, _topic: String, _request: Request) -> Response {
-    not_implemented("publish")
+/// `POST /kar/v1/event/{topic}/publish`: the body, unchanged, is one event.
+pub(crate) async fn publish(ctx: &Ctx, topic: String, request: Request) -> Response {
+    let (parts, body) = request.into_parts();
+    let body = match body::read(body, &parts.headers, ctx.config.max_body_bytes).await {
+        Ok(body) => body,
+        Err(response) => return response,
+    };
+    match ctx.runtime.publish(&topic, body).await {
+        Ok(_) => reply::text(StatusCode::OK, "OK"),
+        Err(e) => reply::error(
+            StatusCode::BAD_REQUEST,
+            one_line(&format!("publish error: {e}")),
+        ),
+    }
+}
+
+/// `404` with an empty body and an empty Content-Type (spec §2.6).
+fn not_found() -> Response {
+    reply::relay(
+        Reply::new(404, Some(""), Bytes::new()),
+        reply::On204::StatusOnly,
+    )
+}
+
+fn failed(e: &RuntimeError) -> Response {
+    if !matches!(e, RuntimeError::ShuttingDown) {
+        tracing::error!("event subscription operation failed: {e}");
+    }
+    match e {
+        RuntimeError::ShuttingDown => reply::service_unavailable(),
+        other => reply::error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            one_line(&format!("failed to send message: {other}")),
+        ),
+    }
+}
+
+/// Error bodies are one line: embedded line breaks become spaces.
+fn one_line(text: &str) -> String {
+    text.replace(['\r', '\n'], " ")
+}
+
+/// The kind of a JSON value as Go's unmarshal errors name it.
+fn json_kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "bool",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    }
+}
+
+/// The body of `PUT .../events/{id}` (spec §2.6): an object whose members are all
+/// strings or null: `path`, `topic`, `contentType`, `group`, `offsetOldest`.
+fn parse_subscribe(actor: ActorRef, id: String, body: &[u8]) -> Result<Subscription, String> {
+    let spec: Value = serde_json::from_slice(body).map_err(|e| {
+        if e.is_eof() {
+            "unexpected end of JSON input".to_string()
+        } else {
+            format!("invalid JSON: {e}")
+        }
+    })?;
+    let Value::Object(spec) = spec else {
+        return Err(format!(
+            "json: cannot unmarshal {} into Go value of type map[string]string",
+            json_kind(&spec)
+        ));
+    };
+    // Upstream unmarshals into map[string]string: any non-string member fails.
+    let mut fields = std::collections::HashMap::new();
+    for (name, value) in spec {
+        match value {
+            Value::String(text) => {
+                fields.insert(name, text);
+            }
+            Value::Null => {}
+            other => {
+                return Err(format!(
+                    "json: cannot unmarshal {} into Go value of type string",
+                    json_kind(&other)
+                ))
+            }
+        }
+    }
+    let mut take = |name: &str| fields.remove(name).unwrap_or_default();
+    let path = take("path");
+    if !path.starts_with('/') {
+        return Err(format!("the subscription path {path:?} must start with /"));
+    }
+    let topic = take("topic");
+    if topic.is_empty() {
+        return Err("the subscription topic is missing".to_string());
+    }
+    Ok(Subscription {
+        actor,
+        id,
+        path,
+        topic,
+        content_type: take("contentType"),
+        group: take("group"),
+        oldest: take("offsetOldest") == "true",
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(body: &str) -> Result<Subscription, String> {
+        parse_subscribe(ActorRef::new("T", "1"), "s".into(), body.as_bytes())
+    }
+
+    #[test]
+    fn subscribe_bodies() {
+        let s = parse(
+            r#"{"path":"/on","topic":"t","contentType":"text/plain","group":"g","offsetOldest":"true","extra":"x"}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            (s.path.as_str(), s.topic.as_str(), s.content_type.as_str()),
+            ("/on", "t", "text/plain")
+        );
+        assert_eq!((s.group.as_str(), s.oldest), ("g", true));
+        let s = parse(r#"{"path":"/on","topic":"t","group":null,"offsetOldest":"false"}"#).unwrap();
+        assert_eq!(
+            (s.group.as_str(), s.oldest, s.content_type.as_str()),
+            ("", false, "")
+        );
+    }
+
+    #[test]
+    fn subscribe_errors() {
+        assert_eq!(parse("").unwrap_err(), "unexpected end of JSON input");
+        assert!(parse(r#"{"path":"/on","topic":"t","offsetOldest":true}"#)
+            .unwrap_err()
+            .contains("cannot unmarshal bool into Go value of type string"));
+        assert!(parse(r#"{"path":"/on","topic":5}"#)
+            .unwrap_err()
+            .contains("cannot unmarshal number"));
+        assert!(parse(r#"{"path":"on","topic":"t"}"#).is_err());
+        assert!(parse(r#"{"path":"/on"}"#).is_err());
+        assert!(parse("[]").unwrap_err().contains("cannot unmarshal array"));
+    }
 }

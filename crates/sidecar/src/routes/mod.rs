@@ -85,14 +85,6 @@ async fn handle(ctx: &Ctx, request: Request) -> Response {
     }
 }
 
-/// `501` for routes whose handler does not exist yet.
-pub(crate) fn not_implemented(route: &str) -> Response {
-    reply::error(
-        StatusCode::NOT_IMPLEMENTED,
-        format!("not implemented yet: {route}"),
-    )
-}
-
 /// The kind of request a `Pragma` header asks for (spec §2.1): every value of every
 /// `Pragma` header is compared case-insensitively with the whole strings `async` and
 /// `promise`; the first match wins (`Pragma: no-cache, async` does not match).
