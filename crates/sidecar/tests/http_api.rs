@@ -293,7 +293,11 @@ async fn router_errors() {
 
         // Event routes exist (an absent subscription is a 404 with an empty body).
         let a = http.get("/kar/v1/actor/T/1/events/e").await;
-        assert_eq!((a.status, a.body.len()), (StatusCode::NOT_FOUND, 0), "{who}");
+        assert_eq!(
+            (a.status, a.body.len()),
+            (StatusCode::NOT_FOUND, 0),
+            "{who}"
+        );
 
         // A huge header is refused, not a crash.
         let huge = "x".repeat(2 * 1024 * 1024);
