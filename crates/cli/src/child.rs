@@ -27,8 +27,9 @@ pub fn spawn(command: &[String], extra_env: &[(&str, String)]) -> std::io::Resul
     let (program, args) = command
         .split_first()
         .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidInput, "empty command"))?;
-    let mut child = Command::new(program)
-        .args(args)
+    let (kar, argv) = crate::orphan::wrap(&crate::orphan::resolve(program)?, args)?;
+    let mut child = Command::new(kar)
+        .args(argv)
         .envs(extra_env.iter().map(|(k, v)| (*k, v.as_str())))
         .stdin(Stdio::inherit())
         .stdout(Stdio::piped())

@@ -6,6 +6,7 @@ mod commands;
 mod config;
 mod flags;
 mod logging;
+mod orphan;
 mod usage;
 
 use commands::{CommandSpec, Context, COMMANDS};
@@ -28,6 +29,7 @@ fn cli(args: &[String]) -> i32 {
         return invalid_command();
     };
     match name.as_str() {
+        orphan::COMMAND => orphan::exec_component(&args[1..]),
         "help" | "-h" | "--h" | "-help" | "--help" => {
             match args.get(1).and_then(|n| commands::find(n)) {
                 Some(spec) if name == "help" => print!("{}", usage::command(spec)),

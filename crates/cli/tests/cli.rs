@@ -368,6 +368,46 @@ fn sigterm_kills_the_child_and_exits() {
     );
 }
 
+/// Whether `pid` is gone (or a zombie: dead, waiting to be reaped by init).
+fn is_dead(pid: &str) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        Ok(stat) => stat
+            .rsplit(')')
+            .next()
+            .is_some_and(|rest| rest.trim_start().starts_with('Z')),
+    }
+}
+
+#[test]
+fn the_component_dies_with_a_killed_sidecar() {
+    let home = Home::new();
+    let mut run = Background::start(home.kar(&[
+        "run",
+        "-app",
+        "x",
+        "--",
+        "sh",
+        "-c",
+        "echo pid=$$; exec sleep 600",
+    ]));
+    let line = run.wait_for("[STDOUT] pid=");
+    let pid = line.rsplit("pid=").next().unwrap().to_string();
+    assert!(!is_dead(&pid));
+    run.signal("KILL");
+    run.wait();
+    // The kernel delivers the parent-death signal as the sidecar exits; the child's
+    // death follows within moments (bounded wait for an event we cannot subscribe to).
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !is_dead(&pid) {
+        assert!(
+            Instant::now() < deadline,
+            "the component {pid} outlived its sidecar"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
 #[test]
 fn run_without_command_stops_on_shutdown_route() {
     let home = Home::new();
