@@ -11,6 +11,7 @@ mod envelope;
 mod error;
 mod events;
 mod locks;
+mod metrics;
 mod reminders;
 mod runtime;
 

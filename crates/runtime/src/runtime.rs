@@ -59,6 +59,7 @@ pub struct Runtime {
     executing: AtomicUsize,
     executing_done: Notify,
     actors: Actors,
+    metrics: crate::metrics::Metrics,
     /// Wakes the reminder loop early (a reminder was scheduled here).
     reminders_wake: Notify,
     /// Wakes the event delivery loop early (an event was published here, or a tell
@@ -102,6 +103,7 @@ impl Runtime {
             executing: AtomicUsize::new(0),
             executing_done: Notify::new(),
             actors: Actors::new(),
+            metrics: Default::default(),
             reminders_wake: Notify::new(),
             events_wake: Notify::new(),
         });
@@ -464,7 +466,12 @@ impl Runtime {
         if request.target.routing_name() == self.node.as_str() {
             return self.answer_system_query(&request.invocation);
         }
-        let reply = match self.invoke_app(&request.invocation).await {
+        let label = format!(
+            "{}:{}",
+            request.target.routing_name(),
+            request.invocation.path
+        );
+        let reply = match self.invoke_app(&request.invocation, Some(&label)).await {
             Ok(reply) => reply,
             Err(failed) => return failed,
         };
@@ -543,7 +550,8 @@ impl Runtime {
                 headers: Vec::new(),
                 body: Bytes::new(),
             };
-            match self.invoke_app(&activation).await {
+            let label = format!("{}:activate", actor.actor_type);
+            match self.invoke_app(&activation, Some(&label)).await {
                 Ok(reply) if reply.status >= 400 => return Step::Done(Outcome::Reply(reply)),
                 Ok(_) => self.actors.set_activated(actor, true),
                 Err(failed) => return Step::Done(failed),
@@ -551,7 +559,13 @@ impl Runtime {
         }
         let mut invocation = request.invocation.clone();
         invocation.query = Some(session);
-        let reply = match self.invoke_app(&invocation).await {
+        let base = actor_path(&actor.actor_type, &actor.id);
+        let method = invocation
+            .path
+            .strip_prefix(&base)
+            .unwrap_or(&invocation.path);
+        let label = format!("{}:{}", actor.actor_type, method.trim_start_matches('/'));
+        let reply = match self.invoke_app(&invocation, Some(&label)).await {
             Ok(reply) => reply,
             Err(failed) => return Step::Done(failed),
         };
@@ -674,7 +688,8 @@ impl Runtime {
             body: Bytes::new(),
         };
         self.actors.set_activated(actor, false);
-        match self.invoke_app(&invocation).await {
+        let label = format!("{}:deactivate", actor.actor_type);
+        match self.invoke_app(&invocation, Some(&label)).await {
             Ok(reply) if reply.status >= 400 => tracing::warn!(
                 "deactivation of {} {} answered {}",
                 actor.actor_type,
@@ -697,7 +712,7 @@ impl Runtime {
             headers: Vec::new(),
             body: Bytes::new(),
         };
-        match self.invoke_app(&invocation).await {
+        match self.invoke_app(&invocation, None).await {
             Ok(reply) if reply.status == 200 => {
                 tracing::debug!("actor type {actor_type} is recognized by the component")
             }
@@ -801,6 +816,11 @@ impl Runtime {
         ))
     }
 
+    /// The metrics of this runtime in the Prometheus text format (spec §2.9).
+    pub fn metrics_text(&self) -> String {
+        self.metrics.render()
+    }
+
     /// Actor instances activated in this runtime's component.
     pub fn activated_actors(&self) -> Vec<ActorRef> {
         self.actors.activated()
@@ -814,12 +834,22 @@ impl Runtime {
     }
 
     /// Sends an invocation to this runtime's component.
-    async fn invoke_app(&self, invocation: &Invocation) -> Result<Reply, Outcome> {
+    /// Sends an invocation to this runtime's component; `label` names it in the
+    /// metrics.
+    async fn invoke_app(
+        &self,
+        invocation: &Invocation,
+        label: Option<&str>,
+    ) -> Result<Reply, Outcome> {
         match &self.app {
-            Some(app) => app
-                .invoke(invocation)
-                .await
-                .map_err(|e| Outcome::Failed(e.to_string())),
+            Some(app) => {
+                let started = std::time::Instant::now();
+                let result = app.invoke(invocation).await;
+                if let (Some(label), Ok(_)) = (label, &result) {
+                    self.metrics.observe(label, started.elapsed());
+                }
+                result.map_err(|e| Outcome::Failed(e.to_string()))
+            }
             None => Err(Outcome::Failed(format!(
                 "node {} has no component",
                 self.node

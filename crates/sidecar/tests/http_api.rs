@@ -558,3 +558,22 @@ async fn a_thousand_concurrent_streams_on_one_connection() {
     }
     sidecar.stop().await;
 }
+
+#[tokio::test]
+async fn metrics_count_the_calls_to_the_component() {
+    let app = start_app(1).await;
+    let sidecar = start_sidecar(SidecarOptions::new(app.port)).await;
+    let http = Http::h1(&sidecar.url);
+    for _ in 0..3 {
+        let a = http.post("/kar/v1/service/svc/call/echo", &[], "x").await;
+        assert_eq!(a.status, StatusCode::OK);
+    }
+    let text = http.get("/metrics").await.text();
+    let name = "kar_user_code_invocation_durations_histogram_seconds";
+    assert!(text.contains(&format!("# TYPE {name} histogram")), "{text}");
+    assert!(
+        text.contains(&format!("{name}_count{{path=\"svc:/echo\"}} 3\n")),
+        "{text}"
+    );
+    sidecar.stop().await;
+}

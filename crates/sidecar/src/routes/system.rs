@@ -137,12 +137,12 @@ fn actors(mut by_type: BTreeMap<String, Vec<String>>, json: bool) -> Result<Resp
     Ok(reply::typed(StatusCode::OK, TEXT, text))
 }
 
-/// `GET /metrics`: Prometheus text format; no series are exported yet.
-pub(crate) fn metrics() -> Response {
+/// `GET /metrics`: Prometheus text format.
+pub(crate) fn metrics(ctx: &Ctx) -> Response {
     reply::typed(
         StatusCode::OK,
         "text/plain; version=0.0.4; charset=utf-8",
-        "",
+        ctx.runtime.metrics_text(),
     )
 }
 
