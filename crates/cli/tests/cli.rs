@@ -620,3 +620,111 @@ fn rest_get_and_purge_against_a_running_service() {
         "{out}"
     );
 }
+
+#[test]
+fn get_lists_reminders_and_subscriptions() {
+    let home = Home::new();
+    // A sidecar without a component: the reminders are far in the future and no event
+    // is published, so nothing is delivered; the routes only write the store.
+    let mut run = Background::start(home.kar(&["run", "-app", "sched", "-v", "info"]));
+    let port = runtime_port(&mut run);
+    for (actor, id, body) in [
+        (
+            "B/2",
+            "r1",
+            r#"{"path":"/tick","targetTime":"2100-01-02T03:04:05Z","period":"1h","data":["p",7]}"#,
+        ),
+        (
+            "A/1",
+            "r2",
+            r#"{"path":"/once","targetTime":"2100-01-01T00:00:00Z"}"#,
+        ),
+        (
+            "A/1",
+            "r0",
+            r#"{"path":"/x","targetTime":"2100-01-01T00:00:00Z"}"#,
+        ),
+    ] {
+        let response = http(
+            port,
+            "PUT",
+            &format!("/kar/v1/actor/{actor}/reminders/{id}"),
+            body,
+        );
+        assert!(response.starts_with("HTTP/1.1 204"), "{response}");
+    }
+    let response = http(
+        port,
+        "PUT",
+        "/kar/v1/actor/A/1/events/s1",
+        r#"{"path":"/on","topic":"news","group":"g"}"#,
+    );
+    assert!(response.starts_with("HTTP/1.1 204"), "{response}");
+
+    let o = home.output(&["get", "-app", "sched", "-s", "reminders"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(
+        stdout(&o),
+        "A[1] r0 path=/x targetTime=2100-01-01T00:00:00Z\n\
+         A[1] r2 path=/once targetTime=2100-01-01T00:00:00Z\n\
+         B[2] r1 path=/tick targetTime=2100-01-02T03:04:05Z period=1h0m0s data=[\"p\",7]\n"
+    );
+    let o = home.output(&[
+        "get",
+        "-app",
+        "sched",
+        "-s",
+        "Reminders",
+        "-t",
+        "B",
+        "-o",
+        "json",
+    ]);
+    let listed: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(
+        listed,
+        serde_json::json!([{
+            "Actor": {"Type": "B", "ID": "2"},
+            "id": "r1",
+            "path": "/tick",
+            "targetTime": "2100-01-02T03:04:05Z",
+            "period": 3_600_000_000_000_i64,
+            "encodedData": "[\"p\",7]"
+        }])
+    );
+    let o = home.output(&[
+        "get",
+        "-app",
+        "sched",
+        "-s",
+        "reminders",
+        "-t",
+        "A",
+        "-i",
+        "2",
+    ]);
+    assert_eq!(stdout(&o), "");
+
+    let o = home.output(&["get", "-app", "sched", "-s", "subscriptions"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "A[1] s1 topic=news path=/on group=g\n");
+    let o = home.output(&["get", "-app", "sched", "-s", "events", "-o", "json"]);
+    let listed: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(
+        listed,
+        serde_json::json!([{
+            "actor": {"Type": "A", "ID": "1"},
+            "id": "s1",
+            "path": "/on",
+            "topic": "news",
+            "group": "g",
+            "oldestoffset": false
+        }])
+    );
+    // Another application sees none of them.
+    let o = home.output(&["get", "-app", "other", "-s", "reminders", "-o", "json"]);
+    assert_eq!(stdout(&o), "[]\n");
+
+    run.signal("INT");
+    assert_eq!(run.wait(), Some(0));
+}

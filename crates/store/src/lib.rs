@@ -188,6 +188,10 @@ pub trait Store: Send + Sync + 'static {
     /// Every reminder of an actor, by id.
     async fn reminders_of(&self, actor: &ActorRef) -> Result<Vec<Reminder>, StoreError>;
 
+    /// Every reminder of the application, by actor type, actor id and id (for
+    /// `kar get -s reminders`).
+    async fn reminders(&self) -> Result<Vec<Reminder>, StoreError>;
+
     /// Cancels one reminder; returns whether it existed.
     async fn reminder_cancel(&self, actor: &ActorRef, id: &str) -> Result<bool, StoreError>;
 

@@ -953,6 +953,11 @@ async fn reminders_schedule_replace_get_cancel(engine: &Engine) {
         vec![r0.clone(), r1b.clone()]
     );
     assert_eq!(other.reminders_of(&odd).await.unwrap(), vec![r_odd.clone()]);
+    // All of the application, by actor type, actor id and id.
+    assert_eq!(
+        other.reminders().await.unwrap(),
+        vec![r0.clone(), r1b.clone(), r_odd.clone()]
+    );
     assert_eq!(store.next_due().await.unwrap(), Some(1_000));
     assert!(store.reminder_cancel(&odd, "r1").await.unwrap());
     assert!(!store.reminder_cancel(&odd, "r1").await.unwrap());
@@ -1134,6 +1139,7 @@ async fn reminders_are_isolated_between_applications(engine: &Engine) {
         .await
         .unwrap();
     assert!(b.reminders_of(&actor).await.unwrap().is_empty());
+    assert!(b.reminders().await.unwrap().is_empty());
     assert_eq!(b.reminder_get(&actor, "r").await.unwrap(), None);
     assert_eq!(b.next_due().await.unwrap(), None);
     assert!(b.fire_due(5_000, 10, &build).await.unwrap().is_empty());

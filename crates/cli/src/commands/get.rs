@@ -3,7 +3,8 @@
 use super::{join_as_client, Context};
 use crate::flags::{Flag, Kind};
 use anyhow::{bail, Result};
-use kar_protocol::{gojson, ActorRef, Member};
+use kar_protocol::reminder::to_go_json;
+use kar_protocol::{format_go_duration, gojson, ActorRef, Member, Reminder, Subscription};
 use serde_json::{json, Map};
 use std::collections::BTreeMap;
 
@@ -11,7 +12,7 @@ const SUBSYSTEM: Flag = Flag::new(
     "s",
     Kind::String,
     "actors",
-    "Subsystem to query: actors or sidecars",
+    "Subsystem to query: actors, sidecars, reminders or subscriptions (also events)",
 );
 const MEMORY_RESIDENT: Flag = Flag::new(
     "mr",
@@ -57,6 +58,30 @@ pub async fn run(ctx: Context) -> Result<i32> {
             }
         }
         "actors" | "actor" => actors(&ctx, &subsystem, json).await,
+        "reminders" | "reminder" => {
+            let store = super::open_store(&ctx.global).await?;
+            let listed = store.reminders().await;
+            print_listing(
+                &ctx,
+                &subsystem,
+                listed,
+                json,
+                |r| &r.actor,
+                |r| (r.to_json(), reminder_line(r)),
+            )
+        }
+        "subscriptions" | "subscription" | "events" | "event" => {
+            let store = super::open_store(&ctx.global).await?;
+            let listed = store.subscriptions().await;
+            print_listing(
+                &ctx,
+                &subsystem,
+                listed,
+                json,
+                |s| &s.actor,
+                |s| (s.to_json(), subscription_line(s)),
+            )
+        }
         _ => {
             tracing::error!("invalid argument {subsystem} to call Inform");
             Ok(1)
@@ -133,6 +158,100 @@ async fn actors(ctx: &Context, subsystem: &str, json: bool) -> Result<i32> {
             Ok(1)
         }
     }
+}
+
+/// Prints the reminders or subscriptions of the application read from the store (no
+/// mesh join), keeping those of the actors `-t` / `-i` select: a JSON array of the
+/// spec's objects (§2.5, §2.6) with `-o json`, else one line per item. Items are
+/// sorted by actor type, actor id and item id.
+fn print_listing<T: HasId>(
+    ctx: &Context,
+    subsystem: &str,
+    listed: Result<Vec<T>, kar_store::StoreError>,
+    json: bool,
+    actor: impl Fn(&T) -> &ActorRef,
+    render: impl Fn(&T) -> (serde_json::Value, String),
+) -> Result<i32> {
+    let actor_type = ctx.matches.str("t");
+    let actor_id = ctx.matches.str("i");
+    let mut items = match listed {
+        Ok(items) => items,
+        Err(e) => {
+            tracing::error!("error in Get on {subsystem}: {e}");
+            return Ok(1);
+        }
+    };
+    items.retain(|item| {
+        let a = actor(item);
+        (actor_type.is_empty() || a.actor_type == actor_type)
+            && (actor_id.is_empty() || a.id == actor_id)
+    });
+    items.sort_by(|x, y| {
+        let (a, b) = (actor(x), actor(y));
+        (&a.actor_type, &a.id, x.id()).cmp(&(&b.actor_type, &b.id, y.id()))
+    });
+    let rendered: Vec<_> = items.iter().map(render).collect();
+    if json {
+        let array = serde_json::Value::Array(rendered.into_iter().map(|(v, _)| v).collect());
+        println!("{}", to_go_json(&array));
+    } else {
+        for (_, line) in rendered {
+            println!("{line}");
+        }
+    }
+    Ok(0)
+}
+
+/// Items listed by [`print_listing`]: their id within their actor.
+trait HasId {
+    fn id(&self) -> &str;
+}
+
+impl HasId for Reminder {
+    fn id(&self) -> &str {
+        &self.id
+    }
+}
+
+impl HasId for Subscription {
+    fn id(&self) -> &str {
+        &self.id
+    }
+}
+
+/// `Type[ID] id path=/p targetTime=<RFC 3339> [period=<Go duration>] [data=<JSON>]`.
+pub fn reminder_line(r: &Reminder) -> String {
+    let mut line = format!(
+        "{}[{}] {} path={} targetTime={}",
+        r.actor.actor_type,
+        r.actor.id,
+        r.id,
+        r.path,
+        r.target_time()
+    );
+    if r.period != 0 {
+        line.push_str(&format!(" period={}", format_go_duration(r.period)));
+    }
+    if !r.data.is_empty() {
+        line.push_str(&format!(" data={}", String::from_utf8_lossy(&r.data)));
+    }
+    line
+}
+
+/// `Type[ID] id topic=<topic> path=/p group=<group> [contentType=<ct>] [oldest]`.
+pub fn subscription_line(s: &Subscription) -> String {
+    let group = if s.group.is_empty() { &s.id } else { &s.group };
+    let mut line = format!(
+        "{}[{}] {} topic={} path={} group={group}",
+        s.actor.actor_type, s.actor.id, s.id, s.topic, s.path
+    );
+    if !s.content_type.is_empty() {
+        line.push_str(&format!(" contentType={}", s.content_type));
+    }
+    if s.oldest {
+        line.push_str(" oldest");
+    }
+    line
 }
 
 /// Instances by type as spec §2.8 lays them out: indented JSON, or per type
@@ -224,6 +343,36 @@ mod tests {
         assert_eq!(
             format_actors(&by_type, true),
             "{\n  \"A\": [\n    \"x\"\n  ],\n  \"B\": [\n    \"2\",\n    \"1\"\n  ]\n}"
+        );
+    }
+
+    #[test]
+    fn reminder_and_subscription_lines() {
+        let r = Reminder {
+            actor: ActorRef::new("T", "1"),
+            id: "r".into(),
+            path: "/tick".into(),
+            target: 0,
+            target_text: Some("2030-01-02T03:04:05Z".into()),
+            period: 1_500_000_000,
+            data: bytes::Bytes::from_static(b"[\"p\",7]"),
+        };
+        assert_eq!(
+            reminder_line(&r),
+            r#"T[1] r path=/tick targetTime=2030-01-02T03:04:05Z period=1.5s data=["p",7]"#
+        );
+        let s = Subscription {
+            actor: ActorRef::new("T", "1"),
+            id: "s".into(),
+            path: "/on".into(),
+            topic: "news".into(),
+            content_type: String::new(),
+            group: String::new(),
+            oldest: true,
+        };
+        assert_eq!(
+            subscription_line(&s),
+            "T[1] s topic=news path=/on group=s oldest"
         );
     }
 

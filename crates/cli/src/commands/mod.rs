@@ -44,7 +44,7 @@ pub const GET: CommandSpec = CommandSpec {
     name: "get",
     summary: "query running application",
     usage: "kar get [OPTIONS]",
-    description: "Query the state of a running application: its sidecars (-s sidecars) or its\nactors (-s actors).",
+    description: "Query the state of a running application: its sidecars (-s sidecars), its\nactors (-s actors), its reminders (-s reminders) or its event subscriptions\n(-s subscriptions).",
     flags: get::FLAGS,
     global_flags: true,
 };

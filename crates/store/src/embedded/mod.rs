@@ -844,6 +844,10 @@ impl Store for EmbeddedStore {
         reminders::get(&self.db, &self.app, actor, None).await
     }
 
+    async fn reminders(&self) -> Result<Vec<Reminder>, StoreError> {
+        reminders::all(&self.db, &self.app).await
+    }
+
     async fn reminder_cancel(&self, actor: &ActorRef, id: &str) -> Result<bool, StoreError> {
         Ok(reminders::cancel(&self.db, &self.app, actor, Some(id)).await? > 0)
     }

@@ -84,6 +84,20 @@ pub(super) async fn get(
     .await
 }
 
+/// Every reminder of the application, by actor and id.
+pub(super) async fn all(db: &Db, app: &str) -> Result<Vec<Reminder>, StoreError> {
+    let app = app.to_string();
+    db.read(move |conn| {
+        Ok(conn
+            .prepare_cached(&format!(
+                "SELECT {COLUMNS} FROM reminders WHERE app = ?1 ORDER BY actor_type, actor_id, id"
+            ))?
+            .query_map([&app], from_row)?
+            .collect::<Result<_, _>>()?)
+    })
+    .await
+}
+
 /// Cancels one reminder (`id`) or all of an actor; returns how many went.
 pub(super) async fn cancel(
     db: &Db,

@@ -786,6 +786,10 @@ impl Store for RedisStore {
         self.reminders_of_impl(actor).await
     }
 
+    async fn reminders(&self) -> Result<Vec<Reminder>, StoreError> {
+        self.reminders_impl().await
+    }
+
     async fn reminder_cancel(&self, actor: &ActorRef, id: &str) -> Result<bool, StoreError> {
         Ok(self.reminder_cancel_impl(actor, Some(id)).await? > 0)
     }

@@ -116,6 +116,22 @@ impl RedisStore {
         Ok(all)
     }
 
+    pub(super) async fn reminders_impl(&self) -> Result<Vec<Reminder>, StoreError> {
+        let mut all: Vec<Reminder> =
+            parse_records(self.reminders_call(self.reminders_op("list")).await?)?
+                .into_iter()
+                .map(|read| read.reminder)
+                .collect();
+        all.sort_by(|a, b| {
+            (&a.actor.actor_type, &a.actor.id, &a.id).cmp(&(
+                &b.actor.actor_type,
+                &b.actor.id,
+                &b.id,
+            ))
+        });
+        Ok(all)
+    }
+
     pub(super) async fn reminder_cancel_impl(
         &self,
         actor: &ActorRef,

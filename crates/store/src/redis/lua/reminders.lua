@@ -8,6 +8,7 @@
 --   schedule a r t i path due text period data -> 1 if it replaced one, else 0
 --   get a r                                    -> record or nil
 --   all a                                      -> {record, ...}
+--   list                                       -> {record, ...} of the whole application
 --   cancel a r                                 -> 1 if it existed, else 0
 --   cancel_all a                               -> number cancelled
 --   next_due                                   -> earliest target (string) or nil
@@ -49,6 +50,15 @@ elseif op == 'all' then
   local out = {}
   for _, r in ipairs(redis.call('SMEMBERS', P .. 'rems:' .. ARGV[4])) do
     local rec = record(P .. 'rem:' .. ARGV[4] .. r)
+    if rec then
+      out[#out + 1] = rec
+    end
+  end
+  return out
+elseif op == 'list' then
+  local out = {}
+  for _, member in ipairs(redis.call('ZRANGE', P .. 'due', 0, -1)) do
+    local rec = record(P .. 'rem:' .. member)
     if rec then
       out[#out + 1] = rec
     end
