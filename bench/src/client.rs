@@ -1,5 +1,5 @@
-//! HTTP clients: HTTP/1.1 keep-alive to the component (baseline), h2c with one
-//! multiplexed connection to the sidecar (as the JS SDK does).
+//! HTTP clients: HTTP/1.1 keep-alive to the component (baseline) and to Restate's
+//! ingress, h2c with one multiplexed connection to the sidecar (as the JS SDK does).
 
 use anyhow::{bail, Result};
 use bytes::Bytes;
@@ -10,6 +10,7 @@ use hyper_util::rt::TokioExecutor;
 pub struct Client {
     inner: HyperClient<HttpConnector, Full<Bytes>>,
     base: String,
+    content_type: &'static str,
 }
 
 /// Without TCP_NODELAY, an h2 request's HEADERS and DATA frames meet Nagle's
@@ -28,6 +29,7 @@ impl Client {
         Client {
             inner,
             base: format!("http://127.0.0.1:{port}"),
+            content_type: "application/kar+json",
         }
     }
 
@@ -39,23 +41,33 @@ impl Client {
         Client {
             inner,
             base: format!("http://127.0.0.1:{port}"),
+            content_type: "application/kar+json",
         }
     }
 
-    pub async fn post(&self, path: &str, body: &'static [u8]) -> Result<()> {
-        self.post_owned(path.to_string(), body).await
+    /// Requests with this Content-Type (Restate's ingress wants `application/json`).
+    pub fn with_content_type(mut self, content_type: &'static str) -> Client {
+        self.content_type = content_type;
+        self
     }
 
-    pub async fn post_owned(&self, path: String, body: &'static [u8]) -> Result<()> {
+    pub async fn post(&self, path: String, body: &'static [u8]) -> Result<()> {
+        self.post_bytes(path, Bytes::from_static(body))
+            .await
+            .map(drop)
+    }
+
+    /// POST that fails on a non-2xx status and returns the response body.
+    pub async fn post_bytes(&self, path: String, body: Bytes) -> Result<Bytes> {
         let request = hyper::Request::post(format!("{}{path}", self.base))
-            .header("Content-Type", "application/kar+json")
-            .body(Full::new(Bytes::from_static(body)))?;
+            .header("Content-Type", self.content_type)
+            .body(Full::new(body))?;
         let response = self.inner.request(request).await?;
         let status = response.status();
         let body = response.into_body().collect().await?.to_bytes();
         if !status.is_success() {
             bail!("{path}: {status}: {}", String::from_utf8_lossy(&body));
         }
-        Ok(())
+        Ok(body)
     }
 }

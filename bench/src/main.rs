@@ -1,44 +1,61 @@
-//! `kar-bench`: service and actor calls through two real `kar` sidecars with a
-//! minimal Rust component, on each store, next to a direct HTTP call to the same
-//! component measured in the same run.
+//! `kar-bench`: keyed calls through two real `kar` sidecars with a minimal Rust
+//! component (actor type `Bench`), on each store, side by side with a direct HTTP call
+//! to the same component and with Restate (a `Counter` virtual object), all measured in
+//! the same run. Three workloads per system: sequential latency on one key, throughput
+//! of 64 clients on distinct keys, throughput of 64 clients on one hot key.
 //!
-//! Usage: `cargo run --release -p kar-bench -- [--stores embedded,redis] [--calls N] [--seconds S]`
+//! Usage: `kar-bench [--stores embedded,redis] [--restate bench/restate] [--calls N]
+//! [--seconds S] [--concurrency C] [--out bench/results]` — `bench/run.sh` does it all.
 
 mod app;
 mod client;
 mod procs;
+mod restate;
 mod stats;
 
 use anyhow::{bail, Context, Result};
 use client::Client;
-use stats::{Figures, Table};
+use stats::{Figures, Measured, Report};
+use std::path::PathBuf;
 use std::time::Duration;
 
 struct Options {
     stores: Vec<String>,
+    restate: Option<PathBuf>,
     calls: usize,
     seconds: u64,
     concurrency: usize,
-    kar: std::path::PathBuf,
+    kar: PathBuf,
+    out: Option<PathBuf>,
 }
 
 fn parse_options() -> Result<Options> {
     let mut options = Options {
         stores: vec!["embedded".into(), "redis".into()],
-        calls: 5000,
+        restate: None,
+        calls: 2000,
         seconds: 5,
         concurrency: 64,
         kar: procs::default_kar_binary(),
+        out: None,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         let mut value = || args.next().with_context(|| format!("{arg} needs a value"));
         match arg.as_str() {
-            "--stores" => options.stores = value()?.split(',').map(str::to_string).collect(),
+            "--stores" => {
+                options.stores = value()?
+                    .split(',')
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_string)
+                    .collect()
+            }
+            "--restate" => options.restate = Some(value()?.into()),
             "--calls" => options.calls = value()?.parse()?,
             "--seconds" => options.seconds = value()?.parse()?,
             "--concurrency" => options.concurrency = value()?.parse()?,
             "--kar" => options.kar = value()?.into(),
+            "--out" => options.out = Some(value()?.into()),
             other => bail!("unknown option {other}"),
         }
     }
@@ -54,54 +71,93 @@ fn parse_options() -> Result<Options> {
 #[tokio::main]
 async fn main() -> Result<()> {
     let options = parse_options()?;
+    // On SIGINT/SIGTERM the benchmark future is dropped, and with it every child
+    // process (they are all `kill_on_drop`).
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        result = run(&options) => result,
+        _ = tokio::signal::ctrl_c() => bail!("interrupted"),
+        _ = terminate.recv() => bail!("terminated"),
+    }
+}
+
+async fn run(options: &Options) -> Result<()> {
     let app = app::start().await?;
     println!(
         "kar benchmark: {} sequential calls, {} s at {} concurrent clients, app on 127.0.0.1:{}",
         options.calls, options.seconds, options.concurrency, app.port
     );
-    let mut table = Table::default();
-
-    // Baseline: the same component called directly over HTTP/1.1.
-    let direct = Client::http1(app.port);
-    let path = "/echo";
-    table.push(
-        "direct HTTP (baseline)",
-        "service",
-        sequential(&options, || direct.post(path, b"hello")).await?,
-        concurrent(&options, |_| direct.post(path, b"hello")).await?,
+    let mut report = Report::new(options.concurrency);
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    // The host is shared: the load at the start says how quiet it was.
+    let load = std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| l.split_whitespace().next().map(str::to_string))
+        .unwrap_or_else(|| "?".into());
+    report.setting = format!(
+        "All on one host ({cores} cores, shared with whatever else runs; load average {load} at the start): {} sequential calls on one \
+         key after 200 warm-up calls; {} s of {} closed-loop clients per throughput figure. \
+         kar: 2 sidecars (client, server) + a minimal Rust component, actor `Bench`, \
+         h2c client; direct: HTTP/1.1 to the component's actor route; Restate: HTTP/1.1 to \
+         its ingress, `Counter/add` on Node 22.",
+        options.calls, options.seconds, options.concurrency
     );
-    let baseline_p50 = table.rows[0].figures.p50;
-    let baseline_rate = table.rows[0].rate;
+
+    // Baseline: the component's actor route called directly over HTTP/1.1.
+    let direct = Client::http1(app.port);
+    let route = |key: &str| format!("/kar/impl/v1/actor/Bench/{key}/echo");
+    report.push(
+        "direct HTTP (baseline)",
+        measure(options, |key| direct.post(route(&key), b"[\"hello\"]")).await?,
+    );
 
     for store in &options.stores {
         let mesh = procs::Mesh::start(&options.kar, store, app.port)
             .await
             .with_context(|| format!("starting the {store} mesh"))?;
         let client = Client::h2c(mesh.client_port);
-        let service = "/kar/v1/service/bench/call/echo";
-        table.push(
-            &format!("kar {store}"),
-            "service",
-            sequential(&options, || client.post(service, b"hello")).await?,
-            concurrent(&options, |_| client.post(service, b"hello")).await?,
-        );
-        table.push(
-            &format!("kar {store}"),
-            "actor",
-            sequential(&options, || {
-                client.post("/kar/v1/actor/Bench/seq/call/echo", b"[\"hello\"]")
-            })
-            .await?,
-            concurrent(&options, |worker| {
-                let path = format!("/kar/v1/actor/Bench/w{worker}/call/echo");
-                client.post_owned(path, b"[\"hello\"]")
-            })
-            .await?,
-        );
+        let path = |key: &str| format!("/kar/v1/actor/Bench/{key}/call/echo");
+        let measured = measure(options, |key| client.post(path(&key), b"[\"hello\"]")).await;
         mesh.stop().await;
+        report.push(&format!("kar {store}"), measured?);
     }
-    table.print(baseline_p50, baseline_rate);
+
+    if let Some(dir) = &options.restate {
+        let restate = restate::Restate::start(dir)
+            .await
+            .context("starting Restate")?;
+        let client = restate.client();
+        let path = |key: &str| format!("/Counter/{key}/add");
+        let measured = measure(options, |key| client.post(path(&key), b"1")).await;
+        restate.stop().await;
+        report.push("Restate", measured?);
+    }
+
+    let markdown = report.markdown();
+    println!("\n{markdown}");
+    if let Some(out) = &options.out {
+        std::fs::create_dir_all(out)?;
+        std::fs::write(out.join("latest.md"), &markdown)?;
+        // Raw samples for the chart (git-ignored).
+        std::fs::write(out.join("latest-samples.tmp"), report.samples_csv())?;
+    }
     Ok(())
+}
+
+/// The three workloads against one system; `call(key)` makes one keyed call.
+async fn measure<F, Fut>(options: &Options, call: F) -> Result<Measured>
+where
+    F: Fn(String) -> Fut,
+    Fut: std::future::Future<Output = Result<()>>,
+{
+    let sequential = sequential(options, || call("seq".into())).await?;
+    let distinct = concurrent(options, |worker| call(format!("w{worker}"))).await?;
+    let hot = concurrent(options, |_| call("hot".into())).await?;
+    Ok(Measured {
+        sequential,
+        distinct,
+        hot,
+    })
 }
 
 /// Latency of `calls` sequential requests.

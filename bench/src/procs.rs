@@ -13,7 +13,7 @@ pub fn default_kar_binary() -> PathBuf {
     exe.with_file_name("kar")
 }
 
-fn free_port() -> Result<u16> {
+pub fn free_port() -> Result<u16> {
     Ok(std::net::TcpListener::bind(("127.0.0.1", 0))?
         .local_addr()?
         .port())
@@ -89,23 +89,29 @@ impl Mesh {
 
     pub async fn stop(mut self) {
         // Sidecars first (they leave the mesh), the store last.
-        while let Some(mut child) = self.processes.pop() {
-            if let Some(pid) = child.id() {
-                let _ = std::process::Command::new("kill")
-                    .args(["-TERM", &pid.to_string()])
-                    .status();
-            }
-            if tokio::time::timeout(Duration::from_secs(5), child.wait())
-                .await
-                .is_err()
-            {
-                let _ = child.kill().await;
-            }
+        while let Some(child) = self.processes.pop() {
+            terminate(child).await;
         }
     }
 }
 
-async fn wait_for_tcp(port: u16) -> Result<()> {
+/// SIGTERM, then SIGKILL after 5 s. (If the benchmark fails or is interrupted
+/// instead, `kill_on_drop` SIGKILLs every child as its owner is dropped.)
+pub async fn terminate(mut child: Child) {
+    if let Some(pid) = child.id() {
+        let _ = std::process::Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status();
+    }
+    if tokio::time::timeout(Duration::from_secs(5), child.wait())
+        .await
+        .is_err()
+    {
+        let _ = child.kill().await;
+    }
+}
+
+pub async fn wait_for_tcp(port: u16) -> Result<()> {
     for _ in 0..500 {
         if tokio::net::TcpStream::connect(("127.0.0.1", port))
             .await

@@ -1,11 +1,14 @@
-//! Latency percentiles and the printed table.
+//! Latency percentiles, the Markdown report with ratios, and the raw samples.
 
+use std::fmt::Write;
 use std::time::Duration;
 
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct Figures {
     pub p50: Duration,
     pub p99: Duration,
+    /// Sorted.
+    pub samples: Vec<Duration>,
 }
 
 impl Figures {
@@ -18,57 +21,128 @@ impl Figures {
         Figures {
             p50: at(0.50),
             p99: at(0.99),
+            samples,
         }
     }
 }
 
-pub struct Row {
-    pub system: String,
-    pub workload: String,
-    pub figures: Figures,
-    pub rate: f64,
+/// One system's three workloads.
+pub struct Measured {
+    pub sequential: Figures,
+    /// Calls/s, concurrent clients on distinct keys.
+    pub distinct: f64,
+    /// Calls/s, concurrent clients on one key.
+    pub hot: f64,
 }
 
-#[derive(Default)]
-pub struct Table {
-    pub rows: Vec<Row>,
+pub struct Report {
+    /// What was run, printed above the table.
+    pub setting: String,
+    concurrency: usize,
+    rows: Vec<(String, Measured)>,
 }
 
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
-impl Table {
-    pub fn push(&mut self, system: &str, workload: &str, figures: Figures, rate: f64) {
-        println!(
-            "  measured {system} / {workload}: p50 {:.3} ms, p99 {:.3} ms, {rate:.0} calls/s",
-            ms(figures.p50),
-            ms(figures.p99)
-        );
-        self.rows.push(Row {
-            system: system.to_string(),
-            workload: workload.to_string(),
-            figures,
-            rate,
-        });
+/// The durability behind each system's figures (Restate's defaults as printed by
+/// `restate-server --dump-config` of 1.7.12).
+const GUARANTEES: &str = "\
+Guarantees behind the figures: **kar** — every accepted request is durable in the store \
+before it runs and its completion is one atomic store transition; the embedded store is \
+SQLite WAL with `synchronous=NORMAL` (survives process crashes, not OS crashes); Redis runs \
+without persistence in this run (`--save '' --appendonly no`). **Restate** 1.7.12 with its \
+defaults as `restate-server --dump-config` prints them: its own durable log (Bifrost) with \
+provider `replicated` and `default-replication = 1` (this single node), the log-server's \
+RocksDB WAL with `rocksdb-disable-wal-fsync = false`; the Counter's state is read and \
+written on every call, kar's `Bench.echo` keeps no state.";
+
+impl Report {
+    pub fn new(concurrency: usize) -> Report {
+        Report {
+            setting: String::new(),
+            concurrency,
+            rows: Vec::new(),
+        }
     }
 
-    /// Prints a Markdown table with ratios to the direct-HTTP baseline.
-    pub fn print(&self, baseline_p50: Duration, baseline_rate: f64) {
-        println!();
-        println!("| system | workload | p50 (ms) | p99 (ms) | calls/s (64 clients) | p50 / direct | calls/s / direct |");
-        println!("|---|---|---:|---:|---:|---:|---:|");
-        for row in &self.rows {
-            println!(
-                "| {} | {} | {:.3} | {:.3} | {:.0} | {:.1}× | {:.2}× |",
-                row.system,
-                row.workload,
-                ms(row.figures.p50),
-                ms(row.figures.p99),
-                row.rate,
-                ms(row.figures.p50) / ms(baseline_p50).max(1e-9),
-                row.rate / baseline_rate.max(1e-9)
+    pub fn push(&mut self, system: &str, measured: Measured) {
+        println!(
+            "  measured {system}: p50 {:.3} ms, p99 {:.3} ms, {:.0} calls/s on distinct keys, {:.0} calls/s on one key",
+            ms(measured.sequential.p50),
+            ms(measured.sequential.p99),
+            measured.distinct,
+            measured.hot
+        );
+        self.rows.push((system.to_string(), measured));
+    }
+
+    fn find(&self, prefix: &str) -> Option<&Measured> {
+        self.rows
+            .iter()
+            .find(|(system, _)| system.starts_with(prefix))
+            .map(|(_, measured)| measured)
+    }
+
+    pub fn markdown(&self) -> String {
+        let c = self.concurrency;
+        let mut out = format!("{}\n\n", self.setting);
+        let _ = writeln!(
+            out,
+            "| system | sequential p50 (ms) | sequential p99 (ms) | calls/s, {c} clients on {c} keys | calls/s, {c} clients on 1 key |"
+        );
+        let _ = writeln!(out, "|---|---:|---:|---:|---:|");
+        for (system, m) in &self.rows {
+            let _ = writeln!(
+                out,
+                "| {system} | {:.3} | {:.3} | {:.0} | {:.0} |",
+                ms(m.sequential.p50),
+                ms(m.sequential.p99),
+                m.distinct,
+                m.hot
             );
         }
+        let baseline = self.find("direct");
+        let restate = self.find("Restate");
+        let mut ratios = Vec::new();
+        for (system, m) in self.rows.iter().filter(|(s, _)| s.starts_with("kar")) {
+            for (name, other) in [("direct HTTP", baseline), ("Restate", restate)] {
+                if let Some(o) = other {
+                    ratios.push(format!(
+                        "| {system} / {name} | {:.2}× | {:.2}× | {:.2}× | {:.2}× |",
+                        ms(m.sequential.p50) / ms(o.sequential.p50).max(1e-9),
+                        ms(m.sequential.p99) / ms(o.sequential.p99).max(1e-9),
+                        m.distinct / o.distinct.max(1e-9),
+                        m.hot / o.hot.max(1e-9)
+                    ));
+                }
+            }
+        }
+        if !ratios.is_empty() {
+            let _ = writeln!(
+                out,
+                "\n| ratio (latency: lower is better; calls/s: higher is better) | p50 | p99 | {c} keys | 1 key |"
+            );
+            let _ = writeln!(out, "|---|---:|---:|---:|---:|");
+            for line in ratios {
+                let _ = writeln!(out, "{line}");
+            }
+        }
+        let _ = writeln!(out, "\n{GUARANTEES}");
+        out
+    }
+
+    /// `system,kind,value` lines: `latency_ms` samples, `distinct`/`hot` calls/s.
+    pub fn samples_csv(&self) -> String {
+        let mut out = String::from("system,kind,value\n");
+        for (system, m) in &self.rows {
+            for sample in &m.sequential.samples {
+                let _ = writeln!(out, "{system},latency_ms,{:.4}", ms(*sample));
+            }
+            let _ = writeln!(out, "{system},distinct,{:.1}", m.distinct);
+            let _ = writeln!(out, "{system},hot,{:.1}", m.hot);
+        }
+        out
     }
 }

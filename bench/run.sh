@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# The side-by-side benchmark, in one command from a clean clone:
+#   - installs the Restate side (npm: restate-server, restate-sdk, Node 22) into
+#     bench/restate/node_modules (git-ignored; skipped when the lock file is unchanged),
+#   - installs matplotlib into <repo>/.venv for the chart (skipped when present),
+#   - builds kar and kar-bench in release,
+#   - runs kar (embedded store and Redis), the direct HTTP baseline and Restate,
+#   - writes bench/results/latest.md and bench/results/latest.png.
+# Every process it starts is stopped at the end, also on failure or Ctrl-C.
+set -euo pipefail
+
+bench="$(cd "$(dirname "$0")" && pwd)"
+root="$(dirname "$bench")"
+results="$bench/results"
+step() { printf '== %s\n' "$*"; }
+
+# --- Restate side --------------------------------------------------------------
+restate="$bench/restate"
+stamp="$restate/node_modules/.kar-bench-stamp"
+lock_hash="$(sha256sum "$restate/package-lock.json" | cut -d' ' -f1)"
+if [[ -f "$stamp" && "$(cat "$stamp")" == "$lock_hash" ]]; then
+    step "restate: npm packages up to date"
+else
+    step "restate: npm ci (restate-server 1.7.12, restate-sdk 1.17.2, node 22.23.3)"
+    (cd "$restate" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+    echo "$lock_hash" >"$stamp"
+fi
+
+# --- chart dependency ----------------------------------------------------------
+venv="$root/.venv"
+if [[ ! -x "$venv/bin/python" ]]; then
+    step "python: creating $venv"
+    python3 -m venv "$venv"
+fi
+if ! "$venv/bin/python" -c 'import matplotlib' 2>/dev/null; then
+    step "python: pip install matplotlib"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check 'matplotlib==3.11.2'
+fi
+
+command -v redis-server >/dev/null || { echo "redis-server not found (apt-get install redis-server)" >&2; exit 1; }
+
+# --- build ---------------------------------------------------------------------
+step "cargo build --release -p kar -p kar-bench"
+(cd "$root" && cargo build --release --quiet -p kar -p kar-bench)
+target="$(cd "$root" && cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')"
+
+# --- run -----------------------------------------------------------------------
+# kar-bench owns every child (kill_on_drop) and stops them on SIGTERM/SIGINT; the trap
+# makes sure it gets that signal if this script is interrupted.
+bench_pid=""
+cleanup() { if [[ -n "$bench_pid" ]]; then kill -TERM "$bench_pid" 2>/dev/null || true; wait "$bench_pid" 2>/dev/null || true; fi; }
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+step "kar-bench"
+mkdir -p "$results"
+"$target/release/kar-bench" --kar "$target/release/kar" --restate "$restate" --out "$results" "$@" &
+bench_pid=$!
+wait "$bench_pid"
+bench_pid=""
+
+step "chart"
+"$venv/bin/python" "$bench/chart.py" "$results/latest-samples.tmp" "$results/latest.png"
+step "wrote ${results#"$root"/}/latest.md and ${results#"$root"/}/latest.png"
