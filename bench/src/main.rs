@@ -110,6 +110,9 @@ async fn run(options: &Options) -> Result<()> {
         "direct HTTP (baseline)",
         measure(options, |key| direct.post(route(&key), b"[\"hello\"]")).await?,
     );
+    let (sequential_calls, rate) =
+        measure_service(options, || direct.post("/echo".into(), b"hello")).await?;
+    report.push_service("direct HTTP (baseline)", sequential_calls, rate);
 
     for store in &options.stores {
         let mesh = procs::Mesh::start(&options.kar, store, app.port)
@@ -118,8 +121,12 @@ async fn run(options: &Options) -> Result<()> {
         let client = Client::h2c(mesh.client_port);
         let path = |key: &str| format!("/kar/v1/actor/Bench/{key}/call/echo");
         let measured = measure(options, |key| client.post(path(&key), b"[\"hello\"]")).await;
+        let service = "/kar/v1/service/bench/call/echo";
+        let services = measure_service(options, || client.post(service.into(), b"hello")).await;
         mesh.stop().await;
         report.push(&format!("kar {store}"), measured?);
+        let (sequential_calls, rate) = services?;
+        report.push_service(&format!("kar {store}"), sequential_calls, rate);
     }
 
     if let Some(dir) = &options.restate {
@@ -158,6 +165,17 @@ where
         distinct,
         hot,
     })
+}
+
+/// Service calls (no keys): sequential latency and concurrent calls/s.
+async fn measure_service<F, Fut>(options: &Options, call: F) -> Result<(Figures, f64)>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Result<()>>,
+{
+    let sequential = sequential(options, &call).await?;
+    let rate = concurrent(options, |_| call()).await?;
+    Ok((sequential, rate))
 }
 
 /// Latency of `calls` sequential requests.

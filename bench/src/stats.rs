@@ -40,6 +40,8 @@ pub struct Report {
     pub setting: String,
     concurrency: usize,
     rows: Vec<(String, Measured)>,
+    /// Service calls (no keys): sequential latency and concurrent calls/s.
+    services: Vec<(String, Figures, f64)>,
 }
 
 fn ms(d: Duration) -> f64 {
@@ -64,7 +66,17 @@ impl Report {
             setting: String::new(),
             concurrency,
             rows: Vec::new(),
+            services: Vec::new(),
         }
+    }
+
+    pub fn push_service(&mut self, system: &str, sequential: Figures, rate: f64) {
+        println!(
+            "  measured {system} (service calls): p50 {:.3} ms, p99 {:.3} ms, {rate:.0} calls/s",
+            ms(sequential.p50),
+            ms(sequential.p99)
+        );
+        self.services.push((system.to_string(), sequential, rate));
     }
 
     pub fn push(&mut self, system: &str, measured: Measured) {
@@ -127,6 +139,27 @@ impl Report {
             let _ = writeln!(out, "|---|---:|---:|---:|---:|");
             for line in ratios {
                 let _ = writeln!(out, "{line}");
+            }
+        }
+        if let Some((_, direct, direct_rate)) = self.services.first() {
+            let _ = writeln!(
+                out,
+                "\nService calls (`POST /kar/v1/service/bench/call/echo` through two sidecars; direct: `POST /echo`):\n"
+            );
+            let _ = writeln!(
+                out,
+                "| system | sequential p50 (ms) | sequential p99 (ms) | calls/s, {c} clients | p50 / direct | calls/s / direct |"
+            );
+            let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|");
+            for (system, f, rate) in &self.services {
+                let _ = writeln!(
+                    out,
+                    "| {system} | {:.3} | {:.3} | {rate:.0} | {:.2}× | {:.2}× |",
+                    ms(f.p50),
+                    ms(f.p99),
+                    ms(f.p50) / ms(direct.p50).max(1e-9),
+                    rate / direct_rate.max(1e-9)
+                );
             }
         }
         let _ = writeln!(out, "\n{GUARANTEES}");
