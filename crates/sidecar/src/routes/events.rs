@@ -3,23 +3,21 @@
 //! subscriptions live in the store, and the delivery loops of the members offering
 //! the actor type pick them up.
 
+use super::bindings::{self, json_kind, one_line};
 use super::Request;
 use crate::body;
 use crate::query::form_value;
-use crate::reply::{self, Response, JSON};
+use crate::reply::{self, Response};
 use crate::router::{self, ActorRoute};
 use crate::server::Ctx;
-use bytes::Bytes;
 use http::header::{HeaderValue, LOCATION};
 use http::{Method, StatusCode};
 use kar_protocol::paths::encode_segment;
-use kar_protocol::reminder::to_go_json;
-use kar_protocol::{ActorRef, Reply, Subscription};
-use kar_runtime::RuntimeError;
+use kar_protocol::{ActorRef, Subscription};
 use serde_json::Value;
 
-/// The Content-Type upstream sets explicitly on subscribe replies.
-const TEXT_PLAIN: &str = "text/plain";
+/// Names the routes in logs.
+const WHAT: &str = "event subscription";
 
 /// `/kar/v1/actor/{type}/{id}/events[/{id}]`, every method the router lets through.
 pub(crate) async fn subscriptions(
@@ -37,50 +35,37 @@ pub(crate) async fn subscriptions(
     let nil_on_absent = form_value(parts.uri.query(), "nilOnAbsent").as_deref() == Some("true");
     let runtime = &ctx.runtime;
     match (route, parts.method) {
-        (ActorRoute::Subscriptions, Method::GET) => match runtime.subscriptions(&actor).await {
-            Ok(all) => {
-                let list = Value::Array(all.iter().map(Subscription::to_json).collect());
-                reply::typed(StatusCode::OK, JSON, to_go_json(&list))
-            }
-            Err(e) => failed(&e),
-        },
+        (ActorRoute::Subscriptions, Method::GET) => {
+            let all = runtime.subscriptions(&actor).await;
+            bindings::listed(
+                all.map(|all| all.iter().map(Subscription::to_json).collect()),
+                WHAT,
+            )
+        }
         (ActorRoute::Subscriptions, Method::DELETE) => {
-            match runtime.cancel_subscriptions(&actor).await {
-                Ok(n) => reply::text(StatusCode::OK, n.to_string()),
-                Err(e) => failed(&e),
-            }
+            bindings::cancelled_all(runtime.cancel_subscriptions(&actor).await, WHAT)
         }
         (ActorRoute::Subscription { id }, Method::GET) => {
-            match runtime.subscription(&actor, &id).await {
-                Ok(Some(s)) => reply::typed(StatusCode::OK, JSON, to_go_json(&s.to_json())),
-                Ok(None) if nil_on_absent => reply::typed(StatusCode::OK, JSON, "null"),
-                Ok(None) => not_found(),
-                Err(e) => failed(&e),
-            }
+            let one = runtime.subscription(&actor, &id).await;
+            bindings::found(
+                one.map(|s| s.as_ref().map(Subscription::to_json)),
+                nil_on_absent,
+                WHAT,
+            )
         }
-        (ActorRoute::Subscription { id }, Method::DELETE) => {
-            match runtime.cancel_subscription(&actor, &id).await {
-                Ok(true) => reply::text(StatusCode::OK, "1"),
-                Ok(false) if nil_on_absent => reply::text(StatusCode::OK, "0"),
-                Ok(false) => not_found(),
-                Err(e) => failed(&e),
-            }
-        }
+        (ActorRoute::Subscription { id }, Method::DELETE) => bindings::cancelled(
+            runtime.cancel_subscription(&actor, &id).await,
+            nil_on_absent,
+            WHAT,
+        ),
         (ActorRoute::Subscription { id }, Method::PUT) => {
             let body = match body::read(body, &parts.headers, ctx.config.max_body_bytes).await {
                 Ok(body) => body,
                 Err(response) => return response,
             };
-            let subscription = match parse_subscribe(actor, id, &body) {
-                Ok(subscription) => subscription,
-                Err(reason) => {
-                    return reply::typed(StatusCode::BAD_REQUEST, TEXT_PLAIN, one_line(&reason))
-                }
-            };
-            match runtime.subscribe(&subscription).await {
-                Ok(true) => reply::typed(StatusCode::OK, TEXT_PLAIN, "OK"),
-                Ok(false) => reply::typed(StatusCode::NO_CONTENT, TEXT_PLAIN, Bytes::new()),
-                Err(e) => failed(&e),
+            match parse_subscribe(actor, id, &body) {
+                Ok(subscription) => bindings::stored(runtime.subscribe(&subscription).await, WHAT),
+                Err(reason) => bindings::bad_request(&reason),
             }
         }
         // The router admits no other combination.
@@ -146,44 +131,6 @@ pub(crate) async fn publish(ctx: &Ctx, topic: String, request: Request) -> Respo
             StatusCode::BAD_REQUEST,
             one_line(&format!("publish error: {e}")),
         ),
-    }
-}
-
-/// `404` with an empty body and an empty Content-Type (spec §2.6).
-fn not_found() -> Response {
-    reply::relay(
-        Reply::new(404, Some(""), Bytes::new()),
-        reply::On204::StatusOnly,
-    )
-}
-
-fn failed(e: &RuntimeError) -> Response {
-    if !matches!(e, RuntimeError::ShuttingDown) {
-        tracing::error!("event subscription operation failed: {e}");
-    }
-    match e {
-        RuntimeError::ShuttingDown => reply::service_unavailable(),
-        other => reply::error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            one_line(&format!("failed to send message: {other}")),
-        ),
-    }
-}
-
-/// Error bodies are one line: embedded line breaks become spaces.
-fn one_line(text: &str) -> String {
-    text.replace(['\r', '\n'], " ")
-}
-
-/// The kind of a JSON value as Go's unmarshal errors name it.
-fn json_kind(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "bool",
-        Value::Number(_) => "number",
-        Value::String(_) => "string",
-        Value::Array(_) => "array",
-        Value::Object(_) => "object",
     }
 }
 

@@ -2,6 +2,7 @@
 
 mod actor;
 mod await_;
+mod bindings;
 mod events;
 mod reminders;
 mod service;

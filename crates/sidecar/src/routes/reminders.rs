@@ -2,22 +2,21 @@
 //! store from whichever sidecar receives them: reminders live in the store, not in
 //! the memory of the actor's host, so there is nothing to route to.
 
+use super::bindings::{self, json_kind};
 use super::Request;
 use crate::body;
 use crate::query::form_value;
-use crate::reply::{self, Response, JSON};
+use crate::reply::{self, Response};
 use crate::router::{self, ActorRoute};
 use crate::server::Ctx;
 use bytes::Bytes;
 use http::{Method, StatusCode};
-use kar_protocol::reminder::to_go_json;
 use kar_protocol::time::{Timestamp, ZERO_TIME};
-use kar_protocol::{gojson, parse_go_duration, ActorRef, Reminder, Reply};
-use kar_runtime::RuntimeError;
+use kar_protocol::{gojson, parse_go_duration, ActorRef, Reminder};
 use serde_json::Value;
 
-/// The Content-Type upstream sets explicitly on schedule replies.
-const TEXT_PLAIN: &str = "text/plain";
+/// Names the routes in logs.
+const WHAT: &str = "reminder";
 
 /// `/kar/v1/actor/{type}/{id}/reminders[/{id}]`, every method the router lets through.
 pub(crate) async fn handle(
@@ -35,47 +34,37 @@ pub(crate) async fn handle(
     let nil_on_absent = form_value(parts.uri.query(), "nilOnAbsent").as_deref() == Some("true");
     let runtime = &ctx.runtime;
     match (route, parts.method) {
-        (ActorRoute::Reminders, Method::GET) => match runtime.reminders(&actor).await {
-            Ok(all) => {
-                let list = Value::Array(all.iter().map(Reminder::to_json).collect());
-                reply::typed(StatusCode::OK, JSON, to_go_json(&list))
-            }
-            Err(e) => failed(&e),
-        },
-        (ActorRoute::Reminders, Method::DELETE) => match runtime.cancel_reminders(&actor).await {
-            Ok(n) => reply::text(StatusCode::OK, n.to_string()),
-            Err(e) => failed(&e),
-        },
-        (ActorRoute::Reminder { id }, Method::GET) => match runtime.reminder(&actor, &id).await {
-            Ok(Some(r)) => reply::typed(StatusCode::OK, JSON, to_go_json(&r.to_json())),
-            Ok(None) if nil_on_absent => reply::typed(StatusCode::OK, JSON, "null"),
-            Ok(None) => not_found(),
-            Err(e) => failed(&e),
-        },
-        (ActorRoute::Reminder { id }, Method::DELETE) => {
-            match runtime.cancel_reminder(&actor, &id).await {
-                Ok(true) => reply::text(StatusCode::OK, "1"),
-                Ok(false) if nil_on_absent => reply::text(StatusCode::OK, "0"),
-                Ok(false) => not_found(),
-                Err(e) => failed(&e),
-            }
+        (ActorRoute::Reminders, Method::GET) => {
+            let all = runtime.reminders(&actor).await;
+            bindings::listed(
+                all.map(|all| all.iter().map(Reminder::to_json).collect()),
+                WHAT,
+            )
         }
+        (ActorRoute::Reminders, Method::DELETE) => {
+            bindings::cancelled_all(runtime.cancel_reminders(&actor).await, WHAT)
+        }
+        (ActorRoute::Reminder { id }, Method::GET) => {
+            let one = runtime.reminder(&actor, &id).await;
+            bindings::found(
+                one.map(|r| r.as_ref().map(Reminder::to_json)),
+                nil_on_absent,
+                WHAT,
+            )
+        }
+        (ActorRoute::Reminder { id }, Method::DELETE) => bindings::cancelled(
+            runtime.cancel_reminder(&actor, &id).await,
+            nil_on_absent,
+            WHAT,
+        ),
         (ActorRoute::Reminder { id }, Method::PUT) => {
             let body = match body::read(body, &parts.headers, ctx.config.max_body_bytes).await {
                 Ok(body) => body,
                 Err(response) => return response,
             };
-            let reminder = match parse_schedule(actor, id, &body) {
-                Ok(reminder) => reminder,
-                // Upstream writes the error text without a trailing newline.
-                Err(reason) => {
-                    return reply::typed(StatusCode::BAD_REQUEST, TEXT_PLAIN, one_line(&reason))
-                }
-            };
-            match runtime.schedule_reminder(&reminder).await {
-                Ok(true) => reply::typed(StatusCode::OK, TEXT_PLAIN, "OK"),
-                Ok(false) => reply::typed(StatusCode::NO_CONTENT, TEXT_PLAIN, Bytes::new()),
-                Err(e) => failed(&e),
+            match parse_schedule(actor, id, &body) {
+                Ok(reminder) => bindings::stored(runtime.schedule_reminder(&reminder).await, WHAT),
+                Err(reason) => bindings::bad_request(&reason),
             }
         }
         // The router admits no other combination.
@@ -83,44 +72,6 @@ pub(crate) async fn handle(
             StatusCode::METHOD_NOT_ALLOWED,
             format!("{method} is not supported on reminders"),
         ),
-    }
-}
-
-/// `404` with an empty body and an empty Content-Type (spec §2.5).
-fn not_found() -> Response {
-    reply::relay(
-        Reply::new(404, Some(""), Bytes::new()),
-        reply::On204::StatusOnly,
-    )
-}
-
-fn failed(e: &RuntimeError) -> Response {
-    if !matches!(e, RuntimeError::ShuttingDown) {
-        tracing::error!("reminder operation failed: {e}");
-    }
-    match e {
-        RuntimeError::ShuttingDown => reply::service_unavailable(),
-        other => reply::error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            one_line(&format!("failed to send message: {other}")),
-        ),
-    }
-}
-
-/// Error bodies are one line: embedded line breaks become spaces.
-fn one_line(text: &str) -> String {
-    text.replace(['\r', '\n'], " ")
-}
-
-/// The kind of a JSON value as Go's unmarshal errors name it.
-fn json_kind(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "bool",
-        Value::Number(_) => "number",
-        Value::String(_) => "string",
-        Value::Array(_) => "array",
-        Value::Object(_) => "object",
     }
 }
 

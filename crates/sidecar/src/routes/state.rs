@@ -2,6 +2,7 @@
 //! the store from whichever sidecar receives them: no routing to the actor's host, no
 //! actor lock, no activation, no check that the actor type exists.
 
+use super::bindings::one_line;
 use super::Request;
 use crate::body;
 use crate::query::form_value;
@@ -241,11 +242,6 @@ fn store_error(what: &str, e: &StoreError) -> Response {
         StatusCode::INTERNAL_SERVER_ERROR,
         one_line(&format!("{what}: {e}")),
     )
-}
-
-/// Error bodies are one line: embedded line breaks become spaces.
-fn one_line(text: &str) -> String {
-    text.replace(['\r', '\n'], " ")
 }
 
 /// A body that does not decode as the expected operation.
