@@ -8,6 +8,7 @@
  *                   and a far one (`later`); checks what schedule and get return
  *   cancel-one ID   cancels `periodic` by id (1, then 0), get returns null
  *   cancel-all ID   cancels what is left (`later`): prints the count
+ *   beat ID MS      a periodic reminder `beat` (beat('beat') every MS ms from now + MS)
  *
  * Prints one line per check; on a mismatch prints "FAIL <check>: ..." and exits 1.
  */
@@ -16,7 +17,7 @@ const assert = require('assert')
 const { actor } = require('kar-sdk')
 
 async function main () {
-  const [scenario, id] = process.argv.slice(2)
+  const [scenario, id, ms] = process.argv.slice(2)
   const a = actor.proxy('JsTimer', id)
   if (scenario === 'schedule') {
     const start = new Date(Date.now() + 1000)
@@ -50,6 +51,10 @@ async function main () {
     const n = await actor.reminders.cancel(a)
     assert.deepStrictEqual((await actor.reminders.get(a)), [])
     console.log(`cancelled all ${n}`)
+  } else if (scenario === 'beat') {
+    const period = Number(ms)
+    await actor.reminders.schedule(a, 'beat', { id: 'beat', targetTime: new Date(Date.now() + period), period: `${period}ms` }, 'beat')
+    console.log('scheduled beat')
   } else {
     throw new Error(`unknown scenario ${scenario}`)
   }

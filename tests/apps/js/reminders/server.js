@@ -5,12 +5,15 @@
  *   JsTimer.tick(label, n)  prints `tick <id> <label> <n> #<count>` (count per instance
  *                           and label, in memory): tests wait for these lines
  *   JsTimer.once(label)     prints `once <id> <label>`
+ *   JsTimer.beat(label)     prints `beat <id> <label> #<count> at=<ms> next=<ms>`: the
+ *                           firing's time and the target time the reminder `label`
+ *                           advanced to (read with actor.reminders.get), Unix ms
  */
 
 process.noDeprecation = true
 
 const express = require('express')
-const { sys } = require('kar-sdk')
+const { actor, sys } = require('kar-sdk')
 
 const counts = {}
 
@@ -22,10 +25,19 @@ class JsTimer {
   }
 
   once (label) { console.log(`once ${this.kar.id} ${label}`) }
+
+  async beat (label) {
+    const at = Date.now()
+    const key = `${this.kar.id}/beat/${label}`
+    counts[key] = (counts[key] || 0) + 1
+    const reminder = await actor.reminders.get(this, label)
+    const next = reminder ? Date.parse(reminder.targetTime) : 'none'
+    console.log(`beat ${this.kar.id} ${label} #${counts[key]} at=${at} next=${next}`)
+  }
 }
 
 const app = express()
 app.use(sys.actorRuntime({ JsTimer }))
 const port = Number(process.env.KAR_APP_PORT)
 const host = process.env.KAR_APP_HOST || '127.0.0.1'
-sys.h2c(app).listen(port, host, () => console.log(`reminder server listening on ${host}:${port}`))
+sys.h2c(app).listen(port, host, () => console.log(`reminder server listening on ${host}:${port} pid ${process.pid}`))
