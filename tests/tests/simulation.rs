@@ -9,7 +9,7 @@ use std::time::Duration;
 
 /// Actors, steps per actor, delay of each step's reminder, period of the reporter.
 const CELLS: u32 = 250;
-const STEPS: u32 = 80;
+const STEPS: u32 = 200;
 const DELAY_MS: u32 = 50;
 const REPORT_MS: u32 = 500;
 
@@ -25,8 +25,8 @@ fn server(store: &Store, app: &str, name: &str) -> Process {
 }
 
 store_test!(
-    /// 250 actors × 80 reminder firings each, plus a periodic reporter, across two
-    /// components: every actor fired exactly 80 times.
+    /// 250 actors × 200 reminder firings each, plus a periodic reporter, across two
+    /// components: every actor fired exactly 200 times.
     fn reminder_simulation_fires_every_step_exactly_once(store) {
         let app = unique_app("simulation");
         let mut a = server(store, &app, "simulation server a");
