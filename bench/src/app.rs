@@ -1,5 +1,6 @@
 //! The minimal Rust component under test: a service route `POST /echo` and an actor
-//! type `Bench` with method `echo`, on the app-side contract of spec §3.
+//! type `Bench` with methods `echo`, `tick` (reminder firings, counted) and `event`
+//! (event deliveries, timed), on the app-side contract of spec §3.
 
 use anyhow::Result;
 use bytes::Bytes;
@@ -8,32 +9,73 @@ use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto::Builder;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+use tokio::sync::mpsc;
 
 pub struct App {
     pub port: u16,
+    /// Reminder firings received by `Bench.tick`, all actors together.
+    pub ticks: Arc<AtomicU64>,
+    /// One `(published_ns, delivered_ns)` per event received by `Bench.event`, both
+    /// in nanoseconds since `base`: the publisher lives in this process, so one
+    /// monotonic clock times both ends.
+    pub deliveries: mpsc::UnboundedReceiver<(u64, u64)>,
+    pub base: Instant,
+}
+
+impl App {
+    pub fn now_ns(&self) -> u64 {
+        self.base.elapsed().as_nanos() as u64
+    }
+}
+
+struct Shared {
+    ticks: Arc<AtomicU64>,
+    deliveries: mpsc::UnboundedSender<(u64, u64)>,
+    base: Instant,
 }
 
 pub async fn start() -> Result<App> {
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
     let port = listener.local_addr()?.port();
+    let ticks = Arc::new(AtomicU64::new(0));
+    let (sender, deliveries) = mpsc::unbounded_channel();
+    let base = Instant::now();
+    let shared = Arc::new(Shared {
+        ticks: ticks.clone(),
+        deliveries: sender,
+        base,
+    });
     tokio::spawn(async move {
         loop {
             let Ok((stream, _)) = listener.accept().await else {
                 continue;
             };
             let _ = stream.set_nodelay(true);
+            let shared = shared.clone();
             tokio::spawn(async move {
-                let service = hyper::service::service_fn(handle);
+                let service =
+                    hyper::service::service_fn(move |request| handle(shared.clone(), request));
                 let _ = Builder::new(TokioExecutor::new())
                     .serve_connection(TokioIo::new(stream), service)
                     .await;
             });
         }
     });
-    Ok(App { port })
+    Ok(App {
+        port,
+        ticks,
+        deliveries,
+        base,
+    })
 }
 
-async fn handle(request: Request<Incoming>) -> Result<Response<Full<Bytes>>, hyper::Error> {
+async fn handle(
+    shared: Arc<Shared>,
+    request: Request<Incoming>,
+) -> Result<Response<Full<Bytes>>, hyper::Error> {
     let method = request.method().clone();
     let path = request.uri().path().to_string();
     let body = request.into_body().collect().await?.to_bytes();
@@ -75,6 +117,29 @@ async fn handle(request: Request<Incoming>) -> Result<Response<Full<Bytes>>, hyp
                     Some("application/kar+json"),
                     Bytes::from(value),
                 )
+            }
+            (Method::POST, ["Bench", _id, "tick"]) => {
+                shared.ticks.fetch_add(1, Ordering::Relaxed);
+                reply(StatusCode::NO_CONTENT, None, Bytes::new())
+            }
+            (Method::POST, ["Bench", _id, "event"]) => {
+                let delivered = shared.base.elapsed().as_nanos() as u64;
+                // The body is `[<published_ns>]` (spec §4.6: `[` + record + `]`).
+                let published = std::str::from_utf8(&body)
+                    .ok()
+                    .map(|text| text.trim().trim_start_matches('[').trim_end_matches(']'))
+                    .and_then(|number| number.trim().parse::<u64>().ok());
+                match published {
+                    Some(published) => {
+                        let _ = shared.deliveries.send((published, delivered));
+                        reply(StatusCode::NO_CONTENT, None, Bytes::new())
+                    }
+                    None => reply(
+                        StatusCode::BAD_REQUEST,
+                        Some("text/plain"),
+                        Bytes::from_static(b"expected [<nanoseconds>]"),
+                    ),
+                }
             }
             _ => reply(
                 StatusCode::NOT_FOUND,

@@ -59,7 +59,14 @@ impl Client {
 
     /// POST that fails on a non-2xx status and returns the response body.
     pub async fn post_bytes(&self, path: String, body: Bytes) -> Result<Bytes> {
-        let request = hyper::Request::post(format!("{}{path}", self.base))
+        self.send(hyper::Method::POST, path, body).await
+    }
+
+    /// Any method; fails on a non-2xx status and returns the response body.
+    pub async fn send(&self, method: hyper::Method, path: String, body: Bytes) -> Result<Bytes> {
+        let request = hyper::Request::builder()
+            .method(method)
+            .uri(format!("{}{path}", self.base))
             .header("Content-Type", self.content_type)
             .body(Full::new(body))?;
         let response = self.inner.request(request).await?;

@@ -5,10 +5,14 @@
 //! of 64 clients on distinct keys, throughput of 64 clients on one hot key.
 //!
 //! Usage: `kar-bench [--stores embedded,redis] [--restate bench/restate] [--calls N]
-//! [--seconds S] [--concurrency C] [--out bench/results]` — `bench/run.sh` does it all.
+//! [--seconds S] [--concurrency C] [--reminders N] [--events N] [--out bench/results]`
+//! — `bench/run.sh` does it all. With `--reminders N` (default 0: off) each store also
+//! sustains N periodic reminders (period 1 s) and reports firings/s; with `--events N`
+//! (default 0: off) it reports publish-to-delivery latency over N sequential events.
 
 mod app;
 mod client;
+mod deferred;
 mod procs;
 mod restate;
 mod stats;
@@ -25,6 +29,8 @@ struct Options {
     calls: usize,
     seconds: u64,
     concurrency: usize,
+    reminders: usize,
+    events: usize,
     kar: PathBuf,
     out: Option<PathBuf>,
 }
@@ -36,6 +42,8 @@ fn parse_options() -> Result<Options> {
         calls: 2000,
         seconds: 5,
         concurrency: 64,
+        reminders: 0,
+        events: 0,
         kar: procs::default_kar_binary(),
         out: None,
     };
@@ -54,6 +62,8 @@ fn parse_options() -> Result<Options> {
             "--calls" => options.calls = value()?.parse()?,
             "--seconds" => options.seconds = value()?.parse()?,
             "--concurrency" => options.concurrency = value()?.parse()?,
+            "--reminders" => options.reminders = value()?.parse()?,
+            "--events" => options.events = value()?.parse()?,
             "--kar" => options.kar = value()?.into(),
             "--out" => options.out = Some(value()?.into()),
             other => bail!("unknown option {other}"),
@@ -82,7 +92,7 @@ async fn main() -> Result<()> {
 }
 
 async fn run(options: &Options) -> Result<()> {
-    let app = app::start().await?;
+    let mut app = app::start().await?;
     println!(
         "kar benchmark: {} sequential calls, {} s at {} concurrent clients, app on 127.0.0.1:{}",
         options.calls, options.seconds, options.concurrency, app.port
@@ -123,10 +133,39 @@ async fn run(options: &Options) -> Result<()> {
         let measured = measure(options, |key| client.post(path(&key), b"[\"hello\"]")).await;
         let service = "/kar/v1/service/bench/call/echo";
         let services = measure_service(options, || client.post(service.into(), b"hello")).await;
+        // Events first (latency wants a quiet mesh), reminders last: they keep firing
+        // until the mesh stops.
+        let events = if options.events > 0 {
+            Some(deferred::events(&client, &mut app, options.events).await)
+        } else {
+            None
+        };
+        let reminders = if options.reminders > 0 {
+            Some(
+                deferred::reminders(
+                    &client,
+                    &app,
+                    &mesh,
+                    options.reminders,
+                    Duration::from_secs(3),
+                    Duration::from_secs(10),
+                )
+                .await,
+            )
+        } else {
+            None
+        };
         mesh.stop().await;
         report.push(&format!("kar {store}"), measured?);
         let (sequential_calls, rate) = services?;
         report.push_service(&format!("kar {store}"), sequential_calls, rate);
+        if events.is_some() || reminders.is_some() {
+            report.push_deferred(
+                &format!("kar {store}"),
+                reminders.transpose()?,
+                events.transpose()?,
+            );
+        }
     }
 
     if let Some(dir) = &options.restate {

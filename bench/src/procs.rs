@@ -21,6 +21,8 @@ pub fn free_port() -> Result<u16> {
 
 pub struct Mesh {
     processes: Vec<Child>,
+    /// What each of `processes` is, for the CPU figures.
+    labels: Vec<&'static str>,
     _home: tempfile::TempDir,
     pub client_port: u16,
 }
@@ -29,6 +31,7 @@ impl Mesh {
     pub async fn start(kar: &Path, store: &str, app_port: u16) -> Result<Mesh> {
         let home = tempfile::tempdir()?;
         let mut processes = Vec::new();
+        let mut labels = Vec::new();
         let mut env: Vec<(String, String)> =
             vec![("KAR_HOME".into(), home.path().display().to_string())];
         match store {
@@ -51,6 +54,7 @@ impl Mesh {
                     .spawn()
                     .context("starting redis-server")?;
                 processes.push(redis);
+                labels.push("redis-server");
                 wait_for_tcp(port).await?;
                 env.push(("REDIS_HOST".into(), "127.0.0.1".into()));
                 env.push(("REDIS_PORT".into(), port.to_string()));
@@ -59,9 +63,13 @@ impl Mesh {
         }
         let server_port = free_port()?;
         let client_port = free_port()?;
-        for (port, extra) in [
-            (server_port, vec!["-service", "bench", "-actors", "Bench"]),
-            (client_port, vec![]),
+        for (port, extra, label) in [
+            (
+                server_port,
+                vec!["-service", "bench", "-actors", "Bench"],
+                "server sidecar",
+            ),
+            (client_port, vec![], "client sidecar"),
         ] {
             let mut args = vec!["run", "-app", "bench", "-app_port"];
             let app_port = app_port.to_string();
@@ -78,13 +86,24 @@ impl Mesh {
                 .spawn()
                 .context("starting kar")?;
             processes.push(child);
+            labels.push(label);
             wait_for_tcp(port).await?;
         }
         Ok(Mesh {
             processes,
+            labels,
             _home: home,
             client_port,
         })
+    }
+
+    /// `(what, pid)` of every live process of the mesh.
+    pub fn pids(&self) -> Vec<(&'static str, u32)> {
+        self.labels
+            .iter()
+            .zip(&self.processes)
+            .filter_map(|(label, child)| child.id().map(|pid| (*label, pid)))
+            .collect()
     }
 
     pub async fn stop(mut self) {

@@ -1,5 +1,6 @@
 //! Latency percentiles, the Markdown report with ratios, and the raw samples.
 
+use crate::deferred::ReminderFigures;
 use std::fmt::Write;
 use std::time::Duration;
 
@@ -42,6 +43,8 @@ pub struct Report {
     rows: Vec<(String, Measured)>,
     /// Service calls (no keys): sequential latency and concurrent calls/s.
     services: Vec<(String, Figures, f64)>,
+    /// Reminder firings and event latency per store.
+    deferred: Vec<(String, Option<ReminderFigures>, Option<Figures>)>,
 }
 
 fn ms(d: Duration) -> f64 {
@@ -67,7 +70,34 @@ impl Report {
             concurrency,
             rows: Vec::new(),
             services: Vec::new(),
+            deferred: Vec::new(),
         }
+    }
+
+    pub fn push_deferred(
+        &mut self,
+        system: &str,
+        reminders: Option<ReminderFigures>,
+        events: Option<Figures>,
+    ) {
+        if let Some(r) = &reminders {
+            println!(
+                "  measured {system} (reminders): {} scheduled in {:.1} s, {:.0} firings/s demanded, {:.0} achieved; CPU {}",
+                r.reminders,
+                r.scheduling.as_secs_f64(),
+                r.demanded,
+                r.achieved,
+                cpu_text(r)
+            );
+        }
+        if let Some(e) = &events {
+            println!(
+                "  measured {system} (events): publish to delivery p50 {:.3} ms, p99 {:.3} ms",
+                ms(e.p50),
+                ms(e.p99)
+            );
+        }
+        self.deferred.push((system.to_string(), reminders, events));
     }
 
     pub fn push_service(&mut self, system: &str, sequential: Figures, rate: f64) {
@@ -162,10 +192,54 @@ impl Report {
                 );
             }
         }
+        if !self.deferred.is_empty() {
+            let _ = writeln!(
+                out,
+                "\nReminders and events: N periodic reminders (period 1 s) on N distinct `Bench` \
+                 actors, scheduled 64 at a time, firings counted by the component over 10 s after \
+                 a warm-up; CPU in % of one core over that window. Events: one subscriber \
+                 (`Bench/sub`), each event published only after the previous one was delivered.\n"
+            );
+            let _ = writeln!(
+                out,
+                "| system | reminders | scheduling (s) | firings/s demanded | firings/s achieved | CPU while firing | event p50 (ms) | event p99 (ms) |"
+            );
+            let _ = writeln!(out, "|---|---:|---:|---:|---:|---|---:|---:|");
+            for (system, r, e) in &self.deferred {
+                let (count, scheduling, demanded, achieved, cpu) = match r {
+                    Some(r) => (
+                        r.reminders.to_string(),
+                        format!("{:.1}", r.scheduling.as_secs_f64()),
+                        format!("{:.0}", r.demanded),
+                        format!("{:.0}", r.achieved),
+                        cpu_text(r),
+                    ),
+                    None => Default::default(),
+                };
+                let (p50, p99) = match e {
+                    Some(e) => (format!("{:.3}", ms(e.p50)), format!("{:.3}", ms(e.p99))),
+                    None => Default::default(),
+                };
+                let _ = writeln!(
+                    out,
+                    "| {system} | {count} | {scheduling} | {demanded} | {achieved} | {cpu} | {p50} | {p99} |"
+                );
+            }
+        }
         let _ = writeln!(out, "\n{GUARANTEES}");
         out
     }
+}
 
+fn cpu_text(r: &ReminderFigures) -> String {
+    r.cpu
+        .iter()
+        .map(|(what, percent)| format!("{what} {percent:.0}%"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+impl Report {
     /// `system,kind,value` lines: `latency_ms` samples, `distinct`/`hot` calls/s.
     pub fn samples_csv(&self) -> String {
         let mut out = String::from("system,kind,value\n");

@@ -1,0 +1,149 @@
+//! Work the sidecars do on their own schedule: periodic reminder firings (sustained
+//! firings/s) and event delivery (publish-to-delivery latency), spec §2.5–§2.7.
+
+use crate::app::App;
+use crate::client::Client;
+use crate::procs::Mesh;
+use crate::stats::Figures;
+use anyhow::{bail, Context, Result};
+use bytes::Bytes;
+use futures::{StreamExt, TryStreamExt};
+use hyper::Method;
+use kar_protocol::time::Timestamp;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// Reminders scheduled concurrently over the one h2c connection.
+const SCHEDULING_CONCURRENCY: usize = 64;
+
+pub struct ReminderFigures {
+    pub reminders: usize,
+    pub scheduling: Duration,
+    /// Firings/s the schedule asks for: one per reminder per second.
+    pub demanded: f64,
+    pub achieved: f64,
+    /// `(process, % of one core)` over the measuring window.
+    pub cpu: Vec<(&'static str, f64)>,
+}
+
+/// Schedules `count` reminders with period 1 s on `count` distinct actors, lets them
+/// settle for `warmup`, then counts the firings the component receives in `window`.
+pub async fn reminders(
+    client: &Client,
+    app: &App,
+    mesh: &Mesh,
+    count: usize,
+    warmup: Duration,
+    window: Duration,
+) -> Result<ReminderFigures> {
+    let start = Instant::now();
+    futures::stream::iter(0..count)
+        .map(|i| async move {
+            let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_millis() as i64;
+            let target = Timestamp::from_unix_millis(now + 1000).format_rfc3339_nano();
+            let body =
+                format!("{{\"path\":\"/tick\",\"targetTime\":\"{target}\",\"period\":\"1s\"}}");
+            client
+                .send(
+                    Method::PUT,
+                    format!("/kar/v1/actor/Bench/r{i}/reminders/tick"),
+                    Bytes::from(body),
+                )
+                .await
+                .map(drop)
+        })
+        .buffer_unordered(SCHEDULING_CONCURRENCY)
+        .try_collect::<()>()
+        .await
+        .context("scheduling reminders")?;
+    let scheduling = start.elapsed();
+    tokio::time::sleep(warmup).await;
+
+    let mut pids = mesh.pids();
+    pids.push(("kar-bench (component + client)", std::process::id()));
+    let cpu_before: Vec<Option<u64>> = pids.iter().map(|(_, pid)| cpu_ticks(*pid)).collect();
+    let ticks_before = app.ticks.load(Ordering::Relaxed);
+    let measuring = Instant::now();
+    tokio::time::sleep(window).await;
+    let ticks = app.ticks.load(Ordering::Relaxed) - ticks_before;
+    let elapsed = measuring.elapsed().as_secs_f64();
+    let hz = clock_ticks_per_second();
+    let cpu = pids
+        .iter()
+        .zip(cpu_before)
+        .filter_map(|((label, pid), before)| {
+            let used = cpu_ticks(*pid)?.checked_sub(before?)?;
+            Some((*label, used as f64 / hz / elapsed * 100.0))
+        })
+        .collect();
+    Ok(ReminderFigures {
+        reminders: count,
+        scheduling,
+        demanded: count as f64,
+        achieved: ticks as f64 / elapsed,
+        cpu,
+    })
+}
+
+/// Subscribes `Bench/sub.event` to a fresh topic and publishes `count` events one
+/// after another (after 20 unmeasured ones), each carrying its publish time and each
+/// published only once the previous one has been delivered.
+pub async fn events(client: &Client, app: &mut App, count: usize) -> Result<Figures> {
+    client
+        .send(Method::PUT, "/kar/v1/event/bench".into(), Bytes::new())
+        .await
+        .context("creating topic bench")?;
+    client
+        .send(
+            Method::PUT,
+            "/kar/v1/actor/Bench/sub/events/s1".into(),
+            Bytes::from_static(b"{\"path\":\"/event\",\"topic\":\"bench\"}"),
+        )
+        .await
+        .context("subscribing Bench/sub to topic bench")?;
+    let mut samples = Vec::with_capacity(count);
+    for i in 0..count + 20 {
+        let published = app.now_ns();
+        client
+            .post_bytes(
+                "/kar/v1/event/bench/publish".into(),
+                Bytes::from(published.to_string()),
+            )
+            .await
+            .context("publishing")?;
+        let delivered = loop {
+            match tokio::time::timeout(Duration::from_secs(10), app.deliveries.recv()).await {
+                Ok(Some((p, delivered))) if p == published => break delivered,
+                // A delivery of an earlier event (at-least-once): not this one.
+                Ok(Some(_)) => continue,
+                Ok(None) => bail!("the component's delivery channel closed"),
+                Err(_) => bail!("event {i} not delivered within 10 s"),
+            }
+        };
+        if i >= 20 {
+            samples.push(Duration::from_nanos(delivered.saturating_sub(published)));
+        }
+    }
+    Ok(Figures::from_samples(samples))
+}
+
+/// utime + stime of a process, in clock ticks (`/proc/<pid>/stat` fields 14 and 15).
+fn cpu_ticks(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may contain spaces: count fields after its `)`.
+    let after = &stat[stat.rfind(')')? + 1..];
+    let mut fields = after.split_whitespace().skip(11);
+    let utime: u64 = fields.next()?.parse().ok()?;
+    let stime: u64 = fields.next()?.parse().ok()?;
+    Some(utime + stime)
+}
+
+fn clock_ticks_per_second() -> f64 {
+    std::process::Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|out| String::from_utf8(out.stdout).ok())
+        .and_then(|text| text.trim().parse().ok())
+        .unwrap_or(100.0)
+}
