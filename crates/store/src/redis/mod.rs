@@ -337,6 +337,14 @@ fn lock(members: &LocalMembers) -> std::sync::MutexGuard<'_, HashMap<String, Loc
     members.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// Settings of the managed connections (the shared one and each renewal's).
+fn manager_config() -> ConnectionManagerConfig {
+    ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(CONNECT_TIMEOUT))
+        .set_response_timeout(Some(RESPONSE_TIMEOUT))
+        .set_number_of_retries(2)
+}
+
 pub struct RedisStore {
     app: String,
     keys: Arc<Keys>,
@@ -390,11 +398,7 @@ impl RedisStore {
             .map_err(|e| connect_error(&addr, e))?;
         drop(probe);
 
-        let manager_config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(CONNECT_TIMEOUT))
-            .set_response_timeout(Some(RESPONSE_TIMEOUT))
-            .set_number_of_retries(2);
-        let conn = ConnectionManager::new_with_config(client.clone(), manager_config)
+        let conn = ConnectionManager::new_with_config(client.clone(), manager_config())
             .await
             .map_err(|e| connect_error(&addr, e))?;
         let lease = if config.lease.is_zero() {
@@ -466,9 +470,15 @@ impl Store for RedisStore {
             .invoke_async::<i64>(&mut self.conn.clone())
             .await?;
 
+        // Renewals get a connection of their own: behind a queue of large
+        // transitions on the shared one they could be answered too late, and the
+        // member would fence itself while alive and well.
+        let renew_conn = ConnectionManager::new_with_config(self.client.clone(), manager_config())
+            .await
+            .map_err(|e| connect_error(&self.addr, e))?;
         let (fenced_tx, fenced_rx) = watch::channel(false);
         let renew = tokio::spawn(renew_loop(
-            self.conn.clone(),
+            renew_conn,
             self.keys.clone(),
             node.clone(),
             self.lease,
