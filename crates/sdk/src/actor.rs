@@ -46,6 +46,11 @@ pub struct UpdateCounts {
 }
 
 impl ActorHandle {
+    /// The client the handle sends through.
+    pub(crate) fn client(&self) -> &Client {
+        &self.client
+    }
+
     pub(crate) fn new(
         client: Client,
         actor_type: &str,
@@ -76,7 +81,7 @@ impl ActorHandle {
     }
 
     /// `/kar/v1/actor/{type}/{id}`
-    fn base(&self) -> String {
+    pub(crate) fn base(&self) -> String {
         format!(
             "/kar/v1/actor/{}/{}",
             encode_segment(&self.actor_type),
@@ -406,7 +411,7 @@ async fn remove_entry(state: &State, suffix: &str) -> Result<bool> {
 }
 
 /// The `1`/`0` answers of removals.
-fn one_or_zero(response: Response) -> Result<bool> {
+pub(crate) fn one_or_zero(response: Response) -> Result<bool> {
     expect_success(&response)?;
     match response.text_body().trim() {
         "1" => Ok(true),

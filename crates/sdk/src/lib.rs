@@ -4,7 +4,8 @@
 //!
 //! * [`Client`]: the `/kar/v1` API of the sidecar on `127.0.0.1:$KAR_RUNTIME_PORT` —
 //!   service calls, tells and promises, actor calls ([`ActorHandle`]), actor state
-//!   ([`State`], [`Submap`]), health and shutdown. One multiplexed HTTP/2 connection.
+//!   ([`State`], [`Submap`]), reminders and event subscriptions of actors, topics and
+//!   publishing, health and shutdown. One multiplexed HTTP/2 connection.
 //! * [`Server`]: the component side (`/kar/impl/v1`, spec §3) on
 //!   `127.0.0.1:$KAR_APP_PORT` — actor types implementing [`Actor`], and plain
 //!   service routes.
@@ -38,10 +39,12 @@
 mod actor;
 mod client;
 mod error;
+mod events;
 mod server;
 
 pub use actor::{ActorHandle, State, Submap, UpdateCounts};
 pub use async_trait::async_trait;
 pub use client::{Client, Promise, Response};
 pub use error::{Error, Result};
+pub use events::ReminderTime;
 pub use server::{Actor, Context, Outcome, Server, ServerHandle, ServiceRequest, TailCall};
