@@ -21,13 +21,16 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// The system query that wakes a member's delivery loop (see [`Runtime::publish`]).
+pub(crate) const EVENTS_WAKE_QUERY: &str = "/kar/v1/system/events/wake";
+
 /// Content type of actor method invocations (spec §3.3).
 const KAR_JSON: &str = "application/kar+json";
 
-/// Longest sleep of the delivery loop. Publishing through this member, and the end
-/// of a tell executed here, wake it at once; events published by other members (or
-/// other applications: topics are shared) and tells finished elsewhere are only
-/// noticed at this tick, as the store sends no notification for them.
+/// Longest sleep of the delivery loop. Publishing through any member of the
+/// application, and the end of a tell executed here, wake it at once; events
+/// published by other applications (topics are shared) and tells finished elsewhere
+/// are only noticed at this tick, as the store sends no notification for them.
 const DELIVERY_TICK: Duration = Duration::from_millis(100);
 
 impl Runtime {
@@ -41,11 +44,45 @@ impl Runtime {
         Ok(self.store().topic_delete(topic).await?)
     }
 
-    /// Publishes one event; returns its offset. Wakes this member's delivery loop.
-    pub async fn publish(&self, topic: &str, event: Bytes) -> Result<u64, RuntimeError> {
+    /// Publishes one event; returns its offset. Wakes the delivery loops of this
+    /// member and of the other members of the application that host actors (a tell
+    /// addressed to each one's node id), so that no subscriber waits for its tick.
+    pub async fn publish(self: &Arc<Self>, topic: &str, event: Bytes) -> Result<u64, RuntimeError> {
         let offset = self.store().publish(topic, event).await?;
         self.wake_events();
+        tokio::spawn(self.clone().wake_other_members());
         Ok(offset)
+    }
+
+    async fn wake_other_members(self: Arc<Self>) {
+        let members = match self.members().await {
+            Ok(members) => members,
+            Err(e) => {
+                tracing::debug!("cannot wake the other members after a publish: {e}");
+                return;
+            }
+        };
+        for member in members {
+            if member.node == *self.node() || member.actors.is_empty() {
+                continue;
+            }
+            let invocation = Invocation {
+                method: "POST".to_string(),
+                path: EVENTS_WAKE_QUERY.to_string(),
+                query: None,
+                headers: Vec::new(),
+                body: Bytes::new(),
+            };
+            let target = Target::Service {
+                name: member.node.0.clone(),
+            };
+            if let Err(e) = self
+                .request(target, invocation, RequestKind::Tell, None, None)
+                .await
+            {
+                tracing::debug!("cannot wake member {}: {e}", member.node);
+            }
+        }
     }
 
     /// Creates or replaces a subscription; returns whether one was replaced.

@@ -810,6 +810,10 @@ impl Runtime {
             let body = serde_json::to_vec(&self.local_actors()).unwrap_or_default();
             return Outcome::Reply(Reply::new(200, Some("application/json"), body));
         }
+        if invocation.path == crate::events::EVENTS_WAKE_QUERY {
+            self.wake_events();
+            return Outcome::Reply(Reply::new(204, None, Bytes::new()));
+        }
         Outcome::Reply(Reply::text(
             404,
             format!("unknown system query {}", invocation.path),
