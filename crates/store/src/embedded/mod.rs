@@ -989,6 +989,7 @@ impl Inbox for EmbeddedInbox {
             let app = self.app.clone();
             let node = self.node.clone();
             let acked = self.acked;
+            let known_version = self.version;
             let (rows, version, members) = self
                 .db
                 .read(move |conn| {
@@ -1010,10 +1011,14 @@ impl Inbox for EmbeddedInbox {
                         })?
                         .collect::<Result<_, _>>()?;
                     let version = mesh_version(conn, &app)?;
-                    let members: Vec<String> = conn
-                        .prepare_cached("SELECT node FROM members WHERE app = ?1")?
-                        .query_map([&app], |row| row.get(0))?
-                        .collect::<Result<_, _>>()?;
+                    // The member list only matters when the mesh changed.
+                    let members: Vec<String> = if version == known_version {
+                        Vec::new()
+                    } else {
+                        conn.prepare_cached("SELECT node FROM members WHERE app = ?1")?
+                            .query_map([&app], |row| row.get(0))?
+                            .collect::<Result<_, _>>()?
+                    };
                     Ok((rows, version, members))
                 })
                 .await?;
