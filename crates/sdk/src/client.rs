@@ -1,23 +1,17 @@
 //! The client of the sidecar's `/kar/v1` API (spec §2): services, promises, system.
 
 use crate::actor::ActorHandle;
+use crate::connection::{describe, Connection};
 use crate::error::{Error, Result};
 use bytes::Bytes;
 use http::header::{HeaderName, HeaderValue, ACCEPT, CONTENT_TYPE, PRAGMA};
 use http::{Method, Request, Uri};
 use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
 use kar_protocol::paths::encode_segment;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::Value;
 use std::sync::Arc;
-
-/// HTTP/2 flow-control windows large enough that big bodies are not throttled by
-/// window updates (the sidecar uses the same sizes).
-const STREAM_WINDOW: u32 = 8 * 1024 * 1024;
-const CONNECTION_WINDOW: u32 = 32 * 1024 * 1024;
 
 pub(crate) const KAR_JSON: &str = "application/kar+json";
 const JSON: &str = "application/json";
@@ -102,7 +96,7 @@ pub struct Client {
 }
 
 struct Inner {
-    http: hyper_util::client::legacy::Client<HttpConnector, Full<Bytes>>,
+    connection: Connection,
     base: String,
 }
 
@@ -159,20 +153,9 @@ impl Client {
     /// A client of the sidecar listening on `127.0.0.1:<runtime_port>`. Nothing is
     /// connected until the first request.
     pub fn new(runtime_port: u16) -> Client {
-        let mut connector = HttpConnector::new();
-        // Small request/answer exchanges: without this, Nagle's algorithm and delayed
-        // ACKs add tens of milliseconds to every call.
-        connector.set_nodelay(true);
-        let http = hyper_util::client::legacy::Client::builder(TokioExecutor::new())
-            .timer(TokioTimer::new())
-            .pool_timer(TokioTimer::new())
-            .http2_only(true)
-            .http2_initial_stream_window_size(STREAM_WINDOW)
-            .http2_initial_connection_window_size(CONNECTION_WINDOW)
-            .build(connector);
         Client {
             inner: Arc::new(Inner {
-                http,
+                connection: Connection::new(runtime_port),
                 base: format!("http://127.0.0.1:{runtime_port}"),
             }),
         }
@@ -209,12 +192,7 @@ impl Client {
                 .map_err(|_| Error::Config(format!("invalid value of header {name}")))?;
             request.headers_mut().append(name.clone(), value);
         }
-        let response = self
-            .inner
-            .http
-            .request(request)
-            .await
-            .map_err(|e| Error::Transport(describe(&e)))?;
+        let response = self.inner.connection.send(request).await?;
         let (parts, body) = response.into_parts();
         let body = body
             .collect()
@@ -531,17 +509,6 @@ fn failed(envelope: &Value) -> Option<Error> {
 
 /// An error with its sources: hyper's top-level messages alone ("client error
 /// (Connect)") do not say what happened.
-fn describe(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

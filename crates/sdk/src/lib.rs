@@ -38,6 +38,7 @@
 
 mod actor;
 mod client;
+mod connection;
 mod error;
 mod events;
 mod server;
