@@ -79,6 +79,10 @@ pub struct Request {
     pub deadline: Option<u64>,
     /// Tail-call step: 0 for the original request, k for its k-th continuation.
     pub step: u32,
+    /// Delivery attempt of this step: 0 for the first, incremented by the store each
+    /// time recovery re-delivers the step after its executor died. A re-delivered
+    /// step may have started already, so its start deadline no longer applies.
+    pub attempt: u32,
     /// Set on a service continuation of an actor tail call that named a method: a
     /// `200` service reply is re-wrapped as `{"value": ...}` for the actor caller
     /// (spec §4.3).

@@ -150,6 +150,7 @@ impl Runtime {
             deadline: timeout.map(|t| now_millis() + t.as_millis() as u64),
             step: 0,
             wrap_reply: false,
+            attempt: 0,
         })
     }
 

@@ -179,6 +179,7 @@ impl Runtime {
             deadline,
             step: 0,
             wrap_reply: false,
+            attempt: 0,
         };
         let id = request.id.clone();
         let reply_rx = match kind {
@@ -595,6 +596,7 @@ impl Runtime {
             .map(|t| now_millis() + t.as_millis() as u64);
         let mut next = request.clone();
         next.step += 1;
+        next.attempt = 0;
         next.wrap_reply = false;
         match continuation {
             Continuation::Actor {
@@ -831,6 +833,11 @@ impl Runtime {
     }
 
     fn check_deadline(&self, request: &Request) -> Option<Outcome> {
+        if request.attempt > 0 {
+            // Re-delivered by recovery: the step may have started before its executor
+            // died, and a started request never fails because recovery took time.
+            return None;
+        }
         let deadline = request.deadline?;
         request
             .deadline_passed(now_millis())

@@ -46,6 +46,7 @@ async fn main() {
             deadline: None,
             step: 0,
             wrap_reply: false,
+            attempt: 0,
         };
         a.enqueue(&req).await.unwrap();
         let t1 = Instant::now();

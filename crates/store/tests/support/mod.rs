@@ -189,6 +189,7 @@ pub fn request(kind: RequestKind, service: &str, caller: &str) -> Request {
         deadline: None,
         step: 0,
         wrap_reply: false,
+        attempt: 0,
     }
 }
 
