@@ -238,6 +238,47 @@ impl Process {
         exited
     }
 
+    /// `kill -9` of this process alone (for `kar run`: the sidecar; its component
+    /// dies with it through its parent-death signal), then reaps it.
+    pub fn kill_process_only(&mut self) {
+        let _ = kill_process(self.pid, Signal::KILL);
+        if self.ended.is_none() {
+            self.ended = self.exit.recv_timeout(DRAIN_TIMEOUT).ok();
+        }
+    }
+
+    /// SIGSTOP to this process alone: it freezes, its children keep running.
+    pub fn stop(&self) {
+        let _ = kill_process(self.pid, Signal::STOP);
+    }
+
+    /// SIGCONT to this process alone.
+    pub fn resume(&self) {
+        let _ = kill_process(self.pid, Signal::CONT);
+    }
+
+    /// The pids of this process's direct children (for `kar run`: its component).
+    pub fn child_pids(&self) -> Vec<u32> {
+        let pid = self.pid();
+        std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+            .unwrap_or_default()
+            .split_whitespace()
+            .filter_map(|p| p.parse().ok())
+            .collect()
+    }
+
+    /// `kill -9` of this process's children only (for `kar run`: the component,
+    /// while the sidecar lives on). Returns how many were signalled.
+    pub fn kill_children(&self) -> usize {
+        let children = self.child_pids();
+        for child in &children {
+            if let Some(pid) = Pid::from_raw(*child as i32) {
+                let _ = kill_process(pid, Signal::KILL);
+            }
+        }
+        children.len()
+    }
+
     /// Kills the whole process group and reaps the process.
     pub fn kill(&mut self) {
         let _ = kill_process_group(self.pid, Signal::KILL);
