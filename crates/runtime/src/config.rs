@@ -21,6 +21,8 @@ pub struct RuntimeConfig {
     /// A reminder firing later than this after its target logs a warning
     /// (`-actor_reminder_acceptable_delay`); `None` = never.
     pub actor_reminder_acceptable_delay: Option<Duration>,
+    /// `-cancel`: recovered calls whose caller is gone are not executed again.
+    pub cancel: bool,
 }
 
 impl RuntimeConfig {
@@ -35,6 +37,7 @@ impl RuntimeConfig {
             actor_collector_interval: Some(Duration::from_secs(10)),
             actor_reminder_interval: Duration::from_millis(100),
             actor_reminder_acceptable_delay: Some(Duration::from_secs(3)),
+            cancel: false,
         }
     }
 }

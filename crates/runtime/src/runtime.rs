@@ -439,6 +439,19 @@ impl Runtime {
     }
 
     async fn execute_to_completion(self: Arc<Self>, request: Request) {
+        if request.attempt > 0 {
+            tracing::info!(
+                request = %request.id,
+                "retrying step {} of {} (attempt {}): its previous executor died",
+                request.step,
+                request.target.routing_name(),
+                request.attempt + 1
+            );
+            if let Some(cancelled) = self.cancel_orphan(&request).await {
+                self.complete(&request.id, &cancelled).await;
+                return;
+            }
+        }
         let outcome = match request.target.clone() {
             Target::Service { .. } => Some(self.execute_service(&request).await),
             Target::Actor { actor_type, id } => {
@@ -830,6 +843,27 @@ impl Runtime {
     /// Actor instances activated in this runtime's component.
     pub fn activated_actors(&self) -> Vec<ActorRef> {
         self.actors.activated()
+    }
+
+    /// With `-cancel` (spec §4.8): a recovered call whose caller is gone is not
+    /// executed again; nobody waits for its answer.
+    async fn cancel_orphan(&self, request: &Request) -> Option<Outcome> {
+        if !self.config.cancel || request.kind != RequestKind::Call || request.caller == self.node {
+            return None;
+        }
+        let members = match self.store.members().await {
+            Ok(members) => members,
+            // In doubt, execute: the request is retried, never lost.
+            Err(_) => return None,
+        };
+        if members.iter().any(|m| m.node == request.caller) {
+            return None;
+        }
+        tracing::info!(request = %request.id, "not retried: its caller {} is gone (-cancel)", request.caller);
+        Some(Outcome::Failed(format!(
+            "cancelled: the caller {} is gone",
+            request.caller
+        )))
     }
 
     fn check_deadline(&self, request: &Request) -> Option<Outcome> {

@@ -206,6 +206,7 @@ pub async fn run(ctx: Context) -> Result<i32> {
         runtime_config.actor_reminder_interval = interval;
     }
     runtime_config.actor_reminder_acceptable_delay = options.actor_reminder_acceptable_delay;
+    runtime_config.cancel = options.cancel;
     // Components without -service still host `kar.none`, so they get an app client too.
     let app = HttpAppClient::new(AppClientConfig {
         app_port: options.app_port,
