@@ -16,12 +16,14 @@
 //! parallel. Processes are spawned in their own process group and killed with it when
 //! their handle drops; when a test panics, every dropped process prints its output.
 
+mod clock;
 mod component;
 mod paths;
 mod ports;
 mod process;
 mod store;
 
+pub use clock::monotonic_ns;
 pub use component::{kar, Component};
 pub use paths::{apps_dir, curl_checks, kar_bin, node, python, repo_root};
 pub use ports::free_port;

@@ -1,0 +1,609 @@
+//! Fault injection (issue 5), on both stores: components are killed with SIGKILL (the
+//! sidecar and its app together, as a crash of the machine would) in the middle of a
+//! request, and the checks read the app's own records (tests/apps/js/faults/server.js
+//! appends one JSON line per entry, exit and side effect of a handler, with its pid,
+//! its attempt number and a CLOCK_MONOTONIC time stamp) and what the client got.
+//!
+//! - a service request whose handler takes 30 s survives a kill of its server and a
+//!   restart: the reply arrives, the side effect happened once, attempts never overlap;
+//! - a nested actor call f → g survives a kill of g's host, and a kill of f's host (f's
+//!   retry starts only after g completed: guarantee 5);
+//! - a tail-call chain A → B → C whose hosts die re-executes only C (guarantee 6);
+//! - Redis: a sidecar frozen with SIGSTOP past its lease commits nothing when it wakes up;
+//! - a reminder keeps firing, a subscription keeps delivering, on a standby replica once
+//!   the host of the actor died.
+//!
+//! Every test prints (eprintln) the time from the kill to the retried request running
+//! again; the bank workload (bank_faults.rs) and the benchmark are elsewhere.
+
+use kar_tests::{monotonic_ns, node, store_test, unique_app, Component, Process, Store};
+use serde_json::Value;
+use std::path::Path;
+use std::time::{Duration, Instant};
+use tempfile::TempDir;
+
+/// How long the handler of the service scenario runs (the issue asks for 30 s).
+const SLOW_SERVICE_MS: u64 = 30_000;
+/// Upper bound for a server to print that it listens.
+const START_TIMEOUT: Duration = Duration::from_secs(60);
+/// Upper bound for an awaited record (an entry, a retry, a firing) to appear.
+const RECORD_TIMEOUT: Duration = Duration::from_secs(60);
+/// Upper bound for a client to get its reply, handlers and restarts included.
+const CLIENT_TIMEOUT: Duration = Duration::from_secs(150);
+
+/// One line of the app's record file.
+#[derive(Debug, Clone)]
+struct Record {
+    ev: String,
+    what: String,
+    key: String,
+    pid: u32,
+    attempt: Option<u64>,
+    /// CLOCK_MONOTONIC, ns.
+    mono: u64,
+    seq: Option<u64>,
+}
+
+impl Record {
+    fn parse(line: &str) -> Record {
+        let v: Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("bad record {line:?}: {e}"));
+        let text = |field: &str| v[field].as_str().unwrap_or_default().to_string();
+        Record {
+            ev: text("ev"),
+            what: text("what"),
+            key: text("key"),
+            pid: v["pid"].as_u64().expect("pid") as u32,
+            attempt: v["attempt"].as_u64(),
+            mono: text("mono").parse().expect("mono"),
+            seq: v["seq"].as_u64(),
+        }
+    }
+
+    fn is(&self, ev: &str, what: &str, key: &str) -> bool {
+        self.ev == ev && self.what == what && self.key == key
+    }
+}
+
+/// The records the app components of one test append to (`$FAULTS_LOG_DIR`).
+struct Records {
+    dir: TempDir,
+}
+
+impl Records {
+    fn new() -> Records {
+        Records {
+            dir: tempfile::Builder::new()
+                .prefix("kar-faults-")
+                .tempdir()
+                .expect("create a temporary directory"),
+        }
+    }
+
+    fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Every complete line written so far, in file order.
+    fn read(&self) -> Vec<Record> {
+        let text = std::fs::read_to_string(self.dir().join("records.jsonl")).unwrap_or_default();
+        // A line being written has no newline yet.
+        let complete = text.rfind('\n').map_or("", |end| &text[..end]);
+        complete
+            .lines()
+            .filter(|l| !l.is_empty())
+            .map(Record::parse)
+            .collect()
+    }
+
+    /// The records `(ev, what, key)`.
+    fn of(&self, ev: &str, what: &str, key: &str) -> Vec<Record> {
+        self.read()
+            .into_iter()
+            .filter(|r| r.is(ev, what, key))
+            .collect()
+    }
+
+    /// Polls for the first record that `matches`; panics with every record after
+    /// `timeout`.
+    fn await_record(&self, what: &str, matches: impl Fn(&Record) -> bool) -> Record {
+        let deadline = Instant::now() + RECORD_TIMEOUT;
+        loop {
+            if let Some(found) = self.read().into_iter().find(|r| matches(r)) {
+                return found;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no record of {what} within {RECORD_TIMEOUT:?}; records:\n{:#?}",
+                self.read()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+/// A `kar run` of the faults server, with the pid of its app.
+struct Host {
+    process: Process,
+    app_pid: u32,
+}
+
+impl Host {
+    /// Starts `component` and waits until its app listens.
+    fn spawn(component: Component) -> Host {
+        let process = component.spawn();
+        let marker = "faults server listening on ";
+        assert!(
+            process.wait_for_output(marker, START_TIMEOUT),
+            "{} did not start within {START_TIMEOUT:?}; output:\n{}",
+            process.name(),
+            process.output()
+        );
+        // Wait for the whole line, then read the pid at its end.
+        let deadline = Instant::now() + START_TIMEOUT;
+        let app_pid = loop {
+            let output = process.output();
+            let pid = output
+                .lines()
+                .find_map(|l| l.split_once(marker))
+                .and_then(|(_, rest)| rest.rsplit_once(" pid "))
+                .and_then(|(_, pid)| pid.trim().parse().ok());
+            if let Some(pid) = pid {
+                break pid;
+            }
+            assert!(Instant::now() < deadline, "no pid in {output}");
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        Host { process, app_pid }
+    }
+
+    /// SIGKILL to the sidecar and its app (the whole process group).
+    fn kill(&mut self) -> Kill {
+        let signalled = monotonic_ns();
+        self.process.kill();
+        Kill {
+            signalled,
+            reaped: monotonic_ns(),
+            app_pid: self.app_pid,
+        }
+    }
+}
+
+/// When a host was killed.
+#[derive(Debug, Clone, Copy)]
+struct Kill {
+    /// Just before the signal.
+    signalled: u64,
+    /// Once the sidecar was reaped: the app is dead too.
+    reaped: u64,
+    app_pid: u32,
+}
+
+/// The faults server as a component of `app`, writing to `records`.
+fn server<'a>(store: &'a Store, app: &str, records: &Records, name: &str) -> Component<'a> {
+    Component::new(store, app)
+        .name(name)
+        .h2c()
+        .env("FAULTS_LOG_DIR", records.dir())
+        .command(node("faults/server.js", &[]))
+}
+
+fn client(store: &Store, app: &str, args: &[&str]) -> Process {
+    Component::new(store, app)
+        .name(&format!("faults client {}", args.join(" ")))
+        .command(node("faults/client.js", args))
+        .spawn()
+}
+
+/// Waits for `client` to succeed (while `servers` run) and returns its `result` JSON.
+fn result_of(client: &mut Process) -> Value {
+    let exited = client.expect_success(CLIENT_TIMEOUT);
+    let line = exited
+        .stdout
+        .lines()
+        .find_map(|l| l.split_once("result ").map(|(_, json)| json.to_string()))
+        .unwrap_or_else(|| panic!("no result line in:\n{}", exited.output));
+    serde_json::from_str(&line).unwrap_or_else(|e| panic!("bad result {line:?}: {e}"))
+}
+
+fn ms(from: u64, to: u64) -> f64 {
+    (to as f64 - from as f64) / 1e6
+}
+
+/// The intervals `[enter, end]` of every attempt of `(what, key)`, with the pid of the
+/// app that ran it: an attempt ends at its exit record, or else when its app was killed.
+fn attempts(records: &[Record], what: &str, key: &str, kills: &[Kill]) -> Vec<(u64, u64, u32)> {
+    records
+        .iter()
+        .filter(|r| r.is("enter", what, key))
+        .map(|enter| {
+            let exit = records.iter().find(|r| {
+                r.is("exit", what, key) && r.pid == enter.pid && r.attempt == enter.attempt
+            });
+            let end = match exit {
+                Some(exit) => exit.mono,
+                None => kills
+                    .iter()
+                    .find(|k| k.app_pid == enter.pid && k.signalled > enter.mono)
+                    .map(|k| k.reaped)
+                    .unwrap_or_else(|| {
+                        panic!("attempt {enter:?} neither finished nor was killed; records:\n{records:#?}")
+                    }),
+            };
+            (enter.mono, end, enter.pid)
+        })
+        .collect()
+}
+
+/// Guarantee 4: no two attempts of `(what, key)` ran at the same time.
+fn assert_no_overlap(records: &[Record], what: &str, key: &str, kills: &[Kill]) {
+    let mut intervals = attempts(records, what, key, kills);
+    intervals.sort();
+    for pair in intervals.windows(2) {
+        assert!(
+            pair[1].0 > pair[0].1,
+            "attempts of {what}({key}) overlapped: {:?} and {:?}; records:\n{records:#?}",
+            pair[0],
+            pair[1]
+        );
+    }
+}
+
+fn count(records: &[Record], ev: &str, what: &str, key: &str) -> usize {
+    records.iter().filter(|r| r.is(ev, what, key)).count()
+}
+
+/// Prints the figure the issue asks for: kill -9 to the retried request running again.
+fn report_recovery(store: &Store, scenario: &str, kill: &Kill, retry: &Record) {
+    eprintln!(
+        "[faults] {} store, {scenario}: kill -9 -> retry running: {:.0} ms",
+        store.kind(),
+        ms(kill.signalled, retry.mono)
+    );
+}
+
+store_test!(
+    /// A service request whose handler takes 30 s: the server (sidecar and app) is
+    /// killed with SIGKILL during it and restarted with the same command. The client
+    /// gets the reply of the retry, the side effect (written at the end of the
+    /// handler) happened exactly once, and the attempts never overlapped.
+    fn service_request_survives_a_kill_of_its_server(store) {
+        let app = unique_app("faults-svc");
+        let records = Records::new();
+        let start = |name: &str| Host::spawn(server(store, &app, &records, name).service("slow"));
+        let mut first = start("slow service");
+        let mut caller = client(store, &app, &["service", "slow", "k", &SLOW_SERVICE_MS.to_string()]);
+        records.await_record("the first entry", |r| r.is("enter", "slow", "k"));
+
+        let kill = first.kill();
+        let restarted = start("slow service (restarted)");
+        let retry = records.await_record("the retry", |r| {
+            r.is("enter", "slow", "k") && r.mono > kill.signalled
+        });
+        report_recovery(store, "service handler, server restarted", &kill, &retry);
+        assert_eq!(retry.pid, restarted.app_pid, "the retry ran on the restarted server");
+
+        let reply = result_of(&mut caller);
+        let all = records.read();
+        assert_eq!(count(&all, "enter", "slow", "k"), 2, "two attempts; records:\n{all:#?}");
+        let effects: Vec<&Record> = all.iter().filter(|r| r.is("effect", "slow", "k")).collect();
+        assert_eq!(effects.len(), 1, "the side effect happened once; records:\n{all:#?}");
+        assert_eq!(effects[0].pid, restarted.app_pid, "the side effect came from the retry");
+        assert_eq!(
+            reply,
+            serde_json::json!({"key": "k", "pid": restarted.app_pid, "attempt": 2}),
+            "the client got the retry's reply"
+        );
+        assert_no_overlap(&all, "slow", "k", &[kill]);
+    }
+);
+
+/// The hosts of the nested-call scenario: F on one component, G on another.
+fn nested_hosts<'a>(
+    store: &'a Store,
+    app: &'a str,
+    records: &'a Records,
+) -> impl Fn(&str, &str) -> Host + 'a {
+    move |actor_type: &str, name: &str| {
+        Host::spawn(server(store, app, records, name).actors(&[actor_type]))
+    }
+}
+
+store_test!(
+    /// A nested actor call f → g (f calls g in its session; F and G live on different
+    /// components): the host of g is killed during g and restarted. g is retried
+    /// there, f (whose host lived) runs once and the client gets f's result, built
+    /// from the retried g.
+    fn nested_call_survives_a_kill_of_the_callee_host(store) {
+        let app = unique_app("faults-nested-g");
+        let records = Records::new();
+        let host = nested_hosts(store, &app, &records);
+        let f_host = host("F", "host of F");
+        let mut g_host = host("G", "host of G");
+        let mut caller = client(store, &app, &["nested", "k", "4000"]);
+        records.await_record("g's entry", |r| r.is("enter", "g", "k"));
+
+        let kill = g_host.kill();
+        let g_restarted = host("G", "host of G (restarted)");
+        let retry = records.await_record("g's retry", |r| r.is("enter", "g", "k") && r.mono > kill.signalled);
+        report_recovery(store, "nested call, callee host restarted", &kill, &retry);
+
+        let reply = result_of(&mut caller);
+        let all = records.read();
+        assert_eq!(count(&all, "enter", "f", "k"), 1, "f ran once; records:\n{all:#?}");
+        assert_eq!(count(&all, "enter", "g", "k"), 2, "g ran twice; records:\n{all:#?}");
+        assert_eq!(count(&all, "effect", "g", "k"), 1, "g's side effect once; records:\n{all:#?}");
+        assert_eq!(
+            reply,
+            serde_json::json!({
+                "f": {"pid": f_host.app_pid, "attempt": 1},
+                "g": {"key": "k", "pid": g_restarted.app_pid, "attempt": 2},
+            })
+        );
+        assert_no_overlap(&all, "g", "k", &[kill]);
+    }
+);
+
+store_test!(
+    /// A nested actor call f → g: the host of f is killed while g runs (g's caller is
+    /// gone) and restarted. g still completes; f's retry starts only after g completed
+    /// (guarantee 5), calls g again, and the client gets the retried f's result.
+    fn nested_call_survives_a_kill_of_the_caller_host(store) {
+        let app = unique_app("faults-nested-f");
+        let records = Records::new();
+        let host = nested_hosts(store, &app, &records);
+        let mut f_host = host("F", "host of F");
+        let g_host = host("G", "host of G");
+        // g outlasts the restart of f's host by several seconds: a retry of f that
+        // does not wait for g would start while g still runs.
+        let mut caller = client(store, &app, &["nested", "k", "8000"]);
+        let g_first = records.await_record("g's entry", |r| r.is("enter", "g", "k"));
+
+        let kill = f_host.kill();
+        let f_restarted = host("F", "host of F (restarted)");
+        let f_retry = records.await_record("f's retry", |r| r.is("enter", "f", "k") && r.mono > kill.signalled);
+        report_recovery(store, "nested call, caller host restarted (waits for g)", &kill, &f_retry);
+
+        let reply = result_of(&mut caller);
+        let all = records.read();
+        let g_first_exit = all
+            .iter()
+            .find(|r| r.is("exit", "g", "k") && r.attempt == g_first.attempt)
+            .unwrap_or_else(|| panic!("g's first attempt never finished; records:\n{all:#?}"));
+        assert!(
+            f_retry.mono > g_first_exit.mono,
+            "f's retry started {:.0} ms before g (called by the failed attempt) completed; records:\n{all:#?}",
+            ms(f_retry.mono, g_first_exit.mono)
+        );
+        assert_eq!(count(&all, "enter", "f", "k"), 2, "f ran twice; records:\n{all:#?}");
+        // Each attempt of f called g once, and each call ran once.
+        assert_eq!(count(&all, "enter", "g", "k"), 2, "g ran once per f; records:\n{all:#?}");
+        assert_eq!(count(&all, "effect", "g", "k"), 2, "g's side effect once per call; records:\n{all:#?}");
+        assert_eq!(
+            reply,
+            serde_json::json!({
+                "f": {"pid": f_restarted.app_pid, "attempt": 2},
+                "g": {"key": "k", "pid": g_host.app_pid, "attempt": 2},
+            })
+        );
+        assert_no_overlap(&all, "f", "k", &[kill]);
+        assert_no_overlap(&all, "g", "k", &[kill]);
+    }
+);
+
+store_test!(
+    /// A tail-call chain A → B → C: A and B live on one component, C on it or on a
+    /// standby replica. While C runs, the host of A and B is killed, and so is C's
+    /// host if it is the other one; the killed ones are restarted. Only C is
+    /// re-executed (guarantee 6): A and B ran once, C's side effect happened once.
+    fn tail_call_chain_retries_only_its_last_step(store) {
+        let app = unique_app("faults-chain");
+        let records = Records::new();
+        let start = |actors: &[&str], name: &str| Host::spawn(server(store, &app, &records, name).actors(actors));
+        let mut hosts = vec![start(&["A", "B", "C"], "host of A, B, C"), start(&["C"], "standby host of C")];
+        let mut caller = client(store, &app, &["chain", "k", "4000"]);
+        let c_first = records.await_record("C's entry", |r| r.is("enter", "c", "k"));
+        let all = records.read();
+        let a_pid = all.iter().find(|r| r.is("enter", "a", "k")).expect("A ran before C").pid;
+        let b_pid = all.iter().find(|r| r.is("enter", "b", "k")).expect("B ran before C").pid;
+        assert_eq!((a_pid, b_pid), (hosts[0].app_pid, hosts[0].app_pid), "A and B live on their only host");
+
+        let mut kills = vec![hosts[0].kill()];
+        if c_first.pid == hosts[1].app_pid {
+            kills.push(hosts[1].kill());
+        }
+        let mut restarted = vec![start(&["A", "B", "C"], "host of A, B, C (restarted)")];
+        if kills.len() == 2 {
+            restarted.push(start(&["C"], "standby host of C (restarted)"));
+        }
+        let retry = records.await_record("C's retry", |r| r.is("enter", "c", "k") && r.mono > kills[0].signalled);
+        report_recovery(store, "tail-call chain, last step", &kills[0], &retry);
+
+        let reply = result_of(&mut caller);
+        let all = records.read();
+        assert_eq!(count(&all, "enter", "a", "k"), 1, "A ran once; records:\n{all:#?}");
+        assert_eq!(count(&all, "enter", "b", "k"), 1, "B ran once; records:\n{all:#?}");
+        assert_eq!(count(&all, "enter", "c", "k"), 2, "C ran twice; records:\n{all:#?}");
+        let effects: Vec<&Record> = all.iter().filter(|r| r.is("effect", "c", "k")).collect();
+        assert_eq!(effects.len(), 1, "C's side effect once; records:\n{all:#?}");
+        assert_eq!(effects[0].pid, retry.pid, "the side effect came from the retry");
+        assert_eq!(reply, serde_json::json!({"key": "k", "pid": retry.pid, "attempt": 2}));
+        let live: Vec<u32> = hosts.iter().chain(&restarted).map(|h| h.app_pid).collect();
+        assert!(live.contains(&retry.pid) && !kills.iter().any(|k| k.app_pid == retry.pid));
+        assert_no_overlap(&all, "c", "k", &kills);
+    }
+);
+
+/// Redis only (the embedded store sees a frozen process's OS lock held): a replica's
+/// sidecar frozen with SIGSTOP past its lease while its app runs a request, then woken
+/// with SIGCONT once its app finished the handler (the reply waits in the frozen
+/// sidecar's socket), commits nothing from that stale attempt: the request was retried
+/// on the other replica, the client gets exactly that replica's reply, and the woken
+/// sidecar fences itself (stops its component and exits) instead of executing anything.
+#[test]
+fn redis_sidecar_stopped_past_its_lease_commits_nothing() {
+    let store = Store::redis();
+    let app = unique_app("faults-stop");
+    let records = Records::new();
+    // A 1 s lease so that the freeze outlasts it quickly. The client keeps the default
+    // lease: a loaded machine must not fence it.
+    let replica = |name: &str| {
+        Host::spawn(
+            server(&store, &app, &records, name)
+                .service("slow")
+                .arg("-redis_lease")
+                .arg("1s"),
+        )
+    };
+    let mut replicas = [replica("replica 1"), replica("replica 2")];
+    let mut caller = client(&store, &app, &["service", "slow", "k", "6000"]);
+    let first = records.await_record("the first entry", |r| r.is("enter", "slow", "k"));
+    let stale = replicas
+        .iter()
+        .position(|h| h.app_pid == first.pid)
+        .unwrap_or_else(|| panic!("{first:?} ran on neither replica"));
+    let live = 1 - stale;
+
+    let stopped_at = monotonic_ns();
+    replicas[stale].process.stop();
+    let retry = records.await_record("the retry", |r| {
+        r.is("enter", "slow", "k") && r.pid != first.pid
+    });
+    eprintln!(
+        "[faults] redis store, sidecar frozen past its 1 s lease: SIGSTOP -> retry running: {:.0} ms",
+        ms(stopped_at, retry.mono)
+    );
+    assert_eq!(
+        retry.pid, replicas[live].app_pid,
+        "the retry ran on the live replica"
+    );
+    // The frozen sidecar's app finishes its handler meanwhile.
+    records.await_record("the stale attempt's end", |r| {
+        r.is("exit", "slow", "k") && r.pid == first.pid
+    });
+    let retry_done_early = !records
+        .of("exit", "slow", "k")
+        .iter()
+        .any(|r| r.pid == retry.pid);
+    assert!(
+        retry_done_early,
+        "the retry finished before the stale attempt: the race this test is about never happened"
+    );
+
+    let resumed_at = monotonic_ns();
+    replicas[stale].process.resume();
+    let exited = replicas[stale].process.wait(Duration::from_secs(30));
+    assert_eq!(
+        exited.code(),
+        Some(1),
+        "the woken sidecar must exit (fenced); output:\n{}",
+        exited.output
+    );
+    assert!(
+        exited.output.contains("lost its membership"),
+        "the woken sidecar did not fence itself; output:\n{}",
+        exited.output
+    );
+
+    let reply = result_of(&mut caller);
+    assert_eq!(
+        reply,
+        serde_json::json!({"key": "k", "pid": retry.pid, "attempt": retry.attempt}),
+        "the client must get the live replica's reply, not the stale one"
+    );
+    replicas[live].process.assert_running();
+    let all = records.read();
+    assert_eq!(
+        count(&all, "enter", "slow", "k"),
+        2,
+        "one attempt per replica; records:\n{all:#?}"
+    );
+    assert!(
+        !all.iter().any(|r| r.ev == "enter" && r.mono > resumed_at),
+        "something ran after the frozen sidecar woke up; records:\n{all:#?}"
+    );
+    store.assert_used();
+}
+
+/// Two replicas offering the reminder's and the subscriber's actor types.
+fn replicas(store: &Store, app: &str, records: &Records) -> Vec<Host> {
+    (1..=2)
+        .map(|i| {
+            Host::spawn(
+                server(store, app, records, &format!("replica {i}")).actors(&["Ticker", "Sub"]),
+            )
+        })
+        .collect()
+}
+
+store_test!(
+    /// A periodic reminder keeps firing after its actor's host is killed with SIGKILL:
+    /// the standby replica takes the actor over without any restart.
+    fn reminder_keeps_firing_after_its_host_dies(store) {
+        let app = unique_app("faults-remind");
+        let records = Records::new();
+        let mut hosts = replicas(store, &app, &records);
+        client(store, &app, &["remind", "k", "500"]).expect_success(CLIENT_TIMEOUT);
+        let ticks = |after: u64| records.read().into_iter().filter(move |r| r.is("tick", "tick", "k") && r.mono > after);
+        let deadline = Instant::now() + RECORD_TIMEOUT;
+        while ticks(0).count() < 3 {
+            assert!(Instant::now() < deadline, "fewer than 3 firings; records:\n{:#?}", records.read());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let host_pid = ticks(0).last().expect("a firing").pid;
+        let dying = hosts.iter().position(|h| h.app_pid == host_pid).expect("a replica fired it");
+        let survivor = hosts[1 - dying].app_pid;
+
+        let kill = hosts[dying].kill();
+        let next = records.await_record("a firing after the kill", |r| r.is("tick", "tick", "k") && r.mono > kill.signalled);
+        eprintln!(
+            "[faults] {} store, periodic reminder (500 ms): kill -9 of its host -> next firing: {:.0} ms",
+            store.kind(),
+            ms(kill.signalled, next.mono)
+        );
+        assert_eq!(next.pid, survivor, "the standby replica fires it");
+        let deadline = Instant::now() + RECORD_TIMEOUT;
+        while ticks(kill.reaped).count() < 3 {
+            assert!(Instant::now() < deadline, "the reminder stopped firing; records:\n{:#?}", records.read());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert!(ticks(kill.reaped).all(|r| r.pid == survivor));
+        hosts[1 - dying].process.assert_running();
+    }
+);
+
+store_test!(
+    /// A subscription keeps delivering after its actor's host is killed with SIGKILL:
+    /// events published before and after the kill all reach the actor, those after it
+    /// on the standby replica, in order.
+    fn subscription_keeps_delivering_after_its_host_dies(store) {
+        let app = unique_app("faults-sub");
+        let topic = unique_app("faults-topic");
+        let records = Records::new();
+        let mut hosts = replicas(store, &app, &records);
+        client(store, &app, &["subscribe", "k", &topic]).expect_success(CLIENT_TIMEOUT);
+        client(store, &app, &["publish", &topic, "1", "5"]).expect_success(CLIENT_TIMEOUT);
+        let fifth = records.await_record("event 5", |r| r.is("event", "event", "k") && r.seq == Some(5));
+        let dying = hosts.iter().position(|h| h.app_pid == fifth.pid).expect("a replica got it");
+        let survivor = hosts[1 - dying].app_pid;
+
+        let kill = hosts[dying].kill();
+        client(store, &app, &["publish", &topic, "6", "10"]).expect_success(CLIENT_TIMEOUT);
+        let tenth = records.await_record("event 10", |r| r.is("event", "event", "k") && r.seq == Some(10));
+        assert_eq!(tenth.pid, survivor, "the standby replica got it");
+        let all = records.of("event", "event", "k");
+        let after: Vec<u64> = all
+            .iter()
+            .filter(|r| r.mono > kill.signalled)
+            .filter_map(|r| r.seq)
+            .collect();
+        // At least once: every event arrived; after the kill in order, on the survivor.
+        let mut seen: Vec<u64> = all.iter().filter_map(|r| r.seq).collect();
+        seen.sort();
+        seen.dedup();
+        assert_eq!(seen, (1..=10).collect::<Vec<u64>>(), "records:\n{all:#?}");
+        assert!(after.windows(2).all(|w| w[0] <= w[1]), "out of order after the kill: {after:?}");
+        assert!(all.iter().filter(|r| r.mono > kill.signalled).all(|r| r.pid == survivor));
+        hosts[1 - dying].process.assert_running();
+    }
+);
