@@ -14,6 +14,7 @@
 
 pub mod embedded;
 mod error;
+mod fault;
 mod message;
 pub mod redis;
 
@@ -72,8 +73,18 @@ pub trait Store: Send + Sync + 'static {
     /// inbox). Every other member receives [`Message::MembersChanged`].
     async fn join(&self, member: &Member) -> Result<Box<dyn Inbox>, StoreError>;
 
-    /// Leaves the mesh. Requests still assigned to the node stay in the store (they are
-    /// recovered like those of a dead node).
+    /// Leaves the mesh. Requests still assigned to the node are recovered like those
+    /// of a dead node.
+    ///
+    /// Recovery of a member that left or died (guarantees 2–5): each request step
+    /// queued on it is re-delivered with [`Request::attempt`] incremented, in arrival
+    /// order, to a live member offering its target (actors are placed anew) or parked.
+    /// A request that still has unfinished children (calls or promises whose
+    /// [`Request::parent`] is its id, queued, parked or held) is *held* instead:
+    /// assigned to nobody, in no inbox, until its last such child finishes
+    /// ([`Store::complete`], [`Store::expire_parked`]), which routes it. Outcomes only
+    /// the member could collect are dropped. Recovery is idempotent and never stops
+    /// the other members.
     async fn leave(&self, node: &NodeId) -> Result<(), StoreError>;
 
     /// The live members.
@@ -87,9 +98,15 @@ pub trait Store: Send + Sync + 'static {
     async fn enqueue(&self, request: &Request) -> Result<Routing, StoreError>;
 
     /// Records the outcome of a request executed by `node`. For calls and promises the
-    /// outcome is kept and a [`Message::Completed`] goes to the caller's inbox; a tell
-    /// is simply finished. Completing a request that is already complete (or unknown)
-    /// does nothing and returns `false`.
+    /// outcome is kept and a [`Message::Completed`] goes to the caller's inbox; a tell,
+    /// or a request whose caller is no longer a live member, is simply finished (never
+    /// run again; no message goes to a dead inbox, no record stays behind). Completing
+    /// a request that is already complete, unknown, or not queued on `node` (a stale
+    /// attempt: recovery moved it) does nothing and returns `false`. When the request
+    /// was the last unfinished call or promise of a *held* parent (see
+    /// [`Store::leave`]), the parent is routed in the same transition.
+    ///
+    /// Fails with [`StoreError::Fenced`] once `node` is no longer a member.
     async fn complete(
         &self,
         node: &NodeId,
@@ -102,7 +119,8 @@ pub trait Store: Send + Sync + 'static {
     async fn forget(&self, ids: &[RequestId]) -> Result<(), StoreError>;
 
     /// Removes a request that is still parked (its start deadline passed). Returns
-    /// `false` if it was adopted by a member meanwhile (it then runs normally).
+    /// `false` if it was adopted by a member meanwhile (it then runs normally). Like a
+    /// completion, it may release a held parent.
     async fn expire_parked(&self, id: &RequestId) -> Result<bool, StoreError>;
 
     /// Completes step k of a request and enqueues its step k+1 (same id, `next`) in

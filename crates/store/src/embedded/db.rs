@@ -16,6 +16,9 @@ use tokio::sync::oneshot;
 /// Loopback ports of members to wake up once a transition has committed.
 pub(crate) type Pokes = Vec<u16>;
 
+/// Brings the schema of an existing database up to date (idempotent).
+pub(crate) type Migration = fn(&Connection) -> rusqlite::Result<()>;
+
 /// Runs after commit (with the commit's outcome) to hand the result to the caller.
 trait Job: Send {
     /// Whether the job only reads (it then runs outside the write transaction).
@@ -106,8 +109,10 @@ pub(crate) struct Db {
 const MAX_BATCH: usize = 512;
 
 impl Db {
-    pub(crate) fn open(path: &Path, schema: &str) -> Result<Db, StoreError> {
-        let conn = open_connection(path, schema)?;
+    /// Opens the database, creating `schema` and then running `migrate` (which brings
+    /// databases made by previous versions up to date) in one transaction.
+    pub(crate) fn open(path: &Path, schema: &str, migrate: Migration) -> Result<Db, StoreError> {
+        let conn = open_connection(path, schema, migrate)?;
         let (tx, rx) = mpsc::channel::<Box<dyn Job>>();
         let acks = Acks::default();
         let thread_acks = acks.clone();
@@ -204,7 +209,11 @@ impl Db {
 /// the same moment on a fresh directory; SQLite can then answer "busy" at once
 /// (without its busy handler) to the switch to WAL or to the schema creation, so
 /// those steps are retried for a while.
-fn open_connection(path: &Path, schema: &str) -> Result<Connection, StoreError> {
+fn open_connection(
+    path: &Path,
+    schema: &str,
+    migrate: Migration,
+) -> Result<Connection, StoreError> {
     let started = Instant::now();
     loop {
         let attempt = (|| -> rusqlite::Result<Connection> {
@@ -222,7 +231,11 @@ fn open_connection(path: &Path, schema: &str) -> Result<Connection, StoreError> 
             // Checkpoints (which fsync) run on a thread of their own, never inside
             // the commit of a transition (see `checkpointer`).
             conn.pragma_update(None, "wal_autocheckpoint", "0")?;
-            conn.execute_batch(&format!("BEGIN IMMEDIATE; {schema}; COMMIT"))?;
+            conn.execute_batch(&format!("BEGIN IMMEDIATE; {schema};"))?;
+            if let Err(e) = migrate(&conn).and_then(|()| conn.execute_batch("COMMIT")) {
+                let _ = conn.execute_batch("ROLLBACK");
+                return Err(e);
+            }
             Ok(conn)
         })();
         match attempt {

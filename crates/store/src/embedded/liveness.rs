@@ -88,7 +88,7 @@ impl Watchers {
         let gone = node.clone();
         match self
             .db
-            .run_blocking(move |conn| super::remove_member(conn, &app, &gone))
+            .run_blocking(move |conn| super::remove_member(conn, &app, &gone, super::Removal::Died))
         {
             Ok(true) => tracing::warn!("member {node} died; its requests were re-routed"),
             Ok(false) => {}

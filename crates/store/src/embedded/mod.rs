@@ -7,6 +7,7 @@ mod db;
 mod events;
 mod liveness;
 mod poke;
+mod recovery;
 mod reminders;
 
 use crate::message::{decode, encode};
@@ -23,6 +24,7 @@ use kar_protocol::{
 };
 use liveness::Watchers;
 use rand::seq::IndexedRandom;
+pub(crate) use recovery::{remove_member, Removal};
 use rusqlite::{params, Connection, OptionalExtension};
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -31,10 +33,26 @@ use tokio::sync::Notify;
 
 const SCHEMA: &str = include_str!("schema.sql");
 
+/// Brings a database made by an earlier version up to date (run after [`SCHEMA`], in
+/// its transaction; idempotent).
+fn migrate(conn: &Connection) -> rusqlite::Result<()> {
+    let has_parent = conn
+        .prepare("SELECT 1 FROM pragma_table_info('requests') WHERE name = 'parent'")?
+        .exists([])?;
+    if !has_parent {
+        conn.execute_batch("ALTER TABLE requests ADD COLUMN parent TEXT")?;
+    }
+    // Serves recovery (does a request have unfinished children?) and the completion
+    // of a child (is its parent held?).
+    conn.execute_batch(
+        "CREATE INDEX IF NOT EXISTS requests_children ON requests (app, parent)
+         WHERE parent IS NOT NULL",
+    )
+}
+
 /// Status values of the `requests` table.
 const QUEUED: &str = "queued";
 const PARKED: &str = "parked";
-const DONE: &str = "done";
 
 /// Inbox row kinds.
 const EXECUTE: i64 = 0;
@@ -58,7 +76,7 @@ impl EmbeddedStore {
             ))
         })?;
         let path = dir.join("kar.db");
-        let db = Db::open(&path, SCHEMA)?;
+        let db = Db::open(&path, SCHEMA, migrate)?;
         let watchers = Watchers::new(dir.to_path_buf(), app.to_string(), db.clone());
         Ok(EmbeddedStore {
             app: app.to_string(),
@@ -275,8 +293,8 @@ fn insert_request(
     };
     conn.prepare_cached(
         "INSERT INTO requests (app, id, name, status, kind, assignee, caller, record,
-                               actor_type, actor_id)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                               actor_type, actor_id, parent)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
     )?
     .execute(params![
         app,
@@ -288,7 +306,8 @@ fn insert_request(
         request.caller.as_str(),
         record,
         actor.map(|a| a.0),
-        actor.map(|a| a.1)
+        actor.map(|a| a.1),
+        request.parent.as_ref().map(|p| p.as_str())
     ])?;
     Ok(match target {
         Some((node, port)) => {
@@ -297,63 +316,6 @@ fn insert_request(
         }
         None => (Routing::Parked, Vec::new()),
     })
-}
-
-/// Removes a member that left or died, in one transition: its queued requests are
-/// re-routed (in arrival order) to live members or parked, finished requests that
-/// only it could collect are dropped, and everybody learns of the change.
-/// Returns whether the member was still there.
-pub(crate) fn remove_member(
-    conn: &Connection,
-    app: &str,
-    node: &str,
-) -> Result<(bool, Pokes), StoreError> {
-    let removed = conn
-        .prepare_cached("DELETE FROM members WHERE app = ?1 AND node = ?2")?
-        .execute([app, node])?;
-    if removed == 0 {
-        return Ok((false, Vec::new()));
-    }
-    conn.prepare_cached("DELETE FROM offers WHERE app = ?1 AND node = ?2")?
-        .execute([app, node])?;
-    conn.prepare_cached("DELETE FROM inbox WHERE app = ?1 AND node = ?2")?
-        .execute([app, node])?;
-    conn.prepare_cached("DELETE FROM requests WHERE app = ?1 AND caller = ?2 AND status = 'done'")?
-        .execute([app, node])?;
-    conn.prepare_cached("DELETE FROM placements WHERE app = ?1 AND node = ?2")?
-        .execute([app, node])?;
-    let orphans: Vec<(String, String, Option<String>, Option<String>)> = conn
-        .prepare_cached(
-            "SELECT id, name, actor_type, actor_id FROM requests
-             WHERE app = ?1 AND assignee = ?2 AND status = 'queued' ORDER BY seq",
-        )?
-        .query_map([app, node], |row| {
-            Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
-        })?
-        .collect::<Result<_, _>>()?;
-    let mut pokes = Vec::new();
-    for (id, name, actor_type, actor_id) in orphans {
-        let actor = actor_type.as_deref().zip(actor_id.as_deref());
-        match route(conn, app, &name, actor)? {
-            Some((target, port)) => {
-                conn.prepare_cached(
-                    "UPDATE requests SET assignee = ?3 WHERE app = ?1 AND id = ?2",
-                )?
-                .execute([app, &id, &target])?;
-                push_inbox(conn, app, &target, EXECUTE, &id)?;
-                pokes.push(port);
-            }
-            None => {
-                conn.prepare_cached(
-                    "UPDATE requests SET assignee = NULL, status = 'parked' WHERE app = ?1 AND id = ?2",
-                )?
-                .execute([app, &id])?;
-            }
-        }
-    }
-    bump_version(conn, app)?;
-    pokes.extend(poke_ports(conn, app)?);
-    Ok((true, pokes))
 }
 
 #[async_trait]
@@ -432,7 +394,7 @@ impl Store for EmbeddedStore {
         let app = self.app.clone();
         let node = node.0.clone();
         self.db
-            .run(move |conn| remove_member(conn, &app, &node))
+            .run(move |conn| remove_member(conn, &app, &node, Removal::Left))
             .await?;
         Ok(())
     }
@@ -479,22 +441,32 @@ impl Store for EmbeddedStore {
                 if is_member(conn, &app, &node)?.is_none() {
                     return Err(StoreError::Fenced(node));
                 }
-                let row: Option<(String, i64, String)> = conn
+                let row: Option<(String, i64, String, Option<String>, Option<String>)> = conn
                     .prepare_cached(
-                        "SELECT status, kind, caller FROM requests WHERE app = ?1 AND id = ?2",
+                        "SELECT status, kind, caller, assignee, parent FROM requests
+                         WHERE app = ?1 AND id = ?2",
                     )?
                     .query_row([&app, &id], |row| {
-                        Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+                        Ok((
+                            row.get(0)?,
+                            row.get(1)?,
+                            row.get(2)?,
+                            row.get(3)?,
+                            row.get(4)?,
+                        ))
                     })
                     .optional()?;
-                let Some((status, kind, caller)) = row else {
+                let Some((status, kind, caller, assignee, parent)) = row else {
                     return Ok((false, Vec::new()));
                 };
-                if status == DONE {
+                // Done, or not (or no longer) this node's to run: a stale attempt
+                // commits nothing.
+                if status != QUEUED || assignee.as_deref() != Some(node.as_str()) {
                     return Ok((false, Vec::new()));
                 }
+                let kind = kind_from_code(kind);
                 let caller_port = is_member(conn, &app, &caller)?;
-                match (kind_from_code(kind).expects_reply(), caller_port) {
+                let mut pokes = match (kind.expects_reply(), caller_port) {
                     (true, Some(port)) => {
                         conn.prepare_cached(
                             "UPDATE requests SET status = 'done', assignee = NULL, outcome = ?3
@@ -502,15 +474,21 @@ impl Store for EmbeddedStore {
                         )?
                         .execute(params![app, id, outcome])?;
                         push_inbox(conn, &app, &caller, COMPLETED, &id)?;
-                        Ok((true, vec![port]))
+                        vec![port]
                     }
-                    // A tell, or a caller that is gone: nobody will collect the outcome.
+                    // A tell, or a caller that is gone (its removal dropped or will
+                    // drop what it could not collect): the request is finished and
+                    // nobody will collect the outcome.
                     _ => {
                         conn.prepare_cached("DELETE FROM requests WHERE app = ?1 AND id = ?2")?
                             .execute([&app, &id])?;
-                        Ok((true, Vec::new()))
+                        Vec::new()
                     }
+                };
+                if let (true, Some(parent)) = (kind.expects_reply(), parent) {
+                    pokes.extend(recovery::child_finished(conn, &app, &parent)?);
                 }
+                Ok((true, pokes))
             })
             .await
     }
@@ -527,12 +505,24 @@ impl Store for EmbeddedStore {
         let id = id.0.clone();
         self.db
             .run(move |conn| {
-                let n = conn
+                let parked: Option<(i64, Option<String>)> = conn
                     .prepare_cached(
-                        "DELETE FROM requests WHERE app = ?1 AND id = ?2 AND status = 'parked'",
+                        "SELECT kind, parent FROM requests WHERE app = ?1 AND id = ?2 AND status = 'parked'",
                     )?
+                    .query_row([&app, &id], |row| Ok((row.get(0)?, row.get(1)?)))
+                    .optional()?;
+                let Some((kind, parent)) = parked else {
+                    return Ok((false, Vec::new()));
+                };
+                conn.prepare_cached("DELETE FROM requests WHERE app = ?1 AND id = ?2")?
                     .execute([&app, &id])?;
-                Ok((n == 1, Vec::new()))
+                let pokes = match parent {
+                    Some(parent) if kind_from_code(kind).expects_reply() => {
+                        recovery::child_finished(conn, &app, &parent)?
+                    }
+                    _ => Vec::new(),
+                };
+                Ok((true, pokes))
             })
             .await
     }

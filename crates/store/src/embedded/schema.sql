@@ -32,12 +32,14 @@ CREATE TABLE IF NOT EXISTS requests (
     name TEXT NOT NULL,            -- routing name of the current target
     actor_type TEXT,               -- the target actor, for actor requests
     actor_id TEXT,
-    status TEXT NOT NULL,          -- 'queued' | 'parked' | 'done'
+    status TEXT NOT NULL,          -- 'queued' | 'parked' | 'held' | 'done' ('held': a
+                                   -- re-delivery waiting for its children, see remove_member)
     kind INTEGER NOT NULL,         -- 0 call, 1 tell, 2 promise
     assignee TEXT,                 -- executing node while queued
     caller TEXT NOT NULL,
     record BLOB NOT NULL,          -- postcard-encoded kar_protocol::Request
     outcome BLOB,                  -- postcard-encoded kar_protocol::Outcome once done
+    parent TEXT,                   -- id of the request that made this one, if known
     UNIQUE (app, id)
 );
 -- Partial indexes: each transition of the hot path (enqueue, complete, forget)
@@ -49,6 +51,8 @@ DROP INDEX IF EXISTS requests_parked;
 CREATE INDEX IF NOT EXISTS requests_queued_on ON requests (app, assignee) WHERE status = 'queued';
 CREATE INDEX IF NOT EXISTS requests_done_for ON requests (app, caller) WHERE status = 'done';
 CREATE INDEX IF NOT EXISTS requests_parked_for ON requests (app, name) WHERE status = 'parked';
+-- The children index (app, parent) is created by `migrate` in mod.rs: databases of
+-- earlier versions get their `parent` column there first.
 
 -- Inboxes: kind 0 = execute request, 1 = request completed.
 CREATE TABLE IF NOT EXISTS inbox (
