@@ -126,6 +126,8 @@ impl Records {
 struct Host {
     process: Process,
     app_pid: u32,
+    /// When the test saw the app listening (CLOCK_MONOTONIC, ns).
+    listening: u64,
 }
 
 impl Host {
@@ -154,7 +156,11 @@ impl Host {
             assert!(Instant::now() < deadline, "no pid in {output}");
             std::thread::sleep(Duration::from_millis(10));
         };
-        Host { process, app_pid }
+        Host {
+            process,
+            app_pid,
+            listening: monotonic_ns(),
+        }
     }
 
     /// SIGKILL to the sidecar and its app (the whole process group).
@@ -253,10 +259,25 @@ fn count(records: &[Record], ev: &str, what: &str, key: &str) -> usize {
     records.iter().filter(|r| r.is(ev, what, key)).count()
 }
 
-/// Prints the figure the issue asks for: kill -9 to the retried request running again.
-fn report_recovery(store: &Store, scenario: &str, kill: &Kill, retry: &Record) {
+/// Prints the figure the issue asks for: kill -9 to the retried request running again
+/// (and, when the retry waited for a restarted component, from the moment it listened).
+fn report_recovery(
+    store: &Store,
+    scenario: &str,
+    kill: &Kill,
+    retry: &Record,
+    restarted: Option<&Host>,
+) {
+    let since_restart = restarted
+        .map(|h| {
+            format!(
+                " (restarted app listening -> retry: {:.0} ms)",
+                ms(h.listening, retry.mono)
+            )
+        })
+        .unwrap_or_default();
     eprintln!(
-        "[faults] {} store, {scenario}: kill -9 -> retry running: {:.0} ms",
+        "[faults] {} store, {scenario}: kill -9 -> retry running: {:.0} ms{since_restart}",
         store.kind(),
         ms(kill.signalled, retry.mono)
     );
@@ -272,7 +293,11 @@ store_test!(
         let records = Records::new();
         let start = |name: &str| Host::spawn(server(store, &app, &records, name).service("slow"));
         let mut first = start("slow service");
-        let mut caller = client(store, &app, &["service", "slow", "k", &SLOW_SERVICE_MS.to_string()]);
+        let mut caller = client(
+            store,
+            &app,
+            &["service", "slow", "k", &SLOW_SERVICE_MS.to_string()],
+        );
         records.await_record("the first entry", |r| r.is("enter", "slow", "k"));
 
         let kill = first.kill();
@@ -280,15 +305,35 @@ store_test!(
         let retry = records.await_record("the retry", |r| {
             r.is("enter", "slow", "k") && r.mono > kill.signalled
         });
-        report_recovery(store, "service handler, server restarted", &kill, &retry);
-        assert_eq!(retry.pid, restarted.app_pid, "the retry ran on the restarted server");
+        report_recovery(
+            store,
+            "service handler, server restarted",
+            &kill,
+            &retry,
+            Some(&restarted),
+        );
+        assert_eq!(
+            retry.pid, restarted.app_pid,
+            "the retry ran on the restarted server"
+        );
 
         let reply = result_of(&mut caller);
         let all = records.read();
-        assert_eq!(count(&all, "enter", "slow", "k"), 2, "two attempts; records:\n{all:#?}");
+        assert_eq!(
+            count(&all, "enter", "slow", "k"),
+            2,
+            "two attempts; records:\n{all:#?}"
+        );
         let effects: Vec<&Record> = all.iter().filter(|r| r.is("effect", "slow", "k")).collect();
-        assert_eq!(effects.len(), 1, "the side effect happened once; records:\n{all:#?}");
-        assert_eq!(effects[0].pid, restarted.app_pid, "the side effect came from the retry");
+        assert_eq!(
+            effects.len(),
+            1,
+            "the side effect happened once; records:\n{all:#?}"
+        );
+        assert_eq!(
+            effects[0].pid, restarted.app_pid,
+            "the side effect came from the retry"
+        );
         assert_eq!(
             reply,
             serde_json::json!({"key": "k", "pid": restarted.app_pid, "attempt": 2}),
@@ -325,14 +370,34 @@ store_test!(
 
         let kill = g_host.kill();
         let g_restarted = host("G", "host of G (restarted)");
-        let retry = records.await_record("g's retry", |r| r.is("enter", "g", "k") && r.mono > kill.signalled);
-        report_recovery(store, "nested call, callee host restarted", &kill, &retry);
+        let retry = records.await_record("g's retry", |r| {
+            r.is("enter", "g", "k") && r.mono > kill.signalled
+        });
+        report_recovery(
+            store,
+            "nested call, callee host restarted",
+            &kill,
+            &retry,
+            Some(&g_restarted),
+        );
 
         let reply = result_of(&mut caller);
         let all = records.read();
-        assert_eq!(count(&all, "enter", "f", "k"), 1, "f ran once; records:\n{all:#?}");
-        assert_eq!(count(&all, "enter", "g", "k"), 2, "g ran twice; records:\n{all:#?}");
-        assert_eq!(count(&all, "effect", "g", "k"), 1, "g's side effect once; records:\n{all:#?}");
+        assert_eq!(
+            count(&all, "enter", "f", "k"),
+            1,
+            "f ran once; records:\n{all:#?}"
+        );
+        assert_eq!(
+            count(&all, "enter", "g", "k"),
+            2,
+            "g ran twice; records:\n{all:#?}"
+        );
+        assert_eq!(
+            count(&all, "effect", "g", "k"),
+            1,
+            "g's side effect once; records:\n{all:#?}"
+        );
         assert_eq!(
             reply,
             serde_json::json!({
@@ -361,8 +426,16 @@ store_test!(
 
         let kill = f_host.kill();
         let f_restarted = host("F", "host of F (restarted)");
-        let f_retry = records.await_record("f's retry", |r| r.is("enter", "f", "k") && r.mono > kill.signalled);
-        report_recovery(store, "nested call, caller host restarted (waits for g)", &kill, &f_retry);
+        let f_retry = records.await_record("f's retry", |r| {
+            r.is("enter", "f", "k") && r.mono > kill.signalled
+        });
+        report_recovery(
+            store,
+            "nested call, caller host restarted (waits for g)",
+            &kill,
+            &f_retry,
+            Some(&f_restarted),
+        );
 
         let reply = result_of(&mut caller);
         let all = records.read();
@@ -375,10 +448,22 @@ store_test!(
             "f's retry started {:.0} ms before g (called by the failed attempt) completed; records:\n{all:#?}",
             ms(f_retry.mono, g_first_exit.mono)
         );
-        assert_eq!(count(&all, "enter", "f", "k"), 2, "f ran twice; records:\n{all:#?}");
+        assert_eq!(
+            count(&all, "enter", "f", "k"),
+            2,
+            "f ran twice; records:\n{all:#?}"
+        );
         // Each attempt of f called g once, and each call ran once.
-        assert_eq!(count(&all, "enter", "g", "k"), 2, "g ran once per f; records:\n{all:#?}");
-        assert_eq!(count(&all, "effect", "g", "k"), 2, "g's side effect once per call; records:\n{all:#?}");
+        assert_eq!(
+            count(&all, "enter", "g", "k"),
+            2,
+            "g ran once per f; records:\n{all:#?}"
+        );
+        assert_eq!(
+            count(&all, "effect", "g", "k"),
+            2,
+            "g's side effect once per call; records:\n{all:#?}"
+        );
         assert_eq!(
             reply,
             serde_json::json!({
@@ -399,14 +484,31 @@ store_test!(
     fn tail_call_chain_retries_only_its_last_step(store) {
         let app = unique_app("faults-chain");
         let records = Records::new();
-        let start = |actors: &[&str], name: &str| Host::spawn(server(store, &app, &records, name).actors(actors));
-        let mut hosts = vec![start(&["A", "B", "C"], "host of A, B, C"), start(&["C"], "standby host of C")];
+        let start = |actors: &[&str], name: &str| {
+            Host::spawn(server(store, &app, &records, name).actors(actors))
+        };
+        let mut hosts = [
+            start(&["A", "B", "C"], "host of A, B, C"),
+            start(&["C"], "standby host of C"),
+        ];
         let mut caller = client(store, &app, &["chain", "k", "4000"]);
         let c_first = records.await_record("C's entry", |r| r.is("enter", "c", "k"));
         let all = records.read();
-        let a_pid = all.iter().find(|r| r.is("enter", "a", "k")).expect("A ran before C").pid;
-        let b_pid = all.iter().find(|r| r.is("enter", "b", "k")).expect("B ran before C").pid;
-        assert_eq!((a_pid, b_pid), (hosts[0].app_pid, hosts[0].app_pid), "A and B live on their only host");
+        let a_pid = all
+            .iter()
+            .find(|r| r.is("enter", "a", "k"))
+            .expect("A ran before C")
+            .pid;
+        let b_pid = all
+            .iter()
+            .find(|r| r.is("enter", "b", "k"))
+            .expect("B ran before C")
+            .pid;
+        assert_eq!(
+            (a_pid, b_pid),
+            (hosts[0].app_pid, hosts[0].app_pid),
+            "A and B live on their only host"
+        );
 
         let mut kills = vec![hosts[0].kill()];
         if c_first.pid == hosts[1].app_pid {
@@ -416,18 +518,46 @@ store_test!(
         if kills.len() == 2 {
             restarted.push(start(&["C"], "standby host of C (restarted)"));
         }
-        let retry = records.await_record("C's retry", |r| r.is("enter", "c", "k") && r.mono > kills[0].signalled);
-        report_recovery(store, "tail-call chain, last step", &kills[0], &retry);
+        let retry = records.await_record("C's retry", |r| {
+            r.is("enter", "c", "k") && r.mono > kills[0].signalled
+        });
+        // With C on the killed host, the standby replica retries it at once.
+        let waited_for = restarted.iter().find(|h| h.app_pid == retry.pid);
+        report_recovery(
+            store,
+            "tail-call chain, last step",
+            &kills[0],
+            &retry,
+            waited_for,
+        );
 
         let reply = result_of(&mut caller);
         let all = records.read();
-        assert_eq!(count(&all, "enter", "a", "k"), 1, "A ran once; records:\n{all:#?}");
-        assert_eq!(count(&all, "enter", "b", "k"), 1, "B ran once; records:\n{all:#?}");
-        assert_eq!(count(&all, "enter", "c", "k"), 2, "C ran twice; records:\n{all:#?}");
+        assert_eq!(
+            count(&all, "enter", "a", "k"),
+            1,
+            "A ran once; records:\n{all:#?}"
+        );
+        assert_eq!(
+            count(&all, "enter", "b", "k"),
+            1,
+            "B ran once; records:\n{all:#?}"
+        );
+        assert_eq!(
+            count(&all, "enter", "c", "k"),
+            2,
+            "C ran twice; records:\n{all:#?}"
+        );
         let effects: Vec<&Record> = all.iter().filter(|r| r.is("effect", "c", "k")).collect();
         assert_eq!(effects.len(), 1, "C's side effect once; records:\n{all:#?}");
-        assert_eq!(effects[0].pid, retry.pid, "the side effect came from the retry");
-        assert_eq!(reply, serde_json::json!({"key": "k", "pid": retry.pid, "attempt": 2}));
+        assert_eq!(
+            effects[0].pid, retry.pid,
+            "the side effect came from the retry"
+        );
+        assert_eq!(
+            reply,
+            serde_json::json!({"key": "k", "pid": retry.pid, "attempt": 2})
+        );
         let live: Vec<u32> = hosts.iter().chain(&restarted).map(|h| h.app_pid).collect();
         assert!(live.contains(&retry.pid) && !kills.iter().any(|k| k.app_pid == retry.pid));
         assert_no_overlap(&all, "c", "k", &kills);
@@ -504,6 +634,13 @@ fn redis_sidecar_stopped_past_its_lease_commits_nothing() {
         "the woken sidecar did not fence itself; output:\n{}",
         exited.output
     );
+    // It did try to commit the stale attempt's outcome (the app's reply was waiting),
+    // and the store refused it.
+    assert!(
+        exited.output.contains("cannot record outcome"),
+        "the woken sidecar never tried to record the stale outcome; output:\n{}",
+        exited.output
+    );
 
     let reply = result_of(&mut caller);
     assert_eq!(
@@ -544,18 +681,32 @@ store_test!(
         let records = Records::new();
         let mut hosts = replicas(store, &app, &records);
         client(store, &app, &["remind", "k", "500"]).expect_success(CLIENT_TIMEOUT);
-        let ticks = |after: u64| records.read().into_iter().filter(move |r| r.is("tick", "tick", "k") && r.mono > after);
+        let ticks = |after: u64| {
+            records
+                .read()
+                .into_iter()
+                .filter(move |r| r.is("tick", "tick", "k") && r.mono > after)
+        };
         let deadline = Instant::now() + RECORD_TIMEOUT;
         while ticks(0).count() < 3 {
-            assert!(Instant::now() < deadline, "fewer than 3 firings; records:\n{:#?}", records.read());
+            assert!(
+                Instant::now() < deadline,
+                "fewer than 3 firings; records:\n{:#?}",
+                records.read()
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
-        let host_pid = ticks(0).last().expect("a firing").pid;
-        let dying = hosts.iter().position(|h| h.app_pid == host_pid).expect("a replica fired it");
+        let host_pid = ticks(0).next_back().expect("a firing").pid;
+        let dying = hosts
+            .iter()
+            .position(|h| h.app_pid == host_pid)
+            .expect("a replica fired it");
         let survivor = hosts[1 - dying].app_pid;
 
         let kill = hosts[dying].kill();
-        let next = records.await_record("a firing after the kill", |r| r.is("tick", "tick", "k") && r.mono > kill.signalled);
+        let next = records.await_record("a firing after the kill", |r| {
+            r.is("tick", "tick", "k") && r.mono > kill.signalled
+        });
         eprintln!(
             "[faults] {} store, periodic reminder (500 ms): kill -9 of its host -> next firing: {:.0} ms",
             store.kind(),
@@ -564,7 +715,11 @@ store_test!(
         assert_eq!(next.pid, survivor, "the standby replica fires it");
         let deadline = Instant::now() + RECORD_TIMEOUT;
         while ticks(kill.reaped).count() < 3 {
-            assert!(Instant::now() < deadline, "the reminder stopped firing; records:\n{:#?}", records.read());
+            assert!(
+                Instant::now() < deadline,
+                "the reminder stopped firing; records:\n{:#?}",
+                records.read()
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
         assert!(ticks(kill.reaped).all(|r| r.pid == survivor));
@@ -583,13 +738,20 @@ store_test!(
         let mut hosts = replicas(store, &app, &records);
         client(store, &app, &["subscribe", "k", &topic]).expect_success(CLIENT_TIMEOUT);
         client(store, &app, &["publish", &topic, "1", "5"]).expect_success(CLIENT_TIMEOUT);
-        let fifth = records.await_record("event 5", |r| r.is("event", "event", "k") && r.seq == Some(5));
-        let dying = hosts.iter().position(|h| h.app_pid == fifth.pid).expect("a replica got it");
+        let fifth = records.await_record("event 5", |r| {
+            r.is("event", "event", "k") && r.seq == Some(5)
+        });
+        let dying = hosts
+            .iter()
+            .position(|h| h.app_pid == fifth.pid)
+            .expect("a replica got it");
         let survivor = hosts[1 - dying].app_pid;
 
         let kill = hosts[dying].kill();
         client(store, &app, &["publish", &topic, "6", "10"]).expect_success(CLIENT_TIMEOUT);
-        let tenth = records.await_record("event 10", |r| r.is("event", "event", "k") && r.seq == Some(10));
+        let tenth = records.await_record("event 10", |r| {
+            r.is("event", "event", "k") && r.seq == Some(10)
+        });
         assert_eq!(tenth.pid, survivor, "the standby replica got it");
         let all = records.of("event", "event", "k");
         let after: Vec<u64> = all
@@ -602,8 +764,14 @@ store_test!(
         seen.sort();
         seen.dedup();
         assert_eq!(seen, (1..=10).collect::<Vec<u64>>(), "records:\n{all:#?}");
-        assert!(after.windows(2).all(|w| w[0] <= w[1]), "out of order after the kill: {after:?}");
-        assert!(all.iter().filter(|r| r.mono > kill.signalled).all(|r| r.pid == survivor));
+        assert!(
+            after.windows(2).all(|w| w[0] <= w[1]),
+            "out of order after the kill: {after:?}"
+        );
+        assert!(all
+            .iter()
+            .filter(|r| r.mono > kill.signalled)
+            .all(|r| r.pid == survivor));
         hosts[1 - dying].process.assert_running();
     }
 );
