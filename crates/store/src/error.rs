@@ -36,6 +36,10 @@ impl From<rusqlite::Error> for StoreError {
 
 impl From<redis::RedisError> for StoreError {
     fn from(e: redis::RedisError) -> Self {
+        // The fence of the Redis scripts (lua/lib.lua): `FENCED <node>`.
+        if e.code() == Some("FENCED") {
+            return StoreError::Fenced(e.detail().unwrap_or_default().to_string());
+        }
         StoreError::Unavailable(format!("redis: {e}"))
     }
 }

@@ -492,6 +492,8 @@ async fn purge_removes_one_application(engine: &Engine) {
     kept.enqueue(&rk).await.unwrap();
     assert!(doomed.purge().await.unwrap() > 0);
     assert!(doomed.members().await.unwrap().is_empty());
+    // (The handle's own member was purged: its writes are fenced on Redis.)
+    let doomed = engine.open("x*").await;
     assert!(!doomed.expire_parked(&rd.id).await.unwrap());
     assert_eq!(kept.members().await.unwrap().len(), 1);
     assert!(kept.expire_parked(&rk.id).await.unwrap());
@@ -1467,6 +1469,8 @@ async fn events_topics_shared_subscriptions_isolated(engine: &Engine) {
     assert_eq!(a.subscriptions_of(&actor).await.unwrap().len(), 1);
     assert!(!a.topic_create("shared").await.unwrap());
     // a's subscription is still at the start: nobody delivered it (no member of a).
-    assert!(!b_store.subscription_cancel(&actor, "s").await.unwrap());
+    // (b_store's own member was purged: its writes are fenced; another handle's are not.)
+    let b_again = engine.open("app-b").await;
+    assert!(!b_again.subscription_cancel(&actor, "s").await.unwrap());
     assert_eq!(a.subscriptions_cancel_all(&actor).await.unwrap(), 1);
 }

@@ -73,10 +73,8 @@ impl RedisStore {
         invocation
     }
 
-    fn events_op(&self, op: &str) -> ScriptInvocation<'static> {
-        let mut invocation = self.keys.invocation(&SCRIPTS.events);
-        invocation.arg(op);
-        invocation
+    fn events_op(&self, op: &str) -> Result<ScriptInvocation<'static>, StoreError> {
+        self.op_invocation(&SCRIPTS.events, op, &["get", "all", "list"])
     }
 
     async fn call(&self, invocation: ScriptInvocation<'_>) -> Result<Value, StoreError> {
@@ -115,7 +113,7 @@ impl RedisStore {
                 .invoke_async(&mut self.conn.clone())
                 .await?
         };
-        let mut invocation = self.events_op("subscribe");
+        let mut invocation = self.events_op("subscribe")?;
         invocation
             .arg(encode_actor(&s.actor.actor_type, &s.actor.id))
             .arg(&s.id)
@@ -132,7 +130,7 @@ impl RedisStore {
     }
 
     async fn read_one(&self, actor: &ActorRef, id: &str) -> Result<Option<Read>, StoreError> {
-        let mut invocation = self.events_op("get");
+        let mut invocation = self.events_op("get")?;
         invocation
             .arg(encode_actor(&actor.actor_type, &actor.id))
             .arg(id);
@@ -154,14 +152,14 @@ impl RedisStore {
         &self,
         actor: &ActorRef,
     ) -> Result<Vec<Subscription>, StoreError> {
-        let mut invocation = self.events_op("all");
+        let mut invocation = self.events_op("all")?;
         invocation.arg(encode_actor(&actor.actor_type, &actor.id));
         Ok(sorted(parse_records(self.call(invocation).await?)?))
     }
 
     pub(super) async fn subscriptions_impl(&self) -> Result<Vec<Subscription>, StoreError> {
         Ok(sorted(parse_records(
-            self.call(self.events_op("list")).await?,
+            self.call(self.events_op("list")?).await?,
         )?))
     }
 
@@ -170,7 +168,7 @@ impl RedisStore {
         actor: &ActorRef,
         id: Option<&str>,
     ) -> Result<u64, StoreError> {
-        let mut invocation = self.events_op(if id.is_some() { "cancel" } else { "cancel_all" });
+        let mut invocation = self.events_op(if id.is_some() { "cancel" } else { "cancel_all" })?;
         invocation.arg(encode_actor(&actor.actor_type, &actor.id));
         if let Some(id) = id {
             invocation.arg(id);
@@ -206,7 +204,7 @@ impl RedisStore {
             other => return Err(unexpected("event", &other)),
         };
         let request = build(&read.subscription, &event);
-        let mut invocation = self.events_op("deliver");
+        let mut invocation = self.events_op("deliver")?;
         invocation
             .arg(encode_actor(&actor.actor_type, &actor.id))
             .arg(id)

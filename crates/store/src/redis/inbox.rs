@@ -207,7 +207,15 @@ fn message(fields: &[(Vec<u8>, Vec<u8>)]) -> Result<Message, StoreError> {
         Some(b"e") => {
             let id = id()?;
             let payload = field(b"p").ok_or_else(|| corrupt("no payload"))?;
-            Ok(Message::Execute(Box::new(decode(&id, payload)?)))
+            let mut request: kar_protocol::Request = decode(&id, payload)?;
+            // The record is the request as enqueued; recovery counts attempts apart.
+            if let Some(attempt) = field(b"a") {
+                request.attempt = std::str::from_utf8(attempt)
+                    .ok()
+                    .and_then(|a| a.parse().ok())
+                    .ok_or_else(|| corrupt("bad attempt"))?;
+            }
+            Ok(Message::Execute(Box::new(request)))
         }
         Some(b"c") => {
             let id = id()?;

@@ -103,6 +103,7 @@
 
 mod events;
 mod inbox;
+mod recovery;
 mod reminders;
 
 use crate::message::{decode, encode};
@@ -155,6 +156,7 @@ struct Scripts {
     expire_parked: Script,
     purge: Script,
     tail_call: Script,
+    recover: Script,
     remove_actor: Script,
     state: Script,
     reminders: Script,
@@ -173,6 +175,7 @@ static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
     expire_parked: script!("expire_parked.lua"),
     purge: script!("purge.lua"),
     tail_call: script!("tail_call.lua"),
+    recover: script!("recover.lua"),
     remove_actor: script!("remove_actor.lua"),
     state: script!("state.lua"),
     reminders: script!("reminders.lua"),
@@ -203,13 +206,16 @@ impl Keys {
         format!("{}inbox:{node}", self.prefix)
     }
 
-    /// A script invocation with the arguments every script takes.
-    fn invocation<'a>(&self, script: &'a Script) -> ScriptInvocation<'a> {
+    /// A script invocation with the arguments every script takes; `fence` is the
+    /// member on whose behalf it runs ('' for none): the script fails with
+    /// [`StoreError::Fenced`] unless that member's lease is valid.
+    fn invocation<'a>(&self, script: &'a Script, fence: &str) -> ScriptInvocation<'a> {
         let mut invocation = script.prepare_invoke();
         invocation
             .key(&self.anchor)
             .arg(&self.prefix)
-            .arg(rand::random::<u32>());
+            .arg(rand::random::<u32>())
+            .arg(fence);
         invocation
     }
 }
@@ -328,6 +334,19 @@ fn kind_from_code(code: &[u8]) -> RequestKind {
 struct LocalMember {
     renew: AbortHandle,
     fenced: watch::Receiver<bool>,
+    /// When its lease ends at the latest (the last successful renewal *sent*, plus
+    /// the lease), kept by the renewal task.
+    lease_end: Arc<Mutex<Instant>>,
+}
+
+impl LocalMember {
+    /// Whether the member must commit nothing more: the renewal task said so, or the
+    /// lease ran out while nothing renewed it (say the process was stopped: this
+    /// holds the moment it resumes, before the renewal task runs again).
+    fn is_fenced(&self) -> bool {
+        let lease_end = *self.lease_end.lock().unwrap_or_else(|e| e.into_inner());
+        *self.fenced.borrow() || Instant::now() >= lease_end
+    }
 }
 
 type LocalMembers = Arc<Mutex<HashMap<String, LocalMember>>>;
@@ -352,6 +371,7 @@ pub struct RedisStore {
     conn: ConnectionManager,
     lease: Duration,
     members: LocalMembers,
+    recoveries: recovery::Recoveries,
     addr: String,
 }
 
@@ -413,6 +433,7 @@ impl RedisStore {
             conn,
             lease,
             members: Arc::default(),
+            recoveries: recovery::Recoveries::default(),
             addr,
         })
     }
@@ -423,18 +444,69 @@ impl RedisStore {
     }
 
     /// An invocation of the state script: operation `op` on `actor`.
-    fn state_op(&self, op: &str, actor: &ActorRef) -> ScriptInvocation<'static> {
-        let mut invocation = self.keys.invocation(&SCRIPTS.state);
-        invocation
-            .arg(op)
-            .arg(encode_actor(&actor.actor_type, &actor.id));
-        invocation
+    fn state_op(
+        &self,
+        op: &str,
+        actor: &ActorRef,
+    ) -> Result<ScriptInvocation<'static>, StoreError> {
+        let mut invocation =
+            self.op_invocation(&SCRIPTS.state, op, &["get", "get_all", "entries"])?;
+        invocation.arg(encode_actor(&actor.actor_type, &actor.id));
+        Ok(invocation)
     }
 
-    fn is_fenced_locally(&self, node: &str) -> bool {
-        lock(&self.members)
-            .get(node)
-            .is_some_and(|member| *member.fenced.borrow())
+    /// An invocation of a transition that names no member, fenced on the member of
+    /// this handle (see [`RedisStore::fence`]).
+    fn invocation(&self, script: &'static Script) -> Result<ScriptInvocation<'static>, StoreError> {
+        let fence = self.fence()?;
+        Ok(self.keys.invocation(script, &fence))
+    }
+
+    /// An invocation of operation `op` of a script that serves several, fenced
+    /// unless `op` is one of the script's `reads` (reads commit nothing, and they
+    /// remain possible after a purge removed this handle's member).
+    fn op_invocation(
+        &self,
+        script: &'static Script,
+        op: &str,
+        reads: &[&str],
+    ) -> Result<ScriptInvocation<'static>, StoreError> {
+        let mut invocation = if reads.contains(&op) {
+            self.keys.invocation(script, "")
+        } else {
+            self.invocation(script)?
+        };
+        invocation.arg(op);
+        Ok(invocation)
+    }
+
+    /// The fence of a transition that names no member: the member joined through
+    /// this handle when there is exactly one (a sidecar's handle serves its own
+    /// member only), else none. Fails at once if that member is fenced locally.
+    fn fence(&self) -> Result<String, StoreError> {
+        let members = lock(&self.members);
+        let mut joined = members.iter();
+        match (joined.next(), joined.next()) {
+            (Some((node, member)), None) if member.is_fenced() => {
+                Err(StoreError::Fenced(node.clone()))
+            }
+            (Some((node, _)), None) => Ok(node.clone()),
+            _ => Ok(String::new()),
+        }
+    }
+
+    /// The fence of a transition made by `node`: `node` itself if it joined through
+    /// this handle or if `always` (a completion or a tail call comes from the
+    /// executor, which must be a live member), else none (a request made on behalf
+    /// of a caller that is no member here). Fails at once if `node` is fenced
+    /// locally.
+    fn fence_of(&self, node: &str, always: bool) -> Result<String, StoreError> {
+        match lock(&self.members).get(node) {
+            Some(member) if member.is_fenced() => Err(StoreError::Fenced(node.to_string())),
+            Some(_) => Ok(node.to_string()),
+            None if always => Ok(node.to_string()),
+            None => Ok(String::new()),
+        }
     }
 }
 
@@ -458,7 +530,7 @@ impl Store for RedisStore {
         // The inbox connection is opened first: a member must not join without one.
         let reader = inbox::Reader::connect(&self.client, self.keys.inbox(&node)).await?;
         let sent = Instant::now();
-        let mut invocation = self.keys.invocation(&SCRIPTS.join);
+        let mut invocation = self.keys.invocation(&SCRIPTS.join, "");
         invocation
             .arg(&node)
             .arg(lease_millis(self.lease))
@@ -477,19 +549,23 @@ impl Store for RedisStore {
             .await
             .map_err(|e| connect_error(&self.addr, e))?;
         let (fenced_tx, fenced_rx) = watch::channel(false);
-        let renew = tokio::spawn(renew_loop(
-            renew_conn,
-            self.keys.clone(),
-            node.clone(),
-            self.lease,
-            sent,
-            fenced_tx,
-        ));
+        let lease_end = Arc::new(Mutex::new(sent + self.lease));
+        let renewal = Renewal {
+            conn: renew_conn,
+            recovery_conn: self.conn.clone(),
+            recoveries: self.recoveries.clone(),
+            keys: self.keys.clone(),
+            node: node.clone(),
+            lease: self.lease,
+            lease_end: lease_end.clone(),
+        };
+        let renew = tokio::spawn(renewal.run(sent, fenced_tx));
         let previous = lock(&self.members).insert(
             node.clone(),
             LocalMember {
                 renew: renew.abort_handle(),
                 fenced: fenced_rx.clone(),
+                lease_end,
             },
         );
         if let Some(previous) = previous {
@@ -510,18 +586,43 @@ impl Store for RedisStore {
         if let Some(member) = lock(&self.members).remove(&node.0) {
             member.renew.abort();
         }
-        let mut invocation = self.keys.invocation(&SCRIPTS.leave);
+        let mut invocation = self.keys.invocation(&SCRIPTS.leave, "");
         invocation.arg(&node.0);
-        invocation
-            .invoke_async::<i64>(&mut self.conn.clone())
+        let was_member: i64 = invocation.invoke_async(&mut self.conn.clone()).await?;
+        if was_member == 0 {
+            return Ok(());
+        }
+        // Dead from here on; recovered like a dead member, by this call unless a live
+        // member's renewal took it first (then wait for that one, within reason: it
+        // completes the recovery anyway).
+        let owner = format!("leave-{:x}", rand::random::<u64>());
+        let patience = Instant::now() + RESPONSE_TIMEOUT + self.lease * 2;
+        let mut conn = self.conn.clone();
+        loop {
+            let recovery = recovery::recover(
+                &mut conn,
+                &self.keys,
+                &node.0,
+                &owner,
+                "",
+                self.lease,
+                recovery::Removal::Left,
+            )
             .await?;
-        Ok(())
+            match recovery {
+                recovery::Recovery::Finished | recovery::Recovery::Gone => return Ok(()),
+                _ if Instant::now() < patience => {
+                    tokio::time::sleep(Duration::from_millis(5)).await
+                }
+                _ => return Ok(()),
+            }
+        }
     }
 
     async fn members(&self) -> Result<Vec<Member>, StoreError> {
         let records: Vec<Vec<u8>> = self
             .keys
-            .invocation(&SCRIPTS.members)
+            .invocation(&SCRIPTS.members, "")
             .invoke_async(&mut self.conn.clone())
             .await?;
         let mut members = records
@@ -533,14 +634,17 @@ impl Store for RedisStore {
     }
 
     async fn enqueue(&self, request: &Request) -> Result<Routing, StoreError> {
-        let mut invocation = self.keys.invocation(&SCRIPTS.enqueue);
+        let fence = self.fence_of(&request.caller.0, false)?;
+        let mut invocation = self.keys.invocation(&SCRIPTS.enqueue, &fence);
         invocation
             .arg(&request.id.0)
             .arg(request.target.routing_name())
             .arg(kind_code(request.kind))
             .arg(&request.caller.0)
             .arg(encode(request))
-            .arg(target_actor(&request.target));
+            .arg(target_actor(&request.target))
+            .arg(request.parent.as_ref().map_or("", |p| p.as_str()))
+            .arg(request.attempt);
         let assignee: Option<String> = invocation.invoke_async(&mut self.conn.clone()).await?;
         Ok(match assignee {
             Some(node) => Routing::Assigned(NodeId(node)),
@@ -554,24 +658,17 @@ impl Store for RedisStore {
         id: &RequestId,
         outcome: &Outcome,
     ) -> Result<bool, StoreError> {
-        if self.is_fenced_locally(&node.0) {
-            return Err(StoreError::Fenced(node.0.clone()));
-        }
-        let mut invocation = self.keys.invocation(&SCRIPTS.complete);
+        let fence = self.fence_of(&node.0, true)?;
+        let mut invocation = self.keys.invocation(&SCRIPTS.complete, &fence);
         invocation.arg(&node.0).arg(&id.0).arg(encode(outcome));
-        match invocation
-            .invoke_async::<i64>(&mut self.conn.clone())
-            .await?
-        {
-            -1 => Err(StoreError::Fenced(node.0.clone())),
-            done => Ok(done == 1),
-        }
+        let done: i64 = invocation.invoke_async(&mut self.conn.clone()).await?;
+        Ok(done == 1)
     }
 
     async fn forget(&self, ids: &[RequestId]) -> Result<(), StoreError> {
         // Bounded batches keep each script short (Redis runs one script at a time).
         for chunk in ids.chunks(512) {
-            let mut invocation = self.keys.invocation(&SCRIPTS.forget);
+            let mut invocation = self.invocation(&SCRIPTS.forget)?;
             for id in chunk {
                 invocation.arg(&id.0);
             }
@@ -583,7 +680,7 @@ impl Store for RedisStore {
     }
 
     async fn expire_parked(&self, id: &RequestId) -> Result<bool, StoreError> {
-        let mut invocation = self.keys.invocation(&SCRIPTS.expire_parked);
+        let mut invocation = self.invocation(&SCRIPTS.expire_parked)?;
         invocation.arg(&id.0);
         let removed: i64 = invocation.invoke_async(&mut self.conn.clone()).await?;
         Ok(removed == 1)
@@ -595,22 +692,20 @@ impl Store for RedisStore {
         next: &Request,
         local: bool,
     ) -> Result<Routing, StoreError> {
-        if self.is_fenced_locally(&node.0) {
-            return Err(StoreError::Fenced(node.0.clone()));
-        }
-        let mut invocation = self.keys.invocation(&SCRIPTS.tail_call);
+        let fence = self.fence_of(&node.0, true)?;
+        let mut invocation = self.keys.invocation(&SCRIPTS.tail_call, &fence);
         invocation
             .arg(&node.0)
             .arg(&next.id.0)
             .arg(next.target.routing_name())
             .arg(target_actor(&next.target))
             .arg(encode(next))
-            .arg(if local { "1" } else { "0" });
+            .arg(if local { "1" } else { "0" })
+            .arg(next.attempt);
         match invocation
             .invoke_async::<Value>(&mut self.conn.clone())
             .await?
         {
-            Value::Int(-1) => Err(StoreError::Fenced(node.0.clone())),
             Value::Int(-2) => Err(StoreError::NotAssigned(next.id.0.clone())),
             Value::Nil => Ok(Routing::Parked),
             other => Ok(Routing::Assigned(NodeId(value_string(other)?))),
@@ -618,7 +713,7 @@ impl Store for RedisStore {
     }
 
     async fn remove_actor(&self, actor: &ActorRef) -> Result<(), StoreError> {
-        let mut invocation = self.keys.invocation(&SCRIPTS.remove_actor);
+        let mut invocation = self.invocation(&SCRIPTS.remove_actor)?;
         invocation.arg(encode_actor(&actor.actor_type, &actor.id));
         invocation
             .invoke_async::<i64>(&mut self.conn.clone())
@@ -652,7 +747,7 @@ impl Store for RedisStore {
         key: &str,
         subkey: Option<&str>,
     ) -> Result<Option<Bytes>, StoreError> {
-        let mut invocation = self.state_op("get", actor);
+        let mut invocation = self.state_op("get", actor)?;
         invocation
             .arg(key)
             .arg(if subkey.is_some() { "1" } else { "0" })
@@ -668,7 +763,7 @@ impl Store for RedisStore {
         subkey: Option<&str>,
         value: Bytes,
     ) -> Result<bool, StoreError> {
-        let mut invocation = self.state_op("set", actor);
+        let mut invocation = self.state_op("set", actor)?;
         invocation
             .arg(key)
             .arg(if subkey.is_some() { "1" } else { "0" })
@@ -684,7 +779,7 @@ impl Store for RedisStore {
         key: &str,
         subkey: Option<&str>,
     ) -> Result<bool, StoreError> {
-        let mut invocation = self.state_op("remove", actor);
+        let mut invocation = self.state_op("remove", actor)?;
         invocation
             .arg(key)
             .arg(if subkey.is_some() { "1" } else { "0" })
@@ -695,7 +790,7 @@ impl Store for RedisStore {
 
     async fn state_get_all(&self, actor: &ActorRef) -> Result<ActorState, StoreError> {
         let reply: Value = self
-            .state_op("get_all", actor)
+            .state_op("get_all", actor)?
             .invoke_async(&mut self.conn.clone())
             .await?;
         let Value::Array(mut parts) = reply else {
@@ -726,7 +821,7 @@ impl Store for RedisStore {
 
     async fn state_remove_all(&self, actor: &ActorRef) -> Result<u64, StoreError> {
         Ok(self
-            .state_op("remove_all", actor)
+            .state_op("remove_all", actor)?
             .invoke_async(&mut self.conn.clone())
             .await?)
     }
@@ -736,7 +831,7 @@ impl Store for RedisStore {
         actor: &ActorRef,
         update: &StateUpdate,
     ) -> Result<UpdateCounts, StoreError> {
-        let mut invocation = self.state_op("update", actor);
+        let mut invocation = self.state_op("update", actor)?;
         invocation.arg(update.removals.len());
         for key in &update.removals {
             invocation.arg(key);
@@ -768,14 +863,14 @@ impl Store for RedisStore {
         actor: &ActorRef,
         key: &str,
     ) -> Result<Vec<(String, Bytes)>, StoreError> {
-        let mut invocation = self.state_op("entries", actor);
+        let mut invocation = self.state_op("entries", actor)?;
         invocation.arg(key);
         let reply: Value = invocation.invoke_async(&mut self.conn.clone()).await?;
         value_pairs(reply)
     }
 
     async fn submap_clear(&self, actor: &ActorRef, key: &str) -> Result<u64, StoreError> {
-        let mut invocation = self.state_op("clear", actor);
+        let mut invocation = self.state_op("clear", actor)?;
         invocation.arg(key);
         Ok(invocation.invoke_async(&mut self.conn.clone()).await?)
     }
@@ -871,7 +966,7 @@ impl Store for RedisStore {
     }
 
     async fn purge(&self) -> Result<u64, StoreError> {
-        let mut invocation = self.keys.invocation(&SCRIPTS.purge);
+        let mut invocation = self.keys.invocation(&SCRIPTS.purge, "");
         invocation.arg(format!("{}*", glob_escape(&self.keys.prefix)));
         let deleted: u64 = invocation.invoke_async(&mut self.conn.clone()).await?;
         Ok(deleted)
@@ -882,59 +977,80 @@ impl Store for RedisStore {
     }
 }
 
-/// Renews the lease of `node` every lease/3 until the task is aborted (leave, inbox
-/// dropped) or the member is fenced.
-async fn renew_loop(
-    mut conn: ConnectionManager,
+/// The lease renewal of one member joined through this handle. Renewals also report
+/// the members whose leases expired: this member then recovers them (each recovery
+/// in a task of its own, on the shared connection, so renewals never wait for one).
+struct Renewal {
+    conn: ConnectionManager,
+    recovery_conn: ConnectionManager,
+    recoveries: recovery::Recoveries,
     keys: Arc<Keys>,
     node: String,
     lease: Duration,
-    joined: Instant,
-    fenced: watch::Sender<bool>,
-) {
-    let period = lease / 3;
-    let retry = (period / 4).max(Duration::from_millis(10));
-    // When the last successful renewal (or the join) was sent: the server's lease
-    // expires at least `lease` after that instant.
-    let mut last_ok = joined;
-    let mut next = joined + period;
-    loop {
-        let deadline = last_ok + lease;
-        tokio::select! {
-            _ = tokio::time::sleep_until(next) => {}
-            _ = tokio::time::sleep_until(deadline) => break,
+    lease_end: Arc<Mutex<Instant>>,
+}
+
+impl Renewal {
+    /// Renews the lease every lease/3 until the task is aborted (leave, inbox
+    /// dropped) or the member is fenced.
+    async fn run(mut self, joined: Instant, fenced: watch::Sender<bool>) {
+        let node = self.node.clone();
+        let lease = self.lease;
+        let period = lease / 3;
+        let retry = (period / 4).max(Duration::from_millis(10));
+        // When the last successful renewal (or the join) was sent: the server's lease
+        // expires at least `lease` after that instant.
+        let mut last_ok = joined;
+        let mut next = joined + period;
+        loop {
+            let deadline = last_ok + lease;
+            tokio::select! {
+                _ = tokio::time::sleep_until(next) => {}
+                _ = tokio::time::sleep_until(deadline) => break,
+            }
+            let sent = Instant::now();
+            let mut invocation = self.keys.invocation(&SCRIPTS.renew, "");
+            invocation.arg(&node).arg(lease_millis(lease));
+            let result = tokio::select! {
+                result = invocation.invoke_async::<Vec<String>>(&mut self.conn) => result,
+                _ = tokio::time::sleep_until(deadline) => break,
+            };
+            match result {
+                Ok(reply) if reply.first().is_some_and(|ok| ok == "1") => {
+                    last_ok = sent;
+                    next = sent + period;
+                    *self.lease_end.lock().unwrap_or_else(|e| e.into_inner()) = sent + lease;
+                    let expired = reply.into_iter().skip(1).collect::<Vec<_>>();
+                    if !expired.is_empty() {
+                        self.recoveries.start(
+                            &self.recovery_conn,
+                            &self.keys,
+                            &node,
+                            expired,
+                            lease,
+                        );
+                    }
+                }
+                Ok(_) => {
+                    tracing::error!(
+                        node,
+                        "the lease of this member expired: it was removed from the mesh"
+                    );
+                    let _ = fenced.send(true);
+                    return;
+                }
+                Err(e) => {
+                    tracing::warn!(node, "cannot renew the membership lease (retrying): {e}");
+                    next = Instant::now() + retry;
+                }
+            }
         }
-        let sent = Instant::now();
-        let mut invocation = keys.invocation(&SCRIPTS.renew);
-        invocation.arg(&node).arg(lease_millis(lease));
-        let result = tokio::select! {
-            result = invocation.invoke_async::<i64>(&mut conn) => result,
-            _ = tokio::time::sleep_until(deadline) => break,
-        };
-        match result {
-            Ok(1) => {
-                last_ok = sent;
-                next = sent + period;
-            }
-            Ok(_) => {
-                tracing::error!(
-                    node,
-                    "the lease of this member expired: it was removed from the mesh"
-                );
-                let _ = fenced.send(true);
-                return;
-            }
-            Err(e) => {
-                tracing::warn!(node, "cannot renew the membership lease (retrying): {e}");
-                next = Instant::now() + retry;
-            }
-        }
+        tracing::error!(
+            node,
+            "could not renew the membership lease in time: fencing this member"
+        );
+        let _ = fenced.send(true);
     }
-    tracing::error!(
-        node,
-        "could not renew the membership lease in time: fencing this member"
-    );
-    let _ = fenced.send(true);
 }
 
 #[cfg(test)]

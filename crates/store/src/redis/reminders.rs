@@ -61,10 +61,12 @@ fn parse_records(value: Value) -> Result<Vec<Read>, StoreError> {
 }
 
 impl RedisStore {
-    fn reminders_op(&self, op: &str) -> ScriptInvocation<'static> {
-        let mut invocation = self.keys.invocation(&SCRIPTS.reminders);
-        invocation.arg(op);
-        invocation
+    fn reminders_op(&self, op: &str) -> Result<ScriptInvocation<'static>, StoreError> {
+        self.op_invocation(
+            &SCRIPTS.reminders,
+            op,
+            &["get", "all", "list", "next_due", "due"],
+        )
     }
 
     async fn reminders_call(&self, invocation: ScriptInvocation<'_>) -> Result<Value, StoreError> {
@@ -72,7 +74,7 @@ impl RedisStore {
     }
 
     pub(super) async fn reminder_schedule_impl(&self, r: &Reminder) -> Result<bool, StoreError> {
-        let mut invocation = self.reminders_op("schedule");
+        let mut invocation = self.reminders_op("schedule")?;
         invocation
             .arg(encode_actor(&r.actor.actor_type, &r.actor.id))
             .arg(&r.id)
@@ -92,7 +94,7 @@ impl RedisStore {
         actor: &ActorRef,
         id: &str,
     ) -> Result<Option<Reminder>, StoreError> {
-        let mut invocation = self.reminders_op("get");
+        let mut invocation = self.reminders_op("get")?;
         invocation
             .arg(encode_actor(&actor.actor_type, &actor.id))
             .arg(id);
@@ -106,7 +108,7 @@ impl RedisStore {
         &self,
         actor: &ActorRef,
     ) -> Result<Vec<Reminder>, StoreError> {
-        let mut invocation = self.reminders_op("all");
+        let mut invocation = self.reminders_op("all")?;
         invocation.arg(encode_actor(&actor.actor_type, &actor.id));
         let mut all: Vec<Reminder> = parse_records(self.reminders_call(invocation).await?)?
             .into_iter()
@@ -118,7 +120,7 @@ impl RedisStore {
 
     pub(super) async fn reminders_impl(&self) -> Result<Vec<Reminder>, StoreError> {
         let mut all: Vec<Reminder> =
-            parse_records(self.reminders_call(self.reminders_op("list")).await?)?
+            parse_records(self.reminders_call(self.reminders_op("list")?).await?)?
                 .into_iter()
                 .map(|read| read.reminder)
                 .collect();
@@ -137,7 +139,8 @@ impl RedisStore {
         actor: &ActorRef,
         id: Option<&str>,
     ) -> Result<u64, StoreError> {
-        let mut invocation = self.reminders_op(if id.is_some() { "cancel" } else { "cancel_all" });
+        let mut invocation =
+            self.reminders_op(if id.is_some() { "cancel" } else { "cancel_all" })?;
         invocation.arg(encode_actor(&actor.actor_type, &actor.id));
         if let Some(id) = id {
             invocation.arg(id);
@@ -146,7 +149,7 @@ impl RedisStore {
     }
 
     pub(super) async fn next_due_impl(&self) -> Result<Option<i64>, StoreError> {
-        match self.reminders_call(self.reminders_op("next_due")).await? {
+        match self.reminders_call(self.reminders_op("next_due")?).await? {
             Value::Nil => Ok(None),
             due => Ok(Some(number("due", due)?)),
         }
@@ -161,13 +164,13 @@ impl RedisStore {
         if limit == 0 {
             return Ok(Vec::new());
         }
-        let mut invocation = self.reminders_op("due");
+        let mut invocation = self.reminders_op("due")?;
         invocation.arg(now.to_string()).arg(limit);
         let due = parse_records(self.reminders_call(invocation).await?)?;
         if due.is_empty() {
             return Ok(Vec::new());
         }
-        let mut invocation = self.reminders_op("fire");
+        let mut invocation = self.reminders_op("fire")?;
         invocation.arg(due.len());
         let mut planned = Vec::with_capacity(due.len());
         for Read { reminder, gen } in due {

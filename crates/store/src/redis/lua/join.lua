@@ -1,10 +1,13 @@
 -- join(node, lease_ms, member record, names...): ARGV[3..]
--- Sweeps expired members, registers the member with a fresh lease and its routes,
--- routes the requests parked for its names (in arrival order; an actor request goes to
--- its placement if that member lives), and tells every other member.
+-- Registers the member with a fresh lease and its routes, routes the requests parked
+-- for its names (in arrival order; an actor request goes to its placement if that
+-- member lives), and tells every other member. Members whose leases expired are
+-- recovered by the renewals of the live ones (recover.lua), not here.
 local now = now_ms()
 local node, lease, record = ARGV[3], tonumber(ARGV[4]), ARGV[5]
-sweep(now)
+if redis.call('HEXISTS', P .. 'members', node) == 1 and not live(node, now) then
+  return redis.error_reply('ERR node ' .. node .. ' is dead and being recovered: join with a new node id')
+end
 redis.call('HSET', P .. 'members', node, record)
 redis.call('ZADD', P .. 'leases', now + lease, node)
 for i = 6, #ARGV do
@@ -22,5 +25,5 @@ for i = 6, #ARGV do
     route(id, name, f[1], f[2], now, f[3])
   end
 end
-push_members_changed(node)
+push_members_changed(node, now)
 return 1

@@ -2,10 +2,15 @@
 --
 -- Calling convention of every script: KEYS[1] is "<prefix>members" (it only tells Redis
 -- Cluster which slot the script touches: every key of one application shares the hash
--- tag of the prefix), ARGV[1] is the key prefix "kar:{<app>}:" and ARGV[2] a random
--- number drawn by the client (Lua's math.random is deterministic inside Redis).
+-- tag of the prefix), ARGV[1] is the key prefix "kar:{<app>}:", ARGV[2] a random
+-- number drawn by the client (Lua's math.random is deterministic inside Redis) and
+-- ARGV[3] the fence: the node on whose behalf the script runs, or '' (see the end of
+-- this file). The fence is removed from ARGV here, so the scripts' own arguments start
+-- at ARGV[3].
 
 local P = ARGV[1]
+local FENCE = ARGV[3]
+table.remove(ARGV, 3)
 
 -- Server time in milliseconds: every lease is computed from the Redis clock, so the
 -- clocks of the hosts running kar do not matter.
@@ -41,13 +46,22 @@ local function pick(name, now)
   return candidates[rand(#candidates) + 1]
 end
 
+-- Appends Execute(id) to the inbox of `node`. The record is the request as enqueued;
+-- `a` overlays its delivery attempt (the `attempt` field, counted by recovery).
 local function push_execute(node, id, record)
-  redis.call('XADD', P .. 'inbox:' .. node, '*', 't', 'e', 'i', id, 'p', record)
+  local attempt = redis.call('HGET', P .. 'req:' .. id, 'attempt')
+  if attempt and attempt ~= '0' then
+    redis.call('XADD', P .. 'inbox:' .. node, '*', 't', 'e', 'i', id, 'p', record, 'a', attempt)
+  else
+    redis.call('XADD', P .. 'inbox:' .. node, '*', 't', 'e', 'i', id, 'p', record)
+  end
 end
 
-local function push_members_changed(except)
+-- Tells every live member (but `except`) that the mesh changed. Dead members get
+-- nothing: their inbox is deleted once their recovery ends.
+local function push_members_changed(except, now)
   for _, node in ipairs(redis.call('HKEYS', P .. 'members')) do
-    if node ~= except then
+    if node ~= except and live(node, now) then
       redis.call('XADD', P .. 'inbox:' .. node, '*', 't', 'm')
     end
   end
@@ -102,48 +116,31 @@ local function route(id, name, seq, record, now, actor)
   return target
 end
 
--- Removes a member that left or died (same logic as the embedded engine's
--- remove_member): its queued requests are re-routed in arrival order or parked, the
--- finished requests only it could collect are dropped, its inbox goes, and every
--- remaining member gets MembersChanged. Returns whether the member was there.
-local function remove_member(node, now)
-  if redis.call('HDEL', P .. 'members', node) == 0 then
-    redis.call('ZREM', P .. 'leases', node)
-    return false
-  end
-  redis.call('ZREM', P .. 'leases', node)
-  for _, name in ipairs(redis.call('SMEMBERS', P .. 'names:' .. node)) do
-    redis.call('ZREM', P .. 'route:' .. name, node)
-  end
-  redis.call('DEL', P .. 'names:' .. node, P .. 'inbox:' .. node)
-  for _, id in ipairs(redis.call('SMEMBERS', P .. 'done:' .. node)) do
-    redis.call('DEL', P .. 'req:' .. id)
-  end
-  redis.call('DEL', P .. 'done:' .. node)
-  -- Its actors lose their placement (unless already placed elsewhere): their
-  -- requests are placed anew below or when they next arrive.
-  for _, actor in ipairs(redis.call('SMEMBERS', P .. 'placed:' .. node)) do
-    if redis.call('HGET', P .. 'place', actor) == node then
-      redis.call('HDEL', P .. 'place', actor)
+-- Whether request `id` has unfinished children: calls or promises it made (the set
+-- `kids:<id>`, filled by enqueue) that are still queued, parked or held. Entries of
+-- finished children are dropped on the way.
+local function has_unfinished_children(id)
+  local kids = P .. 'kids:' .. id
+  for _, kid in ipairs(redis.call('SMEMBERS', kids)) do
+    local status = redis.call('HGET', P .. 'req:' .. kid, 'status')
+    if status and status ~= 'd' then
+      return true
     end
+    redis.call('SREM', kids, kid)
   end
-  redis.call('DEL', P .. 'placed:' .. node)
-  local orphans = redis.call('ZRANGE', P .. 'assigned:' .. node, 0, -1)
-  redis.call('DEL', P .. 'assigned:' .. node)
-  for _, id in ipairs(orphans) do
-    local f = redis.call('HMGET', P .. 'req:' .. id, 'name', 'seq', 'rec', 'status', 'actor')
-    if f[4] == 'q' then
-      route(id, f[1], f[2], f[3], now, f[5])
-    end
-  end
-  push_members_changed(nil)
-  return true
+  return false
 end
 
--- Removes every member whose lease has expired.
-local function sweep(now)
-  for _, node in ipairs(redis.call('ZRANGEBYSCORE', P .. 'leases', '-inf', now)) do
-    remove_member(node, now)
+-- Request `id` (of kind `kind`, made by `parent`) just finished: it leaves its
+-- parent's children, and a held parent whose last unfinished child it was is routed.
+local function child_finished(id, kind, parent, now)
+  if kind == '1' or not parent or parent == '' then
+    return
+  end
+  redis.call('SREM', P .. 'kids:' .. parent, id)
+  local f = redis.call('HMGET', P .. 'req:' .. parent, 'status', 'name', 'seq', 'rec', 'actor')
+  if f[1] == 'h' and not has_unfinished_children(parent) then
+    route(parent, f[2], f[3], f[4], now, f[5])
   end
 end
 
@@ -201,3 +198,9 @@ local function state_clear(actor)
   return n
 end
 
+-- The fence: a script run on behalf of a member whose lease is gone commits nothing
+-- (the member may have been stopped past its lease, its requests recovered
+-- elsewhere). The client maps this error to StoreError::Fenced.
+if FENCE ~= '' and not live(FENCE, now_ms()) then
+  return redis.error_reply('FENCED ' .. FENCE)
+end

@@ -1,0 +1,124 @@
+//! Recovery of members whose lease expired (they died, or left), in bounded steps
+//! under a lock with a TTL (`lua/recover.lua`): Redis runs one script at a time, so a
+//! dead member's whole queue re-routed by one script would stop every other member
+//! for as long as it takes. Each step handles [`BATCH`] items; the lock expires if the
+//! recoverer dies, and another member resumes where it stopped.
+
+use super::{lease_millis, Keys, SCRIPTS};
+use crate::StoreError;
+use redis::aio::ConnectionManager;
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// Items (requests re-delivered, outcomes dropped, placements dropped) per script.
+pub(crate) const BATCH: usize = 256;
+
+/// Why a member is recovered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Removal {
+    Left,
+    Died,
+}
+
+/// How a call of [`recover`] ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Recovery {
+    /// This call removed the member (all of its requests were re-delivered).
+    Finished,
+    /// The member is not (or no longer) there: recovered already.
+    Gone,
+    /// Another recoverer holds the lock (it finishes, or its lock expires).
+    Busy,
+    /// The member's lease is valid: it is not dead.
+    Live,
+}
+
+/// Recovers member `dead` as `owner` (the lock's value), on behalf of `fence` (the
+/// recovering member, or '' for a leave), with a lock that expires after `ttl`.
+pub(crate) async fn recover(
+    conn: &mut ConnectionManager,
+    keys: &Keys,
+    dead: &str,
+    owner: &str,
+    fence: &str,
+    ttl: Duration,
+    removal: Removal,
+) -> Result<Recovery, StoreError> {
+    let mut steps = 0u64;
+    loop {
+        let mut invocation = keys.invocation(&SCRIPTS.recover, fence);
+        invocation
+            .arg(dead)
+            .arg(owner)
+            .arg(lease_millis(ttl))
+            .arg(BATCH);
+        let step: i64 = invocation.invoke_async(conn).await?;
+        match step {
+            1 => {
+                steps += 1;
+                if steps == 1 && removal == Removal::Died {
+                    crate::fault::crash_in_recovery(dead);
+                }
+            }
+            0 => return Ok(Recovery::Finished),
+            -1 => return Ok(Recovery::Gone),
+            -2 => return Ok(Recovery::Busy),
+            -3 => return Ok(Recovery::Live),
+            other => {
+                return Err(StoreError::Corrupt {
+                    key: format!("recovery of {dead}"),
+                    reason: format!("unexpected step result {other}"),
+                })
+            }
+        }
+    }
+}
+
+/// The recoveries running in this process (one task per dead member at most).
+#[derive(Clone, Default)]
+pub(crate) struct Recoveries(Arc<Mutex<HashSet<String>>>);
+
+impl Recoveries {
+    /// Starts recovering each of `dead` not being recovered by this process already,
+    /// on behalf of live member `me`.
+    pub(crate) fn start(
+        &self,
+        conn: &ConnectionManager,
+        keys: &Arc<Keys>,
+        me: &str,
+        dead: Vec<String>,
+        ttl: Duration,
+    ) {
+        for node in dead {
+            if node == me {
+                continue;
+            }
+            let fresh = self
+                .0
+                .lock()
+                .map(|mut running| running.insert(node.clone()))
+                .unwrap_or(false);
+            if !fresh {
+                continue;
+            }
+            let (mut conn, keys, me, running) =
+                (conn.clone(), keys.clone(), me.to_string(), self.clone());
+            tokio::spawn(async move {
+                let result = recover(&mut conn, &keys, &node, &me, &me, ttl, Removal::Died).await;
+                match result {
+                    Ok(Recovery::Finished) => {
+                        tracing::warn!("member {node} died; its requests were re-routed")
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(
+                        "cannot recover dead member {node} (retried at the next renewal): {e}"
+                    ),
+                }
+                if let Ok(mut running) = running.0.lock() {
+                    running.remove(&node);
+                }
+            });
+        }
+    }
+}
