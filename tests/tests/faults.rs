@@ -165,13 +165,70 @@ impl Host {
 
     /// SIGKILL to the sidecar and its app (the whole process group).
     fn kill(&mut self) -> Kill {
+        self.kill_part(Part::Both)
+    }
+
+    /// SIGKILL to `part` of the component; returns once `kar run` exited (killing
+    /// either part takes the other down: the app through its parent-death signal, the
+    /// sidecar because its component exited).
+    fn kill_part(&mut self, part: Part) -> Kill {
         let signalled = monotonic_ns();
-        self.process.kill();
+        match part {
+            Part::Both => self.process.kill(),
+            Part::Sidecar => self.process.kill_process_only(),
+            Part::App => {
+                assert_eq!(self.process.kill_children(), 1, "one app under kar run");
+                self.process.wait(Duration::from_secs(30));
+            }
+        }
+        let reaped = monotonic_ns();
+        // The app may outlive a killed sidecar by the delivery of its parent-death
+        // signal: the attempt ends when the app is gone.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !is_gone(self.app_pid) {
+            assert!(
+                Instant::now() < deadline,
+                "app {} outlived its sidecar",
+                self.app_pid
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
         Kill {
             signalled,
-            reaped: monotonic_ns(),
+            reaped: reaped.max(monotonic_ns()),
             app_pid: self.app_pid,
         }
+    }
+}
+
+/// Which processes of a component a fault kills.
+#[derive(Debug, Clone, Copy)]
+enum Part {
+    /// The sidecar and its app (the process group).
+    Both,
+    /// `kar run` alone.
+    Sidecar,
+    /// The app alone.
+    App,
+}
+
+impl Part {
+    fn describe(self) -> &'static str {
+        match self {
+            Part::Both => "sidecar and app",
+            Part::Sidecar => "sidecar",
+            Part::App => "app",
+        }
+    }
+}
+
+/// Whether `pid` is gone (or a zombie nobody reaped yet).
+fn is_gone(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        Ok(stat) => stat
+            .rsplit_once(") ")
+            .is_some_and(|(_, rest)| rest.starts_with('Z')),
     }
 }
 
@@ -283,63 +340,86 @@ fn report_recovery(
     );
 }
 
+/// A service request whose handler takes `handler_ms`: `part` of the server is killed
+/// with SIGKILL during it and the server is restarted with the same command. The
+/// client gets the reply of the retry, the side effect (written at the end of the
+/// handler) happened exactly once, and the attempts never overlapped.
+fn service_request_survives(store: &Store, part: Part, handler_ms: u64) {
+    let app = unique_app("faults-svc");
+    let records = Records::new();
+    let start = |name: &str| Host::spawn(server(store, &app, &records, name).service("slow"));
+    let mut first = start("slow service");
+    let mut caller = client(
+        store,
+        &app,
+        &["service", "slow", "k", &handler_ms.to_string()],
+    );
+    records.await_record("the first entry", |r| r.is("enter", "slow", "k"));
+
+    let kill = first.kill_part(part);
+    let restarted = start("slow service (restarted)");
+    let retry = records.await_record("the retry", |r| {
+        r.is("enter", "slow", "k") && r.mono > kill.signalled
+    });
+    report_recovery(
+        store,
+        &format!(
+            "{handler_ms} ms service handler, {} killed, server restarted",
+            part.describe()
+        ),
+        &kill,
+        &retry,
+        Some(&restarted),
+    );
+    assert_eq!(
+        retry.pid, restarted.app_pid,
+        "the retry ran on the restarted server"
+    );
+
+    let reply = result_of(&mut caller);
+    let all = records.read();
+    assert_eq!(
+        count(&all, "enter", "slow", "k"),
+        2,
+        "two attempts; records:\n{all:#?}"
+    );
+    let effects: Vec<&Record> = all.iter().filter(|r| r.is("effect", "slow", "k")).collect();
+    assert_eq!(
+        effects.len(),
+        1,
+        "the side effect happened once; records:\n{all:#?}"
+    );
+    assert_eq!(
+        effects[0].pid, restarted.app_pid,
+        "the side effect came from the retry"
+    );
+    assert_eq!(
+        reply,
+        serde_json::json!({"key": "k", "pid": restarted.app_pid, "attempt": 2}),
+        "the client got the retry's reply"
+    );
+    assert_no_overlap(&all, "slow", "k", &[kill]);
+}
+
 store_test!(
-    /// A service request whose handler takes 30 s: the server (sidecar and app) is
-    /// killed with SIGKILL during it and restarted with the same command. The client
-    /// gets the reply of the retry, the side effect (written at the end of the
-    /// handler) happened exactly once, and the attempts never overlapped.
+    /// The scenario: a 30 s handler, its sidecar and app killed together.
     fn service_request_survives_a_kill_of_its_server(store) {
-        let app = unique_app("faults-svc");
-        let records = Records::new();
-        let start = |name: &str| Host::spawn(server(store, &app, &records, name).service("slow"));
-        let mut first = start("slow service");
-        let mut caller = client(
-            store,
-            &app,
-            &["service", "slow", "k", &SLOW_SERVICE_MS.to_string()],
-        );
-        records.await_record("the first entry", |r| r.is("enter", "slow", "k"));
+        service_request_survives(store, Part::Both, SLOW_SERVICE_MS);
+    }
+);
 
-        let kill = first.kill();
-        let restarted = start("slow service (restarted)");
-        let retry = records.await_record("the retry", |r| {
-            r.is("enter", "slow", "k") && r.mono > kill.signalled
-        });
-        report_recovery(
-            store,
-            "service handler, server restarted",
-            &kill,
-            &retry,
-            Some(&restarted),
-        );
-        assert_eq!(
-            retry.pid, restarted.app_pid,
-            "the retry ran on the restarted server"
-        );
+store_test!(
+    /// Only the server's sidecar killed (its app dies with it).
+    fn service_request_survives_a_kill_of_its_sidecar(store) {
+        service_request_survives(store, Part::Sidecar, 5_000);
+    }
+);
 
-        let reply = result_of(&mut caller);
-        let all = records.read();
-        assert_eq!(
-            count(&all, "enter", "slow", "k"),
-            2,
-            "two attempts; records:\n{all:#?}"
-        );
-        let effects: Vec<&Record> = all.iter().filter(|r| r.is("effect", "slow", "k")).collect();
-        assert_eq!(
-            effects.len(),
-            1,
-            "the side effect happened once; records:\n{all:#?}"
-        );
-        assert_eq!(
-            effects[0].pid, restarted.app_pid,
-            "the side effect came from the retry"
-        );
-        assert_eq!(
-            reply,
-            serde_json::json!({"key": "k", "pid": restarted.app_pid, "attempt": 2}),
-            "the client got the retry's reply"
-        );
-        assert_no_overlap(&all, "slow", "k", &[kill]);
+store_test!(
+    /// Only the server's app killed: its sidecar lives on until it sees the app gone,
+    /// leaves the mesh with the request unfinished, and `kar run` exits.
+    fn service_request_survives_a_kill_of_its_app(store) {
+        service_request_survives(store, Part::App, 5_000);
     }
 );
 
