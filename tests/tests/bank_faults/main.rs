@@ -1,0 +1,160 @@
+//! The bank workload of the fault-injection suite (issue 5), on both stores.
+//!
+//! Three server components (`tests/apps/js/bank/server.js`: accounts as actors, a
+//! transfer as the tail-call chain debit → credit, each step idempotent through one
+//! atomic multi-element state update) serve three JS clients making transfers with
+//! calls and tells. Meanwhile the test kill -9s a random server every 2–5 s (its
+//! sidecar alone, its app alone or both) and restarts it with the same command; then it
+//! stops killing, lets the clients finish, reads every account's state and the apps'
+//! event log, and checks (see `checker`): every accepted transfer applied exactly once,
+//! total balance conserved, no accepted request lost, no two attempts of one step
+//! overlapping, no actor active in two processes at once.
+//!
+//! The second test arms one server with `KAR_FAULT_CRASH_IN_RECOVERY=1` (the store's
+//! fault-injection point): it aborts in the middle of recovering a killed server, and the
+//! mesh must still converge to the same invariants.
+
+mod checker;
+mod deaths;
+mod mesh;
+
+use kar_tests::{store_test, unique_app, Process, Store};
+use mesh::{Bank, KillMode, ServerConfig};
+use rustix::process::{kill_process, Pid, Signal};
+use std::time::{Duration, Instant};
+
+const CLIENTS: usize = 3;
+const SERVERS: usize = 3;
+
+/// How long the clients may take to finish once told to stop (their tells included).
+const QUIESCE: Duration = Duration::from_secs(30);
+
+fn clients(bank: &Bank, args: &[String]) -> Vec<Process> {
+    (0..CLIENTS)
+        .map(|i| bank.client(&format!("c{i}"), QUIESCE, args))
+        .collect()
+}
+
+/// Sends `signal` to each of `pids` (sidecars: their apps keep running).
+fn signal_all(pids: &[u32], signal: Signal) {
+    for &pid in pids {
+        let pid = Pid::from_raw(pid as i32).expect("a pid");
+        kill_process(pid, signal).expect("signal a sidecar");
+    }
+}
+
+/// Stops the clients, reads the state, stops the servers, checks the invariants.
+fn quiesce_and_check(store: &Store, bank: &mut Bank, mut clients: Vec<Process>, started: Instant) {
+    bank.stop_clients(&mut clients, QUIESCE + Duration::from_secs(30));
+    let audit = bank.audit();
+    bank.stop_servers();
+    let report = checker::check(&bank.events(), &audit, &bank.deaths, &bank.kills);
+    println!(
+        "bank ({} store) after {:.0?}:\n{}",
+        store.kind(),
+        started.elapsed(),
+        report.figures
+    );
+    for line in report.too_close.iter().take(20) {
+        println!("too close to call: {line}");
+    }
+    if !report.violations.is_empty() {
+        panic!(
+            "{} invariant violations; the first ones:\n{}\n{}",
+            report.violations.len(),
+            report
+                .violations
+                .iter()
+                .take(30)
+                .cloned()
+                .collect::<Vec<_>>()
+                .join("\n"),
+            report.figures
+        );
+    }
+}
+
+store_test!(
+    /// At least 60 s of kill -9s of random servers under a steady load of transfers.
+    fn transfers_survive_random_kills(store) {
+        const KILLING: Duration = Duration::from_secs(60);
+        let started = Instant::now();
+        let app = unique_app("bank");
+        let mut bank = Bank::start(store, &app, vec![ServerConfig::default(); SERVERS]);
+        let clients = clients(&bank, &[]);
+        let killing = Instant::now();
+        while killing.elapsed() < KILLING {
+            // The fault schedule itself: a random pause between kills.
+            std::thread::sleep(Duration::from_millis(rand::random_range(2000..5000)));
+            bank.assert_servers_running();
+            let slot = rand::random_range(0..bank.servers());
+            bank.kill(slot, KillMode::random());
+            bank.restart(slot, false);
+        }
+        quiesce_and_check(store, &mut bank, clients, started);
+    }
+);
+
+/// The fault-injection point of the store (crates/store/src/fault.rs).
+const CRASH_IN_RECOVERY: &str = "KAR_FAULT_CRASH_IN_RECOVERY";
+const CRASH_LINE: &str = "fault injection: crashing in the middle of the recovery of ";
+
+store_test!(
+    /// Server 0 is killed; server 1, armed with the fault-injection point, recovers it
+    /// and aborts in the middle of that recovery; the other members finish it (and
+    /// recover server 1). To make server 1 the recoverer, every other live sidecar is
+    /// frozen (SIGSTOP) from just before the kill until server 1 crashed; on Redis those
+    /// get a lease longer than the freeze. Both servers are restarted and the invariants
+    /// of the bank hold.
+    fn transfers_survive_a_crash_in_the_middle_of_a_recovery(store) {
+        let started = Instant::now();
+        let app = unique_app("bank-crash");
+        let (victim, armed) = (0, 1);
+        // Redis: members that are frozen must outlive the freeze; the victim and the
+        // armed server keep the default 3 s lease (their deaths are seen in time).
+        let long_lease: Vec<String> = match store.kind() {
+            "redis" => vec!["-redis_lease".into(), "30s".into()],
+            _ => Vec::new(),
+        };
+        let mut configs = vec![ServerConfig::default(); SERVERS];
+        configs[armed].env = vec![(CRASH_IN_RECOVERY.into(), "1".into())];
+        for (slot, config) in configs.iter_mut().enumerate() {
+            if slot != victim && slot != armed {
+                config.args = long_lease.clone();
+            }
+        }
+        let mut bank = Bank::start(store, &app, configs);
+        let clients = clients(&bank, &long_lease);
+        // The victim holds actors and has requests in hand.
+        let victim_pid = format!("\"pid\":{},", bank.app_pid(victim));
+        bank.await_events(&victim_pid, 50, Duration::from_secs(30));
+
+        let frozen: Vec<u32> = (0..SERVERS)
+            .filter(|&s| s != victim && s != armed)
+            .map(|s| bank.server(s).pid())
+            .chain(clients.iter().map(Process::pid))
+            .collect();
+        signal_all(&frozen, Signal::STOP);
+        bank.kill(victim, KillMode::Group);
+        let crashed = bank
+            .server(armed)
+            .wait_for_output(CRASH_LINE, Duration::from_secs(20));
+        signal_all(&frozen, Signal::CONT);
+        assert!(
+            crashed,
+            "{} did not crash in the recovery of the killed server; output:\n{}",
+            bank.server(armed).name(),
+            bank.server(armed).output()
+        );
+        bank.await_exit(armed, Duration::from_secs(10));
+        println!("{} crashed in the middle of a recovery", bank.server(armed).name());
+        bank.restart(victim, false);
+        bank.restart(armed, true);
+        // Traffic on both restarted servers before stopping the clients.
+        for slot in [victim, armed] {
+            let pid = format!("\"pid\":{},", bank.app_pid(slot));
+            bank.await_events(&pid, 50, Duration::from_secs(30));
+        }
+        quiesce_and_check(store, &mut bank, clients, started);
+    }
+);
