@@ -655,27 +655,28 @@ fn redis_sidecar_stopped_past_its_lease_commits_nothing() {
     let store = Store::redis();
     let app = unique_app("faults-stop");
     let records = Records::new();
-    // A 1 s lease so that the freeze outlasts it quickly. The client keeps the default
-    // lease: a loaded machine must not fence it.
-    let replica = |name: &str| {
-        Host::spawn(
-            server(&store, &app, &records, name)
-                .service("slow")
-                .arg("-redis_lease")
-                .arg("1s"),
-        )
+    // The request lands on replica 1, the only one offering the service at first; its
+    // 1 s lease lets the freeze outlast it quickly. Replica 2 and the client keep the
+    // default lease, so that a loaded machine does not fence them.
+    let spawn = |name: &str, lease: Option<&str>| {
+        let component = server(&store, &app, &records, name).service("slow");
+        Host::spawn(match lease {
+            Some(lease) => component.arg("-redis_lease").arg(lease),
+            None => component,
+        })
     };
-    let mut replicas = [replica("replica 1"), replica("replica 2")];
-    let mut caller = client(&store, &app, &["service", "slow", "k", "6000"]);
+    let mut frozen = spawn("replica 1 (to be frozen)", Some("1s"));
+    let mut caller = client(&store, &app, &["service", "slow", "k", "10000"]);
     let first = records.await_record("the first entry", |r| r.is("enter", "slow", "k"));
-    let stale = replicas
-        .iter()
-        .position(|h| h.app_pid == first.pid)
-        .unwrap_or_else(|| panic!("{first:?} ran on neither replica"));
-    let live = 1 - stale;
+    assert_eq!(first.pid, frozen.app_pid);
+    let mut live = spawn("replica 2", None);
+    assert!(
+        records.of("exit", "slow", "k").is_empty(),
+        "the handler finished before replica 2 started: nothing left to freeze"
+    );
 
     let stopped_at = monotonic_ns();
-    replicas[stale].process.stop();
+    frozen.process.stop();
     let retry = records.await_record("the retry", |r| {
         r.is("enter", "slow", "k") && r.pid != first.pid
     });
@@ -683,10 +684,7 @@ fn redis_sidecar_stopped_past_its_lease_commits_nothing() {
         "[faults] redis store, sidecar frozen past its 1 s lease: SIGSTOP -> retry running: {:.0} ms",
         ms(stopped_at, retry.mono)
     );
-    assert_eq!(
-        retry.pid, replicas[live].app_pid,
-        "the retry ran on the live replica"
-    );
+    assert_eq!(retry.pid, live.app_pid, "the retry ran on the live replica");
     // The frozen sidecar's app finishes its handler meanwhile.
     records.await_record("the stale attempt's end", |r| {
         r.is("exit", "slow", "k") && r.pid == first.pid
@@ -701,8 +699,8 @@ fn redis_sidecar_stopped_past_its_lease_commits_nothing() {
     );
 
     let resumed_at = monotonic_ns();
-    replicas[stale].process.resume();
-    let exited = replicas[stale].process.wait(Duration::from_secs(30));
+    frozen.process.resume();
+    let exited = frozen.process.wait(Duration::from_secs(30));
     assert_eq!(
         exited.code(),
         Some(1),
@@ -732,7 +730,7 @@ fn redis_sidecar_stopped_past_its_lease_commits_nothing() {
         serde_json::json!({"key": "k", "pid": retry.pid, "attempt": retry.attempt}),
         "the client must get the live replica's reply, not the stale one"
     );
-    replicas[live].process.assert_running();
+    live.process.assert_running();
     let all = records.read();
     assert_eq!(
         count(&all, "enter", "slow", "k"),
