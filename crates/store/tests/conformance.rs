@@ -71,6 +71,13 @@ conformance!(
     events_delivered_in_order_one_at_a_time,
     events_delivered_once_under_concurrent_deliverers,
     events_topics_shared_subscriptions_isolated,
+    recovery_redelivers_with_the_next_attempt,
+    redelivered_request_waits_for_its_children,
+    held_request_is_parked_when_released_without_a_host,
+    completion_for_a_dead_caller_leaves_nothing,
+    recovery_keeps_arrival_order,
+    recovery_survives_a_crash_of_the_recoverer,
+    completions_only_by_the_assignee,
 );
 
 async fn join_members_leave(engine: &Engine) {
@@ -309,33 +316,68 @@ async fn leave_parks_requests_nobody_else_offers(engine: &Engine) {
 }
 
 /// Runs a member in a child process: this test binary re-executed on the ignored
-/// test `child_member`, which joins and then waits to be killed.
+/// test `child_member`, which joins and then waits to be killed (or, as a zombie, for
+/// a line on its stdin: see [`zombie_transitions`]).
 struct ChildMember {
     child: Child,
+    stdout: Option<std::io::Lines<BufReader<std::process::ChildStdout>>>,
+}
+
+/// How a [`ChildMember`] behaves.
+#[derive(Clone, Copy, Default)]
+struct ChildOptions<'a> {
+    /// Actor types it offers besides its service.
+    actors: &'a [&'a str],
+    /// Armed with `KAR_FAULT_CRASH_IN_RECOVERY=1`.
+    crash_in_recovery: bool,
+    /// Runs [`zombie_transitions`] when told to.
+    zombie: bool,
 }
 
 impl ChildMember {
     fn spawn(engine: &Engine, app: &str, node: &str, service: &str) -> ChildMember {
+        Self::spawn_with(engine, app, node, service, ChildOptions::default())
+    }
+
+    fn spawn_with(
+        engine: &Engine,
+        app: &str,
+        node: &str,
+        service: &str,
+        options: ChildOptions,
+    ) -> ChildMember {
         let exe = std::env::current_exe().expect("test binary");
-        let mut child = Command::new(exe)
+        let mut command = Command::new(exe);
+        command
             .args(["child_member", "--exact", "--ignored", "--nocapture"])
             .args(["--test-threads", "1"])
             .env(
                 CHILD_ENV,
-                format!("{app}\n{node}\n{service}\n{}", engine.config_line()),
+                format!(
+                    "{app}\n{node}\n{service}\n{}\n{}\n{}",
+                    engine.config_line(),
+                    options.actors.join(","),
+                    if options.zombie { "zombie" } else { "idle" }
+                ),
             )
-            .stdin(Stdio::null())
+            .env_remove("KAR_FAULT_CRASH_IN_RECOVERY")
+            .stdin(Stdio::piped())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn child member");
-        let stdout = child.stdout.take().expect("stdout");
-        let joined = BufReader::new(stdout)
-            .lines()
+            .stderr(Stdio::inherit());
+        if options.crash_in_recovery {
+            command.env("KAR_FAULT_CRASH_IN_RECOVERY", "1");
+        }
+        let mut child = command.spawn().expect("spawn child member");
+        let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+        let joined = lines
+            .by_ref()
             .map_while(Result::ok)
             .any(|line| line.contains(CHILD_JOINED));
         assert!(joined, "the child member did not join");
-        ChildMember { child }
+        ChildMember {
+            child,
+            stdout: Some(lines),
+        }
     }
 
     fn kill(&mut self) {
@@ -343,10 +385,50 @@ impl ChildMember {
         self.child.kill().expect("kill child");
         self.child.wait().expect("reap child");
     }
+
+    /// Sends SIGSTOP (`stop`) or SIGCONT.
+    fn signal(&self, stop: bool) {
+        let status = Command::new("kill")
+            .arg(if stop { "-STOP" } else { "-CONT" })
+            .arg(self.child.id().to_string())
+            .status()
+            .expect("kill");
+        assert!(status.success());
+    }
+
+    /// Waits (bounded) for the child to exit by itself; returns whether it did.
+    fn exited_within(&mut self, patience: Duration) -> bool {
+        let start = Instant::now();
+        while start.elapsed() < patience {
+            if self.child.try_wait().expect("try_wait").is_some() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        false
+    }
+
+    /// Tells a zombie to go on, and returns the lines it printed until it finished.
+    fn resume_zombie(&mut self, line: &str) -> Vec<String> {
+        use std::io::Write;
+        let stdin = self.child.stdin.as_mut().expect("stdin");
+        writeln!(stdin, "{line}").expect("write to the child");
+        stdin.flush().expect("flush");
+        let lines = self.stdout.as_mut().expect("stdout");
+        lines
+            .map_while(Result::ok)
+            .take_while(|line| line != CHILD_DONE)
+            .collect()
+    }
 }
 
 impl Drop for ChildMember {
     fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .arg("-CONT")
+            .arg(self.child.id().to_string())
+            .stderr(Stdio::null())
+            .status();
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -354,6 +436,7 @@ impl Drop for ChildMember {
 
 const CHILD_ENV: &str = "KAR_STORE_TEST_CHILD_MEMBER";
 const CHILD_JOINED: &str = "KAR-CHILD-MEMBER-JOINED";
+const CHILD_DONE: &str = "KAR-CHILD-MEMBER-DONE";
 
 /// Not a test: the body of [`ChildMember`] (does nothing when run directly).
 #[tokio::test]
@@ -362,18 +445,32 @@ async fn child_member() {
     let Ok(spec) = std::env::var(CHILD_ENV) else {
         return;
     };
-    let mut lines = spec.lines();
-    let (app, node, service, config) = (
-        lines.next().unwrap(),
-        lines.next().unwrap(),
-        lines.next().unwrap(),
-        lines.next().unwrap(),
-    );
+    let lines: Vec<&str> = spec.lines().collect();
+    let [app, node, service, config, actors, mode] = lines[..] else {
+        panic!("bad child spec {spec:?}");
+    };
+    let actors: Vec<&str> = actors.split(',').filter(|a| !a.is_empty()).collect();
     let store = kar_store::open(&Engine::config_from_line(config), app)
         .await
         .unwrap();
-    let _inbox = store.join(&member(node, service, &[])).await.unwrap();
+    let _inbox = store.join(&member(node, service, &actors)).await.unwrap();
+    if mode == "zombie" {
+        zombie_prepare(&*store, node).await;
+    }
     println!("{CHILD_JOINED}");
+    if mode == "zombie" {
+        let line = tokio::task::spawn_blocking(|| {
+            let mut line = String::new();
+            std::io::stdin().read_line(&mut line).map(|_| line)
+        })
+        .await
+        .unwrap()
+        .unwrap();
+        for result in zombie_transitions(&*store, node, line.trim()).await {
+            println!("{result}");
+        }
+        println!("{CHILD_DONE}");
+    }
     std::future::pending::<()>().await;
 }
 
@@ -1473,4 +1570,501 @@ async fn events_topics_shared_subscriptions_isolated(engine: &Engine) {
     let b_again = engine.open("app-b").await;
     assert!(!b_again.subscription_cancel(&actor, "s").await.unwrap());
     assert_eq!(a.subscriptions_cancel_all(&actor).await.unwrap(), 1);
+}
+
+// ----- recovery (guarantees 2–5) -----
+
+/// Waits (bounded) until member `node` of `app` is fully removed (recovered).
+async fn wait_removed(engine: &Engine, app: &str, node: &str) {
+    let start = Instant::now();
+    loop {
+        let left = engine.leftovers(app, node);
+        if left.is_empty() {
+            return;
+        }
+        assert!(
+            start.elapsed() < PATIENCE,
+            "{node} was never removed: {left:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// The single `Execute` of `messages`.
+fn only_execute(messages: Vec<Message>) -> kar_protocol::Request {
+    match <[Message; 1]>::try_from(messages) {
+        Ok([Message::Execute(request)]) => *request,
+        Ok([other]) => panic!("expected Execute, got {other:?}"),
+        Err(messages) => panic!("expected one message, got {messages:?}"),
+    }
+}
+
+async fn recovery_redelivers_with_the_next_attempt(engine: &Engine) {
+    let store = engine.open("app").await;
+    let mut first = store.join(&member("node-1", "svc", &[])).await.unwrap();
+    let r = request(RequestKind::Call, "svc", "node-c");
+    store.enqueue(&r).await.unwrap();
+    let (got, _) = recv_n(&mut first, 1).await;
+    assert_eq!(only_execute(got).attempt, 0);
+    // Each recovery of the step's executor re-delivers it with the next attempt.
+    let mut expected = r.clone();
+    let mut previous = NodeId("node-1".into());
+    for (attempt, node) in [(1, "node-2"), (2, "node-3")] {
+        let mut next = store.join(&member(node, "svc", &[])).await.unwrap();
+        store.leave(&previous).await.unwrap();
+        let (got, _) = recv_n(&mut next, 1).await;
+        expected.attempt = attempt;
+        assert_eq!(only_execute(got), expected);
+        previous = NodeId(node.into());
+    }
+    // A dead member (killed, not left) is recovered the same way.
+    let mut doomed = ChildMember::spawn(engine, "app", "node-doomed", "svc2");
+    let t = request(RequestKind::Tell, "svc2", "node-c");
+    assert_eq!(
+        store.enqueue(&t).await.unwrap(),
+        Routing::Assigned(NodeId("node-doomed".into()))
+    );
+    let mut heir = store.join(&member("node-heir", "svc2", &[])).await.unwrap();
+    doomed.kill();
+    let (got, _) = recv_n(&mut heir, 1).await;
+    let mut expected = t.clone();
+    expected.attempt = 1;
+    assert_eq!(only_execute(got), expected);
+    // Tail calls start the next step at the attempt the continuation carries.
+    let mut next = t.clone();
+    next.step = 1;
+    next.attempt = 0;
+    next.target = Target::Service {
+        name: "svc2".into(),
+    };
+    let heir_node = NodeId("node-heir".into());
+    store.tail_call(&heir_node, &next, false).await.unwrap();
+    let (got, _) = recv_n(&mut heir, 1).await;
+    assert_eq!(only_execute(got), next);
+}
+
+async fn redelivered_request_waits_for_its_children(engine: &Engine) {
+    let store = engine.open("app").await;
+    let mut caller = store.join(&member("node-c", "caller", &[])).await.unwrap();
+    let mut kids = store.join(&member("node-k", "kids", &[])).await.unwrap();
+    let _ = recv_members_changed(&mut caller).await;
+    let _host = store.join(&member("node-1", "s1", &["A"])).await.unwrap();
+    // R runs on node-1 and makes a call, a tell and a promise that nobody serves yet.
+    let r = actor_request(RequestKind::Call, "A", "1", "node-c");
+    store.enqueue(&r).await.unwrap();
+    let child = |kind: RequestKind, service: &str| {
+        let mut c = request(kind, service, "node-1");
+        c.parent = Some(r.id.clone());
+        c
+    };
+    let call = child(RequestKind::Call, "kids");
+    let tell = child(RequestKind::Tell, "kids");
+    let promise = child(RequestKind::Promise, "nobody");
+    store.enqueue(&call).await.unwrap();
+    store.enqueue(&tell).await.unwrap();
+    assert_eq!(store.enqueue(&promise).await.unwrap(), Routing::Parked);
+    let (got, _) = recv_n(&mut kids, 2).await;
+    assert_eq!(executed(&got), vec![call.id.clone(), tell.id.clone()]);
+
+    // node-1 goes: R is held (its children run), not re-delivered to node-2.
+    let mut heir = store.join(&member("node-2", "s2", &["A"])).await.unwrap();
+    store.leave(&NodeId("node-1".into())).await.unwrap();
+    // Markers prove that nothing reached node-2 before them (inboxes are ordered).
+    let marker = |id: &str| actor_request(RequestKind::Tell, "A", id, "node-c");
+    let m1 = marker("marker-1");
+    store.enqueue(&m1).await.unwrap();
+    let (got, _) = recv_n(&mut heir, 1).await;
+    assert_eq!(executed(&got), vec![m1.id]);
+
+    // A tell does not hold R; the call's completion is recorded (its caller is gone:
+    // nothing goes to a dead inbox, nothing stays behind) but the promise still runs.
+    let node_k = NodeId("node-k".into());
+    assert!(store
+        .complete(&node_k, &tell.id, &reply("t"))
+        .await
+        .unwrap());
+    assert!(store
+        .complete(&node_k, &call.id, &reply("c"))
+        .await
+        .unwrap());
+    assert!(!store
+        .complete(&node_k, &call.id, &reply("c"))
+        .await
+        .unwrap());
+    assert!(!engine.request_exists("app", &call.id));
+    let m2 = marker("marker-2");
+    store.enqueue(&m2).await.unwrap();
+    let (got, _) = recv_n(&mut heir, 1).await;
+    assert_eq!(executed(&got), vec![m2.id]);
+
+    // The last child ends (its start deadline passed while parked): R is routed, to
+    // A's new placement, at its next attempt.
+    assert!(store.expire_parked(&promise.id).await.unwrap());
+    let (got, _) = recv_n(&mut heir, 1).await;
+    let mut expected = r.clone();
+    expected.attempt = 1;
+    assert_eq!(only_execute(got), expected);
+    let node_2 = NodeId("node-2".into());
+    assert!(store.complete(&node_2, &r.id, &reply("r")).await.unwrap());
+    let (got, _) = recv_n(&mut caller, 1).await;
+    assert_eq!(
+        got,
+        vec![Message::Completed {
+            id: r.id.clone(),
+            kind: RequestKind::Call,
+            outcome: reply("r"),
+        }]
+    );
+    assert!(engine.leftovers("app", "node-1").is_empty());
+}
+
+async fn held_request_is_parked_when_released_without_a_host(engine: &Engine) {
+    let store = engine.open("app").await;
+    let _kids = store.join(&member("node-k", "kids", &[])).await.unwrap();
+    let _solo = store.join(&member("node-1", "solo", &[])).await.unwrap();
+    let r = request(RequestKind::Tell, "solo", "node-c");
+    store.enqueue(&r).await.unwrap();
+    let mut call = request(RequestKind::Call, "kids", "node-1");
+    call.parent = Some(r.id.clone());
+    store.enqueue(&call).await.unwrap();
+    store.leave(&NodeId("node-1".into())).await.unwrap();
+    // Held: neither parked nor queued.
+    assert!(!store.expire_parked(&r.id).await.unwrap());
+    assert!(engine.request_exists("app", &r.id));
+    let node_k = NodeId("node-k".into());
+    assert!(store
+        .complete(&node_k, &call.id, &reply("c"))
+        .await
+        .unwrap());
+    // Released with nobody to run it: parked, and adopted by the next host.
+    let mut heir = store.join(&member("node-2", "solo", &[])).await.unwrap();
+    let (got, _) = recv_n(&mut heir, 1).await;
+    let mut expected = r.clone();
+    expected.attempt = 1;
+    assert_eq!(only_execute(got), expected);
+}
+
+async fn completion_for_a_dead_caller_leaves_nothing(engine: &Engine) {
+    let store = engine.open("app").await;
+    let mut executor = store.join(&member("node-e", "svc", &[])).await.unwrap();
+    let mut doomed = ChildMember::spawn(engine, "app", "node-doomed", "caller");
+    // Completed while the caller lives, then the caller dies with the outcome
+    // uncollected; and a call completed after its caller died.
+    let before = request(RequestKind::Call, "svc", "node-doomed");
+    let after = request(RequestKind::Promise, "svc", "node-doomed");
+    store.enqueue(&before).await.unwrap();
+    store.enqueue(&after).await.unwrap();
+    recv_n(&mut executor, 2).await;
+    let node_e = NodeId("node-e".into());
+    assert!(store
+        .complete(&node_e, &before.id, &reply("b"))
+        .await
+        .unwrap());
+    assert!(engine.request_exists("app", &before.id));
+    doomed.kill();
+    wait_removed(engine, "app", "node-doomed").await;
+    assert!(store
+        .complete(&node_e, &after.id, &reply("a"))
+        .await
+        .unwrap());
+    // Never run again, nothing kept for the dead caller.
+    assert!(!store
+        .complete(&node_e, &after.id, &reply("a"))
+        .await
+        .unwrap());
+    assert!(!engine.request_exists("app", &before.id));
+    assert!(!engine.request_exists("app", &after.id));
+    assert_eq!(engine.leftovers("app", "node-doomed"), Vec::<String>::new());
+}
+
+/// Enqueues `n` tells, round robin over `actors` actors of type `T` (hosted by the
+/// only member offering `T`).
+async fn queue_actor_tells(
+    store: &dyn kar_store::Store,
+    actors: usize,
+    n: usize,
+) -> Vec<kar_protocol::Request> {
+    let mut out = Vec::new();
+    for i in 0..n {
+        let r = actor_request(
+            RequestKind::Tell,
+            "T",
+            &format!("a{}", i % actors),
+            "node-c",
+        );
+        assert!(matches!(
+            store.enqueue(&r).await.unwrap(),
+            Routing::Assigned(_)
+        ));
+        out.push(r);
+    }
+    out
+}
+
+/// Receives the `Execute` messages of `n` requests.
+async fn recv_requests(
+    inbox: &mut Box<dyn kar_store::Inbox>,
+    n: usize,
+) -> Vec<kar_protocol::Request> {
+    let (got, _) = recv_n(inbox, n).await;
+    got.into_iter()
+        .map(|m| match m {
+            Message::Execute(r) => *r,
+            other => panic!("expected Execute, got {other:?}"),
+        })
+        .collect()
+}
+
+async fn recovery_keeps_arrival_order(engine: &Engine) {
+    // More requests than one recovery step handles on Redis (256).
+    const N: usize = 700;
+    let store = engine.open("app").await;
+    let mut doomed = ChildMember::spawn_with(
+        engine,
+        "app",
+        "node-doomed",
+        "svc",
+        ChildOptions {
+            actors: &["T"],
+            ..ChildOptions::default()
+        },
+    );
+    let sent = queue_actor_tells(&*store, 3, N).await;
+    let mut heir = store
+        .join(&member("node-heir", "sh", &["T"]))
+        .await
+        .unwrap();
+    let killed = Instant::now();
+    doomed.kill();
+    let got = recv_requests(&mut heir, N).await;
+    let recovered = killed.elapsed();
+    let expected: Vec<_> = sent
+        .into_iter()
+        .map(|mut r| {
+            r.attempt = 1;
+            r
+        })
+        .collect();
+    assert_eq!(got, expected);
+    wait_removed(engine, "app", "node-doomed").await;
+    assert!(engine.leftovers("app", "node-doomed").is_empty());
+    println!("recovery of {N} queued requests: {recovered:?} from the kill to the last delivery");
+}
+
+async fn recovery_survives_a_crash_of_the_recoverer(engine: &Engine) {
+    const N: usize = 600;
+    let store = engine.open("app").await;
+    let mut doomed = ChildMember::spawn(engine, "app", "node-doomed", "svc");
+    // Joins after node-doomed, so that it watches it (embedded); it serves another
+    // name, so that the re-routing it does before crashing parks the requests.
+    let mut crasher = ChildMember::spawn_with(
+        engine,
+        "app",
+        "node-crasher",
+        "other",
+        ChildOptions {
+            crash_in_recovery: true,
+            ..ChildOptions::default()
+        },
+    );
+    let mut sent = Vec::new();
+    for _ in 0..N {
+        let r = request(RequestKind::Tell, "svc", "node-c");
+        assert_eq!(
+            store.enqueue(&r).await.unwrap(),
+            Routing::Assigned(NodeId("node-doomed".into()))
+        );
+        sent.push(r);
+    }
+    doomed.kill();
+    assert!(
+        crasher.exited_within(PATIENCE),
+        "the recoverer did not crash in the recovery"
+    );
+    // This member joins only now (it watches both dead members, or recovers them at
+    // its renewals once the crashed recoverer's lock has expired).
+    let mut heir = store.join(&member("node-heir", "svc", &[])).await.unwrap();
+    let got = recv_requests(&mut heir, N).await;
+    let expected: Vec<_> = sent
+        .into_iter()
+        .map(|mut r| {
+            r.attempt = 1;
+            r
+        })
+        .collect();
+    assert_eq!(got, expected);
+    wait_removed(engine, "app", "node-doomed").await;
+    wait_removed(engine, "app", "node-crasher").await;
+    // Delivered once: nothing follows but a marker.
+    let marker = request(RequestKind::Tell, "svc", "node-c");
+    store.enqueue(&marker).await.unwrap();
+    let (got, _) = recv_n(&mut heir, 1).await;
+    assert_eq!(executed(&got), vec![marker.id]);
+    assert!(engine.leftovers("app", "node-doomed").is_empty());
+    assert!(engine.leftovers("app", "node-crasher").is_empty());
+}
+
+async fn completions_only_by_the_assignee(engine: &Engine) {
+    let store = engine.open("app").await;
+    let mut one = store.join(&member("node-1", "svc", &[])).await.unwrap();
+    let _two = store.join(&member("node-2", "other", &[])).await.unwrap();
+    let r = request(RequestKind::Tell, "svc", "node-c");
+    store.enqueue(&r).await.unwrap();
+    recv_n(&mut one, 1).await;
+    // A live member that does not run the request cannot complete it.
+    let node_2 = NodeId("node-2".into());
+    assert!(!store.complete(&node_2, &r.id, &reply("no")).await.unwrap());
+    assert!(engine.request_exists("app", &r.id));
+    assert!(store
+        .complete(&NodeId("node-1".into()), &r.id, &reply("ok"))
+        .await
+        .unwrap());
+}
+
+/// Run by a zombie before it is stopped: a due reminder and an undelivered event.
+async fn zombie_prepare(store: &dyn kar_store::Store, _node: &str) {
+    store
+        .reminder_schedule(&reminder(("Z", "1"), "r", 1_000, 0))
+        .await
+        .unwrap();
+    store
+        .subscribe(&subscription(("Z", "1"), "s", "zombie-topic", true))
+        .await
+        .unwrap();
+    store
+        .publish("zombie-topic", Bytes::from_static(b"e"))
+        .await
+        .unwrap();
+}
+
+const ZOMBIE_ENQUEUED: &str = "req-zombie-enqueued";
+
+/// Run by a zombie after it resumed: every transition a member makes, each reported
+/// as `<name>: fenced` or `<name>: <what happened>`.
+async fn zombie_transitions(store: &dyn kar_store::Store, node: &str, id: &str) -> Vec<String> {
+    let me = NodeId(node.into());
+    let id = RequestId(id.into());
+    let actor = ActorRef::new("Z", "1");
+    let mut own = request(RequestKind::Call, "svc", node);
+    own.id = RequestId(ZOMBIE_ENQUEUED.into());
+    let mut next = request(RequestKind::Call, "svc", node);
+    next.id = id.clone();
+    next.step = 1;
+    fn report<T: std::fmt::Debug>(name: &str, result: Result<T, StoreError>) -> String {
+        match result {
+            Err(StoreError::Fenced(_)) => format!("{name}: fenced"),
+            other => format!("{name}: {other:?}"),
+        }
+    }
+    vec![
+        report("enqueue", store.enqueue(&own).await),
+        report("complete", store.complete(&me, &id, &reply("zombie")).await),
+        report("tail_call", store.tail_call(&me, &next, false).await),
+        report(
+            "state_set",
+            store
+                .state_set(&actor, "k", None, Bytes::from_static(b"v"))
+                .await,
+        ),
+        report("fire_due", store.fire_due(2_000, 10, &tell_builder()).await),
+        report(
+            "deliver_event",
+            store.deliver_event(&actor, "s", &event_builder()).await,
+        ),
+        report("remove_actor", store.remove_actor(&actor).await),
+        report("forget", store.forget(std::slice::from_ref(&id)).await),
+        report("expire_parked", store.expire_parked(&id).await),
+    ]
+}
+
+/// A member stopped past its lease (SIGSTOP) commits nothing when it resumes: its
+/// requests were recovered elsewhere meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_member_stopped_past_its_lease_is_fenced() {
+    let engine = Engine::redis();
+    let mut zombie = ChildMember::spawn_with(
+        &engine,
+        "app",
+        "node-zombie",
+        "svc",
+        ChildOptions {
+            actors: &["Z"],
+            zombie: true,
+            ..ChildOptions::default()
+        },
+    );
+    let store = engine.open("app").await;
+    let r = request(RequestKind::Call, "svc", "node-c");
+    store.enqueue(&r).await.unwrap();
+    let mut live = store
+        .join(&member("node-live", "svc", &["Z"]))
+        .await
+        .unwrap();
+    zombie.signal(true);
+    // Recovered once its lease expired: R is re-delivered here.
+    let got = recv_requests(&mut live, 1).await;
+    assert_eq!((got[0].id.clone(), got[0].attempt), (r.id.clone(), 1));
+    wait_removed(&engine, "app", "node-zombie").await;
+    zombie.signal(false);
+    let results = zombie.resume_zombie(r.id.as_str());
+    assert_eq!(results.len(), 9, "{results:?}");
+    for result in &results {
+        assert!(result.ends_with(": fenced"), "{results:?}");
+    }
+    // Nothing it tried was committed.
+    assert!(!engine.request_exists("app", &RequestId(ZOMBIE_ENQUEUED.into())));
+    let actor = ActorRef::new("Z", "1");
+    assert_eq!(store.state_get(&actor, "k", None).await.unwrap(), None);
+    assert_eq!(
+        store
+            .reminder_get(&actor, "r")
+            .await
+            .unwrap()
+            .unwrap()
+            .target,
+        1_000
+    );
+    let (offset, _, _) = deliver_one(&store, &actor, "s").await;
+    assert_eq!(offset, 1);
+    // R is still the live member's to complete.
+    assert!(store
+        .complete(&NodeId("node-live".into()), &r.id, &reply("ok"))
+        .await
+        .unwrap());
+}
+
+/// A database made by the previous version (no `parent` column) is migrated on open.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embedded_database_of_the_previous_version_is_migrated() {
+    let dir = tempfile::tempdir().unwrap();
+    let old = request(RequestKind::Tell, "late", "node-c");
+    {
+        let conn = rusqlite::Connection::open(dir.path().join("kar.db")).unwrap();
+        conn.execute_batch(
+            "CREATE TABLE requests (
+                seq INTEGER PRIMARY KEY, app TEXT NOT NULL, id TEXT NOT NULL,
+                name TEXT NOT NULL, actor_type TEXT, actor_id TEXT, status TEXT NOT NULL,
+                kind INTEGER NOT NULL, assignee TEXT, caller TEXT NOT NULL,
+                record BLOB NOT NULL, outcome BLOB, UNIQUE (app, id))",
+        )
+        .unwrap();
+        conn.execute(
+            "INSERT INTO requests (app, id, name, status, kind, caller, record)
+             VALUES ('app', ?1, 'late', 'parked', 1, 'node-c', ?2)",
+            rusqlite::params![old.id.as_str(), postcard::to_stdvec(&old).unwrap()],
+        )
+        .unwrap();
+    }
+    let engine = Engine::Embedded(dir);
+    let store = engine.open("app").await;
+    // Opening twice is harmless (the migration is idempotent).
+    let store2 = engine.open("app").await;
+    let mut inbox = store.join(&member("node-l", "late", &[])).await.unwrap();
+    let (got, _) = recv_n(&mut inbox, 1).await;
+    assert_eq!(executed(&got), vec![old.id.clone()]);
+    // Parent links work on the migrated table.
+    let mut child = request(RequestKind::Call, "late", "node-l");
+    child.parent = Some(old.id.clone());
+    store2.enqueue(&child).await.unwrap();
+    recv_n(&mut inbox, 1).await;
 }

@@ -17,7 +17,9 @@
 //! | `P names:<node>` | set | the names (service, actor types) the node offers |
 //! | `P route:<name>` | zset (score 0) | nodes offering `name` (sorted, so a random index picks) |
 //! | `P seq` | string | arrival counter of requests |
-//! | `P req:<id>` | hash | `name`, `actor` (encoded target actor, empty for a service), `kind` (0 call, 1 tell, 2 promise), `caller`, `seq`, `rec` (postcard [`Request`]), `status` (`q` queued, `p` parked, `d` done), `assignee` (while queued), `outcome` (postcard [`Outcome`], once done) |
+//! | `P req:<id>` | hash | `name`, `actor` (encoded target actor, empty for a service), `kind` (0 call, 1 tell, 2 promise), `caller`, `seq`, `rec` (postcard [`Request`]), `attempt` (delivery attempt of the step, overlaid on `rec` when delivered), `parent` (id of the request that made it, if known), `status` (`q` queued, `p` parked, `h` held: re-delivery waiting for its children, `d` done), `assignee` (while queued), `outcome` (postcard [`Outcome`], once done) |
+//! | `P kids:<id>` | set | ids of the calls and promises made by request `id` that may be unfinished (an entry goes when the child finishes) |
+//! | `P recovery:<node>` | string | the lock of the recovery of dead member `node`: the recoverer, with a TTL of one lease |
 //! | `P assigned:<node>` | zset | ids of the requests queued on the node, by `seq` (re-routed in arrival order) |
 //! | `P parked:<name>` | zset | ids of the requests parked for `name`, by `seq` (adopted in arrival order) |
 //! | `P done:<node>` | set | ids of completed requests whose outcome awaits collection by caller `node` |
@@ -44,33 +46,39 @@
 //!
 //! One script per transition (`lua/*.lua`, each prefixed with the helpers of
 //! `lua/lib.lua` and run with EVALSHA). `KEYS[1]` is `P members` (it routes the script
-//! to the application's slot), `ARGV[1]` the prefix and `ARGV[2]` a random number from
+//! to the application's slot), `ARGV[1]` the prefix, `ARGV[2]` a random number from
 //! the client (Lua's random generator is deterministic in Redis) used to pick among the
-//! members offering a name. Times come from `TIME` inside the script.
+//! members offering a name, and `ARGV[3]` the *fence*: the member on whose behalf the
+//! script runs (see below). Times come from `TIME` inside the script.
 //!
-//! * `join`: sweeps expired members, writes the member, its lease and its routes,
-//!   adopts the requests parked for its names (in arrival order), pushes
-//!   `MembersChanged` to every other member.
+//! * `join`: writes the member, its lease and its routes, adopts the requests parked
+//!   for its names (in arrival order), pushes `MembersChanged` to every other member.
 //! * `renew` (every lease/3, by a background task per member): fails if the member's
-//!   lease has expired (the member is removed and must fence itself), extends it, then
-//!   sweeps every member whose lease expired. Failure detection thus runs inside the
-//!   renewals of the live members, never on the request path.
-//! * `leave` and the sweep share `remove_member` (as in the embedded engine): the
-//!   member's placements are dropped, its queued requests are re-routed in arrival
-//!   order (actor requests to a new placement) or parked, completed
-//!   requests only it could collect are deleted, its inbox and routes go, and every
-//!   remaining member gets `MembersChanged`.
+//!   lease has expired (it must fence itself), extends it, and returns the members
+//!   whose leases expired, which the renewing member then recovers. Failure detection
+//!   thus runs inside the renewals of the live members, never on the request path.
+//! * `recover` (see `recovery.rs`): one bounded step of the recovery of a member whose
+//!   lease expired, under a lock with a TTL, so that no script blocks Redis for long
+//!   and a recoverer that dies midway is replaced. Outcomes only the dead member could
+//!   collect are deleted, its placements dropped, and its queued requests re-delivered
+//!   in arrival order with their attempt incremented: routed (actor requests to a new
+//!   placement), parked, or *held* while calls or promises they made are unfinished
+//!   (the last child's completion routes them). The last step removes the member and
+//!   its inbox and tells the others. `leave` ends the member's lease at once, and the
+//!   leaving client runs the same recovery.
 //! * `enqueue`: stores the request and routes it (its `Execute` is appended to the
 //!   chosen member's inbox), or parks it. An actor request goes to the actor's
 //!   placement while that member is live; otherwise, and for services, to a random
 //!   *live* member offering the name (recorded as the actor's new placement).
 //! * `tail_call`: fenced / not-assigned checks, then step k+1 replaces the record of
 //!   the same request and stays on the node (`local`) or is routed like `enqueue`.
-//! * `complete`: fails with [`StoreError::Fenced`] unless the completing node holds a
-//!   valid lease (an expired one is removed right there); a call or promise whose
-//!   caller is still a member becomes `done` with its outcome and a `Completed` goes to
-//!   the caller's inbox; a tell, or a request whose caller is gone, is deleted.
-//! * `forget`, `expire_parked`: delete done / parked records.
+//! * `complete`: fenced on the completing node; does nothing unless the request is
+//!   queued on it; a call or promise whose caller is live becomes `done` with its
+//!   outcome and a `Completed` goes to the caller's inbox; a tell, or a request whose
+//!   caller is dead, is deleted. A held parent whose last unfinished child it was is
+//!   routed.
+//! * `forget`, `expire_parked`: delete done / parked records (the latter may release a
+//!   held parent too).
 //! * `state` (one script, the operation as first argument) and `remove_actor`: actor
 //!   state reads and writes, each atomic, `update` included (removals first).
 //! * `reminders` (one script, the operation as first argument): schedule, get, cancel;
@@ -95,11 +103,16 @@
 //!
 //! A member's lease is `lease` long (3 s by default), computed on the Redis clock and
 //! renewed every lease/3. A member whose lease expired is dead: it is no longer chosen
-//! by `enqueue`, it is removed by the next renewal of any live member (or by its own
-//! renewal or completion attempts), and its transitions fail with `Fenced`. The renew
-//! task also fences locally: once a whole lease has passed since the last successful
-//! renewal was *sent*, the server's lease has surely expired, so the inbox reports
-//! `Fenced` (and so does `complete`) even if Redis cannot be reached.
+//! by `enqueue`, it is recovered by the next renewal of any live member, and its
+//! transitions fail with `Fenced`: every script that changes state on behalf of a
+//! member gets it as its fence and checks its lease first (`complete` and `tail_call`:
+//! the executing node; `enqueue`: the caller when it joined through this handle; the
+//! other transitions, `fire_due` and `deliver_event` included: the handle's member
+//! when it has exactly one, as a sidecar's handle does). Fencing is also local: once a
+//! whole lease has passed since the last successful renewal was *sent*, the server's
+//! lease has surely expired, so the inbox and every fenced transition report
+//! `Fenced` at once, even if Redis cannot be reached or the process was stopped and
+//! has just resumed.
 
 mod events;
 mod inbox;

@@ -151,6 +151,66 @@ impl Engine {
     }
 }
 
+impl Engine {
+    /// What the engine still keeps for member `node` of `app` (white box): embedded,
+    /// its rows (member, inbox, requests it called and left done); Redis, the keys
+    /// whose name contains it (inbox, done set, placements, lock...) and its entries
+    /// in the members hash and the leases. Empty once the member is fully removed.
+    pub fn leftovers(&self, app: &str, node: &str) -> Vec<String> {
+        match self {
+            Engine::Embedded(dir) => {
+                let conn = rusqlite::Connection::open(dir.path().join("kar.db")).expect("sqlite");
+                let count = |sql: &str| -> i64 {
+                    conn.query_row(sql, [app, node], |row| row.get(0))
+                        .expect("query")
+                };
+                let mut out = Vec::new();
+                for (what, sql) in [
+                    ("member", "SELECT count(*) FROM members WHERE app = ?1 AND node = ?2"),
+                    ("inbox", "SELECT count(*) FROM inbox WHERE app = ?1 AND node = ?2"),
+                    (
+                        "done",
+                        "SELECT count(*) FROM requests WHERE app = ?1 AND caller = ?2 AND status = 'done'",
+                    ),
+                    ("placements", "SELECT count(*) FROM placements WHERE app = ?1 AND node = ?2"),
+                ] {
+                    let n = count(sql);
+                    if n > 0 {
+                        out.push(format!("{what}: {n}"));
+                    }
+                }
+                out
+            }
+            Engine::Redis(server) => {
+                let client = redis::Client::open(format!("redis://127.0.0.1:{}", server.port))
+                    .expect("client");
+                let mut conn = client.get_connection().expect("connect");
+                let mut out: Vec<String> = redis::cmd("KEYS")
+                    .arg(format!("kar:{{{app}}}:*{node}*"))
+                    .query(&mut conn)
+                    .expect("KEYS");
+                let member: bool = redis::cmd("HEXISTS")
+                    .arg(format!("kar:{{{app}}}:members"))
+                    .arg(node)
+                    .query(&mut conn)
+                    .expect("HEXISTS");
+                let lease: Option<f64> = redis::cmd("ZSCORE")
+                    .arg(format!("kar:{{{app}}}:leases"))
+                    .arg(node)
+                    .query(&mut conn)
+                    .expect("ZSCORE");
+                if member {
+                    out.push("member".into());
+                }
+                if lease.is_some() {
+                    out.push("lease".into());
+                }
+                out
+            }
+        }
+    }
+}
+
 pub fn redis_config(port: u16) -> RedisConfig {
     RedisConfig {
         host: "127.0.0.1".into(),
