@@ -9,11 +9,17 @@
 //! — `bench/run.sh` does it all. With `--reminders N` (default 0: off) each store also
 //! sustains N periodic reminders (period 1 s) and reports firings/s; with `--events N`
 //! (default 0: off) it reports publish-to-delivery latency over N sequential events.
+//! With `--recovery N` (default 0: off) it runs N kill -9 trials per store (on Redis,
+//! per lease of `--recovery-leases`, default `3s,1s`) with `--recovery-clients C`
+//! (default 8) steady clients: see `recovery.rs`; `--recovery-only` skips the rest.
+//! `kar-bench recovery-app ...` is the component of that workload (`recovery_app.rs`).
 
 mod app;
 mod client;
 mod deferred;
 mod procs;
+mod recovery;
+mod recovery_app;
 mod restate;
 mod stats;
 
@@ -31,6 +37,10 @@ struct Options {
     concurrency: usize,
     reminders: usize,
     events: usize,
+    recovery: usize,
+    recovery_clients: usize,
+    recovery_leases: Vec<String>,
+    recovery_only: bool,
     kar: PathBuf,
     out: Option<PathBuf>,
 }
@@ -44,6 +54,10 @@ fn parse_options() -> Result<Options> {
         concurrency: 64,
         reminders: 0,
         events: 0,
+        recovery: 0,
+        recovery_clients: 8,
+        recovery_leases: vec!["3s".into(), "1s".into()],
+        recovery_only: false,
         kar: procs::default_kar_binary(),
         out: None,
     };
@@ -64,6 +78,16 @@ fn parse_options() -> Result<Options> {
             "--concurrency" => options.concurrency = value()?.parse()?,
             "--reminders" => options.reminders = value()?.parse()?,
             "--events" => options.events = value()?.parse()?,
+            "--recovery" => options.recovery = value()?.parse()?,
+            "--recovery-clients" => options.recovery_clients = value()?.parse()?,
+            "--recovery-leases" => {
+                options.recovery_leases = value()?
+                    .split(',')
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_string)
+                    .collect()
+            }
+            "--recovery-only" => options.recovery_only = true,
             "--kar" => options.kar = value()?.into(),
             "--out" => options.out = Some(value()?.into()),
             other => bail!("unknown option {other}"),
@@ -80,6 +104,10 @@ fn parse_options() -> Result<Options> {
 
 #[tokio::main]
 async fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some(recovery_app::COMMAND) {
+        return recovery_app::serve(&args[1..]).await;
+    }
     let options = parse_options()?;
     // On SIGINT/SIGTERM the benchmark future is dropped, and with it every child
     // process (they are all `kill_on_drop`).
@@ -112,7 +140,48 @@ async fn run(options: &Options) -> Result<()> {
          its ingress, `Counter/add` on Node 22.",
         options.calls, options.seconds, options.concurrency
     );
+    if !options.recovery_only {
+        call_workloads(options, &mut app, &mut report).await?;
+    }
+    if options.recovery > 0 {
+        for store in &options.stores {
+            let leases: Vec<Option<&str>> = match store.as_str() {
+                "redis" => options
+                    .recovery_leases
+                    .iter()
+                    .map(|l| Some(l.as_str()))
+                    .collect(),
+                _ => vec![None],
+            };
+            for lease in leases {
+                let figures = recovery::measure(
+                    &options.kar,
+                    store,
+                    lease,
+                    options.recovery,
+                    options.recovery_clients,
+                )
+                .await
+                .with_context(|| format!("recovery on the {store} store"))?;
+                report.push_recovery(figures);
+            }
+        }
+    }
 
+    let markdown = report.markdown();
+    println!("\n{markdown}");
+    if let Some(out) = &options.out {
+        std::fs::create_dir_all(out)?;
+        std::fs::write(out.join("latest.md"), &markdown)?;
+        // Raw samples for the chart (git-ignored).
+        std::fs::write(out.join("latest-samples.tmp"), report.samples_csv())?;
+    }
+    Ok(())
+}
+
+/// Calls, service calls, events and reminders on each store, next to the direct
+/// baseline and Restate.
+async fn call_workloads(options: &Options, app: &mut app::App, report: &mut Report) -> Result<()> {
     // Baseline: the component's actor route called directly over HTTP/1.1.
     let direct = Client::http1(app.port);
     let route = |key: &str| format!("/kar/impl/v1/actor/Bench/{key}/echo");
@@ -136,7 +205,7 @@ async fn run(options: &Options) -> Result<()> {
         // Events first (latency wants a quiet mesh), reminders last: they keep firing
         // until the mesh stops.
         let events = if options.events > 0 {
-            Some(deferred::events(&client, &mut app, options.events).await)
+            Some(deferred::events(&client, app, options.events).await)
         } else {
             None
         };
@@ -144,7 +213,7 @@ async fn run(options: &Options) -> Result<()> {
             Some(
                 deferred::reminders(
                     &client,
-                    &app,
+                    app,
                     &mesh,
                     options.reminders,
                     Duration::from_secs(3),
@@ -177,15 +246,6 @@ async fn run(options: &Options) -> Result<()> {
         let measured = measure(options, |key| client.post(path(&key), b"1")).await;
         restate.stop().await;
         report.push("Restate", measured?);
-    }
-
-    let markdown = report.markdown();
-    println!("\n{markdown}");
-    if let Some(out) = &options.out {
-        std::fs::create_dir_all(out)?;
-        std::fs::write(out.join("latest.md"), &markdown)?;
-        // Raw samples for the chart (git-ignored).
-        std::fs::write(out.join("latest-samples.tmp"), report.samples_csv())?;
     }
     Ok(())
 }

@@ -19,23 +19,21 @@ pub fn free_port() -> Result<u16> {
         .port())
 }
 
-pub struct Mesh {
-    processes: Vec<Child>,
-    /// What each of `processes` is, for the CPU figures.
-    labels: Vec<&'static str>,
-    _home: tempfile::TempDir,
-    pub client_port: u16,
+/// The store of one run: a temporary `KAR_HOME` (the embedded store lives there) and,
+/// for Redis, our own redis-server on a free port. `env` is what every `kar` needs.
+pub struct StoreProcess {
+    pub home: tempfile::TempDir,
+    pub env: Vec<(String, String)>,
+    pub redis: Option<Child>,
 }
 
-impl Mesh {
-    pub async fn start(kar: &Path, store: &str, app_port: u16) -> Result<Mesh> {
+impl StoreProcess {
+    pub async fn start(store: &str) -> Result<StoreProcess> {
         let home = tempfile::tempdir()?;
-        let mut processes = Vec::new();
-        let mut labels = Vec::new();
         let mut env: Vec<(String, String)> =
             vec![("KAR_HOME".into(), home.path().display().to_string())];
-        match store {
-            "embedded" => {}
+        let redis = match store {
+            "embedded" => None,
             "redis" => {
                 let port = free_port()?;
                 let redis = Command::new("redis-server")
@@ -53,13 +51,33 @@ impl Mesh {
                     .kill_on_drop(true)
                     .spawn()
                     .context("starting redis-server")?;
-                processes.push(redis);
-                labels.push("redis-server");
                 wait_for_tcp(port).await?;
                 env.push(("REDIS_HOST".into(), "127.0.0.1".into()));
                 env.push(("REDIS_PORT".into(), port.to_string()));
+                Some(redis)
             }
             other => bail!("unknown store {other} (embedded or redis)"),
+        };
+        Ok(StoreProcess { home, env, redis })
+    }
+}
+
+pub struct Mesh {
+    processes: Vec<Child>,
+    /// What each of `processes` is, for the CPU figures.
+    labels: Vec<&'static str>,
+    _home: tempfile::TempDir,
+    pub client_port: u16,
+}
+
+impl Mesh {
+    pub async fn start(kar: &Path, store: &str, app_port: u16) -> Result<Mesh> {
+        let StoreProcess { home, env, redis } = StoreProcess::start(store).await?;
+        let mut processes = Vec::new();
+        let mut labels = Vec::new();
+        if let Some(redis) = redis {
+            processes.push(redis);
+            labels.push("redis-server");
         }
         let server_port = free_port()?;
         let client_port = free_port()?;
