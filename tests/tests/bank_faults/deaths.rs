@@ -75,10 +75,13 @@ impl Deaths {
         });
     }
 
-    /// Spins until `pid` (just sent a SIGKILL, directly or through its parent) is dead.
-    pub fn await_death(&self, pid: u32, timeout: Duration) -> Death {
+    /// Sends SIGKILL through `kill` (to `pid` itself or to its parent, whose death
+    /// kills it) and spins until `pid` is dead.
+    pub fn kill(&self, pid: u32, kill: impl FnOnce(), timeout: Duration) -> Death {
+        assert!(is_alive(pid), "pid {pid} died before its kill");
+        let mut alive = monotonic_ns();
+        kill();
         let started = Instant::now();
-        let mut alive = 0;
         loop {
             let before = monotonic_ns();
             if !is_alive(pid) {

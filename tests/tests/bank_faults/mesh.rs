@@ -104,7 +104,8 @@ impl<'a> Bank<'a> {
         bank
     }
 
-    /// The event log every app process appends to.
+    /// The event log every app process appends to (kept, with the audit, if
+    /// `KAR_BANK_KEEP` is set).
     pub fn log(&self) -> PathBuf {
         self.dir.path().join("events.log")
     }
@@ -184,17 +185,20 @@ impl<'a> Bank<'a> {
     pub fn kill(&mut self, slot: usize, mode: KillMode) -> &Kill {
         let s = &mut self.slots[slot];
         let mut process = s.process.take().expect("a running server");
-        match mode {
-            KillMode::Sidecar => process.kill_process_only(),
-            KillMode::App => assert_eq!(
-                process.kill_children(),
-                1,
-                "{}: no app to kill",
-                process.name()
-            ),
-            KillMode::Group => process.kill(),
-        }
-        let death = self.deaths.await_death(s.app_pid, Duration::from_secs(10));
+        let death = self.deaths.kill(
+            s.app_pid,
+            || match mode {
+                KillMode::Sidecar => process.kill_process_only(),
+                KillMode::App => assert_eq!(
+                    process.kill_children(),
+                    1,
+                    "{}: no app to kill",
+                    process.name()
+                ),
+                KillMode::Group => process.kill(),
+            },
+            Duration::from_secs(10),
+        );
         if mode == KillMode::App {
             // `kar run` exits once its component died.
             process.wait(Duration::from_secs(30));

@@ -5,8 +5,9 @@
  *   transfers TAG ACCOUNTS STOPFILE QUIESCE_S
  *       Until STOPFILE exists, two concurrent loops start transfers between random
  *       accounts A0..A<ACCOUNTS-1>: one with actor calls (waiting for each reply), one
- *       with tells (202 = accepted). Then waits up to QUIESCE_S seconds until every
- *       accepted tell has been credited (read through the state API) and exits 0.
+ *       with tells (202 = accepted; at most MAX_OUTSTANDING not yet seen credited).
+ *       Then waits up to QUIESCE_S seconds until every accepted tell has been
+ *       credited (read through the state API) and exits 0.
  *       Events go to $BANK_LOG as JSON lines:
  *         {"t":ns,"pid":P,"client":TAG,"ev":E,"transfer":X,"from":A,"to":B,"amount":N,"mode":M}
  *       E = "sent" (a call in flight: accepted), "completed" (its reply, checked),
@@ -21,6 +22,8 @@ const fs = require('fs')
 const { actor } = require('kar-sdk')
 
 const logFile = process.env.BANK_LOG
+// Tells a client may have accepted but not yet seen credited.
+const MAX_OUTSTANDING = 10
 const sleep = ms => new Promise(resolve => setTimeout(resolve, ms))
 const random = n => Math.floor(Math.random() * n)
 const account = id => actor.proxy('Account', id)
@@ -33,6 +36,7 @@ function log (fields) {
 async function transfers (tag, accounts, stopFile, quiesceS) {
   const counts = { sent: 0, completed: 0, failed: 0, accepted: 0, refused: 0 }
   const told = []
+  let credited = 0 // told[0..credited] are known to be credited
   const pick = () => {
     const from = random(accounts)
     const to = (from + 1 + random(accounts - 1)) % accounts
@@ -56,6 +60,12 @@ async function transfers (tag, accounts, stopFile, quiesceS) {
           console.log(`call ${t.transfer} failed: ${err && err.message}`)
         }
       } else {
+        // Back-pressure: tells queue at the accounts ahead of the calls; a backlog
+        // growing without bound would starve the calls.
+        while (told.length - credited >= MAX_OUTSTANDING) {
+          if (await actor.state.get(account(told[credited].to), `c_${told[credited].transfer}`) !== undefined) credited++
+          else await sleep(20)
+        }
         try {
           await actor.tell(account(t.from), 'debit', t.transfer, t.to, t.amount)
           log({ ...t, ev: 'accepted' })
@@ -75,7 +85,7 @@ async function transfers (tag, accounts, stopFile, quiesceS) {
 
   // Quiesce: every accepted tell must end up credited.
   const deadline = Date.now() + quiesceS * 1000
-  let pending = told
+  let pending = told.slice(credited)
   while (pending.length > 0 && Date.now() < deadline) {
     const still = []
     for (const t of pending) {
