@@ -460,3 +460,192 @@ fn check_state(audit: &Value, transfers: &BTreeMap<String, Transfer>) -> (Vec<St
     }
     (violations, halves.len(), total)
 }
+
+/// The checker on hand-made logs: it must catch what it claims to catch.
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::deaths::Death;
+    use serde_json::json;
+
+    fn client(t: u64, ev: &str, id: &str, mode: &str) -> String {
+        json!({"t": t, "pid": 9, "client": "c0", "ev": ev, "transfer": id, "from": "A0", "to": "A1", "amount": 10, "mode": mode})
+            .to_string()
+    }
+
+    fn server(t: u64, pid: u32, actor: &str, id: &str, step: &str, ev: &str) -> String {
+        json!({"t": t, "pid": pid, "actor": actor, "transfer": id, "step": step, "ev": ev})
+            .to_string()
+    }
+
+    /// A transfer x of 10 from A0 to A1, debit in pid 1, credit in pid 2 (1..=4, 5..=8).
+    fn clean_log() -> Vec<String> {
+        vec![
+            client(0, "sent", "x", "call"),
+            server(1, 1, "A0", "x", "debit", "enter"),
+            server(2, 1, "A0", "x", "debit", "applied"),
+            server(4, 1, "A0", "x", "debit", "exit"),
+            server(5, 2, "A1", "x", "credit", "enter"),
+            server(6, 2, "A1", "x", "credit", "applied"),
+            server(8, 2, "A1", "x", "credit", "exit"),
+            client(9, "completed", "x", "call"),
+        ]
+    }
+
+    fn state(a0: i64, a1: i64) -> Value {
+        json!({
+            "A0": {"balance": a0, "d_x": {"amount": 10, "balance": a0}},
+            "A1": {"balance": a1, "c_x": {"amount": 10, "balance": a1}},
+        })
+    }
+
+    fn deaths(dead: &[(u32, u64, u64)]) -> Deaths {
+        let deaths = Deaths::default();
+        for pid in [1, 2, 3] {
+            deaths.track(pid);
+        }
+        for &(pid, alive, dead) in dead {
+            deaths.record(pid, Death { alive, dead });
+        }
+        deaths
+    }
+
+    fn violations(log: &[String], audit: &Value, deaths: &Deaths) -> Vec<String> {
+        check(&log.join("\n"), audit, deaths, &[]).violations
+    }
+
+    #[test]
+    fn a_clean_transfer_passes() {
+        assert_eq!(
+            violations(&clean_log(), &state(990, 1010), &deaths(&[])),
+            Vec::<String>::new()
+        );
+    }
+
+    #[test]
+    fn a_step_applied_twice_is_caught() {
+        let mut log = clean_log();
+        // A retry in pid 3, after pid 2 died, that applied the credit again.
+        log.insert(6, server(30, 3, "A1", "x", "credit", "enter"));
+        log.insert(7, server(31, 3, "A1", "x", "credit", "applied"));
+        log.insert(8, server(32, 3, "A1", "x", "credit", "exit"));
+        let found = violations(&log, &state(990, 1020), &deaths(&[]));
+        assert!(
+            found
+                .iter()
+                .any(|v| v.contains("credit of x applied 2 times")),
+            "{found:?}"
+        );
+        assert!(
+            found.iter().any(|v| v.contains("A1: balance 1020")),
+            "{found:?}"
+        );
+        assert!(
+            found.iter().any(|v| v.contains("total balance 10010")),
+            "{found:?}"
+        );
+        assert!(
+            found
+                .iter()
+                .any(|v| v.contains("after the client got the reply")),
+            "{found:?}"
+        );
+    }
+
+    #[test]
+    fn overlapping_attempts_are_caught() {
+        let mut log = clean_log();
+        // pid 2's credit never exits: pid 2 died in 20..=21; a retry in pid 3 at 10.
+        log.retain(|l| !(l.contains("\"pid\":2") && l.contains("\"exit\"")));
+        log.push(server(10, 3, "A1", "x", "credit", "enter"));
+        log.push(server(11, 3, "A1", "x", "credit", "duplicate"));
+        log.push(server(12, 3, "A1", "x", "credit", "exit"));
+        let found = violations(&log, &state(990, 1010), &deaths(&[(2, 20, 21)]));
+        assert!(
+            found
+                .iter()
+                .any(|v| v.contains("two attempts of one step overlapped")),
+            "{found:?}"
+        );
+        assert!(
+            found
+                .iter()
+                .any(|v| v.contains("active in two places at once")),
+            "{found:?}"
+        );
+        // The same retry after the death is fine.
+        let retried: Vec<String> = log
+            .iter()
+            .map(|l| {
+                l.replace("\"t\":10,", "\"t\":30,")
+                    .replace("\"t\":11,", "\"t\":31,")
+                    .replace("\"t\":12,", "\"t\":32,")
+            })
+            .collect();
+        let found = violations(&retried, &state(990, 1010), &deaths(&[(2, 20, 21)]));
+        assert!(
+            found
+                .iter()
+                .all(|v| v.contains("after the client got the reply")),
+            "{found:?}"
+        );
+    }
+
+    #[test]
+    fn an_attempt_that_never_returned_is_caught() {
+        let mut log = clean_log();
+        log.retain(|l| !(l.contains("\"pid\":1") && l.contains("\"exit\"")));
+        let found = violations(&log, &state(990, 1010), &deaths(&[]));
+        assert!(
+            found
+                .iter()
+                .any(|v| v.contains("debit of x on A0 never returned")),
+            "{found:?}"
+        );
+    }
+
+    #[test]
+    fn lost_and_half_applied_transfers_are_caught() {
+        let mut log = clean_log();
+        log.push(client(20, "accepted", "y", "tell"));
+        let mut audit = state(990, 1010);
+        audit["A0"]["d_y"] = json!({"amount": 10, "balance": 980});
+        audit["A0"]["balance"] = json!(980);
+        audit["A1"].as_object_mut().unwrap().remove("c_x");
+        audit["A1"]["balance"] = json!(1000);
+        let found = violations(&log, &audit, &deaths(&[]));
+        assert!(
+            found.iter().any(|v| v.contains("transfer x half applied")),
+            "{found:?}"
+        );
+        assert!(
+            found.iter().any(|v| v.contains("transfer y half applied")),
+            "{found:?}"
+        );
+        assert!(
+            found.iter().any(|v| v.contains("total balance 9980")),
+            "{found:?}"
+        );
+        let log = [client(0, "accepted", "z", "tell")];
+        let found = violations(&log, &json!({}), &deaths(&[]));
+        assert!(
+            found.iter().any(|v| v.contains("accepted transfer z")),
+            "{found:?}"
+        );
+    }
+
+    #[test]
+    fn a_debit_rerun_after_its_tail_call_is_caught() {
+        let mut log = clean_log();
+        log.push(server(12, 3, "A0", "x", "debit", "enter"));
+        log.push(server(13, 3, "A0", "x", "debit", "duplicate"));
+        log.push(server(14, 3, "A0", "x", "debit", "exit"));
+        let found = violations(&log, &state(990, 1010), &deaths(&[]));
+        assert!(
+            found
+                .iter()
+                .any(|v| v.contains("after its tail call to credit had started")),
+            "{found:?}"
+        );
+    }
+}

@@ -53,7 +53,7 @@ pub struct Deaths(Arc<Mutex<HashMap<u32, Option<Death>>>>);
 impl Deaths {
     /// Starts watching `pid` (polled every millisecond until it dies).
     pub fn watch(&self, pid: u32) {
-        self.0.lock().unwrap().insert(pid, None);
+        self.track(pid);
         let deaths = self.clone();
         thread::spawn(move || {
             let mut alive = monotonic_ns();
@@ -73,6 +73,11 @@ impl Deaths {
                 thread::sleep(Duration::from_millis(1));
             }
         });
+    }
+
+    /// Knows `pid` as alive (its death is recorded by [`Deaths::record`]).
+    pub(crate) fn track(&self, pid: u32) {
+        self.0.lock().unwrap().insert(pid, None);
     }
 
     /// Sends SIGKILL through `kill` (to `pid` itself or to its parent, whose death
@@ -102,7 +107,7 @@ impl Deaths {
         }
     }
 
-    fn record(&self, pid: u32, death: Death) -> Death {
+    pub(crate) fn record(&self, pid: u32, death: Death) -> Death {
         let mut map = self.0.lock().unwrap();
         let entry = map.entry(pid).or_insert(None);
         let narrowed = entry.map_or(death, |known| known.narrow(death));

@@ -208,11 +208,19 @@ impl<'a> Bank<'a> {
         self.kills.last().unwrap()
     }
 
-    /// Waits until the server of `slot` exits by itself (the fault-injection crash).
+    /// Waits until the server of `slot` dies of a signal by itself (the fault-injection
+    /// crash aborts).
     pub fn await_exit(&mut self, slot: usize, timeout: Duration) {
         let s = &mut self.slots[slot];
         let process = s.process.as_mut().expect("a running server");
-        process.wait(timeout);
+        let exited = process.wait(timeout);
+        assert!(
+            exited.code().is_none(),
+            "{} exited ({:?}) instead of aborting; output:\n{}",
+            process.name(),
+            exited.status,
+            exited.output
+        );
         let started = Instant::now();
         while self.deaths.get(s.app_pid).is_none() {
             assert!(
