@@ -340,11 +340,12 @@ fn report_recovery(
     );
 }
 
-/// A service request whose handler takes `handler_ms`: `part` of the server is killed
-/// with SIGKILL during it and the server is restarted with the same command. The
+/// A service request whose handler takes `handler_ms` (`retry_ms` when retried): `part`
+/// of the server is killed with SIGKILL during it and the server is restarted with the
+/// same command. The
 /// client gets the reply of the retry, the side effect (written at the end of the
 /// handler) happened exactly once, and the attempts never overlapped.
-fn service_request_survives(store: &Store, part: Part, handler_ms: u64) {
+fn service_request_survives(store: &Store, part: Part, handler_ms: u64, retry_ms: u64) {
     let app = unique_app("faults-svc");
     let records = Records::new();
     let start = |name: &str| Host::spawn(server(store, &app, &records, name).service("slow"));
@@ -352,7 +353,13 @@ fn service_request_survives(store: &Store, part: Part, handler_ms: u64) {
     let mut caller = client(
         store,
         &app,
-        &["service", "slow", "k", &handler_ms.to_string()],
+        &[
+            "service",
+            "slow",
+            "k",
+            &handler_ms.to_string(),
+            &retry_ms.to_string(),
+        ],
     );
     records.await_record("the first entry", |r| r.is("enter", "slow", "k"));
 
@@ -404,14 +411,14 @@ fn service_request_survives(store: &Store, part: Part, handler_ms: u64) {
 store_test!(
     /// The scenario: a 30 s handler, its sidecar and app killed together.
     fn service_request_survives_a_kill_of_its_server(store) {
-        service_request_survives(store, Part::Both, SLOW_SERVICE_MS);
+        service_request_survives(store, Part::Both, SLOW_SERVICE_MS, SLOW_SERVICE_MS);
     }
 );
 
 store_test!(
     /// Only the server's sidecar killed (its app dies with it).
     fn service_request_survives_a_kill_of_its_sidecar(store) {
-        service_request_survives(store, Part::Sidecar, 5_000);
+        service_request_survives(store, Part::Sidecar, 3_000, 500);
     }
 );
 
@@ -419,7 +426,7 @@ store_test!(
     /// Only the server's app killed: its sidecar lives on until it sees the app gone,
     /// leaves the mesh with the request unfinished, and `kar run` exits.
     fn service_request_survives_a_kill_of_its_app(store) {
-        service_request_survives(store, Part::App, 5_000);
+        service_request_survives(store, Part::App, 3_000, 500);
     }
 );
 
@@ -445,7 +452,7 @@ store_test!(
         let host = nested_hosts(store, &app, &records);
         let f_host = host("F", "host of F");
         let mut g_host = host("G", "host of G");
-        let mut caller = client(store, &app, &["nested", "k", "4000"]);
+        let mut caller = client(store, &app, &["nested", "k", "3000", "500"]);
         records.await_record("g's entry", |r| r.is("enter", "g", "k"));
 
         let kill = g_host.kill();
@@ -501,7 +508,7 @@ store_test!(
         let g_host = host("G", "host of G");
         // g outlasts the restart of f's host by several seconds: a retry of f that
         // does not wait for g would start while g still runs.
-        let mut caller = client(store, &app, &["nested", "k", "8000"]);
+        let mut caller = client(store, &app, &["nested", "k", "8000", "500"]);
         let g_first = records.await_record("g's entry", |r| r.is("enter", "g", "k"));
 
         let kill = f_host.kill();
@@ -571,7 +578,7 @@ store_test!(
             start(&["A", "B", "C"], "host of A, B, C"),
             start(&["C"], "standby host of C"),
         ];
-        let mut caller = client(store, &app, &["chain", "k", "4000"]);
+        let mut caller = client(store, &app, &["chain", "k", "3000", "500"]);
         let c_first = records.await_record("C's entry", |r| r.is("enter", "c", "k"));
         let all = records.read();
         let a_pid = all
@@ -601,11 +608,16 @@ store_test!(
         let retry = records.await_record("C's retry", |r| {
             r.is("enter", "c", "k") && r.mono > kills[0].signalled
         });
-        // With C on the killed host, the standby replica retries it at once.
+        // With C on the killed host, the standby replica may retry it at once.
         let waited_for = restarted.iter().find(|h| h.app_pid == retry.pid);
+        let case = match (kills.len(), waited_for.is_some()) {
+            (2, _) => "C on the standby, both hosts killed",
+            (_, false) => "C on the killed host, retried on the live standby",
+            (_, true) => "C on the killed host, retried on the restarted one",
+        };
         report_recovery(
             store,
-            "tail-call chain, last step",
+            &format!("tail-call chain, last step ({case})"),
             &kills[0],
             &retry,
             waited_for,
@@ -655,33 +667,32 @@ fn redis_sidecar_stopped_past_its_lease_commits_nothing() {
     let store = Store::redis();
     let app = unique_app("faults-stop");
     let records = Records::new();
-    // The request lands on replica 1, the only one offering the service at first; its
-    // 1 s lease lets the freeze outlast it quickly. Replica 2 and the client keep the
-    // default lease, so that a loaded machine does not fence them.
-    let spawn = |name: &str, lease: Option<&str>| {
-        let component = server(&store, &app, &records, name).service("slow");
-        Host::spawn(match lease {
-            Some(lease) => component.arg("-redis_lease").arg(lease),
-            None => component,
-        })
-    };
-    let mut frozen = spawn("replica 1 (to be frozen)", Some("1s"));
-    let mut caller = client(&store, &app, &["service", "slow", "k", "10000"]);
+    // The request lands on replica 1, the only one offering the service at first.
+    // Every member has the default 3 s lease (a shorter one was lost to CPU starvation
+    // alone on a loaded 2-core machine); the freeze outlasts it.
+    let spawn = |name: &str| Host::spawn(server(&store, &app, &records, name).service("slow"));
+    let mut frozen = spawn("replica 1 (to be frozen)");
+    let mut caller = client(&store, &app, &["service", "slow", "k", "12000"]);
     let first = records.await_record("the first entry", |r| r.is("enter", "slow", "k"));
     assert_eq!(first.pid, frozen.app_pid);
-    let mut live = spawn("replica 2", None);
+    let mut live = spawn("replica 2");
     assert!(
         records.of("exit", "slow", "k").is_empty(),
         "the handler finished before replica 2 started: nothing left to freeze"
     );
 
+    assert!(
+        !frozen.process.output().contains("lost its membership"),
+        "replica 1 lost its lease before it was frozen; output:\n{}",
+        frozen.process.output()
+    );
     let stopped_at = monotonic_ns();
     frozen.process.stop();
     let retry = records.await_record("the retry", |r| {
         r.is("enter", "slow", "k") && r.pid != first.pid
     });
     eprintln!(
-        "[faults] redis store, sidecar frozen past its 1 s lease: SIGSTOP -> retry running: {:.0} ms",
+        "[faults] redis store, sidecar frozen past its 3 s lease: SIGSTOP -> retry running: {:.0} ms",
         ms(stopped_at, retry.mono)
     );
     assert_eq!(retry.pid, live.app_pid, "the retry ran on the live replica");

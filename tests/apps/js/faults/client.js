@@ -3,9 +3,11 @@
  * (1.3.10). Run it under `kar run -app APP -- node faults/client.js SCENARIO ARGS...`;
  * the handlers are served by ./server.js.
  *
- *   service SERVICE KEY MS    call(SERVICE, 'slow', {key, ms})
- *   nested KEY G_MS           actor call F(KEY).f(KEY, G_MS) (F calls G)
- *   chain KEY MS              actor call A(KEY).a(KEY, MS) (tail calls A -> B -> C)
+ *   service SERVICE KEY MS [RETRY_MS]   call(SERVICE, 'slow', {key, ms, retryMs})
+ *   nested KEY G_MS [RETRY_MS]          actor call F(KEY).f(KEY, G_MS, RETRY_MS) (F calls G)
+ *   chain KEY MS [RETRY_MS]             actor call A(KEY).a(KEY, MS, RETRY_MS) (tail calls
+ *                                       A -> B -> C)
+ * (the handler sleeps MS on its first attempt, RETRY_MS, default MS, on later ones)
  *   remind KEY PERIOD_MS      a periodic reminder `beat` of Ticker(KEY): tick(KEY)
  *   subscribe KEY TOPIC       creates TOPIC; Sub(KEY) subscribes to it
  *   publish TOPIC FROM TO     publishes CloudEvents with data {seq: FROM..TO}
@@ -19,16 +21,16 @@ const { actor, call, events } = require('kar-sdk')
 async function run (scenario, args) {
   switch (scenario) {
     case 'service': {
-      const [service, key, ms] = args
-      return call(service, 'slow', { key, ms: Number(ms) })
+      const [service, key, ms, retryMs = ms] = args
+      return call(service, 'slow', { key, ms: Number(ms), retryMs: Number(retryMs) })
     }
     case 'nested': {
-      const [key, gMs] = args
-      return actor.call(actor.proxy('F', key), 'f', key, Number(gMs))
+      const [key, gMs, retryMs = gMs] = args
+      return actor.call(actor.proxy('F', key), 'f', key, Number(gMs), Number(retryMs))
     }
     case 'chain': {
-      const [key, ms] = args
-      return actor.call(actor.proxy('A', key), 'a', key, Number(ms))
+      const [key, ms, retryMs = ms] = args
+      return actor.call(actor.proxy('A', key), 'a', key, Number(ms), Number(retryMs))
     }
     case 'remind': {
       const [key, period] = args

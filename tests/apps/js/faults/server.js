@@ -13,14 +13,20 @@
  *              machine, so the test compares it with its own kill times)
  *     wall     Date.now()
  *
+ * The slow handlers sleep `ms` on their first entry into (what, key) and `retryMs`
+ * (default: ms) on later ones, so that a test can make the interrupted attempt long and
+ * its retry short.
+ *
  * Service route (any service name):
- *   POST /slow {key, ms}      enter, sleeps ms, writes its side effect, exit;
- *                             answers {key, pid, attempt}
+ *   POST /slow {key, ms, retryMs}   enter, sleeps, writes its side effect, exit;
+ *                                   answers {key, pid, attempt}
  * Actor types:
- *   F.f(key, gMs)             calls G(key).g(key, gMs) in its session; answers {f, g}
- *   G.g(key, ms)              enter, sleeps ms, effect, exit; answers {pid, attempt}
- *   A.a(key, ms) -> tail call B(key).b -> tail call C(key).c (each logs enter/exit)
- *   C.c(key, ms)              enter, sleeps ms, effect, exit; answers {pid, attempt}
+ *   F.f(key, gMs, retryMs)    calls G(key).g(key, gMs, retryMs) in its session;
+ *                             answers {f, g}
+ *   G.g(key, ms, retryMs)     enter, sleeps, effect, exit; answers {key, pid, attempt}
+ *   A.a(key, ms, retryMs) -> tail call B(key).b -> tail call C(key).c (each logs
+ *                             enter/exit)
+ *   C.c(key, ms, retryMs)     enter, sleeps, effect, exit; answers {key, pid, attempt}
  *   Ticker.tick(key)          a reminder's target: records `tick`
  *   Sub.subscribe(topic)      subscribes the instance (method onEvent) to topic
  *   Sub.onEvent(event)        records `event` with seq = event.data.seq
@@ -83,45 +89,45 @@ function enter (what, key) {
 const sleep = ms => new Promise(resolve => setTimeout(resolve, ms))
 
 // The body of every slow handler: enter, sleep, side effect, exit.
-async function slowWork (what, key, ms) {
+async function slowWork (what, key, ms, retryMs = ms) {
   const attempt = enter(what, key)
-  await sleep(ms)
+  await sleep(attempt === 1 ? ms : retryMs)
   record('effect', what, key, { attempt })
   record('exit', what, key, { attempt })
   return { key, pid: process.pid, attempt }
 }
 
 class F {
-  async f (key, gMs) {
+  async f (key, gMs, retryMs) {
     const attempt = enter('f', key)
-    const g = await actor.call(this, actor.proxy('G', key), 'g', key, gMs)
+    const g = await actor.call(this, actor.proxy('G', key), 'g', key, gMs, retryMs)
     record('exit', 'f', key, { attempt })
     return { f: { pid: process.pid, attempt }, g }
   }
 }
 
 class G {
-  g (key, ms) { return slowWork('g', key, ms) }
+  g (key, ms, retryMs) { return slowWork('g', key, ms, retryMs) }
 }
 
 class A {
-  a (key, ms) {
+  a (key, ms, retryMs) {
     const attempt = enter('a', key)
     record('exit', 'a', key, { attempt })
-    return actor.tailCall(actor.proxy('B', key), 'b', key, ms)
+    return actor.tailCall(actor.proxy('B', key), 'b', key, ms, retryMs)
   }
 }
 
 class B {
-  b (key, ms) {
+  b (key, ms, retryMs) {
     const attempt = enter('b', key)
     record('exit', 'b', key, { attempt })
-    return actor.tailCall(actor.proxy('C', key), 'c', key, ms)
+    return actor.tailCall(actor.proxy('C', key), 'c', key, ms, retryMs)
   }
 }
 
 class C {
-  c (key, ms) { return slowWork('c', key, ms) }
+  c (key, ms, retryMs) { return slowWork('c', key, ms, retryMs) }
 }
 
 class Ticker {
@@ -135,8 +141,8 @@ class Sub {
 
 const app = express()
 app.post('/slow', express.json({ type: () => true }), (req, res, next) => {
-  const { key, ms } = req.body
-  slowWork('slow', key, ms).then(reply => res.json(reply), next)
+  const { key, ms, retryMs } = req.body
+  slowWork('slow', key, ms, retryMs).then(reply => res.json(reply), next)
 })
 app.use(sys.actorRuntime({ F, G, A, B, C, Ticker, Sub }))
 
