@@ -10,6 +10,12 @@
 //! total balance conserved, no accepted request lost, no two attempts of one step
 //! overlapping, no actor active in two processes at once.
 //!
+//! An attempt that logged no exit ends when its process died; the test knows that
+//! moment within a window (seen alive just before the kill, seen dead by spinning right
+//! after it: typically under 10 ms). A second attempt starting before the window is a
+//! violation; one starting inside it is printed as "too close to call" (none was seen).
+//! `KAR_BANK_KEEP=1` keeps the event log and the audit (their path is printed).
+//!
 //! The second test arms one server with `KAR_FAULT_CRASH_IN_RECOVERY=1` (the store's
 //! fault-injection point): it aborts in the middle of recovering a killed server, and the
 //! mesh must still converge to the same invariants.
