@@ -5,7 +5,8 @@
 #   - installs matplotlib into <repo>/.venv for the chart (skipped when present),
 #   - builds kar and kar-bench in release,
 #   - runs kar (embedded store and Redis), the direct HTTP baseline and Restate,
-#     plus reminder firings/s and event latency on both kar stores,
+#     plus reminder firings/s and event latency on both kar stores, and recovery after
+#     kill -9 (20 trials per store; Redis with its default 3 s lease and with 1 s),
 #   - writes bench/results/latest.md and bench/results/latest.png.
 # Every process it starts is stopped at the end, also on failure or Ctrl-C.
 set -euo pipefail
@@ -56,9 +57,10 @@ trap 'exit 130' INT TERM
 step "kar-bench"
 mkdir -p "$results"
 # Reminders: 50,000 periodic (1 s) reminders, i.e. 50,000 firings/s demanded; events:
-# 200 sequential publish-to-delivery round trips. Later options on the command line win.
+# 200 sequential publish-to-delivery round trips; recovery: 20 kill -9 trials per store
+# and Redis lease. Later options on the command line win.
 "$target/release/kar-bench" --kar "$target/release/kar" --restate "$restate" --out "$results" \
-    --reminders 50000 --events 200 "$@" &
+    --reminders 50000 --events 200 --recovery 20 "$@" &
 bench_pid=$!
 wait "$bench_pid"
 bench_pid=""

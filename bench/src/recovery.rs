@@ -10,8 +10,8 @@
 //! log the retried start; then it releases the retry, checks the caller's reply and
 //! restarts the killed replica. Meanwhile `clients` closed-loop clients call
 //! `steady/echo` through the client sidecar: their completions in the second before
-//! each kill and between the kill and the retry's start give the throughput before and
-//! during recovery. Both ends of every latency are wall-clock times taken on this host
+//! each kill, between the kill and the retry's start, and in the second after the kill
+//! give the throughput before, during and right after recovery. Both ends of every latency are wall-clock times taken on this host
 //! (the kill by the benchmark, the start by the component).
 
 use crate::client::Client;
@@ -27,8 +27,9 @@ use tokio::process::{Child, Command};
 
 /// Quiet time before each trial: the "before" window, clear of the previous restart.
 const SETTLE: Duration = Duration::from_millis(1200);
-/// Width of the "before" window (µs).
-const BEFORE_WINDOW_US: u64 = 1_000_000;
+/// Width of the windows before and after each kill (µs). The killed replica restarts
+/// only after the second window, so that its start-up does not count as recovery.
+const WINDOW_US: u64 = 1_000_000;
 /// How long a request may take to reach its first replica.
 const FIRST_START_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a retry may take to start after the kill: far beyond any lease we run.
@@ -49,6 +50,8 @@ pub struct RecoveryFigures {
     pub before: f64,
     /// Steady-load calls/s between the kills and the retries' starts (all together).
     pub during: f64,
+    /// Steady-load calls/s in the second after the kills (all trials together).
+    pub after: f64,
     /// Anything that breaks a guarantee or the run: missing retries, overlapping or
     /// repeated executions, failed calls.
     pub anomalies: Vec<String>,
@@ -255,13 +258,15 @@ pub async fn measure(
     let count = |from: u64, to: u64| {
         completions.partition_point(|&t| t < to) - completions.partition_point(|&t| t < from)
     };
-    let (mut before_calls, mut during_calls, mut during_us) = (0usize, 0usize, 0u64);
+    let seconds = |us: u64| us as f64 / 1e6;
+    let (mut before_calls, mut during_calls, mut during_us, mut after_calls) = (0, 0, 0, 0);
     for &(killed, retried) in &windows {
-        before_calls += count(killed.saturating_sub(BEFORE_WINDOW_US), killed);
+        before_calls += count(killed.saturating_sub(WINDOW_US), killed);
         during_calls += count(killed, retried);
         during_us += retried.saturating_sub(killed);
+        after_calls += count(killed, killed + WINDOW_US);
     }
-    let seconds = |us: u64| us as f64 / 1e6;
+    let all_windows = seconds(WINDOW_US * windows.len() as u64).max(1e-9);
     let figures = RecoveryFigures {
         store: store_name.to_string(),
         lease: lease.map(str::to_string),
@@ -271,8 +276,9 @@ pub async fn measure(
             .map(|&(killed, retried)| Duration::from_micros(retried.saturating_sub(killed)))
             .collect(),
         clients,
-        before: before_calls as f64 / seconds(BEFORE_WINDOW_US * windows.len() as u64).max(1e-9),
+        before: before_calls as f64 / all_windows,
         during: during_calls as f64 / seconds(during_us).max(1e-9),
+        after: after_calls as f64 / all_windows,
         anomalies,
     };
 
@@ -394,6 +400,11 @@ async fn run_trials(
             Err(_) => anomalies.push(format!(
                 "trial {trial}: no reply within 10 s after the retry was released"
             )),
+        }
+        let quiet_until = killed_at + WINDOW_US;
+        let now = unix_micros();
+        if now < quiet_until {
+            tokio::time::sleep(Duration::from_micros(quiet_until - now)).await;
         }
         let name = first.replica.clone();
         replicas[victim] = launcher.replica(APP, &name).await?;

@@ -300,7 +300,7 @@ impl Report {
         sorted.sort_unstable();
         println!(
             "  measured kar {} ({}, recovery): kill -9 to retry running p50 {:.0} ms, p90 {:.0} ms, max {:.0} ms over {} trials; \
-             {} clients: {:.0} calls/s before, {:.0} during recovery; {} anomalies",
+             {} clients: {:.0} calls/s before, {:.0} during recovery, {:.0} in the second after the kill; {} anomalies",
             figures.store,
             detection(&figures),
             ms(quantile(&sorted, 0.5)),
@@ -310,6 +310,7 @@ impl Report {
             figures.clients,
             figures.before,
             figures.during,
+            figures.after,
             figures.anomalies.len()
         );
         for anomaly in &figures.anomalies {
@@ -331,14 +332,18 @@ fn recovery_markdown(rows: &[RecoveryFigures]) -> String {
          benchmark and the component); the killed replica restarts between trials. Target: \
          under 1 s on the embedded store, under the lease + 1 s on Redis. Meanwhile {clients} \
          closed-loop clients call a third component's service (`steady/echo`, on a live \
-         sidecar) through the client sidecar: calls/s in the second before each kill and \
-         from each kill to its retry's start, all trials together.\n"
+         sidecar) through the client sidecar: calls/s in the second before each kill, from \
+         each kill to its retry's start, and in the second after each kill (the killed \
+         replica restarts only after it), all trials together.\n"
     );
     let _ = writeln!(
         out,
-        "| store | failure detection | trials | kill → retry p50 (ms) | p90 (ms) | max (ms) | target (ms) | calls/s before | calls/s during recovery | during / before | anomalies |"
+        "| store | failure detection | trials | kill → retry p50 (ms) | p90 (ms) | max (ms) | target (ms) | calls/s before | calls/s during recovery | during / before | calls/s, 1 s after the kill | anomalies |"
     );
-    let _ = writeln!(out, "|---|---|---:|---:|---:|---:|---|---:|---:|---:|---:|");
+    let _ = writeln!(
+        out,
+        "|---|---|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|"
+    );
     for r in rows {
         let mut sorted = r.retry.clone();
         sorted.sort_unstable();
@@ -351,7 +356,7 @@ fn recovery_markdown(rows: &[RecoveryFigures]) -> String {
         };
         let _ = writeln!(
             out,
-            "| kar {} | {} | {}/{} | {:.0} | {:.0} | {:.0} | < {:.0}: {met} | {:.0} | {:.0} | {:.2}× | {} |",
+            "| kar {} | {} | {}/{} | {:.0} | {:.0} | {:.0} | < {:.0}: {met} | {:.0} | {:.0} | {:.2}× | {:.0} | {} |",
             r.store,
             detection(r),
             sorted.len(),
@@ -363,6 +368,7 @@ fn recovery_markdown(rows: &[RecoveryFigures]) -> String {
             r.before,
             r.during,
             r.during / r.before.max(1e-9),
+            r.after,
             r.anomalies.len()
         );
     }
