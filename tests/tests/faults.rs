@@ -17,6 +17,7 @@
 //! again; the bank workload (bank_faults.rs) and the benchmark are elsewhere.
 
 use kar_tests::{monotonic_ns, node, store_test, unique_app, Component, Process, Store};
+use rustix::process::{kill_process_group, Pid, Signal};
 use serde_json::Value;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -173,17 +174,29 @@ impl Host {
     /// sidecar because its component exited).
     fn kill_part(&mut self, part: Part) -> Kill {
         let signalled = monotonic_ns();
-        match part {
-            Part::Both => self.process.kill(),
-            Part::Sidecar => self.process.kill_process_only(),
+        // `ended`: from then on the app runs no more code (a process with a SIGKILL
+        // pending never returns to user space), so its attempt is over.
+        let ended = match part {
+            Part::Both => {
+                let group = Pid::from_raw(self.process.pid() as i32).expect("a pid");
+                // The signal reaches every process of the group within the call.
+                let _ = kill_process_group(group, Signal::KILL);
+                let ended = monotonic_ns();
+                self.process.kill();
+                ended
+            }
+            Part::Sidecar => {
+                self.process.kill_process_only();
+                // Reaped: its exit sent the app its parent-death signal.
+                monotonic_ns()
+            }
             Part::App => {
                 assert_eq!(self.process.kill_children(), 1, "one app under kar run");
+                let ended = monotonic_ns();
                 self.process.wait(Duration::from_secs(30));
+                ended
             }
-        }
-        let reaped = monotonic_ns();
-        // The app may outlive a killed sidecar by the delivery of its parent-death
-        // signal: the attempt ends when the app is gone.
+        };
         let deadline = Instant::now() + Duration::from_secs(10);
         while !is_gone(self.app_pid) {
             assert!(
@@ -195,7 +208,7 @@ impl Host {
         }
         Kill {
             signalled,
-            reaped: reaped.max(monotonic_ns()),
+            ended,
             app_pid: self.app_pid,
         }
     }
@@ -237,8 +250,8 @@ fn is_gone(pid: u32) -> bool {
 struct Kill {
     /// Just before the signal.
     signalled: u64,
-    /// Once the sidecar was reaped: the app is dead too.
-    reaped: u64,
+    /// When the app could no longer run any code.
+    ended: u64,
     app_pid: u32,
 }
 
@@ -288,7 +301,7 @@ fn attempts(records: &[Record], what: &str, key: &str, kills: &[Kill]) -> Vec<(u
                 None => kills
                     .iter()
                     .find(|k| k.app_pid == enter.pid && k.signalled > enter.mono)
-                    .map(|k| k.reaped)
+                    .map(|k| k.ended)
                     .unwrap_or_else(|| {
                         panic!("attempt {enter:?} neither finished nor was killed; records:\n{records:#?}")
                     }),
@@ -807,7 +820,7 @@ store_test!(
         );
         assert_eq!(next.pid, survivor, "the standby replica fires it");
         let deadline = Instant::now() + RECORD_TIMEOUT;
-        while ticks(kill.reaped).count() < 3 {
+        while ticks(kill.ended).count() < 3 {
             assert!(
                 Instant::now() < deadline,
                 "the reminder stopped firing; records:\n{:#?}",
@@ -815,7 +828,7 @@ store_test!(
             );
             std::thread::sleep(Duration::from_millis(20));
         }
-        assert!(ticks(kill.reaped).all(|r| r.pid == survivor));
+        assert!(ticks(kill.ended).all(|r| r.pid == survivor));
         hosts[1 - dying].process.assert_running();
     }
 );
