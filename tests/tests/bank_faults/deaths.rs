@@ -1,10 +1,17 @@
-//! When server processes died, on the clock the apps stamp their events with.
+//! When server apps stopped running code, on the clock the apps stamp their events with.
 //!
-//! An attempt that logged `enter` but no `exit` ends when its process died. The test
-//! only knows bounds of that moment: the process was seen alive at `alive` and dead at
-//! `dead`. Right after a kill the death is awaited by spinning, so the bounds are tight;
-//! a background watcher per process catches deaths the test did not cause (the
-//! fault-injection crash) within about a millisecond.
+//! An attempt that logged `enter` but no `exit` ends when its process stopped running:
+//! when SIGKILL was sent to it (a process with a pending SIGKILL never runs user code
+//! again), not when it is seen gone — tearing down a large process can take tens of
+//! milliseconds on a loaded machine, during which it still looks alive in /proc but is
+//! long dead for the mesh. The test knows bounds of that moment: the app could still
+//! run at `alive` and could not any more at `dead`:
+//!
+//! * a kill by the test: just before and just after the signal (for a kill of the
+//!   sidecar alone: after its exit was reaped, by which time its parent-death signal
+//!   was sent to the app);
+//! * a crash (the fault-injection point): given by the test;
+//! * any other death, seen by a watcher polling /proc: `alive` unknown (0).
 
 use rustix::time::{clock_gettime, ClockId};
 use std::collections::HashMap;
@@ -29,7 +36,8 @@ fn is_alive(pid: u32) -> bool {
         .is_some_and(|state| state != 'Z' && state != 'X')
 }
 
-/// The process died after `alive` and before `dead` (ns, CLOCK_MONOTONIC).
+/// The app could run code at `alive` and not any more at `dead` (ns, CLOCK_MONOTONIC;
+/// `alive` 0: unknown).
 #[derive(Clone, Copy, Debug)]
 pub struct Death {
     pub alive: u64,
@@ -56,22 +64,16 @@ impl Deaths {
         self.track(pid);
         let deaths = self.clone();
         thread::spawn(move || {
-            let mut alive = monotonic_ns();
-            loop {
-                let before = monotonic_ns();
-                if !is_alive(pid) {
-                    deaths.record(
-                        pid,
-                        Death {
-                            alive,
-                            dead: monotonic_ns(),
-                        },
-                    );
-                    return;
-                }
-                alive = before;
+            while is_alive(pid) {
                 thread::sleep(Duration::from_millis(1));
             }
+            deaths.record(
+                pid,
+                Death {
+                    alive: 0,
+                    dead: monotonic_ns(),
+                },
+            );
         });
     }
 
@@ -80,31 +82,28 @@ impl Deaths {
         self.0.lock().unwrap().insert(pid, None);
     }
 
-    /// Sends SIGKILL through `kill` (to `pid` itself or to its parent, whose death
-    /// kills it) and spins until `pid` is dead.
+    /// Sends SIGKILL through `kill` (to `pid` itself, or to its parent, whose death
+    /// kills it), records the bounds of its death and waits until it is gone.
     pub fn kill(&self, pid: u32, kill: impl FnOnce(), timeout: Duration) -> Death {
         assert!(is_alive(pid), "pid {pid} died before its kill");
-        let mut alive = monotonic_ns();
+        let alive = monotonic_ns();
         kill();
+        let death = self.record(
+            pid,
+            Death {
+                alive,
+                dead: monotonic_ns(),
+            },
+        );
         let started = Instant::now();
-        loop {
-            let before = monotonic_ns();
-            if !is_alive(pid) {
-                return self.record(
-                    pid,
-                    Death {
-                        alive,
-                        dead: monotonic_ns(),
-                    },
-                );
-            }
-            alive = before;
+        while is_alive(pid) {
             assert!(
                 started.elapsed() < timeout,
                 "pid {pid} still alive {timeout:?} after its kill"
             );
-            thread::yield_now();
+            thread::sleep(Duration::from_millis(1));
         }
+        death
     }
 
     pub(crate) fn record(&self, pid: u32, death: Death) -> Death {

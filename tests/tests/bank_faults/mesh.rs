@@ -1,7 +1,7 @@
 //! The bank's processes: server components restartable with the same command, the
 //! clients, the audit, and the kills.
 
-use crate::deaths::{Death, Deaths};
+use crate::deaths::{monotonic_ns, Death, Deaths};
 use kar_tests::{free_port, node, Component, Process, Store};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -209,8 +209,9 @@ impl<'a> Bank<'a> {
     }
 
     /// Waits until the server of `slot` dies of a signal by itself (the fault-injection
-    /// crash aborts).
-    pub fn await_exit(&mut self, slot: usize, timeout: Duration) {
+    /// crash aborts); its app could still run at `alive`. Records the bounds of the
+    /// app's death: once `kar run` is reaped, the app was sent its parent-death signal.
+    pub fn await_crash(&mut self, slot: usize, alive: u64, timeout: Duration) {
         let s = &mut self.slots[slot];
         let process = s.process.as_mut().expect("a running server");
         let exited = process.wait(timeout);
@@ -221,15 +222,8 @@ impl<'a> Bank<'a> {
             exited.status,
             exited.output
         );
-        let started = Instant::now();
-        while self.deaths.get(s.app_pid).is_none() {
-            assert!(
-                started.elapsed() < timeout,
-                "the app of {} outlived it",
-                process.name()
-            );
-            std::thread::sleep(Duration::from_millis(5));
-        }
+        let dead = monotonic_ns();
+        self.deaths.record(s.app_pid, Death { alive, dead });
     }
 
     /// Panics if a server exited.
