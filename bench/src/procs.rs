@@ -149,7 +149,12 @@ pub async fn terminate(mut child: Child) {
 }
 
 pub async fn wait_for_tcp(port: u16) -> Result<()> {
-    for _ in 0..500 {
+    wait_for_tcp_within(port, Duration::from_secs(5)).await
+}
+
+pub async fn wait_for_tcp_within(port: u16, timeout: Duration) -> Result<()> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    while tokio::time::Instant::now() < deadline {
         if tokio::net::TcpStream::connect(("127.0.0.1", port))
             .await
             .is_ok()
@@ -158,5 +163,5 @@ pub async fn wait_for_tcp(port: u16) -> Result<()> {
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    bail!("nothing listens on port {port} after 5 s")
+    bail!("nothing listens on port {port} after {timeout:?}")
 }

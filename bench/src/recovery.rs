@@ -15,7 +15,7 @@
 //! (the kill by the benchmark, the start by the component).
 
 use crate::client::Client;
-use crate::procs::{free_port, terminate, wait_for_tcp, StoreProcess};
+use crate::procs::{free_port, terminate, wait_for_tcp, wait_for_tcp_within, StoreProcess};
 use crate::recovery_app::{self, unix_micros};
 use anyhow::{Context, Result};
 use bytes::Bytes;
@@ -36,6 +36,11 @@ const FIRST_START_TIMEOUT: Duration = Duration::from_secs(10);
 const RETRY_TIMEOUT: Duration = Duration::from_secs(30);
 /// Time after the last trial for a late duplicate execution to show up in the log.
 const LATE_DUPLICATE_WAIT: Duration = Duration::from_secs(1);
+/// How long a replica may take to start (join, then launch its component) on a
+/// loaded host.
+const START_TIMEOUT: Duration = Duration::from_secs(20);
+/// Longest steady-load call: a hung call counts as a failure.
+const STEADY_CALL_TIMEOUT: Duration = Duration::from_secs(10);
 /// Period of the polls of the components' log.
 const POLL: Duration = Duration::from_millis(5);
 const APP: &str = "recovery";
@@ -154,7 +159,7 @@ impl Launcher<'_> {
             .arg(&self.log)
             .spawn()
             .context("starting kar")?;
-        wait_for_tcp(app_port)
+        wait_for_tcp_within(app_port, START_TIMEOUT)
             .await
             .with_context(|| format!("replica {name} of {service} did not start"))?;
         Ok(Replica {
@@ -229,7 +234,10 @@ pub async fn measure(
     stop.store(true, Ordering::Relaxed);
     let mut completions = Vec::new();
     for worker in workers {
-        let (done, errors, first_error) = worker.await.unwrap_or_default();
+        let (done, errors, first_error) = match worker.await {
+            Ok(outcome) => outcome,
+            Err(e) => (Vec::new(), 1, Some(format!("a load client panicked: {e}"))),
+        };
         completions.extend(done);
         if let Some(e) = first_error {
             anomalies.push(format!("steady load: {errors} failed calls, e.g. {e}"));
@@ -307,9 +315,10 @@ pub async fn measure(
 async fn steady_client(client: Client, stop: Arc<AtomicBool>) -> (Vec<u64>, u64, Option<String>) {
     let (mut done, mut errors, mut first_error) = (Vec::new(), 0, None);
     while !stop.load(Ordering::Relaxed) {
-        match client
-            .post("/kar/v1/service/steady/call/echo".into(), b"1")
+        let call = client.post("/kar/v1/service/steady/call/echo".into(), b"1");
+        match tokio::time::timeout(STEADY_CALL_TIMEOUT, call)
             .await
+            .unwrap_or_else(|_| Err(anyhow::anyhow!("no reply within {STEADY_CALL_TIMEOUT:?}")))
         {
             Ok(()) => done.push(unix_micros()),
             Err(e) => {
