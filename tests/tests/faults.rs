@@ -16,7 +16,7 @@
 //! Every test prints (eprintln) the time from the kill to the retried request running
 //! again; the bank workload (bank_faults.rs) and the benchmark are elsewhere.
 
-use kar_tests::{monotonic_ns, node, store_test, unique_app, Component, Process, Store};
+use kar_tests::{kar, monotonic_ns, node, store_test, unique_app, Component, Process, Store};
 use rustix::process::{kill_process_group, Pid, Signal};
 use serde_json::Value;
 use std::path::Path;
@@ -440,6 +440,65 @@ store_test!(
     /// leaves the mesh with the request unfinished, and `kar run` exits.
     fn service_request_survives_a_kill_of_its_app(store) {
         service_request_survives(store, Part::App, 3_000, 500);
+    }
+);
+
+/// How many `kar run` sidecars of `app` are members of the mesh (`kar get -s sidecars
+/// -o json`).
+fn member_count(store: &Store, app: &str) -> usize {
+    let get = kar(store, &["get", "-app", app, "-s", "sidecars", "-o", "json"])
+        .expect_success(CLIENT_TIMEOUT);
+    let json = get
+        .stdout
+        .lines()
+        .find(|l| l.trim_start().starts_with('{'))
+        .unwrap_or_else(|| panic!("kar get printed no JSON object; output:\n{}", get.output));
+    let members: serde_json::Map<String, Value> =
+        serde_json::from_str(json).unwrap_or_else(|e| panic!("bad JSON {json:?}: {e}"));
+    // `kar get` is a member itself while it runs (runtime port 0): not counted.
+    members.values().filter(|m| m["port"] != 0).count()
+}
+
+store_test!(
+    /// `-cancel` (spec §4.8): a call recovered after its caller's sidecar died is
+    /// recorded as cancelled instead of being executed again (without the flag it is
+    /// retried: the service scenarios above).
+    fn cancel_skips_a_recovered_call_whose_caller_is_gone(store) {
+        let app = unique_app("faults-cancel");
+        let records = Records::new();
+        let start = |name: &str| {
+            Host::spawn(
+                server(store, &app, &records, name)
+                    .service("slow")
+                    .arg("-cancel"),
+            )
+        };
+        let mut first = start("slow service");
+        let mut caller = client(store, &app, &["service", "slow", "k", "60000", "200"]);
+        records.await_record("the first entry", |r| r.is("enter", "slow", "k"));
+        caller.kill();
+        // The caller must be gone from the mesh (on Redis: its lease expired) before the
+        // call is recovered.
+        let deadline = Instant::now() + RECORD_TIMEOUT;
+        while member_count(store, &app) != 1 {
+            assert!(Instant::now() < deadline, "the killed caller stayed a member");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        first.kill();
+        let standby = start("standby");
+        assert!(
+            standby
+                .process
+                .wait_for_output("is gone (-cancel)", RECORD_TIMEOUT),
+            "the standby did not cancel the recovered call; output:\n{}",
+            standby.process.output()
+        );
+        let all = records.read();
+        assert_eq!(
+            count(&all, "enter", "slow", "k"),
+            1,
+            "the recovered call was not executed again; records:\n{all:#?}"
+        );
     }
 );
 
