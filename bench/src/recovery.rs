@@ -27,6 +27,11 @@ use tokio::process::{Child, Command};
 
 /// Quiet time before each trial: the "before" window, clear of the previous restart.
 const SETTLE: Duration = Duration::from_millis(1200);
+/// Up to this much more quiet time, varied per trial: otherwise every kill lands at
+/// the same phase of the victim's Redis lease renewals (it started a fixed time
+/// earlier) and the figures show that one phase instead of a kill at a random time.
+/// One second covers the renewal period of any lease up to 3 s (lease / 3).
+const SETTLE_JITTER_MS: u64 = 1000;
 /// Width of the windows before and after each kill (µs). The killed replica restarts
 /// only after the second window, so that its start-up does not count as recovery.
 const WINDOW_US: u64 = 1_000_000;
@@ -310,6 +315,15 @@ pub async fn measure(
     Ok(figures)
 }
 
+/// A pseudo-random duration below [`SETTLE_JITTER_MS`]: the clock's sub-millisecond
+/// digits are noise enough here.
+fn jitter() -> Duration {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos() as u64);
+    Duration::from_millis(nanos.wrapping_mul(2_654_435_761) % SETTLE_JITTER_MS)
+}
+
 /// One closed-loop client of `steady/echo` until `stop`: completion times (unix µs),
 /// failed calls, the first failure.
 async fn steady_client(client: Client, stop: Arc<AtomicBool>) -> (Vec<u64>, u64, Option<String>) {
@@ -343,7 +357,7 @@ async fn run_trials(
     anomalies: &mut Vec<String>,
 ) -> Result<()> {
     for trial in 1..=trials as u64 {
-        tokio::time::sleep(SETTLE).await;
+        tokio::time::sleep(SETTLE + jitter()).await;
         let call = {
             let client = client.clone();
             tokio::spawn(async move {
