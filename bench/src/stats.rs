@@ -327,7 +327,8 @@ fn recovery_markdown(rows: &[RecoveryFigures]) -> String {
         out,
         "\nRecovery: two replicas of a service and a client sidecar; a request whose handler \
          logs its start and then blocks lands on one replica, whose `kar run` gets kill -9 \
-         (its component dies with it); figure: from the kill to the retried request's \
+         (its component dies with it) after 1.2–2.2 s of quiet (varied, so kills fall at \
+         random phases of lease renewals); figure: from the kill to the retried request's \
          handler starting on the other replica (wall-clock times of this host, taken by the \
          benchmark and the component); the killed replica restarts between trials. Target: \
          under 1 s on the embedded store, under the lease + 1 s on Redis. Meanwhile {clients} \
