@@ -48,6 +48,32 @@ fn signal_all(pids: &[u32], signal: Signal) {
         let pid = Pid::from_raw(pid as i32).expect("a pid");
         kill_process(pid, signal).expect("signal a sidecar");
     }
+    if signal == Signal::STOP {
+        // SIGSTOP lands asynchronously: a thread of a frozen sidecar still blocked on a
+        // member's file lock could win that lock at the victim's death and then stop
+        // holding it (recovering nothing while the armed server waits). Go on only once
+        // every thread of every frozen sidecar is stopped, out of any lock wait.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !pids.iter().all(|&pid| all_threads_stopped(pid)) {
+            assert!(Instant::now() < deadline, "sidecars {pids:?} did not stop");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+}
+
+/// Whether every thread of `pid` is stopped (state `T` in /proc), or the process is gone.
+fn all_threads_stopped(pid: u32) -> bool {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return true;
+    };
+    tasks.flatten().all(|task| {
+        std::fs::read_to_string(task.path().join("stat"))
+            .map(|stat| {
+                stat.rsplit_once(") ")
+                    .is_none_or(|(_, rest)| rest.starts_with('T'))
+            })
+            .unwrap_or(true)
+    })
 }
 
 /// Stops the clients, reads the state, stops the servers, checks the invariants.
