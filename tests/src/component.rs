@@ -156,3 +156,24 @@ pub fn kar(store: &Store, args: &[&str]) -> Process {
         command,
     )
 }
+
+/// `kar get -app APP -s sidecars -o json`: each member's node id and its entry
+/// (`{"port", "actors", "services"}`). `kar get` itself is listed while it runs (runtime
+/// port 0).
+pub fn sidecars(store: &Store, app: &str) -> Vec<(String, serde_json::Value)> {
+    let get = kar(store, &["get", "-app", app, "-s", "sidecars", "-o", "json"])
+        .expect_success(std::time::Duration::from_secs(60));
+    let json = get
+        .stdout
+        .lines()
+        .find(|l| l.trim_start().starts_with('{'))
+        .unwrap_or_else(|| panic!("kar get printed no JSON object; output:\n{}", get.output));
+    let sidecars: serde_json::Map<String, serde_json::Value> = serde_json::from_str(json)
+        .unwrap_or_else(|e| {
+            panic!(
+                "kar get printed malformed JSON ({e}); output:\n{}",
+                get.output
+            )
+        });
+    sidecars.into_iter().collect()
+}

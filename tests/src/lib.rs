@@ -24,7 +24,7 @@ mod process;
 mod store;
 
 pub use clock::monotonic_ns;
-pub use component::{kar, Component};
+pub use component::{kar, sidecars, Component};
 pub use paths::{apps_dir, curl_checks, kar_bin, node, python, repo_root};
 pub use ports::free_port;
 pub use process::{expect_clients, Exited, Process};

@@ -16,7 +16,7 @@
 //! Every test prints (eprintln) the time from the kill to the retried request running
 //! again; the bank workload (bank_faults.rs) and the benchmark are elsewhere.
 
-use kar_tests::{kar, monotonic_ns, node, store_test, unique_app, Component, Process, Store};
+use kar_tests::{monotonic_ns, node, sidecars, store_test, unique_app, Component, Process, Store};
 use rustix::process::{kill_process_group, Pid, Signal};
 use serde_json::Value;
 use std::path::Path;
@@ -443,20 +443,13 @@ store_test!(
     }
 );
 
-/// How many `kar run` sidecars of `app` are members of the mesh (`kar get -s sidecars
-/// -o json`).
+/// How many `kar run` sidecars of `app` are members of the mesh (`kar get` is one
+/// itself while it runs, with runtime port 0: not counted).
 fn member_count(store: &Store, app: &str) -> usize {
-    let get = kar(store, &["get", "-app", app, "-s", "sidecars", "-o", "json"])
-        .expect_success(CLIENT_TIMEOUT);
-    let json = get
-        .stdout
-        .lines()
-        .find(|l| l.trim_start().starts_with('{'))
-        .unwrap_or_else(|| panic!("kar get printed no JSON object; output:\n{}", get.output));
-    let members: serde_json::Map<String, Value> =
-        serde_json::from_str(json).unwrap_or_else(|e| panic!("bad JSON {json:?}: {e}"));
-    // `kar get` is a member itself while it runs (runtime port 0): not counted.
-    members.values().filter(|m| m["port"] != 0).count()
+    sidecars(store, app)
+        .iter()
+        .filter(|(_, m)| m["port"] != 0)
+        .count()
 }
 
 store_test!(

@@ -6,8 +6,8 @@
 //! waits for a server to be ready.
 
 use kar_tests::{
-    curl_checks, expect_clients, free_port, kar, node, python, store_test, unique_app, Component,
-    Process, Store,
+    curl_checks, expect_clients, free_port, kar, node, python, sidecars, store_test, unique_app,
+    Component, Process, Store,
 };
 use std::ffi::OsString;
 use std::time::Duration;
@@ -192,27 +192,13 @@ store_test!(
 );
 
 /// `kar get -app APP -s sidecars -o json`: node id → the services it offers.
-fn sidecars(store: &Store, app: &str) -> Vec<(String, Vec<String>)> {
-    let get = kar(store, &["get", "-app", app, "-s", "sidecars", "-o", "json"])
-        .expect_success(CLIENT_TIMEOUT);
-    let json = get
-        .stdout
-        .lines()
-        .find(|l| l.trim_start().starts_with('{'))
-        .unwrap_or_else(|| panic!("kar get printed no JSON object; output:\n{}", get.output));
-    let sidecars: serde_json::Map<String, serde_json::Value> = serde_json::from_str(json)
-        .unwrap_or_else(|e| {
-            panic!(
-                "kar get printed malformed JSON ({e}); output:\n{}",
-                get.output
-            )
-        });
-    sidecars
+fn services_of_sidecars(store: &Store, app: &str) -> Vec<(String, Vec<String>)> {
+    sidecars(store, app)
         .into_iter()
         .map(|(node, info)| {
             let services = info["services"]
                 .as_array()
-                .unwrap_or_else(|| panic!("no services array for {node} in {json}"))
+                .unwrap_or_else(|| panic!("no services array for {node} in {info}"))
                 .iter()
                 .map(|s| s.as_str().unwrap_or_default().to_string())
                 .collect();
@@ -243,7 +229,7 @@ store_test!(
         }
         expect_clients(&mut clients, &mut greeters, CLIENT_TIMEOUT);
 
-        let (listed_one, listed_two) = (sidecars(store, &one), sidecars(store, &two));
+        let (listed_one, listed_two) = (services_of_sidecars(store, &one), services_of_sidecars(store, &two));
         for (app, listed) in [(&one, &listed_one), (&two, &listed_two)] {
             let greeters = listed.iter().filter(|(_, s)| s.contains(&"greeter".to_string()));
             assert_eq!(greeters.count(), 1, "app {app} should list one greeter sidecar: {listed:?}");
