@@ -990,6 +990,10 @@ impl Store for RedisStore {
     }
 }
 
+/// How long after another member's lease ends a renewal looks for it (the local and
+/// the server's clocks tick at the same rate, but the reply took some time to arrive).
+const EXPIRY_MARGIN: Duration = Duration::from_millis(10);
+
 /// The lease renewal of one member joined through this handle. Renewals also report
 /// the members whose leases expired: this member then recovers them (each recovery
 /// in a task of its own, on the shared connection, so renewals never wait for one).
@@ -1032,8 +1036,18 @@ impl Renewal {
                 Ok(reply) if reply.first().is_some_and(|ok| ok == "1") => {
                     last_ok = sent;
                     next = sent + period;
+                    // Look again as soon as another member's lease runs out, so that
+                    // its death is seen within a few milliseconds of its lease rather
+                    // than up to a renewal period later.
+                    if let Some(expiry) = reply
+                        .get(1)
+                        .and_then(|ms| ms.parse::<u64>().ok())
+                        .map(|ms| sent + Duration::from_millis(ms) + EXPIRY_MARGIN)
+                    {
+                        next = next.min(expiry);
+                    }
                     *self.lease_end.lock().unwrap_or_else(|e| e.into_inner()) = sent + lease;
-                    let expired = reply.into_iter().skip(1).collect::<Vec<_>>();
+                    let expired = reply.into_iter().skip(2).collect::<Vec<_>>();
                     if !expired.is_empty() {
                         self.recoveries.start(
                             &self.recovery_conn,
