@@ -402,7 +402,7 @@ impl Store for EmbeddedStore {
     async fn members(&self) -> Result<Vec<Member>, StoreError> {
         let app = self.app.clone();
         self.db
-            .run(move |conn| {
+            .read(move |conn| {
                 let rows: Vec<(String, Vec<u8>)> = conn
                     .prepare_cached(
                         "SELECT node, member FROM members WHERE app = ?1 ORDER BY node",
@@ -413,7 +413,7 @@ impl Store for EmbeddedStore {
                     .iter()
                     .map(|(node, bytes)| decode(node, bytes))
                     .collect::<Result<Vec<Member>, _>>()?;
-                Ok((members, Vec::new()))
+                Ok(members)
             })
             .await
     }
@@ -607,7 +607,7 @@ impl Store for EmbeddedStore {
     async fn placements(&self) -> Result<Vec<(ActorRef, NodeId)>, StoreError> {
         let app = self.app.clone();
         self.db
-            .run(move |conn| {
+            .read(move |conn| {
                 let rows = conn
                     .prepare_cached(
                         "SELECT actor_type, actor_id, node FROM placements WHERE app = ?1
@@ -620,7 +620,7 @@ impl Store for EmbeddedStore {
                         ))
                     })?
                     .collect::<Result<_, _>>()?;
-                Ok((rows, Vec::new()))
+                Ok(rows)
             })
             .await
     }
@@ -635,7 +635,7 @@ impl Store for EmbeddedStore {
         let key = key.to_string();
         let subkey = subkey.map(str::to_string);
         self.db
-            .run(move |conn| {
+            .read(move |conn| {
                 let value: Option<Vec<u8>> = match &subkey {
                     None => conn
                         .prepare_cached(
@@ -651,7 +651,7 @@ impl Store for EmbeddedStore {
                         .query_row([&app, &t, &i, &key, sub], |row| row.get(0))
                         .optional()?,
                 };
-                Ok((value.map(Bytes::from), Vec::new()))
+                Ok(value.map(Bytes::from))
             })
             .await
     }
@@ -694,7 +694,7 @@ impl Store for EmbeddedStore {
     async fn state_get_all(&self, actor: &ActorRef) -> Result<ActorState, StoreError> {
         let (app, t, i) = self.actor_key(actor);
         self.db
-            .run(move |conn| {
+            .read(move |conn| {
                 let flat = conn
                     .prepare_cached(
                         "SELECT key, value FROM state_flat WHERE app = ?1 AND actor_type = ?2 AND actor_id = ?3
@@ -724,7 +724,7 @@ impl Store for EmbeddedStore {
                         _ => submaps.push((key, vec![(subkey, value)])),
                     }
                 }
-                Ok((ActorState { flat, submaps }, Vec::new()))
+                Ok(ActorState { flat, submaps })
             })
             .await
     }
@@ -786,7 +786,7 @@ impl Store for EmbeddedStore {
         let (app, t, i) = self.actor_key(actor);
         let key = key.to_string();
         self.db
-            .run(move |conn| {
+            .read(move |conn| {
                 let rows = conn
                     .prepare_cached(
                         "SELECT subkey, value FROM state_submap
@@ -796,7 +796,7 @@ impl Store for EmbeddedStore {
                         Ok((row.get::<_, String>(0)?, Bytes::from(row.get::<_, Vec<u8>>(1)?)))
                     })?
                     .collect::<Result<_, _>>()?;
-                Ok((rows, Vec::new()))
+                Ok(rows)
             })
             .await
     }
