@@ -90,6 +90,31 @@ pub struct Request {
 }
 
 impl Request {
+    /// A new request: a fresh id, step 0, first attempt.
+    pub fn new(
+        kind: RequestKind,
+        target: Target,
+        invocation: Invocation,
+        caller: NodeId,
+        flow: FlowId,
+        parent: Option<RequestId>,
+        deadline: Option<u64>,
+    ) -> Request {
+        Request {
+            id: RequestId::generate(),
+            kind,
+            target,
+            invocation,
+            caller,
+            flow,
+            parent,
+            deadline,
+            step: 0,
+            attempt: 0,
+            wrap_reply: false,
+        }
+    }
+
     /// Whether the start deadline has passed at `now` (Unix milliseconds).
     pub fn deadline_passed(&self, now: u64) -> bool {
         self.deadline.is_some_and(|d| now > d)

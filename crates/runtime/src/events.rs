@@ -12,10 +12,7 @@
 
 use crate::{Runtime, RuntimeError};
 use bytes::Bytes;
-use kar_protocol::paths::actor_path;
-use kar_protocol::{
-    now_millis, ActorRef, FlowId, Invocation, Request, RequestId, RequestKind, Subscription, Target,
-};
+use kar_protocol::{ActorRef, Invocation, RequestKind, Subscription, Target};
 use kar_store::{Delivery, EventRequestBuilder, Routing};
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -23,9 +20,6 @@ use std::time::Duration;
 
 /// The system query that wakes a member's delivery loop (see [`Runtime::publish`]).
 pub(crate) const EVENTS_WAKE_QUERY: &str = "/kar/v1/system/events/wake";
-
-/// Content type of actor method invocations (spec §3.3).
-const KAR_JSON: &str = "application/kar+json";
 
 /// Longest sleep of the delivery loop. Publishing through any member of the
 /// application, and the end of a tell executed here, wake it at once; events
@@ -125,32 +119,14 @@ impl Runtime {
     fn delivery_builder(&self) -> EventRequestBuilder {
         let caller = self.node().clone();
         let timeout = self.config().missing_component_timeout;
-        Arc::new(move |sub: &Subscription, event: &[u8]| Request {
-            id: RequestId::generate(),
-            kind: RequestKind::Tell,
-            target: Target::Actor {
-                actor_type: sub.actor.actor_type.clone(),
-                id: sub.actor.id.clone(),
-            },
-            invocation: Invocation {
-                method: "POST".to_string(),
-                // `path` starts with `/` and is appended verbatim (spec §2.6).
-                path: format!(
-                    "{}{}",
-                    actor_path(&sub.actor.actor_type, &sub.actor.id),
-                    sub.path
-                ),
-                query: None,
-                headers: vec![("Content-Type".to_string(), KAR_JSON.to_string())],
-                body: sub.event_body(event),
-            },
-            caller: caller.clone(),
-            flow: FlowId::generate(),
-            parent: None,
-            deadline: timeout.map(|t| now_millis() + t.as_millis() as u64),
-            step: 0,
-            wrap_reply: false,
-            attempt: 0,
+        Arc::new(move |sub: &Subscription, event: &[u8]| {
+            Runtime::actor_tell(
+                &caller,
+                timeout,
+                &sub.actor,
+                &sub.path,
+                sub.event_body(event),
+            )
         })
     }
 

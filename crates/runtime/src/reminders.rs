@@ -8,10 +8,7 @@
 
 use crate::{Runtime, RuntimeError};
 use bytes::Bytes;
-use kar_protocol::paths::actor_path;
-use kar_protocol::{
-    now_millis, ActorRef, FlowId, Invocation, Reminder, Request, RequestId, RequestKind, Target,
-};
+use kar_protocol::{now_millis, ActorRef, Reminder};
 use kar_store::{Firing, RequestBuilder, Routing};
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,9 +16,6 @@ use std::time::Duration;
 /// Most firings made by one store transition: bounds the transaction (and, on Redis,
 /// the script) while a backlog is worked through.
 const FIRE_BATCH: usize = 256;
-
-/// Content type of actor method invocations (spec §3.3).
-const KAR_JSON: &str = "application/kar+json";
 
 impl Runtime {
     /// Schedules (or replaces) a reminder; returns whether one was replaced. Wakes
@@ -61,32 +55,14 @@ impl Runtime {
     fn firing_builder(&self) -> RequestBuilder {
         let caller = self.node().clone();
         let timeout = self.config().missing_component_timeout;
-        Arc::new(move |reminder: &Reminder| Request {
-            id: RequestId::generate(),
-            kind: RequestKind::Tell,
-            target: Target::Actor {
-                actor_type: reminder.actor.actor_type.clone(),
-                id: reminder.actor.id.clone(),
-            },
-            invocation: Invocation {
-                method: "POST".to_string(),
-                // `path` starts with `/` and is appended verbatim (spec §2.5).
-                path: format!(
-                    "{}{}",
-                    actor_path(&reminder.actor.actor_type, &reminder.actor.id),
-                    reminder.path
-                ),
-                query: None,
-                headers: vec![("Content-Type".to_string(), KAR_JSON.to_string())],
-                body: Bytes::clone(&reminder.data),
-            },
-            caller: caller.clone(),
-            flow: FlowId::generate(),
-            parent: None,
-            deadline: timeout.map(|t| now_millis() + t.as_millis() as u64),
-            step: 0,
-            wrap_reply: false,
-            attempt: 0,
+        Arc::new(move |reminder: &Reminder| {
+            Runtime::actor_tell(
+                &caller,
+                timeout,
+                &reminder.actor,
+                &reminder.path,
+                Bytes::clone(&reminder.data),
+            )
         })
     }
 

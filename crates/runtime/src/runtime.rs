@@ -164,23 +164,15 @@ impl Runtime {
         if self.is_shutting_down() {
             return Err(RuntimeError::ShuttingDown);
         }
-        let deadline = self
-            .config
-            .missing_component_timeout
-            .map(|t| now_millis() + t.as_millis() as u64);
-        let request = Request {
-            id: RequestId::generate(),
+        let request = Request::new(
             kind,
             target,
             invocation,
-            caller: self.node.clone(),
-            flow: flow.unwrap_or_else(FlowId::generate),
+            self.node.clone(),
+            flow.unwrap_or_else(FlowId::generate),
             parent,
-            deadline,
-            step: 0,
-            wrap_reply: false,
-            attempt: 0,
-        };
+            start_deadline(self.config.missing_component_timeout),
+        );
         let id = request.id.clone();
         let reply_rx = match kind {
             RequestKind::Call => {
@@ -603,10 +595,7 @@ impl Runtime {
         actor: &ActorRef,
         continuation: Continuation,
     ) -> (Request, bool) {
-        let fresh_deadline = self
-            .config
-            .missing_component_timeout
-            .map(|t| now_millis() + t.as_millis() as u64);
+        let fresh_deadline = start_deadline(self.config.missing_component_timeout);
         let mut next = request.clone();
         next.step += 1;
         next.attempt = 0;
@@ -845,6 +834,36 @@ impl Runtime {
         self.actors.activated()
     }
 
+    /// A tell of `body` to `path` below `actor`'s path (appended verbatim, spec §2.5,
+    /// §2.6) as a JSON method call, in a fresh flow, with the usual start deadline: how
+    /// reminders fire and events are delivered.
+    pub(crate) fn actor_tell(
+        caller: &NodeId,
+        timeout: Option<Duration>,
+        actor: &ActorRef,
+        path: &str,
+        body: Bytes,
+    ) -> Request {
+        Request::new(
+            RequestKind::Tell,
+            Target::Actor {
+                actor_type: actor.actor_type.clone(),
+                id: actor.id.clone(),
+            },
+            Invocation {
+                method: "POST".to_string(),
+                path: format!("{}{path}", actor_path(&actor.actor_type, &actor.id)),
+                query: None,
+                headers: vec![("Content-Type".to_string(), KAR_JSON.to_string())],
+                body,
+            },
+            caller.clone(),
+            FlowId::generate(),
+            None,
+            start_deadline(timeout),
+        )
+    }
+
     /// With `-cancel` (spec §4.8): a recovered call whose caller is gone is not
     /// executed again; nobody waits for its answer.
     async fn cancel_orphan(&self, request: &Request) -> Option<Outcome> {
@@ -968,6 +987,12 @@ fn log_tell_outcome(request: &Request, outcome: &Outcome) {
         Outcome::Failed(reason) => tracing::error!(request = %request.id, "tell failed: {reason}"),
         _ => {}
     }
+}
+
+/// The start deadline (Unix ms) of a request made now, `timeout`
+/// (`-missing_component_timeout`) from now.
+pub(crate) fn start_deadline(timeout: Option<Duration>) -> Option<u64> {
+    timeout.map(|t| now_millis() + t.as_millis() as u64)
 }
 
 fn deadline_reason(deadline: u64) -> String {

@@ -29,25 +29,21 @@ async fn main() {
     let mut parts = [0u128; 4];
     for i in 0..3000 {
         let t0 = Instant::now();
-        let req = Request {
-            id: RequestId::generate(),
-            kind: RequestKind::Call,
-            target: Target::Service { name: "svc".into() },
-            invocation: Invocation {
+        let req = Request::new(
+            RequestKind::Call,
+            Target::Service { name: "svc".into() },
+            Invocation {
                 method: "POST".into(),
                 path: "/x".into(),
                 query: None,
                 headers: vec![],
                 body: Bytes::from_static(b"hello"),
             },
-            caller: ma.node.clone(),
-            flow: FlowId::generate(),
-            parent: None,
-            deadline: None,
-            step: 0,
-            wrap_reply: false,
-            attempt: 0,
-        };
+            ma.node.clone(),
+            FlowId::generate(),
+            None,
+            None,
+        );
         a.enqueue(&req).await.unwrap();
         let t1 = Instant::now();
         loop {

@@ -230,27 +230,23 @@ pub fn member(node: &str, service: &str, actors: &[&str]) -> Member {
 }
 
 pub fn request(kind: RequestKind, service: &str, caller: &str) -> Request {
-    Request {
-        id: RequestId::generate(),
+    Request::new(
         kind,
-        target: Target::Service {
+        Target::Service {
             name: service.to_string(),
         },
-        invocation: Invocation {
+        Invocation {
             method: "POST".into(),
             path: "/echo".into(),
             query: None,
             headers: vec![("Content-Type".into(), "text/plain".into())],
             body: "hi".into(),
         },
-        caller: NodeId(caller.to_string()),
-        flow: FlowId::generate(),
-        parent: None,
-        deadline: None,
-        step: 0,
-        wrap_reply: false,
-        attempt: 0,
-    }
+        NodeId(caller.to_string()),
+        FlowId::generate(),
+        None,
+        None,
+    )
 }
 
 pub fn reply(body: &str) -> Outcome {
