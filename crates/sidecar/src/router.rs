@@ -16,6 +16,12 @@ pub(crate) struct ActorRef {
     pub id: String,
 }
 
+impl From<ActorRef> for kar_protocol::ActorRef {
+    fn from(actor: ActorRef) -> Self {
+        kar_protocol::ActorRef::new(actor.actor_type, actor.id)
+    }
+}
+
 /// The resource a request addresses; handlers branch on the method.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum Route {

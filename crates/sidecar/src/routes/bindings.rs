@@ -1,20 +1,99 @@
-//! Answers shared by the reminder and subscription routes (upstream calls both
+//! The reminder and subscription routes (upstream calls both
 //! "bindings" of an actor, spec §2.5, §2.6): the same statuses, bodies and
 //! Content-Types for listing, getting, cancelling and storing them.
 
+use super::Request;
+use crate::body;
+use crate::query::form_value;
 use crate::reply::{self, Response, JSON};
+use crate::server::Ctx;
 use bytes::Bytes;
-use http::StatusCode;
+use http::{Method, StatusCode};
 use kar_protocol::reminder::to_go_json;
-use kar_protocol::Reply;
-use kar_runtime::RuntimeError;
+use kar_protocol::{ActorRef, Reply};
+use kar_runtime::{Runtime, RuntimeError};
 use serde_json::Value;
+
+/// One kind of binding (reminders, event subscriptions): how the routes reach it in
+/// the runtime and how it reads and writes its JSON.
+pub(crate) trait Binding: Sized {
+    /// Names one binding in errors ("reminder").
+    const WHAT: &'static str;
+    /// Names them in the `405` reason ("reminders").
+    const PLURAL: &'static str;
+
+    fn to_json(&self) -> Value;
+    /// The binding a `PUT` body describes, or upstream's error text.
+    fn parse(actor: ActorRef, id: String, body: &[u8]) -> Result<Self, String>;
+    async fn list(runtime: &Runtime, actor: &ActorRef) -> Result<Vec<Self>, RuntimeError>;
+    async fn get(
+        runtime: &Runtime,
+        actor: &ActorRef,
+        id: &str,
+    ) -> Result<Option<Self>, RuntimeError>;
+    async fn cancel_all(runtime: &Runtime, actor: &ActorRef) -> Result<u64, RuntimeError>;
+    async fn cancel(runtime: &Runtime, actor: &ActorRef, id: &str) -> Result<bool, RuntimeError>;
+    /// Stores it; returns whether it replaced one.
+    async fn store(&self, runtime: &Runtime) -> Result<bool, RuntimeError>;
+}
+
+/// `/kar/v1/actor/{type}/{id}/<bindings>[/{id}]`, every method the router lets through:
+/// all of them (`id` None) or one.
+pub(crate) async fn handle<B: Binding>(
+    ctx: &Ctx,
+    actor: ActorRef,
+    id: Option<String>,
+    request: Request,
+) -> Response {
+    if ctx.runtime.is_shutting_down() {
+        return reply::service_unavailable();
+    }
+    let (parts, body) = request.into_parts();
+    // Only the exact string `true` enables it (spec §2.0).
+    let nil_on_absent = form_value(parts.uri.query(), "nilOnAbsent").as_deref() == Some("true");
+    let runtime = &ctx.runtime;
+    let what = B::WHAT;
+    match (id, parts.method) {
+        (None, Method::GET) => listed(
+            B::list(runtime, &actor)
+                .await
+                .map(|all| all.iter().map(B::to_json).collect()),
+            what,
+        ),
+        (None, Method::DELETE) => cancelled_all(B::cancel_all(runtime, &actor).await, what),
+        (Some(id), Method::GET) => found(
+            B::get(runtime, &actor, &id)
+                .await
+                .map(|one| one.as_ref().map(B::to_json)),
+            nil_on_absent,
+            what,
+        ),
+        (Some(id), Method::DELETE) => {
+            cancelled(B::cancel(runtime, &actor, &id).await, nil_on_absent, what)
+        }
+        (Some(id), Method::PUT) => {
+            let body = match body::read(body, &parts.headers, ctx.config.max_body_bytes).await {
+                Ok(body) => body,
+                Err(response) => return response,
+            };
+            match B::parse(actor, id, &body) {
+                Ok(binding) => stored(binding.store(runtime).await, what),
+                Err(reason) => bad_request(&reason),
+            }
+        }
+        // The router admits no other combination.
+        (_, method) => reply::error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            format!("{method} is not supported on {}", B::PLURAL),
+        ),
+    }
+}
 
 /// The Content-Type upstream sets explicitly on store replies.
 const TEXT_PLAIN: &str = "text/plain";
 
 /// `GET` of all: a JSON array (possibly `[]`).
-pub(crate) fn listed(result: Result<Vec<Value>, RuntimeError>, what: &str) -> Response {
+fn listed(result: Result<Vec<Value>, RuntimeError>, what: &str) -> Response {
     match result {
         Ok(all) => reply::typed(StatusCode::OK, JSON, to_go_json(&Value::Array(all))),
         Err(e) => failed(&e, what),
@@ -22,11 +101,7 @@ pub(crate) fn listed(result: Result<Vec<Value>, RuntimeError>, what: &str) -> Re
 }
 
 /// `GET` of one: the object; absent → `404` (empty), or `200 null` with `nilOnAbsent`.
-pub(crate) fn found(
-    result: Result<Option<Value>, RuntimeError>,
-    nil_on_absent: bool,
-    what: &str,
-) -> Response {
+fn found(result: Result<Option<Value>, RuntimeError>, nil_on_absent: bool, what: &str) -> Response {
     match result {
         Ok(Some(value)) => reply::typed(StatusCode::OK, JSON, to_go_json(&value)),
         Ok(None) if nil_on_absent => reply::typed(StatusCode::OK, JSON, "null"),
@@ -36,7 +111,7 @@ pub(crate) fn found(
 }
 
 /// `DELETE` of all: the count.
-pub(crate) fn cancelled_all(result: Result<u64, RuntimeError>, what: &str) -> Response {
+fn cancelled_all(result: Result<u64, RuntimeError>, what: &str) -> Response {
     match result {
         Ok(n) => reply::text(StatusCode::OK, n.to_string()),
         Err(e) => failed(&e, what),
@@ -44,11 +119,7 @@ pub(crate) fn cancelled_all(result: Result<u64, RuntimeError>, what: &str) -> Re
 }
 
 /// `DELETE` of one: `1`; absent → `404` (empty), or `0` with `nilOnAbsent`.
-pub(crate) fn cancelled(
-    result: Result<bool, RuntimeError>,
-    nil_on_absent: bool,
-    what: &str,
-) -> Response {
+fn cancelled(result: Result<bool, RuntimeError>, nil_on_absent: bool, what: &str) -> Response {
     match result {
         Ok(true) => reply::text(StatusCode::OK, "1"),
         Ok(false) if nil_on_absent => reply::text(StatusCode::OK, "0"),
@@ -58,7 +129,7 @@ pub(crate) fn cancelled(
 }
 
 /// `PUT`: `200 OK` when it replaced one, `204` (text/plain, no body) when new.
-pub(crate) fn stored(result: Result<bool, RuntimeError>, what: &str) -> Response {
+fn stored(result: Result<bool, RuntimeError>, what: &str) -> Response {
     match result {
         Ok(true) => reply::typed(StatusCode::OK, TEXT_PLAIN, "OK"),
         Ok(false) => reply::typed(StatusCode::NO_CONTENT, TEXT_PLAIN, Bytes::new()),
@@ -68,7 +139,7 @@ pub(crate) fn stored(result: Result<bool, RuntimeError>, what: &str) -> Response
 
 /// A `PUT` body that does not parse: `400`, upstream's error text without a trailing
 /// newline.
-pub(crate) fn bad_request(reason: &str) -> Response {
+fn bad_request(reason: &str) -> Response {
     reply::typed(StatusCode::BAD_REQUEST, TEXT_PLAIN, one_line(reason))
 }
 

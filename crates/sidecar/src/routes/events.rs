@@ -3,76 +3,46 @@
 //! subscriptions live in the store, and the delivery loops of the members offering
 //! the actor type pick them up.
 
-use super::bindings::{self, json_kind, one_line};
+use super::bindings::{json_kind, one_line, Binding};
 use super::Request;
 use crate::body;
-use crate::query::form_value;
 use crate::reply::{self, Response};
-use crate::router::{self, ActorRoute};
 use crate::server::Ctx;
 use http::header::{HeaderValue, LOCATION};
 use http::{Method, StatusCode};
 use kar_protocol::paths::encode_segment;
 use kar_protocol::{ActorRef, Subscription};
+use kar_runtime::{Runtime, RuntimeError};
 use serde_json::Value;
 
-/// Names the routes in logs.
-const WHAT: &str = "event subscription";
+impl Binding for Subscription {
+    const WHAT: &'static str = "event subscription";
+    const PLURAL: &'static str = "event subscriptions";
 
-/// `/kar/v1/actor/{type}/{id}/events[/{id}]`, every method the router lets through.
-pub(crate) async fn subscriptions(
-    ctx: &Ctx,
-    actor: router::ActorRef,
-    route: ActorRoute,
-    request: Request,
-) -> Response {
-    if ctx.runtime.is_shutting_down() {
-        return reply::service_unavailable();
+    fn to_json(&self) -> Value {
+        Subscription::to_json(self)
     }
-    let actor = ActorRef::new(actor.actor_type, actor.id);
-    let (parts, body) = request.into_parts();
-    // Only the exact string `true` enables it (spec §2.0).
-    let nil_on_absent = form_value(parts.uri.query(), "nilOnAbsent").as_deref() == Some("true");
-    let runtime = &ctx.runtime;
-    match (route, parts.method) {
-        (ActorRoute::Subscriptions, Method::GET) => {
-            let all = runtime.subscriptions(&actor).await;
-            bindings::listed(
-                all.map(|all| all.iter().map(Subscription::to_json).collect()),
-                WHAT,
-            )
-        }
-        (ActorRoute::Subscriptions, Method::DELETE) => {
-            bindings::cancelled_all(runtime.cancel_subscriptions(&actor).await, WHAT)
-        }
-        (ActorRoute::Subscription { id }, Method::GET) => {
-            let one = runtime.subscription(&actor, &id).await;
-            bindings::found(
-                one.map(|s| s.as_ref().map(Subscription::to_json)),
-                nil_on_absent,
-                WHAT,
-            )
-        }
-        (ActorRoute::Subscription { id }, Method::DELETE) => bindings::cancelled(
-            runtime.cancel_subscription(&actor, &id).await,
-            nil_on_absent,
-            WHAT,
-        ),
-        (ActorRoute::Subscription { id }, Method::PUT) => {
-            let body = match body::read(body, &parts.headers, ctx.config.max_body_bytes).await {
-                Ok(body) => body,
-                Err(response) => return response,
-            };
-            match parse_subscribe(actor, id, &body) {
-                Ok(subscription) => bindings::stored(runtime.subscribe(&subscription).await, WHAT),
-                Err(reason) => bindings::bad_request(&reason),
-            }
-        }
-        // The router admits no other combination.
-        (_, method) => reply::error(
-            StatusCode::METHOD_NOT_ALLOWED,
-            format!("{method} is not supported on event subscriptions"),
-        ),
+    fn parse(actor: ActorRef, id: String, body: &[u8]) -> Result<Self, String> {
+        parse_subscribe(actor, id, body)
+    }
+    async fn list(runtime: &Runtime, actor: &ActorRef) -> Result<Vec<Self>, RuntimeError> {
+        runtime.subscriptions(actor).await
+    }
+    async fn get(
+        runtime: &Runtime,
+        actor: &ActorRef,
+        id: &str,
+    ) -> Result<Option<Self>, RuntimeError> {
+        runtime.subscription(actor, id).await
+    }
+    async fn cancel_all(runtime: &Runtime, actor: &ActorRef) -> Result<u64, RuntimeError> {
+        runtime.cancel_subscriptions(actor).await
+    }
+    async fn cancel(runtime: &Runtime, actor: &ActorRef, id: &str) -> Result<bool, RuntimeError> {
+        runtime.cancel_subscription(actor, id).await
+    }
+    async fn store(&self, runtime: &Runtime) -> Result<bool, RuntimeError> {
+        runtime.subscribe(self).await
     }
 }
 

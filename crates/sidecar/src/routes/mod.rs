@@ -17,7 +17,7 @@ use http::header::{HeaderValue, CONTENT_LENGTH, PRAGMA};
 use http::{HeaderMap, Method, StatusCode};
 use http_body_util::Full;
 use hyper::body::{Body, Incoming};
-use kar_protocol::RequestKind;
+use kar_protocol::{Reminder, RequestKind, Subscription};
 
 pub(crate) type Request = http::Request<Incoming>;
 
@@ -74,11 +74,17 @@ async fn handle(ctx: &Ctx, request: Request) -> Response {
             ActorRoute::State | ActorRoute::StateKey { .. } | ActorRoute::StateSubkey { .. } => {
                 state::handle(ctx, actor, route, request).await
             }
-            ActorRoute::Reminders | ActorRoute::Reminder { .. } => {
-                reminders::handle(ctx, actor, route, request).await
+            ActorRoute::Reminders => {
+                bindings::handle::<Reminder>(ctx, actor.into(), None, request).await
             }
-            ActorRoute::Subscriptions | ActorRoute::Subscription { .. } => {
-                events::subscriptions(ctx, actor, route, request).await
+            ActorRoute::Reminder { id } => {
+                bindings::handle::<Reminder>(ctx, actor.into(), Some(id), request).await
+            }
+            ActorRoute::Subscriptions => {
+                bindings::handle::<Subscription>(ctx, actor.into(), None, request).await
+            }
+            ActorRoute::Subscription { id } => {
+                bindings::handle::<Subscription>(ctx, actor.into(), Some(id), request).await
             }
         },
         Route::Topic { topic } => events::topic(ctx, topic, request).await,

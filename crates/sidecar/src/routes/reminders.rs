@@ -2,76 +2,41 @@
 //! store from whichever sidecar receives them: reminders live in the store, not in
 //! the memory of the actor's host, so there is nothing to route to.
 
-use super::bindings::{self, json_kind};
-use super::Request;
-use crate::body;
-use crate::query::form_value;
-use crate::reply::{self, Response};
-use crate::router::{self, ActorRoute};
-use crate::server::Ctx;
+use super::bindings::{json_kind, Binding};
 use bytes::Bytes;
-use http::{Method, StatusCode};
 use kar_protocol::time::{Timestamp, ZERO_TIME};
 use kar_protocol::{gojson, parse_go_duration, ActorRef, Reminder};
+use kar_runtime::{Runtime, RuntimeError};
 use serde_json::Value;
 
-/// Names the routes in logs.
-const WHAT: &str = "reminder";
+impl Binding for Reminder {
+    const WHAT: &'static str = "reminder";
+    const PLURAL: &'static str = "reminders";
 
-/// `/kar/v1/actor/{type}/{id}/reminders[/{id}]`, every method the router lets through.
-pub(crate) async fn handle(
-    ctx: &Ctx,
-    actor: router::ActorRef,
-    route: ActorRoute,
-    request: Request,
-) -> Response {
-    if ctx.runtime.is_shutting_down() {
-        return reply::service_unavailable();
+    fn to_json(&self) -> Value {
+        Reminder::to_json(self)
     }
-    let actor = ActorRef::new(actor.actor_type, actor.id);
-    let (parts, body) = request.into_parts();
-    // Only the exact string `true` enables it (spec §2.0).
-    let nil_on_absent = form_value(parts.uri.query(), "nilOnAbsent").as_deref() == Some("true");
-    let runtime = &ctx.runtime;
-    match (route, parts.method) {
-        (ActorRoute::Reminders, Method::GET) => {
-            let all = runtime.reminders(&actor).await;
-            bindings::listed(
-                all.map(|all| all.iter().map(Reminder::to_json).collect()),
-                WHAT,
-            )
-        }
-        (ActorRoute::Reminders, Method::DELETE) => {
-            bindings::cancelled_all(runtime.cancel_reminders(&actor).await, WHAT)
-        }
-        (ActorRoute::Reminder { id }, Method::GET) => {
-            let one = runtime.reminder(&actor, &id).await;
-            bindings::found(
-                one.map(|r| r.as_ref().map(Reminder::to_json)),
-                nil_on_absent,
-                WHAT,
-            )
-        }
-        (ActorRoute::Reminder { id }, Method::DELETE) => bindings::cancelled(
-            runtime.cancel_reminder(&actor, &id).await,
-            nil_on_absent,
-            WHAT,
-        ),
-        (ActorRoute::Reminder { id }, Method::PUT) => {
-            let body = match body::read(body, &parts.headers, ctx.config.max_body_bytes).await {
-                Ok(body) => body,
-                Err(response) => return response,
-            };
-            match parse_schedule(actor, id, &body) {
-                Ok(reminder) => bindings::stored(runtime.schedule_reminder(&reminder).await, WHAT),
-                Err(reason) => bindings::bad_request(&reason),
-            }
-        }
-        // The router admits no other combination.
-        (_, method) => reply::error(
-            StatusCode::METHOD_NOT_ALLOWED,
-            format!("{method} is not supported on reminders"),
-        ),
+    fn parse(actor: ActorRef, id: String, body: &[u8]) -> Result<Self, String> {
+        parse_schedule(actor, id, body)
+    }
+    async fn list(runtime: &Runtime, actor: &ActorRef) -> Result<Vec<Self>, RuntimeError> {
+        runtime.reminders(actor).await
+    }
+    async fn get(
+        runtime: &Runtime,
+        actor: &ActorRef,
+        id: &str,
+    ) -> Result<Option<Self>, RuntimeError> {
+        runtime.reminder(actor, id).await
+    }
+    async fn cancel_all(runtime: &Runtime, actor: &ActorRef) -> Result<u64, RuntimeError> {
+        runtime.cancel_reminders(actor).await
+    }
+    async fn cancel(runtime: &Runtime, actor: &ActorRef, id: &str) -> Result<bool, RuntimeError> {
+        runtime.cancel_reminder(actor, id).await
+    }
+    async fn store(&self, runtime: &Runtime) -> Result<bool, RuntimeError> {
+        runtime.schedule_reminder(self).await
     }
 }
 
