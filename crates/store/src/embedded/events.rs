@@ -186,32 +186,6 @@ pub(super) async fn get(
     .await
 }
 
-pub(super) async fn cancel(
-    db: &Db,
-    app: &str,
-    actor: &ActorRef,
-    id: Option<&str>,
-) -> Result<u64, StoreError> {
-    let (app, t, i) = (app.to_string(), actor.actor_type.clone(), actor.id.clone());
-    let id = id.map(str::to_string);
-    db.run(move |conn| {
-        let n = match &id {
-            Some(id) => conn
-                .prepare_cached(
-                    "DELETE FROM subscriptions WHERE app = ?1 AND actor_type = ?2 AND actor_id = ?3 AND id = ?4",
-                )?
-                .execute([&app, &t, &i, id])?,
-            None => conn
-                .prepare_cached(
-                    "DELETE FROM subscriptions WHERE app = ?1 AND actor_type = ?2 AND actor_id = ?3",
-                )?
-                .execute([&app, &t, &i])?,
-        };
-        Ok((n as u64, Vec::new()))
-    })
-    .await
-}
-
 /// What a delivery would find: the subscription, its position, whether its previous
 /// delivery is unfinished, and the next event.
 type Probe = Option<(Subscription, i64, bool, Option<(i64, Vec<u8>)>)>;

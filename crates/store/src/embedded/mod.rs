@@ -318,6 +318,35 @@ fn insert_request(
     })
 }
 
+/// Cancels one binding (`id`) or all of an actor, in `table` (`reminders` or
+/// `subscriptions`); returns how many went.
+async fn cancel_bindings(
+    db: &Db,
+    table: &'static str,
+    app: &str,
+    actor: &ActorRef,
+    id: Option<&str>,
+) -> Result<u64, StoreError> {
+    let (app, t, i) = (app.to_string(), actor.actor_type.clone(), actor.id.clone());
+    let id = id.map(str::to_string);
+    db.run(move |conn| {
+        let n = match &id {
+            Some(id) => conn
+                .prepare_cached(&format!(
+                    "DELETE FROM {table} WHERE app = ?1 AND actor_type = ?2 AND actor_id = ?3 AND id = ?4"
+                ))?
+                .execute([&app, &t, &i, id])?,
+            None => conn
+                .prepare_cached(&format!(
+                    "DELETE FROM {table} WHERE app = ?1 AND actor_type = ?2 AND actor_id = ?3"
+                ))?
+                .execute([&app, &t, &i])?,
+        };
+        Ok((n as u64, Vec::new()))
+    })
+    .await
+}
+
 #[async_trait]
 impl Store for EmbeddedStore {
     async fn join(&self, member: &Member) -> Result<Box<dyn Inbox>, StoreError> {
@@ -839,11 +868,11 @@ impl Store for EmbeddedStore {
     }
 
     async fn reminder_cancel(&self, actor: &ActorRef, id: &str) -> Result<bool, StoreError> {
-        Ok(reminders::cancel(&self.db, &self.app, actor, Some(id)).await? > 0)
+        Ok(cancel_bindings(&self.db, "reminders", &self.app, actor, Some(id)).await? > 0)
     }
 
     async fn reminders_cancel_all(&self, actor: &ActorRef) -> Result<u64, StoreError> {
-        reminders::cancel(&self.db, &self.app, actor, None).await
+        cancel_bindings(&self.db, "reminders", &self.app, actor, None).await
     }
 
     async fn next_due(&self) -> Result<Option<i64>, StoreError> {
@@ -894,11 +923,11 @@ impl Store for EmbeddedStore {
     }
 
     async fn subscription_cancel(&self, actor: &ActorRef, id: &str) -> Result<bool, StoreError> {
-        Ok(events::cancel(&self.db, &self.app, actor, Some(id)).await? > 0)
+        Ok(cancel_bindings(&self.db, "subscriptions", &self.app, actor, Some(id)).await? > 0)
     }
 
     async fn subscriptions_cancel_all(&self, actor: &ActorRef) -> Result<u64, StoreError> {
-        events::cancel(&self.db, &self.app, actor, None).await
+        cancel_bindings(&self.db, "subscriptions", &self.app, actor, None).await
     }
 
     async fn deliver_event(

@@ -98,33 +98,6 @@ pub(super) async fn all(db: &Db, app: &str) -> Result<Vec<Reminder>, StoreError>
     .await
 }
 
-/// Cancels one reminder (`id`) or all of an actor; returns how many went.
-pub(super) async fn cancel(
-    db: &Db,
-    app: &str,
-    actor: &ActorRef,
-    id: Option<&str>,
-) -> Result<u64, StoreError> {
-    let (app, t, i) = (app.to_string(), actor.actor_type.clone(), actor.id.clone());
-    let id = id.map(str::to_string);
-    db.run(move |conn| {
-        let n = match &id {
-            Some(id) => conn
-                .prepare_cached(
-                    "DELETE FROM reminders WHERE app = ?1 AND actor_type = ?2 AND actor_id = ?3 AND id = ?4",
-                )?
-                .execute([&app, &t, &i, id])?,
-            None => conn
-                .prepare_cached(
-                    "DELETE FROM reminders WHERE app = ?1 AND actor_type = ?2 AND actor_id = ?3",
-                )?
-                .execute([&app, &t, &i])?,
-        };
-        Ok((n as u64, Vec::new()))
-    })
-    .await
-}
-
 fn earliest(conn: &Connection, app: &str) -> Result<Option<i64>, StoreError> {
     Ok(conn
         .prepare_cached("SELECT min(due) FROM reminders WHERE app = ?1")?
