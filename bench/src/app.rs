@@ -48,28 +48,36 @@ pub async fn start() -> Result<App> {
         deliveries: sender,
         base,
     });
-    tokio::spawn(async move {
-        loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                continue;
-            };
-            let _ = stream.set_nodelay(true);
-            let shared = shared.clone();
-            tokio::spawn(async move {
-                let service =
-                    hyper::service::service_fn(move |request| handle(shared.clone(), request));
-                let _ = Builder::new(TokioExecutor::new())
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
-            });
-        }
-    });
+    tokio::spawn(serve(listener, move |request| {
+        handle(shared.clone(), request)
+    }));
     Ok(App {
         port,
         ticks,
         deliveries,
         base,
     })
+}
+
+/// Serves `handle` on every connection `listener` accepts (HTTP/1.1 and h2c), forever.
+pub async fn serve<H, F>(listener: tokio::net::TcpListener, handle: H)
+where
+    H: Fn(Request<Incoming>) -> F + Clone + Send + Sync + 'static,
+    F: std::future::Future<Output = Result<Response<Full<Bytes>>, hyper::Error>> + Send + 'static,
+{
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let handle = handle.clone();
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(handle);
+            let _ = Builder::new(TokioExecutor::new())
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
 }
 
 async fn handle(

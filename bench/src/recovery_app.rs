@@ -14,8 +14,6 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode};
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto::Builder;
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -64,20 +62,8 @@ pub async fn serve(args: &[String]) -> Result<()> {
         released: watch::Sender::new(0),
     });
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
-    loop {
-        let Ok((stream, _)) = listener.accept().await else {
-            continue;
-        };
-        let _ = stream.set_nodelay(true);
-        let shared = shared.clone();
-        tokio::spawn(async move {
-            let service =
-                hyper::service::service_fn(move |request| handle(shared.clone(), request));
-            let _ = Builder::new(TokioExecutor::new())
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
-        });
-    }
+    crate::app::serve(listener, move |request| handle(shared.clone(), request)).await;
+    Ok(())
 }
 
 /// A trial number in a body such as `7`, `"7"` or `[7]`.
