@@ -27,7 +27,7 @@ pub use clock::monotonic_ns;
 pub use component::{kar, sidecars, Component};
 pub use paths::{apps_dir, curl_checks, kar_bin, node, python, repo_root};
 pub use ports::free_port;
-pub use process::{expect_clients, Exited, Process};
+pub use process::{expect_clients, pid_is_gone, Exited, Process};
 pub use store::{RedisServer, Store};
 
 use std::sync::atomic::{AtomicU32, Ordering};

@@ -303,6 +303,17 @@ impl Drop for Process {
     }
 }
 
+/// Whether `pid` runs no code any more: it is gone, or a zombie nobody reaped yet.
+pub fn pid_is_gone(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| {
+            let (_, rest) = stat.rsplit_once(')')?;
+            rest.trim_start().chars().next()
+        })
+        .is_none_or(|state| state == 'Z' || state == 'X')
+}
+
 /// Waits for every client to exit with status 0 within `timeout` (in total) while every
 /// server keeps running; panics at the first failure, naming the process.
 pub fn expect_clients(clients: &mut [Process], servers: &mut [Process], timeout: Duration) {

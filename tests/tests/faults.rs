@@ -16,7 +16,9 @@
 //! Every test prints (eprintln) the time from the kill to the retried request running
 //! again; the bank workload (bank_faults.rs) and the benchmark are elsewhere.
 
-use kar_tests::{monotonic_ns, node, sidecars, store_test, unique_app, Component, Process, Store};
+use kar_tests::{
+    monotonic_ns, node, pid_is_gone, sidecars, store_test, unique_app, Component, Process, Store,
+};
 use rustix::process::{kill_process_group, Pid, Signal};
 use serde_json::Value;
 use std::path::Path;
@@ -198,7 +200,7 @@ impl Host {
             }
         };
         let deadline = Instant::now() + Duration::from_secs(10);
-        while !is_gone(self.app_pid) {
+        while !pid_is_gone(self.app_pid) {
             assert!(
                 Instant::now() < deadline,
                 "app {} outlived its sidecar",
@@ -232,16 +234,6 @@ impl Part {
             Part::Sidecar => "sidecar",
             Part::App => "app",
         }
-    }
-}
-
-/// Whether `pid` is gone (or a zombie nobody reaped yet).
-fn is_gone(pid: u32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Err(_) => true,
-        Ok(stat) => stat
-            .rsplit_once(") ")
-            .is_some_and(|(_, rest)| rest.starts_with('Z')),
     }
 }
 

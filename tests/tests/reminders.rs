@@ -5,7 +5,7 @@
 //! lines the server prints on each firing; fixed waits only bound how long a cancelled
 //! reminder is watched for firings that must not come.
 
-use kar_tests::{node, python, store_test, unique_app, Component, Process, Store};
+use kar_tests::{node, pid_is_gone, python, store_test, unique_app, Component, Process, Store};
 use rustix::process::{kill_process, Pid, Signal};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -150,16 +150,6 @@ fn await_line_part(process: &Process, needle: &str) {
     );
 }
 
-/// Whether `pid` is gone (or a zombie waiting for its new parent to reap it).
-fn is_dead(pid: i32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Err(_) => true,
-        Ok(stat) => stat
-            .rsplit_once(") ")
-            .is_some_and(|(_, rest)| rest.starts_with('Z')),
-    }
-}
-
 /// Consecutive differences of the firing times.
 fn gaps(beats: &[(i64, i64)]) -> Vec<i64> {
     beats.windows(2).map(|w| w[1].0 - w[0].0).collect()
@@ -197,7 +187,7 @@ store_test!(
         old.wait(Duration::from_secs(10));
         // kill -9 of `kar run` alone takes its component down (parent-death signal).
         let deadline = Instant::now() + Duration::from_secs(10);
-        while !is_dead(node_pid) {
+        while !pid_is_gone(node_pid as u32) {
             assert!(Instant::now() < deadline, "the component {node_pid} outlived its sidecar");
             std::thread::sleep(Duration::from_millis(20));
         }

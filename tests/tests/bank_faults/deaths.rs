@@ -13,28 +13,11 @@
 //! * a crash (the fault-injection point): given by the test;
 //! * any other death, seen by a watcher polling /proc: `alive` unknown (0).
 
-use rustix::time::{clock_gettime, ClockId};
+use kar_tests::{monotonic_ns, pid_is_gone};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
-
-/// CLOCK_MONOTONIC in ns: the clock of Node's `process.hrtime.bigint()`.
-pub fn monotonic_ns() -> u64 {
-    let now = clock_gettime(ClockId::Monotonic);
-    now.tv_sec as u64 * 1_000_000_000 + now.tv_nsec as u64
-}
-
-/// Whether `pid` is running (a zombie is dead: it runs nothing any more).
-fn is_alive(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|stat| {
-            let (_, rest) = stat.rsplit_once(')')?;
-            rest.trim_start().chars().next()
-        })
-        .is_some_and(|state| state != 'Z' && state != 'X')
-}
 
 /// The app could run code at `alive` and not any more at `dead` (ns, CLOCK_MONOTONIC;
 /// `alive` 0: unknown).
@@ -64,7 +47,7 @@ impl Deaths {
         self.track(pid);
         let deaths = self.clone();
         thread::spawn(move || {
-            while is_alive(pid) {
+            while !pid_is_gone(pid) {
                 thread::sleep(Duration::from_millis(1));
             }
             deaths.record(
@@ -85,7 +68,7 @@ impl Deaths {
     /// Sends SIGKILL through `kill` (to `pid` itself, or to its parent, whose death
     /// kills it), records the bounds of its death and waits until it is gone.
     pub fn kill(&self, pid: u32, kill: impl FnOnce(), timeout: Duration) -> Death {
-        assert!(is_alive(pid), "pid {pid} died before its kill");
+        assert!(!pid_is_gone(pid), "pid {pid} died before its kill");
         let alive = monotonic_ns();
         kill();
         let death = self.record(
@@ -96,7 +79,7 @@ impl Deaths {
             },
         );
         let started = Instant::now();
-        while is_alive(pid) {
+        while !pid_is_gone(pid) {
             assert!(
                 started.elapsed() < timeout,
                 "pid {pid} still alive {timeout:?} after its kill"

@@ -1,7 +1,8 @@
 //! The bank's processes: server components restartable with the same command, the
 //! clients, the audit, and the kills.
 
-use crate::deaths::{monotonic_ns, Death, Deaths};
+use crate::deaths::{Death, Deaths};
+use kar_tests::monotonic_ns;
 use kar_tests::{free_port, node, Component, Process, Store};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
