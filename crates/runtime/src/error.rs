@@ -1,4 +1,4 @@
-use kar_store::StoreError;
+use kar_store_api::StoreError;
 use thiserror::Error;
 
 /// Why a request could not be made. The sidecar maps these to the spec's statuses:

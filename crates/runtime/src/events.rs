@@ -13,7 +13,7 @@
 use crate::{Runtime, RuntimeError};
 use bytes::Bytes;
 use kar_protocol::{ActorRef, Invocation, RequestKind, Subscription, Target};
-use kar_store::{Delivery, EventRequestBuilder, Routing};
+use kar_store_api::{Delivery, EventRequestBuilder, Routing};
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;

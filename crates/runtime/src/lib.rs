@@ -1,5 +1,5 @@
 //! The kar runtime: one mesh member. It turns requests of its component into durable
-//! request records (through the [`kar_store::Store`] trait), executes the requests
+//! request records (through the [`kar_store_api::Store`] trait), executes the requests
 //! routed to it by invoking its component through an [`AppClient`], and routes
 //! outcomes back to callers. It knows nothing of HTTP servers or of a particular
 //! store engine.

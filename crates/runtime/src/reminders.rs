@@ -9,7 +9,7 @@
 use crate::{Runtime, RuntimeError};
 use bytes::Bytes;
 use kar_protocol::{now_millis, ActorRef, Reminder};
-use kar_store::{Firing, RequestBuilder, Routing};
+use kar_store_api::{Firing, RequestBuilder, Routing};
 use std::sync::Arc;
 use std::time::Duration;
 

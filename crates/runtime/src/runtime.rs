@@ -11,7 +11,7 @@ use kar_protocol::{
     now_millis, ActorRef, FlowId, Invocation, Member, NodeId, Outcome, Reply, Request, RequestId,
     RequestKind, Target,
 };
-use kar_store::{Inbox, Message, Routing, Store, StoreError};
+use kar_store_api::{Inbox, Message, Routing, Store, StoreError};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -381,6 +381,7 @@ impl Runtime {
             }
             Message::Completed { id, outcome, .. } => self.deliver(&id, outcome),
             Message::MembersChanged => tracing::debug!("mesh membership changed"),
+            Message::Signal(signal) => tracing::debug!(?signal, "control signal"),
         }
     }
 

@@ -79,8 +79,8 @@ where
         let this = *self;
         let result = match (committed, this.result) {
             (Ok(()), Some(result)) => result,
-            (Ok(()), None) => Err(StoreError::Unavailable("transition did not run".into())),
-            (Err(e), _) => Err(StoreError::Unavailable(format!("sqlite commit: {e}"))),
+            (Ok(()), None) => Err(StoreError::unavailable("transition did not run")),
+            (Err(e), _) => Err(StoreError::unavailable(format!("sqlite commit: {e}"))),
         };
         let _ = this.reply.send(result);
     }
@@ -120,7 +120,7 @@ impl Db {
         std::thread::Builder::new()
             .name("kar-sqlite".into())
             .spawn(move || run_thread(conn, rx, thread_acks, checkpoints))
-            .map_err(|e| StoreError::Unavailable(format!("cannot start database thread: {e}")))?;
+            .map_err(|e| StoreError::unavailable(format!("cannot start database thread: {e}")))?;
         Ok(Db { jobs: tx, acks })
     }
 
@@ -157,7 +157,7 @@ impl Db {
     {
         let rx = self.submit(true, move |conn| body(conn).map(|r| (r, Vec::new())))?;
         rx.await
-            .map_err(|_| StoreError::Unavailable("database thread stopped".into()))?
+            .map_err(|_| StoreError::unavailable("database thread stopped"))?
     }
 
     /// Like [`Db::run`], for threads outside the async runtime.
@@ -168,7 +168,7 @@ impl Db {
     {
         let rx = self.submit(false, body)?;
         rx.blocking_recv()
-            .map_err(|_| StoreError::Unavailable("database thread stopped".into()))?
+            .map_err(|_| StoreError::unavailable("database thread stopped"))?
     }
 
     fn submit<F, R>(
@@ -189,7 +189,7 @@ impl Db {
         };
         self.jobs
             .send(Box::new(job))
-            .map_err(|_| StoreError::Unavailable("database thread stopped".into()))?;
+            .map_err(|_| StoreError::unavailable("database thread stopped"))?;
         Ok(rx)
     }
 
@@ -201,7 +201,7 @@ impl Db {
     {
         let rx = self.submit(false, body)?;
         rx.await
-            .map_err(|_| StoreError::Unavailable("database thread stopped".into()))?
+            .map_err(|_| StoreError::unavailable("database thread stopped"))?
     }
 }
 
@@ -294,7 +294,7 @@ fn checkpointer(path: &Path) -> Result<mpsc::SyncSender<()>, StoreError> {
                 let _ = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
             }
         })
-        .map_err(|e| StoreError::Unavailable(format!("cannot start checkpoint thread: {e}")))?;
+        .map_err(|e| StoreError::unavailable(format!("cannot start checkpoint thread: {e}")))?;
     Ok(tx)
 }
 

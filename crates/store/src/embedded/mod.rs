@@ -10,10 +10,10 @@ mod poke;
 mod recovery;
 mod reminders;
 
-use crate::message::{decode, encode};
+use crate::codec::{decode, encode};
 use crate::{
-    Delivery, EventRequestBuilder, Firing, Inbox, Message, RequestBuilder, Routing, Store,
-    StoreError,
+    ActorStore, AdminStore, Delivery, EventRequestBuilder, EventStore, Firing, Inbox,
+    MembershipStore, Message, ReminderStore, RequestBuilder, RequestStore, Routing, StoreError,
 };
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -348,14 +348,14 @@ async fn cancel_bindings(
 }
 
 #[async_trait]
-impl Store for EmbeddedStore {
+impl MembershipStore for EmbeddedStore {
     async fn join(&self, member: &Member) -> Result<Box<dyn Inbox>, StoreError> {
         let node = member.node.0.clone();
         let lock = liveness::hold(&self.dir, &node)
-            .map_err(|e| StoreError::Unavailable(format!("cannot create member lock: {e}")))?;
+            .map_err(|e| StoreError::unavailable(format!("cannot create member lock: {e}")))?;
         let (poke_port, notify, listener) = poke::listen()
             .await
-            .map_err(|e| StoreError::Unavailable(format!("cannot listen for wake-ups: {e}")))?;
+            .map_err(|e| StoreError::unavailable(format!("cannot listen for wake-ups: {e}")))?;
         let app = self.app.clone();
         let record = encode(member);
         let names: Vec<String> = member.names().map(str::to_string).collect();
@@ -447,6 +447,15 @@ impl Store for EmbeddedStore {
             .await
     }
 
+    async fn signal(&self, _to: &NodeId, _signal: &crate::Signal) -> Result<(), StoreError> {
+        Err(StoreError::unavailable(
+            "signals are not implemented by this engine yet",
+        ))
+    }
+}
+
+#[async_trait]
+impl RequestStore for EmbeddedStore {
     async fn enqueue(&self, request: &Request) -> Result<Routing, StoreError> {
         let app = self.app.clone();
         let request = request.clone();
@@ -617,7 +626,10 @@ impl Store for EmbeddedStore {
             })
             .await
     }
+}
 
+#[async_trait]
+impl ActorStore for EmbeddedStore {
     async fn remove_actor(&self, actor: &ActorRef) -> Result<(), StoreError> {
         let (app, t, i) = self.actor_key(actor);
         self.db
@@ -844,7 +856,10 @@ impl Store for EmbeddedStore {
             })
             .await
     }
+}
 
+#[async_trait]
+impl ReminderStore for EmbeddedStore {
     async fn reminder_schedule(&self, reminder: &Reminder) -> Result<bool, StoreError> {
         reminders::schedule(&self.db, &self.app, reminder).await
     }
@@ -887,7 +902,10 @@ impl Store for EmbeddedStore {
     ) -> Result<Vec<Firing>, StoreError> {
         reminders::fire_due(&self.db, &self.app, now, limit, build.clone()).await
     }
+}
 
+#[async_trait]
+impl EventStore for EmbeddedStore {
     async fn topic_create(&self, topic: &str) -> Result<bool, StoreError> {
         events::topic_create(&self.db, topic).await
     }
@@ -938,7 +956,10 @@ impl Store for EmbeddedStore {
     ) -> Result<Delivery, StoreError> {
         events::deliver(&self.db, &self.app, actor, id, build.clone()).await
     }
+}
 
+#[async_trait]
+impl AdminStore for EmbeddedStore {
     async fn purge(&self) -> Result<u64, StoreError> {
         let app = self.app.clone();
         self.db

@@ -7,7 +7,7 @@
 
 use super::db::Pokes;
 use super::{bump_version, poke_ports, push_inbox, route, EXECUTE};
-use crate::message::{decode, encode};
+use crate::codec::{decode, encode};
 use crate::StoreError;
 use kar_protocol::Request;
 use rusqlite::{params, Connection, OptionalExtension};

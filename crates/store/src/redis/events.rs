@@ -12,7 +12,7 @@
 
 use super::{encode_actor, hash_tag, target_actor, unexpected, value_bytes, value_string};
 use super::{kind_code, RedisStore, SCRIPTS};
-use crate::message::encode;
+use crate::codec::encode;
 use crate::{Delivery, EventRequestBuilder, Routing, StoreError};
 use bytes::Bytes;
 use kar_protocol::{ActorRef, NodeId, Subscription};

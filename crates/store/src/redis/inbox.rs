@@ -2,7 +2,7 @@
 //! trimming what was handed out at the next read (so a cancelled read loses nothing).
 
 use super::{kind_from_code, lock, LocalMembers};
-use crate::message::decode;
+use crate::codec::decode;
 use crate::{Inbox, Message, StoreError};
 use async_trait::async_trait;
 use kar_protocol::RequestId;

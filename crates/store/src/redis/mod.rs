@@ -119,10 +119,10 @@ mod inbox;
 mod recovery;
 mod reminders;
 
-use crate::message::{decode, encode};
+use crate::codec::{decode, encode};
 use crate::{
-    Delivery, EventRequestBuilder, Firing, Inbox, RedisConfig, RequestBuilder, Routing, Store,
-    StoreError,
+    ActorStore, AdminStore, Delivery, EventRequestBuilder, EventStore, Firing, Inbox,
+    MembershipStore, RedisConfig, ReminderStore, RequestBuilder, RequestStore, Routing, StoreError,
 };
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -378,7 +378,6 @@ fn manager_config() -> ConnectionManagerConfig {
 }
 
 pub struct RedisStore {
-    app: String,
     keys: Arc<Keys>,
     client: Client,
     conn: ConnectionManager,
@@ -440,7 +439,6 @@ impl RedisStore {
             config.lease
         };
         Ok(RedisStore {
-            app: app.to_string(),
             keys: Arc::new(Keys::new(app)),
             client,
             conn,
@@ -449,11 +447,6 @@ impl RedisStore {
             recoveries: recovery::Recoveries::default(),
             addr,
         })
-    }
-
-    /// The application this handle serves.
-    pub fn app(&self) -> &str {
-        &self.app
     }
 
     /// An invocation of the state script: operation `op` on `actor`.
@@ -528,7 +521,7 @@ fn connect_error(addr: &str, e: redis::RedisError) -> StoreError {
         redis::ErrorKind::AuthenticationFailed => {
             StoreError::Config(format!("Redis at {addr} refused the credentials: {e}"))
         }
-        _ => StoreError::Unavailable(format!("failed to connect to Redis at {addr}: {e}")),
+        _ => StoreError::unavailable(format!("failed to connect to Redis at {addr}: {e}")),
     }
 }
 
@@ -537,7 +530,7 @@ fn lease_millis(lease: Duration) -> u64 {
 }
 
 #[async_trait]
-impl Store for RedisStore {
+impl MembershipStore for RedisStore {
     async fn join(&self, member: &Member) -> Result<Box<dyn Inbox>, StoreError> {
         let node = member.node.0.clone();
         // The inbox connection is opened first: a member must not join without one.
@@ -646,6 +639,15 @@ impl Store for RedisStore {
         Ok(members)
     }
 
+    async fn signal(&self, _to: &NodeId, _signal: &crate::Signal) -> Result<(), StoreError> {
+        Err(StoreError::unavailable(
+            "signals are not implemented by this engine yet",
+        ))
+    }
+}
+
+#[async_trait]
+impl RequestStore for RedisStore {
     async fn enqueue(&self, request: &Request) -> Result<Routing, StoreError> {
         let fence = self.fence_of(&request.caller.0, false)?;
         let mut invocation = self.keys.invocation(&SCRIPTS.enqueue, &fence);
@@ -724,7 +726,10 @@ impl Store for RedisStore {
             other => Ok(Routing::Assigned(NodeId(value_string(other)?))),
         }
     }
+}
 
+#[async_trait]
+impl ActorStore for RedisStore {
     async fn remove_actor(&self, actor: &ActorRef) -> Result<(), StoreError> {
         let mut invocation = self.invocation(&SCRIPTS.remove_actor)?;
         invocation.arg(encode_actor(&actor.actor_type, &actor.id));
@@ -887,7 +892,10 @@ impl Store for RedisStore {
         invocation.arg(key);
         Ok(invocation.invoke_async(&mut self.conn.clone()).await?)
     }
+}
 
+#[async_trait]
+impl ReminderStore for RedisStore {
     async fn reminder_schedule(&self, reminder: &Reminder) -> Result<bool, StoreError> {
         self.reminder_schedule_impl(reminder).await
     }
@@ -928,7 +936,10 @@ impl Store for RedisStore {
     ) -> Result<Vec<Firing>, StoreError> {
         self.fire_due_impl(now, limit, build).await
     }
+}
 
+#[async_trait]
+impl EventStore for RedisStore {
     async fn topic_create(&self, topic: &str) -> Result<bool, StoreError> {
         self.topic_create_impl(topic).await
     }
@@ -977,7 +988,10 @@ impl Store for RedisStore {
     ) -> Result<Delivery, StoreError> {
         self.deliver_event_impl(actor, id, build).await
     }
+}
 
+#[async_trait]
+impl AdminStore for RedisStore {
     async fn purge(&self) -> Result<u64, StoreError> {
         let mut invocation = self.keys.invocation(&SCRIPTS.purge, "");
         invocation.arg(format!("{}*", glob_escape(&self.keys.prefix)));

@@ -10,7 +10,7 @@
 
 use super::{encode_actor, target_actor, unexpected, value_bytes, value_string, RedisStore};
 use super::{kind_code, SCRIPTS};
-use crate::message::encode;
+use crate::codec::encode;
 use crate::{Firing, RequestBuilder, Routing, StoreError};
 use bytes::Bytes;
 use kar_protocol::{ActorRef, NodeId, Reminder};

@@ -1,0 +1,64 @@
+//! The API of the kar store: every piece of durable state goes through a narrow set
+//! of *atomic transitions* (enqueue a request, complete it, join the mesh, ...),
+//! never raw get/put. The transitions are grouped by area, one trait per file:
+//!
+//! | file | trait | what |
+//! |---|---|---|
+//! | `membership.rs` | [`MembershipStore`] | join/leave, live members, inboxes, signals |
+//! | `requests.rs` | [`RequestStore`] | enqueue, complete, tail calls, parked requests |
+//! | `actors.rs` | [`ActorStore`] | placement, removal, actor state |
+//! | `reminders.rs` | [`ReminderStore`] | reminders and their firing |
+//! | `events.rs` | [`EventStore`] | topics, publish, subscriptions, delivery |
+//! | `admin.rs` | [`AdminStore`] | purge, description |
+//!
+//! [`Store`] is their sum: callers hold an `Arc<dyn Store>` and bring the area
+//! traits they use into scope (`use kar_store_api::prelude::*`). The engines
+//! (embedded SQLite, Redis) live in the `kar-store` crate, which is the only way to
+//! open one (`kar_store::open`); every crate above it sees this API only.
+//!
+//! A store handle is scoped to one application: keys and rows of different
+//! applications never mix.
+//!
+//! Adding a transition: declare it in the area's trait here (its doc says what is
+//! atomic), implement it in both engines (`kar-store/src/<engine>/<area>.rs`), and
+//! cover it in `kar-store/tests/conformance.rs`, which runs every case on both.
+
+mod actors;
+mod admin;
+mod error;
+mod events;
+mod membership;
+mod message;
+mod reminders;
+mod requests;
+
+pub use actors::ActorStore;
+pub use admin::AdminStore;
+pub use error::{ErrorKind, StoreError};
+pub use events::{Delivery, EventRequestBuilder, EventStore};
+pub use membership::{Inbox, MembershipStore};
+pub use message::{Message, Routing, Signal};
+pub use reminders::{Firing, ReminderStore, RequestBuilder};
+pub use requests::RequestStore;
+
+/// The atomic transitions of one application's durable state: the sum of the area
+/// traits.
+///
+/// Every method is one atomic step on the store: after a crash of any `kar` process
+/// either all of its effects are visible or none is.
+pub trait Store:
+    MembershipStore + RequestStore + ActorStore + ReminderStore + EventStore + AdminStore
+{
+}
+
+impl<T> Store for T where
+    T: MembershipStore + RequestStore + ActorStore + ReminderStore + EventStore + AdminStore
+{
+}
+
+/// The store traits, for callers of `dyn Store` methods.
+pub mod prelude {
+    pub use crate::{
+        ActorStore, AdminStore, EventStore, MembershipStore, ReminderStore, RequestStore, Store,
+    };
+}

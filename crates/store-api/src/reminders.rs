@@ -1,0 +1,64 @@
+//! Actor reminders (spec §2.5, §4.4, decision §9.10).
+
+use crate::{Routing, StoreError};
+use async_trait::async_trait;
+use kar_protocol::{ActorRef, Reminder, Request};
+use std::sync::Arc;
+
+/// Durable actor reminders.
+#[async_trait]
+pub trait ReminderStore: Send + Sync + 'static {
+    /// Schedules `reminder`, replacing the one of the same actor and id if any.
+    /// Returns whether one was replaced.
+    async fn reminder_schedule(&self, reminder: &Reminder) -> Result<bool, StoreError>;
+
+    /// One reminder of an actor.
+    async fn reminder_get(
+        &self,
+        actor: &ActorRef,
+        id: &str,
+    ) -> Result<Option<Reminder>, StoreError>;
+
+    /// Every reminder of an actor, by id.
+    async fn reminders_of(&self, actor: &ActorRef) -> Result<Vec<Reminder>, StoreError>;
+
+    /// Every reminder of the application, by actor type, actor id and id (for
+    /// `kar get -s reminders`).
+    async fn reminders(&self) -> Result<Vec<Reminder>, StoreError>;
+
+    /// Cancels one reminder; returns whether it existed.
+    async fn reminder_cancel(&self, actor: &ActorRef, id: &str) -> Result<bool, StoreError>;
+
+    /// Cancels every reminder of an actor; returns how many there were.
+    async fn reminders_cancel_all(&self, actor: &ActorRef) -> Result<u64, StoreError>;
+
+    /// The earliest target time (Unix ms) of the application's reminders.
+    async fn next_due(&self) -> Result<Option<i64>, StoreError>;
+
+    /// Fires up to `limit` reminders due at `now` (target ≤ now, Unix ms), earliest
+    /// first. Each firing is one atomic step: the request `build` makes from the
+    /// reminder is enqueued (routed exactly like [`crate::RequestStore::enqueue`]: placement, or
+    /// parked) *and* the reminder advances (a one-shot one is deleted; a periodic
+    /// one moves to [`Reminder::next_target`]). Several members may fire
+    /// concurrently: each due firing is enqueued by exactly one of them.
+    async fn fire_due(
+        &self,
+        now: i64,
+        limit: usize,
+        build: &RequestBuilder,
+    ) -> Result<Vec<Firing>, StoreError>;
+}
+
+/// Makes the request of one reminder firing (the runtime decides its shape; the store
+/// only routes it).
+pub type RequestBuilder = Arc<dyn Fn(&Reminder) -> Request + Send + Sync>;
+
+/// One reminder firing made by [`ReminderStore::fire_due`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Firing {
+    /// The reminder as it was when due (`target` is the firing's target time).
+    pub reminder: Reminder,
+    /// The request enqueued for it.
+    pub request: Request,
+    pub routing: Routing,
+}

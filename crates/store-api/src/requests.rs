@@ -1,0 +1,52 @@
+//! Durable requests: accepting, completing, tail calls and parked requests
+//! (guarantees 1–6 of the architecture).
+
+use crate::{Routing, StoreError};
+use async_trait::async_trait;
+use kar_protocol::{NodeId, Outcome, Request, RequestId};
+
+/// The life of a durable request, one atomic transition per step.
+#[async_trait]
+pub trait RequestStore: Send + Sync + 'static {
+    /// Persists a new request and routes it, in one transition: to a random live member
+    /// offering its target (the request is appended to that member's inbox), or, if
+    /// none offers it, parks it until one joins.
+    async fn enqueue(&self, request: &Request) -> Result<Routing, StoreError>;
+
+    /// Records the outcome of a request executed by `node`. For calls and promises the
+    /// outcome is kept and a [`Message::Completed`] goes to the caller's inbox; a tell,
+    /// or a request whose caller is no longer a live member, is simply finished (never
+    /// run again; no message goes to a dead inbox, no record stays behind). Completing
+    /// a request that is already complete, unknown, or not queued on `node` (a stale
+    /// attempt: recovery moved it) does nothing and returns `false`. When the request
+    /// was the last unfinished call or promise of a *held* parent (see
+    /// [`crate::MembershipStore::leave`]), the parent is routed in the same transition.
+    ///
+    /// Fails with [`StoreError::Fenced`] once `node` is no longer a member.
+    async fn complete(
+        &self,
+        node: &NodeId,
+        id: &RequestId,
+        outcome: &Outcome,
+    ) -> Result<bool, StoreError>;
+
+    /// The caller has consumed these outcomes: the records can go. Engines may
+    /// delete them lazily (with a later transition); they are never delivered again.
+    async fn forget(&self, ids: &[RequestId]) -> Result<(), StoreError>;
+
+    /// Removes a request that is still parked (its start deadline passed). Returns
+    /// `false` if it was adopted by a member meanwhile (it then runs normally). Like a
+    /// completion, it may release a held parent.
+    async fn expire_parked(&self, id: &RequestId) -> Result<bool, StoreError>;
+
+    /// Completes step k of a request and enqueues its step k+1 (same id, `next`) in
+    /// one transition (spec §4.3, guarantee 6). With `local`, the continuation stays
+    /// assigned to `node`, which runs it at once because it holds the actor lock; it
+    /// is put in no inbox. Otherwise it is routed like a new request.
+    async fn tail_call(
+        &self,
+        node: &NodeId,
+        next: &Request,
+        local: bool,
+    ) -> Result<Routing, StoreError>;
+}
