@@ -4,6 +4,7 @@
 //! This crate does no I/O; the store persists these types and the runtime moves them.
 
 pub mod actor;
+pub mod binding;
 pub mod duration;
 pub mod gojson;
 pub mod ids;
@@ -16,6 +17,7 @@ pub mod subscription;
 pub mod time;
 
 pub use actor::{ActorRef, ActorState, StateUpdate, UpdateCounts};
+pub use binding::Binding;
 pub use duration::{format_go_duration, parse_go_duration, DurationError};
 pub use ids::{FlowId, NodeId, RequestId};
 pub use member::Member;
