@@ -29,6 +29,27 @@ pub trait Binding {
     }
 }
 
+/// Implements [`Binding`] for a record with `actor`, `id` and `path` fields.
+macro_rules! binding_fields {
+    ($($record:ty),*) => {$(
+        impl Binding for $record {
+            fn actor(&self) -> &ActorRef {
+                &self.actor
+            }
+
+            fn id(&self) -> &str {
+                &self.id
+            }
+
+            fn path(&self) -> &str {
+                &self.path
+            }
+        }
+    )*};
+}
+
+binding_fields!(crate::Reminder, crate::Subscription);
+
 /// The members every binding's JSON object starts with, in Go's struct order: the
 /// actor as `{"Type","ID"}` under `actor_key` (upstream spells it `Actor` in reminders
 /// and `actor` in subscriptions), then `id` and `path`.

@@ -1,7 +1,7 @@
 //! Actor reminders (spec §2.5, §4.4, decision §9.10): the durable record and its
 //! JSON shape.
 
-use crate::binding::{json_head, Binding};
+use crate::binding::json_head;
 use crate::time::Timestamp;
 use crate::ActorRef;
 use bytes::Bytes;
@@ -77,20 +77,6 @@ impl Reminder {
             );
         }
         serde_json::Value::Object(map)
-    }
-}
-
-impl Binding for Reminder {
-    fn actor(&self) -> &ActorRef {
-        &self.actor
-    }
-
-    fn id(&self) -> &str {
-        &self.id
-    }
-
-    fn path(&self) -> &str {
-        &self.path
     }
 }
 

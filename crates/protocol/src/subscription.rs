@@ -1,7 +1,7 @@
 //! Event subscriptions (spec §2.6, §4.6, decision §9.2): the durable record, its JSON
 //! shape, and the body of the tell that delivers one event.
 
-use crate::binding::{json_head, Binding};
+use crate::binding::json_head;
 use crate::ActorRef;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
@@ -58,20 +58,6 @@ impl Subscription {
         }
         map.insert("oldestoffset".into(), self.oldest.into());
         serde_json::Value::Object(map)
-    }
-}
-
-impl Binding for Subscription {
-    fn actor(&self) -> &ActorRef {
-        &self.actor
-    }
-
-    fn id(&self) -> &str {
-        &self.id
-    }
-
-    fn path(&self) -> &str {
-        &self.path
     }
 }
 
