@@ -65,9 +65,9 @@ pub fn resolve(matches: &Matches, env: &dyn Env) -> Result<GlobalConfig> {
     let sourced = |name: &str| resolve_option(matches, env, config_dir.as_deref(), name);
 
     let mut ignored_kafka = Vec::new();
-    for name in options::KAFKA_OPTIONS {
+    for name in options::kafka_options() {
         if sourced(name)?.1 {
-            ignored_kafka.push(*name);
+            ignored_kafka.push(name);
         }
     }
 

@@ -195,16 +195,14 @@ pub(super) fn sources_of(name: &str) -> Option<(String, String)> {
         .then(|| (name.to_ascii_uppercase(), name.to_string()))
 }
 
-/// The Kafka options: accepted for compatibility, noticed when set, otherwise unused.
-pub(super) const KAFKA_OPTIONS: &[&str] = &[
-    "kafka_brokers",
-    "kafka_enable_tls",
-    "kafka_username",
-    "kafka_password",
-    "kafka_version",
-    "kafka_tls_skip_verify",
-    "kafka_topic_config",
-];
+/// The Kafka options (every `-kafka_*` flag): accepted for compatibility, noticed
+/// when set, otherwise unused.
+pub(super) fn kafka_options() -> impl Iterator<Item = &'static str> {
+    GLOBAL_FLAGS
+        .iter()
+        .map(|flag| flag.name)
+        .filter(|name| name.starts_with("kafka_"))
+}
 
 #[cfg(test)]
 mod tests {
@@ -229,5 +227,6 @@ mod tests {
         );
         assert_eq!(sources_of("kafka_topic_config"), None);
         assert_eq!(sources_of("app"), None);
+        assert_eq!(kafka_options().count(), 7);
     }
 }
