@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use serde_json::{json, Value};
 
 /// An actor type's behaviour. One value per active instance (type, id), made by the
-/// type's factory (see [`Server::actor`]) when the runtime activates the instance.
+/// type's factory (see [`crate::Server::actor`]) when the runtime activates the instance.
 ///
 /// Methods take `&self`: the runtime runs one flow at a time per instance, but within
 /// that flow a method may be re-entered (A calls B, which calls A back), so an
