@@ -345,6 +345,35 @@ fn effect_pid(records: &[Record], what: &str) -> u32 {
         .unwrap_or_else(|| panic!("no side effect of {what}(k); records:\n{records:#?}"))
 }
 
+/// A host killed in the middle of `what(k)`, its replacement, and the retry there.
+struct Recovery {
+    kill: Kill,
+    restarted: Host,
+    retry: Record,
+}
+
+/// The middle every kill-and-restart scenario shares: SIGKILL to `part` of `victim`,
+/// a replacement started with `restart`, the retry of `what(k)` awaited and the
+/// recovery time printed under `scenario`.
+fn kill_and_restart(
+    store: &Store,
+    records: &Records,
+    scenario: &str,
+    (victim, part): (&mut Host, Part),
+    restart: impl FnOnce() -> Host,
+    what: &str,
+) -> Recovery {
+    let kill = victim.kill_part(part);
+    let restarted = restart();
+    let retry = records.await_retry(what, "k", &kill);
+    report_recovery(store, scenario, &kill, &retry, Some(&restarted));
+    Recovery {
+        kill,
+        restarted,
+        retry,
+    }
+}
+
 /// Prints the figure the issue asks for: kill -9 to the retried request running again
 /// (and, when the retry waited for a restarted component, from the moment it listened).
 fn report_recovery(
@@ -392,18 +421,21 @@ fn service_request_survives(store: &Store, part: Part, handler_ms: u64, retry_ms
     );
     records.await_record("the first entry", |r| r.is("enter", "slow", "k"));
 
-    let kill = first.kill_part(part);
-    let restarted = start("slow service (restarted)");
-    let retry = records.await_retry("slow", "k", &kill);
-    report_recovery(
+    let scenario = format!(
+        "{handler_ms} ms service handler, {} killed, server restarted",
+        part.describe()
+    );
+    let Recovery {
+        kill,
+        restarted,
+        retry,
+    } = kill_and_restart(
         store,
-        &format!(
-            "{handler_ms} ms service handler, {} killed, server restarted",
-            part.describe()
-        ),
-        &kill,
-        &retry,
-        Some(&restarted),
+        &records,
+        &scenario,
+        (&mut first, part),
+        || start("slow service (restarted)"),
+        "slow",
     );
     assert_eq!(
         retry.pid, restarted.app_pid,
@@ -518,15 +550,17 @@ store_test!(
         let mut caller = client(store, &app, &["nested", "k", "3000", "500"]);
         records.await_record("g's entry", |r| r.is("enter", "g", "k"));
 
-        let kill = g_host.kill();
-        let g_restarted = host("G", "host of G (restarted)");
-        let retry = records.await_retry("g", "k", &kill);
-        report_recovery(
+        let Recovery {
+            kill,
+            restarted: g_restarted,
+            ..
+        } = kill_and_restart(
             store,
+            &records,
             "nested call, callee host restarted",
-            &kill,
-            &retry,
-            Some(&g_restarted),
+            (&mut g_host, Part::Both),
+            || host("G", "host of G (restarted)"),
+            "g",
         );
 
         let reply = result_of(&mut caller);
@@ -558,15 +592,17 @@ store_test!(
         let mut caller = client(store, &app, &["nested", "k", "8000", "500"]);
         let g_first = records.await_record("g's entry", |r| r.is("enter", "g", "k"));
 
-        let kill = f_host.kill();
-        let f_restarted = host("F", "host of F (restarted)");
-        let f_retry = records.await_retry("f", "k", &kill);
-        report_recovery(
+        let Recovery {
+            kill,
+            restarted: f_restarted,
+            retry: f_retry,
+        } = kill_and_restart(
             store,
+            &records,
             "nested call, caller host restarted (waits for g)",
-            &kill,
-            &f_retry,
-            Some(&f_restarted),
+            (&mut f_host, Part::Both),
+            || host("F", "host of F (restarted)"),
+            "f",
         );
 
         let reply = result_of(&mut caller);
