@@ -28,11 +28,7 @@ impl Client {
         let inner = HyperClient::builder(TokioExecutor::new())
             .pool_max_idle_per_host(256)
             .build(connector());
-        Client {
-            inner,
-            base: format!("http://127.0.0.1:{port}"),
-            content_type: "application/kar+json",
-        }
+        Client::on_port(inner, port)
     }
 
     pub fn h2c(port: u16) -> Client {
@@ -40,6 +36,10 @@ impl Client {
             .http2_only(true)
             .http2_max_concurrent_reset_streams(1024)
             .build(connector());
+        Client::on_port(inner, port)
+    }
+
+    fn on_port(inner: HyperClient<HttpConnector, Full<Bytes>>, port: u16) -> Client {
         Client {
             inner,
             base: format!("http://127.0.0.1:{port}"),

@@ -45,6 +45,14 @@ struct Options {
     out: Option<PathBuf>,
 }
 
+/// `a,b,,c` → `["a", "b", "c"]`.
+fn comma_list(text: &str) -> Vec<String> {
+    text.split(',')
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
 fn parse_options() -> Result<Options> {
     let mut options = Options {
         stores: vec!["embedded".into(), "redis".into()],
@@ -65,13 +73,7 @@ fn parse_options() -> Result<Options> {
     while let Some(arg) = args.next() {
         let mut value = || args.next().with_context(|| format!("{arg} needs a value"));
         match arg.as_str() {
-            "--stores" => {
-                options.stores = value()?
-                    .split(',')
-                    .filter(|s| !s.is_empty())
-                    .map(str::to_string)
-                    .collect()
-            }
+            "--stores" => options.stores = comma_list(&value()?),
             "--restate" => options.restate = Some(value()?.into()),
             "--calls" => options.calls = value()?.parse()?,
             "--seconds" => options.seconds = value()?.parse()?,
@@ -80,13 +82,7 @@ fn parse_options() -> Result<Options> {
             "--events" => options.events = value()?.parse()?,
             "--recovery" => options.recovery = value()?.parse()?,
             "--recovery-clients" => options.recovery_clients = value()?.parse()?,
-            "--recovery-leases" => {
-                options.recovery_leases = value()?
-                    .split(',')
-                    .filter(|s| !s.is_empty())
-                    .map(str::to_string)
-                    .collect()
-            }
+            "--recovery-leases" => options.recovery_leases = comma_list(&value()?),
             "--recovery-only" => options.recovery_only = true,
             "--kar" => options.kar = value()?.into(),
             "--out" => options.out = Some(value()?.into()),

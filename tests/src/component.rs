@@ -146,6 +146,15 @@ impl<'a> Component<'a> {
     }
 }
 
+/// A client component of `app` (no service, no actors): the Node script `script`
+/// (under `tests/apps/js`) with `args`, named after both. Spawn it, or add options
+/// first.
+pub fn node_client<'a>(store: &'a Store, app: &str, script: &str, args: &[&str]) -> Component<'a> {
+    Component::new(store, app)
+        .name(&format!("{script} {}", args.join(" ")))
+        .command(crate::node(script, args))
+}
+
 /// Starts a one-shot `kar <args>` command (rest, get, purge, ...) against `store`.
 pub fn kar(store: &Store, args: &[&str]) -> Process {
     let mut command = Command::new(kar_bin());

@@ -23,8 +23,8 @@ mod ports;
 mod process;
 mod store;
 
-pub use clock::monotonic_ns;
-pub use component::{kar, sidecars, Component};
+pub use clock::{monotonic_ns, poll_until};
+pub use component::{kar, node_client, sidecars, Component};
 pub use paths::{apps_dir, curl_checks, kar_bin, node, python, repo_root};
 pub use ports::free_port;
 pub use process::{expect_clients, pid_is_gone, Exited, Process};

@@ -167,6 +167,30 @@ impl Process {
             .wait_until(timeout, |s| s.combined.contains(needle))
     }
 
+    /// Waits until the output contains `needle`; panics with the output after `timeout`.
+    pub fn expect_output(&self, needle: &str, timeout: Duration) {
+        assert!(
+            self.wait_for_output(needle, timeout),
+            "{} did not print {needle:?} within {timeout:?}; output:\n{}",
+            self.name,
+            self.output()
+        );
+    }
+
+    /// Waits until the process printed `line` as the end of a line (`kar run` prefixes
+    /// its component's lines); panics with the output after `timeout`.
+    pub fn expect_line(&self, line: &str, timeout: Duration) {
+        self.expect_output(&format!("{line}\n"), timeout);
+    }
+
+    /// How many lines of the output so far contain `needle`.
+    pub fn count_lines(&self, needle: &str) -> usize {
+        self.output()
+            .lines()
+            .filter(|line| line.contains(needle))
+            .count()
+    }
+
     /// Waits for the process to exit; `None` after `timeout` (the process keeps running).
     pub fn wait_with_timeout(&mut self, timeout: Duration) -> Option<Exited> {
         if self.ended.is_none() {

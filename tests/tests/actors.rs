@@ -9,7 +9,7 @@
 //! ready. Where a test must wait for something (a deactivation), it waits for the line
 //! the server prints.
 
-use kar_tests::{node, python, store_test, unique_app, Component, Process, Store};
+use kar_tests::{node, node_client, python, store_test, unique_app, Component, Process, Store};
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::time::Duration;
@@ -44,10 +44,7 @@ fn py_server<'a>(store: &'a Store, app: &str) -> Component<'a> {
 }
 
 fn js_client(store: &Store, app: &str, args: &[&str]) -> Process {
-    Component::new(store, app)
-        .name(&format!("js client {}", args.join(" ")))
-        .command(node("actors/client.js", args))
-        .spawn()
+    node_client(store, app, "actors/client.js", args).spawn()
 }
 
 fn py_client(store: &Store, app: &str, args: &[&str]) -> Process {
@@ -59,16 +56,6 @@ fn py_client(store: &Store, app: &str, args: &[&str]) -> Process {
         .env("KAR_REQUEST_TIMEOUT", "60")
         .command(python("actors/client.py", args))
         .spawn()
-}
-
-/// Waits until `process` printed `line` (a whole line, possibly prefixed by `kar run`).
-fn await_line(process: &Process, line: &str, timeout: Duration) {
-    assert!(
-        process.wait_for_output(&format!("{line}\n"), timeout),
-        "{} did not print {line:?} within {timeout:?}; output:\n{}",
-        process.name(),
-        process.output()
-    );
 }
 
 store_test!(
@@ -128,7 +115,7 @@ store_test!(
         expect_all(&mut phase("deact-before"));
         for (ty, id) in instances {
             let server = if ty.starts_with("Js") { &js } else { &py };
-            await_line(server, &format!("deactivated {ty}/{id}"), Duration::from_secs(30));
+            server.expect_line(&format!("deactivated {ty}/{id}"), Duration::from_secs(30));
         }
         expect_all(&mut phase("deact-after"));
         for (ty, id) in instances {

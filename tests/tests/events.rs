@@ -8,7 +8,7 @@
 //! is started again, and delivery resumes without a gap (duplicates are allowed:
 //! at-least-once). The tests wait for the lines the subscribers print.
 
-use kar_tests::{node, python, store_test, unique_app, Component, Process, Store};
+use kar_tests::{node, node_client, python, store_test, unique_app, Component, Process, Store};
 use rustix::process::{kill_process, Pid, Signal};
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -35,20 +35,9 @@ fn py_server(store: &Store, app: &str, name: &str) -> Process {
 }
 
 fn js_client(store: &Store, app: &str, args: &[&str]) {
-    let mut client = Component::new(store, app)
-        .name(&format!("js event client {}", args.join(" ")))
-        .command(node("events/client.js", args))
-        .spawn();
-    client.expect_success(CLIENT_TIMEOUT);
-}
-
-fn await_line(process: &Process, line: &str) {
-    assert!(
-        process.wait_for_output(&format!("{line}\n"), DELIVERY_TIMEOUT),
-        "{} did not print {line:?} within {DELIVERY_TIMEOUT:?}; output:\n{}",
-        process.name(),
-        process.output()
-    );
+    node_client(store, app, "events/client.js", args)
+        .spawn()
+        .expect_success(CLIENT_TIMEOUT);
 }
 
 /// The sequence numbers of the lines ending in `<marker><n>` of `output` (the sidecar
@@ -81,8 +70,8 @@ store_test!(
         subscribe.expect_success(CLIENT_TIMEOUT);
 
         js_client(store, &js_app, &["publish", &topic, "1", "10"]);
-        await_line(&js, "js 1 got 10");
-        await_line(&py, "py 1 got 10");
+        js.expect_line("js 1 got 10", DELIVERY_TIMEOUT);
+        py.expect_line("py 1 got 10", DELIVERY_TIMEOUT);
         // In order, each once (no failure happened).
         let expected: Vec<u32> = (1..=10).collect();
         assert_eq!(received(&js.output(), "js 1 got "), expected);
@@ -91,11 +80,9 @@ store_test!(
         // SIGKILL to the Python subscriber's sidecar (not its component) while events
         // are being delivered: the mesh sees a member die with a delivery in flight.
         // Events published meanwhile wait in the store.
-        let mut publisher = Component::new(store, &js_app)
-            .name("js event client publish 11..40")
-            .command(node("events/client.js", &["publish", &topic, "11", "40"]))
-            .spawn();
-        await_line(&py, "py 1 got 12");
+        let mut publisher =
+            node_client(store, &js_app, "events/client.js", &["publish", &topic, "11", "40"]).spawn();
+        py.expect_line("py 1 got 12", DELIVERY_TIMEOUT);
         kill_process(
             Pid::from_raw(py.pid() as i32).expect("pid"),
             Signal::KILL,
@@ -104,8 +91,8 @@ store_test!(
         py.wait(Duration::from_secs(10));
         publisher.expect_success(CLIENT_TIMEOUT);
         let restarted = py_server(store, &py_app, "python event server (restarted)");
-        await_line(&js, "js 1 got 40");
-        await_line(&restarted, "py 1 got 40");
+        js.expect_line("js 1 got 40", DELIVERY_TIMEOUT);
+        restarted.expect_line("py 1 got 40", DELIVERY_TIMEOUT);
 
         let expected: Vec<u32> = (1..=40).collect();
         assert_eq!(received(&js.output(), "js 1 got "), expected);

@@ -17,12 +17,13 @@
 //! again; the bank workload (bank_faults.rs) and the benchmark are elsewhere.
 
 use kar_tests::{
-    monotonic_ns, node, pid_is_gone, sidecars, store_test, unique_app, Component, Process, Store,
+    monotonic_ns, node, node_client, pid_is_gone, poll_until, sidecars, store_test, unique_app,
+    Component, Process, Store,
 };
 use rustix::process::{kill_process_group, Pid, Signal};
 use serde_json::Value;
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tempfile::TempDir;
 
 /// How long the handler of the service scenario runs (the issue asks for 30 s).
@@ -110,18 +111,33 @@ impl Records {
     /// Polls for the first record that `matches`; panics with every record after
     /// `timeout`.
     fn await_record(&self, what: &str, matches: impl Fn(&Record) -> bool) -> Record {
-        let deadline = Instant::now() + RECORD_TIMEOUT;
-        loop {
-            if let Some(found) = self.read().into_iter().find(|r| matches(r)) {
-                return found;
-            }
-            assert!(
-                Instant::now() < deadline,
+        let mut found = None;
+        poll_until(RECORD_TIMEOUT, Duration::from_millis(20), || {
+            found = self.read().into_iter().find(|r| matches(r));
+            found.is_some()
+        });
+        found.unwrap_or_else(|| {
+            panic!(
                 "no record of {what} within {RECORD_TIMEOUT:?}; records:\n{:#?}",
                 self.read()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+            )
+        })
+    }
+
+    /// Polls until at least `n` records match; panics with every record after
+    /// `RECORD_TIMEOUT`, saying what was awaited.
+    fn await_count(&self, what: &str, n: usize, matches: impl Fn(&Record) -> bool) {
+        let enough = poll_until(RECORD_TIMEOUT, Duration::from_millis(20), || {
+            self.read().iter().filter(|r| matches(r)).count() >= n
+        });
+        assert!(enough, "{what}; records:\n{:#?}", self.read());
+    }
+
+    /// The first entry into `(what, key)` after `kill`: the retry of the attempt it cut.
+    fn await_retry(&self, what: &str, key: &str, kill: &Kill) -> Record {
+        self.await_record(&format!("the retry of {what}({key})"), |r| {
+            r.is("enter", what, key) && r.mono > kill.signalled
+        })
     }
 }
 
@@ -138,27 +154,19 @@ impl Host {
     fn spawn(component: Component) -> Host {
         let process = component.spawn();
         let marker = "faults server listening on ";
-        assert!(
-            process.wait_for_output(marker, START_TIMEOUT),
-            "{} did not start within {START_TIMEOUT:?}; output:\n{}",
-            process.name(),
-            process.output()
-        );
+        process.expect_output(marker, START_TIMEOUT);
         // Wait for the whole line, then read the pid at its end.
-        let deadline = Instant::now() + START_TIMEOUT;
-        let app_pid = loop {
-            let output = process.output();
-            let pid = output
+        let mut app_pid = None;
+        poll_until(START_TIMEOUT, Duration::from_millis(10), || {
+            app_pid = process
+                .output()
                 .lines()
                 .find_map(|l| l.split_once(marker))
                 .and_then(|(_, rest)| rest.rsplit_once(" pid "))
                 .and_then(|(_, pid)| pid.trim().parse().ok());
-            if let Some(pid) = pid {
-                break pid;
-            }
-            assert!(Instant::now() < deadline, "no pid in {output}");
-            std::thread::sleep(Duration::from_millis(10));
-        };
+            app_pid.is_some()
+        });
+        let app_pid = app_pid.unwrap_or_else(|| panic!("no pid in {}", process.output()));
         Host {
             process,
             app_pid,
@@ -199,15 +207,13 @@ impl Host {
                 ended
             }
         };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !pid_is_gone(self.app_pid) {
-            assert!(
-                Instant::now() < deadline,
-                "app {} outlived its sidecar",
-                self.app_pid
-            );
-            std::thread::sleep(Duration::from_millis(5));
-        }
+        assert!(
+            poll_until(Duration::from_secs(10), Duration::from_millis(5), || {
+                pid_is_gone(self.app_pid)
+            }),
+            "app {} outlived its sidecar",
+            self.app_pid
+        );
         Kill {
             signalled,
             ended,
@@ -257,10 +263,7 @@ fn server<'a>(store: &'a Store, app: &str, records: &Records, name: &str) -> Com
 }
 
 fn client(store: &Store, app: &str, args: &[&str]) -> Process {
-    Component::new(store, app)
-        .name(&format!("faults client {}", args.join(" ")))
-        .command(node("faults/client.js", args))
-        .spawn()
+    node_client(store, app, "faults/client.js", args).spawn()
 }
 
 /// Waits for `client` to succeed (while `servers` run) and returns its `result` JSON.
@@ -321,6 +324,56 @@ fn count(records: &[Record], ev: &str, what: &str, key: &str) -> usize {
     records.iter().filter(|r| r.is(ev, what, key)).count()
 }
 
+/// Asserts how many `(ev, what)` records of key `k` there are, for each row of
+/// `expected`: entries are attempts, effects are side effects.
+fn assert_counts(records: &[Record], expected: &[(&str, &str, usize)]) {
+    for &(ev, what, n) in expected {
+        assert_eq!(
+            count(records, ev, what, "k"),
+            n,
+            "{n} {ev} record(s) of {what}(k) expected; records:\n{records:#?}"
+        );
+    }
+}
+
+/// The pid of the app that made the side effect of `what(k)` (the first one).
+fn effect_pid(records: &[Record], what: &str) -> u32 {
+    records
+        .iter()
+        .find(|r| r.is("effect", what, "k"))
+        .map(|r| r.pid)
+        .unwrap_or_else(|| panic!("no side effect of {what}(k); records:\n{records:#?}"))
+}
+
+/// A host killed in the middle of `what(k)`, its replacement, and the retry there.
+struct Recovery {
+    kill: Kill,
+    restarted: Host,
+    retry: Record,
+}
+
+/// The middle every kill-and-restart scenario shares: SIGKILL to `part` of `victim`,
+/// a replacement started with `restart`, the retry of `what(k)` awaited and the
+/// recovery time printed under `scenario`.
+fn kill_and_restart(
+    store: &Store,
+    records: &Records,
+    scenario: &str,
+    (victim, part): (&mut Host, Part),
+    restart: impl FnOnce() -> Host,
+    what: &str,
+) -> Recovery {
+    let kill = victim.kill_part(part);
+    let restarted = restart();
+    let retry = records.await_retry(what, "k", &kill);
+    report_recovery(store, scenario, &kill, &retry, Some(&restarted));
+    Recovery {
+        kill,
+        restarted,
+        retry,
+    }
+}
+
 /// Prints the figure the issue asks for: kill -9 to the retried request running again
 /// (and, when the retry waited for a restarted component, from the moment it listened).
 fn report_recovery(
@@ -368,20 +421,21 @@ fn service_request_survives(store: &Store, part: Part, handler_ms: u64, retry_ms
     );
     records.await_record("the first entry", |r| r.is("enter", "slow", "k"));
 
-    let kill = first.kill_part(part);
-    let restarted = start("slow service (restarted)");
-    let retry = records.await_record("the retry", |r| {
-        r.is("enter", "slow", "k") && r.mono > kill.signalled
-    });
-    report_recovery(
+    let scenario = format!(
+        "{handler_ms} ms service handler, {} killed, server restarted",
+        part.describe()
+    );
+    let Recovery {
+        kill,
+        restarted,
+        retry,
+    } = kill_and_restart(
         store,
-        &format!(
-            "{handler_ms} ms service handler, {} killed, server restarted",
-            part.describe()
-        ),
-        &kill,
-        &retry,
-        Some(&restarted),
+        &records,
+        &scenario,
+        (&mut first, part),
+        || start("slow service (restarted)"),
+        "slow",
     );
     assert_eq!(
         retry.pid, restarted.app_pid,
@@ -390,19 +444,10 @@ fn service_request_survives(store: &Store, part: Part, handler_ms: u64, retry_ms
 
     let reply = result_of(&mut caller);
     let all = records.read();
+    assert_counts(&all, &[("enter", "slow", 2), ("effect", "slow", 1)]);
     assert_eq!(
-        count(&all, "enter", "slow", "k"),
-        2,
-        "two attempts; records:\n{all:#?}"
-    );
-    let effects: Vec<&Record> = all.iter().filter(|r| r.is("effect", "slow", "k")).collect();
-    assert_eq!(
-        effects.len(),
-        1,
-        "the side effect happened once; records:\n{all:#?}"
-    );
-    assert_eq!(
-        effects[0].pid, restarted.app_pid,
+        effect_pid(&all, "slow"),
+        restarted.app_pid,
         "the side effect came from the retry"
     );
     assert_eq!(
@@ -464,26 +509,19 @@ store_test!(
         caller.kill();
         // The caller must be gone from the mesh (on Redis: its lease expired) before the
         // call is recovered.
-        let deadline = Instant::now() + RECORD_TIMEOUT;
-        while member_count(store, &app) != 1 {
-            assert!(Instant::now() < deadline, "the killed caller stayed a member");
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        assert!(
+            poll_until(RECORD_TIMEOUT, Duration::from_millis(100), || {
+                member_count(store, &app) == 1
+            }),
+            "the killed caller stayed a member"
+        );
         first.kill();
         let standby = start("standby");
-        assert!(
-            standby
-                .process
-                .wait_for_output("is gone (-cancel)", RECORD_TIMEOUT),
-            "the standby did not cancel the recovered call; output:\n{}",
-            standby.process.output()
-        );
-        let all = records.read();
-        assert_eq!(
-            count(&all, "enter", "slow", "k"),
-            1,
-            "the recovered call was not executed again; records:\n{all:#?}"
-        );
+        // The standby cancelled the recovered call instead of executing it again.
+        standby
+            .process
+            .expect_output("is gone (-cancel)", RECORD_TIMEOUT);
+        assert_counts(&records.read(), &[("enter", "slow", 1)]);
     }
 );
 
@@ -512,36 +550,22 @@ store_test!(
         let mut caller = client(store, &app, &["nested", "k", "3000", "500"]);
         records.await_record("g's entry", |r| r.is("enter", "g", "k"));
 
-        let kill = g_host.kill();
-        let g_restarted = host("G", "host of G (restarted)");
-        let retry = records.await_record("g's retry", |r| {
-            r.is("enter", "g", "k") && r.mono > kill.signalled
-        });
-        report_recovery(
+        let Recovery {
+            kill,
+            restarted: g_restarted,
+            ..
+        } = kill_and_restart(
             store,
+            &records,
             "nested call, callee host restarted",
-            &kill,
-            &retry,
-            Some(&g_restarted),
+            (&mut g_host, Part::Both),
+            || host("G", "host of G (restarted)"),
+            "g",
         );
 
         let reply = result_of(&mut caller);
         let all = records.read();
-        assert_eq!(
-            count(&all, "enter", "f", "k"),
-            1,
-            "f ran once; records:\n{all:#?}"
-        );
-        assert_eq!(
-            count(&all, "enter", "g", "k"),
-            2,
-            "g ran twice; records:\n{all:#?}"
-        );
-        assert_eq!(
-            count(&all, "effect", "g", "k"),
-            1,
-            "g's side effect once; records:\n{all:#?}"
-        );
+        assert_counts(&all, &[("enter", "f", 1), ("enter", "g", 2), ("effect", "g", 1)]);
         assert_eq!(
             reply,
             serde_json::json!({
@@ -568,17 +592,17 @@ store_test!(
         let mut caller = client(store, &app, &["nested", "k", "8000", "500"]);
         let g_first = records.await_record("g's entry", |r| r.is("enter", "g", "k"));
 
-        let kill = f_host.kill();
-        let f_restarted = host("F", "host of F (restarted)");
-        let f_retry = records.await_record("f's retry", |r| {
-            r.is("enter", "f", "k") && r.mono > kill.signalled
-        });
-        report_recovery(
+        let Recovery {
+            kill,
+            restarted: f_restarted,
+            retry: f_retry,
+        } = kill_and_restart(
             store,
+            &records,
             "nested call, caller host restarted (waits for g)",
-            &kill,
-            &f_retry,
-            Some(&f_restarted),
+            (&mut f_host, Part::Both),
+            || host("F", "host of F (restarted)"),
+            "f",
         );
 
         let reply = result_of(&mut caller);
@@ -592,22 +616,8 @@ store_test!(
             "f's retry started {:.0} ms before g (called by the failed attempt) completed; records:\n{all:#?}",
             ms(f_retry.mono, g_first_exit.mono)
         );
-        assert_eq!(
-            count(&all, "enter", "f", "k"),
-            2,
-            "f ran twice; records:\n{all:#?}"
-        );
-        // Each attempt of f called g once, and each call ran once.
-        assert_eq!(
-            count(&all, "enter", "g", "k"),
-            2,
-            "g ran once per f; records:\n{all:#?}"
-        );
-        assert_eq!(
-            count(&all, "effect", "g", "k"),
-            2,
-            "g's side effect once per call; records:\n{all:#?}"
-        );
+        // f ran twice; each attempt of f called g once, and each call ran once.
+        assert_counts(&all, &[("enter", "f", 2), ("enter", "g", 2), ("effect", "g", 2)]);
         assert_eq!(
             reply,
             serde_json::json!({
@@ -638,16 +648,13 @@ store_test!(
         let mut caller = client(store, &app, &["chain", "k", "3000", "500"]);
         let c_first = records.await_record("C's entry", |r| r.is("enter", "c", "k"));
         let all = records.read();
-        let a_pid = all
-            .iter()
-            .find(|r| r.is("enter", "a", "k"))
-            .expect("A ran before C")
-            .pid;
-        let b_pid = all
-            .iter()
-            .find(|r| r.is("enter", "b", "k"))
-            .expect("B ran before C")
-            .pid;
+        let entered_on = |what: &str| {
+            all.iter()
+                .find(|r| r.is("enter", what, "k"))
+                .map(|r| r.pid)
+                .unwrap_or_else(|| panic!("{what} ran before C; records:\n{all:#?}"))
+        };
+        let (a_pid, b_pid) = (entered_on("a"), entered_on("b"));
         assert_eq!(
             (a_pid, b_pid),
             (hosts[0].app_pid, hosts[0].app_pid),
@@ -662,9 +669,7 @@ store_test!(
         if kills.len() == 2 {
             restarted.push(start(&["C"], "standby host of C (restarted)"));
         }
-        let retry = records.await_record("C's retry", |r| {
-            r.is("enter", "c", "k") && r.mono > kills[0].signalled
-        });
+        let retry = records.await_retry("c", "k", &kills[0]);
         // With C on the killed host, the standby replica may retry it at once.
         let waited_for = restarted.iter().find(|h| h.app_pid == retry.pid);
         let case = match (kills.len(), waited_for.is_some()) {
@@ -682,25 +687,13 @@ store_test!(
 
         let reply = result_of(&mut caller);
         let all = records.read();
-        assert_eq!(
-            count(&all, "enter", "a", "k"),
-            1,
-            "A ran once; records:\n{all:#?}"
+        assert_counts(
+            &all,
+            &[("enter", "a", 1), ("enter", "b", 1), ("enter", "c", 2), ("effect", "c", 1)],
         );
         assert_eq!(
-            count(&all, "enter", "b", "k"),
-            1,
-            "B ran once; records:\n{all:#?}"
-        );
-        assert_eq!(
-            count(&all, "enter", "c", "k"),
-            2,
-            "C ran twice; records:\n{all:#?}"
-        );
-        let effects: Vec<&Record> = all.iter().filter(|r| r.is("effect", "c", "k")).collect();
-        assert_eq!(effects.len(), 1, "C's side effect once; records:\n{all:#?}");
-        assert_eq!(
-            effects[0].pid, retry.pid,
+            effect_pid(&all, "c"),
+            retry.pid,
             "the side effect came from the retry"
         );
         assert_eq!(
@@ -837,15 +830,8 @@ store_test!(
                 .into_iter()
                 .filter(move |r| r.is("tick", "tick", "k") && r.mono > after)
         };
-        let deadline = Instant::now() + RECORD_TIMEOUT;
-        while ticks(0).count() < 3 {
-            assert!(
-                Instant::now() < deadline,
-                "fewer than 3 firings; records:\n{:#?}",
-                records.read()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let tick = |r: &Record| r.is("tick", "tick", "k");
+        records.await_count("fewer than 3 firings", 3, tick);
         let host_pid = ticks(0).next_back().expect("a firing").pid;
         let dying = hosts
             .iter()
@@ -863,15 +849,9 @@ store_test!(
             ms(kill.signalled, next.mono)
         );
         assert_eq!(next.pid, survivor, "the standby replica fires it");
-        let deadline = Instant::now() + RECORD_TIMEOUT;
-        while ticks(kill.ended).count() < 3 {
-            assert!(
-                Instant::now() < deadline,
-                "the reminder stopped firing; records:\n{:#?}",
-                records.read()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        records.await_count("the reminder stopped firing", 3, |r| {
+            tick(r) && r.mono > kill.ended
+        });
         assert!(ticks(kill.ended).all(|r| r.pid == survivor));
         hosts[1 - dying].process.assert_running();
     }

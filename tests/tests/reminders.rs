@@ -5,7 +5,10 @@
 //! lines the server prints on each firing; fixed waits only bound how long a cancelled
 //! reminder is watched for firings that must not come.
 
-use kar_tests::{node, pid_is_gone, python, store_test, unique_app, Component, Process, Store};
+use kar_tests::{
+    node, node_client, pid_is_gone, poll_until, python, store_test, unique_app, Component, Process,
+    Store,
+};
 use rustix::process::{kill_process, Pid, Signal};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -21,28 +24,7 @@ fn server<'a>(store: &'a Store, app: &str) -> Component<'a> {
 }
 
 fn js_client(store: &Store, app: &str, args: &[&str]) -> Process {
-    Component::new(store, app)
-        .name(&format!("js reminder client {}", args.join(" ")))
-        .command(node("reminders/client.js", args))
-        .spawn()
-}
-
-fn await_line(process: &Process, line: &str, timeout: Duration) {
-    assert!(
-        process.wait_for_output(&format!("{line}\n"), timeout),
-        "{} did not print {line:?} within {timeout:?}; output:\n{}",
-        process.name(),
-        process.output()
-    );
-}
-
-/// How many lines of `process` contain `needle`.
-fn count_lines(process: &Process, needle: &str) -> usize {
-    process
-        .output()
-        .lines()
-        .filter(|line| line.contains(needle))
-        .count()
+    node_client(store, app, "reminders/client.js", args).spawn()
 }
 
 store_test!(
@@ -53,31 +35,35 @@ store_test!(
         let server = server(store, &app).spawn();
         js_client(store, &app, &["schedule", "t1"]).expect_success(CLIENT_TIMEOUT);
 
-        await_line(&server, "tick t1 p 7 #1", FIRING_TIMEOUT);
+        server.expect_line("tick t1 p 7 #1", FIRING_TIMEOUT);
         let first = Instant::now();
-        await_line(&server, "tick t1 p 7 #3", FIRING_TIMEOUT);
-        // Two periods of 500 ms between firing 1 and firing 3 (tolerances: the loop
-        // ticks every 100 ms, the machine may be loaded).
+        server.expect_line("tick t1 p 7 #3", FIRING_TIMEOUT);
+        // What the schedule guarantees between firings 1 and 3 of a 500 ms reminder,
+        // however late each firing is: firing 2's target comes after firing 1 (a firing
+        // advances the target past its own time) and firing 3's target a period after
+        // firing 2's, so firings 1 and 3 are more than one period apart. (Two periods
+        // would assume firing 1 was on time.) The upper bound only catches a reminder
+        // that stopped firing.
         let two_periods = first.elapsed();
         assert!(
-            two_periods >= Duration::from_millis(800) && two_periods < Duration::from_secs(10),
+            two_periods >= Duration::from_millis(500) && two_periods < Duration::from_secs(10),
             "firings 1 to 3 took {two_periods:?}"
         );
-        await_line(&server, "once t1 o", FIRING_TIMEOUT);
+        server.expect_line("once t1 o", FIRING_TIMEOUT);
 
         js_client(store, &app, &["cancel-one", "t1"]).expect_success(CLIENT_TIMEOUT);
-        let ticks = count_lines(&server, "tick t1 p 7");
+        let ticks = server.count_lines("tick t1 p 7");
         // Three more periods: at most a firing already in flight when it was cancelled.
         std::thread::sleep(Duration::from_millis(1500));
-        let after = count_lines(&server, "tick t1 p 7");
+        let after = server.count_lines("tick t1 p 7");
         assert!(after <= ticks + 1, "{ticks} ticks at cancel, {after} later");
-        assert_eq!(count_lines(&server, "once t1 o"), 1, "{}", server.output());
+        assert_eq!(server.count_lines("once t1 o"), 1, "{}", server.output());
 
         let mut client = js_client(store, &app, &["cancel-all", "t1"]);
         client.expect_success(CLIENT_TIMEOUT);
         assert!(client.output().contains("cancelled all 1\n"), "{}", client.output());
         // The far reminder never fired.
-        assert_eq!(count_lines(&server, "tick t1 l"), 0);
+        assert_eq!(server.count_lines("tick t1 l"), 0);
     }
 );
 
@@ -131,7 +117,7 @@ fn beats(process: &Process, id: &str) -> Vec<(i64, i64)> {
 
 /// The pid the JS server printed when it started listening.
 fn component_pid(process: &Process) -> i32 {
-    await_line_part(process, " pid ");
+    process.expect_output(" pid ", FIRING_TIMEOUT);
     process
         .output()
         .lines()
@@ -141,18 +127,38 @@ fn component_pid(process: &Process) -> i32 {
         .unwrap_or_else(|| panic!("no pid in {}", process.output()))
 }
 
-fn await_line_part(process: &Process, needle: &str) {
-    assert!(
-        process.wait_for_output(needle, FIRING_TIMEOUT),
-        "{} did not print {needle:?} within {FIRING_TIMEOUT:?}; output:\n{}",
-        process.name(),
-        process.output()
-    );
+/// The most executions a periodic reminder of period `BEAT_MS` may have in the span
+/// of `beats` (from the first execution to the last), by what the schedule guarantees
+/// and not by how punctual the machine is.
+///
+/// Each firing fires a distinct point of the schedule (targets are the first target
+/// plus whole periods, and a firing advances the target past its own time, skipping
+/// the points it fell behind), and every firing after the first fires a point later
+/// than the first firing. So `n` executions need `n - 1` distinct points in
+/// (first firing, last firing]: at least `(n - 2)` periods between the first and the
+/// last firing. One more period of slack covers the first execution lagging its
+/// firing (the test sees executions, not firings). Replaying the periods missed in a
+/// downtime of several periods exceeds it; a late firing does not.
+fn max_executions(beats: &[(i64, i64)]) -> i64 {
+    match (beats.first(), beats.last()) {
+        (Some(first), Some(last)) => (last.0 - first.0) / BEAT_MS + 3,
+        _ => 0,
+    }
 }
 
-/// Consecutive differences of the firing times.
-fn gaps(beats: &[(i64, i64)]) -> Vec<i64> {
-    beats.windows(2).map(|w| w[1].0 - w[0].0).collect()
+/// Checks the executions `beats` of the reminder against its schedule: no more than
+/// [`max_executions`], and the targets read never move back (no point fired twice).
+fn assert_on_cadence(what: &str, beats: &[(i64, i64)]) {
+    let most = max_executions(beats);
+    assert!(
+        beats.len() as i64 <= most,
+        "{} executions {what}, at most {most} fit the schedule: {beats:?}",
+        beats.len()
+    );
+    assert!(
+        beats.windows(2).all(|w| w[0].1 <= w[1].1),
+        "the target moved back {what}: {beats:?}"
+    );
 }
 
 store_test!(
@@ -169,16 +175,14 @@ store_test!(
         // The clients are members with a component too, whose reminder loops may fire:
         // their firings are logged and counted as well.
         let client = |args: &[&str]| {
-            let mut client = Component::new(store, &app)
-                .name(&format!("js reminder client {}", args.join(" ")))
+            let mut client = node_client(store, &app, "reminders/client.js", args)
                 .verbosity("debug")
-                .command(node("reminders/client.js", args))
                 .spawn();
             client.expect_success(CLIENT_TIMEOUT);
             client
         };
         let schedule = client(&["beat", "k1", &BEAT_MS.to_string()]);
-        await_line_part(&old, "beat k1 beat #3 ");
+        old.expect_output("beat k1 beat #3 ", FIRING_TIMEOUT);
         // Half a period after a firing: no firing is in flight when the kill lands.
         std::thread::sleep(Duration::from_millis(BEAT_MS as u64 / 2));
         kill_process(Pid::from_raw(old.pid() as i32).expect("pid"), Signal::KILL)
@@ -186,18 +190,19 @@ store_test!(
         let killed_at = unix_ms();
         old.wait(Duration::from_secs(10));
         // kill -9 of `kar run` alone takes its component down (parent-death signal).
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !pid_is_gone(node_pid as u32) {
-            assert!(Instant::now() < deadline, "the component {node_pid} outlived its sidecar");
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        assert!(
+            poll_until(Duration::from_secs(10), Duration::from_millis(20), || {
+                pid_is_gone(node_pid as u32)
+            }),
+            "the component {node_pid} outlived its sidecar"
+        );
         std::thread::sleep(DOWNTIME);
 
         let new = server(store, &app)
             .name("js reminder server (restarted)")
             .verbosity("debug")
             .spawn();
-        await_line_part(&new, "beat k1 beat #4 ");
+        new.expect_output("beat k1 beat #4 ", FIRING_TIMEOUT);
         let cancel = client(&["cancel-all", "k1"]);
         assert!(cancel.output().contains("cancelled all 1\n"), "{}", cancel.output());
 
@@ -206,11 +211,11 @@ store_test!(
         let fired = "reminder beat of JsTimer k1 fired request=";
         let firings: usize = [&old, &new, &schedule, &cancel]
             .into_iter()
-            .map(|p| count_lines(p, fired))
+            .map(|p| p.count_lines(fired))
             .sum();
         let before = beats(&old, "k1");
         let owed = firings - before.len();
-        await_line_part(&new, &format!("beat k1 beat #{owed} "));
+        new.expect_output(&format!("beat k1 beat #{owed} "), FIRING_TIMEOUT);
         let after = beats(&new, "k1");
         assert_eq!(
             before.len() + after.len(),
@@ -218,31 +223,34 @@ store_test!(
             "executions (before the kill {before:?}, after {after:?}) != {firings} firings"
         );
 
-        // Before the kill: one firing per period.
-        for gap in gaps(&before) {
-            assert!(gap > BEAT_MS / 2 && gap < BEAT_MS * 3 / 2, "gaps before the kill {:?}", gaps(&before));
-        }
+        // The cadence is bounded by what the schedule guarantees, not by wall-clock
+        // gaps between executions: on a loaded machine a firing may be late and the
+        // next one on time, so two executions may come closer than a period, or
+        // further apart, without anything being wrong (see `max_executions`).
+        assert_on_cadence("before the kill", &before);
+        assert_on_cadence("after the restart", &after);
         // Every target the reminder advanced to is on the original schedule.
         let first = before[0].1;
         for (_, next) in before.iter().chain(&after) {
             assert_eq!((next - first) % BEAT_MS, 0, "off the schedule: {before:?} {after:?}");
         }
-        // After the restart: one catch-up firing for the downtime (it may come just
-        // before the next period's), then one per period: missed periods are not replayed.
-        let short = gaps(&after).into_iter().filter(|gap| *gap <= BEAT_MS / 2).count();
-        assert!(short <= 1, "missed periods replayed: gaps after the restart {:?}", gaps(&after));
-        for gap in gaps(&after) {
-            assert!(gap < BEAT_MS * 3 / 2, "gaps after the restart {:?}", gaps(&after));
-        }
-        // What was skipped fell in the downtime: the first target left unfired came
-        // after the kill, and no more periods were skipped than passed until the
-        // catch-up firing.
+        // What was skipped fell in the downtime: the first target left unfired was
+        // not due long before the kill (a loaded host may be up to a period late
+        // firing it), and no more periods were skipped than passed until the catch-up
+        // firing.
         let (last_before, first_after) = (before[before.len() - 1], after[0]);
-        assert!(last_before.1 > killed_at, "a target before the kill was skipped");
+        assert!(
+            last_before.1 > killed_at - BEAT_MS,
+            "a target due well before the kill was skipped: {before:?}, killed at {killed_at}"
+        );
+        // The downtime spans several periods: a catch-up that fired once jumps its
+        // target past them (skipped ≥ 1), a replay would advance it by one period only
+        // (skipped 0). The upper bound allows the period a loaded host may have been
+        // late with before the kill (above).
         let skipped = (first_after.1 - last_before.1) / BEAT_MS - 1;
         let downtime_periods = (first_after.0 - killed_at) / BEAT_MS + 1;
         assert!(
-            skipped >= 1 && skipped <= downtime_periods,
+            skipped >= 1 && skipped <= downtime_periods + 1,
             "skipped {skipped} periods, {downtime_periods} in the downtime: {before:?} {after:?}"
         );
         eprintln!(

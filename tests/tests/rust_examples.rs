@@ -37,28 +37,28 @@ store_test!(
     }
 );
 
+/// Runs a self-checking example (it hosts `actors` and checks its own results) to
+/// its successful exit.
+fn self_checking(store: &kar_tests::Store, name: &str, actors: &[&str]) {
+    let app = unique_app(name);
+    let mut runs = [Component::new(store, &app)
+        .name(name)
+        .actors(actors)
+        .command(example(name))
+        .spawn()];
+    expect_clients(&mut runs, &mut [], TIMEOUT);
+}
+
 store_test!(
     /// `bank`: transfers as tail-call chains (debit → credit) with an invariant check.
     fn bank(store) {
-        let app = unique_app("bank");
-        let mut runs = [Component::new(store, &app)
-            .name("bank")
-            .actors(&["Account"])
-            .command(example("bank"))
-            .spawn()];
-        expect_clients(&mut runs, &mut [], TIMEOUT);
+        self_checking(store, "bank", &["Account"]);
     }
 );
 
 store_test!(
     /// `philosophers`: tells, tail calls, state and removal.
     fn philosophers(store) {
-        let app = unique_app("philosophers");
-        let mut runs = [Component::new(store, &app)
-            .name("philosophers")
-            .actors(&["Fork", "Philosopher"])
-            .command(example("philosophers"))
-            .spawn()];
-        expect_clients(&mut runs, &mut [], TIMEOUT);
+        self_checking(store, "philosophers", &["Fork", "Philosopher"]);
     }
 );

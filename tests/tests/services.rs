@@ -29,6 +29,23 @@ fn client(store: &Store, app: &str, name: &str, argv: Vec<OsString>) -> Process 
     Component::new(store, app).name(name).command(argv).spawn()
 }
 
+/// The `sdk` scenario of the JS (`sdk` "js") or the Python client (else), one client a
+/// row `(sdk, service, expected, protocol)`: each calls `service`, expecting the
+/// implementation `expected` to answer over HTTP `protocol`.
+fn sdk_clients(store: &Store, app: &str, rows: &[(&str, &str, &str, &str)]) -> Vec<Process> {
+    rows.iter()
+        .map(|&(sdk, service, expected, protocol)| {
+            let name = format!("{sdk} client -> {service} ({expected}, HTTP/{protocol})");
+            let args = ["sdk", service, expected, protocol];
+            let argv = match sdk {
+                "js" => node("client.js", &args),
+                _ => python("client.py", &args),
+            };
+            client(store, app, &name, argv)
+        })
+        .collect()
+}
+
 store_test!(
     /// The JS (express) and Python (Flask) services, reached over HTTP/1.1, answer the
     /// JS and the Python SDK clients.
@@ -38,12 +55,16 @@ store_test!(
             server(store, &app, "js service", "greeter", node("service.js", &[])),
             server(store, &app, "flask service", "pygreeter", python("service_flask.py", &[])),
         ];
-        let mut clients = [
-            client(store, &app, "js client -> js", node("client.js", &["sdk", "greeter", "js", "1.1"])),
-            client(store, &app, "js client -> flask", node("client.js", &["sdk", "pygreeter", "python", "1.1"])),
-            client(store, &app, "python client -> js", python("client.py", &["sdk", "greeter", "js", "1.1"])),
-            client(store, &app, "python client -> flask", python("client.py", &["sdk", "pygreeter", "python", "1.1"])),
-        ];
+        let mut clients = sdk_clients(
+            store,
+            &app,
+            &[
+                ("js", "greeter", "js", "1.1"),
+                ("js", "pygreeter", "python", "1.1"),
+                ("python", "greeter", "js", "1.1"),
+                ("python", "pygreeter", "python", "1.1"),
+            ],
+        );
         expect_clients(&mut clients, &mut servers, CLIENT_TIMEOUT);
     }
 );
@@ -74,12 +95,16 @@ store_test!(
                 .command(node("service.js", &["--h2c"]))
                 .spawn(),
         ];
-        let mut clients = [
-            client(store, &app, "js client -> asgi h2c", node("client.js", &["sdk", "asgi-h2c", "python-asgi", "2"])),
-            client(store, &app, "js client -> js h2c", node("client.js", &["sdk", "js-h2c", "js", "2"])),
-            client(store, &app, "python client -> asgi h2c", python("client.py", &["sdk", "asgi-h2c", "python-asgi", "2"])),
-            client(store, &app, "python client -> asgi http1", python("client.py", &["sdk", "asgi-http1", "asgi-http1", "1.1"])),
-        ];
+        let mut clients = sdk_clients(
+            store,
+            &app,
+            &[
+                ("js", "asgi-h2c", "python-asgi", "2"),
+                ("js", "js-h2c", "js", "2"),
+                ("python", "asgi-h2c", "python-asgi", "2"),
+                ("python", "asgi-http1", "asgi-http1", "1.1"),
+            ],
+        );
         expect_clients(&mut clients, &mut servers, CLIENT_TIMEOUT);
     }
 );

@@ -3,7 +3,7 @@
 //! on stdout. Scripts and tests grep these lines, so the layout is part of the contract.
 //! Times are UTC: computing the local offset needs the tz database, which we do not ship.
 
-use kar_protocol::time::civil_from_days;
+use kar_protocol::time::Civil;
 use std::io::Write;
 use std::time::{SystemTime, UNIX_EPOCH};
 use tracing::{Event, Level, Subscriber};
@@ -88,14 +88,15 @@ pub fn write_line(tag: &str, text: &[u8]) {
 /// `YYYY/MM/DD HH:MM:SS.uuuuuu` in UTC.
 pub fn timestamp(at: SystemTime) -> String {
     let since = at.duration_since(UNIX_EPOCH).unwrap_or_default();
-    let secs = since.as_secs();
-    let (year, month, day) = civil_from_days((secs / 86_400) as i64);
-    let rem = secs % 86_400;
+    let t = Civil::from_unix_secs(i64::try_from(since.as_secs()).unwrap_or(i64::MAX));
     format!(
-        "{year:04}/{month:02}/{day:02} {:02}:{:02}:{:02}.{:06}",
-        rem / 3600,
-        (rem / 60) % 60,
-        rem % 60,
+        "{:04}/{:02}/{:02} {:02}:{:02}:{:02}.{:06}",
+        t.year,
+        t.month,
+        t.day,
+        t.hour,
+        t.minute,
+        t.second,
         since.subsec_micros()
     )
 }

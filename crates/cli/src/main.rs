@@ -1,5 +1,34 @@
 //! The `kar` command (spec §5): `kar run` launches an application component beside a
 //! sidecar; the other commands query and administer running applications.
+//!
+//! # Map
+//!
+//! | module | what lives there |
+//! | --- | --- |
+//! | `main.rs` | argument dispatch: help and version, flag parsing, logging, global config, the tokio runtime, exit codes (`[FATAL]` + 1 on error) |
+//! | `flags` | Go `flag` semantics (`-f v`, `-f=v`, `--f`, last wins), `Flag` definitions and parsed `Matches` |
+//! | `config/` | the global options: `options` (the flags every command takes and which also come from the environment or `-config_dir`), `env` (injectable environment, `$KAR_HOME`, port variables), `mod.rs` (`resolve` into a `GlobalConfig`: app, store selection, retry limit) |
+//! | `commands/` | one file per command (`run`, `get`, `invoke`, `rest`, `purge`, `drain`, `version`); `mod.rs` holds each command's `CommandSpec` (usage text, flags), the `COMMANDS` table, `execute` and the helpers they share (`open_store`, `join_as_client`, `Signals`) |
+//! | `usage` | the usage texts in the layout of spec §5.1, built from the specs and flags |
+//! | `logging` | Go `log`-style lines (`YYYY/MM/DD HH:MM:SS.uuuuuu [LEVEL] msg`) and the `-v` levels |
+//! | `child` | the component of `kar run -- COMMAND`: spawn, relay its output as `[STDOUT]`/`[STDERR]` lines, stop it |
+//! | `orphan` | the hidden `__component` command that makes the component die with its sidecar |
+//!
+//! # Adding a command
+//!
+//! 1. Write `commands/<name>.rs` with its own flags (`pub const FLAGS: &[&Flag]`, each
+//!    a `Flag::new(name, kind, default, usage)`) and `pub async fn run(ctx: Context) ->
+//!    Result<i32>` (the exit code; an `Err` becomes `[FATAL]` and exit 1). Read flags
+//!    from `ctx.matches`, the app and store from `ctx.global`; reach the store with
+//!    `open_store` or the mesh with `join_as_client`.
+//! 2. In `commands/mod.rs`: `mod <name>;`, a `CommandSpec` constant (summary, usage,
+//!    description, flags, whether the global flags apply), an entry in `COMMANDS` (the
+//!    order of the top-level usage) and an arm in `execute`.
+//! 3. Test the flags and output in `crates/cli/tests/cli.rs` (it runs the binary).
+//!
+//! A new global option is a `Flag` in `config/options.rs` added to `GLOBAL_FLAGS`
+//! (and to `SOURCED` if upstream also reads it from the environment), resolved in
+//! `config::resolve`.
 
 mod child;
 mod commands;

@@ -343,22 +343,22 @@ impl Drop for Background {
     }
 }
 
+/// `kar run -app x <flags> -- sh` whose child prints its pid and sleeps; returns the
+/// run and the child's pid once it printed it.
+fn run_sleeping_child(home: &Home, flags: &[&str]) -> (Background, String) {
+    let mut args = vec!["run", "-app", "x"];
+    args.extend_from_slice(flags);
+    args.extend(["--", "sh", "-c", "echo pid=$$; exec sleep 600"]);
+    let mut run = Background::start(home.kar(&args));
+    let line = run.wait_for("[STDOUT] pid=");
+    let pid = line.rsplit("pid=").next().unwrap().to_string();
+    (run, pid)
+}
+
 #[test]
 fn sigterm_kills_the_child_and_exits() {
     let home = Home::new();
-    let mut run = Background::start(home.kar(&[
-        "run",
-        "-app",
-        "x",
-        "-v",
-        "info",
-        "--",
-        "sh",
-        "-c",
-        "echo pid=$$; exec sleep 600",
-    ]));
-    let line = run.wait_for("[STDOUT] pid=");
-    let pid = line.rsplit("pid=").next().unwrap().to_string();
+    let (mut run, pid) = run_sleeping_child(&home, &["-v", "info"]);
     run.signal("TERM");
     assert_eq!(run.wait(), Some(0));
     run.wait_for("service was interrupted");
@@ -382,17 +382,7 @@ fn is_dead(pid: &str) -> bool {
 #[test]
 fn the_component_dies_with_a_killed_sidecar() {
     let home = Home::new();
-    let mut run = Background::start(home.kar(&[
-        "run",
-        "-app",
-        "x",
-        "--",
-        "sh",
-        "-c",
-        "echo pid=$$; exec sleep 600",
-    ]));
-    let line = run.wait_for("[STDOUT] pid=");
-    let pid = line.rsplit("pid=").next().unwrap().to_string();
+    let (mut run, pid) = run_sleeping_child(&home, &[]);
     assert!(!is_dead(&pid));
     run.signal("KILL");
     run.wait();

@@ -43,10 +43,8 @@ fn write_value(out: &mut String, value: &Value) {
             out.push(']');
         }
         Value::Object(map) => {
-            let mut entries: Vec<(&String, &Value)> = map.iter().collect();
-            entries.sort_by(|a, b| a.0.cmp(b.0));
             out.push('{');
-            for (i, (k, v)) in entries.into_iter().enumerate() {
+            for (i, (k, v)) in sorted(map).into_iter().enumerate() {
                 if i > 0 {
                     out.push(',');
                 }
@@ -57,6 +55,13 @@ fn write_value(out: &mut String, value: &Value) {
             out.push('}');
         }
     }
+}
+
+/// The members of an object by key, as Go encodes a `map[string]interface{}`.
+fn sorted(map: &serde_json::Map<String, Value>) -> Vec<(&String, &Value)> {
+    let mut entries: Vec<(&String, &Value)> = map.iter().collect();
+    entries.sort_by(|a, b| a.0.cmp(b.0));
+    entries
 }
 
 fn write_pretty(out: &mut String, value: &Value, depth: usize) {
@@ -80,10 +85,8 @@ fn write_pretty(out: &mut String, value: &Value, depth: usize) {
             out.push(']');
         }
         Value::Object(map) if !map.is_empty() => {
-            let mut entries: Vec<(&String, &Value)> = map.iter().collect();
-            entries.sort_by(|a, b| a.0.cmp(b.0));
             out.push('{');
-            for (i, (k, v)) in entries.into_iter().enumerate() {
+            for (i, (k, v)) in sorted(map).into_iter().enumerate() {
                 if i > 0 {
                     out.push(',');
                 }

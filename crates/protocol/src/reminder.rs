@@ -1,6 +1,7 @@
 //! Actor reminders (spec §2.5, §4.4, decision §9.10): the durable record and its
 //! JSON shape.
 
+use crate::binding::json_head;
 use crate::time::Timestamp;
 use crate::ActorRef;
 use bytes::Bytes;
@@ -64,13 +65,7 @@ impl Reminder {
 
     /// The Reminder JSON object of spec §2.5, members in Go's struct order.
     pub fn to_json(&self) -> serde_json::Value {
-        let mut map = serde_json::Map::new();
-        map.insert(
-            "Actor".into(),
-            serde_json::json!({"Type": self.actor.actor_type, "ID": self.actor.id}),
-        );
-        map.insert("id".into(), self.id.clone().into());
-        map.insert("path".into(), self.path.clone().into());
+        let mut map = json_head("Actor", self);
         map.insert("targetTime".into(), self.target_time().into());
         if self.period != 0 {
             map.insert("period".into(), self.period.into());

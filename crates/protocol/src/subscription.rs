@@ -1,6 +1,7 @@
 //! Event subscriptions (spec §2.6, §4.6, decision §9.2): the durable record, its JSON
 //! shape, and the body of the tell that delivers one event.
 
+use crate::binding::json_head;
 use crate::ActorRef;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
@@ -49,13 +50,7 @@ impl Subscription {
     /// The Subscription JSON object of spec §2.6, members in Go's struct order
     /// (`contenttype` omitted when empty).
     pub fn to_json(&self) -> serde_json::Value {
-        let mut map = serde_json::Map::new();
-        map.insert(
-            "actor".into(),
-            serde_json::json!({"Type": self.actor.actor_type, "ID": self.actor.id}),
-        );
-        map.insert("id".into(), self.id.clone().into());
-        map.insert("path".into(), self.path.clone().into());
+        let mut map = json_head("actor", self);
         map.insert("topic".into(), self.topic.clone().into());
         map.insert("group".into(), self.group.clone().into());
         if !self.content_type.is_empty() {

@@ -7,16 +7,40 @@ use thiserror::Error;
 /// Formats Unix milliseconds like Go's `time.Time.String()` in UTC:
 /// `2026-11-27 12:25:11.123 +0000 UTC`.
 pub fn format_go_time(unix_millis: u64) -> String {
-    let secs = unix_millis / 1000;
     let millis = unix_millis % 1000;
-    let (y, mo, d) = civil_from_days((secs / 86_400) as i64);
-    let rem = secs % 86_400;
+    let t = Civil::from_unix_secs((unix_millis / 1000) as i64);
     format!(
-        "{y:04}-{mo:02}-{d:02} {:02}:{:02}:{:02}.{millis:03} +0000 UTC",
-        rem / 3600,
-        (rem / 60) % 60,
-        rem % 60
+        "{:04}-{:02}-{:02} {:02}:{:02}:{:02}.{millis:03} +0000 UTC",
+        t.year, t.month, t.day, t.hour, t.minute, t.second
     )
+}
+
+/// A date and time of day of the proleptic Gregorian calendar, for formatting.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Civil {
+    pub year: i64,
+    pub month: u32,
+    pub day: u32,
+    pub hour: i64,
+    pub minute: i64,
+    pub second: i64,
+}
+
+impl Civil {
+    /// The date and time `secs` seconds after 1970-01-01T00:00:00 (in whatever zone
+    /// `secs` was shifted to).
+    pub fn from_unix_secs(secs: i64) -> Civil {
+        let (year, month, day) = civil_from_days(secs.div_euclid(86_400));
+        let rem = secs.rem_euclid(86_400);
+        Civil {
+            year,
+            month,
+            day,
+            hour: rem / 3600,
+            minute: (rem / 60) % 60,
+            second: rem % 60,
+        }
+    }
 }
 
 /// Days since 1970-01-01 to (year, month, day) in the proleptic Gregorian calendar
@@ -203,14 +227,10 @@ impl Timestamp {
     /// Go's `time.RFC3339Nano` layout: fractional zeros trimmed, `Z` for UTC, the
     /// offset as written otherwise.
     pub fn format_rfc3339_nano(&self) -> String {
-        let local = self.unix_secs + i64::from(self.offset_secs);
-        let (y, mo, d) = civil_from_days(local.div_euclid(86_400));
-        let rem = local.rem_euclid(86_400);
+        let t = Civil::from_unix_secs(self.unix_secs + i64::from(self.offset_secs));
         let mut out = format!(
-            "{y:04}-{mo:02}-{d:02}T{:02}:{:02}:{:02}",
-            rem / 3600,
-            (rem / 60) % 60,
-            rem % 60
+            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
+            t.year, t.month, t.day, t.hour, t.minute, t.second
         );
         if self.nanos > 0 {
             let frac = format!("{:09}", self.nanos);

@@ -62,10 +62,62 @@ fn go_duration(period: Duration) -> String {
     format_go_duration(i64::try_from(period.as_nanos()).unwrap_or(i64::MAX))
 }
 
+/// The actor's collection of reminders on the sidecar.
+const REMINDERS: &str = "reminders";
+/// The actor's collection of event subscriptions on the sidecar.
+const EVENTS: &str = "events";
+
+/// Reminders and subscriptions (upstream's "bindings" of an actor) answer the same
+/// verbs the same way under `/kar/v1/actor/{type}/{id}/<collection>`; the public
+/// methods differ only in what they put there.
 impl ActorHandle {
     async fn send_to(&self, method: Method, suffix: &str, body: Bytes) -> Result<Response> {
         let path = format!("{}{suffix}", self.base());
         self.client().send(method, &path, &[], body).await
+    }
+
+    /// `<collection>/{id}`, with `nilOnAbsent` for the verbs that take it.
+    fn binding_suffix(collection: &str, id: &str, nil_on_absent: bool) -> String {
+        let query = if nil_on_absent {
+            "?nilOnAbsent=true"
+        } else {
+            ""
+        };
+        format!("/{collection}/{}{query}", encode_segment(id))
+    }
+
+    async fn put_binding(
+        &self,
+        collection: &str,
+        id: &str,
+        body: Map<String, Value>,
+    ) -> Result<()> {
+        let body = serde_json::to_vec(&body).map_err(Error::Encode)?;
+        let suffix = ActorHandle::binding_suffix(collection, id, false);
+        let response = self.send_to(Method::PUT, &suffix, body.into()).await?;
+        expect_success(&response)
+    }
+
+    async fn get_binding(&self, collection: &str, id: &str) -> Result<Option<Value>> {
+        let suffix = ActorHandle::binding_suffix(collection, id, true);
+        get_optional(self.send_to(Method::GET, &suffix, Bytes::new()).await?)
+    }
+
+    async fn list_bindings(&self, collection: &str) -> Result<Vec<Value>> {
+        let suffix = format!("/{collection}");
+        let response = self.send_to(Method::GET, &suffix, Bytes::new()).await?;
+        expect_success(&response)?;
+        response.json_body()
+    }
+
+    async fn cancel_binding(&self, collection: &str, id: &str) -> Result<bool> {
+        let suffix = ActorHandle::binding_suffix(collection, id, true);
+        one_or_zero(self.send_to(Method::DELETE, &suffix, Bytes::new()).await?)
+    }
+
+    async fn cancel_bindings(&self, collection: &str) -> Result<u64> {
+        let suffix = format!("/{collection}");
+        count(self.send_to(Method::DELETE, &suffix, Bytes::new()).await?)
     }
 
     /// Schedules (or replaces) the reminder `id`: `method(args)` is told to this actor
@@ -99,41 +151,29 @@ impl ActorHandle {
             body.insert("period".into(), Value::String(go_duration(period)));
         }
         body.insert("data".into(), data);
-        let body = serde_json::to_vec(&body).map_err(Error::Encode)?;
-        let suffix = format!("/reminders/{}", encode_segment(id));
-        let response = self.send_to(Method::PUT, &suffix, body.into()).await?;
-        expect_success(&response)
+        self.put_binding(REMINDERS, id, body).await
     }
 
     /// The reminder `id` as the sidecar describes it (`{"Actor":{"Type","ID"},"id",
     /// "path","targetTime","period" (ns, absent when one-shot),"encodedData"}`), or
     /// `None` if there is none.
     pub async fn reminder(&self, id: &str) -> Result<Option<Value>> {
-        let suffix = format!("/reminders/{}?nilOnAbsent=true", encode_segment(id));
-        get_optional(self.send_to(Method::GET, &suffix, Bytes::new()).await?)
+        self.get_binding(REMINDERS, id).await
     }
 
     /// All reminders of this actor (see [`ActorHandle::reminder`] for their shape).
     pub async fn reminders(&self) -> Result<Vec<Value>> {
-        let response = self
-            .send_to(Method::GET, "/reminders", Bytes::new())
-            .await?;
-        expect_success(&response)?;
-        response.json_body()
+        self.list_bindings(REMINDERS).await
     }
 
     /// Cancels the reminder `id`. Returns `true` if there was one.
     pub async fn cancel_reminder(&self, id: &str) -> Result<bool> {
-        let suffix = format!("/reminders/{}?nilOnAbsent=true", encode_segment(id));
-        one_or_zero(self.send_to(Method::DELETE, &suffix, Bytes::new()).await?)
+        self.cancel_binding(REMINDERS, id).await
     }
 
     /// Cancels all reminders of this actor. Returns how many there were.
     pub async fn cancel_reminders(&self) -> Result<u64> {
-        count(
-            self.send_to(Method::DELETE, "/reminders", Bytes::new())
-                .await?,
-        )
+        self.cancel_bindings(REMINDERS).await
     }
 
     /// Subscribes (or re-subscribes) this actor to `topic` as subscription `id`: each
@@ -165,40 +205,30 @@ impl ActorHandle {
                 Value::String(content_type.to_string()),
             );
         }
-        let body = serde_json::to_vec(&body).map_err(Error::Encode)?;
-        let suffix = format!("/events/{}", encode_segment(id));
-        let response = self.send_to(Method::PUT, &suffix, body.into()).await?;
-        expect_success(&response)
+        self.put_binding(EVENTS, id, body).await
     }
 
     /// The subscription `id` as the sidecar describes it (`{"actor":{"Type","ID"},
     /// "id","path","topic","group","contenttype","oldestoffset"}`), or `None` if there
     /// is none.
     pub async fn subscription(&self, id: &str) -> Result<Option<Value>> {
-        let suffix = format!("/events/{}?nilOnAbsent=true", encode_segment(id));
-        get_optional(self.send_to(Method::GET, &suffix, Bytes::new()).await?)
+        self.get_binding(EVENTS, id).await
     }
 
     /// All subscriptions of this actor (see [`ActorHandle::subscription`] for their
     /// shape).
     pub async fn subscriptions(&self) -> Result<Vec<Value>> {
-        let response = self.send_to(Method::GET, "/events", Bytes::new()).await?;
-        expect_success(&response)?;
-        response.json_body()
+        self.list_bindings(EVENTS).await
     }
 
     /// Cancels the subscription `id`. Returns `true` if there was one.
     pub async fn cancel_subscription(&self, id: &str) -> Result<bool> {
-        let suffix = format!("/events/{}?nilOnAbsent=true", encode_segment(id));
-        one_or_zero(self.send_to(Method::DELETE, &suffix, Bytes::new()).await?)
+        self.cancel_binding(EVENTS, id).await
     }
 
     /// Cancels all subscriptions of this actor. Returns how many there were.
     pub async fn cancel_subscriptions(&self) -> Result<u64> {
-        count(
-            self.send_to(Method::DELETE, "/events", Bytes::new())
-                .await?,
-        )
+        self.cancel_bindings(EVENTS).await
     }
 }
 

@@ -34,6 +34,28 @@
 //!     Ok(())
 //! }
 //! ```
+//!
+//! # Map
+//!
+//! | module | what lives there |
+//! | --- | --- |
+//! | `client` | [`Client`]: service calls, tells, promises ([`Promise`]), raw invocations ([`Response`]), system routes; the request/response helpers the other client modules share |
+//! | `connection` | the one h2c connection a [`Client`] keeps to its sidecar |
+//! | `actor` | [`ActorHandle`]: actor calls and tells, and actor state ([`State`], [`Submap`]) |
+//! | `events` | reminders and subscriptions of an [`ActorHandle`] (one set of verbs for both), topics and publishing on the [`Client`], [`ReminderTime`] |
+//! | `server/` | the component side: `mod.rs` the [`Server`] builder and [`ServerHandle`]; `actor` what an actor type implements and sees ([`Actor`], [`Context`], [`Outcome`], [`TailCall`]); `service` what a route sees ([`ServiceRequest`]); `host` the dispatch of each request to an instance or a route (spec §3); `http` the accept loop and shared HTTP helpers |
+//! | `error` | [`Error`] and [`Result`], for the client and component code alike |
+//!
+//! # Adding to it
+//!
+//! * A sidecar route (spec §2): a method on [`Client`] or [`ActorHandle`] in the
+//!   module of its area, built on `Client::send` and the answer helpers in `client`
+//!   (`expect_success`, `decode`, ...); test it in `crates/sdk/tests/` against a real
+//!   sidecar (`tests/common`).
+//! * Something the component serves (spec §3): a match arm in `server/host.rs`, with
+//!   the types its handlers see in `server/actor.rs` or `server/service.rs`.
+//! * Keep the public API additive: the examples (`examples/rust`) and apps depend on
+//!   it.
 #![warn(missing_docs)]
 
 mod actor;

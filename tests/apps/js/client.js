@@ -23,23 +23,7 @@
 
 const assert = require('assert')
 const { call, tell, asyncCall, invoke } = require('kar-sdk')
-
-let passed = 0
-
-async function check (name, fn) {
-  try {
-    await fn()
-  } catch (err) {
-    console.log(`FAIL ${name}: ${err && err.message ? err.message : err}`)
-    process.exit(1)
-  }
-  passed++
-  console.log(`ok ${name}`)
-}
-
-function equal (actual, expected, what) {
-  assert.deepStrictEqual(actual, expected, `${what}: expected ${JSON.stringify(expected)}, got ${JSON.stringify(actual)}`)
-}
+const { check, equal, finish } = require('./checks')
 
 // What an invoke() answered: status, content type (undefined if absent), body text.
 async function raw (service, path, options) {
@@ -230,9 +214,7 @@ async function main () {
       console.log(`FAIL unknown scenario ${JSON.stringify(scenario)}`)
       process.exit(2)
   }
-  console.log(`all ${passed} checks passed`)
-  // The SDK keeps its HTTP/2 session to the runtime open: leave explicitly.
-  process.exit(0)
+  finish()
 }
 
 main().catch(err => {

@@ -55,6 +55,9 @@ pub struct Report {
     /// Overlaps that fall inside the uncertainty of a death time: the second attempt
     /// started after the kill was sent but before the death was observed.
     pub too_close: Vec<String>,
+    /// Step attempts cut by the death of their process (no `exit` or `error` logged):
+    /// the kills that landed in the middle of a request.
+    pub cut: usize,
     pub figures: String,
 }
 
@@ -376,6 +379,7 @@ pub fn check(log: &str, audit: &Value, deaths: &Deaths, kills: &[Kill]) -> Repor
     Report {
         violations,
         too_close,
+        cut: cut.len(),
         figures,
     }
 }

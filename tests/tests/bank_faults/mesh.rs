@@ -2,8 +2,7 @@
 //! clients, the audit, and the kills.
 
 use crate::deaths::{Death, Deaths};
-use kar_tests::monotonic_ns;
-use kar_tests::{free_port, node, Component, Process, Store};
+use kar_tests::{free_port, monotonic_ns, node, poll_until, Component, Process, Store};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 use tempfile::TempDir;
@@ -319,18 +318,13 @@ impl<'a> Bank<'a> {
 
     /// Waits until `count` lines of the event log contain `needle`.
     pub fn await_events(&self, needle: &str, count: usize, timeout: Duration) {
-        let started = Instant::now();
-        loop {
-            let seen = self.events().lines().filter(|l| l.contains(needle)).count();
-            if seen >= count {
-                return;
-            }
-            assert!(
-                started.elapsed() < timeout,
-                "{seen} events with {needle:?} after {timeout:?}, expected {count}"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        let seen = || self.events().lines().filter(|l| l.contains(needle)).count();
+        let enough = poll_until(timeout, Duration::from_millis(50), || seen() >= count);
+        assert!(
+            enough,
+            "{} events with {needle:?} after {timeout:?}, expected {count}",
+            seen()
+        );
     }
 
     /// The pid of the app of `slot`'s current server.

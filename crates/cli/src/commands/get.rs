@@ -4,7 +4,7 @@ use super::{join_as_client, Context};
 use crate::flags::{Flag, Kind};
 use anyhow::{bail, Result};
 use kar_protocol::reminder::to_go_json;
-use kar_protocol::{format_go_duration, gojson, ActorRef, Member, Reminder, Subscription};
+use kar_protocol::{format_go_duration, gojson, ActorRef, Binding, Member, Reminder, Subscription};
 use serde_json::{json, Map};
 use std::collections::BTreeMap;
 
@@ -61,26 +61,16 @@ pub async fn run(ctx: Context) -> Result<i32> {
         "reminders" | "reminder" => {
             let store = super::open_store(&ctx.global).await?;
             let listed = store.reminders().await;
-            print_listing(
-                &ctx,
-                &subsystem,
-                listed,
-                json,
-                |r| &r.actor,
-                |r| (r.to_json(), reminder_line(r)),
-            )
+            print_listing(&ctx, &subsystem, listed, json, |r| {
+                (r.to_json(), reminder_line(r))
+            })
         }
         "subscriptions" | "subscription" | "events" | "event" => {
             let store = super::open_store(&ctx.global).await?;
             let listed = store.subscriptions().await;
-            print_listing(
-                &ctx,
-                &subsystem,
-                listed,
-                json,
-                |s| &s.actor,
-                |s| (s.to_json(), subscription_line(s)),
-            )
+            print_listing(&ctx, &subsystem, listed, json, |s| {
+                (s.to_json(), subscription_line(s))
+            })
         }
         _ => {
             tracing::error!("invalid argument {subsystem} to call Inform");
@@ -164,12 +154,11 @@ async fn actors(ctx: &Context, subsystem: &str, json: bool) -> Result<i32> {
 /// mesh join), keeping those of the actors `-t` / `-i` select: a JSON array of the
 /// spec's objects (§2.5, §2.6) with `-o json`, else one line per item. Items are
 /// sorted by actor type, actor id and item id.
-fn print_listing<T: HasId>(
+fn print_listing<T: Binding>(
     ctx: &Context,
     subsystem: &str,
     listed: Result<Vec<T>, kar_store::StoreError>,
     json: bool,
-    actor: impl Fn(&T) -> &ActorRef,
     render: impl Fn(&T) -> (serde_json::Value, String),
 ) -> Result<i32> {
     let actor_type = ctx.matches.str("t");
@@ -181,15 +170,8 @@ fn print_listing<T: HasId>(
             return Ok(1);
         }
     };
-    items.retain(|item| {
-        let a = actor(item);
-        (actor_type.is_empty() || a.actor_type == actor_type)
-            && (actor_id.is_empty() || a.id == actor_id)
-    });
-    items.sort_by(|x, y| {
-        let (a, b) = (actor(x), actor(y));
-        (&a.actor_type, &a.id, x.id()).cmp(&(&b.actor_type, &b.id, y.id()))
-    });
+    items.retain(|item| item.selected_by(actor_type, actor_id));
+    items.sort_by(|x, y| x.sort_key().cmp(&y.sort_key()));
     let rendered: Vec<_> = items.iter().map(render).collect();
     if json {
         let array = serde_json::Value::Array(rendered.into_iter().map(|(v, _)| v).collect());
@@ -202,30 +184,17 @@ fn print_listing<T: HasId>(
     Ok(0)
 }
 
-/// Items listed by [`print_listing`]: their id within their actor.
-trait HasId {
-    fn id(&self) -> &str;
-}
-
-impl HasId for Reminder {
-    fn id(&self) -> &str {
-        &self.id
-    }
-}
-
-impl HasId for Subscription {
-    fn id(&self) -> &str {
-        &self.id
-    }
+/// `Type[ID] id`: how a listed reminder or subscription line starts.
+fn line_head(binding: &impl Binding) -> String {
+    let actor = binding.actor();
+    format!("{}[{}] {}", actor.actor_type, actor.id, binding.id())
 }
 
 /// `Type[ID] id path=/p targetTime=<RFC 3339> [period=<Go duration>] [data=<JSON>]`.
 pub fn reminder_line(r: &Reminder) -> String {
     let mut line = format!(
-        "{}[{}] {} path={} targetTime={}",
-        r.actor.actor_type,
-        r.actor.id,
-        r.id,
+        "{} path={} targetTime={}",
+        line_head(r),
         r.path,
         r.target_time()
     );
@@ -242,8 +211,10 @@ pub fn reminder_line(r: &Reminder) -> String {
 pub fn subscription_line(s: &Subscription) -> String {
     let group = if s.group.is_empty() { &s.id } else { &s.group };
     let mut line = format!(
-        "{}[{}] {} topic={} path={} group={group}",
-        s.actor.actor_type, s.actor.id, s.id, s.topic, s.path
+        "{} topic={} path={} group={group}",
+        line_head(s),
+        s.topic,
+        s.path
     );
     if !s.content_type.is_empty() {
         line.push_str(&format!(" contentType={}", s.content_type));

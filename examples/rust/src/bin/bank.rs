@@ -10,6 +10,7 @@
 //!
 //! `kar run -app bank -actors Account -- target/debug/bank`
 
+use kar_examples::serve_and_check;
 use kar_sdk::{async_trait, Actor, Client, Context, Error, Outcome, Server, TailCall};
 use serde_json::{json, Value};
 use std::collections::HashMap;
@@ -218,30 +219,6 @@ async fn check(client: Client) -> Result<String, String> {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let server = match Server::new()
-        .actor("Account", |_| Box::new(Account))
-        .start()
-        .await
-    {
-        Ok(server) => server,
-        Err(e) => {
-            println!("bank: FAILED: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let result = match Client::from_env() {
-        Ok(client) => check(client).await,
-        Err(e) => Err(e.to_string()),
-    };
-    server.shutdown().await;
-    match result {
-        Ok(summary) => {
-            println!("bank: OK: {summary}");
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            println!("bank: FAILED: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    let server = Server::new().actor("Account", |_| Box::new(Account));
+    serve_and_check("bank", server, check).await
 }

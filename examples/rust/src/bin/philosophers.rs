@@ -10,6 +10,7 @@
 //!
 //! `kar run -app dp -actors Fork,Philosopher -- philosophers`
 
+use kar_examples::serve_and_check;
 use kar_sdk::{async_trait, Actor, Client, Context, Error, Outcome, Server, TailCall};
 use serde_json::{json, Value};
 use std::process::ExitCode;
@@ -76,6 +77,21 @@ impl Philosopher {
         ))
     }
 
+    /// Step `method`: picks up `fork` and goes on with `then`, or, the fork being
+    /// taken, tries `method` again after a pause.
+    async fn get_fork(
+        ctx: &Context,
+        fork: &str,
+        method: &str,
+        then: &str,
+    ) -> Result<Outcome, Error> {
+        if Self::pick_up(ctx, fork).await? {
+            return Ok(Self::next(ctx, then));
+        }
+        tokio::time::sleep(RETRY).await;
+        Ok(Self::next(ctx, method))
+    }
+
     async fn pick_up(ctx: &Context, fork: &str) -> Result<bool, Error> {
         ctx.actor("Fork", fork).call("pickUp", (ctx.id(),)).await
     }
@@ -105,21 +121,11 @@ impl Actor for Philosopher {
             }
             "getFirstFork" => {
                 let (first, _) = Self::forks(ctx).await?;
-                if Self::pick_up(ctx, &first).await? {
-                    Ok(Self::next(ctx, "getSecondFork"))
-                } else {
-                    tokio::time::sleep(RETRY).await;
-                    Ok(Self::next(ctx, "getFirstFork"))
-                }
+                Self::get_fork(ctx, &first, method, "getSecondFork").await
             }
             "getSecondFork" => {
                 let (_, second) = Self::forks(ctx).await?;
-                if Self::pick_up(ctx, &second).await? {
-                    Ok(Self::next(ctx, "eat"))
-                } else {
-                    tokio::time::sleep(RETRY).await;
-                    Ok(Self::next(ctx, "getSecondFork"))
-                }
+                Self::get_fork(ctx, &second, method, "eat").await
             }
             "eat" => {
                 let (first, second) = Self::forks(ctx).await?;
@@ -236,26 +242,5 @@ async fn main() -> ExitCode {
     let server = Server::new()
         .actor("Fork", |_| Box::new(Fork))
         .actor("Philosopher", |_| Box::new(Philosopher));
-    let server = match server.start().await {
-        Ok(server) => server,
-        Err(e) => {
-            println!("philosophers: FAILED: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let result = match Client::from_env() {
-        Ok(client) => check(client).await,
-        Err(e) => Err(e.to_string()),
-    };
-    server.shutdown().await;
-    match result {
-        Ok(summary) => {
-            println!("philosophers: OK: {summary}");
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            println!("philosophers: FAILED: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    serve_and_check("philosophers", server, check).await
 }

@@ -21,31 +21,8 @@
  * Prints one line per check; on a mismatch prints "FAIL <check>: ..." and exits 1.
  */
 
-const assert = require('assert')
 const { actor } = require('kar-sdk')
-
-let passed = 0
-
-async function check (name, fn) {
-  try {
-    await fn()
-  } catch (err) {
-    console.log(`FAIL ${name}: ${err && err.stack ? err.stack : err}`)
-    process.exit(1)
-  }
-  passed++
-  console.log(`ok ${name}`)
-}
-
-function equal (actual, expected, what) {
-  assert.deepStrictEqual(actual, expected, `${what}: expected ${JSON.stringify(expected)}, got ${JSON.stringify(actual)}`)
-}
-
-function includes (text, part, what) {
-  if (typeof text !== 'string' || !text.includes(part)) {
-    throw new Error(`${what}: expected a string containing ${JSON.stringify(part)}, got ${JSON.stringify(text)}`)
-  }
-}
+const { check, equal, includes, finish } = require('../checks')
 
 // Resolves when `probe()` answers `expected`; the actor state written by a tell or an
 // actor removal becomes visible some time after the request was accepted.
@@ -403,9 +380,7 @@ async function main () {
       console.log(`FAIL unknown scenario ${JSON.stringify(scenario)}`)
       process.exit(2)
   }
-  console.log(`all ${passed} checks passed`)
-  // The SDK keeps its HTTP/2 session to the sidecar open: exit explicitly.
-  process.exit(0)
+  finish()
 }
 
 main().catch(err => {

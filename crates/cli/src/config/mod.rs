@@ -1,223 +1,23 @@
 //! The global options of every command (spec §5.2) and where their values come from:
 //! flag > environment variable > `-config_dir` file > default. Also the store
 //! selection of spec §9.14 and the port variables of §5.2/§9.8.
+//!
+//! * [`options`]: the global flags and which may come from elsewhere;
+//! * [`env`]: the environment (injectable), `$KAR_HOME` and the port variables;
+//! * here: [`resolve`] into a [`GlobalConfig`].
 
-use crate::flags::{Flag, Kind, Matches, Value};
+mod env;
+mod options;
+
+pub use env::{app_port, kar_home, runtime_port, Env, ProcessEnv};
+pub use options::GLOBAL_FLAGS;
+
+use crate::flags::{Matches, Value};
 use crate::logging::LogLevel;
 use anyhow::{anyhow, bail, Context, Result};
 use kar_store::{RedisConfig, StoreConfig};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-
-const APP: Flag = Flag::new(
-    "app",
-    Kind::String,
-    "",
-    "The name of the application [required]",
-);
-const KAFKA_BROKERS: Flag = Flag::new(
-    "kafka_brokers",
-    Kind::String,
-    "",
-    "Comma-separated list of Kafka brokers (ignored: no Kafka transport yet)",
-);
-const KAFKA_ENABLE_TLS: Flag = Flag::new(
-    "kafka_enable_tls",
-    Kind::Bool,
-    "false",
-    "Use TLS to communicate with Kafka (ignored)",
-);
-const KAFKA_USERNAME: Flag = Flag::new(
-    "kafka_username",
-    Kind::String,
-    "token",
-    "SASL user name (ignored)",
-);
-const KAFKA_PASSWORD: Flag = Flag::new(
-    "kafka_password",
-    Kind::String,
-    "",
-    "SASL password (ignored)",
-);
-const KAFKA_VERSION: Flag = Flag::new(
-    "kafka_version",
-    Kind::String,
-    "2.8.1",
-    "Kafka cluster version (ignored)",
-);
-const KAFKA_TLS_SKIP_VERIFY: Flag = Flag::new(
-    "kafka_tls_skip_verify",
-    Kind::Bool,
-    "false",
-    "Skip server name verification for Kafka when connecting over TLS (ignored)",
-);
-const KAFKA_TOPIC_CONFIG: Flag = Flag::new(
-    "kafka_topic_config",
-    Kind::String,
-    "",
-    "Kafka topic configuration k1=v1,k2=v2 (ignored)",
-);
-const REDIS_HOST: Flag = Flag::new(
-    "redis_host",
-    Kind::String,
-    "",
-    "The host of the Redis server (without it, the embedded store in $KAR_HOME is used)",
-);
-const REDIS_PORT: Flag = Flag::new(
-    "redis_port",
-    Kind::Int,
-    "6379",
-    "The port of the Redis server",
-);
-const REDIS_ENABLE_TLS: Flag = Flag::new(
-    "redis_enable_tls",
-    Kind::Bool,
-    "false",
-    "Use TLS to communicate with Redis",
-);
-const REDIS_TLS_SKIP_VERIFY: Flag = Flag::new(
-    "redis_tls_skip_verify",
-    Kind::Bool,
-    "false",
-    "Skip server name verification for Redis when connecting over TLS",
-);
-const REDIS_USER: Flag = Flag::new(
-    "redis_user",
-    Kind::String,
-    "",
-    "The user name of the Redis server",
-);
-const REDIS_PASSWORD: Flag = Flag::new(
-    "redis_password",
-    Kind::String,
-    "",
-    "The password of the Redis server",
-);
-const REDIS_CA_CERT: Flag = Flag::new(
-    "redis_ca_cert",
-    Kind::String,
-    "",
-    "The base64-encoded PEM CA certificate of the Redis server",
-);
-const REDIS_LEASE: Flag = Flag::new(
-    "redis_lease",
-    Kind::Duration,
-    "3s",
-    "Membership lease with the Redis store: a sidecar that cannot renew it in time leaves the mesh",
-);
-const REQUEST_RETRY_LIMIT: Flag = Flag::new(
-    "request_retry_limit",
-    Kind::Duration,
-    "-1s",
-    "Request timeout and retry window for requests to the application component\n(negative: no timeout, retry for 15 minutes)",
-);
-const REDIS_SLOW_OP_THRESHOLD: Flag = Flag::new(
-    "redis_slow_op_threshold",
-    Kind::Duration,
-    "1s",
-    "Log Redis operations that take longer than this",
-);
-const V: Flag = Flag::new(
-    "v",
-    Kind::String,
-    "error",
-    "Logging verbosity: fatal, error, warning, info or debug (or 0 to 4)",
-);
-const CONFIG_DIR: Flag = Flag::new(
-    "config_dir",
-    Kind::String,
-    "",
-    "Directory containing configuration files, one value per file",
-);
-const PLACEMENT_CACHE: Flag = Flag::new(
-    "placement_cache",
-    Kind::Bool,
-    "true",
-    "Cache actor placement decisions",
-);
-const DEBUG: Flag = Flag::new(
-    "debug",
-    Kind::Bool,
-    "false",
-    "Enable debugger support (accepted, unused)",
-);
-
-/// The flags every command accepts, in addition to its own.
-pub const GLOBAL_FLAGS: &[&Flag] = &[
-    &APP,
-    &KAFKA_BROKERS,
-    &KAFKA_ENABLE_TLS,
-    &KAFKA_USERNAME,
-    &KAFKA_PASSWORD,
-    &KAFKA_VERSION,
-    &KAFKA_TLS_SKIP_VERIFY,
-    &KAFKA_TOPIC_CONFIG,
-    &REDIS_HOST,
-    &REDIS_PORT,
-    &REDIS_ENABLE_TLS,
-    &REDIS_TLS_SKIP_VERIFY,
-    &REDIS_USER,
-    &REDIS_PASSWORD,
-    &REDIS_CA_CERT,
-    &REDIS_LEASE,
-    &REQUEST_RETRY_LIMIT,
-    &REDIS_SLOW_OP_THRESHOLD,
-    &V,
-    &CONFIG_DIR,
-    &PLACEMENT_CACHE,
-    &DEBUG,
-];
-
-/// Options that may also come from an environment variable or a `-config_dir` file.
-const SOURCES: &[(&str, &str, &str)] = &[
-    ("kafka_brokers", "KAFKA_BROKERS", "kafka_brokers"),
-    ("kafka_enable_tls", "KAFKA_ENABLE_TLS", "kafka_enable_tls"),
-    ("kafka_username", "KAFKA_USERNAME", "kafka_username"),
-    ("kafka_password", "KAFKA_PASSWORD", "kafka_password"),
-    ("kafka_version", "KAFKA_VERSION", "kafka_version"),
-    (
-        "kafka_tls_skip_verify",
-        "KAFKA_TLS_SKIP_VERIFY",
-        "kafka_tls_skip_verify",
-    ),
-    ("redis_host", "REDIS_HOST", "redis_host"),
-    ("redis_port", "REDIS_PORT", "redis_port"),
-    ("redis_enable_tls", "REDIS_ENABLE_TLS", "redis_enable_tls"),
-    (
-        "redis_tls_skip_verify",
-        "REDIS_TLS_SKIP_VERIFY",
-        "redis_tls_skip_verify",
-    ),
-    ("redis_user", "REDIS_USER", "redis_user"),
-    ("redis_password", "REDIS_PASSWORD", "redis_password"),
-    ("redis_ca_cert", "REDIS_CA", "redis_ca"),
-];
-
-const KAFKA_OPTIONS: &[&str] = &[
-    "kafka_brokers",
-    "kafka_enable_tls",
-    "kafka_username",
-    "kafka_password",
-    "kafka_version",
-    "kafka_tls_skip_verify",
-    "kafka_topic_config",
-];
-
-/// Reads environment variables; injectable so tests need not touch the process
-/// environment.
-pub trait Env {
-    /// The variable's value; empty values count as unset, like Go's `os.Getenv` checks.
-    fn get(&self, name: &str) -> Option<String>;
-}
-
-/// The real process environment.
-pub struct ProcessEnv;
-
-impl Env for ProcessEnv {
-    fn get(&self, name: &str) -> Option<String> {
-        std::env::var(name).ok().filter(|v| !v.is_empty())
-    }
-}
 
 /// The resolved global options.
 #[derive(Clone, Debug)]
@@ -265,9 +65,9 @@ pub fn resolve(matches: &Matches, env: &dyn Env) -> Result<GlobalConfig> {
     let sourced = |name: &str| resolve_option(matches, env, config_dir.as_deref(), name);
 
     let mut ignored_kafka = Vec::new();
-    for name in KAFKA_OPTIONS {
+    for name in options::kafka_options() {
         if sourced(name)?.1 {
-            ignored_kafka.push(*name);
+            ignored_kafka.push(name);
         }
     }
 
@@ -336,12 +136,12 @@ fn resolve_option(
     if matches.is_set(name) {
         return Ok((default()?, true));
     }
-    let Some((_, var, file)) = SOURCES.iter().find(|(flag, _, _)| *flag == name) else {
+    let Some((var, file)) = options::sources_of(name) else {
         return Ok((default()?, false));
     };
-    let kind = crate::flags::kind_of(crate::config::GLOBAL_FLAGS, name)
+    let kind = crate::flags::kind_of(GLOBAL_FLAGS, name)
         .ok_or_else(|| anyhow!("unknown option {name}"))?;
-    if let Some(text) = env.get(var) {
+    if let Some(text) = env.get(&var) {
         let value = Value::parse(kind, &text)
             .map_err(|e| anyhow!("invalid value {text:?} for environment variable {var}: {e}"))?;
         return Ok((value, true));
@@ -369,49 +169,6 @@ fn resolve_option(
     Ok((default()?, false))
 }
 
-/// The directory of the embedded store: `$KAR_HOME`, else `$XDG_DATA_HOME/kar`, else
-/// `~/.local/share/kar`.
-pub fn kar_home(env: &dyn Env) -> Result<PathBuf> {
-    if let Some(home) = env.get("KAR_HOME") {
-        return Ok(PathBuf::from(home));
-    }
-    // The XDG spec says relative values are invalid and must be ignored.
-    if let Some(data) = env
-        .get("XDG_DATA_HOME")
-        .filter(|d| Path::new(d).is_absolute())
-    {
-        return Ok(Path::new(&data).join("kar"));
-    }
-    if let Some(home) = env.get("HOME") {
-        return Ok(Path::new(&home).join(".local").join("share").join("kar"));
-    }
-    bail!("cannot locate the embedded store: set KAR_HOME (or HOME)")
-}
-
-/// The runtime port of `kar run`: the flag, or `KAR_RUNTIME_PORT` when the flag is 0.
-pub fn runtime_port(flag: i64, env: &dyn Env) -> Result<u16> {
-    let port = match env.get("KAR_RUNTIME_PORT").filter(|_| flag == 0) {
-        Some(text) => parse_port_var("KAR_RUNTIME_PORT", &text)?,
-        None => flag,
-    };
-    u16::try_from(port).map_err(|_| anyhow!("invalid runtime port {port}"))
-}
-
-/// The app port of `kar run`: the flag, or `KAR_APP_PORT` when the flag is exactly its
-/// default 8080.
-pub fn app_port(flag: i64, env: &dyn Env) -> Result<u16> {
-    let port = match env.get("KAR_APP_PORT").filter(|_| flag == 8080) {
-        Some(text) => parse_port_var("KAR_APP_PORT", &text)?,
-        None => flag,
-    };
-    u16::try_from(port).map_err(|_| anyhow!("invalid app port {port}"))
-}
-
-fn parse_port_var(var: &str, text: &str) -> Result<i64> {
-    text.parse::<i64>()
-        .map_err(|_| anyhow!("invalid value {text:?} for environment variable {var}: parse error"))
-}
-
 /// A Go duration flag as an optional timeout: zero or negative means none.
 pub fn optional_duration(nanos: i64) -> Option<Duration> {
     u64::try_from(nanos)
@@ -424,25 +181,7 @@ pub fn optional_duration(nanos: i64) -> Option<Duration> {
 mod tests {
     use super::*;
     use crate::flags::parse;
-    use std::collections::HashMap;
-
-    struct FakeEnv(HashMap<String, String>);
-
-    impl FakeEnv {
-        fn new(vars: &[(&str, &str)]) -> FakeEnv {
-            FakeEnv(
-                vars.iter()
-                    .map(|(k, v)| (k.to_string(), v.to_string()))
-                    .collect(),
-            )
-        }
-    }
-
-    impl Env for FakeEnv {
-        fn get(&self, name: &str) -> Option<String> {
-            self.0.get(name).cloned().filter(|v| !v.is_empty())
-        }
-    }
+    use env::tests::FakeEnv;
 
     fn matches(args: &[&str]) -> Matches {
         let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
@@ -596,22 +335,6 @@ mod tests {
         let c = resolve(&matches(&["-app", "a", "-request_retry_limit", "0"]), &env).unwrap();
         assert_eq!(c.request_retry_limit(), Some(Duration::ZERO));
         assert_eq!(c.request_timeout_millis(), 0);
-    }
-
-    #[test]
-    fn port_variables() {
-        let env = FakeEnv::new(&[("KAR_RUNTIME_PORT", "3500"), ("KAR_APP_PORT", "9000")]);
-        assert_eq!(runtime_port(0, &env).unwrap(), 3500);
-        assert_eq!(runtime_port(4000, &env).unwrap(), 4000);
-        assert_eq!(app_port(8080, &env).unwrap(), 9000);
-        assert_eq!(app_port(8081, &env).unwrap(), 8081);
-        let none = FakeEnv::new(&[]);
-        assert_eq!(runtime_port(0, &none).unwrap(), 0);
-        assert_eq!(app_port(8080, &none).unwrap(), 8080);
-        let bad = FakeEnv::new(&[("KAR_RUNTIME_PORT", "x"), ("KAR_APP_PORT", "99999")]);
-        assert!(runtime_port(0, &bad).is_err());
-        assert!(app_port(8080, &bad).is_err());
-        assert!(runtime_port(-1, &none).is_err());
     }
 
     #[test]
