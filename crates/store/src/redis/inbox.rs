@@ -1,7 +1,8 @@
 //! Reading an inbox stream: blocking `XREAD` on a connection of the inbox's own,
 //! trimming what was handed out at the next read (so a cancelled read loses nothing).
 
-use super::{kind_from_code, lock, LocalMembers};
+use super::lease::{lock, LocalMembers};
+use super::requests::kind_from_code;
 use crate::codec::decode;
 use crate::{Inbox, Message, StoreError};
 use async_trait::async_trait;
@@ -227,6 +228,10 @@ fn message(fields: &[(Vec<u8>, Vec<u8>)]) -> Result<Message, StoreError> {
             })
         }
         Some(b"m") => Ok(Message::MembersChanged),
+        Some(b"s") => {
+            let payload = field(b"p").ok_or_else(|| corrupt("no payload"))?;
+            Ok(Message::Signal(decode("signal", payload)?))
+        }
         _ => Err(corrupt("unknown message type")),
     }
 }

@@ -12,6 +12,13 @@ local P = ARGV[1]
 local FENCE = ARGV[3]
 table.remove(ARGV, 3)
 
+-- A broken invariant of kar (a bug, not a condition that a retry fixes): raised as an
+-- `ERR` reply whose text contains "script", which the client classifies as
+-- StoreError::Invariant (kar-store-api, `From<RedisError>`).
+local function invariant(message)
+  error(redis.error_reply('ERR script invariant: ' .. message))
+end
+
 -- Server time in milliseconds: every lease is computed from the Redis clock, so the
 -- clocks of the hosts running kar do not matter.
 local function now_ms()
@@ -114,6 +121,15 @@ local function route(id, name, seq, record, now, actor)
     redis.call('ZADD', P .. 'parked:' .. name, seq, id)
   end
   return target
+end
+
+-- Stores new request `id` (its record and routing fields, with the next arrival number)
+-- and returns that number; the caller then routes it.
+local function store_request(id, name, kind, caller, record, actor)
+  local seq = redis.call('INCR', P .. 'seq')
+  redis.call('HSET', P .. 'req:' .. id, 'name', name, 'kind', kind, 'caller', caller, 'seq', seq,
+    'rec', record, 'actor', actor)
+  return seq
 end
 
 -- Whether request `id` has unfinished children: calls or promises it made (the set
