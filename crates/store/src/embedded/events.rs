@@ -4,6 +4,7 @@
 
 use super::db::Db;
 use super::insert_request;
+use crate::codes::sql_status;
 use crate::{Delivery, EventRequestBuilder, StoreError};
 use bytes::Bytes;
 use kar_protocol::{ActorRef, Subscription};
@@ -207,9 +208,10 @@ fn probe(conn: &Connection, app: &str, actor: &ActorRef, id: &str) -> Result<Pro
     // and not done, the previous event is still being delivered.
     let busy = match &inflight {
         Some(request) => conn
-            .prepare_cached(
-                "SELECT 1 FROM requests WHERE app = ?1 AND id = ?2 AND status <> 'done'",
-            )?
+            .prepare_cached(concat!(
+                "SELECT 1 FROM requests WHERE app = ?1 AND id = ?2 AND status <> ",
+                sql_status!(Done)
+            ))?
             .query_row([app, request.as_str()], |_| Ok(()))
             .optional()?
             .is_some(),

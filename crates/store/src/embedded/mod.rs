@@ -11,6 +11,7 @@ mod recovery;
 mod reminders;
 
 use crate::codec::{decode, encode};
+use crate::codes::{kind_code, kind_from_code, sql_status, Status};
 use crate::{
     ActorStore, AdminStore, Delivery, EventRequestBuilder, EventStore, Firing, Inbox,
     MembershipStore, Message, ReminderStore, RequestBuilder, RequestStore, Routing, StoreError,
@@ -19,8 +20,8 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use db::{Db, Pokes};
 use kar_protocol::{
-    ActorRef, ActorState, Member, NodeId, Outcome, Reminder, Request, RequestId, RequestKind,
-    StateUpdate, Subscription, Target, UpdateCounts,
+    ActorRef, ActorState, Member, NodeId, Outcome, Reminder, Request, RequestId, StateUpdate,
+    Subscription, Target, UpdateCounts,
 };
 use liveness::Watchers;
 use rand::seq::IndexedRandom;
@@ -49,10 +50,6 @@ fn migrate(conn: &Connection) -> rusqlite::Result<()> {
          WHERE parent IS NOT NULL",
     )
 }
-
-/// Status values of the `requests` table.
-const QUEUED: &str = "queued";
-const PARKED: &str = "parked";
 
 /// Inbox row kinds.
 const EXECUTE: i64 = 0;
@@ -155,22 +152,6 @@ fn remove_entry(
             .execute(params![app, t, i, key, sub])?,
     };
     Ok(n > 0)
-}
-
-fn kind_code(kind: RequestKind) -> i64 {
-    match kind {
-        RequestKind::Call => 0,
-        RequestKind::Tell => 1,
-        RequestKind::Promise => 2,
-    }
-}
-
-fn kind_from_code(code: i64) -> RequestKind {
-    match code {
-        1 => RequestKind::Tell,
-        2 => RequestKind::Promise,
-        _ => RequestKind::Call,
-    }
 }
 
 fn poke_ports(conn: &Connection, app: &str) -> Result<Pokes, StoreError> {
@@ -288,8 +269,8 @@ fn insert_request(
     let actor = actor_of(&request.target);
     let target = route(conn, app, name, actor)?;
     let (status, assignee) = match &target {
-        Some((node, _)) => (QUEUED, Some(node.as_str())),
-        None => (PARKED, None),
+        Some((node, _)) => (Status::Queued.sql(), Some(node.as_str())),
+        None => (Status::Parked.sql(), None),
     };
     conn.prepare_cached(
         "INSERT INTO requests (app, id, name, status, kind, assignee, caller, record,
@@ -380,8 +361,8 @@ impl MembershipStore for EmbeddedStore {
                 for name in &names {
                     let parked: Vec<(String, Option<String>, Option<String>)> = conn
                         .prepare_cached(
-                            "SELECT id, actor_type, actor_id FROM requests
-                             WHERE app = ?1 AND status = 'parked' AND name = ?2 ORDER BY seq",
+                            concat!("SELECT id, actor_type, actor_id FROM requests
+                             WHERE app = ?1 AND status = ", sql_status!(Parked), " AND name = ?2 ORDER BY seq"),
                         )?
                         .query_map([&app, name], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))?
                         .collect::<Result<_, _>>()?;
@@ -391,7 +372,7 @@ impl MembershipStore for EmbeddedStore {
                             continue;
                         };
                         conn.prepare_cached(
-                            "UPDATE requests SET status = 'queued', assignee = ?3 WHERE app = ?1 AND id = ?2",
+                            concat!("UPDATE requests SET status = ", sql_status!(Queued), ", assignee = ?3 WHERE app = ?1 AND id = ?2"),
                         )?
                         .execute([&app, &id, &target])?;
                         push_inbox(conn, &app, &target, EXECUTE, &id)?;
@@ -499,17 +480,21 @@ impl RequestStore for EmbeddedStore {
                 };
                 // Done, or not (or no longer) this node's to run: a stale attempt
                 // commits nothing.
-                if status != QUEUED || assignee.as_deref() != Some(node.as_str()) {
+                if Status::from_sql(&id, &status)? != Status::Queued
+                    || assignee.as_deref() != Some(node.as_str())
+                {
                     return Ok((false, Vec::new()));
                 }
-                let kind = kind_from_code(kind);
+                let kind = kind_from_code(&id, kind)?;
                 let caller_port = is_member(conn, &app, &caller)?;
                 let mut pokes = match (kind.expects_reply(), caller_port) {
                     (true, Some(port)) => {
-                        conn.prepare_cached(
-                            "UPDATE requests SET status = 'done', assignee = NULL, outcome = ?3
-                             WHERE app = ?1 AND id = ?2",
-                        )?
+                        conn.prepare_cached(concat!(
+                            "UPDATE requests SET status = ",
+                            sql_status!(Done),
+                            ", assignee = NULL, outcome = ?3
+                             WHERE app = ?1 AND id = ?2"
+                        ))?
                         .execute(params![app, id, outcome])?;
                         push_inbox(conn, &app, &caller, COMPLETED, &id)?;
                         vec![port]
@@ -545,7 +530,7 @@ impl RequestStore for EmbeddedStore {
             .run(move |conn| {
                 let parked: Option<(i64, Option<String>)> = conn
                     .prepare_cached(
-                        "SELECT kind, parent FROM requests WHERE app = ?1 AND id = ?2 AND status = 'parked'",
+                        concat!("SELECT kind, parent FROM requests WHERE app = ?1 AND id = ?2 AND status = ", sql_status!(Parked)),
                     )?
                     .query_row([&app, &id], |row| Ok((row.get(0)?, row.get(1)?)))
                     .optional()?;
@@ -555,7 +540,7 @@ impl RequestStore for EmbeddedStore {
                 conn.prepare_cached("DELETE FROM requests WHERE app = ?1 AND id = ?2")?
                     .execute([&app, &id])?;
                 let pokes = match parent {
-                    Some(parent) if kind_from_code(kind).expects_reply() => {
+                    Some(parent) if kind_from_code(&id, kind)?.expects_reply() => {
                         recovery::child_finished(conn, &app, &parent)?
                     }
                     _ => Vec::new(),
@@ -583,9 +568,10 @@ impl RequestStore for EmbeddedStore {
                     return Err(StoreError::Fenced(node));
                 }
                 let assignee: Option<Option<String>> = conn
-                    .prepare_cached(
-                        "SELECT assignee FROM requests WHERE app = ?1 AND id = ?2 AND status = 'queued'",
-                    )?
+                    .prepare_cached(concat!(
+                        "SELECT assignee FROM requests WHERE app = ?1 AND id = ?2 AND status = ",
+                        sql_status!(Queued)
+                    ))?
                     .query_row([&app, &id], |row| row.get(0))
                     .optional()?;
                 if assignee.flatten().as_deref() != Some(node.as_str()) {
@@ -598,8 +584,8 @@ impl RequestStore for EmbeddedStore {
                     route(conn, &app, &name, actor)?
                 };
                 let (status, assignee) = match &target {
-                    Some((n, _)) => (QUEUED, Some(n.as_str())),
-                    None => (PARKED, None),
+                    Some((n, _)) => (Status::Queued.sql(), Some(n.as_str())),
+                    None => (Status::Parked.sql(), None),
                 };
                 conn.prepare_cached(
                     "UPDATE requests SET name = ?3, actor_type = ?4, actor_id = ?5, status = ?6,
@@ -1073,16 +1059,16 @@ impl Inbox for EmbeddedInbox {
             }
             for row in rows {
                 self.acked = self.acked.max(row.seq);
-                let message = match (row.kind, row.record, row.outcome) {
-                    (EXECUTE, Some(record), _) => decode(&row.request_id, &record)
+                let message = match (row.kind, row.record, row.outcome, row.request_kind) {
+                    (EXECUTE, Some(record), _, _) => decode(&row.request_id, &record)
                         .map(|request| Some(Message::Execute(Box::new(request)))),
-                    (COMPLETED, Some(_), Some(outcome)) => {
-                        decode(&row.request_id, &outcome).map(|outcome| {
-                            Some(Message::Completed {
+                    (COMPLETED, Some(_), Some(outcome), Some(kind)) => {
+                        kind_from_code(&row.request_id, kind).and_then(|kind| {
+                            Ok(Some(Message::Completed {
                                 id: RequestId(row.request_id.clone()),
-                                kind: kind_from_code(row.request_kind.unwrap_or(0)),
-                                outcome,
-                            })
+                                kind,
+                                outcome: decode(&row.request_id, &outcome)?,
+                            }))
                         })
                     }
                     // The request is gone (purged, or completed after re-routing).
