@@ -6,7 +6,8 @@
 //! watches every member: the next watcher to take the dead member's lock retries).
 
 use super::db::Pokes;
-use super::{bump_version, poke_ports, push_inbox, route, EXECUTE};
+use super::mesh::{bump_version, poke_ports};
+use super::routing::reroute;
 use crate::codec::{decode, encode};
 use crate::codes::{kind, sql_status};
 use crate::StoreError;
@@ -15,7 +16,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 /// Why a member is removed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Removal {
+pub(super) enum Removal {
     /// It left (`Store::leave`).
     Left,
     /// It died (its lock was released without a leave).
@@ -27,7 +28,7 @@ pub(crate) enum Removal {
 /// parked, or held while children of theirs are unfinished), finished requests that
 /// only it could collect are dropped, and everybody learns of the change. Returns
 /// whether the member was still there.
-pub(crate) fn remove_member(
+pub(super) fn remove_member(
     conn: &Connection,
     app: &str,
     node: &str,
@@ -139,42 +140,10 @@ fn has_unfinished_children(conn: &Connection, app: &str, id: &str) -> Result<boo
         .query_row([app, id], |row| row.get(0))?)
 }
 
-/// Routes a stored request that sits in no inbox to a live member offering its target
-/// (queued there), or parks it. Returns the port to poke.
-pub(crate) fn reroute(
-    conn: &Connection,
-    app: &str,
-    id: &str,
-    name: &str,
-    actor: Option<(&str, &str)>,
-) -> Result<Option<u16>, StoreError> {
-    match route(conn, app, name, actor)? {
-        Some((target, port)) => {
-            conn.prepare_cached(concat!(
-                "UPDATE requests SET status = ",
-                sql_status!(Queued),
-                ", assignee = ?3 WHERE app = ?1 AND id = ?2"
-            ))?
-            .execute([app, id, &target])?;
-            push_inbox(conn, app, &target, EXECUTE, id)?;
-            Ok(Some(port))
-        }
-        None => {
-            conn.prepare_cached(concat!(
-                "UPDATE requests SET status = ",
-                sql_status!(Parked),
-                ", assignee = NULL WHERE app = ?1 AND id = ?2"
-            ))?
-            .execute([app, id])?;
-            Ok(None)
-        }
-    }
-}
-
 /// A call or promise made by `parent` just finished (completed or expired; its row
 /// is already updated): if `parent` is held and this was its last unfinished child,
 /// it is routed now, in the same transition.
-pub(crate) fn child_finished(
+pub(super) fn child_finished(
     conn: &Connection,
     app: &str,
     parent: &str,
