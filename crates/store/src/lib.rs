@@ -14,6 +14,7 @@
 //! applications never mix.
 
 mod codec;
+mod codes;
 mod embedded;
 mod fault;
 mod redis;

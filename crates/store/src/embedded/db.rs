@@ -5,6 +5,7 @@
 //! after the batch's commit in a deferred read transaction, which never takes the
 //! write lock that the other `kar` processes compete for.
 
+use crate::codes::sql_status;
 use crate::StoreError;
 use rusqlite::Connection;
 use std::collections::HashMap;
@@ -394,7 +395,10 @@ fn delete_acked(conn: &Connection, acks: &Acks) {
     }
     for (app, id) in cleanup.forgotten {
         run(
-            "DELETE FROM requests WHERE app = ?1 AND id = ?2 AND status = 'done'",
+            concat!(
+                "DELETE FROM requests WHERE app = ?1 AND id = ?2 AND status = ",
+                sql_status!(Done)
+            ),
             &[&app, &id],
         );
     }
