@@ -6,9 +6,10 @@
 use super::scripts::{COMPLETE, ENQUEUE, EXPIRE_PARKED, FORGET, TAIL_CALL};
 use super::{target_actor, value_string, RedisStore};
 use crate::codec::encode;
+use crate::codes::kind_code;
 use crate::{RequestStore, Routing, StoreError};
 use async_trait::async_trait;
-use kar_protocol::{NodeId, Outcome, Request, RequestId, RequestKind};
+use kar_protocol::{NodeId, Outcome, Request, RequestId};
 use redis::{ScriptInvocation, Value};
 
 /// Appends the six arguments describing a new request, in the order the scripts read
@@ -36,22 +37,6 @@ pub(super) fn routing(what: &str, outcome: &str) -> Result<Routing, StoreError> 
                 reason: format!("unexpected outcome {other:?}"),
             }),
         },
-    }
-}
-
-pub(super) fn kind_code(kind: RequestKind) -> u8 {
-    match kind {
-        RequestKind::Call => 0,
-        RequestKind::Tell => 1,
-        RequestKind::Promise => 2,
-    }
-}
-
-pub(super) fn kind_from_code(code: &[u8]) -> RequestKind {
-    match code {
-        b"1" => RequestKind::Tell,
-        b"2" => RequestKind::Promise,
-        _ => RequestKind::Call,
     }
 }
 

@@ -5,7 +5,7 @@
 
 use super::lease::lock;
 use super::{Keys, RedisStore};
-use crate::StoreError;
+use crate::{codes, StoreError};
 use redis::ScriptInvocation;
 use std::marker::PhantomData;
 use std::sync::LazyLock;
@@ -42,9 +42,11 @@ impl ByMember for ByExecutor {
 }
 
 impl<F> Script<F> {
+    /// The script of `source`, after the request codes (`crate::codes::LUA`: no
+    /// script spells a status or kind code itself).
     fn new(source: &str) -> Self {
         Script {
-            lua: redis::Script::new(source),
+            lua: redis::Script::new(&[codes::LUA, source].concat()),
             fence: PhantomData,
         }
     }

@@ -13,7 +13,7 @@ local function unfinished(id)
     return false
   end
   local status = redis.call('HGET', P .. 'req:' .. id, 'status')
-  return status ~= false and status ~= 'd'
+  return status ~= false and status ~= DONE
 end
 
 local BINDINGS = {

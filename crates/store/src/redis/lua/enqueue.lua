@@ -19,7 +19,7 @@ local seq = store_request(id, name, kind, caller, record, actor)
 redis.call('HSET', key, 'attempt', attempt)
 if parent ~= '' then
   redis.call('HSET', key, 'parent', parent)
-  if kind ~= '1' then
+  if kind ~= TELL then
     redis.call('SADD', P .. 'kids:' .. parent, id)
   end
 end

@@ -1,4 +1,6 @@
--- Helpers shared by every transition script (prepended to each script at build time).
+-- Helpers shared by every transition script (prepended to each script at build time,
+-- after the request codes of `crates/store/src/codes.rs` as the locals QUEUED, PARKED,
+-- HELD, DONE (statuses) and CALL, TELL, PROMISE (kinds): no script spells a code).
 --
 -- Calling convention of every script: KEYS[1] is "<prefix>members" (it only tells Redis
 -- Cluster which slot the script touches: every key of one application shares the hash
@@ -76,7 +78,7 @@ end
 
 -- Assigns request `id` to `node`: queued, indexed by arrival order, in the inbox.
 local function assign(id, seq, record, node)
-  redis.call('HSET', P .. 'req:' .. id, 'status', 'q', 'assignee', node)
+  redis.call('HSET', P .. 'req:' .. id, 'status', QUEUED, 'assignee', node)
   redis.call('ZADD', P .. 'assigned:' .. node, seq, id)
   push_execute(node, id, record)
 end
@@ -116,7 +118,7 @@ local function route(id, name, seq, record, now, actor)
     assign(id, seq, record, target)
   else
     local key = P .. 'req:' .. id
-    redis.call('HSET', key, 'status', 'p')
+    redis.call('HSET', key, 'status', PARKED)
     redis.call('HDEL', key, 'assignee')
     redis.call('ZADD', P .. 'parked:' .. name, seq, id)
   end
@@ -139,7 +141,7 @@ local function has_unfinished_children(id)
   local kids = P .. 'kids:' .. id
   for _, kid in ipairs(redis.call('SMEMBERS', kids)) do
     local status = redis.call('HGET', P .. 'req:' .. kid, 'status')
-    if status and status ~= 'd' then
+    if status and status ~= DONE then
       return true
     end
     redis.call('SREM', kids, kid)
@@ -150,12 +152,12 @@ end
 -- Request `id` (of kind `kind`, made by `parent`) just finished: it leaves its
 -- parent's children, and a held parent whose last unfinished child it was is routed.
 local function child_finished(id, kind, parent, now)
-  if kind == '1' or not parent or parent == '' then
+  if kind == TELL or not parent or parent == '' then
     return
   end
   redis.call('SREM', P .. 'kids:' .. parent, id)
   local f = redis.call('HMGET', P .. 'req:' .. parent, 'status', 'name', 'seq', 'rec', 'actor')
-  if f[1] == 'h' and not has_unfinished_children(parent) then
+  if f[1] == HELD and not has_unfinished_children(parent) then
     route(parent, f[2], f[3], f[4], now, f[5])
   end
 end

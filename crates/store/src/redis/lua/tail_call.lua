@@ -10,7 +10,7 @@ local now = now_ms()
 local node, id, name, actor, record = ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7]
 local key = P .. 'req:' .. id
 local f = redis.call('HMGET', key, 'status', 'assignee', 'seq')
-if f[1] ~= 'q' or f[2] ~= node then
+if f[1] ~= QUEUED or f[2] ~= node then
   return -2
 end
 local seq = f[3]
