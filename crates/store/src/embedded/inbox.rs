@@ -4,9 +4,9 @@
 use super::db::Db;
 use super::liveness::Watchers;
 use super::mesh::mesh_version;
-use crate::codec::decode;
+use crate::codec::{decode, encode};
 use crate::codes::kind_from_code;
-use crate::{Inbox, Message, StoreError};
+use crate::{Inbox, Message, Signal, StoreError};
 use async_trait::async_trait;
 use kar_protocol::RequestId;
 use rusqlite::{params, Connection};
@@ -14,9 +14,11 @@ use std::fs::File;
 use std::sync::Arc;
 use tokio::sync::Notify;
 
-/// Inbox row kinds (the `kind` column): what the row's message is.
+/// Inbox row kinds (the `kind` column): what the row's message is. Request rows
+/// name their request (`request_id`), signal rows carry the signal (`payload`).
 pub(super) const EXECUTE: i64 = 0;
 pub(super) const COMPLETED: i64 = 1;
+pub(super) const SIGNAL: i64 = 2;
 
 /// Appends a message about request `id` (`EXECUTE` or `COMPLETED`) to the inbox of
 /// `node`.
@@ -29,6 +31,20 @@ pub(super) fn push(
 ) -> Result<(), StoreError> {
     conn.prepare_cached("INSERT INTO inbox (app, node, kind, request_id) VALUES (?1, ?2, ?3, ?4)")?
         .execute(params![app, node, kind, id])?;
+    Ok(())
+}
+
+/// Appends a signal to the inbox of `node`.
+pub(super) fn push_signal(
+    conn: &Connection,
+    app: &str,
+    node: &str,
+    signal: &Signal,
+) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "INSERT INTO inbox (app, node, kind, request_id, payload) VALUES (?1, ?2, ?3, '', ?4)",
+    )?
+    .execute(params![app, node, SIGNAL, encode(signal)])?;
     Ok(())
 }
 
@@ -52,17 +68,78 @@ impl Drop for EmbeddedInbox {
     }
 }
 
-/// One inbox row joined with its request.
+/// One inbox row, joined with its request for request rows.
 struct InboxRow {
     seq: i64,
     kind: i64,
     request_id: String,
+    payload: Option<Vec<u8>>,
     record: Option<Vec<u8>>,
     request_kind: Option<i64>,
     outcome: Option<Vec<u8>>,
 }
 
+impl InboxRow {
+    /// The message of the row; `None` when its request is gone (purged, or completed
+    /// after re-routing).
+    fn message(self) -> Result<Option<Message>, StoreError> {
+        let key = &self.request_id;
+        Ok(
+            match (self.kind, self.record, self.outcome, self.request_kind) {
+                (EXECUTE, Some(record), _, _) => {
+                    Some(Message::Execute(Box::new(decode(key, &record)?)))
+                }
+                (COMPLETED, Some(_), Some(outcome), Some(kind)) => Some(Message::Completed {
+                    id: RequestId(key.clone()),
+                    kind: kind_from_code(key, kind)?,
+                    outcome: decode(key, &outcome)?,
+                }),
+                (SIGNAL, ..) => {
+                    let key = format!("inbox row {}", self.seq);
+                    let payload = self.payload.unwrap_or_default();
+                    Some(Message::Signal(decode(&key, &payload)?))
+                }
+                (EXECUTE | COMPLETED, ..) => None,
+                (kind, ..) => {
+                    return Err(StoreError::Corrupt {
+                        key: format!("inbox row {}", self.seq),
+                        reason: format!("unknown inbox row kind {kind}"),
+                    })
+                }
+            },
+        )
+    }
+}
+
+/// Most rows taken by one read.
 const INBOX_BATCH: i64 = 1024;
+
+/// The rows of `node`'s inbox after `acked`, in order.
+fn rows_after(
+    conn: &Connection,
+    app: &str,
+    node: &str,
+    acked: i64,
+) -> Result<Vec<InboxRow>, StoreError> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT i.seq, i.kind, i.request_id, i.payload, r.record, r.kind, r.outcome
+             FROM inbox i LEFT JOIN requests r ON r.app = i.app AND r.id = i.request_id
+             WHERE i.app = ?1 AND i.node = ?2 AND i.seq > ?3 ORDER BY i.seq LIMIT ?4",
+        )?
+        .query_map(params![app, node, acked, INBOX_BATCH], |row| {
+            Ok(InboxRow {
+                seq: row.get(0)?,
+                kind: row.get(1)?,
+                request_id: row.get(2)?,
+                payload: row.get(3)?,
+                record: row.get(4)?,
+                request_kind: row.get(5)?,
+                outcome: row.get(6)?,
+            })
+        })?
+        .collect::<Result<_, _>>()?)
+}
 
 #[async_trait]
 impl Inbox for EmbeddedInbox {
@@ -75,23 +152,7 @@ impl Inbox for EmbeddedInbox {
             let (rows, version, members) = self
                 .db
                 .read(move |conn| {
-                    let rows: Vec<InboxRow> = conn
-                        .prepare_cached(
-                            "SELECT i.seq, i.kind, i.request_id, r.record, r.kind, r.outcome
-                             FROM inbox i LEFT JOIN requests r ON r.app = i.app AND r.id = i.request_id
-                             WHERE i.app = ?1 AND i.node = ?2 AND i.seq > ?3 ORDER BY i.seq LIMIT ?4",
-                        )?
-                        .query_map(params![app, node, acked, INBOX_BATCH], |row| {
-                            Ok(InboxRow {
-                                seq: row.get(0)?,
-                                kind: row.get(1)?,
-                                request_id: row.get(2)?,
-                                record: row.get(3)?,
-                                request_kind: row.get(4)?,
-                                outcome: row.get(5)?,
-                            })
-                        })?
-                        .collect::<Result<_, _>>()?;
+                    let rows = rows_after(conn, &app, &node, acked)?;
                     let version = mesh_version(conn, &app)?;
                     // The member list only matters when the mesh changed.
                     let members: Vec<String> = if version == known_version {
@@ -115,28 +176,14 @@ impl Inbox for EmbeddedInbox {
             }
             for row in rows {
                 self.acked = self.acked.max(row.seq);
-                let message = match (row.kind, row.record, row.outcome, row.request_kind) {
-                    (EXECUTE, Some(record), _, _) => decode(&row.request_id, &record)
-                        .map(|request| Some(Message::Execute(Box::new(request)))),
-                    (COMPLETED, Some(_), Some(outcome), Some(kind)) => {
-                        kind_from_code(&row.request_id, kind).and_then(|kind| {
-                            Ok(Some(Message::Completed {
-                                id: RequestId(row.request_id.clone()),
-                                kind,
-                                outcome: decode(&row.request_id, &outcome)?,
-                            }))
-                        })
-                    }
-                    // The request is gone (purged, or completed after re-routing).
-                    _ => Ok(None),
-                };
-                match message {
+                let request = row.request_id.clone();
+                match row.message() {
                     Ok(Some(message)) => messages.push(message),
                     Ok(None) => {}
                     // Skipped, not returned: the row is already acknowledged, and the
                     // messages around it must still be delivered.
                     Err(e) => {
-                        tracing::error!(request = %row.request_id, "dropping a corrupt inbox message: {e}")
+                        tracing::error!(%request, "dropping a corrupt inbox message: {e}")
                     }
                 }
             }

@@ -1,14 +1,14 @@
 //! Mesh membership in the embedded engine: `members` and `offers`; a member's
 //! liveness is its lock file (`liveness`), its wake-ups a loopback port (`poke`).
 
-use super::inbox::EmbeddedInbox;
-use super::mesh::{bump_version, mesh_version, poke_ports};
+use super::inbox::{self, EmbeddedInbox};
+use super::mesh::{bump_version, is_member, mesh_version, poke_ports};
 use super::recovery::{remove_member, Removal};
 use super::routing::{assign, route};
 use super::{liveness, poke, EmbeddedStore};
 use crate::codec::{decode, encode};
 use crate::codes::sql_status;
-use crate::{Inbox, MembershipStore, StoreError};
+use crate::{Inbox, MembershipStore, Signal, StoreError};
 use async_trait::async_trait;
 use kar_protocol::{Member, NodeId};
 use rusqlite::params;
@@ -109,9 +109,19 @@ impl MembershipStore for EmbeddedStore {
             .await
     }
 
-    async fn signal(&self, _to: &NodeId, _signal: &crate::Signal) -> Result<(), StoreError> {
-        Err(StoreError::unavailable(
-            "signals are not implemented by this engine yet",
-        ))
+    async fn signal(&self, to: &NodeId, signal: &Signal) -> Result<(), StoreError> {
+        let app = self.app.clone();
+        let node = to.0.clone();
+        let signal = signal.clone();
+        self.db
+            .run(move |conn| {
+                // A signal to a member that is gone is lost, by design (see `Signal`).
+                let Some(port) = is_member(conn, &app, &node)? else {
+                    return Ok(((), Vec::new()));
+                };
+                inbox::push_signal(conn, &app, &node, &signal)?;
+                Ok(((), vec![port]))
+            })
+            .await
     }
 }

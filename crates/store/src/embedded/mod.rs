@@ -58,7 +58,7 @@ impl EmbeddedStore {
             ))
         })?;
         let path = dir.join("kar.db");
-        let db = Db::open(&path, schema::SCHEMA, schema::migrate)?;
+        let db = Db::open(&path, schema::upgrade)?;
         let watchers = Watchers::new(dir.to_path_buf(), app.to_string(), db.clone());
         Ok(EmbeddedStore {
             app: app.to_string(),
