@@ -12,12 +12,12 @@
 //!
 //! | key | type | content |
 //! | --- | --- | --- |
-//! | `P members` | hash | node → postcard [`Member`] |
+//! | `P members` | hash | node → postcard [`Member`](kar_protocol::Member) |
 //! | `P leases` | zset | node → lease expiry (ms, Redis server clock) |
 //! | `P names:<node>` | set | the names (service, actor types) the node offers |
 //! | `P route:<name>` | zset (score 0) | nodes offering `name` (sorted, so a random index picks) |
 //! | `P seq` | string | arrival counter of requests |
-//! | `P req:<id>` | hash | `name`, `actor` (encoded target actor, empty for a service), `kind` (0 call, 1 tell, 2 promise), `caller`, `seq`, `rec` (postcard [`Request`]), `attempt` (delivery attempt of the step, overlaid on `rec` when delivered), `parent` (id of the request that made it, if known), `status` (`q` queued, `p` parked, `h` held: re-delivery waiting for its children, `d` done), `assignee` (while queued), `outcome` (postcard [`Outcome`], once done) |
+//! | `P req:<id>` | hash | `name`, `actor` (encoded target actor, empty for a service), `kind` (0 call, 1 tell, 2 promise: `crate::codes`), `caller`, `seq`, `rec` (postcard [`Request`](kar_protocol::Request)), `attempt` (delivery attempt of the step, overlaid on `rec` when delivered), `parent` (id of the request that made it, if known), `status` (`q` queued, `p` parked, `h` held: re-delivery waiting for its children, `d` done: `crate::codes`), `assignee` (while queued), `outcome` (postcard [`Outcome`](kar_protocol::Outcome), once done) |
 //! | `P kids:<id>` | set | ids of the calls and promises made by request `id` that may be unfinished (an entry goes when the child finishes) |
 //! | `P recovery:<node>` | string | the lock of the recovery of dead member `node`: the recoverer, with a TTL of one lease |
 //! | `P assigned:<node>` | zset | ids of the requests queued on the node, by `seq` (re-routed in arrival order) |
@@ -44,60 +44,102 @@
 //!
 //! # Scripts
 //!
-//! One script per transition (`lua/*.lua`, each prefixed with the helpers of
-//! `lua/lib.lua` and run with EVALSHA). `KEYS[1]` is `P members` (it routes the script
-//! to the application's slot), `ARGV[1]` the prefix, `ARGV[2]` a random number from
-//! the client (Lua's random generator is deterministic in Redis) used to pick among the
-//! members offering a name, and `ARGV[3]` the *fence*: the member on whose behalf the
-//! script runs (see below). Times come from `TIME` inside the script.
+//! One Lua script per transition, no script serving several (`lua/<name>.lua`, run
+//! with EVALSHA). Each is declared once in `scripts.rs`, with its fencing mode as its
+//! type, and its source is the request codes (`crate::codes::LUA`), its preludes and
+//! its own file. The prelude `lua/lib.lua` (routing, recovery and state helpers, the
+//! fence check) sets the calling convention: `KEYS[1]` is `P members` (it routes the
+//! script to the application's slot), `ARGV[1]` the prefix, `ARGV[2]` a random number
+//! from the client (Lua's random generator is deterministic in Redis) used to pick
+//! among the members offering a name, and `ARGV[3]` the *fence*: the member on whose
+//! behalf the script runs (see below), removed from `ARGV` so that each script's own
+//! arguments start at `ARGV[3]`; each file documents them at its top. Times come from
+//! `TIME` inside the script. Reminders and subscriptions share the prelude
+//! `lua/bindings.lua`; the topic scripts have theirs (`lua/topic_lib.lua`: global
+//! keys, no prefix, no fence).
 //!
+//! Membership (`membership.rs`, `lease.rs`, `recovery.rs`):
 //! * `join`: writes the member, its lease and its routes, adopts the requests parked
 //!   for its names (in arrival order), pushes `MembersChanged` to every other member.
 //! * `renew` (every lease/3, by a background task per member): fails if the member's
 //!   lease has expired (it must fence itself), extends it, and returns the members
 //!   whose leases expired, which the renewing member then recovers. Failure detection
 //!   thus runs inside the renewals of the live members, never on the request path.
-//! * `recover` (see `recovery.rs`): one bounded step of the recovery of a member whose
-//!   lease expired, under a lock with a TTL, so that no script blocks Redis for long
-//!   and a recoverer that dies midway is replaced. Outcomes only the dead member could
-//!   collect are deleted, its placements dropped, and its queued requests re-delivered
-//!   in arrival order with their attempt incremented: routed (actor requests to a new
-//!   placement), parked, or *held* while calls or promises they made are unfinished
-//!   (the last child's completion routes them). The last step removes the member and
-//!   its inbox and tells the others. `leave` ends the member's lease at once, and the
-//!   leaving client runs the same recovery.
+//! * `recover`: one bounded step of the recovery of a member whose lease expired,
+//!   under a lock with a TTL, so that no script blocks Redis for long and a recoverer
+//!   that dies midway is replaced. Outcomes only the dead member could collect are
+//!   deleted, its placements dropped, and its queued requests re-delivered in arrival
+//!   order with their attempt incremented: routed (actor requests to a new placement),
+//!   parked, or *held* while calls or promises they made are unfinished (the last
+//!   child's completion routes them). The last step removes the member and its inbox
+//!   and tells the others.
+//! * `leave`: ends the member's lease at once; the leaving client runs `recover`.
+//! * `members`: the members with a valid lease (read only).
+//! * `signal`: appends a signal to a live member's inbox; dropped if it is not live.
+//!
+//! Requests (`requests.rs`):
 //! * `enqueue`: stores the request and routes it (its `Execute` is appended to the
 //!   chosen member's inbox), or parks it. An actor request goes to the actor's
 //!   placement while that member is live; otherwise, and for services, to a random
 //!   *live* member offering the name (recorded as the actor's new placement).
-//! * `tail_call`: fenced / not-assigned checks, then step k+1 replaces the record of
-//!   the same request and stays on the node (`local`) or is routed like `enqueue`.
-//! * `complete`: fenced on the completing node; does nothing unless the request is
-//!   queued on it; a call or promise whose caller is live becomes `done` with its
-//!   outcome and a `Completed` goes to the caller's inbox; a tell, or a request whose
-//!   caller is dead, is deleted. A held parent whose last unfinished child it was is
-//!   routed.
+//! * `tail_call`: not-assigned check, then step k+1 replaces the record of the same
+//!   request and stays on the node (`local`) or is routed like `enqueue`.
+//! * `complete`: does nothing unless the request is queued on the completing node; a
+//!   call or promise whose caller is live becomes `done` with its outcome and a
+//!   `Completed` goes to the caller's inbox; a tell, or a request whose caller is
+//!   dead, is deleted. A held parent whose last unfinished child it was is routed.
 //! * `forget`, `expire_parked`: delete done / parked records (the latter may release a
 //!   held parent too).
-//! * `state` (one script, the operation as first argument) and `remove_actor`: actor
-//!   state reads and writes, each atomic, `update` included (removals first).
-//! * `reminders` (one script, the operation as first argument): schedule, get, cancel;
-//!   `due` reads the due reminders and `fire` enqueues their firings and advances them
-//!   (compare-and-set on each reminder's generation and target: see `reminders.rs`).
-//! * `members`: the members with a valid lease (read only).
+//!
+//! Actors (`actors.rs`; placements are read with `HGETALL`):
+//! * `remove_actor`: drops the actor's placement and state.
+//! * `state_get`, `state_get_all`, `submap_entries` (read only); `state_set`,
+//!   `state_remove`, `state_remove_all`, `state_update` (removals first, then
+//!   updates, atomically), `submap_clear`.
+//!
+//! Reminders and subscriptions alike (`bindings.rs`, the kind as first argument):
+//! * `binding_get`, `bindings_of` (an actor's), `bindings_all` (read only);
+//!   `binding_cancel`, `bindings_cancel_all`.
+//!
+//! Reminders (`reminders.rs`):
+//! * `reminder_schedule`: writes the reminder with a new generation.
+//! * `reminders_next_due`, `reminders_due` (read only): the earliest target; the due
+//!   reminders.
+//! * `reminders_fire`: enqueues the firings of reminders read by `reminders_due` and
+//!   advances them (compare-and-set on each one's generation and target).
+//!
+//! Events (`events.rs`):
+//! * `subscribe`: writes the subscription (a new topic or group starts afresh).
+//! * `deliver_event`: enqueues the delivery of an event read by `topic_next` and
+//!   advances the position (compare-and-set on it), unless a delivery is in flight.
+//! * `topic_create`, `topic_delete`, `topic_publish`, `topic_last`, `topic_next`: the
+//!   topic's keys only (global: see `events.rs`).
+//!
+//! Admin (`admin.rs`):
 //! * `purge`: deletes every key matching the application's prefix (SCAN inside the
 //!   script, so it is atomic).
+//!
+//! ## Adding a transition
+//!
+//! Write `lua/<name>.lua` (its arguments documented at its top; codes through the
+//! locals of `codes.rs`, invariant violations through `invariant(...)` of `lib.lua`,
+//! which the client classifies as [`StoreError::Invariant`]), declare it in the table
+//! of `scripts.rs` with its fencing mode (`Unfenced` for reads, `ByHandle`,
+//! `ByCaller` or `ByExecutor` for writes), invoke it from the area's file through the
+//! function of that mode (`unfenced`, `by_handle`, `by_member`), and add its line
+//! above. Keys and stored encodings are data: a change needs a migration.
 //!
 //! # Inboxes
 //!
 //! An inbox is a stream whose entries carry the message itself, so receiving needs no
-//! second round trip: `t=e` (Execute, `p` = postcard request), `t=c` (Completed, `i`
-//! = id, `k` = kind, `p` = postcard outcome), `t=m` (MembersChanged). The owner reads
-//! it with a blocking `XREAD` on a connection of its own (no polling) and takes up to
-//! 1024 entries at once. Entries are trimmed (`XTRIM MINID`) only at the
-//! next `recv`, once they were handed out: a cancelled `recv` loses nothing (its
-//! entries are read again by the next one). Streams were preferred to lists for that
-//! reason: a `BLPOP` cancelled after the server popped would lose messages.
+//! second round trip: `t=e` (Execute, `i` = id, `p` = postcard request, `a` =
+//! attempt when not 0), `t=c` (Completed, `i` = id, `k` = kind, `p` = postcard
+//! outcome), `t=m` (MembersChanged), `t=s` (Signal, `p` = postcard signal). The owner
+//! reads it with a blocking `XREAD` on a connection of its own (no polling) and takes
+//! up to 1024 entries at once. Entries are trimmed (`XTRIM MINID`) only at the next
+//! `recv`, once they were handed out: a cancelled `recv` loses nothing (its entries
+//! are read again by the next one). Streams were preferred to lists for that reason:
+//! a `BLPOP` cancelled after the server popped would lose messages.
 //!
 //! # Leases and fencing
 //!
@@ -105,10 +147,12 @@
 //! renewed every lease/3. A member whose lease expired is dead: it is no longer chosen
 //! by `enqueue`, it is recovered by the next renewal of any live member, and its
 //! transitions fail with `Fenced`: every script that changes state on behalf of a
-//! member gets it as its fence and checks its lease first (`complete` and `tail_call`:
-//! the executing node; `enqueue`: the caller when it joined through this handle; the
-//! other transitions, `fire_due` and `deliver_event` included: the handle's member
-//! when it has exactly one, as a sidecar's handle does). Fencing is also local: once a
+//! member gets it as its fence and checks its lease first, the member being given by
+//! the script's mode in `scripts.rs` (`ByExecutor`, `complete` and `tail_call`: the
+//! executing node; `ByCaller`, `enqueue`: the caller when it joined through this
+//! handle; `ByHandle`, the other writes, `reminders_fire` and `deliver_event`
+//! included: the handle's member when it has exactly one, as a sidecar's handle
+//! does). Fencing is also local: once a
 //! whole lease has passed since the last successful renewal was *sent*, the server's
 //! lease has surely expired, so the inbox and every fenced transition report
 //! `Fenced` at once, even if Redis cannot be reached or the process was stopped and
@@ -319,12 +363,22 @@ impl RedisStore {
     }
 }
 
+/// A failure to open a connection, classified by `From<RedisError>` (kar-store-api)
+/// with its source kept: refused credentials or permissions stay configuration
+/// errors; anything else means the server cannot be used now (unreachable, or not
+/// answering like Redis), which a later attempt may find otherwise.
 fn connect_error(addr: &str, e: redis::RedisError) -> StoreError {
-    match e.kind() {
-        redis::ErrorKind::AuthenticationFailed => {
-            StoreError::Config(format!("Redis at {addr} refused the credentials: {e}"))
+    match StoreError::from(e) {
+        StoreError::Config(reason) => {
+            StoreError::Config(format!("Redis at {addr} refused the connection: {reason}"))
         }
-        _ => StoreError::unavailable(format!("failed to connect to Redis at {addr}: {e}")),
+        StoreError::Unavailable { reason, source } | StoreError::Invariant { reason, source } => {
+            StoreError::Unavailable {
+                reason: format!("failed to connect to Redis at {addr}: {reason}"),
+                source,
+            }
+        }
+        other => other,
     }
 }
 
