@@ -14,8 +14,12 @@ use redis::Value;
 pub(super) trait Binding: Sized {
     /// The kind's name in `BINDINGS` of `lua/bindings.lua`.
     const KIND: &'static str;
+    /// The binding as the store API returns it.
+    type Item;
 
     fn parse(record: Value) -> Result<Self, StoreError>;
+
+    fn into_item(self) -> Self::Item;
 
     /// The actor and the id of the binding (listings are sorted by them).
     fn key(&self) -> (&ActorRef, &str);
@@ -41,14 +45,16 @@ pub(super) fn records<B: Binding>(value: Value) -> Result<Vec<B>, StoreError> {
 }
 
 /// The bindings of a list of records, sorted by actor and id.
-fn sorted<B: Binding>(value: Value) -> Result<Vec<B>, StoreError> {
+fn sorted<B: Binding>(value: Value) -> Result<Vec<B::Item>, StoreError> {
     let mut all = records::<B>(value)?;
     all.sort_by(|a, b| a.key().cmp(&b.key()));
-    Ok(all)
+    Ok(all.into_iter().map(B::into_item).collect())
 }
 
 impl RedisStore {
-    pub(super) async fn binding_get<B: Binding>(
+    /// The binding as read (with what only this engine keeps, such as a
+    /// subscription's position).
+    pub(super) async fn binding_read<B: Binding>(
         &self,
         actor: &ActorRef,
         id: &str,
@@ -64,23 +70,31 @@ impl RedisStore {
         }
     }
 
+    pub(super) async fn binding_get<B: Binding>(
+        &self,
+        actor: &ActorRef,
+        id: &str,
+    ) -> Result<Option<B::Item>, StoreError> {
+        Ok(self.binding_read::<B>(actor, id).await?.map(B::into_item))
+    }
+
     /// The bindings of `actor`.
     pub(super) async fn bindings_of<B: Binding>(
         &self,
         actor: &ActorRef,
-    ) -> Result<Vec<B>, StoreError> {
+    ) -> Result<Vec<B::Item>, StoreError> {
         let mut invocation = self.unfenced(&BINDINGS_OF);
         invocation
             .arg(B::KIND)
             .arg(encode_actor(&actor.actor_type, &actor.id));
-        sorted(invocation.invoke_async(&mut self.conn.clone()).await?)
+        sorted::<B>(invocation.invoke_async(&mut self.conn.clone()).await?)
     }
 
     /// Every binding of the kind in the application.
-    pub(super) async fn bindings_all<B: Binding>(&self) -> Result<Vec<B>, StoreError> {
+    pub(super) async fn bindings_all<B: Binding>(&self) -> Result<Vec<B::Item>, StoreError> {
         let mut invocation = self.unfenced(&BINDINGS_ALL);
         invocation.arg(B::KIND);
-        sorted(invocation.invoke_async(&mut self.conn.clone()).await?)
+        sorted::<B>(invocation.invoke_async(&mut self.conn.clone()).await?)
     }
 
     /// Whether the binding existed.

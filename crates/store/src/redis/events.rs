@@ -13,7 +13,7 @@
 
 use super::bindings::{fields, Binding};
 use super::requests::{request_args, routing};
-use super::scripts::{DELIVER_EVENT, SUBSCRIBE};
+use super::scripts::{TopicScript, DELIVER_EVENT, SUBSCRIBE};
 use super::scripts::{TOPIC_CREATE, TOPIC_DELETE, TOPIC_LAST, TOPIC_NEXT, TOPIC_PUBLISH};
 use super::{encode_actor, unexpected, value_bytes, value_string, RedisStore};
 use crate::{Delivery, EventRequestBuilder, EventStore, StoreError};
@@ -31,6 +31,7 @@ struct Read {
 
 impl Binding for Read {
     const KIND: &'static str = "subscription";
+    type Item = Subscription;
 
     fn parse(record: Value) -> Result<Self, StoreError> {
         let [t, i, s, path, topic, ct, group, oldest, pos, busy] = fields("subscription", record)?;
@@ -49,13 +50,13 @@ impl Binding for Read {
         })
     }
 
+    fn into_item(self) -> Subscription {
+        self.subscription
+    }
+
     fn key(&self) -> (&ActorRef, &str) {
         (&self.subscription.actor, &self.subscription.id)
     }
-}
-
-fn subscriptions(reads: Vec<Read>) -> Vec<Subscription> {
-    reads.into_iter().map(|read| read.subscription).collect()
 }
 
 /// The reply of `topic_next`: the offset and the event, or `None` (up to date).
@@ -74,22 +75,25 @@ fn next_event(reply: Value) -> Result<Option<(u64, Vec<u8>)>, StoreError> {
     Ok(Some((offset, event)))
 }
 
+impl RedisStore {
+    /// Runs `script` on `topic`: whether it reports a change (1).
+    async fn topic_changed(&self, script: &TopicScript, topic: &str) -> Result<bool, StoreError> {
+        let changed: i64 = script
+            .invocation(topic)
+            .invoke_async(&mut self.conn.clone())
+            .await?;
+        Ok(changed == 1)
+    }
+}
+
 #[async_trait]
 impl EventStore for RedisStore {
     async fn topic_create(&self, topic: &str) -> Result<bool, StoreError> {
-        let created: i64 = TOPIC_CREATE
-            .invocation(topic)
-            .invoke_async(&mut self.conn.clone())
-            .await?;
-        Ok(created == 1)
+        self.topic_changed(&TOPIC_CREATE, topic).await
     }
 
     async fn topic_delete(&self, topic: &str) -> Result<bool, StoreError> {
-        let existed: i64 = TOPIC_DELETE
-            .invocation(topic)
-            .invoke_async(&mut self.conn.clone())
-            .await?;
-        Ok(existed == 1)
+        self.topic_changed(&TOPIC_DELETE, topic).await
     }
 
     async fn publish(&self, topic: &str, event: Bytes) -> Result<u64, StoreError> {
@@ -130,18 +134,15 @@ impl EventStore for RedisStore {
         actor: &ActorRef,
         id: &str,
     ) -> Result<Option<Subscription>, StoreError> {
-        Ok(self
-            .binding_get::<Read>(actor, id)
-            .await?
-            .map(|read| read.subscription))
+        self.binding_get::<Read>(actor, id).await
     }
 
     async fn subscriptions_of(&self, actor: &ActorRef) -> Result<Vec<Subscription>, StoreError> {
-        Ok(subscriptions(self.bindings_of(actor).await?))
+        self.bindings_of::<Read>(actor).await
     }
 
     async fn subscriptions(&self) -> Result<Vec<Subscription>, StoreError> {
-        Ok(subscriptions(self.bindings_all().await?))
+        self.bindings_all::<Read>().await
     }
 
     async fn subscription_cancel(&self, actor: &ActorRef, id: &str) -> Result<bool, StoreError> {
@@ -158,7 +159,7 @@ impl EventStore for RedisStore {
         id: &str,
         build: &EventRequestBuilder,
     ) -> Result<Delivery, StoreError> {
-        let Some(read) = self.binding_get::<Read>(actor, id).await? else {
+        let Some(read) = self.binding_read::<Read>(actor, id).await? else {
             return Ok(Delivery::Gone);
         };
         if read.busy {

@@ -35,6 +35,7 @@ fn number<T: std::str::FromStr>(field: &str, value: Value) -> Result<T, StoreErr
 
 impl Binding for Read {
     const KIND: &'static str = "reminder";
+    type Item = Reminder;
 
     fn parse(record: Value) -> Result<Self, StoreError> {
         let [t, i, r, path, due, text, period, data, gen] = fields("reminder", record)?;
@@ -53,13 +54,13 @@ impl Binding for Read {
         })
     }
 
+    fn into_item(self) -> Reminder {
+        self.reminder
+    }
+
     fn key(&self) -> (&ActorRef, &str) {
         (&self.reminder.actor, &self.reminder.id)
     }
-}
-
-fn reminders(reads: Vec<Read>) -> Vec<Reminder> {
-    reads.into_iter().map(|read| read.reminder).collect()
 }
 
 #[async_trait]
@@ -85,18 +86,15 @@ impl ReminderStore for RedisStore {
         actor: &ActorRef,
         id: &str,
     ) -> Result<Option<Reminder>, StoreError> {
-        Ok(self
-            .binding_get::<Read>(actor, id)
-            .await?
-            .map(|read| read.reminder))
+        self.binding_get::<Read>(actor, id).await
     }
 
     async fn reminders_of(&self, actor: &ActorRef) -> Result<Vec<Reminder>, StoreError> {
-        Ok(reminders(self.bindings_of(actor).await?))
+        self.bindings_of::<Read>(actor).await
     }
 
     async fn reminders(&self) -> Result<Vec<Reminder>, StoreError> {
-        Ok(reminders(self.bindings_all().await?))
+        self.bindings_all::<Read>().await
     }
 
     async fn reminder_cancel(&self, actor: &ActorRef, id: &str) -> Result<bool, StoreError> {
