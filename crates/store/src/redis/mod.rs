@@ -226,6 +226,13 @@ impl Keys {
     }
 }
 
+/// The keys of topic `topic`, global (outside every application): its meta hash and
+/// its log, in a slot of their own (the topic name is tagged like an application's).
+fn topic_keys(topic: &str) -> [String; 2] {
+    let prefix = format!("kar:topic:{{{}}}:", hash_tag(topic));
+    [format!("{prefix}meta"), format!("{prefix}log")]
+}
+
 /// The hash tag of an application: its name with `%`, `{`, `}` percent-encoded
 /// (injective, and free of `}`), `%` for the empty name.
 fn hash_tag(app: &str) -> String {
@@ -396,6 +403,14 @@ mod tests {
         assert_ne!(hash_tag("{"), hash_tag("%7B"));
         assert!(!hash_tag("}}{{").contains(['{', '}']));
         assert_eq!(Keys::new("x}y").prefix, "kar:{x%7Dy}:");
+    }
+
+    #[test]
+    fn topic_keys_are_global_and_tagged() {
+        assert_eq!(
+            topic_keys("t{x"),
+            ["kar:topic:{t%7Bx}:meta", "kar:topic:{t%7Bx}:log"]
+        );
     }
 
     #[test]

@@ -70,12 +70,14 @@ impl<F: ByMember> Script<F> {
 pub(super) struct TopicScript(redis::Script);
 
 impl TopicScript {
+    fn new(source: &str) -> Self {
+        TopicScript(redis::Script::new(source))
+    }
+
     pub(super) fn invocation(&self, topic: &str) -> ScriptInvocation<'_> {
-        let prefix = format!("kar:topic:{{{}}}:", super::hash_tag(topic));
+        let [meta, log] = super::topic_keys(topic);
         let mut invocation = self.0.prepare_invoke();
-        invocation
-            .key(format!("{prefix}meta"))
-            .key(format!("{prefix}log"));
+        invocation.key(meta).key(log);
         invocation
     }
 }
@@ -147,12 +149,6 @@ macro_rules! scripts {
     };
 }
 
-impl TopicScript {
-    fn new(source: &str) -> Self {
-        TopicScript(redis::Script::new(source))
-    }
-}
-
 // One line per transition: name, fencing mode, files (preludes first). The module
 // doc of `redis/mod.rs` says what each does; each file documents its arguments.
 scripts! {
@@ -200,4 +196,22 @@ scripts! {
     TOPIC_NEXT: TopicScript = ["topic_lib.lua", "topic_next.lua"];
     // Admin (admin.rs).
     PURGE: Script<Unfenced> = ["lib.lua", "purge.lua"];
+}
+
+#[cfg(test)]
+mod tests {
+    /// Every file of `lua/` is a script or a prelude of the table above (a file left
+    /// out would be dead, or a transition nobody can run).
+    #[test]
+    fn every_lua_file_is_declared() {
+        let table = include_str!("scripts.rs");
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/src/redis/lua");
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let name = entry.unwrap().file_name().into_string().unwrap();
+            assert!(
+                table.contains(&format!("\"{name}\"")),
+                "{name} is not declared"
+            );
+        }
+    }
 }
