@@ -34,7 +34,7 @@ mod requests;
 
 pub use actors::ActorStore;
 pub use admin::AdminStore;
-pub use error::{ErrorKind, StoreError};
+pub use error::{BoxError, ErrorKind, StoreError};
 pub use events::{Delivery, EventRequestBuilder, EventStore};
 pub use membership::{Inbox, MembershipStore};
 pub use message::{Message, Routing, Signal};

@@ -20,12 +20,15 @@ pub(crate) type Pokes = Vec<u16>;
 /// Brings the schema of a database up to date (run in the opening transaction).
 pub(crate) type Upgrade = fn(&Connection) -> Result<(), StoreError>;
 
+/// How the transaction around a batch of jobs ended (shared by the jobs of the batch).
+type Committed = Result<(), Arc<rusqlite::Error>>;
+
 /// Runs after commit (with the commit's outcome) to hand the result to the caller.
 trait Job: Send {
     /// Whether the job only reads (it then runs outside the write transaction).
     fn is_read(&self) -> bool;
     fn run(&mut self, conn: &Connection) -> Pokes;
-    fn finish(self: Box<Self>, committed: Result<(), String>);
+    fn finish(self: Box<Self>, committed: Committed);
 }
 
 struct TypedJob<F, R> {
@@ -76,12 +79,17 @@ where
         }
     }
 
-    fn finish(self: Box<Self>, committed: Result<(), String>) {
+    fn finish(self: Box<Self>, committed: Committed) {
         let this = *self;
         let result = match (committed, this.result) {
             (Ok(()), Some(result)) => result,
             (Ok(()), None) => Err(StoreError::unavailable("transition did not run")),
-            (Err(e), _) => Err(StoreError::unavailable(format!("sqlite commit: {e}"))),
+            // The transaction around the transition failed (busy, I/O, full disk):
+            // not the transition's fault, so retryable.
+            (Err(e), _) => Err(StoreError::Unavailable {
+                reason: format!("sqlite transaction: {e}"),
+                source: Some(Box::new(e)),
+            }),
         };
         let _ = this.reply.send(result);
     }
@@ -121,7 +129,7 @@ impl Db {
         std::thread::Builder::new()
             .name("kar-sqlite".into())
             .spawn(move || run_thread(conn, rx, thread_acks, checkpoints))
-            .map_err(|e| StoreError::unavailable(format!("cannot start database thread: {e}")))?;
+            .map_err(|e| StoreError::unavailable_from("cannot start the database thread", e))?;
         Ok(Db { jobs: tx, acks })
     }
 
@@ -295,7 +303,7 @@ fn checkpointer(path: &Path) -> Result<mpsc::SyncSender<()>, StoreError> {
                 let _ = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
             }
         })
-        .map_err(|e| StoreError::unavailable(format!("cannot start checkpoint thread: {e}")))?;
+        .map_err(|e| StoreError::unavailable_from("cannot start the checkpoint thread", e))?;
     Ok(tx)
 }
 
@@ -327,10 +335,10 @@ fn run_thread(
                     }
                     exec(&conn, "COMMIT").map_err(|e| {
                         let _ = exec(&conn, "ROLLBACK");
-                        e.to_string()
+                        Arc::new(e)
                     })
                 }
-                Err(e) => Err(e.to_string()),
+                Err(e) => Err(Arc::new(e)),
             };
             if committed.is_ok() {
                 commits += 1;
@@ -351,7 +359,7 @@ fn run_thread(
         }
         if !reads.is_empty() {
             // One snapshot for all the reads of the batch.
-            let began = exec(&conn, "BEGIN DEFERRED").map_err(|e| e.to_string());
+            let began = exec(&conn, "BEGIN DEFERRED").map_err(Arc::new);
             if began.is_ok() {
                 for job in reads.iter_mut() {
                     job.run(&conn);

@@ -24,8 +24,7 @@ pub(crate) fn hold(dir: &Path, node: &str) -> std::io::Result<File> {
         .truncate(false)
         .write(true)
         .open(&path)?;
-    file.try_lock()
-        .map_err(|e| std::io::Error::other(e.to_string()))?;
+    file.try_lock().map_err(std::io::Error::other)?;
     Ok(file)
 }
 

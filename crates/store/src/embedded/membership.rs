@@ -18,10 +18,10 @@ impl MembershipStore for EmbeddedStore {
     async fn join(&self, member: &Member) -> Result<Box<dyn Inbox>, StoreError> {
         let node = member.node.0.clone();
         let lock = liveness::hold(&self.dir, &node)
-            .map_err(|e| StoreError::unavailable(format!("cannot create member lock: {e}")))?;
+            .map_err(|e| StoreError::unavailable_from("cannot create the member's lock", e))?;
         let (poke_port, notify, listener) = poke::listen()
             .await
-            .map_err(|e| StoreError::unavailable(format!("cannot listen for wake-ups: {e}")))?;
+            .map_err(|e| StoreError::unavailable_from("cannot listen for wake-ups", e))?;
         let app = self.app.clone();
         let record = encode(member);
         let names: Vec<String> = member.names().map(str::to_string).collect();
