@@ -16,7 +16,8 @@ table.remove(ARGV, 3)
 
 -- A broken invariant of kar (a bug, not a condition that a retry fixes): raised as an
 -- `ERR` reply whose text contains "script", which the client classifies as
--- StoreError::Invariant (kar-store-api, `From<RedisError>`).
+-- StoreError::Invariant (kar-store-api, `From<RedisError>`). Raise it before any write:
+-- Redis does not roll back what a failing script wrote.
 local function invariant(message)
   error(redis.error_reply('ERR script invariant: ' .. message))
 end
