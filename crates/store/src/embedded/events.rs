@@ -52,7 +52,7 @@ impl EventStore for EmbeddedStore {
                 let created = conn
                     .prepare_cached(
                         "INSERT INTO topics (topic, last, live) VALUES (?1, 0, 1)
-                 ON CONFLICT (topic) DO UPDATE SET live = 1 WHERE live = 0",
+                         ON CONFLICT (topic) DO UPDATE SET live = 1 WHERE live = 0",
                     )?
                     .execute([&topic])?
                     > 0;
@@ -83,8 +83,8 @@ impl EventStore for EmbeddedStore {
                 let offset: i64 = conn
                     .prepare_cached(
                         "INSERT INTO topics (topic, last, live) VALUES (?1, 1, 1)
-                 ON CONFLICT (topic) DO UPDATE SET last = last + 1, live = 1
-                 RETURNING last",
+                         ON CONFLICT (topic) DO UPDATE SET last = last + 1, live = 1
+                         RETURNING last",
                     )?
                     .query_row([&topic], |row| row.get(0))?;
                 conn.prepare_cached(
@@ -105,7 +105,7 @@ impl EventStore for EmbeddedStore {
                 let old: Option<(String, String)> = conn
                     .prepare_cached(
                         "SELECT topic, grp FROM subscriptions
-                 WHERE app = ?1 AND actor_type = ?2 AND actor_id = ?3 AND id = ?4",
+                         WHERE app = ?1 AND actor_type = ?2 AND actor_id = ?3 AND id = ?4",
                     )?
                     .query_row(key, |row| Ok((row.get(0)?, row.get(1)?)))
                     .optional()?;
@@ -115,7 +115,7 @@ impl EventStore for EmbeddedStore {
                     // flight) stay.
                     conn.prepare_cached(
                         "UPDATE subscriptions SET path = ?5, content_type = ?6, oldest = ?7
-                 WHERE app = ?1 AND actor_type = ?2 AND actor_id = ?3 AND id = ?4",
+                         WHERE app = ?1 AND actor_type = ?2 AND actor_id = ?3 AND id = ?4",
                     )?
                     .execute(params![
                         app,
@@ -136,12 +136,12 @@ impl EventStore for EmbeddedStore {
                 // A replacement keeps its delivery in flight: the next one still waits for it.
                 conn.prepare_cached(
                     "INSERT INTO subscriptions
-               (app, actor_type, actor_id, id, path, topic, content_type, grp, oldest, position)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
-             ON CONFLICT (app, actor_type, actor_id, id) DO UPDATE SET
-               path = excluded.path, topic = excluded.topic,
-               content_type = excluded.content_type, grp = excluded.grp,
-               oldest = excluded.oldest, position = excluded.position",
+                       (app, actor_type, actor_id, id, path, topic, content_type, grp, oldest, position)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+                     ON CONFLICT (app, actor_type, actor_id, id) DO UPDATE SET
+                       path = excluded.path, topic = excluded.topic,
+                       content_type = excluded.content_type, grp = excluded.grp,
+                       oldest = excluded.oldest, position = excluded.position",
                 )?
                 .execute(params![
                     app,
@@ -215,7 +215,7 @@ impl EventStore for EmbeddedStore {
                 let (routing, pokes) = insert_request(conn, &app, &request)?;
                 conn.prepare_cached(
                     "UPDATE subscriptions SET position = ?5, inflight = ?6
-             WHERE app = ?1 AND actor_type = ?2 AND actor_id = ?3 AND id = ?4",
+                     WHERE app = ?1 AND actor_type = ?2 AND actor_id = ?3 AND id = ?4",
                 )?
                 .execute(params![
                     app,

@@ -40,7 +40,7 @@ impl ReminderStore for EmbeddedStore {
             > 0;
         conn.prepare_cached(
             "INSERT INTO reminders (app, actor_type, actor_id, id, path, due, target_text, period, data)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
         )?
         .execute(params![
             app,
@@ -113,7 +113,7 @@ impl ReminderStore for EmbeddedStore {
         let due: Vec<Reminder> = conn
             .prepare_cached(&format!(
                 "SELECT {} FROM reminders WHERE app = ?1 AND due <= ?2
-                 ORDER BY due, actor_type, actor_id, id LIMIT ?3",
+                         ORDER BY due, actor_type, actor_id, id LIMIT ?3",
                 Reminder::COLUMNS
             ))?
             .query_map(params![app, now, limit], Reminder::from_row)?
@@ -129,7 +129,7 @@ impl ReminderStore for EmbeddedStore {
                 Some(next) => conn
                     .prepare_cached(
                         "UPDATE reminders SET due = ?5, target_text = NULL
-                         WHERE app = ?1 AND actor_type = ?2 AND actor_id = ?3 AND id = ?4",
+                                 WHERE app = ?1 AND actor_type = ?2 AND actor_id = ?3 AND id = ?4",
                     )?
                     .execute(params![
                         app,

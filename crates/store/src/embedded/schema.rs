@@ -93,6 +93,12 @@ mod tests {
             .unwrap()
     }
 
+    /// The first row of a query of (text, nullable value).
+    fn first<T: rusqlite::types::FromSql>(conn: &Connection, sql: &str) -> (String, Option<T>) {
+        conn.query_row(sql, [], |row| Ok((row.get(0)?, row.get(1)?)))
+            .unwrap()
+    }
+
     fn count(conn: &Connection, table: &str) -> i64 {
         conn.query_row(&format!("SELECT count(*) FROM {table}"), [], |row| {
             row.get(0)
@@ -129,11 +135,7 @@ mod tests {
         upgrade_to(&conn, 1).unwrap();
         assert_eq!(version(&conn).unwrap(), 1);
         assert!(columns(&conn, "requests").contains(&"parent".to_string()));
-        let row: (String, Option<String>) = conn
-            .query_row("SELECT id, parent FROM requests", [], |row| {
-                Ok((row.get(0)?, row.get(1)?))
-            })
-            .unwrap();
+        let row = first::<String>(&conn, "SELECT id, parent FROM requests");
         assert_eq!(row, ("r1".to_string(), None));
     }
 
@@ -174,11 +176,7 @@ mod tests {
         .unwrap();
         upgrade_to(&conn, 2).unwrap();
         assert_eq!(version(&conn).unwrap(), 2);
-        let row: (String, Option<Vec<u8>>) = conn
-            .query_row("SELECT request_id, payload FROM inbox", [], |row| {
-                Ok((row.get(0)?, row.get(1)?))
-            })
-            .unwrap();
+        let row = first::<Vec<u8>>(&conn, "SELECT request_id, payload FROM inbox");
         assert_eq!(row, ("r1".to_string(), None));
     }
 
