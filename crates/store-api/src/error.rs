@@ -61,6 +61,14 @@ impl StoreError {
         }
     }
 
+    /// [`StoreError::Unavailable`] caused by `source` (kept for logs).
+    pub fn unavailable_from(reason: impl Into<String>, source: impl Into<BoxError>) -> Self {
+        StoreError::Unavailable {
+            reason: reason.into(),
+            source: Some(source.into()),
+        }
+    }
+
     pub fn invariant(reason: impl Into<String>) -> Self {
         StoreError::Invariant {
             reason: reason.into(),
@@ -86,25 +94,39 @@ impl StoreError {
 
 #[cfg(feature = "sqlite")]
 impl From<rusqlite::Error> for StoreError {
+    /// SQLite's answer says whose fault a failure is: the file's (corrupt), kar's
+    /// (a constraint, a malformed statement, a misuse of the API: retrying repeats
+    /// it), or the moment's (busy, locked, I/O, full disk: retry later).
     fn from(e: rusqlite::Error) -> Self {
+        use rusqlite::Error as E;
         use rusqlite::ErrorCode as Code;
         let reason = format!("sqlite: {e}");
-        let code = match &e {
-            rusqlite::Error::SqliteFailure(failure, _) => Some(failure.code),
-            _ => None,
-        };
-        match (code, &e) {
+        match (e.sqlite_error_code(), &e) {
             (Some(Code::DatabaseCorrupt | Code::NotADatabase), _)
             | (
                 None,
-                rusqlite::Error::FromSqlConversionFailure(..)
-                | rusqlite::Error::InvalidColumnType(..)
-                | rusqlite::Error::IntegralValueOutOfRange(..),
+                E::FromSqlConversionFailure(..)
+                | E::InvalidColumnType(..)
+                | E::IntegralValueOutOfRange(..)
+                | E::Utf8Error(..),
             ) => StoreError::Corrupt {
                 key: "sqlite".to_string(),
                 reason,
             },
-            (Some(Code::ConstraintViolation | Code::TypeMismatch | Code::ApiMisuse), _)
+            // `Unknown` is SQLITE_ERROR, SQLite's code for a statement that cannot
+            // run (no such table or column, a syntax error); `TooBig`: a value over
+            // SQLite's limits; `ParameterOutOfRange`: a bad bind.
+            (
+                Some(
+                    Code::ConstraintViolation
+                    | Code::TypeMismatch
+                    | Code::ApiMisuse
+                    | Code::Unknown
+                    | Code::TooBig
+                    | Code::ParameterOutOfRange,
+                ),
+                _,
+            )
             | (None, _) => StoreError::Invariant {
                 reason,
                 source: Some(Box::new(e)),
@@ -149,5 +171,66 @@ impl From<redis::RedisError> for StoreError {
             // scripts, out of memory: the server may come back.
             _ => StoreError::Unavailable { reason, source },
         }
+    }
+}
+
+#[cfg(all(test, feature = "sqlite"))]
+mod sqlite_tests {
+    use super::*;
+    use std::error::Error as _;
+
+    fn db() -> rusqlite::Connection {
+        let conn = rusqlite::Connection::open_in_memory().unwrap();
+        conn.execute_batch("CREATE TABLE t (id TEXT PRIMARY KEY)")
+            .unwrap();
+        conn
+    }
+
+    #[test]
+    fn a_constraint_violation_is_a_permanent_invariant_with_its_source() {
+        let conn = db();
+        conn.execute("INSERT INTO t VALUES ('a')", []).unwrap();
+        let e: StoreError = conn
+            .execute("INSERT INTO t VALUES ('a')", [])
+            .unwrap_err()
+            .into();
+        assert!(matches!(e, StoreError::Invariant { .. }), "{e:?}");
+        assert!(!e.is_retryable());
+        let source = e.source().and_then(|s| s.downcast_ref::<rusqlite::Error>());
+        assert!(source.is_some(), "{e:?}");
+    }
+
+    #[test]
+    fn a_statement_that_cannot_run_is_an_invariant() {
+        let e: StoreError = db().execute("SELECT nope FROM t", []).unwrap_err().into();
+        assert_eq!(e.kind(), ErrorKind::Permanent, "{e:?}");
+    }
+
+    #[test]
+    fn busy_is_retryable_with_its_source() {
+        let dir = std::env::temp_dir().join(format!("kar-busy-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("busy.db");
+        let a = rusqlite::Connection::open(&path).unwrap();
+        a.execute_batch("CREATE TABLE IF NOT EXISTS t (id TEXT); BEGIN IMMEDIATE")
+            .unwrap();
+        let b = rusqlite::Connection::open(&path).unwrap();
+        b.busy_timeout(std::time::Duration::ZERO).unwrap();
+        let e: StoreError = b.execute_batch("BEGIN IMMEDIATE").unwrap_err().into();
+        a.execute_batch("ROLLBACK").unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+        assert!(e.is_retryable(), "{e:?}");
+        assert!(e.source().is_some());
+    }
+
+    #[test]
+    fn a_bad_value_is_corrupt() {
+        let conn = db();
+        conn.execute("INSERT INTO t VALUES ('x')", []).unwrap();
+        let e: StoreError = conn
+            .query_row("SELECT id FROM t", [], |row| row.get::<_, i64>(0))
+            .unwrap_err()
+            .into();
+        assert!(matches!(e, StoreError::Corrupt { .. }), "{e:?}");
     }
 }

@@ -20,8 +20,13 @@
 //! applications never mix.
 //!
 //! Adding a transition: declare it in the area's trait here (its doc says what is
-//! atomic), implement it in both engines (`kar-store/src/<engine>/<area>.rs`), and
-//! cover it in `kar-store/tests/conformance.rs`, which runs every case on both.
+//! atomic), implement it in both engines (`kar-store/src/<engine>/<area>.rs`; a new
+//! table or column of the embedded engine is a migration in its `schema.rs`), and
+//! cover it in `kar-store/tests/conformance.rs`, which runs every case on both. The
+//! crate doc of `kar-store` maps its files.
+//!
+//! Errors are classified where they arise ([`StoreError::kind`]): callers retry
+//! only [`ErrorKind::Retryable`] failures.
 
 mod actors;
 mod admin;
@@ -34,7 +39,7 @@ mod requests;
 
 pub use actors::ActorStore;
 pub use admin::AdminStore;
-pub use error::{ErrorKind, StoreError};
+pub use error::{BoxError, ErrorKind, StoreError};
 pub use events::{Delivery, EventRequestBuilder, EventStore};
 pub use membership::{Inbox, MembershipStore};
 pub use message::{Message, Routing, Signal};

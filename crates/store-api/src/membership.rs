@@ -17,10 +17,10 @@ pub trait MembershipStore: Send + Sync + 'static {
     /// of a dead node.
     ///
     /// Recovery of a member that left or died (guarantees 2–5): each request step
-    /// queued on it is re-delivered with [`Request::attempt`] incremented, in arrival
+    /// queued on it is re-delivered with [`Request::attempt`](kar_protocol::Request::attempt) incremented, in arrival
     /// order, to a live member offering its target (actors are placed anew) or parked.
     /// A request that still has unfinished children (calls or promises whose
-    /// [`Request::parent`] is its id, queued, parked or held) is *held* instead:
+    /// [`Request::parent`](kar_protocol::Request::parent) is its id, queued, parked or held) is *held* instead:
     /// assigned to nobody, in no inbox, until its last such child finishes
     /// ([`crate::RequestStore::complete`], [`crate::RequestStore::expire_parked`]), which routes it. Outcomes only
     /// the member could collect are dropped. Recovery is idempotent and never stops
@@ -32,7 +32,7 @@ pub trait MembershipStore: Send + Sync + 'static {
 
     /// Sends a control signal to a live member: it appears in that member's inbox as
     /// [`Message::Signal`]. Signals are not durable requests: one sent to a member
-    /// that dies is lost with it, which is what every signal wants (see [`Signal`]).
+    /// that dies is lost with it, which is what every signal wants (see [`Signal`](crate::Signal)).
     async fn signal(&self, to: &NodeId, signal: &crate::Signal) -> Result<(), StoreError>;
 }
 

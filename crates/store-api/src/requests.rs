@@ -14,7 +14,7 @@ pub trait RequestStore: Send + Sync + 'static {
     async fn enqueue(&self, request: &Request) -> Result<Routing, StoreError>;
 
     /// Records the outcome of a request executed by `node`. For calls and promises the
-    /// outcome is kept and a [`Message::Completed`] goes to the caller's inbox; a tell,
+    /// outcome is kept and a [`Message::Completed`](crate::Message::Completed) goes to the caller's inbox; a tell,
     /// or a request whose caller is no longer a live member, is simply finished (never
     /// run again; no message goes to a dead inbox, no record stays behind). Completing
     /// a request that is already complete, unknown, or not queued on `node` (a stale

@@ -1,19 +1,50 @@
 //! The kar store engines. The API (the [`Store`] traits, one per area, their errors
 //! and messages) lives in `kar-store-api` and is re-exported here; this crate holds
-//! the two engines, which implement it and pass one conformance suite
-//! (`tests/conformance.rs`), and [`open`], the only way to get one:
+//! the two engines, which implement it and pass one conformance suite, and [`open`],
+//! the only way to get one. A store handle is scoped to one application: keys and
+//! rows of different applications never mix.
 //!
-//! * `embedded`: SQLite in WAL mode under `$KAR_HOME`, shared by every `kar` process
-//!   of the user on the host; failure detection through OS file locks; wake-ups are
-//!   pokes over loopback TCP.
-//! * `redis`: one Lua script per transition over one hash tag per application;
-//!   membership leases renewed in the background, self-fencing; inboxes are streams
-//!   read with blocking `XREAD`.
+//! # Map
 //!
-//! A store handle is scoped to one application: keys and rows of different
-//! applications never mix.
+//! | where | what |
+//! |---|---|
+//! | `lib.rs` | [`StoreConfig`], [`open`] |
+//! | `codes.rs` | the stored request status and kind codes, for both engines (SQL and Lua literals, typed decoding: an unknown code is `Corrupt`) |
+//! | `codec.rs` | postcard encoding of records and messages |
+//! | `fault.rs` | the fault hook of the failure tests (cargo feature `fault-injection`, off in release builds) |
+//! | `embedded/` | SQLite (WAL) under `$KAR_HOME`, shared by every `kar` process of the user on the host; deaths seen through OS file locks; wake-ups are loopback pokes |
+//! | `redis/` | one Lua script per transition over one hash tag per application; membership leases renewed in the background, self-fencing; inboxes are streams read with blocking `XREAD` |
+//! | `tests/conformance.rs` | every scenario on both engines (the Redis one on a `redis-server` of its own; deaths are real: SIGKILLed child processes) |
+//!
+//! The embedded engine (`embedded/mod.rs` holds the struct, `open` and the design):
+//!
+//! | file | what |
+//! |---|---|
+//! | `membership.rs`, `requests.rs`, `actors.rs`, `reminders.rs`, `events.rs`, `admin.rs` | one area each: the `impl <Area>Store for EmbeddedStore` and its SQL |
+//! | `mesh.rs` | members, their poke ports, the mesh version |
+//! | `routing.rs` | where a request goes (placement, choice of member), inserting and assigning a request |
+//! | `inbox.rs` | the inbox rows (requests, signals) and their reader |
+//! | `bindings.rs` | what reminders and subscriptions share (lookup, cancel) |
+//! | `recovery.rs` | removal of a member that left or died, held requests (guarantee 5) |
+//! | `db.rs` | the database thread: group commit, savepoint per transition, reads outside the write lock |
+//! | `schema.rs`, `schema.sql` | `PRAGMA user_version` and the ordered migrations |
+//! | `liveness.rs`, `poke.rs` | failure detection by file locks, wake-ups |
+//!
+//! The Redis engine (`redis/mod.rs` holds the struct, `open`, the key layout and the
+//! design) keeps its scripts in `redis/lua/` and its areas in files of their own.
+//!
+//! # Adding a store transition
+//!
+//! 1. Declare it in its area's trait in `kar-store-api` (the doc says what is atomic).
+//! 2. Implement it in each engine, in the file of that area (`embedded/<area>.rs`,
+//!    `redis/<area>.rs` with its Lua script); status and kind codes come from
+//!    `codes.rs`. A new table or column in the embedded engine is a new migration in
+//!    `embedded/schema.rs`, with a test from the previous version.
+//! 3. Cover it in `tests/conformance.rs`: a scenario function listed in
+//!    `conformance!` runs on both engines.
 
 mod codec;
+mod codes;
 mod embedded;
 mod fault;
 mod redis;

@@ -10,7 +10,9 @@ use kar_protocol::{
     ActorRef, NodeId, Outcome, Reminder, RequestId, RequestKind, StateUpdate, Subscription, Target,
     UpdateCounts,
 };
-use kar_store::{Delivery, EventRequestBuilder, Message, RequestBuilder, Routing, StoreError};
+use kar_store::{
+    Delivery, EventRequestBuilder, Message, RequestBuilder, Routing, Signal, StoreError,
+};
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -47,6 +49,8 @@ conformance!(
     departure_drops_uncollected_outcomes,
     park_expire_and_adopt,
     members_changed_on_join_and_leave,
+    signals_reach_the_inbox_in_order,
+    signals_to_departed_members_are_dropped,
     leave_reroutes_queued_requests_in_order,
     leave_parks_requests_nobody_else_offers,
     killed_member_requests_are_rerouted,
@@ -271,6 +275,71 @@ async fn members_changed_on_join_and_leave(engine: &Engine) {
     assert!(recv_members_changed(&mut a).await.is_empty());
     other.leave(&NodeId("node-b".into())).await.unwrap();
     assert!(recv_members_changed(&mut a).await.is_empty());
+}
+
+/// Signals travel through the inbox, in order with the other messages, and wake a
+/// waiting member (the signal is sent through another handle).
+async fn signals_reach_the_inbox_in_order(engine: &Engine) {
+    let store = engine.open("app").await;
+    let mut inbox = store.join(&member("node-a", "svc", &[])).await.unwrap();
+    let other = engine.open("app").await;
+    let node = NodeId("node-a".into());
+    let first = request(RequestKind::Tell, "svc", "node-c");
+    let second = request(RequestKind::Tell, "svc", "node-c");
+    let query = Signal::ListActors {
+        from: NodeId("node-b".into()),
+        query: 7,
+    };
+    other.enqueue(&first).await.unwrap();
+    other.signal(&node, &Signal::EventsPublished).await.unwrap();
+    other.enqueue(&second).await.unwrap();
+    other.signal(&node, &query).await.unwrap();
+    let (got, _) = recv_n(&mut inbox, 4).await;
+    assert_eq!(
+        got,
+        vec![
+            Message::Execute(Box::new(first)),
+            Message::Signal(Signal::EventsPublished),
+            Message::Execute(Box::new(second)),
+            Message::Signal(query),
+        ]
+    );
+    // A waiting recv is woken by a signal alone.
+    let waiting = tokio::spawn(async move { recv_n(&mut inbox, 1).await.0 });
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let answer = Signal::ActorsListed {
+        query: 7,
+        actors: [("T".to_string(), vec!["i".to_string()])].into(),
+    };
+    other.signal(&node, &answer).await.unwrap();
+    let got = tokio::time::timeout(PATIENCE, waiting)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(got, vec![Message::Signal(answer)]);
+}
+
+/// A signal to a member that left (or never joined) is dropped without error: it
+/// is not waiting for the member when a node of that name joins again.
+async fn signals_to_departed_members_are_dropped(engine: &Engine) {
+    let store = engine.open("app").await;
+    let b = member("node-b", "svc-b", &[]);
+    drop(store.join(&b).await.unwrap());
+    store.leave(&b.node).await.unwrap();
+    store
+        .signal(&b.node, &Signal::EventsPublished)
+        .await
+        .unwrap();
+    let never = NodeId("node-never".into());
+    store
+        .signal(&never, &Signal::EventsPublished)
+        .await
+        .unwrap();
+    let mut inbox = store.join(&b).await.unwrap();
+    let marker = request(RequestKind::Tell, "svc-b", "node-c");
+    store.enqueue(&marker).await.unwrap();
+    let (got, _) = recv_n(&mut inbox, 1).await;
+    assert_eq!(got, vec![Message::Execute(Box::new(marker))]);
 }
 
 /// Enqueues `n` tells to `name` while only `node` offers it.
@@ -958,7 +1027,24 @@ async fn redis_member_fences_itself_when_redis_is_unreachable() {
     let node = NodeId("node-cut".into());
     let mut inbox = store.join(&member("node-cut", "svc", &[])).await.unwrap();
     drop(server);
+    // Redis is dead once the drop returns: no renewal sent after this instant lands.
     let cut = Instant::now();
+    // What the guarantee needs: one lease after the last renewal that could have
+    // reached Redis (so at `cut + lease` at the latest), the others may declare this
+    // member dead and recover its requests; from then on it must commit nothing,
+    // which it decides from its own clock, without asking Redis. So the check is
+    // made at that instant or later (a loaded machine only makes it later), and a
+    // transition must then be refused as fenced (asking the dead Redis would fail
+    // as unavailable instead). How soon the inbox *reports* the fencing is liveness,
+    // not safety: it depends on when the renewal task gets scheduled, which a loaded
+    // 2-core machine delays past any tight margin (the former bound was
+    // lease + 300 ms), so it is only bounded by the suite's patience.
+    tokio::time::sleep_until((cut + TEST_LEASE).into()).await;
+    let err = store
+        .complete(&node, &RequestId::generate(), &reply("late"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Fenced(_)), "{err:?}");
     tokio::time::timeout(PATIENCE, async {
         loop {
             match inbox.recv().await {
@@ -974,18 +1060,6 @@ async fn redis_member_fences_itself_when_redis_is_unreachable() {
     })
     .await
     .expect("the member did not fence itself");
-    // No later than one lease after the last renewal could have reached Redis.
-    assert!(
-        cut.elapsed() <= TEST_LEASE + Duration::from_millis(300),
-        "{:?}",
-        cut.elapsed()
-    );
-    // And it commits nothing more, without asking Redis.
-    let err = store
-        .complete(&node, &RequestId::generate(), &reply("late"))
-        .await
-        .unwrap_err();
-    assert!(matches!(err, StoreError::Fenced(_)), "{err:?}");
 }
 
 // ----- reminders -----
@@ -2067,4 +2141,32 @@ async fn embedded_database_of_the_previous_version_is_migrated() {
     child.parent = Some(old.id.clone());
     store2.enqueue(&child).await.unwrap();
     recv_n(&mut inbox, 1).await;
+}
+
+/// A database made by a newer kar (a schema version this build does not know) is
+/// refused with a configuration error, and left as it was.
+#[tokio::test]
+async fn embedded_database_of_a_newer_version_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("kar.db");
+    rusqlite::Connection::open(&path)
+        .unwrap()
+        .pragma_update(None, "user_version", 9999)
+        .unwrap();
+    let config = kar_store::StoreConfig::Embedded {
+        dir: dir.path().to_path_buf(),
+    };
+    let err = match kar_store::open(&config, "app").await {
+        Ok(_) => panic!("a database of a newer version was opened"),
+        Err(e) => e,
+    };
+    assert!(
+        matches!(&err, StoreError::Config(m) if m.contains("9999")),
+        "{err}"
+    );
+    let version: u32 = rusqlite::Connection::open(&path)
+        .unwrap()
+        .pragma_query_value(None, "user_version", |row| row.get(0))
+        .unwrap();
+    assert_eq!(version, 9999);
 }

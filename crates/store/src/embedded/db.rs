@@ -5,6 +5,7 @@
 //! after the batch's commit in a deferred read transaction, which never takes the
 //! write lock that the other `kar` processes compete for.
 
+use crate::codes::sql_status;
 use crate::StoreError;
 use rusqlite::Connection;
 use std::collections::HashMap;
@@ -16,15 +17,18 @@ use tokio::sync::oneshot;
 /// Loopback ports of members to wake up once a transition has committed.
 pub(crate) type Pokes = Vec<u16>;
 
-/// Brings the schema of an existing database up to date (idempotent).
-pub(crate) type Migration = fn(&Connection) -> rusqlite::Result<()>;
+/// Brings the schema of a database up to date (run in the opening transaction).
+pub(crate) type Upgrade = fn(&Connection) -> Result<(), StoreError>;
+
+/// How the transaction around a batch of jobs ended (shared by the jobs of the batch).
+type Committed = Result<(), Arc<rusqlite::Error>>;
 
 /// Runs after commit (with the commit's outcome) to hand the result to the caller.
 trait Job: Send {
     /// Whether the job only reads (it then runs outside the write transaction).
     fn is_read(&self) -> bool;
     fn run(&mut self, conn: &Connection) -> Pokes;
-    fn finish(self: Box<Self>, committed: Result<(), String>);
+    fn finish(self: Box<Self>, committed: Committed);
 }
 
 struct TypedJob<F, R> {
@@ -75,12 +79,17 @@ where
         }
     }
 
-    fn finish(self: Box<Self>, committed: Result<(), String>) {
+    fn finish(self: Box<Self>, committed: Committed) {
         let this = *self;
         let result = match (committed, this.result) {
             (Ok(()), Some(result)) => result,
             (Ok(()), None) => Err(StoreError::unavailable("transition did not run")),
-            (Err(e), _) => Err(StoreError::unavailable(format!("sqlite commit: {e}"))),
+            // The transaction around the transition failed (busy, I/O, full disk):
+            // not the transition's fault, so retryable.
+            (Err(e), _) => Err(StoreError::Unavailable {
+                reason: format!("sqlite transaction: {e}"),
+                source: Some(Box::new(e)),
+            }),
         };
         let _ = this.reply.send(result);
     }
@@ -109,10 +118,10 @@ pub(crate) struct Db {
 const MAX_BATCH: usize = 512;
 
 impl Db {
-    /// Opens the database, creating `schema` and then running `migrate` (which brings
-    /// databases made by previous versions up to date) in one transaction.
-    pub(crate) fn open(path: &Path, schema: &str, migrate: Migration) -> Result<Db, StoreError> {
-        let conn = open_connection(path, schema, migrate)?;
+    /// Opens the database and brings its schema up to date (`upgrade`, in the
+    /// opening transaction).
+    pub(crate) fn open(path: &Path, upgrade: Upgrade) -> Result<Db, StoreError> {
+        let conn = open_connection(path, upgrade)?;
         let (tx, rx) = mpsc::channel::<Box<dyn Job>>();
         let acks = Acks::default();
         let thread_acks = acks.clone();
@@ -120,7 +129,7 @@ impl Db {
         std::thread::Builder::new()
             .name("kar-sqlite".into())
             .spawn(move || run_thread(conn, rx, thread_acks, checkpoints))
-            .map_err(|e| StoreError::unavailable(format!("cannot start database thread: {e}")))?;
+            .map_err(|e| StoreError::unavailable_from("cannot start the database thread", e))?;
         Ok(Db { jobs: tx, acks })
     }
 
@@ -205,52 +214,52 @@ impl Db {
     }
 }
 
-/// Opens the shared database, creating the schema. Several processes may do this at
-/// the same moment on a fresh directory; SQLite can then answer "busy" at once
-/// (without its busy handler) to the switch to WAL or to the schema creation, so
-/// those steps are retried for a while.
-fn open_connection(
-    path: &Path,
-    schema: &str,
-    migrate: Migration,
-) -> Result<Connection, StoreError> {
+/// Opens the shared database and upgrades its schema. Several processes may do this
+/// at the same moment on a fresh directory; SQLite can then answer "busy" at once
+/// (without its busy handler) to the switch to WAL or to the upgrade, so those steps
+/// are retried for a while.
+fn open_connection(path: &Path, upgrade: Upgrade) -> Result<Connection, StoreError> {
     let started = Instant::now();
     loop {
-        let attempt = (|| -> rusqlite::Result<Connection> {
-            let mut conn = Connection::open(path)?;
-            conn.busy_handler(Some(on_busy))?;
-            // Every statement of every transition stays prepared (the default cache of
-            // 16 is smaller than the engine's set of statements: SQL would be parsed
-            // again on most transitions).
-            conn.set_prepared_statement_cache_capacity(256);
-            // WAL + synchronous=NORMAL: a commit survives the death of any process
-            // (the guarantees are about process failures); only an OS crash may lose
-            // the last commits.
-            conn.pragma_update(None, "journal_mode", "WAL")?;
-            conn.pragma_update(None, "synchronous", "NORMAL")?;
-            // Checkpoints (which fsync) run on a thread of their own, never inside
-            // the commit of a transition (see `checkpointer`).
-            conn.pragma_update(None, "wal_autocheckpoint", "0")?;
-            conn.execute_batch(&format!("BEGIN IMMEDIATE; {schema};"))?;
-            if let Err(e) = migrate(&conn).and_then(|()| conn.execute_batch("COMMIT")) {
-                let _ = conn.execute_batch("ROLLBACK");
-                return Err(e);
-            }
-            Ok(conn)
-        })();
-        match attempt {
+        match try_open(path, upgrade) {
             Ok(conn) => return Ok(conn),
             Err(e) if is_busy(&e) && started.elapsed() < BUSY_TIMEOUT => {
                 std::thread::sleep(Duration::from_millis(5));
             }
-            Err(e) => return Err(e.into()),
+            Err(e) => return Err(e),
         }
     }
 }
 
-fn is_busy(e: &rusqlite::Error) -> bool {
+fn try_open(path: &Path, upgrade: Upgrade) -> Result<Connection, StoreError> {
+    let mut conn = Connection::open(path)?;
+    conn.busy_handler(Some(on_busy))?;
+    // Every statement of every transition stays prepared (the default cache of 16 is
+    // smaller than the engine's set of statements: SQL would be parsed again on most
+    // transitions).
+    conn.set_prepared_statement_cache_capacity(256);
+    // WAL + synchronous=NORMAL: a commit survives the death of any process (the
+    // guarantees are about process failures); only an OS crash may lose the last
+    // commits.
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    // Checkpoints (which fsync) run on a thread of their own, never inside the commit
+    // of a transition (see `checkpointer`).
+    conn.pragma_update(None, "wal_autocheckpoint", "0")?;
+    conn.execute_batch("BEGIN IMMEDIATE")?;
+    let upgraded = upgrade(&conn).and_then(|()| Ok(conn.execute_batch("COMMIT")?));
+    if let Err(e) = upgraded {
+        let _ = conn.execute_batch("ROLLBACK");
+        return Err(e);
+    }
+    Ok(conn)
+}
+
+/// Whether a failure is SQLite's "busy" (or "locked"): another process holds the lock.
+fn is_busy(e: &StoreError) -> bool {
+    let sqlite = std::error::Error::source(e).and_then(|s| s.downcast_ref::<rusqlite::Error>());
     matches!(
-        e.sqlite_error_code(),
+        sqlite.and_then(rusqlite::Error::sqlite_error_code),
         Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
     )
 }
@@ -294,7 +303,7 @@ fn checkpointer(path: &Path) -> Result<mpsc::SyncSender<()>, StoreError> {
                 let _ = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
             }
         })
-        .map_err(|e| StoreError::unavailable(format!("cannot start checkpoint thread: {e}")))?;
+        .map_err(|e| StoreError::unavailable_from("cannot start the checkpoint thread", e))?;
     Ok(tx)
 }
 
@@ -326,10 +335,10 @@ fn run_thread(
                     }
                     exec(&conn, "COMMIT").map_err(|e| {
                         let _ = exec(&conn, "ROLLBACK");
-                        e.to_string()
+                        Arc::new(e)
                     })
                 }
-                Err(e) => Err(e.to_string()),
+                Err(e) => Err(Arc::new(e)),
             };
             if committed.is_ok() {
                 commits += 1;
@@ -350,7 +359,7 @@ fn run_thread(
         }
         if !reads.is_empty() {
             // One snapshot for all the reads of the batch.
-            let began = exec(&conn, "BEGIN DEFERRED").map_err(|e| e.to_string());
+            let began = exec(&conn, "BEGIN DEFERRED").map_err(Arc::new);
             if began.is_ok() {
                 for job in reads.iter_mut() {
                     job.run(&conn);
@@ -394,7 +403,10 @@ fn delete_acked(conn: &Connection, acks: &Acks) {
     }
     for (app, id) in cleanup.forgotten {
         run(
-            "DELETE FROM requests WHERE app = ?1 AND id = ?2 AND status = 'done'",
+            concat!(
+                "DELETE FROM requests WHERE app = ?1 AND id = ?2 AND status = ",
+                sql_status!(Done)
+            ),
             &[&app, &id],
         );
     }

@@ -2,25 +2,32 @@
 //! column: topics are shared by every application) and the per-application
 //! `subscriptions` table.
 
-use super::db::Db;
-use super::insert_request;
-use crate::{Delivery, EventRequestBuilder, StoreError};
+use super::bindings::{self, Binding, Scope};
+use super::routing::insert_request;
+use super::EmbeddedStore;
+use crate::codes::sql_status;
+use crate::{Delivery, EventRequestBuilder, EventStore, StoreError};
+use async_trait::async_trait;
 use bytes::Bytes;
 use kar_protocol::{ActorRef, Subscription};
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
-const COLUMNS: &str = "actor_type, actor_id, id, path, topic, content_type, grp, oldest";
+impl Binding for Subscription {
+    const TABLE: &'static str = "subscriptions";
+    const COLUMNS: &'static str =
+        "actor_type, actor_id, id, path, topic, content_type, grp, oldest";
 
-fn from_row(row: &Row<'_>) -> rusqlite::Result<Subscription> {
-    Ok(Subscription {
-        actor: ActorRef::new(row.get::<_, String>(0)?, row.get::<_, String>(1)?),
-        id: row.get(2)?,
-        path: row.get(3)?,
-        topic: row.get(4)?,
-        content_type: row.get(5)?,
-        group: row.get(6)?,
-        oldest: row.get(7)?,
-    })
+    fn from_row(row: &Row<'_>) -> rusqlite::Result<Subscription> {
+        Ok(Subscription {
+            actor: ActorRef::new(row.get::<_, String>(0)?, row.get::<_, String>(1)?),
+            id: row.get(2)?,
+            path: row.get(3)?,
+            topic: row.get(4)?,
+            content_type: row.get(5)?,
+            group: row.get(6)?,
+            oldest: row.get(7)?,
+        })
+    }
 }
 
 fn to_offset(value: i64) -> u64 {
@@ -36,154 +43,199 @@ fn last_offset(conn: &Connection, topic: &str) -> Result<i64, StoreError> {
         .unwrap_or(0))
 }
 
-pub(super) async fn topic_create(db: &Db, topic: &str) -> Result<bool, StoreError> {
-    let topic = topic.to_string();
-    db.run(move |conn| {
-        let created = conn
-            .prepare_cached(
-                "INSERT INTO topics (topic, last, live) VALUES (?1, 0, 1)
-                 ON CONFLICT (topic) DO UPDATE SET live = 1 WHERE live = 0",
-            )?
-            .execute([&topic])?
-            > 0;
-        Ok((created, Vec::new()))
-    })
-    .await
-}
+#[async_trait]
+impl EventStore for EmbeddedStore {
+    async fn topic_create(&self, topic: &str) -> Result<bool, StoreError> {
+        let topic = topic.to_string();
+        self.db
+            .run(move |conn| {
+                let created = conn
+                    .prepare_cached(
+                        "INSERT INTO topics (topic, last, live) VALUES (?1, 0, 1)
+                         ON CONFLICT (topic) DO UPDATE SET live = 1 WHERE live = 0",
+                    )?
+                    .execute([&topic])?
+                    > 0;
+                Ok((created, Vec::new()))
+            })
+            .await
+    }
 
-pub(super) async fn topic_delete(db: &Db, topic: &str) -> Result<bool, StoreError> {
-    let topic = topic.to_string();
-    db.run(move |conn| {
-        let existed = conn
-            .prepare_cached("UPDATE topics SET live = 0 WHERE topic = ?1 AND live = 1")?
-            .execute([&topic])?
-            > 0;
-        conn.prepare_cached("DELETE FROM events WHERE topic = ?1")?
-            .execute([&topic])?;
-        Ok((existed, Vec::new()))
-    })
-    .await
-}
+    async fn topic_delete(&self, topic: &str) -> Result<bool, StoreError> {
+        let topic = topic.to_string();
+        self.db
+            .run(move |conn| {
+                let existed = conn
+                    .prepare_cached("UPDATE topics SET live = 0 WHERE topic = ?1 AND live = 1")?
+                    .execute([&topic])?
+                    > 0;
+                conn.prepare_cached("DELETE FROM events WHERE topic = ?1")?
+                    .execute([&topic])?;
+                Ok((existed, Vec::new()))
+            })
+            .await
+    }
 
-pub(super) async fn publish(db: &Db, topic: &str, event: Bytes) -> Result<u64, StoreError> {
-    let topic = topic.to_string();
-    db.run(move |conn| {
-        let offset: i64 = conn
-            .prepare_cached(
-                "INSERT INTO topics (topic, last, live) VALUES (?1, 1, 1)
-                 ON CONFLICT (topic) DO UPDATE SET last = last + 1, live = 1
-                 RETURNING last",
-            )?
-            .query_row([&topic], |row| row.get(0))?;
-        conn.prepare_cached("INSERT INTO events (topic, offset, data) VALUES (?1, ?2, ?3)")?
-            .execute(params![topic, offset, event.as_ref()])?;
-        Ok((to_offset(offset), Vec::new()))
-    })
-    .await
-}
+    async fn publish(&self, topic: &str, event: Bytes) -> Result<u64, StoreError> {
+        let topic = topic.to_string();
+        self.db
+            .run(move |conn| {
+                let offset: i64 = conn
+                    .prepare_cached(
+                        "INSERT INTO topics (topic, last, live) VALUES (?1, 1, 1)
+                         ON CONFLICT (topic) DO UPDATE SET last = last + 1, live = 1
+                         RETURNING last",
+                    )?
+                    .query_row([&topic], |row| row.get(0))?;
+                conn.prepare_cached(
+                    "INSERT INTO events (topic, offset, data) VALUES (?1, ?2, ?3)",
+                )?
+                .execute(params![topic, offset, event.as_ref()])?;
+                Ok((to_offset(offset), Vec::new()))
+            })
+            .await
+    }
 
-pub(super) async fn subscribe(db: &Db, app: &str, s: &Subscription) -> Result<bool, StoreError> {
-    let app = app.to_string();
-    let s = s.clone();
-    db.run(move |conn| {
-        let key = params![app, s.actor.actor_type, s.actor.id, s.id];
-        let old: Option<(String, String)> = conn
-            .prepare_cached(
-                "SELECT topic, grp FROM subscriptions
-                 WHERE app = ?1 AND actor_type = ?2 AND actor_id = ?3 AND id = ?4",
-            )?
-            .query_row(key, |row| Ok((row.get(0)?, row.get(1)?)))
-            .optional()?;
-        let replaced = old.is_some();
-        if old.is_some_and(|(topic, group)| topic == s.topic && group == s.group) {
-            // Same topic and consumer group: the position (and the delivery in
-            // flight) stay.
-            conn.prepare_cached(
-                "UPDATE subscriptions SET path = ?5, content_type = ?6, oldest = ?7
-                 WHERE app = ?1 AND actor_type = ?2 AND actor_id = ?3 AND id = ?4",
-            )?
-            .execute(params![
-                app,
-                s.actor.actor_type,
-                s.actor.id,
-                s.id,
-                s.path,
-                s.content_type,
-                s.oldest
-            ])?;
-            return Ok((true, Vec::new()));
+    async fn subscribe(&self, s: &Subscription) -> Result<bool, StoreError> {
+        let app = self.app.clone();
+        let s = s.clone();
+        self.db
+            .run(move |conn| {
+                let key = params![app, s.actor.actor_type, s.actor.id, s.id];
+                let old: Option<(String, String)> = conn
+                    .prepare_cached(
+                        "SELECT topic, grp FROM subscriptions
+                         WHERE app = ?1 AND actor_type = ?2 AND actor_id = ?3 AND id = ?4",
+                    )?
+                    .query_row(key, |row| Ok((row.get(0)?, row.get(1)?)))
+                    .optional()?;
+                let replaced = old.is_some();
+                if old.is_some_and(|(topic, group)| topic == s.topic && group == s.group) {
+                    // Same topic and consumer group: the position (and the delivery in
+                    // flight) stay.
+                    conn.prepare_cached(
+                        "UPDATE subscriptions SET path = ?5, content_type = ?6, oldest = ?7
+                         WHERE app = ?1 AND actor_type = ?2 AND actor_id = ?3 AND id = ?4",
+                    )?
+                    .execute(params![
+                        app,
+                        s.actor.actor_type,
+                        s.actor.id,
+                        s.id,
+                        s.path,
+                        s.content_type,
+                        s.oldest
+                    ])?;
+                    return Ok((true, Vec::new()));
+                }
+                let start = if s.oldest {
+                    0
+                } else {
+                    last_offset(conn, &s.topic)?
+                };
+                // A replacement keeps its delivery in flight: the next one still waits for it.
+                conn.prepare_cached(
+                    "INSERT INTO subscriptions
+                       (app, actor_type, actor_id, id, path, topic, content_type, grp, oldest, position)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+                     ON CONFLICT (app, actor_type, actor_id, id) DO UPDATE SET
+                       path = excluded.path, topic = excluded.topic,
+                       content_type = excluded.content_type, grp = excluded.grp,
+                       oldest = excluded.oldest, position = excluded.position",
+                )?
+                .execute(params![
+                    app,
+                    s.actor.actor_type,
+                    s.actor.id,
+                    s.id,
+                    s.path,
+                    s.topic,
+                    s.content_type,
+                    s.group,
+                    s.oldest,
+                    start
+                ])?;
+                Ok((replaced, Vec::new()))
+            })
+            .await
+    }
+
+    async fn subscription_get(
+        &self,
+        actor: &ActorRef,
+        id: &str,
+    ) -> Result<Option<Subscription>, StoreError> {
+        Ok(bindings::find(&self.db, &self.app, Scope::One(actor, id))
+            .await?
+            .pop())
+    }
+
+    async fn subscriptions_of(&self, actor: &ActorRef) -> Result<Vec<Subscription>, StoreError> {
+        bindings::find(&self.db, &self.app, Scope::Actor(actor)).await
+    }
+
+    async fn subscriptions(&self) -> Result<Vec<Subscription>, StoreError> {
+        bindings::find(&self.db, &self.app, Scope::App).await
+    }
+
+    async fn subscription_cancel(&self, actor: &ActorRef, id: &str) -> Result<bool, StoreError> {
+        Ok(bindings::cancel::<Subscription>(&self.db, &self.app, Scope::One(actor, id)).await? > 0)
+    }
+
+    async fn subscriptions_cancel_all(&self, actor: &ActorRef) -> Result<u64, StoreError> {
+        bindings::cancel::<Subscription>(&self.db, &self.app, Scope::Actor(actor)).await
+    }
+
+    async fn deliver_event(
+        &self,
+        actor: &ActorRef,
+        id: &str,
+        build: &EventRequestBuilder,
+    ) -> Result<Delivery, StoreError> {
+        // Most polls find nothing to deliver: a read (no write lock, which every kar
+        // process of the host competes for) settles that.
+        let (app, actor, id) = (self.app.clone(), actor.clone(), id.to_string());
+        let build = build.clone();
+        let (a, r, i) = (app.clone(), actor.clone(), id.clone());
+        let first = self.db.read(move |conn| probe(conn, &a, &r, &i)).await?;
+        if let Some(done) = settled(&first) {
+            return Ok(done);
         }
-        let start = if s.oldest {
-            0
-        } else {
-            last_offset(conn, &s.topic)?
-        };
-        // A replacement keeps its delivery in flight: the next one still waits for it.
-        conn.prepare_cached(
-            "INSERT INTO subscriptions
-               (app, actor_type, actor_id, id, path, topic, content_type, grp, oldest, position)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
-             ON CONFLICT (app, actor_type, actor_id, id) DO UPDATE SET
-               path = excluded.path, topic = excluded.topic,
-               content_type = excluded.content_type, grp = excluded.grp,
-               oldest = excluded.oldest, position = excluded.position",
-        )?
-        .execute(params![
-            app,
-            s.actor.actor_type,
-            s.actor.id,
-            s.id,
-            s.path,
-            s.topic,
-            s.content_type,
-            s.group,
-            s.oldest,
-            start
-        ])?;
-        Ok((replaced, Vec::new()))
-    })
-    .await
-}
-
-/// One subscription (`id`), all of an actor (`actor`), or all of the application.
-pub(super) async fn get(
-    db: &Db,
-    app: &str,
-    actor: Option<&ActorRef>,
-    id: Option<&str>,
-) -> Result<Vec<Subscription>, StoreError> {
-    let app = app.to_string();
-    let actor = actor.cloned();
-    let id = id.map(str::to_string);
-    db.read(move |conn| {
-        let found = match (&actor, &id) {
-            (Some(a), Some(id)) => conn
-                .prepare_cached(&format!(
-                    "SELECT {COLUMNS} FROM subscriptions
-                     WHERE app = ?1 AND actor_type = ?2 AND actor_id = ?3 AND id = ?4"
-                ))?
-                .query_row([&app, &a.actor_type, &a.id, id], from_row)
-                .optional()?
-                .into_iter()
-                .collect(),
-            (Some(a), None) => conn
-                .prepare_cached(&format!(
-                    "SELECT {COLUMNS} FROM subscriptions
-                     WHERE app = ?1 AND actor_type = ?2 AND actor_id = ?3 ORDER BY id"
-                ))?
-                .query_map([&app, &a.actor_type, &a.id], from_row)?
-                .collect::<Result<_, _>>()?,
-            (None, _) => conn
-                .prepare_cached(&format!(
-                    "SELECT {COLUMNS} FROM subscriptions WHERE app = ?1
-                     ORDER BY actor_type, actor_id, id"
-                ))?
-                .query_map([&app], from_row)?
-                .collect::<Result<_, _>>()?,
-        };
-        Ok(found)
-    })
-    .await
+        self.db
+            .run(move |conn| {
+                // Read again inside the write transaction: another member may have delivered.
+                let found = probe(conn, &app, &actor, &id)?;
+                if let Some(done) = settled(&found) {
+                    return Ok((done, Vec::new()));
+                }
+                let Some((sub, _, _, Some((offset, event)))) = found else {
+                    return Ok((Delivery::UpToDate, Vec::new()));
+                };
+                let request = build(&sub, &event);
+                let (routing, pokes) = insert_request(conn, &app, &request)?;
+                conn.prepare_cached(
+                    "UPDATE subscriptions SET position = ?5, inflight = ?6
+                     WHERE app = ?1 AND actor_type = ?2 AND actor_id = ?3 AND id = ?4",
+                )?
+                .execute(params![
+                    app,
+                    actor.actor_type,
+                    actor.id,
+                    id,
+                    offset,
+                    request.id.as_str()
+                ])?;
+                Ok((
+                    Delivery::Delivered {
+                        offset: to_offset(offset),
+                        request: Box::new(request),
+                        routing,
+                    },
+                    pokes,
+                ))
+            })
+            .await
+    }
 }
 
 /// What a delivery would find: the subscription, its position, whether its previous
@@ -193,11 +245,12 @@ type Probe = Option<(Subscription, i64, bool, Option<(i64, Vec<u8>)>)>;
 fn probe(conn: &Connection, app: &str, actor: &ActorRef, id: &str) -> Result<Probe, StoreError> {
     let found: Option<(Subscription, i64, Option<String>)> = conn
         .prepare_cached(&format!(
-            "SELECT {COLUMNS}, position, inflight FROM subscriptions
-             WHERE app = ?1 AND actor_type = ?2 AND actor_id = ?3 AND id = ?4"
+            "SELECT {}, position, inflight FROM subscriptions
+             WHERE app = ?1 AND actor_type = ?2 AND actor_id = ?3 AND id = ?4",
+            Subscription::COLUMNS
         ))?
         .query_row([app, &actor.actor_type, &actor.id, id], |row| {
-            Ok((from_row(row)?, row.get(8)?, row.get(9)?))
+            Ok((Subscription::from_row(row)?, row.get(8)?, row.get(9)?))
         })
         .optional()?;
     let Some((sub, position, inflight)) = found else {
@@ -207,9 +260,10 @@ fn probe(conn: &Connection, app: &str, actor: &ActorRef, id: &str) -> Result<Pro
     // and not done, the previous event is still being delivered.
     let busy = match &inflight {
         Some(request) => conn
-            .prepare_cached(
-                "SELECT 1 FROM requests WHERE app = ?1 AND id = ?2 AND status <> 'done'",
-            )?
+            .prepare_cached(concat!(
+                "SELECT 1 FROM requests WHERE app = ?1 AND id = ?2 AND status <> ",
+                sql_status!(Done)
+            ))?
             .query_row([app, request.as_str()], |_| Ok(()))
             .optional()?
             .is_some(),
@@ -237,54 +291,4 @@ fn settled(probe: &Probe) -> Option<Delivery> {
         Some((_, _, false, None)) => Some(Delivery::UpToDate),
         Some((_, _, false, Some(_))) => None,
     }
-}
-
-pub(super) async fn deliver(
-    db: &Db,
-    app: &str,
-    actor: &ActorRef,
-    id: &str,
-    build: EventRequestBuilder,
-) -> Result<Delivery, StoreError> {
-    // Most polls find nothing to deliver: a read (no write lock, which every kar
-    // process of the host competes for) settles that.
-    let (app, actor, id) = (app.to_string(), actor.clone(), id.to_string());
-    let (a, r, i) = (app.clone(), actor.clone(), id.clone());
-    let first = db.read(move |conn| probe(conn, &a, &r, &i)).await?;
-    if let Some(done) = settled(&first) {
-        return Ok(done);
-    }
-    db.run(move |conn| {
-        // Read again inside the write transaction: another member may have delivered.
-        let found = probe(conn, &app, &actor, &id)?;
-        if let Some(done) = settled(&found) {
-            return Ok((done, Vec::new()));
-        }
-        let Some((sub, _, _, Some((offset, event)))) = found else {
-            return Ok((Delivery::UpToDate, Vec::new()));
-        };
-        let request = build(&sub, &event);
-        let (routing, pokes) = insert_request(conn, &app, &request)?;
-        conn.prepare_cached(
-            "UPDATE subscriptions SET position = ?5, inflight = ?6
-             WHERE app = ?1 AND actor_type = ?2 AND actor_id = ?3 AND id = ?4",
-        )?
-        .execute(params![
-            app,
-            actor.actor_type,
-            actor.id,
-            id,
-            offset,
-            request.id.as_str()
-        ])?;
-        Ok((
-            Delivery::Delivered {
-                offset: to_offset(offset),
-                request: Box::new(request),
-                routing,
-            },
-            pokes,
-        ))
-    })
-    .await
 }

@@ -24,8 +24,7 @@ pub(crate) fn hold(dir: &Path, node: &str) -> std::io::Result<File> {
         .truncate(false)
         .write(true)
         .open(&path)?;
-    file.try_lock()
-        .map_err(|e| std::io::Error::other(e.to_string()))?;
+    file.try_lock().map_err(std::io::Error::other)?;
     Ok(file)
 }
 
@@ -86,10 +85,9 @@ impl Watchers {
         // The lock is ours: the member died or left. Remove it (idempotent).
         let app = self.app.clone();
         let gone = node.clone();
-        match self
-            .db
-            .run_blocking(move |conn| super::remove_member(conn, &app, &gone, super::Removal::Died))
-        {
+        match self.db.run_blocking(move |conn| {
+            super::recovery::remove_member(conn, &app, &gone, super::recovery::Removal::Died)
+        }) {
             Ok(true) => tracing::warn!("member {node} died; its requests were re-routed"),
             Ok(false) => {}
             Err(e) => tracing::error!("cannot remove dead member {node}: {e}"),

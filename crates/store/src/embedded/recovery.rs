@@ -6,15 +6,17 @@
 //! watches every member: the next watcher to take the dead member's lock retries).
 
 use super::db::Pokes;
-use super::{bump_version, poke_ports, push_inbox, route, EXECUTE};
+use super::mesh::{bump_version, poke_ports};
+use super::routing::reroute;
 use crate::codec::{decode, encode};
+use crate::codes::{kind, sql_status};
 use crate::StoreError;
 use kar_protocol::Request;
 use rusqlite::{params, Connection, OptionalExtension};
 
 /// Why a member is removed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Removal {
+pub(super) enum Removal {
     /// It left (`Store::leave`).
     Left,
     /// It died (its lock was released without a leave).
@@ -26,7 +28,7 @@ pub(crate) enum Removal {
 /// parked, or held while children of theirs are unfinished), finished requests that
 /// only it could collect are dropped, and everybody learns of the change. Returns
 /// whether the member was still there.
-pub(crate) fn remove_member(
+pub(super) fn remove_member(
     conn: &Connection,
     app: &str,
     node: &str,
@@ -42,15 +44,20 @@ pub(crate) fn remove_member(
         .execute([app, node])?;
     conn.prepare_cached("DELETE FROM inbox WHERE app = ?1 AND node = ?2")?
         .execute([app, node])?;
-    conn.prepare_cached("DELETE FROM requests WHERE app = ?1 AND caller = ?2 AND status = 'done'")?
-        .execute([app, node])?;
+    conn.prepare_cached(concat!(
+        "DELETE FROM requests WHERE app = ?1 AND caller = ?2 AND status = ",
+        sql_status!(Done)
+    ))?
+    .execute([app, node])?;
     conn.prepare_cached("DELETE FROM placements WHERE app = ?1 AND node = ?2")?
         .execute([app, node])?;
     let orphans: Vec<Orphan> = conn
-        .prepare_cached(
+        .prepare_cached(concat!(
             "SELECT id, name, actor_type, actor_id, record FROM requests
-             WHERE app = ?1 AND assignee = ?2 AND status = 'queued' ORDER BY seq",
-        )?
+             WHERE app = ?1 AND assignee = ?2 AND status = ",
+            sql_status!(Queued),
+            " ORDER BY seq"
+        ))?
         .query_map([app, node], |row| {
             Ok(Orphan {
                 id: row.get(0)?,
@@ -104,9 +111,11 @@ fn redeliver(
     conn.prepare_cached("UPDATE requests SET record = ?3 WHERE app = ?1 AND id = ?2")?
         .execute(params![app, orphan.id, record])?;
     if has_unfinished_children(conn, app, &orphan.id)? {
-        conn.prepare_cached(
-            "UPDATE requests SET status = 'held', assignee = NULL WHERE app = ?1 AND id = ?2",
-        )?
+        conn.prepare_cached(concat!(
+            "UPDATE requests SET status = ",
+            sql_status!(Held),
+            ", assignee = NULL WHERE app = ?1 AND id = ?2"
+        ))?
         .execute([app, &orphan.id])?;
         return Ok(());
     }
@@ -119,54 +128,32 @@ fn redeliver(
 /// queued, parked or held.
 fn has_unfinished_children(conn: &Connection, app: &str, id: &str) -> Result<bool, StoreError> {
     Ok(conn
-        .prepare_cached(
+        .prepare_cached(concat!(
             "SELECT EXISTS (SELECT 1 FROM requests
-             WHERE app = ?1 AND parent = ?2 AND kind != 1 AND status != 'done')",
-        )?
+             WHERE app = ?1 AND parent = ?2 AND ",
+            "kind != ",
+            kind!(Tell),
+            " AND status != ",
+            sql_status!(Done),
+            ")"
+        ))?
         .query_row([app, id], |row| row.get(0))?)
-}
-
-/// Routes a stored request that sits in no inbox to a live member offering its target
-/// (queued there), or parks it. Returns the port to poke.
-pub(crate) fn reroute(
-    conn: &Connection,
-    app: &str,
-    id: &str,
-    name: &str,
-    actor: Option<(&str, &str)>,
-) -> Result<Option<u16>, StoreError> {
-    match route(conn, app, name, actor)? {
-        Some((target, port)) => {
-            conn.prepare_cached(
-                "UPDATE requests SET status = 'queued', assignee = ?3 WHERE app = ?1 AND id = ?2",
-            )?
-            .execute([app, id, &target])?;
-            push_inbox(conn, app, &target, EXECUTE, id)?;
-            Ok(Some(port))
-        }
-        None => {
-            conn.prepare_cached(
-                "UPDATE requests SET status = 'parked', assignee = NULL WHERE app = ?1 AND id = ?2",
-            )?
-            .execute([app, id])?;
-            Ok(None)
-        }
-    }
 }
 
 /// A call or promise made by `parent` just finished (completed or expired; its row
 /// is already updated): if `parent` is held and this was its last unfinished child,
 /// it is routed now, in the same transition.
-pub(crate) fn child_finished(
+pub(super) fn child_finished(
     conn: &Connection,
     app: &str,
     parent: &str,
 ) -> Result<Pokes, StoreError> {
     let held: Option<(String, Option<String>, Option<String>)> = conn
-        .prepare_cached(
+        .prepare_cached(concat!(
             "SELECT name, actor_type, actor_id FROM requests
-             WHERE app = ?1 AND id = ?2 AND status = 'held'",
-        )?
+             WHERE app = ?1 AND id = ?2 AND status = ",
+            sql_status!(Held)
+        ))?
         .query_row([app, parent], |row| {
             Ok((row.get(0)?, row.get(1)?, row.get(2)?))
         })

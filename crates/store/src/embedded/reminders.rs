@@ -1,30 +1,37 @@
 //! Reminders in the embedded engine: the `reminders` table, indexed by (app, due).
 
-use super::db::Db;
-use super::insert_request;
-use crate::{Firing, RequestBuilder, StoreError};
+use super::bindings::{self, Binding, Scope};
+use super::routing::insert_request;
+use super::EmbeddedStore;
+use crate::{Firing, ReminderStore, RequestBuilder, StoreError};
+use async_trait::async_trait;
 use bytes::Bytes;
 use kar_protocol::{ActorRef, Reminder};
-use rusqlite::{params, Connection, OptionalExtension, Row};
+use rusqlite::{params, Connection, Row};
 
-const COLUMNS: &str = "actor_type, actor_id, id, path, due, target_text, period, data";
+impl Binding for Reminder {
+    const TABLE: &'static str = "reminders";
+    const COLUMNS: &'static str = "actor_type, actor_id, id, path, due, target_text, period, data";
 
-fn from_row(row: &Row<'_>) -> rusqlite::Result<Reminder> {
-    Ok(Reminder {
-        actor: ActorRef::new(row.get::<_, String>(0)?, row.get::<_, String>(1)?),
-        id: row.get(2)?,
-        path: row.get(3)?,
-        target: row.get(4)?,
-        target_text: row.get(5)?,
-        period: row.get(6)?,
-        data: Bytes::from(row.get::<_, Vec<u8>>(7)?),
-    })
+    fn from_row(row: &Row<'_>) -> rusqlite::Result<Reminder> {
+        Ok(Reminder {
+            actor: ActorRef::new(row.get::<_, String>(0)?, row.get::<_, String>(1)?),
+            id: row.get(2)?,
+            path: row.get(3)?,
+            target: row.get(4)?,
+            target_text: row.get(5)?,
+            period: row.get(6)?,
+            data: Bytes::from(row.get::<_, Vec<u8>>(7)?),
+        })
+    }
 }
 
-pub(super) async fn schedule(db: &Db, app: &str, r: &Reminder) -> Result<bool, StoreError> {
-    let app = app.to_string();
-    let r = r.clone();
-    db.run(move |conn| {
+#[async_trait]
+impl ReminderStore for EmbeddedStore {
+    async fn reminder_schedule(&self, r: &Reminder) -> Result<bool, StoreError> {
+        let app = self.app.clone();
+        let r = r.clone();
+        self.db.run(move |conn| {
         let replaced = conn
             .prepare_cached(
                 "DELETE FROM reminders WHERE app = ?1 AND actor_type = ?2 AND actor_id = ?3 AND id = ?4",
@@ -33,7 +40,7 @@ pub(super) async fn schedule(db: &Db, app: &str, r: &Reminder) -> Result<bool, S
             > 0;
         conn.prepare_cached(
             "INSERT INTO reminders (app, actor_type, actor_id, id, path, due, target_text, period, data)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
         )?
         .execute(params![
             app,
@@ -49,92 +56,67 @@ pub(super) async fn schedule(db: &Db, app: &str, r: &Reminder) -> Result<bool, S
         Ok((replaced, Vec::new()))
     })
     .await
-}
-
-/// One reminder (`id`) or all of an actor, by id.
-pub(super) async fn get(
-    db: &Db,
-    app: &str,
-    actor: &ActorRef,
-    id: Option<&str>,
-) -> Result<Vec<Reminder>, StoreError> {
-    let (app, t, i) = (app.to_string(), actor.actor_type.clone(), actor.id.clone());
-    let id = id.map(str::to_string);
-    db.read(move |conn| {
-        let found = match &id {
-            Some(id) => conn
-                .prepare_cached(&format!(
-                    "SELECT {COLUMNS} FROM reminders
-                     WHERE app = ?1 AND actor_type = ?2 AND actor_id = ?3 AND id = ?4"
-                ))?
-                .query_row([&app, &t, &i, id], from_row)
-                .optional()?
-                .into_iter()
-                .collect(),
-            None => conn
-                .prepare_cached(&format!(
-                    "SELECT {COLUMNS} FROM reminders
-                     WHERE app = ?1 AND actor_type = ?2 AND actor_id = ?3 ORDER BY id"
-                ))?
-                .query_map([&app, &t, &i], from_row)?
-                .collect::<Result<_, _>>()?,
-        };
-        Ok(found)
-    })
-    .await
-}
-
-/// Every reminder of the application, by actor and id.
-pub(super) async fn all(db: &Db, app: &str) -> Result<Vec<Reminder>, StoreError> {
-    let app = app.to_string();
-    db.read(move |conn| {
-        Ok(conn
-            .prepare_cached(&format!(
-                "SELECT {COLUMNS} FROM reminders WHERE app = ?1 ORDER BY actor_type, actor_id, id"
-            ))?
-            .query_map([&app], from_row)?
-            .collect::<Result<_, _>>()?)
-    })
-    .await
-}
-
-fn earliest(conn: &Connection, app: &str) -> Result<Option<i64>, StoreError> {
-    Ok(conn
-        .prepare_cached("SELECT min(due) FROM reminders WHERE app = ?1")?
-        .query_row([app], |row| row.get(0))?)
-}
-
-pub(super) async fn next_due(db: &Db, app: &str) -> Result<Option<i64>, StoreError> {
-    let app = app.to_string();
-    db.read(move |conn| earliest(conn, &app)).await
-}
-
-pub(super) async fn fire_due(
-    db: &Db,
-    app: &str,
-    now: i64,
-    limit: usize,
-    build: RequestBuilder,
-) -> Result<Vec<Firing>, StoreError> {
-    // Most ticks find nothing due: a read (no write lock, which every kar process of
-    // the host competes for) settles that.
-    let app = app.to_string();
-    let probe = app.clone();
-    let due = db
-        .read(move |conn| earliest(conn, &probe))
-        .await?
-        .is_some_and(|due| due <= now);
-    if !due || limit == 0 {
-        return Ok(Vec::new());
     }
-    db.run(move |conn| {
+
+    async fn reminder_get(
+        &self,
+        actor: &ActorRef,
+        id: &str,
+    ) -> Result<Option<Reminder>, StoreError> {
+        Ok(bindings::find(&self.db, &self.app, Scope::One(actor, id))
+            .await?
+            .pop())
+    }
+
+    async fn reminders_of(&self, actor: &ActorRef) -> Result<Vec<Reminder>, StoreError> {
+        bindings::find(&self.db, &self.app, Scope::Actor(actor)).await
+    }
+
+    async fn reminders(&self) -> Result<Vec<Reminder>, StoreError> {
+        bindings::find(&self.db, &self.app, Scope::App).await
+    }
+
+    async fn reminder_cancel(&self, actor: &ActorRef, id: &str) -> Result<bool, StoreError> {
+        Ok(bindings::cancel::<Reminder>(&self.db, &self.app, Scope::One(actor, id)).await? > 0)
+    }
+
+    async fn reminders_cancel_all(&self, actor: &ActorRef) -> Result<u64, StoreError> {
+        bindings::cancel::<Reminder>(&self.db, &self.app, Scope::Actor(actor)).await
+    }
+
+    async fn next_due(&self) -> Result<Option<i64>, StoreError> {
+        let app = self.app.clone();
+        self.db.read(move |conn| earliest(conn, &app)).await
+    }
+
+    async fn fire_due(
+        &self,
+        now: i64,
+        limit: usize,
+        build: &RequestBuilder,
+    ) -> Result<Vec<Firing>, StoreError> {
+        // Most ticks find nothing due: a read (no write lock, which every kar process of
+        // the host competes for) settles that.
+        let app = self.app.clone();
+        let build = build.clone();
+        let probe = app.clone();
+        let due = self
+            .db
+            .read(move |conn| earliest(conn, &probe))
+            .await?
+            .is_some_and(|due| due <= now);
+        if !due || limit == 0 {
+            return Ok(Vec::new());
+        }
+        self.db.run(move |conn| {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let due: Vec<Reminder> = conn
             .prepare_cached(&format!(
-                "SELECT {COLUMNS} FROM reminders WHERE app = ?1 AND due <= ?2
-                 ORDER BY due, actor_type, actor_id, id LIMIT ?3"
+                "SELECT {} FROM reminders WHERE app = ?1 AND due <= ?2
+                         ORDER BY due, actor_type, actor_id, id LIMIT ?3",
+                Reminder::COLUMNS
             ))?
-            .query_map(params![app, now, limit], from_row)?
+            .query_map(params![app, now, limit], Reminder::from_row)?
             .collect::<Result<_, _>>()?;
         let mut firings = Vec::with_capacity(due.len());
         let mut pokes = Vec::new();
@@ -147,7 +129,7 @@ pub(super) async fn fire_due(
                 Some(next) => conn
                     .prepare_cached(
                         "UPDATE reminders SET due = ?5, target_text = NULL
-                         WHERE app = ?1 AND actor_type = ?2 AND actor_id = ?3 AND id = ?4",
+                                 WHERE app = ?1 AND actor_type = ?2 AND actor_id = ?3 AND id = ?4",
                     )?
                     .execute(params![
                         app,
@@ -171,4 +153,11 @@ pub(super) async fn fire_due(
         Ok((firings, pokes))
     })
     .await
+    }
+}
+
+fn earliest(conn: &Connection, app: &str) -> Result<Option<i64>, StoreError> {
+    Ok(conn
+        .prepare_cached("SELECT min(due) FROM reminders WHERE app = ?1")?
+        .query_row([app], |row| row.get(0))?)
 }

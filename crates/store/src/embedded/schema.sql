@@ -1,5 +1,8 @@
 -- The embedded store: one SQLite database shared by every kar process of the user.
 -- Every row carries its application name: applications never see each other's rows.
+--
+-- This is version 1 of the schema: later changes are migrations in schema.rs (do
+-- not edit this file: databases of version 1 exist).
 
 CREATE TABLE IF NOT EXISTS members (
     app TEXT NOT NULL,
@@ -51,10 +54,11 @@ DROP INDEX IF EXISTS requests_parked;
 CREATE INDEX IF NOT EXISTS requests_queued_on ON requests (app, assignee) WHERE status = 'queued';
 CREATE INDEX IF NOT EXISTS requests_done_for ON requests (app, caller) WHERE status = 'done';
 CREATE INDEX IF NOT EXISTS requests_parked_for ON requests (app, name) WHERE status = 'parked';
--- The children index (app, parent) is created by `migrate` in mod.rs: databases of
--- earlier versions get their `parent` column there first.
+-- The children index (app, parent) is created by `v1_tables` in schema.rs: databases
+-- of earlier versions get their `parent` column there first.
 
--- Inboxes: kind 0 = execute request, 1 = request completed.
+-- Inboxes: kind 0 = execute request, 1 = request completed; version 2 adds kind 2 =
+-- signal, with a `payload` column (see schema.rs and inbox.rs).
 CREATE TABLE IF NOT EXISTS inbox (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     app TEXT NOT NULL,

@@ -1,8 +1,9 @@
 //! Reading an inbox stream: blocking `XREAD` on a connection of the inbox's own,
 //! trimming what was handed out at the next read (so a cancelled read loses nothing).
 
-use super::{kind_from_code, lock, LocalMembers};
+use super::lease::{lock, LocalMembers};
 use crate::codec::decode;
+use crate::codes::kind_from_text;
 use crate::{Inbox, Message, StoreError};
 use async_trait::async_trait;
 use kar_protocol::RequestId;
@@ -222,11 +223,15 @@ fn message(fields: &[(Vec<u8>, Vec<u8>)]) -> Result<Message, StoreError> {
             let payload = field(b"p").ok_or_else(|| corrupt("no payload"))?;
             Ok(Message::Completed {
                 outcome: decode(&id, payload)?,
-                kind: kind_from_code(field(b"k").unwrap_or(b"0")),
+                kind: kind_from_text(&id, field(b"k").ok_or_else(|| corrupt("no kind"))?)?,
                 id: RequestId(id),
             })
         }
         Some(b"m") => Ok(Message::MembersChanged),
+        Some(b"s") => {
+            let payload = field(b"p").ok_or_else(|| corrupt("no payload"))?;
+            Ok(Message::Signal(decode("signal", payload)?))
+        }
         _ => Err(corrupt("unknown message type")),
     }
 }
@@ -333,5 +338,47 @@ mod tests {
         assert_eq!(entries[0].0, "1-0");
         assert_eq!(message(&entries[0].1).unwrap(), Message::MembersChanged);
         assert!(stream_entries(Value::Nil).unwrap().is_empty());
+    }
+
+    fn entry(fields: &[(&str, &[u8])]) -> Vec<(Vec<u8>, Vec<u8>)> {
+        fields
+            .iter()
+            .map(|(k, v)| (k.as_bytes().to_vec(), v.to_vec()))
+            .collect()
+    }
+
+    #[test]
+    fn decodes_signals() {
+        let signal = crate::Signal::ListActors {
+            from: kar_protocol::NodeId("n1".into()),
+            query: 7,
+        };
+        let payload = crate::codec::encode(&signal);
+        assert_eq!(
+            message(&entry(&[("t", b"s"), ("p", &payload)])).unwrap(),
+            Message::Signal(signal)
+        );
+        assert!(message(&entry(&[("t", b"s")])).is_err());
+    }
+
+    #[test]
+    fn unknown_kind_codes_are_corrupt() {
+        let outcome = crate::codec::encode(&kar_protocol::Outcome::Failed("x".into()));
+        let completed = |k: &[u8]| {
+            message(&entry(&[
+                ("t", b"c"),
+                ("i", b"r1"),
+                ("k", k),
+                ("p", &outcome),
+            ]))
+        };
+        assert!(matches!(
+            completed(b"1"),
+            Ok(Message::Completed {
+                kind: kar_protocol::RequestKind::Tell,
+                ..
+            })
+        ));
+        assert!(matches!(completed(b"9"), Err(StoreError::Corrupt { .. })));
     }
 }

@@ -4,7 +4,9 @@
 //! for as long as it takes. Each step handles [`BATCH`] items; the lock expires if the
 //! recoverer dies, and another member resumes where it stopped.
 
-use super::{lease_millis, Keys, SCRIPTS};
+use super::lease::lease_millis;
+use super::scripts::RECOVER;
+use super::Keys;
 use crate::StoreError;
 use redis::aio::ConnectionManager;
 use std::collections::HashSet;
@@ -47,7 +49,7 @@ pub(crate) async fn recover(
 ) -> Result<Recovery, StoreError> {
     let mut steps = 0u64;
     loop {
-        let mut invocation = keys.invocation(&SCRIPTS.recover, fence);
+        let mut invocation = RECOVER.fenced_on(keys, fence);
         invocation
             .arg(dead)
             .arg(owner)

@@ -1,5 +1,6 @@
-//! Reminders in the Redis engine (`lua/reminders.lua`): a hash per reminder, a set of
-//! ids per actor, and one zset of the application's reminders by target time.
+//! Reminders in the Redis engine: a hash per reminder, a set of ids per actor, and
+//! one zset of the application's reminders by target time (`lua/bindings.lua`;
+//! reading and cancelling are shared with subscriptions: `bindings.rs`).
 //!
 //! Firing reads the due reminders, builds their requests here (the request record is
 //! postcard, which Lua cannot write), then runs one script that, for each firing,
@@ -8,13 +9,15 @@
 //! reminder. A member that read the same reminders concurrently finds them changed
 //! and skips them, so each due firing is enqueued once.
 
-use super::{encode_actor, target_actor, unexpected, value_bytes, value_string, RedisStore};
-use super::{kind_code, SCRIPTS};
-use crate::codec::encode;
-use crate::{Firing, RequestBuilder, Routing, StoreError};
+use super::bindings::{fields, records, Binding};
+use super::requests::{request_args, routing};
+use super::scripts::{REMINDERS_DUE, REMINDERS_FIRE, REMINDERS_NEXT_DUE, REMINDER_SCHEDULE};
+use super::{encode_actor, value_bytes, value_string, RedisStore};
+use crate::{Firing, ReminderStore, RequestBuilder, StoreError};
+use async_trait::async_trait;
 use bytes::Bytes;
-use kar_protocol::{ActorRef, NodeId, Reminder};
-use redis::{ScriptInvocation, Value};
+use kar_protocol::{ActorRef, Reminder};
+use redis::Value;
 
 /// A reminder as read, with the generation that `fire` compares.
 struct Read {
@@ -30,51 +33,40 @@ fn number<T: std::str::FromStr>(field: &str, value: Value) -> Result<T, StoreErr
     })
 }
 
-fn parse_record(value: Value) -> Result<Read, StoreError> {
-    let Value::Array(fields) = value else {
-        return Err(unexpected("reminder", &value));
-    };
-    let [t, i, r, path, due, text, period, data, gen]: [Value; 9] = fields
-        .try_into()
-        .map_err(|fields| unexpected("reminder", &Value::Array(fields)))?;
-    let text = value_string(text)?;
-    Ok(Read {
-        reminder: Reminder {
-            actor: ActorRef::new(value_string(t)?, value_string(i)?),
-            id: value_string(r)?,
-            path: value_string(path)?,
-            target: number("due", due)?,
-            target_text: (!text.is_empty()).then_some(text),
-            period: number("period", period)?,
-            data: Bytes::from(value_bytes(data)?),
-        },
-        gen: value_string(gen)?,
-    })
-}
+impl Binding for Read {
+    const KIND: &'static str = "reminder";
+    type Item = Reminder;
 
-fn parse_records(value: Value) -> Result<Vec<Read>, StoreError> {
-    match value {
-        Value::Array(items) => items.into_iter().map(parse_record).collect(),
-        Value::Nil => Ok(Vec::new()),
-        other => Err(unexpected("reminders", &other)),
+    fn parse(record: Value) -> Result<Self, StoreError> {
+        let [t, i, r, path, due, text, period, data, gen] = fields("reminder", record)?;
+        let text = value_string(text)?;
+        Ok(Read {
+            reminder: Reminder {
+                actor: ActorRef::new(value_string(t)?, value_string(i)?),
+                id: value_string(r)?,
+                path: value_string(path)?,
+                target: number("due", due)?,
+                target_text: (!text.is_empty()).then_some(text),
+                period: number("period", period)?,
+                data: Bytes::from(value_bytes(data)?),
+            },
+            gen: value_string(gen)?,
+        })
+    }
+
+    fn into_item(self) -> Reminder {
+        self.reminder
+    }
+
+    fn key(&self) -> (&ActorRef, &str) {
+        (&self.reminder.actor, &self.reminder.id)
     }
 }
 
-impl RedisStore {
-    fn reminders_op(&self, op: &str) -> Result<ScriptInvocation<'static>, StoreError> {
-        self.op_invocation(
-            &SCRIPTS.reminders,
-            op,
-            &["get", "all", "list", "next_due", "due"],
-        )
-    }
-
-    async fn reminders_call(&self, invocation: ScriptInvocation<'_>) -> Result<Value, StoreError> {
-        Ok(invocation.invoke_async(&mut self.conn.clone()).await?)
-    }
-
-    pub(super) async fn reminder_schedule_impl(&self, r: &Reminder) -> Result<bool, StoreError> {
-        let mut invocation = self.reminders_op("schedule")?;
+#[async_trait]
+impl ReminderStore for RedisStore {
+    async fn reminder_schedule(&self, r: &Reminder) -> Result<bool, StoreError> {
+        let mut invocation = self.by_handle(&REMINDER_SCHEDULE)?;
         invocation
             .arg(encode_actor(&r.actor.actor_type, &r.actor.id))
             .arg(&r.id)
@@ -89,73 +81,42 @@ impl RedisStore {
         Ok(replaced == 1)
     }
 
-    pub(super) async fn reminder_get_impl(
+    async fn reminder_get(
         &self,
         actor: &ActorRef,
         id: &str,
     ) -> Result<Option<Reminder>, StoreError> {
-        let mut invocation = self.reminders_op("get")?;
-        invocation
-            .arg(encode_actor(&actor.actor_type, &actor.id))
-            .arg(id);
-        match self.reminders_call(invocation).await? {
-            Value::Nil => Ok(None),
-            record => Ok(Some(parse_record(record)?.reminder)),
-        }
+        self.binding_get::<Read>(actor, id).await
     }
 
-    pub(super) async fn reminders_of_impl(
-        &self,
-        actor: &ActorRef,
-    ) -> Result<Vec<Reminder>, StoreError> {
-        let mut invocation = self.reminders_op("all")?;
-        invocation.arg(encode_actor(&actor.actor_type, &actor.id));
-        let mut all: Vec<Reminder> = parse_records(self.reminders_call(invocation).await?)?
-            .into_iter()
-            .map(|read| read.reminder)
-            .collect();
-        all.sort_by(|a, b| a.id.cmp(&b.id));
-        Ok(all)
+    async fn reminders_of(&self, actor: &ActorRef) -> Result<Vec<Reminder>, StoreError> {
+        self.bindings_of::<Read>(actor).await
     }
 
-    pub(super) async fn reminders_impl(&self) -> Result<Vec<Reminder>, StoreError> {
-        let mut all: Vec<Reminder> =
-            parse_records(self.reminders_call(self.reminders_op("list")?).await?)?
-                .into_iter()
-                .map(|read| read.reminder)
-                .collect();
-        all.sort_by(|a, b| {
-            (&a.actor.actor_type, &a.actor.id, &a.id).cmp(&(
-                &b.actor.actor_type,
-                &b.actor.id,
-                &b.id,
-            ))
-        });
-        Ok(all)
+    async fn reminders(&self) -> Result<Vec<Reminder>, StoreError> {
+        self.bindings_all::<Read>().await
     }
 
-    pub(super) async fn reminder_cancel_impl(
-        &self,
-        actor: &ActorRef,
-        id: Option<&str>,
-    ) -> Result<u64, StoreError> {
-        let mut invocation =
-            self.reminders_op(if id.is_some() { "cancel" } else { "cancel_all" })?;
-        invocation.arg(encode_actor(&actor.actor_type, &actor.id));
-        if let Some(id) = id {
-            invocation.arg(id);
-        }
-        Ok(invocation.invoke_async(&mut self.conn.clone()).await?)
+    async fn reminder_cancel(&self, actor: &ActorRef, id: &str) -> Result<bool, StoreError> {
+        self.binding_cancel::<Read>(actor, id).await
     }
 
-    pub(super) async fn next_due_impl(&self) -> Result<Option<i64>, StoreError> {
-        match self.reminders_call(self.reminders_op("next_due")?).await? {
+    async fn reminders_cancel_all(&self, actor: &ActorRef) -> Result<u64, StoreError> {
+        self.bindings_cancel_all::<Read>(actor).await
+    }
+
+    async fn next_due(&self) -> Result<Option<i64>, StoreError> {
+        match self
+            .unfenced(&REMINDERS_NEXT_DUE)
+            .invoke_async(&mut self.conn.clone())
+            .await?
+        {
             Value::Nil => Ok(None),
             due => Ok(Some(number("due", due)?)),
         }
     }
 
-    pub(super) async fn fire_due_impl(
+    async fn fire_due(
         &self,
         now: i64,
         limit: usize,
@@ -164,13 +125,14 @@ impl RedisStore {
         if limit == 0 {
             return Ok(Vec::new());
         }
-        let mut invocation = self.reminders_op("due")?;
+        let mut invocation = self.unfenced(&REMINDERS_DUE);
         invocation.arg(now.to_string()).arg(limit);
-        let due = parse_records(self.reminders_call(invocation).await?)?;
+        // In due order.
+        let due: Vec<Read> = records(invocation.invoke_async(&mut self.conn.clone()).await?)?;
         if due.is_empty() {
             return Ok(Vec::new());
         }
-        let mut invocation = self.reminders_op("fire")?;
+        let mut invocation = self.by_handle(&REMINDERS_FIRE)?;
         invocation.arg(due.len());
         let mut planned = Vec::with_capacity(due.len());
         for Read { reminder, gen } in due {
@@ -184,35 +146,20 @@ impl RedisStore {
                 .arg(&reminder.id)
                 .arg(gen)
                 .arg(reminder.target.to_string())
-                .arg(next)
-                .arg(&request.id.0)
-                .arg(request.target.routing_name())
-                .arg(kind_code(request.kind))
-                .arg(&request.caller.0)
-                .arg(encode(&request))
-                .arg(target_actor(&request.target));
+                .arg(next);
+            request_args(&mut invocation, &request);
             planned.push((reminder, request));
         }
         let outcomes: Vec<String> = invocation.invoke_async(&mut self.conn.clone()).await?;
         let mut firings = Vec::with_capacity(planned.len());
         for ((reminder, request), outcome) in planned.into_iter().zip(outcomes) {
-            let routing = match outcome.as_str() {
-                "p" => Routing::Parked,
-                "s" => continue,
-                assigned => match assigned.strip_prefix("a:") {
-                    Some(node) => Routing::Assigned(NodeId(node.to_string())),
-                    None => {
-                        return Err(StoreError::Corrupt {
-                            key: "reminders fire".into(),
-                            reason: format!("unexpected outcome {assigned:?}"),
-                        })
-                    }
-                },
-            };
+            if outcome == "s" {
+                continue;
+            }
             firings.push(Firing {
                 reminder,
                 request,
-                routing,
+                routing: routing("reminders_fire", &outcome)?,
             });
         }
         Ok(firings)

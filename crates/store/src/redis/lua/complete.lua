@@ -6,12 +6,12 @@ local node, id, outcome = ARGV[3], ARGV[4], ARGV[5]
 local key = P .. 'req:' .. id
 local f = redis.call('HMGET', key, 'status', 'kind', 'caller', 'assignee', 'parent')
 local status, kind, caller, assignee, parent = f[1], f[2], f[3], f[4], f[5]
-if status ~= 'q' or assignee ~= node then
+if status ~= QUEUED or assignee ~= node then
   return 0
 end
 redis.call('ZREM', P .. 'assigned:' .. node, id)
-if kind ~= '1' and live(caller, now) then
-  redis.call('HSET', key, 'status', 'd', 'outcome', outcome)
+if kind ~= TELL and live(caller, now) then
+  redis.call('HSET', key, 'status', DONE, 'outcome', outcome)
   redis.call('HDEL', key, 'assignee', 'rec', 'attempt')
   redis.call('SADD', P .. 'done:' .. caller, id)
   redis.call('XADD', P .. 'inbox:' .. caller, '*', 't', 'c', 'i', id, 'k', kind, 'p', outcome)

@@ -1,19 +1,25 @@
--- enqueue(id, name, kind, caller, record, actor, parent, attempt): ARGV[3..] (actor:
--- encoded reference, empty for a service; parent: id of the request that made this
--- one, or empty). The fence is the caller when it is a member of the client.
+-- enqueue: ARGV[3..]
+--   id       request id
+--   name     routing name (service or actor type)
+--   kind     0 call, 1 tell, 2 promise
+--   caller   node that made it
+--   record   postcard Request
+--   actor    encoded target actor ('' for a service)
+--   parent   id of the request that made this one ('' if unknown)
+--   attempt  delivery attempt
+-- The fence is the caller when it is a member of the client.
 -- Returns the node the request was assigned to, or nil when it was parked.
 local now = now_ms()
-local id, name, kind, record, actor, parent = ARGV[3], ARGV[4], ARGV[5], ARGV[7], ARGV[8], ARGV[9]
+local id, name, kind, caller, record, actor, parent, attempt = unpack(ARGV, 3, 10)
 local key = P .. 'req:' .. id
 if redis.call('EXISTS', key) == 1 then
-  return redis.error_reply('ERR request ' .. id .. ' already exists')
+  invariant('request ' .. id .. ' already exists')
 end
-local seq = redis.call('INCR', P .. 'seq')
-redis.call('HSET', key, 'name', name, 'kind', kind, 'caller', ARGV[6], 'seq', seq, 'rec', record,
-  'actor', actor, 'attempt', ARGV[10])
+local seq = store_request(id, name, kind, caller, record, actor)
+redis.call('HSET', key, 'attempt', attempt)
 if parent ~= '' then
   redis.call('HSET', key, 'parent', parent)
-  if kind ~= '1' then
+  if kind ~= TELL then
     redis.call('SADD', P .. 'kids:' .. parent, id)
   end
 end

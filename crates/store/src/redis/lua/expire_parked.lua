@@ -3,7 +3,7 @@
 local id = ARGV[3]
 local key = P .. 'req:' .. id
 local f = redis.call('HMGET', key, 'status', 'name', 'kind', 'parent')
-if f[1] ~= 'p' then
+if f[1] ~= PARKED then
   return 0
 end
 redis.call('DEL', key)

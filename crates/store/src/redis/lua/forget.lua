@@ -2,7 +2,7 @@
 for i = 3, #ARGV do
   local key = P .. 'req:' .. ARGV[i]
   local f = redis.call('HMGET', key, 'status', 'caller')
-  if f[1] == 'd' then
+  if f[1] == DONE then
     redis.call('DEL', key)
     redis.call('SREM', P .. 'done:' .. f[2], ARGV[i])
   end

@@ -1,4 +1,6 @@
--- Helpers shared by every transition script (prepended to each script at build time).
+-- Helpers shared by every transition script (prepended to each script at build time,
+-- after the request codes of `crates/store/src/codes.rs` as the locals QUEUED, PARKED,
+-- HELD, DONE (statuses) and CALL, TELL, PROMISE (kinds): no script spells a code).
 --
 -- Calling convention of every script: KEYS[1] is "<prefix>members" (it only tells Redis
 -- Cluster which slot the script touches: every key of one application shares the hash
@@ -11,6 +13,14 @@
 local P = ARGV[1]
 local FENCE = ARGV[3]
 table.remove(ARGV, 3)
+
+-- A broken invariant of kar (a bug, not a condition that a retry fixes): raised as an
+-- `ERR` reply whose text contains "script", which the client classifies as
+-- StoreError::Invariant (kar-store-api, `From<RedisError>`). Raise it before any write:
+-- Redis does not roll back what a failing script wrote.
+local function invariant(message)
+  error(redis.error_reply('ERR script invariant: ' .. message))
+end
 
 -- Server time in milliseconds: every lease is computed from the Redis clock, so the
 -- clocks of the hosts running kar do not matter.
@@ -69,7 +79,7 @@ end
 
 -- Assigns request `id` to `node`: queued, indexed by arrival order, in the inbox.
 local function assign(id, seq, record, node)
-  redis.call('HSET', P .. 'req:' .. id, 'status', 'q', 'assignee', node)
+  redis.call('HSET', P .. 'req:' .. id, 'status', QUEUED, 'assignee', node)
   redis.call('ZADD', P .. 'assigned:' .. node, seq, id)
   push_execute(node, id, record)
 end
@@ -109,11 +119,20 @@ local function route(id, name, seq, record, now, actor)
     assign(id, seq, record, target)
   else
     local key = P .. 'req:' .. id
-    redis.call('HSET', key, 'status', 'p')
+    redis.call('HSET', key, 'status', PARKED)
     redis.call('HDEL', key, 'assignee')
     redis.call('ZADD', P .. 'parked:' .. name, seq, id)
   end
   return target
+end
+
+-- Stores new request `id` (its record and routing fields, with the next arrival number)
+-- and returns that number; the caller then routes it.
+local function store_request(id, name, kind, caller, record, actor)
+  local seq = redis.call('INCR', P .. 'seq')
+  redis.call('HSET', P .. 'req:' .. id, 'name', name, 'kind', kind, 'caller', caller, 'seq', seq,
+    'rec', record, 'actor', actor)
+  return seq
 end
 
 -- Whether request `id` has unfinished children: calls or promises it made (the set
@@ -123,7 +142,7 @@ local function has_unfinished_children(id)
   local kids = P .. 'kids:' .. id
   for _, kid in ipairs(redis.call('SMEMBERS', kids)) do
     local status = redis.call('HGET', P .. 'req:' .. kid, 'status')
-    if status and status ~= 'd' then
+    if status and status ~= DONE then
       return true
     end
     redis.call('SREM', kids, kid)
@@ -134,12 +153,12 @@ end
 -- Request `id` (of kind `kind`, made by `parent`) just finished: it leaves its
 -- parent's children, and a held parent whose last unfinished child it was is routed.
 local function child_finished(id, kind, parent, now)
-  if kind == '1' or not parent or parent == '' then
+  if kind == TELL or not parent or parent == '' then
     return
   end
   redis.call('SREM', P .. 'kids:' .. parent, id)
   local f = redis.call('HMGET', P .. 'req:' .. parent, 'status', 'name', 'seq', 'rec', 'actor')
-  if f[1] == 'h' and not has_unfinished_children(parent) then
+  if f[1] == HELD and not has_unfinished_children(parent) then
     route(parent, f[2], f[3], f[4], now, f[5])
   end
 end

@@ -49,7 +49,7 @@ local budget = batch
 local done = P .. 'done:' .. dead
 for _, id in ipairs(redis.call('SPOP', done, budget)) do
   local key = P .. 'req:' .. id
-  if redis.call('HGET', key, 'status') == 'd' then
+  if redis.call('HGET', key, 'status') == DONE then
     redis.call('DEL', key)
   end
   budget = budget - 1
@@ -68,10 +68,10 @@ if budget > 0 then
     redis.call('ZREM', assigned, id)
     local key = P .. 'req:' .. id
     local f = redis.call('HMGET', key, 'status', 'assignee', 'name', 'seq', 'rec', 'actor')
-    if f[1] == 'q' and f[2] == dead then
+    if f[1] == QUEUED and f[2] == dead then
       redis.call('HINCRBY', key, 'attempt', 1)
       if has_unfinished_children(id) then
-        redis.call('HSET', key, 'status', 'h')
+        redis.call('HSET', key, 'status', HELD)
         redis.call('HDEL', key, 'assignee')
       else
         route(id, f[3], f[4], f[5], now, f[6])

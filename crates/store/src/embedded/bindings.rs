@@ -1,0 +1,91 @@
+//! What reminders and subscriptions share in the embedded engine: both are bindings
+//! of an actor, one row per (app, actor_type, actor_id, id) in a table of their own,
+//! looked up and cancelled the same way. What differs (scheduling and firing,
+//! subscribing and delivering) stays in `reminders` and `events`.
+
+use super::db::Db;
+use crate::StoreError;
+use kar_protocol::ActorRef;
+use rusqlite::Row;
+
+/// A kind of binding: its table and how one of its rows reads.
+pub(super) trait Binding: Sized + Send + 'static {
+    /// The table, with primary key (app, actor_type, actor_id, id).
+    const TABLE: &'static str;
+    /// The columns [`Binding::from_row`] reads, in order.
+    const COLUMNS: &'static str;
+    fn from_row(row: &Row<'_>) -> rusqlite::Result<Self>;
+}
+
+/// Which bindings of the application an operation is about.
+pub(super) enum Scope<'a> {
+    One(&'a ActorRef, &'a str),
+    Actor(&'a ActorRef),
+    App,
+}
+
+impl Scope<'_> {
+    /// The condition after `app = ?1`, and its parameters from `?2` on.
+    fn filter(&self) -> (&'static str, Vec<String>) {
+        match self {
+            Scope::One(actor, id) => (
+                "AND actor_type = ?2 AND actor_id = ?3 AND id = ?4",
+                vec![actor.actor_type.clone(), actor.id.clone(), id.to_string()],
+            ),
+            Scope::Actor(actor) => (
+                "AND actor_type = ?2 AND actor_id = ?3",
+                vec![actor.actor_type.clone(), actor.id.clone()],
+            ),
+            Scope::App => ("", Vec::new()),
+        }
+    }
+
+    fn params(&self, app: &str) -> Vec<String> {
+        let mut params = vec![app.to_string()];
+        params.extend(self.filter().1);
+        params
+    }
+}
+
+/// The bindings in `scope`, by actor and id.
+pub(super) async fn find<B: Binding>(
+    db: &Db,
+    app: &str,
+    scope: Scope<'_>,
+) -> Result<Vec<B>, StoreError> {
+    let sql = format!(
+        "SELECT {} FROM {} WHERE app = ?1 {} ORDER BY actor_type, actor_id, id",
+        B::COLUMNS,
+        B::TABLE,
+        scope.filter().0
+    );
+    let params = scope.params(app);
+    db.read(move |conn| {
+        Ok(conn
+            .prepare_cached(&sql)?
+            .query_map(rusqlite::params_from_iter(&params), B::from_row)?
+            .collect::<Result<_, _>>()?)
+    })
+    .await
+}
+
+/// Cancels the bindings in `scope`; returns how many went.
+pub(super) async fn cancel<B: Binding>(
+    db: &Db,
+    app: &str,
+    scope: Scope<'_>,
+) -> Result<u64, StoreError> {
+    let sql = format!(
+        "DELETE FROM {} WHERE app = ?1 {}",
+        B::TABLE,
+        scope.filter().0
+    );
+    let params = scope.params(app);
+    db.run(move |conn| {
+        let n = conn
+            .prepare_cached(&sql)?
+            .execute(rusqlite::params_from_iter(&params))?;
+        Ok((n as u64, Vec::new()))
+    })
+    .await
+}

@@ -1,0 +1,200 @@
+//! Inboxes in the embedded engine: the `inbox` table, one row per message, read in
+//! `seq` order by the member (`EmbeddedInbox`), woken by pokes.
+
+use super::db::Db;
+use super::liveness::Watchers;
+use super::mesh::mesh_version;
+use crate::codec::{decode, encode};
+use crate::codes::kind_from_code;
+use crate::{Inbox, Message, Signal, StoreError};
+use async_trait::async_trait;
+use kar_protocol::RequestId;
+use rusqlite::{params, Connection};
+use std::fs::File;
+use std::sync::Arc;
+use tokio::sync::Notify;
+
+/// Inbox row kinds (the `kind` column): what the row's message is. Request rows
+/// name their request (`request_id`), signal rows carry the signal (`payload`).
+pub(super) const EXECUTE: i64 = 0;
+pub(super) const COMPLETED: i64 = 1;
+pub(super) const SIGNAL: i64 = 2;
+
+/// Appends a message about request `id` (`EXECUTE` or `COMPLETED`) to the inbox of
+/// `node`.
+pub(super) fn push(
+    conn: &Connection,
+    app: &str,
+    node: &str,
+    kind: i64,
+    id: &str,
+) -> Result<(), StoreError> {
+    conn.prepare_cached("INSERT INTO inbox (app, node, kind, request_id) VALUES (?1, ?2, ?3, ?4)")?
+        .execute(params![app, node, kind, id])?;
+    Ok(())
+}
+
+/// Appends a signal to the inbox of `node`.
+pub(super) fn push_signal(
+    conn: &Connection,
+    app: &str,
+    node: &str,
+    signal: &Signal,
+) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "INSERT INTO inbox (app, node, kind, request_id, payload) VALUES (?1, ?2, ?3, '', ?4)",
+    )?
+    .execute(params![app, node, SIGNAL, encode(signal)])?;
+    Ok(())
+}
+
+pub(super) struct EmbeddedInbox {
+    pub(super) app: String,
+    pub(super) node: String,
+    pub(super) db: Db,
+    pub(super) notify: Arc<Notify>,
+    /// Inbox rows up to this sequence number were handed out and can be deleted.
+    pub(super) acked: i64,
+    /// Mesh version last reported.
+    pub(super) version: i64,
+    pub(super) watchers: Arc<Watchers>,
+    pub(super) _lock: File,
+    pub(super) listener: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for EmbeddedInbox {
+    fn drop(&mut self) {
+        self.listener.abort();
+    }
+}
+
+/// One inbox row, joined with its request for request rows.
+struct InboxRow {
+    seq: i64,
+    kind: i64,
+    request_id: String,
+    payload: Option<Vec<u8>>,
+    record: Option<Vec<u8>>,
+    request_kind: Option<i64>,
+    outcome: Option<Vec<u8>>,
+}
+
+impl InboxRow {
+    /// The message of the row; `None` when its request is gone (purged, or completed
+    /// after re-routing).
+    fn message(self) -> Result<Option<Message>, StoreError> {
+        let key = &self.request_id;
+        Ok(
+            match (self.kind, self.record, self.outcome, self.request_kind) {
+                (EXECUTE, Some(record), _, _) => {
+                    Some(Message::Execute(Box::new(decode(key, &record)?)))
+                }
+                (COMPLETED, Some(_), Some(outcome), Some(kind)) => Some(Message::Completed {
+                    id: RequestId(key.clone()),
+                    kind: kind_from_code(key, kind)?,
+                    outcome: decode(key, &outcome)?,
+                }),
+                (SIGNAL, ..) => {
+                    let key = format!("inbox row {}", self.seq);
+                    let payload = self.payload.unwrap_or_default();
+                    Some(Message::Signal(decode(&key, &payload)?))
+                }
+                (EXECUTE | COMPLETED, ..) => None,
+                (kind, ..) => {
+                    return Err(StoreError::Corrupt {
+                        key: format!("inbox row {}", self.seq),
+                        reason: format!("unknown inbox row kind {kind}"),
+                    })
+                }
+            },
+        )
+    }
+}
+
+/// Most rows taken by one read.
+const INBOX_BATCH: i64 = 1024;
+
+/// The rows of `node`'s inbox after `acked`, in order.
+fn rows_after(
+    conn: &Connection,
+    app: &str,
+    node: &str,
+    acked: i64,
+) -> Result<Vec<InboxRow>, StoreError> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT i.seq, i.kind, i.request_id, i.payload, r.record, r.kind, r.outcome
+             FROM inbox i LEFT JOIN requests r ON r.app = i.app AND r.id = i.request_id
+             WHERE i.app = ?1 AND i.node = ?2 AND i.seq > ?3 ORDER BY i.seq LIMIT ?4",
+        )?
+        .query_map(params![app, node, acked, INBOX_BATCH], |row| {
+            Ok(InboxRow {
+                seq: row.get(0)?,
+                kind: row.get(1)?,
+                request_id: row.get(2)?,
+                payload: row.get(3)?,
+                record: row.get(4)?,
+                request_kind: row.get(5)?,
+                outcome: row.get(6)?,
+            })
+        })?
+        .collect::<Result<_, _>>()?)
+}
+
+#[async_trait]
+impl Inbox for EmbeddedInbox {
+    async fn recv(&mut self) -> Result<Vec<Message>, StoreError> {
+        loop {
+            let app = self.app.clone();
+            let node = self.node.clone();
+            let acked = self.acked;
+            let known_version = self.version;
+            let (rows, version, members) = self
+                .db
+                .read(move |conn| {
+                    let rows = rows_after(conn, &app, &node, acked)?;
+                    let version = mesh_version(conn, &app)?;
+                    // The member list only matters when the mesh changed.
+                    let members: Vec<String> = if version == known_version {
+                        Vec::new()
+                    } else {
+                        conn.prepare_cached("SELECT node FROM members WHERE app = ?1")?
+                            .query_map([&app], |row| row.get(0))?
+                            .collect::<Result<_, _>>()?
+                    };
+                    Ok((rows, version, members))
+                })
+                .await?;
+            let mut messages = Vec::with_capacity(rows.len() + 1);
+            if version != self.version {
+                if self.version >= 0 {
+                    messages.push(Message::MembersChanged);
+                }
+                self.version = version;
+                self.watchers
+                    .watch_all(members, std::slice::from_ref(&self.node));
+            }
+            for row in rows {
+                self.acked = self.acked.max(row.seq);
+                let request = row.request_id.clone();
+                match row.message() {
+                    Ok(Some(message)) => messages.push(message),
+                    Ok(None) => {}
+                    // Skipped, not returned: the row is already acknowledged, and the
+                    // messages around it must still be delivered.
+                    Err(e) => {
+                        tracing::error!(%request, "dropping a corrupt inbox message: {e}")
+                    }
+                }
+            }
+            if self.acked > acked {
+                // Handed out from here on: delete them with the next write.
+                self.db.ack(&self.app, &self.node, self.acked);
+            }
+            if !messages.is_empty() {
+                return Ok(messages);
+            }
+            self.notify.notified().await;
+        }
+    }
+}

@@ -1,0 +1,193 @@
+//! Requests in the embedded engine: the `requests` table (one row per live request,
+//! `seq` in arrival order) and its transitions after enqueue.
+
+use super::inbox::{self, COMPLETED, EXECUTE};
+use super::mesh::is_member;
+use super::recovery;
+use super::routing::{actor_of, insert_request, route};
+use super::EmbeddedStore;
+use crate::codec::encode;
+use crate::codes::{kind_from_code, sql_status, Status};
+use crate::{RequestStore, Routing, StoreError};
+use async_trait::async_trait;
+use kar_protocol::{NodeId, Outcome, Request, RequestId};
+use rusqlite::{params, OptionalExtension};
+
+#[async_trait]
+impl RequestStore for EmbeddedStore {
+    async fn enqueue(&self, request: &Request) -> Result<Routing, StoreError> {
+        let app = self.app.clone();
+        let request = request.clone();
+        self.db
+            .run(move |conn| insert_request(conn, &app, &request))
+            .await
+    }
+
+    async fn complete(
+        &self,
+        node: &NodeId,
+        id: &RequestId,
+        outcome: &Outcome,
+    ) -> Result<bool, StoreError> {
+        let app = self.app.clone();
+        let node = node.0.clone();
+        let id = id.0.clone();
+        let outcome = encode(outcome);
+        self.db
+            .run(move |conn| {
+                if is_member(conn, &app, &node)?.is_none() {
+                    return Err(StoreError::Fenced(node));
+                }
+                let row: Option<(String, i64, String, Option<String>, Option<String>)> = conn
+                    .prepare_cached(
+                        "SELECT status, kind, caller, assignee, parent FROM requests
+                         WHERE app = ?1 AND id = ?2",
+                    )?
+                    .query_row([&app, &id], |row| {
+                        Ok((
+                            row.get(0)?,
+                            row.get(1)?,
+                            row.get(2)?,
+                            row.get(3)?,
+                            row.get(4)?,
+                        ))
+                    })
+                    .optional()?;
+                let Some((status, kind, caller, assignee, parent)) = row else {
+                    return Ok((false, Vec::new()));
+                };
+                // Done, or not (or no longer) this node's to run: a stale attempt
+                // commits nothing.
+                if Status::from_sql(&id, &status)? != Status::Queued
+                    || assignee.as_deref() != Some(node.as_str())
+                {
+                    return Ok((false, Vec::new()));
+                }
+                let kind = kind_from_code(&id, kind)?;
+                let caller_port = is_member(conn, &app, &caller)?;
+                let mut pokes = match (kind.expects_reply(), caller_port) {
+                    (true, Some(port)) => {
+                        conn.prepare_cached(concat!(
+                            "UPDATE requests SET status = ",
+                            sql_status!(Done),
+                            ", assignee = NULL, outcome = ?3
+                             WHERE app = ?1 AND id = ?2"
+                        ))?
+                        .execute(params![app, id, outcome])?;
+                        inbox::push(conn, &app, &caller, COMPLETED, &id)?;
+                        vec![port]
+                    }
+                    // A tell, or a caller that is gone (its removal dropped or will
+                    // drop what it could not collect): the request is finished and
+                    // nobody will collect the outcome.
+                    _ => {
+                        conn.prepare_cached("DELETE FROM requests WHERE app = ?1 AND id = ?2")?
+                            .execute([&app, &id])?;
+                        Vec::new()
+                    }
+                };
+                if let (true, Some(parent)) = (kind.expects_reply(), parent) {
+                    pokes.extend(recovery::child_finished(conn, &app, &parent)?);
+                }
+                Ok((true, pokes))
+            })
+            .await
+    }
+
+    async fn forget(&self, ids: &[RequestId]) -> Result<(), StoreError> {
+        // Deleted with the next write transaction of this process: a transaction of
+        // its own would delay the caller's next request.
+        self.db.forget(&self.app, ids.iter().map(|id| id.0.clone()));
+        Ok(())
+    }
+
+    async fn expire_parked(&self, id: &RequestId) -> Result<bool, StoreError> {
+        let app = self.app.clone();
+        let id = id.0.clone();
+        self.db
+            .run(move |conn| {
+                let parked: Option<(i64, Option<String>)> = conn
+                    .prepare_cached(
+                        concat!("SELECT kind, parent FROM requests WHERE app = ?1 AND id = ?2 AND status = ", sql_status!(Parked)),
+                    )?
+                    .query_row([&app, &id], |row| Ok((row.get(0)?, row.get(1)?)))
+                    .optional()?;
+                let Some((kind, parent)) = parked else {
+                    return Ok((false, Vec::new()));
+                };
+                conn.prepare_cached("DELETE FROM requests WHERE app = ?1 AND id = ?2")?
+                    .execute([&app, &id])?;
+                let pokes = match parent {
+                    Some(parent) if kind_from_code(&id, kind)?.expects_reply() => {
+                        recovery::child_finished(conn, &app, &parent)?
+                    }
+                    _ => Vec::new(),
+                };
+                Ok((true, pokes))
+            })
+            .await
+    }
+
+    async fn tail_call(
+        &self,
+        node: &NodeId,
+        next: &Request,
+        local: bool,
+    ) -> Result<Routing, StoreError> {
+        let app = self.app.clone();
+        let node = node.0.clone();
+        let id = next.id.0.clone();
+        let record = encode(next);
+        let name = next.target.routing_name().to_string();
+        let actor = actor_of(&next.target).map(|(t, i)| (t.to_string(), i.to_string()));
+        self.db
+            .run(move |conn| {
+                if is_member(conn, &app, &node)?.is_none() {
+                    return Err(StoreError::Fenced(node));
+                }
+                let assignee: Option<Option<String>> = conn
+                    .prepare_cached(concat!(
+                        "SELECT assignee FROM requests WHERE app = ?1 AND id = ?2 AND status = ",
+                        sql_status!(Queued)
+                    ))?
+                    .query_row([&app, &id], |row| row.get(0))
+                    .optional()?;
+                if assignee.flatten().as_deref() != Some(node.as_str()) {
+                    return Err(StoreError::NotAssigned(id));
+                }
+                let actor = actor.as_ref().map(|(t, i)| (t.as_str(), i.as_str()));
+                let target = if local {
+                    Some((node.clone(), 0))
+                } else {
+                    route(conn, &app, &name, actor)?
+                };
+                let (status, assignee) = match &target {
+                    Some((n, _)) => (Status::Queued.sql(), Some(n.as_str())),
+                    None => (Status::Parked.sql(), None),
+                };
+                conn.prepare_cached(
+                    "UPDATE requests SET name = ?3, actor_type = ?4, actor_id = ?5, status = ?6,
+                     assignee = ?7, record = ?8 WHERE app = ?1 AND id = ?2",
+                )?
+                .execute(params![
+                    app,
+                    id,
+                    name,
+                    actor.map(|a| a.0),
+                    actor.map(|a| a.1),
+                    status,
+                    assignee,
+                    record
+                ])?;
+                Ok(match target {
+                    Some((n, _)) if local => (Routing::Assigned(NodeId(n)), Vec::new()),
+                    Some((n, port)) => {
+                        inbox::push(conn, &app, &n, EXECUTE, &id)?;
+                        (Routing::Assigned(NodeId(n)), vec![port])
+                    }
+                    None => (Routing::Parked, Vec::new()),
+                })
+            })
+            .await
+    }
+}

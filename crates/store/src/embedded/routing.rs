@@ -1,0 +1,151 @@
+//! Where a request goes: placement of actors, choice among the members offering a
+//! name, and the insertion of a new request (shared by enqueue, reminder firings and
+//! event deliveries).
+
+use super::db::Pokes;
+use super::inbox::{self, EXECUTE};
+use super::mesh::is_member;
+use crate::codec::encode;
+use crate::codes::{kind_code, sql_status, Status};
+use crate::{Routing, StoreError};
+use kar_protocol::{NodeId, Request, Target};
+use rand::seq::IndexedRandom;
+use rusqlite::{params, Connection, OptionalExtension};
+
+/// Picks a random live member offering `name`.
+pub(super) fn pick_member(
+    conn: &Connection,
+    app: &str,
+    name: &str,
+) -> Result<Option<(String, u16)>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT o.node, m.poke_port FROM offers o JOIN members m ON m.app = o.app AND m.node = o.node
+         WHERE o.app = ?1 AND o.name = ?2",
+    )?;
+    let candidates = stmt
+        .query_map([app, name], |row| {
+            Ok((row.get::<_, String>(0)?, row.get::<_, u16>(1)?))
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(candidates.choose(&mut rand::rng()).cloned())
+}
+
+/// Where a request goes: for an actor, its placement while that member lives, else
+/// a random member offering the type (the choice is recorded as the new placement);
+/// for a service, a random member offering it. `None`: nobody offers it.
+pub(super) fn route(
+    conn: &Connection,
+    app: &str,
+    name: &str,
+    actor: Option<(&str, &str)>,
+) -> Result<Option<(String, u16)>, StoreError> {
+    let Some((actor_type, actor_id)) = actor else {
+        return pick_member(conn, app, name);
+    };
+    let placed: Option<String> = conn
+        .prepare_cached(
+            "SELECT node FROM placements WHERE app = ?1 AND actor_type = ?2 AND actor_id = ?3",
+        )?
+        .query_row([app, actor_type, actor_id], |row| row.get(0))
+        .optional()?;
+    if let Some(node) = placed {
+        if let Some(port) = is_member(conn, app, &node)? {
+            return Ok(Some((node, port)));
+        }
+    }
+    let picked = pick_member(conn, app, name)?;
+    if let Some((node, _)) = &picked {
+        conn.prepare_cached(
+            "INSERT OR REPLACE INTO placements (app, actor_type, actor_id, node) VALUES (?1, ?2, ?3, ?4)",
+        )?
+        .execute([app, actor_type, actor_id, node])?;
+    }
+    Ok(picked)
+}
+
+pub(super) fn actor_of(target: &Target) -> Option<(&str, &str)> {
+    match target {
+        Target::Actor { actor_type, id } => Some((actor_type, id)),
+        Target::Service { .. } => None,
+    }
+}
+
+/// Persists a new request and routes it (the body of [`Store::enqueue`], shared with
+/// reminder firings).
+pub(super) fn insert_request(
+    conn: &Connection,
+    app: &str,
+    request: &Request,
+) -> Result<(Routing, Pokes), StoreError> {
+    let record = encode(request);
+    let id = request.id.as_str();
+    let name = request.target.routing_name();
+    let actor = actor_of(&request.target);
+    let target = route(conn, app, name, actor)?;
+    let (status, assignee) = match &target {
+        Some((node, _)) => (Status::Queued.sql(), Some(node.as_str())),
+        None => (Status::Parked.sql(), None),
+    };
+    conn.prepare_cached(
+        "INSERT INTO requests (app, id, name, status, kind, assignee, caller, record,
+                               actor_type, actor_id, parent)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+    )?
+    .execute(params![
+        app,
+        id,
+        name,
+        status,
+        kind_code(request.kind),
+        assignee,
+        request.caller.as_str(),
+        record,
+        actor.map(|a| a.0),
+        actor.map(|a| a.1),
+        request.parent.as_ref().map(|p| p.as_str())
+    ])?;
+    Ok(match target {
+        Some((node, port)) => {
+            inbox::push(conn, app, &node, EXECUTE, id)?;
+            (Routing::Assigned(NodeId(node)), vec![port])
+        }
+        None => (Routing::Parked, Vec::new()),
+    })
+}
+
+/// Routes a stored request that sits in no inbox to a live member offering its target
+/// (queued there), or parks it. Returns the port to poke.
+pub(super) fn reroute(
+    conn: &Connection,
+    app: &str,
+    id: &str,
+    name: &str,
+    actor: Option<(&str, &str)>,
+) -> Result<Option<u16>, StoreError> {
+    match route(conn, app, name, actor)? {
+        Some((target, port)) => {
+            assign(conn, app, id, &target)?;
+            Ok(Some(port))
+        }
+        None => {
+            conn.prepare_cached(concat!(
+                "UPDATE requests SET status = ",
+                sql_status!(Parked),
+                ", assignee = NULL WHERE app = ?1 AND id = ?2"
+            ))?
+            .execute([app, id])?;
+            Ok(None)
+        }
+    }
+}
+
+/// Queues stored request `id` on `node` and appends it to that node's inbox.
+pub(super) fn assign(conn: &Connection, app: &str, id: &str, node: &str) -> Result<(), StoreError> {
+    conn.prepare_cached(concat!(
+        "UPDATE requests SET status = ",
+        sql_status!(Queued),
+        ", assignee = ?3 WHERE app = ?1 AND id = ?2"
+    ))?
+    .execute([app, id, node])?;
+    inbox::push(conn, app, node, EXECUTE, id)
+}
