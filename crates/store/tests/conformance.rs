@@ -1542,6 +1542,13 @@ async fn events_delivered_in_order_one_at_a_time(engine: &Engine) {
         store.deliver_event(&oldest, "s", &build).await.unwrap(),
         Delivery::UpToDate
     );
+    // On another consumer group it starts over (from the oldest event here).
+    let mut regrouped = subscription(("T", "oldest"), "s", "t", true);
+    regrouped.group = "g2".into();
+    store.subscribe(&regrouped).await.unwrap();
+    let (offset, id, _) = deliver_one(&store, &oldest, "s").await;
+    assert_eq!(offset, 1);
+    store.complete(&node_a, &id, &reply("ok")).await.unwrap();
 }
 
 async fn events_delivered_once_under_concurrent_deliverers(engine: &Engine) {

@@ -84,15 +84,14 @@ impl ActorStore for EmbeddedStore {
         subkey: Option<&str>,
         value: Bytes,
     ) -> Result<bool, StoreError> {
-        let (app, t, i) = self.actor_key(actor);
-        let key = key.to_string();
-        let subkey = subkey.map(str::to_string);
-        self.db
-            .run(move |conn| {
-                let created = set_entry(conn, [&app, &t, &i], &key, subkey.as_deref(), &value)?;
-                Ok((created, Vec::new()))
-            })
-            .await
+        let mut update = StateUpdate::default();
+        match subkey {
+            None => update.updates.push((key.to_string(), value)),
+            Some(sub) => update
+                .submap_updates
+                .push((key.to_string(), vec![(sub.to_string(), value)])),
+        }
+        Ok(self.apply(actor, update).await?.added > 0)
     }
 
     async fn state_remove(
@@ -101,15 +100,14 @@ impl ActorStore for EmbeddedStore {
         key: &str,
         subkey: Option<&str>,
     ) -> Result<bool, StoreError> {
-        let (app, t, i) = self.actor_key(actor);
-        let key = key.to_string();
-        let subkey = subkey.map(str::to_string);
-        self.db
-            .run(move |conn| {
-                let removed = remove_entry(conn, [&app, &t, &i], &key, subkey.as_deref())?;
-                Ok((removed, Vec::new()))
-            })
-            .await
+        let mut update = StateUpdate::default();
+        match subkey {
+            None => update.removals.push(key.to_string()),
+            Some(sub) => update
+                .submap_removals
+                .push((key.to_string(), vec![sub.to_string()])),
+        }
+        Ok(self.apply(actor, update).await?.removed > 0)
     }
 
     async fn state_get_all(&self, actor: &ActorRef) -> Result<ActorState, StoreError> {
@@ -172,31 +170,7 @@ impl ActorStore for EmbeddedStore {
         actor: &ActorRef,
         update: &StateUpdate,
     ) -> Result<UpdateCounts, StoreError> {
-        let (app, t, i) = self.actor_key(actor);
-        let update = update.clone();
-        self.db
-            .run(move |conn| {
-                let actor = [&app, &t, &i];
-                let mut counts = UpdateCounts::default();
-                for key in &update.removals {
-                    counts.removed += u64::from(remove_entry(conn, actor, key, None)?);
-                }
-                for (key, subkeys) in &update.submap_removals {
-                    for sub in subkeys {
-                        counts.removed += u64::from(remove_entry(conn, actor, key, Some(sub))?);
-                    }
-                }
-                for (key, value) in &update.updates {
-                    counts.added += u64::from(set_entry(conn, actor, key, None, value)?);
-                }
-                for (key, entries) in &update.submap_updates {
-                    for (sub, value) in entries {
-                        counts.added += u64::from(set_entry(conn, actor, key, Some(sub), value)?);
-                    }
-                }
-                Ok((counts, Vec::new()))
-            })
-            .await
+        self.apply(actor, update.clone()).await
     }
 
     async fn submap_entries(
@@ -299,4 +273,39 @@ fn remove_entry(
             .execute(params![app, t, i, key, sub])?,
     };
     Ok(n > 0)
+}
+
+impl EmbeddedStore {
+    /// Applies `update` in one transition (removals first), the one way state is
+    /// written: a single set or removal is an update of one entry.
+    async fn apply(
+        &self,
+        actor: &ActorRef,
+        update: StateUpdate,
+    ) -> Result<UpdateCounts, StoreError> {
+        let (app, t, i) = self.actor_key(actor);
+        self.db
+            .run(move |conn| {
+                let actor = [&app, &t, &i];
+                let mut counts = UpdateCounts::default();
+                for key in &update.removals {
+                    counts.removed += u64::from(remove_entry(conn, actor, key, None)?);
+                }
+                for (key, subkeys) in &update.submap_removals {
+                    for sub in subkeys {
+                        counts.removed += u64::from(remove_entry(conn, actor, key, Some(sub))?);
+                    }
+                }
+                for (key, value) in &update.updates {
+                    counts.added += u64::from(set_entry(conn, actor, key, None, value)?);
+                }
+                for (key, entries) in &update.submap_updates {
+                    for (sub, value) in entries {
+                        counts.added += u64::from(set_entry(conn, actor, key, Some(sub), value)?);
+                    }
+                }
+                Ok((counts, Vec::new()))
+            })
+            .await
+    }
 }

@@ -411,3 +411,31 @@ fn delete_acked(conn: &Connection, acks: &Acks) {
         );
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Opening retries "busy" only: it is recognised through the error's source.
+    #[test]
+    fn busy_is_recognised_through_the_store_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("busy.db");
+        let holder = Connection::open(&path).unwrap();
+        holder
+            .execute_batch("CREATE TABLE t (id TEXT PRIMARY KEY); BEGIN IMMEDIATE")
+            .unwrap();
+        let other = Connection::open(&path).unwrap();
+        other.busy_timeout(Duration::ZERO).unwrap();
+        let busy: StoreError = other.execute_batch("BEGIN IMMEDIATE").unwrap_err().into();
+        assert!(is_busy(&busy), "{busy:?}");
+        holder
+            .execute_batch("INSERT INTO t VALUES ('a'); COMMIT")
+            .unwrap();
+        let constraint: StoreError = other
+            .execute("INSERT INTO t VALUES ('a')", [])
+            .unwrap_err()
+            .into();
+        assert!(!is_busy(&constraint), "{constraint:?}");
+    }
+}

@@ -101,39 +101,21 @@ impl EventStore for EmbeddedStore {
         let s = s.clone();
         self.db
             .run(move |conn| {
-                let key = params![app, s.actor.actor_type, s.actor.id, s.id];
-                let old: Option<(String, String)> = conn
+                let replaced = conn
                     .prepare_cached(
-                        "SELECT topic, grp FROM subscriptions
+                        "SELECT 1 FROM subscriptions
                          WHERE app = ?1 AND actor_type = ?2 AND actor_id = ?3 AND id = ?4",
                     )?
-                    .query_row(key, |row| Ok((row.get(0)?, row.get(1)?)))
-                    .optional()?;
-                let replaced = old.is_some();
-                if old.is_some_and(|(topic, group)| topic == s.topic && group == s.group) {
-                    // Same topic and consumer group: the position (and the delivery in
-                    // flight) stay.
-                    conn.prepare_cached(
-                        "UPDATE subscriptions SET path = ?5, content_type = ?6, oldest = ?7
-                         WHERE app = ?1 AND actor_type = ?2 AND actor_id = ?3 AND id = ?4",
-                    )?
-                    .execute(params![
-                        app,
-                        s.actor.actor_type,
-                        s.actor.id,
-                        s.id,
-                        s.path,
-                        s.content_type,
-                        s.oldest
-                    ])?;
-                    return Ok((true, Vec::new()));
-                }
+                    .exists(params![app, s.actor.actor_type, s.actor.id, s.id])?;
                 let start = if s.oldest {
                     0
                 } else {
                     last_offset(conn, &s.topic)?
                 };
-                // A replacement keeps its delivery in flight: the next one still waits for it.
+                // A replacement on the same topic and consumer group keeps its position;
+                // on another one it starts at `start`. Either way it keeps its delivery
+                // in flight: the next one still waits for it. (The right-hand sides of
+                // the update read the row as it was.)
                 conn.prepare_cached(
                     "INSERT INTO subscriptions
                        (app, actor_type, actor_id, id, path, topic, content_type, grp, oldest, position)
@@ -141,7 +123,9 @@ impl EventStore for EmbeddedStore {
                      ON CONFLICT (app, actor_type, actor_id, id) DO UPDATE SET
                        path = excluded.path, topic = excluded.topic,
                        content_type = excluded.content_type, grp = excluded.grp,
-                       oldest = excluded.oldest, position = excluded.position",
+                       oldest = excluded.oldest,
+                       position = CASE WHEN topic = excluded.topic AND grp = excluded.grp
+                                  THEN position ELSE excluded.position END",
                 )?
                 .execute(params![
                     app,
