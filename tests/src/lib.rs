@@ -5,7 +5,7 @@
 //! Before running the tests, build the binary and install the apps' dependencies:
 //!
 //! ```text
-//! scripts/setup-test-deps.sh && cargo build -p kar && cargo test -p kar-tests
+//! scripts/setup-test-deps.sh && cargo build -p kar --features fault-injection && cargo test -p kar-tests
 //! ```
 //!
 //! The tests do not build `kar` themselves (parallel tests would fight over the cargo

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Once;
 
 const SETUP_HINT: &str =
-    "run `scripts/setup-test-deps.sh && cargo build -p kar` before `cargo test -p kar-tests`";
+    "run `scripts/setup-test-deps.sh && cargo build -p kar --features fault-injection` before `cargo test -p kar-tests`";
 
 /// The root of the workspace.
 pub fn repo_root() -> PathBuf {
@@ -20,8 +20,9 @@ pub fn apps_dir() -> PathBuf {
     repo_root().join("tests").join("apps")
 }
 
-/// The `kar` binary built by `cargo build -p kar` into the same target directory and
-/// profile as this test (`$KAR_BIN` overrides). Panics with the build command if it
+/// The `kar` binary built by the workspace build (or `cargo build -p kar --features
+/// fault-injection`, for the fault hooks of bank_faults) into the same target
+/// directory and profile as this test (`$KAR_BIN` overrides). Panics with the build command if it
 /// is missing.
 pub fn kar_bin() -> PathBuf {
     if let Some(bin) = std::env::var_os("KAR_BIN") {
@@ -67,7 +68,7 @@ fn warn_if_stale(bin: &Path) {
     }
     if let Some(path) = newer {
         eprintln!(
-            "warning: {} is older than {}: run `cargo build -p kar` to test the current code",
+            "warning: {} is older than {}: run `cargo build -p kar --features fault-injection` to test the current code",
             bin.display(),
             path.display()
         );
