@@ -288,8 +288,8 @@ async fn removal_deactivates_and_drops_state() {
     let actor = ActorRef::new("A", "r");
     call(&runtime, "A", "r", "echo", "[]").await.unwrap();
     runtime
-        .store()
-        .state_set(&actor, "k", None, Bytes::from_static(b"1"))
+        .state()
+        .set(&actor, "k", None, Bytes::from_static(b"1"))
         .await
         .unwrap();
     let removal = Invocation {
@@ -314,10 +314,7 @@ async fn removal_deactivates_and_drops_state() {
         .unwrap();
     assert!(matches!(accepted, Accepted::Reply(r) if r.status == 200));
     assert_eq!(app.deactivations.load(Ordering::SeqCst), 1);
-    assert_eq!(
-        runtime.store().state_get(&actor, "k", None).await.unwrap(),
-        None
-    );
+    assert_eq!(runtime.state().get(&actor, "k", None).await.unwrap(), None);
     assert!(runtime.activated_actors().is_empty());
 }
 
