@@ -1,0 +1,321 @@
+//! Timing logic of the runtime on paused tokio time: reminder cadence, idle actor
+//! collection and the actor busy timeout. The runtime runs in process on the real
+//! embedded store, with an in-process component that records *when* (tokio time) it
+//! is invoked.
+//!
+//! Paused tokio time auto-advances to the next timer whenever every task is idle,
+//! and that includes waiting for the store, whose SQLite work runs on its own thread:
+//! time would leap forward by whole timer periods during plain store I/O. So these
+//! tests hold a [`ManualTime`] guard (a blocking task, which inhibits auto-advance)
+//! and move time themselves in small steps, letting the store work in real time
+//! between steps. Every bound below is then about the logic: a timer never fires
+//! early, and fires within a few steps of its due time.
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use kar_protocol::paths::actor_method_path;
+use kar_protocol::{ActorRef, Invocation, Reminder, Reply, RequestKind, Target};
+use kar_runtime::{Accepted, AppClient, AppError, Clock, Runtime, RuntimeConfig, RuntimeError};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::Notify;
+use tokio::time::Instant;
+
+/// How far time moves in one step.
+const STEP: Duration = Duration::from_millis(10);
+/// How late (tokio time) an outcome may be seen after its timer: a few steps for the
+/// store transitions that follow the timer, each taking real time between steps.
+const SLACK: Duration = Duration::from_millis(300);
+
+/// Inhibits auto-advance while alive: tokio does not advance paused time while a
+/// blocking task runs.
+struct ManualTime {
+    _stop: std::sync::mpsc::Sender<()>,
+}
+
+impl ManualTime {
+    fn start() -> Self {
+        let (stop, stopped) = std::sync::mpsc::channel::<()>();
+        // Returns when `stop` is dropped.
+        drop(tokio::task::spawn_blocking(move || {
+            let _ = stopped.recv();
+        }));
+        ManualTime { _stop: stop }
+    }
+
+    /// Lets the runtime work for a moment of real time; tokio time stands still.
+    async fn settle(&self) {
+        let _ = tokio::task::spawn_blocking(|| std::thread::sleep(Duration::from_millis(2))).await;
+    }
+
+    /// Moves tokio time by `by`, one step at a time, until `done` holds (checked after
+    /// each step); returns whether it did.
+    async fn advance_until(&self, by: Duration, mut done: impl FnMut() -> bool) -> bool {
+        let end = Instant::now() + by;
+        while Instant::now() < end {
+            if done() {
+                return true;
+            }
+            tokio::time::advance(STEP.min(end - Instant::now())).await;
+            self.settle().await;
+        }
+        done()
+    }
+
+    async fn advance(&self, by: Duration) {
+        self.advance_until(by, || false).await;
+    }
+
+    /// Waits in real time (tokio time standing still) until `done` holds.
+    async fn wait_for(&self, what: &str, mut done: impl FnMut() -> bool) {
+        for _ in 0..2_500 {
+            if done() {
+                return;
+            }
+            self.settle().await;
+        }
+        panic!("timed out waiting for {what}");
+    }
+}
+
+/// A component hosting actor type `A` that records when it is invoked.
+#[derive(Default)]
+struct TimedApp {
+    firings: Mutex<Vec<Instant>>,
+    echoes: Mutex<Vec<Instant>>,
+    deactivations: Mutex<Vec<Instant>>,
+    /// `hold` waits for this.
+    release: Notify,
+    holding: Mutex<bool>,
+}
+
+fn instants(list: &Mutex<Vec<Instant>>) -> Vec<Instant> {
+    list.lock().unwrap().clone()
+}
+
+#[async_trait]
+impl AppClient for TimedApp {
+    async fn invoke(&self, invocation: &Invocation) -> Result<Reply, AppError> {
+        let now = Instant::now();
+        let method = invocation.path.rsplit('/').next().unwrap_or("");
+        let ok = || Reply::new(200, Some("application/kar+json"), "{\"value\":1}");
+        match invocation.method.as_str() {
+            "GET" => Ok(Reply::new(201, Some("text/plain"), "created")),
+            "DELETE" => {
+                self.deactivations.lock().unwrap().push(now);
+                Ok(Reply::new(200, Some("text/plain"), "deleted"))
+            }
+            "POST" if method == "remind" => {
+                self.firings.lock().unwrap().push(now);
+                Ok(ok())
+            }
+            "POST" if method == "echo" => {
+                self.echoes.lock().unwrap().push(now);
+                Ok(ok())
+            }
+            "POST" if method == "hold" => {
+                let released = self.release.notified();
+                *self.holding.lock().unwrap() = true;
+                released.await;
+                Ok(ok())
+            }
+            _ => Ok(Reply::text(404, "no route")),
+        }
+    }
+}
+
+async fn start(
+    dir: &std::path::Path,
+    app: &Arc<TimedApp>,
+    tweak: impl FnOnce(&mut RuntimeConfig),
+) -> Arc<Runtime> {
+    let store = kar_store::open(
+        &kar_store::StoreConfig::Embedded {
+            dir: dir.to_path_buf(),
+        },
+        "timing-test",
+    )
+    .await
+    .expect("store");
+    let mut config = RuntimeConfig::new("timing-test");
+    config.actors = vec!["A".into()];
+    config.actor_collector_interval = None;
+    tweak(&mut config);
+    Runtime::start(config, store, Some(app.clone() as Arc<dyn AppClient>))
+        .await
+        .expect("start")
+}
+
+async fn call(runtime: Arc<Runtime>, id: &str, method: &str) -> Result<Reply, RuntimeError> {
+    let invocation = Invocation {
+        method: "POST".into(),
+        path: actor_method_path("A", id, method),
+        query: None,
+        headers: vec![("Content-Type".into(), "application/kar+json".into())],
+        body: Bytes::from_static(b"[]"),
+    };
+    let target = Target::Actor {
+        actor_type: "A".into(),
+        id: id.into(),
+    };
+    match runtime
+        .request(target, invocation, RequestKind::Call, None, None)
+        .await?
+    {
+        Accepted::Reply(reply) => Ok(reply),
+        Accepted::Queued(id) => panic!("call answered as queued {id}"),
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_periodic_reminder_fires_once_per_period_on_its_targets() {
+    let time = ManualTime::start();
+    let dir = tempfile::tempdir().unwrap();
+    let app = Arc::new(TimedApp::default());
+    // The wall time the runtime sees follows tokio time.
+    let clock = Clock::tokio_from(kar_protocol::now_millis());
+    let runtime = start(dir.path(), &app, |c| c.clock = clock.clone()).await;
+    let period = Duration::from_secs(2);
+    let scheduled = Instant::now();
+    let first = clock.now_millis() as i64 + 1_000;
+    let reminder = Reminder {
+        actor: ActorRef::new("A", "r"),
+        id: "tick".into(),
+        path: "/remind".into(),
+        target: first,
+        target_text: None,
+        period: period.as_nanos() as i64,
+        data: Bytes::from_static(b"[]"),
+    };
+    runtime.reminders().put(&reminder).await.unwrap();
+    // Targets at +1 s, +3 s, +5 s, +7 s: four firings in 8 s.
+    time.advance(Duration::from_secs(8)).await;
+    let firings = instants(&app.firings);
+    assert_eq!(firings.len(), 4, "firings at {firings:?}");
+    for (k, fired) in firings.iter().enumerate() {
+        let target = scheduled + Duration::from_secs(1) + period * k as u32;
+        assert!(*fired >= target, "firing {k} came early");
+        assert!(
+            *fired < target + SLACK,
+            "firing {k} came {:?} late",
+            *fired - target
+        );
+    }
+    runtime.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_idle_actor_is_deactivated_after_the_collector_interval_not_before() {
+    let time = ManualTime::start();
+    let dir = tempfile::tempdir().unwrap();
+    let app = Arc::new(TimedApp::default());
+    let interval = Duration::from_secs(10);
+    let runtime = start(dir.path(), &app, |c| {
+        c.actor_collector_interval = Some(interval)
+    })
+    .await;
+    // Used at 3 s into the first collector period.
+    time.advance(Duration::from_secs(3)).await;
+    let used = tokio::spawn(call(runtime.clone(), "idle", "echo"));
+    time.wait_for("the call", || used.is_finished()).await;
+    used.await.unwrap().unwrap();
+    let last_use = instants(&app.echoes)[0];
+    // The collector ticks every 10 s: at 10 s the instance has been idle for 7 s
+    // only, at 20 s for 17 s. Nothing happens up to just before 20 s...
+    time.advance(Duration::from_secs(17) - 2 * STEP).await;
+    assert!(
+        instants(&app.deactivations).is_empty(),
+        "deactivated before a whole interval of idleness"
+    );
+    assert_eq!(runtime.activated_actors(), vec![ActorRef::new("A", "idle")]);
+    // ...and it goes at the tick that finds it idle for a whole interval.
+    let gone = time
+        .advance_until(SLACK, || !instants(&app.deactivations).is_empty())
+        .await;
+    assert!(gone, "idle instance not deactivated");
+    let deactivated = instants(&app.deactivations)[0];
+    assert!(deactivated >= last_use + interval);
+    assert!(deactivated < last_use + Duration::from_secs(17) + SLACK);
+    assert!(runtime.activated_actors().is_empty());
+    runtime.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_request_waiting_longer_than_the_busy_timeout_fails() {
+    let time = ManualTime::start();
+    let dir = tempfile::tempdir().unwrap();
+    let app = Arc::new(TimedApp::default());
+    let busy_timeout = Duration::from_secs(5);
+    let runtime = start(dir.path(), &app, |c| {
+        c.actor_busy_timeout = Some(busy_timeout)
+    })
+    .await;
+    // One flow holds the instance...
+    let holder = tokio::spawn(call(runtime.clone(), "busy", "hold"));
+    time.wait_for("the holder", || *app.holding.lock().unwrap())
+        .await;
+    // ...while a request of another flow queues for it.
+    let queued_at = Instant::now();
+    let waiter = tokio::spawn({
+        let runtime = runtime.clone();
+        async move {
+            let result = call(runtime, "busy", "echo").await;
+            (result, Instant::now())
+        }
+    });
+    // Tokio time stands still while it reaches the instance queue.
+    for _ in 0..50 {
+        time.settle().await;
+    }
+    assert!(
+        !time
+            .advance_until(busy_timeout - STEP, || waiter.is_finished())
+            .await,
+        "the waiting request ended before the busy timeout"
+    );
+    let failed = time.advance_until(SLACK, || waiter.is_finished()).await;
+    assert!(failed, "the waiting request outlived the busy timeout");
+    let (result, ended) = waiter.await.unwrap();
+    match result {
+        Err(RuntimeError::Failed(reason)) => assert!(
+            reason.contains("Possible deadlock: timed out waiting in instance queue"),
+            "{reason}"
+        ),
+        other => panic!("expected a busy timeout, got {other:?}"),
+    }
+    assert!(ended >= queued_at + busy_timeout);
+    assert!(instants(&app.echoes).is_empty(), "the waiting request ran");
+    // The holder is unaffected.
+    app.release.notify_one();
+    time.wait_for("the holder", || holder.is_finished()).await;
+    assert_eq!(holder.await.unwrap().unwrap().status, 200);
+    runtime.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_request_released_within_the_busy_timeout_runs() {
+    let time = ManualTime::start();
+    let dir = tempfile::tempdir().unwrap();
+    let app = Arc::new(TimedApp::default());
+    let busy_timeout = Duration::from_secs(5);
+    let runtime = start(dir.path(), &app, |c| {
+        c.actor_busy_timeout = Some(busy_timeout)
+    })
+    .await;
+    let holder = tokio::spawn(call(runtime.clone(), "busy", "hold"));
+    time.wait_for("the holder", || *app.holding.lock().unwrap())
+        .await;
+    let waiter = tokio::spawn(call(runtime.clone(), "busy", "echo"));
+    for _ in 0..50 {
+        time.settle().await;
+    }
+    time.advance(busy_timeout - Duration::from_secs(1)).await;
+    app.release.notify_one();
+    time.wait_for("both calls", || {
+        holder.is_finished() && waiter.is_finished()
+    })
+    .await;
+    assert_eq!(holder.await.unwrap().unwrap().status, 200);
+    assert_eq!(waiter.await.unwrap().unwrap().status, 200);
+    runtime.shutdown().await;
+}
