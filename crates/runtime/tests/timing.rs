@@ -11,6 +11,8 @@
 //! between steps. Every bound below is then about the logic: a timer never fires
 //! early, and fires within a few steps of its due time.
 
+mod common;
+
 use async_trait::async_trait;
 use bytes::Bytes;
 use kar_protocol::paths::actor_method_path;
@@ -19,6 +21,7 @@ use kar_runtime::{Accepted, AppClient, AppError, Clock, Runtime, RuntimeConfig, 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::Notify;
+use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 /// How far time moves in one step.
@@ -129,21 +132,11 @@ async fn start(
     app: &Arc<TimedApp>,
     tweak: impl FnOnce(&mut RuntimeConfig),
 ) -> Arc<Runtime> {
-    let store = kar_store::open(
-        &kar_store::StoreConfig::Embedded {
-            dir: dir.to_path_buf(),
-        },
-        "timing-test",
-    )
+    common::start_runtime(dir, "timing-test", &["A"], app.clone(), |config| {
+        config.actor_collector_interval = None;
+        tweak(config)
+    })
     .await
-    .expect("store");
-    let mut config = RuntimeConfig::new("timing-test");
-    config.actors = vec!["A".into()];
-    config.actor_collector_interval = None;
-    tweak(&mut config);
-    Runtime::start(config, store, Some(app.clone() as Arc<dyn AppClient>))
-        .await
-        .expect("start")
 }
 
 async fn call(runtime: Arc<Runtime>, id: &str, method: &str) -> Result<Reply, RuntimeError> {
@@ -240,21 +233,31 @@ async fn an_idle_actor_is_deactivated_after_the_collector_interval_not_before() 
     runtime.shutdown().await;
 }
 
-#[tokio::test(start_paused = true)]
-async fn a_request_waiting_longer_than_the_busy_timeout_fails() {
-    let time = ManualTime::start();
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+type Waiting = JoinHandle<(Result<Reply, RuntimeError>, Instant)>;
+
+/// Instance `A/busy` held by one flow (`hold`, until `app.release`) while a request
+/// of another flow (`echo`) waits in its queue, since `queued_at`.
+struct BusyInstance {
+    _dir: tempfile::TempDir,
+    app: Arc<TimedApp>,
+    runtime: Arc<Runtime>,
+    holder: JoinHandle<Result<Reply, RuntimeError>>,
+    waiter: Waiting,
+    queued_at: Instant,
+}
+
+async fn busy_instance(time: &ManualTime) -> BusyInstance {
     let dir = tempfile::tempdir().unwrap();
     let app = Arc::new(TimedApp::default());
-    let busy_timeout = Duration::from_secs(5);
     let runtime = start(dir.path(), &app, |c| {
-        c.actor_busy_timeout = Some(busy_timeout)
+        c.actor_busy_timeout = Some(BUSY_TIMEOUT)
     })
     .await;
-    // One flow holds the instance...
     let holder = tokio::spawn(call(runtime.clone(), "busy", "hold"));
     time.wait_for("the holder", || *app.holding.lock().unwrap())
         .await;
-    // ...while a request of another flow queues for it.
     let queued_at = Instant::now();
     let waiter = tokio::spawn({
         let runtime = runtime.clone();
@@ -263,13 +266,28 @@ async fn a_request_waiting_longer_than_the_busy_timeout_fails() {
             (result, Instant::now())
         }
     });
-    // Tokio time stands still while it reaches the instance queue.
+    // Tokio time stands still while the request reaches the instance queue.
     for _ in 0..50 {
         time.settle().await;
     }
+    BusyInstance {
+        _dir: dir,
+        app,
+        runtime,
+        holder,
+        waiter,
+        queued_at,
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_request_waiting_longer_than_the_busy_timeout_fails() {
+    let time = ManualTime::start();
+    let busy = busy_instance(&time).await;
+    let waiter = busy.waiter;
     assert!(
         !time
-            .advance_until(busy_timeout - STEP, || waiter.is_finished())
+            .advance_until(BUSY_TIMEOUT - STEP, || waiter.is_finished())
             .await,
         "the waiting request ended before the busy timeout"
     );
@@ -283,39 +301,31 @@ async fn a_request_waiting_longer_than_the_busy_timeout_fails() {
         ),
         other => panic!("expected a busy timeout, got {other:?}"),
     }
-    assert!(ended >= queued_at + busy_timeout);
-    assert!(instants(&app.echoes).is_empty(), "the waiting request ran");
+    assert!(ended >= busy.queued_at + BUSY_TIMEOUT);
+    assert!(
+        instants(&busy.app.echoes).is_empty(),
+        "the waiting request ran"
+    );
     // The holder is unaffected.
-    app.release.notify_one();
+    busy.app.release.notify_one();
+    let holder = busy.holder;
     time.wait_for("the holder", || holder.is_finished()).await;
     assert_eq!(holder.await.unwrap().unwrap().status, 200);
-    runtime.shutdown().await;
+    busy.runtime.shutdown().await;
 }
 
 #[tokio::test(start_paused = true)]
 async fn a_request_released_within_the_busy_timeout_runs() {
     let time = ManualTime::start();
-    let dir = tempfile::tempdir().unwrap();
-    let app = Arc::new(TimedApp::default());
-    let busy_timeout = Duration::from_secs(5);
-    let runtime = start(dir.path(), &app, |c| {
-        c.actor_busy_timeout = Some(busy_timeout)
-    })
-    .await;
-    let holder = tokio::spawn(call(runtime.clone(), "busy", "hold"));
-    time.wait_for("the holder", || *app.holding.lock().unwrap())
-        .await;
-    let waiter = tokio::spawn(call(runtime.clone(), "busy", "echo"));
-    for _ in 0..50 {
-        time.settle().await;
-    }
-    time.advance(busy_timeout - Duration::from_secs(1)).await;
-    app.release.notify_one();
+    let busy = busy_instance(&time).await;
+    time.advance(BUSY_TIMEOUT - Duration::from_secs(1)).await;
+    busy.app.release.notify_one();
+    let (holder, waiter) = (busy.holder, busy.waiter);
     time.wait_for("both calls", || {
         holder.is_finished() && waiter.is_finished()
     })
     .await;
     assert_eq!(holder.await.unwrap().unwrap().status, 200);
-    assert_eq!(waiter.await.unwrap().unwrap().status, 200);
-    runtime.shutdown().await;
+    assert_eq!(waiter.await.unwrap().0.unwrap().status, 200);
+    busy.runtime.shutdown().await;
 }
