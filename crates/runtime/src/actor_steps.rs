@@ -192,7 +192,7 @@ impl Runtime {
     /// Completes the current step and enqueues the next one, in one transition;
     /// retried while the store is unreachable.
     async fn persist_tail_call(&self, next: &Request, local: bool) -> Result<(), StoreError> {
-        let what = format!("cannot record the tail call of {}", next.id);
+        let what = format!("cannot record tail call of {}", next.id);
         self.retry(Policy::UNTIL_STORE_IS_BACK, &what, || {
             self.store.tail_call(&self.node, next, local)
         })

@@ -38,7 +38,7 @@ impl Clock {
 
     /// A test clock: `base` (Unix ms) now, then advancing with tokio time (paused or
     /// not). Make it inside the tokio runtime whose time it should follow.
-    pub fn tokio_from(base: u64) -> Clock {
+    pub fn tokio_time_from(base: u64) -> Clock {
         Clock(Source::Tokio {
             base,
             start: Instant::now(),
@@ -90,7 +90,7 @@ impl fmt::Debug for Clock {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.0 {
             Source::System => f.write_str("Clock::system"),
-            Source::Tokio { base, .. } => write!(f, "Clock::tokio_from({base})"),
+            Source::Tokio { base, .. } => write!(f, "Clock::tokio_time_from({base})"),
         }
     }
 }
@@ -107,7 +107,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn tokio_clock_follows_paused_time() {
-        let clock = Clock::tokio_from(1_000);
+        let clock = Clock::tokio_time_from(1_000);
         assert_eq!(clock.now_millis(), 1_000);
         tokio::time::sleep(Duration::from_millis(250)).await;
         assert_eq!(clock.now_millis(), 1_250);

@@ -242,7 +242,7 @@ impl Runtime {
     /// Records an outcome. Retried while the store is unreachable: an executed
     /// request is never dropped because the store was briefly away.
     async fn complete(&self, id: &RequestId, outcome: &Outcome) {
-        let what = format!("cannot record the outcome of {id}");
+        let what = format!("cannot record outcome of {id}");
         let completed = self
             .retry(Policy::UNTIL_STORE_IS_BACK, &what, || {
                 self.store.complete(&self.node, id, outcome)

@@ -83,7 +83,7 @@ impl Runtime {
             if self.is_shutting_down() {
                 return;
             }
-            let Some(sleep) = self.fire_due(&build).await else {
+            let Some(sleep) = self.firing_pass(&build).await else {
                 continue;
             };
             tokio::select! {
@@ -96,7 +96,7 @@ impl Runtime {
 
     /// One pass: fires what is due and returns how long to sleep, or `None` to go
     /// on at once (a backlog).
-    async fn fire_due(self: &Arc<Self>, build: &RequestBuilder) -> Option<Duration> {
+    async fn firing_pass(self: &Arc<Self>, build: &RequestBuilder) -> Option<Duration> {
         let now = self.clock().now_millis();
         let fired = match self.store.fire_due(now as i64, FIRE_BATCH, build).await {
             Ok(fired) => fired,

@@ -166,7 +166,7 @@ async fn a_periodic_reminder_fires_once_per_period_on_its_targets() {
     let dir = tempfile::tempdir().unwrap();
     let app = Arc::new(TimedApp::default());
     // The wall time the runtime sees follows tokio time.
-    let clock = Clock::tokio_from(kar_protocol::now_millis());
+    let clock = Clock::tokio_time_from(kar_protocol::now_millis());
     let runtime = start(dir.path(), &app, |c| c.clock = clock.clone()).await;
     let period = Duration::from_secs(2);
     let scheduled = Instant::now();
