@@ -16,7 +16,7 @@ mod common;
 use async_trait::async_trait;
 use bytes::Bytes;
 use kar_protocol::paths::actor_method_path;
-use kar_protocol::{ActorRef, Invocation, Reminder, Reply, RequestKind, Target};
+use kar_protocol::{ActorRef, Invocation, Reminder, Reply, RequestKind, Subscription, Target};
 use kar_runtime::{Accepted, AppClient, AppError, Clock, Runtime, RuntimeConfig, RuntimeError};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -87,6 +87,7 @@ impl ManualTime {
 #[derive(Default)]
 struct TimedApp {
     firings: Mutex<Vec<Instant>>,
+    deliveries: Mutex<Vec<Instant>>,
     echoes: Mutex<Vec<Instant>>,
     deactivations: Mutex<Vec<Instant>>,
     /// `hold` waits for this.
@@ -112,6 +113,10 @@ impl AppClient for TimedApp {
             }
             "POST" if method == "remind" => {
                 self.firings.lock().unwrap().push(now);
+                Ok(ok())
+            }
+            "POST" if method == "on" => {
+                self.deliveries.lock().unwrap().push(now);
                 Ok(ok())
             }
             "POST" if method == "echo" => {
@@ -197,6 +202,44 @@ async fn a_periodic_reminder_fires_once_per_period_on_its_targets() {
             "firing {k} came {:?} late",
             *fired - target
         );
+    }
+    runtime.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn events_go_out_when_published_not_at_a_poll() {
+    let time = ManualTime::start();
+    let dir = tempfile::tempdir().unwrap();
+    let app = Arc::new(TimedApp::default());
+    let runtime = start(dir.path(), &app, |_| {}).await;
+    let subscription = Subscription {
+        actor: ActorRef::new("A", "s"),
+        id: "news".into(),
+        path: "/on".into(),
+        topic: "news".into(),
+        content_type: String::new(),
+        group: String::new(),
+        oldest: false,
+    };
+    runtime.subscriptions().put(&subscription).await.unwrap();
+    // Off the 1 s grid of the loop's safety re-check.
+    time.advance(Duration::from_millis(250)).await;
+    let published = Instant::now();
+    for n in 1..=3 {
+        runtime
+            .events()
+            .publish("news", Bytes::from(n.to_string()))
+            .await
+            .unwrap();
+    }
+    // One at a time: each delivery's end wakes the loop for the next event.
+    let all = time
+        .advance_until(SLACK, || instants(&app.deliveries).len() == 3)
+        .await;
+    let deliveries = instants(&app.deliveries);
+    assert!(all, "delivered at {deliveries:?} after {published:?}");
+    for delivered in deliveries {
+        assert!(delivered >= published && delivered < published + SLACK);
     }
     runtime.shutdown().await;
 }
