@@ -1,7 +1,7 @@
-//! Timing logic of the runtime on paused tokio time: reminder cadence, idle actor
-//! collection and the actor busy timeout. The runtime runs in process on the real
-//! embedded store, with an in-process component that records *when* (tokio time) it
-//! is invoked.
+//! Timing logic of the runtime on paused tokio time: reminder cadence, event
+//! delivery wake-ups, idle actor collection and the actor busy timeout. The runtime
+//! runs in process on the real embedded store, with an in-process component that
+//! records *when* (tokio time) it is invoked.
 //!
 //! Paused tokio time auto-advances to the next timer whenever every task is idle,
 //! and that includes waiting for the store, whose SQLite work runs on its own thread:
