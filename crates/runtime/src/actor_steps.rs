@@ -6,7 +6,7 @@ use crate::actors::ActorRemoval;
 use crate::envelope::{self, Continuation, Interpretation};
 use crate::executor::KAR_JSON;
 use crate::retry::Policy;
-use crate::Runtime;
+use crate::{Clock, Runtime};
 use bytes::Bytes;
 use kar_protocol::paths::{actor_method_path, actor_path, encode_segment, session_query};
 use kar_protocol::{
@@ -284,16 +284,28 @@ impl Runtime {
         }
     }
 
-    /// A tell of `body` to `path` below `actor`'s path (appended verbatim, spec §2.5,
-    /// §2.6) as a JSON method call, in a fresh flow, with the usual start deadline: how
-    /// reminders fire and events are delivered.
-    pub(crate) fn actor_tell(
-        caller: &NodeId,
-        deadline: Option<u64>,
-        actor: &ActorRef,
-        path: &str,
-        body: Bytes,
-    ) -> Request {
+    /// What reminder firings and event deliveries are made of (see [`ActorTells`]).
+    pub(crate) fn actor_tells(&self) -> ActorTells {
+        ActorTells {
+            caller: self.node.clone(),
+            clock: self.clock().clone(),
+            timeout: self.config.missing_component_timeout,
+        }
+    }
+}
+
+/// Makes tells of a body to a path below an actor's path (appended verbatim, spec
+/// §2.5, §2.6) as JSON method calls, each in a fresh flow with the usual start
+/// deadline: how reminders fire and events are delivered. Owned, so that the store
+/// can call it inside a transition.
+pub(crate) struct ActorTells {
+    caller: NodeId,
+    clock: Clock,
+    timeout: Option<Duration>,
+}
+
+impl ActorTells {
+    pub(crate) fn tell(&self, actor: &ActorRef, path: &str, body: Bytes) -> Request {
         Request::new(
             RequestKind::Tell,
             Target::Actor {
@@ -307,10 +319,10 @@ impl Runtime {
                 headers: vec![("Content-Type".to_string(), KAR_JSON.to_string())],
                 body,
             },
-            caller.clone(),
+            self.caller.clone(),
             FlowId::generate(),
             None,
-            deadline,
+            self.clock.deadline_after(self.timeout),
         )
     }
 }

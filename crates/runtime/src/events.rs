@@ -25,6 +25,7 @@ use kar_protocol::{ActorRef, Subscription};
 use kar_store::{Delivery, EventRequestBuilder, Store, StoreError};
 use std::collections::HashSet;
 use std::sync::Arc;
+use std::time::Duration;
 
 #[async_trait]
 impl Kind for Subscription {
@@ -91,50 +92,44 @@ impl Events<'_> {
 }
 
 impl Runtime {
-    /// The tell delivering one event: the subscriber's `path` with body `[<event>]`,
-    /// in a fresh flow (decision §9.2), with the usual start deadline.
+    /// The tell delivering one event: the subscriber's `path` with body `[<event>]`
+    /// (decision §9.2).
     fn delivery_builder(&self) -> EventRequestBuilder {
-        let caller = self.node.clone();
-        let clock = self.clock().clone();
-        let timeout = self.config.missing_component_timeout;
-        Arc::new(move |sub: &Subscription, event: &[u8]| {
-            Runtime::actor_tell(
-                &caller,
-                clock.deadline_after(timeout),
-                &sub.actor,
-                &sub.path,
-                sub.event_body(event),
-            )
+        let tells = self.actor_tells();
+        Arc::new(move |s: &Subscription, event: &[u8]| {
+            tells.tell(&s.actor, &s.path, s.event_body(event))
         })
     }
 
     /// Delivers the events of the subscriptions of this member's actor types until
-    /// shutdown: each pass offers every subscription its next event (the store
-    /// refuses while the previous one is in flight), then sleeps until woken.
+    /// shutdown.
     pub(crate) async fn event_loop(self: Arc<Self>) {
         let build = self.delivery_builder();
         let offered: HashSet<String> = self.config.actors.iter().cloned().collect();
         if offered.is_empty() {
             return;
         }
-        loop {
-            if self.is_shutting_down() {
-                return;
-            }
-            match self.store.subscriptions().await {
-                Ok(all) => {
-                    for sub in all.iter().filter(|s| offered.contains(&s.actor.actor_type)) {
-                        self.deliver_next(sub, &build).await;
-                    }
+        self.run_woken(&self.wakes.events, || self.delivery_pass(&offered, &build))
+            .await;
+    }
+
+    /// One pass: offers every subscription its next event (the store refuses while
+    /// the previous one is in flight). Then the loop sleeps until woken, or for the
+    /// safety re-check.
+    async fn delivery_pass(
+        self: &Arc<Self>,
+        offered: &HashSet<String>,
+        build: &EventRequestBuilder,
+    ) -> Option<Duration> {
+        match self.store.subscriptions().await {
+            Ok(all) => {
+                for sub in all.iter().filter(|s| offered.contains(&s.actor.actor_type)) {
+                    self.deliver_next(sub, build).await;
                 }
-                Err(e) => tracing::error!("cannot read the event subscriptions: {e}"),
             }
-            tokio::select! {
-                _ = tokio::time::sleep(SAFETY_RECHECK) => {}
-                _ = self.wakes.events.notified() => {}
-                _ = self.shutdown_started() => return,
-            }
+            Err(e) => tracing::error!("cannot read the event subscriptions: {e}"),
         }
+        Some(SAFETY_RECHECK)
     }
 
     async fn deliver_next(self: &Arc<Self>, sub: &Subscription, build: &EventRequestBuilder) {

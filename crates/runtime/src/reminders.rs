@@ -59,39 +59,17 @@ impl Runtime {
         self.bindings()
     }
 
-    /// The tell of one firing: the actor's `path` with the reminder's data as body,
-    /// in a fresh flow, with the usual start deadline.
+    /// The tell of one firing: the actor's `path` with the reminder's data as body.
     fn firing_builder(&self) -> RequestBuilder {
-        let caller = self.node.clone();
-        let clock = self.clock().clone();
-        let timeout = self.config.missing_component_timeout;
-        Arc::new(move |reminder: &Reminder| {
-            Runtime::actor_tell(
-                &caller,
-                clock.deadline_after(timeout),
-                &reminder.actor,
-                &reminder.path,
-                Bytes::clone(&reminder.data),
-            )
-        })
+        let tells = self.actor_tells();
+        Arc::new(move |r: &Reminder| tells.tell(&r.actor, &r.path, Bytes::clone(&r.data)))
     }
 
     /// Fires the application's due reminders until shutdown.
     pub(crate) async fn reminder_loop(self: Arc<Self>) {
         let build = self.firing_builder();
-        loop {
-            if self.is_shutting_down() {
-                return;
-            }
-            let Some(sleep) = self.firing_pass(&build).await else {
-                continue;
-            };
-            tokio::select! {
-                _ = tokio::time::sleep(sleep) => {}
-                _ = self.wakes.reminders.notified() => {}
-                _ = self.shutdown_started() => return,
-            }
-        }
+        self.run_woken(&self.wakes.reminders, || self.firing_pass(&build))
+            .await;
     }
 
     /// One pass: fires what is due and returns how long to sleep, or `None` to go

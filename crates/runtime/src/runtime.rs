@@ -9,8 +9,10 @@ use crate::executor::Executor;
 use crate::{AppClient, Clock, RuntimeConfig, RuntimeError};
 use kar_protocol::{Member, NodeId};
 use kar_store::Store;
+use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::sync::{mpsc, watch, Notify};
 
 pub struct Runtime {
@@ -142,6 +144,25 @@ impl Runtime {
     /// the store) to another member offering their target.
     pub fn component_exited(&self) {
         self.executor.component_gone.send_replace(true);
+    }
+
+    /// Runs a background loop until shutdown: `pass` does one round of work and says
+    /// how long to sleep after it (`None`: go on at once); `wake` cuts the sleep short.
+    pub(crate) async fn run_woken<F, Fut>(&self, wake: &Notify, mut pass: F)
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Option<Duration>>,
+    {
+        while !self.is_shutting_down() {
+            let Some(sleep) = pass().await else {
+                continue;
+            };
+            tokio::select! {
+                _ = tokio::time::sleep(sleep) => {}
+                _ = wake.notified() => {}
+                _ = self.shutdown_started() => return,
+            }
+        }
     }
 
     /// Leaves the mesh: new requests get `ShuttingDown`, requests executing here are
