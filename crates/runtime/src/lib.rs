@@ -74,4 +74,4 @@ pub use config::RuntimeConfig;
 pub use error::{AwaitError, RuntimeError};
 pub use events::Events;
 pub use runtime::Runtime;
-pub use state::State;
+pub use state::{Entry, State};

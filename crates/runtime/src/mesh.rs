@@ -6,7 +6,7 @@
 //! member itself ([`Runtime::answer_system_query`]). Neither needs durability: a lost
 //! wake-up is covered by the event loop's safety re-check, and a listing is only
 //! useful to a caller still waiting. They move to the store's non-durable control
-//! channel (`Store::signal`) at the two `TODO(signal)` marks below.
+//! channel (`Store::signal`) at the two places marked below.
 //!
 //! Actor removal stays a durable request (see `actors.rs`): it must run exactly on
 //! the actor's host, under its lock, even if that host dies first.

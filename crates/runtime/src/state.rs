@@ -7,11 +7,19 @@ use bytes::Bytes;
 use kar_protocol::{ActorRef, ActorState, StateUpdate, UpdateCounts};
 use kar_store::Store;
 
-/// The state of the application's actors, from [`Runtime::state`]. `subkey` `None`
-/// names a flat entry, `Some` an entry of submap `key`.
+/// The state of the application's actors, from [`Runtime::state`].
 #[derive(Clone, Copy)]
 pub struct State<'a> {
     store: &'a dyn Store,
+}
+
+/// One entry of an actor's state: a flat entry (`subkey` `None`) or an entry of
+/// submap `key`.
+pub struct Entry<'a> {
+    store: &'a dyn Store,
+    actor: &'a ActorRef,
+    key: &'a str,
+    subkey: Option<&'a str>,
 }
 
 impl Runtime {
@@ -22,36 +30,17 @@ impl Runtime {
     }
 }
 
-impl State<'_> {
-    /// One entry.
-    pub async fn get(
-        &self,
-        actor: &ActorRef,
-        key: &str,
-        subkey: Option<&str>,
-    ) -> Result<Option<Bytes>, RuntimeError> {
-        Ok(self.store.state_get(actor, key, subkey).await?)
-    }
-
-    /// Sets one entry; returns whether it was created (not replaced).
-    pub async fn set(
-        &self,
-        actor: &ActorRef,
-        key: &str,
-        subkey: Option<&str>,
-        value: Bytes,
-    ) -> Result<bool, RuntimeError> {
-        Ok(self.store.state_set(actor, key, subkey, value).await?)
-    }
-
-    /// Removes one entry; returns whether it existed.
-    pub async fn remove(
-        &self,
-        actor: &ActorRef,
-        key: &str,
-        subkey: Option<&str>,
-    ) -> Result<bool, RuntimeError> {
-        Ok(self.store.state_remove(actor, key, subkey).await?)
+impl<'a> State<'a> {
+    pub fn entry<'e>(&self, actor: &'e ActorRef, key: &'e str, subkey: Option<&'e str>) -> Entry<'e>
+    where
+        'a: 'e,
+    {
+        Entry {
+            store: self.store,
+            actor,
+            key,
+            subkey,
+        }
     }
 
     /// Every flat entry and submap of an actor.
@@ -85,5 +74,30 @@ impl State<'_> {
     /// Removes every entry of one submap; returns how many there were.
     pub async fn submap_clear(&self, actor: &ActorRef, key: &str) -> Result<u64, RuntimeError> {
         Ok(self.store.submap_clear(actor, key).await?)
+    }
+}
+
+impl Entry<'_> {
+    pub async fn get(&self) -> Result<Option<Bytes>, RuntimeError> {
+        Ok(self
+            .store
+            .state_get(self.actor, self.key, self.subkey)
+            .await?)
+    }
+
+    /// Sets it; returns whether it was created (not replaced).
+    pub async fn set(&self, value: Bytes) -> Result<bool, RuntimeError> {
+        let store = self.store;
+        Ok(store
+            .state_set(self.actor, self.key, self.subkey, value)
+            .await?)
+    }
+
+    /// Removes it; returns whether it existed.
+    pub async fn remove(&self) -> Result<bool, RuntimeError> {
+        Ok(self
+            .store
+            .state_remove(self.actor, self.key, self.subkey)
+            .await?)
     }
 }

@@ -278,7 +278,8 @@ async fn removal_deactivates_and_drops_state() {
     call(&runtime, "A", "r", "echo", "[]").await.unwrap();
     runtime
         .state()
-        .set(&actor, "k", None, Bytes::from_static(b"1"))
+        .entry(&actor, "k", None)
+        .set(Bytes::from_static(b"1"))
         .await
         .unwrap();
     let removal = Invocation {
@@ -303,7 +304,15 @@ async fn removal_deactivates_and_drops_state() {
         .unwrap();
     assert!(matches!(accepted, Accepted::Reply(r) if r.status == 200));
     assert_eq!(app.deactivations.load(Ordering::SeqCst), 1);
-    assert_eq!(runtime.state().get(&actor, "k", None).await.unwrap(), None);
+    assert_eq!(
+        runtime
+            .state()
+            .entry(&actor, "k", None)
+            .get()
+            .await
+            .unwrap(),
+        None
+    );
     assert!(runtime.activated_actors().is_empty());
 }
 

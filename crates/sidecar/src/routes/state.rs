@@ -85,8 +85,9 @@ async fn entry(
     body: Bytes,
     nil_on_absent: bool,
 ) -> Response {
+    let entry = state.entry(actor, key, subkey);
     match method {
-        Method::GET => match state.get(actor, key, subkey).await {
+        Method::GET => match entry.get().await {
             // The stored text, verbatim (it was never validated as JSON).
             Ok(Some(value)) => reply::typed(StatusCode::OK, JSON, value),
             // No Content-Type at all: the Python SDK hands back the raw response.
@@ -94,17 +95,17 @@ async fn entry(
             Ok(None) => reply::error(StatusCode::NOT_FOUND, "Not Found"),
             Err(e) => store_error("cannot read actor state", &e),
         },
-        Method::HEAD => match state.get(actor, key, subkey).await {
+        Method::HEAD => match entry.get().await {
             Ok(Some(_)) => reply::empty(StatusCode::OK),
             Ok(None) => reply::error(StatusCode::NOT_FOUND, "key not present"),
             Err(e) => store_error("cannot read actor state", &e),
         },
-        Method::PUT => match state.set(actor, key, subkey, body).await {
+        Method::PUT => match entry.set(body).await {
             Ok(true) => created(actor, key, subkey),
             Ok(false) => reply::empty(StatusCode::NO_CONTENT),
             Err(e) => store_error("cannot write actor state", &e),
         },
-        Method::DELETE => match state.remove(actor, key, subkey).await {
+        Method::DELETE => match entry.remove().await {
             Ok(removed) => reply::text(StatusCode::OK, if removed { "1" } else { "0" }),
             Err(e) => store_error("cannot remove actor state", &e),
         },
