@@ -134,16 +134,27 @@ impl AppClient for TimedApp {
     }
 }
 
-async fn start(
-    dir: &std::path::Path,
-    app: &Arc<TimedApp>,
-    tweak: impl FnOnce(&mut RuntimeConfig),
-) -> Arc<Runtime> {
-    common::start_runtime(dir, "timing-test", &["A"], app.clone(), |config| {
-        config.actor_collector_interval = None;
-        tweak(config)
+/// A runtime hosting actor type `A` in a [`TimedApp`], on its own store, without idle
+/// collection unless `tweak` turns it on.
+struct Fixture {
+    _dir: tempfile::TempDir,
+    app: Arc<TimedApp>,
+    runtime: Arc<Runtime>,
+}
+
+async fn fixture(tweak: impl FnOnce(&mut RuntimeConfig)) -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let app = Arc::new(TimedApp::default());
+    let runtime = common::start_runtime(dir.path(), "timing-test", &["A"], app.clone(), |c| {
+        c.actor_collector_interval = None;
+        tweak(c)
     })
-    .await
+    .await;
+    Fixture {
+        _dir: dir,
+        app,
+        runtime,
+    }
 }
 
 async fn call(runtime: Arc<Runtime>, id: &str, method: &str) -> Result<Reply, RuntimeError> {
@@ -170,11 +181,9 @@ async fn call(runtime: Arc<Runtime>, id: &str, method: &str) -> Result<Reply, Ru
 #[tokio::test(start_paused = true)]
 async fn a_periodic_reminder_fires_once_per_period_on_its_targets() {
     let time = ManualTime::start();
-    let dir = tempfile::tempdir().unwrap();
-    let app = Arc::new(TimedApp::default());
     // The wall time the runtime sees follows tokio time.
     let clock = Clock::tokio_time_from(kar_protocol::now_millis());
-    let runtime = start(dir.path(), &app, |c| c.clock = clock.clone()).await;
+    let Fixture { app, runtime, _dir } = fixture(|c| c.clock = clock.clone()).await;
     let period = Duration::from_secs(2);
     let scheduled = Instant::now();
     // Off the 1 s grid of the loop's safety re-check: a loop that polled instead of
@@ -209,9 +218,7 @@ async fn a_periodic_reminder_fires_once_per_period_on_its_targets() {
 #[tokio::test(start_paused = true)]
 async fn events_go_out_when_published_not_at_a_poll() {
     let time = ManualTime::start();
-    let dir = tempfile::tempdir().unwrap();
-    let app = Arc::new(TimedApp::default());
-    let runtime = start(dir.path(), &app, |_| {}).await;
+    let Fixture { app, runtime, _dir } = fixture(|_| {}).await;
     let subscription = Subscription {
         actor: ActorRef::new("A", "s"),
         id: "news".into(),
@@ -247,13 +254,9 @@ async fn events_go_out_when_published_not_at_a_poll() {
 #[tokio::test(start_paused = true)]
 async fn an_idle_actor_is_deactivated_after_the_collector_interval_not_before() {
     let time = ManualTime::start();
-    let dir = tempfile::tempdir().unwrap();
-    let app = Arc::new(TimedApp::default());
     let interval = Duration::from_secs(10);
-    let runtime = start(dir.path(), &app, |c| {
-        c.actor_collector_interval = Some(interval)
-    })
-    .await;
+    let Fixture { app, runtime, _dir } =
+        fixture(|c| c.actor_collector_interval = Some(interval)).await;
     // Used at 3 s into the first collector period.
     time.advance(Duration::from_secs(3)).await;
     let used = tokio::spawn(call(runtime.clone(), "idle", "echo"));
@@ -287,21 +290,15 @@ type Waiting = JoinHandle<(Result<Reply, RuntimeError>, Instant)>;
 /// Instance `A/busy` held by one flow (`hold`, until `app.release`) while a request
 /// of another flow (`echo`) waits in its queue, since `queued_at`.
 struct BusyInstance {
-    _dir: tempfile::TempDir,
-    app: Arc<TimedApp>,
-    runtime: Arc<Runtime>,
+    fixture: Fixture,
     holder: JoinHandle<Result<Reply, RuntimeError>>,
     waiter: Waiting,
     queued_at: Instant,
 }
 
 async fn busy_instance(time: &ManualTime) -> BusyInstance {
-    let dir = tempfile::tempdir().unwrap();
-    let app = Arc::new(TimedApp::default());
-    let runtime = start(dir.path(), &app, |c| {
-        c.actor_busy_timeout = Some(BUSY_TIMEOUT)
-    })
-    .await;
+    let fixture = fixture(|c| c.actor_busy_timeout = Some(BUSY_TIMEOUT)).await;
+    let (app, runtime) = (&fixture.app, &fixture.runtime);
     let holder = tokio::spawn(call(runtime.clone(), "busy", "hold"));
     time.wait_for("the holder", || *app.holding.lock().unwrap())
         .await;
@@ -318,9 +315,7 @@ async fn busy_instance(time: &ManualTime) -> BusyInstance {
         time.settle().await;
     }
     BusyInstance {
-        _dir: dir,
-        app,
-        runtime,
+        fixture,
         holder,
         waiter,
         queued_at,
@@ -350,15 +345,15 @@ async fn a_request_waiting_longer_than_the_busy_timeout_fails() {
     }
     assert!(ended >= busy.queued_at + BUSY_TIMEOUT);
     assert!(
-        instants(&busy.app.echoes).is_empty(),
+        instants(&busy.fixture.app.echoes).is_empty(),
         "the waiting request ran"
     );
     // The holder is unaffected.
-    busy.app.release.notify_one();
+    busy.fixture.app.release.notify_one();
     let holder = busy.holder;
     time.wait_for("the holder", || holder.is_finished()).await;
     assert_eq!(holder.await.unwrap().unwrap().status, 200);
-    busy.runtime.shutdown().await;
+    busy.fixture.runtime.shutdown().await;
 }
 
 #[tokio::test(start_paused = true)]
@@ -366,7 +361,7 @@ async fn a_request_released_within_the_busy_timeout_runs() {
     let time = ManualTime::start();
     let busy = busy_instance(&time).await;
     time.advance(BUSY_TIMEOUT - Duration::from_secs(1)).await;
-    busy.app.release.notify_one();
+    busy.fixture.app.release.notify_one();
     let (holder, waiter) = (busy.holder, busy.waiter);
     time.wait_for("both calls", || {
         holder.is_finished() && waiter.is_finished()
@@ -374,5 +369,5 @@ async fn a_request_released_within_the_busy_timeout_runs() {
     .await;
     assert_eq!(holder.await.unwrap().unwrap().status, 200);
     assert_eq!(waiter.await.unwrap().0.unwrap().status, 200);
-    busy.runtime.shutdown().await;
+    busy.fixture.runtime.shutdown().await;
 }
