@@ -8,7 +8,8 @@
 //!
 //! The core:
 //! * `runtime.rs`: [`Runtime`], the lifecycle core: joining the mesh, the background
-//!   tasks, shutdown, fencing. It owns the two sides below.
+//!   tasks (each a `run_woken` loop: a pass, then sleep for what the pass says or
+//!   until woken), shutdown, fencing. It owns the two sides below.
 //! * `caller.rs`: the caller side, requests made by the component:
 //!   [`Runtime::request`], [`Runtime::await_promise`], the waiters, parked requests
 //!   expiring at their start deadline, deleting consumed outcomes.
@@ -42,9 +43,10 @@
 //! transitions and returns [`RuntimeError`]. Work that must run where an actor or
 //! service lives is a request: give it a typed accessor beside
 //! [`Runtime::remove_actor`] rather than a new magic path, and handle it in
-//! `actor_steps.rs` or `executor.rs`. A store transition that must not be lost goes
-//! through `Runtime::retry` with an explicit `retry::Policy`; every time read goes
-//! through the runtime's [`Clock`].
+//! `actor_steps.rs` or `executor.rs`. A message between members that need not be
+//! durable (a wake-up, a query) belongs in `mesh.rs`. A store transition that must
+//! not be lost goes through `Runtime::retry` with an explicit `retry::Policy`; every
+//! time read goes through the runtime's [`Clock`].
 
 mod actor_steps;
 mod actor_table;
