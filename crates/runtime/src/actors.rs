@@ -1,156 +1,78 @@
-//! The actor instances hosted by this runtime: their locks (one flow at a time,
-//! spec §4.2), whether they are activated in the component, and when they were last
-//! used (for idle collection, spec §4.1).
+//! The actors façade: removal of an actor, and which instances are activated, here
+//! and across the mesh (spec §2.2, §2.8).
 
-use crate::locks::{Acquire, LockTable, Ticket};
-use kar_protocol::{ActorRef, FlowId};
-use std::collections::HashMap;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
-use tokio::sync::oneshot;
+use crate::{Runtime, RuntimeError};
+use bytes::Bytes;
+use kar_protocol::paths::actor_path;
+use kar_protocol::{ActorRef, Invocation, Request, RequestKind, Target};
+use std::collections::BTreeMap;
+use std::sync::Arc;
 
-struct Instance {
-    activated: bool,
-    last_used: Instant,
+/// The method that makes an actor request the removal of the actor. Removal rides the
+/// durable request path (it runs on the actor's host, under its lock, and must
+/// survive that host's death), encoded as an invocation `DELETE <actor path>`: this
+/// is the one place that knows the encoding of stored requests.
+const REMOVAL_METHOD: &str = "DELETE";
+
+/// Whether an actor request is the removal of its actor.
+pub(crate) trait ActorRemoval {
+    fn is_actor_removal(&self) -> bool;
 }
 
-struct State {
-    locks: LockTable<ActorRef>,
-    wakers: HashMap<Ticket, oneshot::Sender<()>>,
-    instances: HashMap<ActorRef, Instance>,
-}
-
-pub(crate) struct Actors {
-    state: Mutex<State>,
-}
-
-/// A queued request waited longer than `-actor_busy_timeout`.
-pub(crate) struct BusyTimeout {
-    pub holder: Option<FlowId>,
-}
-
-impl Actors {
-    pub(crate) fn new() -> Self {
-        Actors {
-            state: Mutex::new(State {
-                locks: LockTable::new(),
-                wakers: HashMap::new(),
-                instances: HashMap::new(),
-            }),
-        }
+impl ActorRemoval for Request {
+    fn is_actor_removal(&self) -> bool {
+        matches!(self.target, Target::Actor { .. }) && self.invocation.method == REMOVAL_METHOD
     }
+}
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
-        // Every critical section leaves the state consistent, even if one panicked.
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Waits until `flow` holds `actor` (at once if it already does: re-entrancy).
-    pub(crate) async fn acquire(
-        &self,
-        actor: &ActorRef,
-        flow: &FlowId,
-        busy_timeout: Option<Duration>,
-    ) -> Result<(), BusyTimeout> {
-        let (ticket, granted) = {
-            let mut state = self.lock();
-            match state.locks.acquire(actor, flow) {
-                Acquire::Granted => return Ok(()),
-                Acquire::Queued(ticket) => {
-                    let (tx, rx) = oneshot::channel();
-                    state.wakers.insert(ticket, tx);
-                    (ticket, rx)
-                }
-            }
+impl Runtime {
+    /// Queues the removal of `actor` (spec §2.2): its host deactivates it and drops
+    /// its state and placement. Returns once the removal is durably queued.
+    pub async fn remove_actor(self: &Arc<Self>, actor: ActorRef) -> Result<(), RuntimeError> {
+        let invocation = Invocation {
+            method: REMOVAL_METHOD.to_string(),
+            path: actor_path(&actor.actor_type, &actor.id),
+            query: None,
+            headers: Vec::new(),
+            body: Bytes::new(),
         };
-        let waited = match busy_timeout {
-            Some(limit) => tokio::time::timeout(limit, granted).await.ok(),
-            None => Some(granted.await),
+        let target = Target::Actor {
+            actor_type: actor.actor_type,
+            id: actor.id,
         };
-        if waited.is_some() {
-            return Ok(());
-        }
-        let mut state = self.lock();
-        if state.locks.cancel(actor, ticket) {
-            state.wakers.remove(&ticket);
-            Err(BusyTimeout {
-                holder: state.locks.holder(actor).cloned(),
-            })
-        } else {
-            // Granted just as the timeout fired: we hold it now.
-            Ok(())
-        }
+        self.request(target, invocation, RequestKind::Tell, None, None)
+            .await
+            .map(|_| ())
     }
 
-    /// Releases one hold of `flow` on `actor` and wakes the next flow, if any.
-    pub(crate) fn release(&self, actor: &ActorRef, flow: &FlowId) {
-        let mut state = self.lock();
-        for grant in state.locks.release(actor, flow) {
-            if let Some(waker) = state.wakers.remove(&grant.ticket) {
-                let _ = waker.send(());
+    /// Actor instances activated in this runtime's component, sorted.
+    pub fn activated_actors(&self) -> Vec<ActorRef> {
+        self.executor.actors.activated()
+    }
+
+    /// This runtime's activated actors, by type.
+    pub fn local_actors(&self) -> BTreeMap<String, Vec<String>> {
+        let mut by_type: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for actor in self.activated_actors() {
+            by_type.entry(actor.actor_type).or_default().push(actor.id);
+        }
+        by_type
+    }
+
+    /// Actor instances activated in the components of every member of the mesh,
+    /// by type, ids sorted (spec §2.8 `actors`).
+    pub async fn mesh_actors(
+        self: &Arc<Self>,
+    ) -> Result<BTreeMap<String, Vec<String>>, RuntimeError> {
+        let mut merged: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for part in self.ask_members_for_actors().await? {
+            for (actor_type, ids) in part {
+                merged.entry(actor_type).or_default().extend(ids);
             }
         }
-        if !state.locks.is_busy(actor) {
-            if let Some(instance) = state.instances.get_mut(actor) {
-                instance.last_used = Instant::now();
-            }
+        for ids in merged.values_mut() {
+            ids.sort();
         }
-    }
-
-    /// Tries to take `actor` for `flow` without waiting (idle collection).
-    pub(crate) fn try_acquire_idle(&self, actor: &ActorRef, flow: &FlowId) -> bool {
-        let mut state = self.lock();
-        if state.locks.is_busy(actor) {
-            return false;
-        }
-        state.locks.acquire(actor, flow) == Acquire::Granted
-    }
-
-    pub(crate) fn is_activated(&self, actor: &ActorRef) -> bool {
-        self.lock()
-            .instances
-            .get(actor)
-            .is_some_and(|i| i.activated)
-    }
-
-    pub(crate) fn set_activated(&self, actor: &ActorRef, activated: bool) {
-        let mut state = self.lock();
-        if activated {
-            state.instances.insert(
-                actor.clone(),
-                Instance {
-                    activated: true,
-                    last_used: Instant::now(),
-                },
-            );
-        } else {
-            state.instances.remove(actor);
-        }
-    }
-
-    /// Activated instances not used for `idle` and not busy now.
-    pub(crate) fn idle_instances(&self, idle: Duration) -> Vec<ActorRef> {
-        let state = self.lock();
-        state
-            .instances
-            .iter()
-            .filter(|(actor, i)| {
-                i.activated && i.last_used.elapsed() >= idle && !state.locks.is_busy(actor)
-            })
-            .map(|(actor, _)| actor.clone())
-            .collect()
-    }
-
-    /// Activated instances, sorted.
-    pub(crate) fn activated(&self) -> Vec<ActorRef> {
-        let mut list: Vec<ActorRef> = self
-            .lock()
-            .instances
-            .iter()
-            .filter(|(_, i)| i.activated)
-            .map(|(a, _)| a.clone())
-            .collect();
-        list.sort();
-        list
+        Ok(merged)
     }
 }

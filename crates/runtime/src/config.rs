@@ -1,3 +1,4 @@
+use crate::Clock;
 use std::time::Duration;
 
 /// What a runtime needs to know about itself.
@@ -16,13 +17,18 @@ pub struct RuntimeConfig {
     pub actor_busy_timeout: Option<Duration>,
     /// Idle actor collection period (`-actor_collector_interval`); `None` = off.
     pub actor_collector_interval: Option<Duration>,
-    /// Longest sleep of the reminder loop (`-actor_reminder_interval`).
+    /// How soon the reminder loop tries again after the store failed
+    /// (`-actor_reminder_interval`). Otherwise the loop sleeps until the next target
+    /// time or a wake-up, not by this tick (see `reminders.rs`).
     pub actor_reminder_interval: Duration,
     /// A reminder firing later than this after its target logs a warning
     /// (`-actor_reminder_acceptable_delay`); `None` = never.
     pub actor_reminder_acceptable_delay: Option<Duration>,
     /// `-cancel`: recovered calls whose caller is gone are not executed again.
     pub cancel: bool,
+    /// The wall clock of deadlines and reminder times: the system's, or a test clock
+    /// driven by tokio time.
+    pub clock: Clock,
 }
 
 impl RuntimeConfig {
@@ -38,6 +44,7 @@ impl RuntimeConfig {
             actor_reminder_interval: Duration::from_millis(100),
             actor_reminder_acceptable_delay: Some(Duration::from_secs(3)),
             cancel: false,
+            clock: Clock::system(),
         }
     }
 }

@@ -1,15 +1,25 @@
-//! Actor reminders (spec §2.5, §4.4, decision §9.10): scheduling through the store,
-//! and the loop that fires the application's due reminders.
+//! Actor reminders (spec §2.5, §4.4, decision §9.10): how they are stored (a
+//! [`Binding`](crate::Binding)), and the loop that fires the application's due
+//! reminders.
 //!
 //! Every member with a component runs the loop: firing is one atomic, idempotent store
 //! transition (enqueue the tell + advance the reminder), so members firing at the same
 //! moment never deliver a firing twice, and the reminders of a dead member's actors
 //! keep firing as long as any member lives.
+//!
+//! The loop sleeps until the earliest target time. It is woken when this member
+//! schedules a reminder and when the membership changes (a member that left or died
+//! no longer fires the reminders it scheduled); a reminder scheduled by another live
+//! member is fired by that member. The [`SAFETY_RECHECK`] bounds every sleep all
+//! the same.
 
-use crate::{Runtime, RuntimeError};
+use crate::bindings::{kind::Kind, Bindings};
+use crate::clock::SAFETY_RECHECK;
+use crate::Runtime;
+use async_trait::async_trait;
 use bytes::Bytes;
-use kar_protocol::{now_millis, ActorRef, Reminder};
-use kar_store_api::{Firing, RequestBuilder, Routing};
+use kar_protocol::{ActorRef, Reminder};
+use kar_store_api::{Firing, RequestBuilder, Store, StoreError};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,92 +27,76 @@ use std::time::Duration;
 /// the script) while a backlog is worked through.
 const FIRE_BATCH: usize = 256;
 
-impl Runtime {
-    /// Schedules (or replaces) a reminder; returns whether one was replaced. Wakes
-    /// this member's reminder loop, which may sleep past the new target otherwise.
-    pub async fn schedule_reminder(&self, reminder: &Reminder) -> Result<bool, RuntimeError> {
-        let replaced = self.store().reminder_schedule(reminder).await?;
-        self.wake_reminders();
-        Ok(replaced)
+#[async_trait]
+impl Kind for Reminder {
+    async fn put(store: &dyn Store, reminder: &Self) -> Result<bool, StoreError> {
+        store.reminder_schedule(reminder).await
     }
-
-    /// One reminder of an actor.
-    pub async fn reminder(
-        &self,
+    async fn get(
+        store: &dyn Store,
         actor: &ActorRef,
         id: &str,
-    ) -> Result<Option<Reminder>, RuntimeError> {
-        Ok(self.store().reminder_get(actor, id).await?)
+    ) -> Result<Option<Self>, StoreError> {
+        store.reminder_get(actor, id).await
+    }
+    async fn list(store: &dyn Store, actor: &ActorRef) -> Result<Vec<Self>, StoreError> {
+        store.reminders_of(actor).await
+    }
+    async fn cancel(store: &dyn Store, actor: &ActorRef, id: &str) -> Result<bool, StoreError> {
+        store.reminder_cancel(actor, id).await
+    }
+    async fn cancel_all(store: &dyn Store, actor: &ActorRef) -> Result<u64, StoreError> {
+        store.reminders_cancel_all(actor).await
+    }
+    fn wake(runtime: &Runtime) {
+        runtime.wakes.reminders.notify_one();
+    }
+}
+
+impl Runtime {
+    /// The application's reminders (spec §2.5).
+    pub fn reminders(&self) -> Bindings<'_, Reminder> {
+        self.bindings()
     }
 
-    /// Every reminder of an actor, by id.
-    pub async fn reminders(&self, actor: &ActorRef) -> Result<Vec<Reminder>, RuntimeError> {
-        Ok(self.store().reminders_of(actor).await?)
-    }
-
-    /// Cancels one reminder; returns whether it existed.
-    pub async fn cancel_reminder(&self, actor: &ActorRef, id: &str) -> Result<bool, RuntimeError> {
-        Ok(self.store().reminder_cancel(actor, id).await?)
-    }
-
-    /// Cancels every reminder of an actor; returns how many there were.
-    pub async fn cancel_reminders(&self, actor: &ActorRef) -> Result<u64, RuntimeError> {
-        Ok(self.store().reminders_cancel_all(actor).await?)
-    }
-
-    /// The tell of one firing: the actor's `path` with the reminder's data as body,
-    /// in a fresh flow, with the usual start deadline.
+    /// The tell of one firing: the actor's `path` with the reminder's data as body.
     fn firing_builder(&self) -> RequestBuilder {
-        let caller = self.node().clone();
-        let timeout = self.config().missing_component_timeout;
-        Arc::new(move |reminder: &Reminder| {
-            Runtime::actor_tell(
-                &caller,
-                timeout,
-                &reminder.actor,
-                &reminder.path,
-                Bytes::clone(&reminder.data),
-            )
-        })
+        let tells = self.actor_tells();
+        Arc::new(move |r: &Reminder| tells.tell(&r.actor, &r.path, Bytes::clone(&r.data)))
     }
 
-    /// Fires the application's due reminders until shutdown. Sleeps until the
-    /// earliest target or one interval, whichever comes first (other members may
-    /// schedule earlier reminders), or until this member schedules one.
+    /// Fires the application's due reminders until shutdown.
     pub(crate) async fn reminder_loop(self: Arc<Self>) {
-        let interval = self.config().actor_reminder_interval;
         let build = self.firing_builder();
-        loop {
-            if self.is_shutting_down() {
-                return;
+        self.run_woken(&self.wakes.reminders, || self.firing_pass(&build))
+            .await;
+    }
+
+    /// One pass: fires what is due and returns how long to sleep, or `None` to go
+    /// on at once (a backlog).
+    async fn firing_pass(self: &Arc<Self>, build: &RequestBuilder) -> Option<Duration> {
+        let now = self.clock().now_millis();
+        let fired = match self.store.fire_due(now as i64, FIRE_BATCH, build).await {
+            Ok(fired) => fired,
+            Err(e) => {
+                // The reminders stay due: the next pass fires them.
+                tracing::error!("cannot fire due reminders: {e}");
+                return Some(self.config.actor_reminder_interval);
             }
-            let now = now_millis() as i64;
-            let mut sleep = interval;
-            match self.store().fire_due(now, FIRE_BATCH, &build).await {
-                Ok(fired) => {
-                    let backlog = fired.len() == FIRE_BATCH;
-                    for firing in fired {
-                        self.fired(firing, now);
-                    }
-                    if backlog {
-                        continue;
-                    }
-                    match self.store().next_due().await {
-                        Ok(Some(due)) => {
-                            let wait = (due - now_millis() as i64).max(0) as u64;
-                            sleep = sleep.min(Duration::from_millis(wait));
-                        }
-                        Ok(None) => {}
-                        Err(e) => tracing::warn!("cannot read the next reminder time: {e}"),
-                    }
-                }
-                // The reminders stay due: the next tick fires them.
-                Err(e) => tracing::error!("cannot fire due reminders: {e}"),
-            }
-            tokio::select! {
-                _ = tokio::time::sleep(sleep) => {}
-                _ = self.reminders_woken() => {}
-                _ = self.shutdown_started() => return,
+        };
+        let backlog = fired.len() == FIRE_BATCH;
+        for firing in fired {
+            self.fired(firing, now as i64);
+        }
+        if backlog {
+            return None;
+        }
+        match self.store.next_due().await {
+            Ok(Some(due)) => Some(self.clock().until(due.max(0) as u64).min(SAFETY_RECHECK)),
+            Ok(None) => Some(SAFETY_RECHECK),
+            Err(e) => {
+                tracing::warn!("cannot read the next reminder time: {e}");
+                Some(self.config.actor_reminder_interval)
             }
         }
     }
@@ -114,7 +108,7 @@ impl Runtime {
             routing,
         } = firing;
         let late = now - reminder.target;
-        if let Some(acceptable) = self.config().actor_reminder_acceptable_delay {
+        if let Some(acceptable) = self.config.actor_reminder_acceptable_delay {
             if late > acceptable.as_millis() as i64 {
                 tracing::warn!(
                     "reminder {} of {} {} fired {late} ms after its target time {}",
@@ -126,11 +120,6 @@ impl Runtime {
             }
         }
         tracing::debug!(request = %request.id, "reminder {} of {} {} fired", reminder.id, reminder.actor.actor_type, reminder.actor.id);
-        if routing == Routing::Parked {
-            tracing::info!(request = %request.id, "no member offers actor type {}: reminder firing parked", reminder.actor.actor_type);
-            if let Some(deadline) = request.deadline {
-                tokio::spawn(self.clone().expire_when_due(request, deadline));
-            }
-        }
+        self.watch_if_parked(&request, &routing);
     }
 }

@@ -1,6 +1,8 @@
 //! Actor semantics of the runtime on the real embedded store, with an in-process
 //! component (an `AppClient` written here) instead of an HTTP app.
 
+mod common;
+
 use async_trait::async_trait;
 use bytes::Bytes;
 use kar_protocol::paths::actor_method_path;
@@ -167,20 +169,7 @@ async fn start(
     app: &Arc<TestApp>,
     tweak: impl FnOnce(&mut RuntimeConfig),
 ) -> Arc<Runtime> {
-    let store = kar_store::open(
-        &kar_store::StoreConfig::Embedded {
-            dir: dir.to_path_buf(),
-        },
-        "actors-test",
-    )
-    .await
-    .expect("store");
-    let mut config = RuntimeConfig::new("actors-test");
-    config.actors = vec!["A".into(), "B".into()];
-    tweak(&mut config);
-    let runtime = Runtime::start(config, store, Some(app.clone() as Arc<dyn AppClient>))
-        .await
-        .expect("start");
+    let runtime = common::start_runtime(dir, "actors-test", &["A", "B"], app.clone(), tweak).await;
     let _ = app.runtime.set(Arc::downgrade(&runtime));
     runtime
 }
@@ -288,8 +277,9 @@ async fn removal_deactivates_and_drops_state() {
     let actor = ActorRef::new("A", "r");
     call(&runtime, "A", "r", "echo", "[]").await.unwrap();
     runtime
-        .store()
-        .state_set(&actor, "k", None, Bytes::from_static(b"1"))
+        .state()
+        .entry(&actor, "k", None)
+        .set(Bytes::from_static(b"1"))
         .await
         .unwrap();
     let removal = Invocation {
@@ -315,7 +305,12 @@ async fn removal_deactivates_and_drops_state() {
     assert!(matches!(accepted, Accepted::Reply(r) if r.status == 200));
     assert_eq!(app.deactivations.load(Ordering::SeqCst), 1);
     assert_eq!(
-        runtime.store().state_get(&actor, "k", None).await.unwrap(),
+        runtime
+            .state()
+            .entry(&actor, "k", None)
+            .get()
+            .await
+            .unwrap(),
         None
     );
     assert!(runtime.activated_actors().is_empty());

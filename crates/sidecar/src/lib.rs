@@ -3,7 +3,35 @@
 //!
 //! The server is a thin layer over [`kar_runtime::Runtime`]: it routes, reads bodies,
 //! and turns runtime results into the exact statuses, bodies and Content-Type headers
-//! the published SDKs branch on.
+//! the published SDKs branch on. It never reaches the store itself: everything goes
+//! through the runtime's façades, and every error it sees is a
+//! [`kar_runtime::RuntimeError`].
+//!
+//! # Map
+//!
+//! * `server.rs`: the accept loop (HTTP/1.1 and h2c on one port), [`serve`], and
+//!   `Ctx`, what every handler gets (the runtime, the server settings).
+//! * `router.rs`: the route table of spec §2.0, a pure function from method and path
+//!   to a `Route` (or a 404/400/405/OPTIONS answer).
+//! * `routes/`: one module per route family, each calling one runtime façade:
+//!   `service.rs` and `actor.rs` ([`kar_runtime::Runtime::request`], removal),
+//!   `await_.rs` (promises), `state.rs` ([`kar_runtime::Runtime::state`]),
+//!   `bindings.rs` (the reminder and subscription routes, written once over
+//!   [`kar_runtime::Bindings`]; `reminders.rs` and `events.rs` only parse and print
+//!   their JSON; `events.rs` also has topics and publish), `system.rs` (information,
+//!   health, shutdown, metrics). `routes/mod.rs` dispatches a `Route` to them.
+//! * `reply.rs`: every response is shaped here (status, Content-Type, Go's quirks);
+//!   `body.rs` reads bodies within the limit; `query.rs` reads query parameters as Go
+//!   does.
+//! * `app.rs`: [`HttpAppClient`], the runtime's [`kar_runtime::AppClient`] over HTTP.
+//!
+//! # Adding a route
+//!
+//! Add a `Route` variant and its match in `router.rs` (with a router test), a handler
+//! in the `routes/` module of its family (or a new module), and its arm in
+//! `routes/mod.rs::handle`. The handler reads the request, calls one runtime façade
+//! method, and answers through `reply.rs`; if the runtime has no method for it yet,
+//! add one there rather than reaching past it.
 
 mod app;
 mod body;

@@ -6,7 +6,6 @@ use crate::query::form_value;
 use crate::reply::{self, Response};
 use crate::router::ActorRef;
 use crate::server::Ctx;
-use bytes::Bytes;
 use http::StatusCode;
 use kar_protocol::paths::actor_path;
 use kar_protocol::{FlowId, Invocation, RequestId, RequestKind, Target};
@@ -56,23 +55,9 @@ pub(crate) async fn call(ctx: &Ctx, actor: ActorRef, method: String, request: Re
 /// `DELETE /kar/v1/actor/{type}/{id}`: a tell through the actor's queue; when it runs
 /// the runtime deactivates the instance and drops its state and placement.
 pub(crate) async fn remove(ctx: &Ctx, actor: ActorRef, _request: Request) -> Response {
-    let invocation = Invocation {
-        method: "DELETE".to_string(),
-        path: actor_path(&actor.actor_type, &actor.id),
-        query: None,
-        headers: Vec::new(),
-        body: Bytes::new(),
-    };
-    let target = Target::Actor {
-        actor_type: actor.actor_type,
-        id: actor.id,
-    };
-    match ctx
-        .runtime
-        .request(target, invocation, RequestKind::Tell, None, None)
-        .await
-    {
-        Ok(_) => reply::text(StatusCode::ACCEPTED, "OK"),
+    let actor = kar_protocol::ActorRef::new(actor.actor_type, actor.id);
+    match ctx.runtime.remove_actor(actor).await {
+        Ok(()) => reply::text(StatusCode::ACCEPTED, "OK"),
         Err(e) => reply::runtime_error(&e),
     }
 }

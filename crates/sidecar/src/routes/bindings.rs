@@ -11,12 +11,12 @@ use bytes::Bytes;
 use http::{Method, StatusCode};
 use kar_protocol::reminder::to_go_json;
 use kar_protocol::{ActorRef, Reply};
-use kar_runtime::{Runtime, RuntimeError};
+use kar_runtime::RuntimeError;
 use serde_json::Value;
 
-/// One kind of binding (reminders, event subscriptions): how the routes reach it in
-/// the runtime and how it reads and writes its JSON.
-pub(crate) trait Binding: Sized {
+/// One kind of binding (reminders, event subscriptions): how it reads and writes its
+/// JSON. The runtime reaches both the same way ([`kar_runtime::Bindings`]).
+pub(crate) trait Binding: kar_runtime::Binding {
     /// Names one binding in errors ("reminder").
     const WHAT: &'static str;
     /// Names them in the `405` reason ("reminders").
@@ -25,16 +25,6 @@ pub(crate) trait Binding: Sized {
     fn to_json(&self) -> Value;
     /// The binding a `PUT` body describes, or upstream's error text.
     fn parse(actor: ActorRef, id: String, body: &[u8]) -> Result<Self, String>;
-    async fn list(runtime: &Runtime, actor: &ActorRef) -> Result<Vec<Self>, RuntimeError>;
-    async fn get(
-        runtime: &Runtime,
-        actor: &ActorRef,
-        id: &str,
-    ) -> Result<Option<Self>, RuntimeError>;
-    async fn cancel_all(runtime: &Runtime, actor: &ActorRef) -> Result<u64, RuntimeError>;
-    async fn cancel(runtime: &Runtime, actor: &ActorRef, id: &str) -> Result<bool, RuntimeError>;
-    /// Stores it; returns whether it replaced one.
-    async fn store(&self, runtime: &Runtime) -> Result<bool, RuntimeError>;
 }
 
 /// `/kar/v1/actor/{type}/{id}/<bindings>[/{id}]`, every method the router lets through:
@@ -51,25 +41,27 @@ pub(crate) async fn handle<B: Binding>(
     let (parts, body) = request.into_parts();
     // Only the exact string `true` enables it (spec §2.0).
     let nil_on_absent = form_value(parts.uri.query(), "nilOnAbsent").as_deref() == Some("true");
-    let runtime = &ctx.runtime;
+    let bindings = ctx.runtime.bindings::<B>();
     let what = B::WHAT;
     match (id, parts.method) {
         (None, Method::GET) => listed(
-            B::list(runtime, &actor)
+            bindings
+                .list(&actor)
                 .await
                 .map(|all| all.iter().map(B::to_json).collect()),
             what,
         ),
-        (None, Method::DELETE) => cancelled_all(B::cancel_all(runtime, &actor).await, what),
+        (None, Method::DELETE) => cancelled_all(bindings.cancel_all(&actor).await, what),
         (Some(id), Method::GET) => found(
-            B::get(runtime, &actor, &id)
+            bindings
+                .get(&actor, &id)
                 .await
                 .map(|one| one.as_ref().map(B::to_json)),
             nil_on_absent,
             what,
         ),
         (Some(id), Method::DELETE) => {
-            cancelled(B::cancel(runtime, &actor, &id).await, nil_on_absent, what)
+            cancelled(bindings.cancel(&actor, &id).await, nil_on_absent, what)
         }
         (Some(id), Method::PUT) => {
             let body = match body::read(body, &parts.headers, ctx.config.max_body_bytes).await {
@@ -77,7 +69,7 @@ pub(crate) async fn handle<B: Binding>(
                 Err(response) => return response,
             };
             match B::parse(actor, id, &body) {
-                Ok(binding) => stored(binding.store(runtime).await, what),
+                Ok(binding) => stored(bindings.put(&binding).await, what),
                 Err(reason) => bad_request(&reason),
             }
         }

@@ -12,7 +12,6 @@ use http::header::{HeaderValue, LOCATION};
 use http::{Method, StatusCode};
 use kar_protocol::paths::encode_segment;
 use kar_protocol::{ActorRef, Subscription};
-use kar_runtime::{Runtime, RuntimeError};
 use serde_json::Value;
 
 impl Binding for Subscription {
@@ -25,33 +24,14 @@ impl Binding for Subscription {
     fn parse(actor: ActorRef, id: String, body: &[u8]) -> Result<Self, String> {
         parse_subscribe(actor, id, body)
     }
-    async fn list(runtime: &Runtime, actor: &ActorRef) -> Result<Vec<Self>, RuntimeError> {
-        runtime.subscriptions(actor).await
-    }
-    async fn get(
-        runtime: &Runtime,
-        actor: &ActorRef,
-        id: &str,
-    ) -> Result<Option<Self>, RuntimeError> {
-        runtime.subscription(actor, id).await
-    }
-    async fn cancel_all(runtime: &Runtime, actor: &ActorRef) -> Result<u64, RuntimeError> {
-        runtime.cancel_subscriptions(actor).await
-    }
-    async fn cancel(runtime: &Runtime, actor: &ActorRef, id: &str) -> Result<bool, RuntimeError> {
-        runtime.cancel_subscription(actor, id).await
-    }
-    async fn store(&self, runtime: &Runtime) -> Result<bool, RuntimeError> {
-        runtime.subscribe(self).await
-    }
 }
 
 /// `PUT|DELETE /kar/v1/event/{topic}`
 pub(crate) async fn topic(ctx: &Ctx, topic: String, request: Request) -> Response {
     let (parts, body) = request.into_parts();
-    let runtime = &ctx.runtime;
+    let events = ctx.runtime.events();
     if parts.method == Method::DELETE {
-        return match runtime.delete_topic(&topic).await {
+        return match events.delete_topic(&topic).await {
             Ok(_) => reply::text(StatusCode::OK, "OK"),
             Err(e) => reply::error(
                 StatusCode::INTERNAL_SERVER_ERROR,
@@ -70,7 +50,7 @@ pub(crate) async fn topic(ctx: &Ctx, topic: String, request: Request) -> Respons
             return reply::error(StatusCode::INTERNAL_SERVER_ERROR, one_line(&e.to_string()));
         }
     }
-    match runtime.create_topic(&topic).await {
+    match events.create_topic(&topic).await {
         Ok(true) => {
             // 201, Location, no body and no Content-Type (spec §2.7).
             let mut response = reply::empty(StatusCode::CREATED);
@@ -95,7 +75,7 @@ pub(crate) async fn publish(ctx: &Ctx, topic: String, request: Request) -> Respo
         Ok(body) => body,
         Err(response) => return response,
     };
-    match ctx.runtime.publish(&topic, body).await {
+    match ctx.runtime.events().publish(&topic, body).await {
         Ok(_) => reply::text(StatusCode::OK, "OK"),
         Err(e) => reply::error(
             StatusCode::BAD_REQUEST,

@@ -6,7 +6,6 @@ use super::bindings::{json_kind, Binding};
 use bytes::Bytes;
 use kar_protocol::time::{Timestamp, ZERO_TIME};
 use kar_protocol::{gojson, parse_go_duration, ActorRef, Reminder};
-use kar_runtime::{Runtime, RuntimeError};
 use serde_json::Value;
 
 impl Binding for Reminder {
@@ -18,25 +17,6 @@ impl Binding for Reminder {
     }
     fn parse(actor: ActorRef, id: String, body: &[u8]) -> Result<Self, String> {
         parse_schedule(actor, id, body)
-    }
-    async fn list(runtime: &Runtime, actor: &ActorRef) -> Result<Vec<Self>, RuntimeError> {
-        runtime.reminders(actor).await
-    }
-    async fn get(
-        runtime: &Runtime,
-        actor: &ActorRef,
-        id: &str,
-    ) -> Result<Option<Self>, RuntimeError> {
-        runtime.reminder(actor, id).await
-    }
-    async fn cancel_all(runtime: &Runtime, actor: &ActorRef) -> Result<u64, RuntimeError> {
-        runtime.cancel_reminders(actor).await
-    }
-    async fn cancel(runtime: &Runtime, actor: &ActorRef, id: &str) -> Result<bool, RuntimeError> {
-        runtime.cancel_reminder(actor, id).await
-    }
-    async fn store(&self, runtime: &Runtime) -> Result<bool, RuntimeError> {
-        runtime.schedule_reminder(self).await
     }
 }
 

@@ -1,6 +1,7 @@
-//! Actor state (spec §2.4, decisions §9.3, §9.4, §9.15). State routes go straight to
-//! the store from whichever sidecar receives them: no routing to the actor's host, no
-//! actor lock, no activation, no check that the actor type exists.
+//! Actor state (spec §2.4, decisions §9.3, §9.4, §9.15). State routes go to the
+//! store (through the runtime's state façade) from whichever sidecar receives them:
+//! no routing to the actor's host, no actor lock, no activation, no check that the
+//! actor type exists.
 
 use super::bindings::one_line;
 use super::Request;
@@ -14,7 +15,7 @@ use http::header::{HeaderValue, LOCATION};
 use http::{Method, StatusCode};
 use kar_protocol::paths::encode_segment;
 use kar_protocol::{gojson, ActorRef, StateUpdate};
-use kar_store::{Store, StoreError};
+use kar_runtime::{RuntimeError, State};
 use serde_json::Value;
 
 /// `/kar/v1/actor/{type}/{id}/state[/{key}[/{subkey}]]`, every method the router lets
@@ -26,7 +27,7 @@ pub(crate) async fn handle(
     request: Request,
 ) -> Response {
     let actor = ActorRef::new(actor.actor_type, actor.id);
-    let store = ctx.runtime.store().as_ref();
+    let state = ctx.runtime.state();
     let (parts, body) = request.into_parts();
     // Only the exact string `true` enables it (spec §2.0).
     let nil_on_absent = form_value(parts.uri.query(), "nilOnAbsent").as_deref() == Some("true");
@@ -39,15 +40,15 @@ pub(crate) async fn handle(
         Bytes::new()
     };
     match (route, parts.method) {
-        (ActorRoute::State, Method::GET) => get_all(store, &actor).await,
-        (ActorRoute::State, Method::POST) => update(store, &actor, &body).await,
-        (ActorRoute::State, Method::DELETE) => remove_all(store, &actor).await,
+        (ActorRoute::State, Method::GET) => get_all(state, &actor).await,
+        (ActorRoute::State, Method::POST) => update(state, &actor, &body).await,
+        (ActorRoute::State, Method::DELETE) => remove_all(state, &actor).await,
         (ActorRoute::StateKey { key }, method) => {
-            entry(store, &actor, &key, None, method, body, nil_on_absent).await
+            entry(state, &actor, &key, None, method, body, nil_on_absent).await
         }
         (ActorRoute::StateSubkey { key, subkey }, method) => {
             entry(
-                store,
+                state,
                 &actor,
                 &key,
                 Some(&subkey),
@@ -76,7 +77,7 @@ fn route_name(route: &ActorRoute) -> &'static str {
 
 /// The routes of one flat entry (`subkey` None) or one submap entry.
 async fn entry(
-    store: &dyn Store,
+    state: State<'_>,
     actor: &ActorRef,
     key: &str,
     subkey: Option<&str>,
@@ -84,8 +85,9 @@ async fn entry(
     body: Bytes,
     nil_on_absent: bool,
 ) -> Response {
+    let entry = state.entry(actor, key, subkey);
     match method {
-        Method::GET => match store.state_get(actor, key, subkey).await {
+        Method::GET => match entry.get().await {
             // The stored text, verbatim (it was never validated as JSON).
             Ok(Some(value)) => reply::typed(StatusCode::OK, JSON, value),
             // No Content-Type at all: the Python SDK hands back the raw response.
@@ -93,21 +95,21 @@ async fn entry(
             Ok(None) => reply::error(StatusCode::NOT_FOUND, "Not Found"),
             Err(e) => store_error("cannot read actor state", &e),
         },
-        Method::HEAD => match store.state_get(actor, key, subkey).await {
+        Method::HEAD => match entry.get().await {
             Ok(Some(_)) => reply::empty(StatusCode::OK),
             Ok(None) => reply::error(StatusCode::NOT_FOUND, "key not present"),
             Err(e) => store_error("cannot read actor state", &e),
         },
-        Method::PUT => match store.state_set(actor, key, subkey, body).await {
+        Method::PUT => match entry.set(body).await {
             Ok(true) => created(actor, key, subkey),
             Ok(false) => reply::empty(StatusCode::NO_CONTENT),
             Err(e) => store_error("cannot write actor state", &e),
         },
-        Method::DELETE => match store.state_remove(actor, key, subkey).await {
+        Method::DELETE => match entry.remove().await {
             Ok(removed) => reply::text(StatusCode::OK, if removed { "1" } else { "0" }),
             Err(e) => store_error("cannot remove actor state", &e),
         },
-        Method::POST if subkey.is_none() => map_op(store, actor, key, &body).await,
+        Method::POST if subkey.is_none() => map_op(state, actor, key, &body).await,
         method => reply::error(
             StatusCode::METHOD_NOT_ALLOWED,
             format!("{method} is not supported on actor state entries"),
@@ -141,30 +143,30 @@ fn created(actor: &ActorRef, key: &str, subkey: Option<&str>) -> Response {
 
 /// `GET .../state`: every entry, values parsed as JSON (invalid → `null`) and
 /// re-encoded as Go does (members sorted, float64 numbers).
-async fn get_all(store: &dyn Store, actor: &ActorRef) -> Response {
-    match store.state_get_all(actor).await {
+async fn get_all(state: State<'_>, actor: &ActorRef) -> Response {
+    match state.get_all(actor).await {
         Ok(state) => reply::typed(StatusCode::OK, JSON, gojson::to_string(&state.to_json())),
         Err(e) => store_error("cannot read actor state", &e),
     }
 }
 
 /// `DELETE .../state`: `1` if any state existed, else `0`.
-async fn remove_all(store: &dyn Store, actor: &ActorRef) -> Response {
-    match store.state_remove_all(actor).await {
+async fn remove_all(state: State<'_>, actor: &ActorRef) -> Response {
+    match state.remove_all(actor).await {
         Ok(removed) => reply::text(StatusCode::OK, if removed > 0 { "1" } else { "0" }),
         Err(e) => store_error("cannot remove actor state", &e),
     }
 }
 
 /// `POST .../state`: a stateUpdateOp, applied as one atomic transition (§9.15).
-async fn update(store: &dyn Store, actor: &ActorRef, body: &[u8]) -> Response {
+async fn update(state: State<'_>, actor: &ActorRef, body: &[u8]) -> Response {
     let Ok(update) = parse_update(body) else {
         return reply::error(
             StatusCode::BAD_REQUEST,
             "Request body was not a StateUpdateOp",
         );
     };
-    match store.state_update(actor, &update).await {
+    match state.update(actor, &update).await {
         Ok(counts) => reply::typed(
             StatusCode::OK,
             JSON,
@@ -178,12 +180,12 @@ async fn update(store: &dyn Store, actor: &ActorRef, body: &[u8]) -> Response {
 }
 
 /// `POST .../state/{key}`: `{"op": "get"|"keys"|"size"|"clear"}` on one submap.
-async fn map_op(store: &dyn Store, actor: &ActorRef, key: &str, body: &[u8]) -> Response {
+async fn map_op(state: State<'_>, actor: &ActorRef, key: &str, body: &[u8]) -> Response {
     let Ok(op) = parse_map_op(body) else {
         return reply::error(StatusCode::BAD_REQUEST, "Request body was not a MapOp");
     };
     match op.as_str() {
-        "get" => match store.submap_entries(actor, key).await {
+        "get" => match state.submap_entries(actor, key).await {
             Ok(entries) => {
                 let mut object = serde_json::Map::new();
                 for (subkey, value) in entries {
@@ -205,7 +207,7 @@ async fn map_op(store: &dyn Store, actor: &ActorRef, key: &str, body: &[u8]) -> 
             }
             Err(e) => store_error("submapOps:get", &e),
         },
-        "keys" => match store.submap_entries(actor, key).await {
+        "keys" => match state.submap_entries(actor, key).await {
             // Insertion order (spec §2.4), as the store keeps it.
             Ok(entries) => json(&Value::Array(
                 entries
@@ -215,12 +217,12 @@ async fn map_op(store: &dyn Store, actor: &ActorRef, key: &str, body: &[u8]) -> 
             )),
             Err(e) => store_error("submapOps:keys", &e),
         },
-        "size" => match store.submap_entries(actor, key).await {
+        "size" => match state.submap_entries(actor, key).await {
             Ok(entries) => reply::typed(StatusCode::OK, JSON, entries.len().to_string()),
             Err(e) => store_error("submapOps:size", &e),
         },
         // An empty submap clears to 0 (decision §9.3; Go crashes there).
-        "clear" => match store.submap_clear(actor, key).await {
+        "clear" => match state.submap_clear(actor, key).await {
             Ok(removed) => reply::typed(StatusCode::OK, JSON, removed.to_string()),
             Err(e) => store_error("submapOps:clear", &e),
         },
@@ -236,7 +238,7 @@ fn json(value: &Value) -> Response {
 }
 
 /// `500` with the store's reason on one line (decision §9.3).
-fn store_error(what: &str, e: &StoreError) -> Response {
+fn store_error(what: &str, e: &RuntimeError) -> Response {
     tracing::error!("{what}: {e}");
     reply::error(
         StatusCode::INTERNAL_SERVER_ERROR,

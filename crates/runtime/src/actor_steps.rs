@@ -1,0 +1,328 @@
+//! The executor side of actors: a request runs under the instance lock (one flow at a
+//! time, spec §4.2), activates the instance first, and follows tail calls (spec §4.3);
+//! plus deactivation, removal and idle collection (spec §4.1).
+
+use crate::actors::ActorRemoval;
+use crate::envelope::{self, Continuation, Interpretation};
+use crate::executor::KAR_JSON;
+use crate::retry::Policy;
+use crate::{Clock, Runtime};
+use bytes::Bytes;
+use kar_protocol::paths::{actor_method_path, actor_path, encode_segment, session_query};
+use kar_protocol::{
+    ActorRef, FlowId, Invocation, NodeId, Outcome, Reply, Request, RequestKind, Target,
+};
+use kar_store_api::StoreError;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// What one actor step produced.
+enum Step {
+    Done(Outcome),
+    /// Continue with this request; `true` keeps the instance lock.
+    Continue(Box<Request>, bool),
+}
+
+fn actor_of(request: &Request) -> Option<ActorRef> {
+    match &request.target {
+        Target::Actor { actor_type, id } => Some(ActorRef::new(actor_type.clone(), id.clone())),
+        Target::Service { .. } => None,
+    }
+}
+
+impl Runtime {
+    /// Runs an actor request under the instance lock, following tail calls that keep
+    /// the lock. Returns `None` when the request continued elsewhere.
+    pub(crate) async fn execute_actor(self: &Arc<Self>, mut request: Request) -> Option<Outcome> {
+        let mut actor = actor_of(&request)?;
+        if let Some(failed) = self.check_deadline(&request) {
+            return Some(failed);
+        }
+        let actors = &self.executor.actors;
+        let flow = request.flow.clone();
+        if let Err(busy) = actors
+            .acquire(&actor, &flow, self.config.actor_busy_timeout)
+            .await
+        {
+            return Some(Outcome::Failed(format!(
+                "Possible deadlock: timed out waiting in instance queue for {{{} {} {} {}}}",
+                actor.actor_type,
+                actor.id,
+                flow,
+                busy.holder.map(|f| f.0).unwrap_or_default()
+            )));
+        }
+        loop {
+            let (next, keep_lock) = match self.run_actor_step(&request, &actor).await {
+                Step::Done(outcome) => {
+                    actors.release(&actor, &flow);
+                    return Some(outcome);
+                }
+                Step::Continue(next, keep_lock) => (*next, keep_lock),
+            };
+            if let Err(e) = self.persist_tail_call(&next, keep_lock).await {
+                actors.release(&actor, &flow);
+                tracing::error!(request = %request.id, "tail call dropped: {e}");
+                return None;
+            }
+            if !keep_lock {
+                actors.release(&actor, &flow);
+                return None;
+            }
+            // Same instance, lock handed over: run the continuation here at once.
+            if let Some(next_actor) = actor_of(&next) {
+                actor = next_actor;
+            }
+            request = next;
+        }
+    }
+
+    /// One step of an actor request: activation if needed, then the method (or the
+    /// removal of the actor).
+    async fn run_actor_step(&self, request: &Request, actor: &ActorRef) -> Step {
+        if request.is_actor_removal() {
+            return Step::Done(self.remove_actor_here(actor).await);
+        }
+        let session = session_query(&request.flow.0, &request.id.0);
+        let actors = &self.executor.actors;
+        if !actors.is_activated(actor) {
+            let activation = Invocation {
+                method: "GET".to_string(),
+                path: actor_path(&actor.actor_type, &actor.id),
+                query: Some(session.clone()),
+                headers: Vec::new(),
+                body: Bytes::new(),
+            };
+            let label = format!("{}:activate", actor.actor_type);
+            match self.invoke_app(&activation, Some(&label)).await {
+                Ok(reply) if reply.status >= 400 => return Step::Done(Outcome::Reply(reply)),
+                Ok(_) => actors.set_activated(actor, true),
+                Err(failed) => return Step::Done(failed),
+            }
+        }
+        let mut invocation = request.invocation.clone();
+        invocation.query = Some(session);
+        let base = actor_path(&actor.actor_type, &actor.id);
+        let method = invocation
+            .path
+            .strip_prefix(&base)
+            .unwrap_or(&invocation.path);
+        let label = format!("{}:{}", actor.actor_type, method.trim_start_matches('/'));
+        let reply = match self.invoke_app(&invocation, Some(&label)).await {
+            Ok(reply) => reply,
+            Err(failed) => return Step::Done(failed),
+        };
+        match envelope::interpret(reply.status, &reply.body) {
+            Interpretation::Final => Step::Done(Outcome::Reply(reply)),
+            Interpretation::Malformed(reason) => Step::Done(Outcome::Reply(Reply::text(
+                500,
+                format!("malformed tail call: {reason}\n"),
+            ))),
+            Interpretation::TailCall(continuation) => {
+                let (next, keep_lock) = self.continuation(request, actor, continuation);
+                Step::Continue(Box::new(next), keep_lock)
+            }
+        }
+    }
+
+    /// The next step of `request`: same id, caller and flow; a new target.
+    fn continuation(
+        &self,
+        request: &Request,
+        actor: &ActorRef,
+        continuation: Continuation,
+    ) -> (Request, bool) {
+        let fresh_deadline = self.start_deadline();
+        let mut next = request.clone();
+        next.step += 1;
+        next.attempt = 0;
+        next.wrap_reply = false;
+        match continuation {
+            Continuation::Actor {
+                actor_type,
+                id,
+                path,
+                payload,
+                release_lock,
+            } => {
+                let keep_lock = !release_lock && actor.actor_type == actor_type && actor.id == id;
+                next.invocation = Invocation {
+                    method: "POST".to_string(),
+                    path: actor_method_path(&actor_type, &id, &path),
+                    query: None,
+                    headers: vec![("Content-Type".to_string(), KAR_JSON.to_string())],
+                    body: Bytes::from(payload),
+                };
+                next.target = Target::Actor { actor_type, id };
+                // A continuation holding the handed-over lock has no start deadline
+                // (spec §4.7); any other starts a new wait for its target.
+                next.deadline = if keep_lock { None } else { fresh_deadline };
+                (next, keep_lock)
+            }
+            Continuation::Service {
+                name,
+                path,
+                payload,
+                method,
+            } => {
+                let path = if path.starts_with('/') {
+                    path
+                } else {
+                    format!("/{path}")
+                };
+                next.invocation = Invocation {
+                    method: method.clone().unwrap_or_else(|| "GET".to_string()),
+                    path,
+                    query: None,
+                    headers: if method.is_some() {
+                        vec![("Content-Type".to_string(), "application/json".to_string())]
+                    } else {
+                        Vec::new()
+                    },
+                    body: Bytes::from(payload),
+                };
+                next.wrap_reply = method.is_some();
+                next.target = Target::Service { name };
+                next.deadline = fresh_deadline;
+                (next, false)
+            }
+        }
+    }
+
+    /// Completes the current step and enqueues the next one, in one transition;
+    /// retried while the store is unreachable.
+    async fn persist_tail_call(&self, next: &Request, local: bool) -> Result<(), StoreError> {
+        let what = format!("cannot record tail call of {}", next.id);
+        self.retry(Policy::UNTIL_STORE_IS_BACK, &what, || {
+            self.store.tail_call(&self.node, next, local)
+        })
+        .await
+        .map(|_routing| ())
+    }
+
+    /// Removal of an actor (spec §2.2) on its host: deactivate it if active, then drop
+    /// its state and placement.
+    async fn remove_actor_here(&self, actor: &ActorRef) -> Outcome {
+        if self.executor.actors.is_activated(actor) {
+            self.deactivate(actor).await;
+        }
+        match self.store.remove_actor(actor).await {
+            Ok(()) => Outcome::Reply(Reply::text(200, "OK")),
+            Err(e) => Outcome::Failed(format!("cannot remove actor: {e}")),
+        }
+    }
+
+    /// `DELETE /kar/impl/v1/actor/T/I` (spec §3.4). The instance counts as inactive
+    /// afterwards whatever the component answered.
+    async fn deactivate(&self, actor: &ActorRef) {
+        let invocation = Invocation {
+            method: "DELETE".to_string(),
+            path: actor_path(&actor.actor_type, &actor.id),
+            query: None,
+            headers: Vec::new(),
+            body: Bytes::new(),
+        };
+        self.executor.actors.set_activated(actor, false);
+        let label = format!("{}:deactivate", actor.actor_type);
+        match self.invoke_app(&invocation, Some(&label)).await {
+            Ok(reply) if reply.status >= 400 => tracing::warn!(
+                "deactivation of {} {} answered {}",
+                actor.actor_type,
+                actor.id,
+                reply.status
+            ),
+            Ok(_) => {}
+            Err(Outcome::Failed(reason)) => tracing::warn!("deactivation failed: {reason}"),
+            Err(_) => {}
+        }
+    }
+
+    /// Asks the component whether it knows `actor_type` (spec §3.1); the answer is
+    /// only logged.
+    pub(crate) async fn check_actor_type(self: Arc<Self>, actor_type: String) {
+        let invocation = Invocation {
+            method: "HEAD".to_string(),
+            path: format!("/kar/impl/v1/actor/{}", encode_segment(&actor_type)),
+            query: None,
+            headers: Vec::new(),
+            body: Bytes::new(),
+        };
+        match self.invoke_app(&invocation, None).await {
+            Ok(reply) if reply.status == 200 => {
+                tracing::debug!("actor type {actor_type} is recognized by the component")
+            }
+            Ok(_) => {
+                tracing::error!("Actor type {actor_type} is not recognized by application process!")
+            }
+            Err(_) => {
+                tracing::warn!("cannot check actor type {actor_type}: the component is unreachable")
+            }
+        }
+    }
+
+    /// Deactivates instances idle for one collector interval (spec §4.1).
+    pub(crate) async fn collect_idle(self: Arc<Self>, interval: Duration) {
+        let mut ticker = tokio::time::interval(interval);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        ticker.tick().await;
+        let actors = &self.executor.actors;
+        loop {
+            tokio::select! {
+                _ = ticker.tick() => {}
+                _ = self.shutdown_started() => return,
+            }
+            for actor in actors.idle_instances(interval) {
+                let flow = FlowId(format!(
+                    "flow-deactivate-{}",
+                    FlowId::generate().0.trim_start_matches("flow-")
+                ));
+                if actors.try_acquire_idle(&actor, &flow) {
+                    self.deactivate(&actor).await;
+                    actors.release(&actor, &flow);
+                }
+            }
+        }
+    }
+
+    /// What reminder firings and event deliveries are made of (see [`ActorTells`]).
+    pub(crate) fn actor_tells(&self) -> ActorTells {
+        ActorTells {
+            caller: self.node.clone(),
+            clock: self.clock().clone(),
+            timeout: self.config.missing_component_timeout,
+        }
+    }
+}
+
+/// Makes tells of a body to a path below an actor's path (appended verbatim, spec
+/// §2.5, §2.6) as JSON method calls, each in a fresh flow with the usual start
+/// deadline: how reminders fire and events are delivered. Owned, so that the store
+/// can call it inside a transition.
+pub(crate) struct ActorTells {
+    caller: NodeId,
+    clock: Clock,
+    timeout: Option<Duration>,
+}
+
+impl ActorTells {
+    pub(crate) fn tell(&self, actor: &ActorRef, path: &str, body: Bytes) -> Request {
+        Request::new(
+            RequestKind::Tell,
+            Target::Actor {
+                actor_type: actor.actor_type.clone(),
+                id: actor.id.clone(),
+            },
+            Invocation {
+                method: "POST".to_string(),
+                path: format!("{}{path}", actor_path(&actor.actor_type, &actor.id)),
+                query: None,
+                headers: vec![("Content-Type".to_string(), KAR_JSON.to_string())],
+                body,
+            },
+            self.caller.clone(),
+            FlowId::generate(),
+            None,
+            self.clock.deadline_after(self.timeout),
+        )
+    }
+}

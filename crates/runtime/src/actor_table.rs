@@ -1,0 +1,157 @@
+//! The actor instances hosted by this runtime: their locks (one flow at a time,
+//! spec §4.2), whether they are activated in the component, and when they were last
+//! used (for idle collection, spec §4.1).
+
+use crate::locks::{Acquire, LockTable, Ticket};
+use kar_protocol::{ActorRef, FlowId};
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+use tokio::sync::oneshot;
+use tokio::time::Instant;
+
+struct Instance {
+    activated: bool,
+    last_used: Instant,
+}
+
+struct State {
+    locks: LockTable<ActorRef>,
+    wakers: HashMap<Ticket, oneshot::Sender<()>>,
+    instances: HashMap<ActorRef, Instance>,
+}
+
+pub(crate) struct ActorTable {
+    state: Mutex<State>,
+}
+
+/// A queued request waited longer than `-actor_busy_timeout`.
+pub(crate) struct BusyTimeout {
+    pub holder: Option<FlowId>,
+}
+
+impl ActorTable {
+    pub(crate) fn new() -> Self {
+        ActorTable {
+            state: Mutex::new(State {
+                locks: LockTable::new(),
+                wakers: HashMap::new(),
+                instances: HashMap::new(),
+            }),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        // Every critical section leaves the state consistent, even if one panicked.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Waits until `flow` holds `actor` (at once if it already does: re-entrancy).
+    pub(crate) async fn acquire(
+        &self,
+        actor: &ActorRef,
+        flow: &FlowId,
+        busy_timeout: Option<Duration>,
+    ) -> Result<(), BusyTimeout> {
+        let (ticket, granted) = {
+            let mut state = self.lock();
+            match state.locks.acquire(actor, flow) {
+                Acquire::Granted => return Ok(()),
+                Acquire::Queued(ticket) => {
+                    let (tx, rx) = oneshot::channel();
+                    state.wakers.insert(ticket, tx);
+                    (ticket, rx)
+                }
+            }
+        };
+        let waited = match busy_timeout {
+            Some(limit) => tokio::time::timeout(limit, granted).await.ok(),
+            None => Some(granted.await),
+        };
+        if waited.is_some() {
+            return Ok(());
+        }
+        let mut state = self.lock();
+        if state.locks.cancel(actor, ticket) {
+            state.wakers.remove(&ticket);
+            Err(BusyTimeout {
+                holder: state.locks.holder(actor).cloned(),
+            })
+        } else {
+            // Granted just as the timeout fired: we hold it now.
+            Ok(())
+        }
+    }
+
+    /// Releases one hold of `flow` on `actor` and wakes the next flow, if any.
+    pub(crate) fn release(&self, actor: &ActorRef, flow: &FlowId) {
+        let mut state = self.lock();
+        for grant in state.locks.release(actor, flow) {
+            if let Some(waker) = state.wakers.remove(&grant.ticket) {
+                let _ = waker.send(());
+            }
+        }
+        if !state.locks.is_busy(actor) {
+            if let Some(instance) = state.instances.get_mut(actor) {
+                instance.last_used = Instant::now();
+            }
+        }
+    }
+
+    /// Tries to take `actor` for `flow` without waiting (idle collection).
+    pub(crate) fn try_acquire_idle(&self, actor: &ActorRef, flow: &FlowId) -> bool {
+        let mut state = self.lock();
+        if state.locks.is_busy(actor) {
+            return false;
+        }
+        state.locks.acquire(actor, flow) == Acquire::Granted
+    }
+
+    pub(crate) fn is_activated(&self, actor: &ActorRef) -> bool {
+        self.lock()
+            .instances
+            .get(actor)
+            .is_some_and(|i| i.activated)
+    }
+
+    pub(crate) fn set_activated(&self, actor: &ActorRef, activated: bool) {
+        let mut state = self.lock();
+        if activated {
+            state.instances.insert(
+                actor.clone(),
+                Instance {
+                    activated: true,
+                    last_used: Instant::now(),
+                },
+            );
+        } else {
+            state.instances.remove(actor);
+        }
+    }
+
+    /// Activated instances not used for `idle` and not busy now.
+    pub(crate) fn idle_instances(&self, idle: Duration) -> Vec<ActorRef> {
+        let state = self.lock();
+        state
+            .instances
+            .iter()
+            .filter(|(actor, i)| {
+                i.activated && i.last_used.elapsed() >= idle && !state.locks.is_busy(actor)
+            })
+            .map(|(actor, _)| actor.clone())
+            .collect()
+    }
+
+    /// Activated instances, sorted.
+    pub(crate) fn activated(&self) -> Vec<ActorRef> {
+        let mut list: Vec<ActorRef> = self
+            .lock()
+            .instances
+            .iter()
+            .filter(|(_, i)| i.activated)
+            .map(|(a, _)| a.clone())
+            .collect();
+        list.sort();
+        list
+    }
+}

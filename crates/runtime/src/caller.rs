@@ -1,0 +1,248 @@
+//! The caller side: requests made by this member's component. Each accepted request
+//! is a durable record first; a call then waits here for its outcome, a promise
+//! parks it here until `/kar/v1/await`, and consumed outcomes are deleted from the
+//! store in batches.
+
+use crate::{AwaitError, Runtime, RuntimeError};
+use kar_protocol::{FlowId, Invocation, Outcome, Reply, Request, RequestId, RequestKind, Target};
+use kar_store_api::Routing;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use tokio::sync::{mpsc, oneshot};
+
+/// What the caller gets back when a request was accepted.
+#[derive(Debug)]
+pub enum Accepted {
+    /// The reply of a synchronous call.
+    Reply(Reply),
+    /// A tell or a promise was durably queued under this id.
+    Queued(RequestId),
+}
+
+/// Who waits for the outcome of a request made here.
+enum Waiter {
+    Call(oneshot::Sender<Outcome>),
+    Promise(PromiseSlot),
+}
+
+enum PromiseSlot {
+    /// Not complete yet; `Some` once somebody awaits it.
+    Pending(Option<oneshot::Sender<Outcome>>),
+    Ready(Outcome),
+}
+
+/// The outcomes this member waits for.
+pub(crate) struct Caller {
+    waiters: Mutex<HashMap<RequestId, Waiter>>,
+    /// Outcomes consumed by their caller, to be deleted from the store in batches.
+    consumed: mpsc::UnboundedSender<RequestId>,
+}
+
+impl Caller {
+    pub(crate) fn new(consumed: mpsc::UnboundedSender<RequestId>) -> Self {
+        Caller {
+            waiters: Mutex::new(HashMap::new()),
+            consumed,
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, HashMap<RequestId, Waiter>> {
+        // A panic while holding this lock cannot leave the map inconsistent.
+        self.waiters.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn insert(&self, id: &RequestId, waiter: Waiter) {
+        self.lock().insert(id.clone(), waiter);
+    }
+
+    fn remove(&self, id: &RequestId) {
+        self.lock().remove(id);
+    }
+
+    fn consumed(&self, id: RequestId) {
+        let _ = self.consumed.send(id);
+    }
+
+    /// Hands an outcome to whoever waits for it here.
+    pub(crate) fn deliver(&self, id: &RequestId, outcome: Outcome) {
+        let mut waiters = self.lock();
+        match waiters.remove(id) {
+            Some(Waiter::Call(tx)) => {
+                if let Err(outcome) = tx.send(outcome) {
+                    drop(waiters);
+                    tracing::debug!(request = %id, "caller went away before the reply: {outcome:?}");
+                    self.consumed(id.clone());
+                }
+            }
+            Some(Waiter::Promise(PromiseSlot::Pending(Some(tx)))) => {
+                let _ = tx.send(outcome);
+            }
+            Some(Waiter::Promise(_)) => {
+                waiters.insert(id.clone(), Waiter::Promise(PromiseSlot::Ready(outcome)));
+            }
+            None => {
+                drop(waiters);
+                self.consumed(id.clone());
+            }
+        }
+    }
+
+    /// The outcome of promise `id` if ready, or a receiver for it; `None` if it is
+    /// unknown or already awaited.
+    fn take_promise(&self, id: &RequestId) -> Option<Result<Outcome, oneshot::Receiver<Outcome>>> {
+        let mut waiters = self.lock();
+        match waiters.remove(id) {
+            Some(Waiter::Promise(PromiseSlot::Ready(outcome))) => Some(Ok(outcome)),
+            Some(Waiter::Promise(PromiseSlot::Pending(None))) => {
+                let (tx, rx) = oneshot::channel();
+                waiters.insert(id.clone(), Waiter::Promise(PromiseSlot::Pending(Some(tx))));
+                Some(Err(rx))
+            }
+            Some(other) => {
+                // Already awaited by somebody else, or not a promise.
+                waiters.insert(id.clone(), other);
+                None
+            }
+            None => None,
+        }
+    }
+}
+
+impl Runtime {
+    /// Makes a request to `target`. A call waits for the reply; a tell or a promise
+    /// returns once the request is durably queued.
+    pub async fn request(
+        self: &Arc<Self>,
+        target: Target,
+        invocation: Invocation,
+        kind: RequestKind,
+        flow: Option<FlowId>,
+        parent: Option<RequestId>,
+    ) -> Result<Accepted, RuntimeError> {
+        if self.is_shutting_down() {
+            return Err(RuntimeError::ShuttingDown);
+        }
+        let request = Request::new(
+            kind,
+            target,
+            invocation,
+            self.node.clone(),
+            flow.unwrap_or_else(FlowId::generate),
+            parent,
+            self.start_deadline(),
+        );
+        let id = request.id.clone();
+        let reply_rx = match kind {
+            RequestKind::Call => {
+                let (tx, rx) = oneshot::channel();
+                self.caller.insert(&id, Waiter::Call(tx));
+                Some(rx)
+            }
+            RequestKind::Promise => {
+                self.caller
+                    .insert(&id, Waiter::Promise(PromiseSlot::Pending(None)));
+                None
+            }
+            RequestKind::Tell => None,
+        };
+        let routing = match self.store.enqueue(&request).await {
+            Ok(routing) => routing,
+            Err(e) => {
+                self.caller.remove(&id);
+                return Err(e.into());
+            }
+        };
+        self.watch_if_parked(&request, &routing);
+        let Some(reply_rx) = reply_rx else {
+            return Ok(Accepted::Queued(id));
+        };
+        let outcome = tokio::select! {
+            outcome = reply_rx => outcome.map_err(|_| RuntimeError::ShuttingDown)?,
+            _ = self.shutdown_started() => {
+                self.caller.remove(&id);
+                return Err(RuntimeError::ShuttingDown);
+            }
+        };
+        self.caller.consumed(id);
+        match outcome {
+            Outcome::Reply(reply) => Ok(Accepted::Reply(reply)),
+            Outcome::Failed(reason) => Err(RuntimeError::Failed(reason)),
+        }
+    }
+
+    /// Waits for the outcome of a promise made here (spec §2.3, §9.6).
+    pub async fn await_promise(&self, id: &str) -> Result<Reply, AwaitError> {
+        let id = RequestId::from(id.trim());
+        let rx = match self.caller.take_promise(&id) {
+            None => return Err(AwaitError::Unknown(id.0)),
+            Some(Ok(outcome)) => {
+                self.caller.consumed(id);
+                return promise_result(outcome);
+            }
+            Some(Err(rx)) => rx,
+        };
+        tokio::select! {
+            outcome = rx => {
+                self.caller.consumed(id);
+                promise_result(outcome.map_err(|_| AwaitError::ShuttingDown)?)
+            }
+            _ = self.shutdown_started() => Err(AwaitError::ShuttingDown),
+        }
+    }
+
+    /// The start deadline of a request made now (`-missing_component_timeout`).
+    pub(crate) fn start_deadline(&self) -> Option<u64> {
+        self.clock()
+            .deadline_after(self.config.missing_component_timeout)
+    }
+
+    /// A request nobody offers the target of waits parked: fail it at its start
+    /// deadline unless a member adopts it first.
+    pub(crate) fn watch_if_parked(self: &Arc<Self>, request: &Request, routing: &Routing) {
+        if *routing != Routing::Parked {
+            return;
+        }
+        tracing::info!(request = %request.id, target = request.target.routing_name(), "no member offers the target: request parked");
+        if let Some(deadline) = request.deadline {
+            tokio::spawn(self.clone().expire_when_due(request.clone(), deadline));
+        }
+    }
+
+    async fn expire_when_due(self: Arc<Self>, request: Request, deadline: u64) {
+        tokio::time::sleep(self.clock().until_past(deadline)).await;
+        match self.store.expire_parked(&request.id).await {
+            Ok(true) => {
+                let reason = self.clock().deadline_reason(deadline);
+                if request.kind == RequestKind::Tell {
+                    tracing::warn!(request = %request.id, "dropping tell to {}: {reason}", request.target.routing_name());
+                } else {
+                    self.caller.deliver(&request.id, Outcome::Failed(reason));
+                }
+            }
+            Ok(false) => {}
+            Err(e) => tracing::error!(request = %request.id, "cannot expire parked request: {e}"),
+        }
+    }
+
+    /// Deletes consumed outcomes from the store, in batches, for as long as the
+    /// runtime lives.
+    pub(crate) async fn forget_loop(
+        self: Arc<Self>,
+        mut consumed: mpsc::UnboundedReceiver<RequestId>,
+    ) {
+        let mut batch = Vec::new();
+        while consumed.recv_many(&mut batch, 1024).await > 0 {
+            if let Err(e) = self.store.forget(&batch).await {
+                tracing::warn!("cannot delete {} consumed outcomes: {e}", batch.len());
+            }
+            batch.clear();
+        }
+    }
+}
+
+fn promise_result(outcome: Outcome) -> Result<Reply, AwaitError> {
+    match outcome {
+        Outcome::Reply(reply) => Ok(reply),
+        Outcome::Failed(reason) => Err(AwaitError::Failed(reason)),
+    }
+}

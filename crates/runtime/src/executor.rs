@@ -1,0 +1,279 @@
+//! The executor side: the inbox loop, and the execution of the requests routed to
+//! this member up to their completion (one store transition). Actor requests take
+//! their steps in `actor_steps.rs`.
+
+use crate::actor_table::ActorTable;
+use crate::envelope;
+use crate::metrics::Metrics;
+use crate::retry::{Backoff, Policy};
+use crate::{AppClient, Runtime};
+use kar_protocol::{Invocation, Outcome, Reply, Request, RequestId, RequestKind, Target};
+use kar_store_api::{Inbox, Message};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use tokio::sync::{watch, Notify};
+
+/// Content type of actor method invocations and replies.
+pub(crate) const KAR_JSON: &str = "application/kar+json";
+
+/// What executes here: the component, the actor instances it hosts, and the requests
+/// in flight.
+pub(crate) struct Executor {
+    app: Option<Arc<dyn AppClient>>,
+    pub actors: ActorTable,
+    metrics: Metrics,
+    /// Set when the component is gone: executions in flight are abandoned (not
+    /// completed), so that leaving the mesh hands them to another member.
+    pub component_gone: watch::Sender<bool>,
+    /// Requests being executed here; leaving the mesh waits for them.
+    executing: AtomicUsize,
+    executing_done: Notify,
+}
+
+impl Executor {
+    pub(crate) fn new(app: Option<Arc<dyn AppClient>>) -> Self {
+        Executor {
+            app,
+            actors: ActorTable::new(),
+            metrics: Metrics::default(),
+            component_gone: watch::Sender::new(false),
+            executing: AtomicUsize::new(0),
+            executing_done: Notify::new(),
+        }
+    }
+
+    pub(crate) fn has_component(&self) -> bool {
+        self.app.is_some()
+    }
+
+    /// Resolves once no request executes here.
+    pub(crate) async fn all_finished(&self) {
+        loop {
+            let done = self.executing_done.notified();
+            if self.executing.load(Ordering::SeqCst) == 0 {
+                return;
+            }
+            done.await;
+        }
+    }
+}
+
+impl Runtime {
+    pub(crate) async fn inbox_loop(self: Arc<Self>, mut inbox: Box<dyn Inbox>) {
+        let mut backoff = Backoff::new(Policy::KEEP_READING);
+        loop {
+            // The inbox is held until the mesh was left: requests still executing
+            // get their nested outcomes, and on the embedded store the liveness lock
+            // it holds makes the others see a leave, not a death.
+            let messages = tokio::select! {
+                messages = inbox.recv() => messages,
+                _ = self.left() => return,
+            };
+            match messages {
+                Ok(messages) => {
+                    backoff.reset();
+                    for message in messages {
+                        self.handle(message);
+                    }
+                }
+                Err(e) => {
+                    if self
+                        .back_off(&mut backoff, "cannot read inbox", e)
+                        .await
+                        .is_err()
+                    {
+                        // Fenced: nothing more can be committed.
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    fn handle(self: &Arc<Self>, message: Message) {
+        match message {
+            Message::Execute(request) if self.is_shutting_down() => {
+                // Still assigned to us in the store: leaving hands it to another member.
+                tracing::debug!(request = %request.id, "leaving the mesh: not starting it here");
+            }
+            Message::Execute(request) => {
+                self.executor.executing.fetch_add(1, Ordering::SeqCst);
+                tokio::spawn(self.clone().execute(*request));
+            }
+            Message::Completed { id, outcome, .. } => self.caller.deliver(&id, outcome),
+            Message::MembersChanged => {
+                tracing::debug!("mesh membership changed");
+                // The reminders of a member that left are everybody's now.
+                self.wakes.reminders.notify_one();
+            }
+            Message::Signal(signal) => self.on_signal(signal),
+        }
+    }
+
+    async fn execute(self: Arc<Self>, request: Request) {
+        let mut gone = self.executor.component_gone.subscribe();
+        let id = request.id.clone();
+        tokio::select! {
+            _ = self.clone().execute_to_completion(request) => {}
+            _ = gone.wait_for(|gone| *gone) => {
+                // The component died with the request: leaving the mesh re-routes it.
+                tracing::warn!(request = %id, "component gone: request left for another member");
+            }
+        }
+        if self.executor.executing.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.executor.executing_done.notify_waiters();
+        }
+    }
+
+    async fn execute_to_completion(self: Arc<Self>, request: Request) {
+        if request.attempt > 0 {
+            tracing::info!(
+                request = %request.id,
+                "retrying step {} of {} (attempt {}): its previous executor died",
+                request.step,
+                request.target.routing_name(),
+                request.attempt + 1
+            );
+            if let Some(cancelled) = self.cancel_orphan(&request).await {
+                self.complete(&request.id, &cancelled).await;
+                return;
+            }
+        }
+        let outcome = match &request.target {
+            Target::Service { .. } => Some(self.execute_service(&request).await),
+            Target::Actor { .. } => self.execute_actor(request.clone()).await,
+        };
+        // `None`: the request went on as a tail call; its last step completes it.
+        if let Some(outcome) = outcome {
+            if request.kind == RequestKind::Tell {
+                log_tell_outcome(&request, &outcome);
+            }
+            self.complete(&request.id, &outcome).await;
+            if request.kind == RequestKind::Tell {
+                // It may have been an event delivery: the subscription's next event
+                // can go now.
+                self.wakes.events.notify_one();
+            }
+        }
+    }
+
+    async fn execute_service(&self, request: &Request) -> Outcome {
+        if let Some(failed) = self.check_deadline(request) {
+            return failed;
+        }
+        let label = format!(
+            "{}:{}",
+            request.target.routing_name(),
+            request.invocation.path
+        );
+        let reply = match self.invoke_app(&request.invocation, Some(&label)).await {
+            Ok(reply) => reply,
+            Err(failed) => return failed,
+        };
+        if request.wrap_reply && reply.status == 200 {
+            return Outcome::Reply(Reply::new(
+                200,
+                Some(KAR_JSON),
+                envelope::wrap_value(&reply.body),
+            ));
+        }
+        Outcome::Reply(reply)
+    }
+
+    /// With `-cancel` (spec §4.8): a recovered call whose caller is gone is not
+    /// executed again; nobody waits for its answer.
+    async fn cancel_orphan(&self, request: &Request) -> Option<Outcome> {
+        if !self.config.cancel || request.kind != RequestKind::Call || request.caller == self.node {
+            return None;
+        }
+        let members = match self.store.members().await {
+            Ok(members) => members,
+            // In doubt, execute: the request is retried, never lost.
+            Err(_) => return None,
+        };
+        if members.iter().any(|m| m.node == request.caller) {
+            return None;
+        }
+        tracing::info!(request = %request.id, "not retried: its caller {} is gone (-cancel)", request.caller);
+        Some(Outcome::Failed(format!(
+            "cancelled: the caller {} is gone",
+            request.caller
+        )))
+    }
+
+    /// A request that did not start by its start deadline fails.
+    pub(crate) fn check_deadline(&self, request: &Request) -> Option<Outcome> {
+        if request.attempt > 0 {
+            // Re-delivered by recovery: the step may have started before its executor
+            // died, and a started request never fails because recovery took time.
+            return None;
+        }
+        let deadline = request.deadline?;
+        request
+            .deadline_passed(self.clock().now_millis())
+            .then(|| Outcome::Failed(self.clock().deadline_reason(deadline)))
+    }
+
+    /// Sends an invocation to this runtime's component; `label` names it in the
+    /// metrics.
+    pub(crate) async fn invoke_app(
+        &self,
+        invocation: &Invocation,
+        label: Option<&str>,
+    ) -> Result<Reply, Outcome> {
+        match &self.executor.app {
+            Some(app) => {
+                let started = tokio::time::Instant::now();
+                let result = app.invoke(invocation).await;
+                if let (Some(label), Ok(_)) = (label, &result) {
+                    self.executor.metrics.observe(label, started.elapsed());
+                }
+                result.map_err(|e| Outcome::Failed(e.to_string()))
+            }
+            None => Err(Outcome::Failed(format!(
+                "node {} has no component",
+                self.node
+            ))),
+        }
+    }
+
+    /// Records an outcome. Retried while the store is unreachable: an executed
+    /// request is never dropped because the store was briefly away.
+    async fn complete(&self, id: &RequestId, outcome: &Outcome) {
+        let what = format!("cannot record outcome of {id}");
+        let completed = self
+            .retry(Policy::UNTIL_STORE_IS_BACK, &what, || {
+                self.store.complete(&self.node, id, outcome)
+            })
+            .await;
+        if let Err(e) = completed {
+            // Fenced (this runtime stops), or an error waiting cannot heal.
+            tracing::error!(request = %id, "{what}, giving up: {e}");
+        }
+    }
+
+    /// The metrics of this runtime in the Prometheus text format (spec §2.9).
+    pub fn metrics_text(&self) -> String {
+        self.executor.metrics.render()
+    }
+}
+
+fn log_tell_outcome(request: &Request, outcome: &Outcome) {
+    match outcome {
+        Outcome::Reply(reply) if !reply.is_success() => tracing::warn!(
+            request = %request.id,
+            "tell to {} answered {}: {}",
+            request.target.routing_name(),
+            reply.status,
+            String::from_utf8_lossy(&reply.body)
+        ),
+        Outcome::Reply(reply) if reply.body.starts_with(b"{\"error\":true") => tracing::warn!(
+            request = %request.id,
+            "tell to {} failed: {}",
+            request.target.routing_name(),
+            String::from_utf8_lossy(&reply.body)
+        ),
+        Outcome::Failed(reason) => tracing::error!(request = %request.id, "tell failed: {reason}"),
+        _ => {}
+    }
+}
