@@ -30,8 +30,7 @@
 //!
 //! Cross-cutting, in one place each:
 //! * `mesh.rs`: control traffic between members as typed store signals, not durable
-//!   requests (waking their event loops, asking
-//!   for their actors);
+//!   requests (waking their event loops, asking for their actors);
 //! * `clock.rs`: wall time and timers ([`Clock`]; timers are tokio time, so tests
 //!   run on paused time);
 //! * `retry.rs`: retrying store transitions, one policy per call site;
