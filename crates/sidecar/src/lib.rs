@@ -31,7 +31,10 @@
 //! in the `routes/` module of its family (or a new module), and its arm in
 //! `routes/mod.rs::handle`. The handler reads the request, calls one runtime façade
 //! method, and answers through `reply.rs`; if the runtime has no method for it yet,
-//! add one there rather than reaching past it.
+//! add one there rather than reaching past it. Check the exact answers over HTTP/1.1
+//! and h2c in `tests/tests/sidecar_api/` (package `kar-tests`), which runs this server
+//! over a real runtime on an embedded store; this crate's own tests are unit tests and
+//! need no store.
 
 mod app;
 mod body;

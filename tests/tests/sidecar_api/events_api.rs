@@ -2,9 +2,7 @@
 //! and events reaching the component in order, over a real runtime on the embedded
 //! store and a real HTTP component.
 
-mod common;
-
-use common::*;
+use super::common::*;
 use http::{Method, StatusCode};
 use serde_json::{json, Value};
 

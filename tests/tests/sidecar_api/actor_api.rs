@@ -2,9 +2,7 @@
 //! server, driven by real HTTP/1.1 and h2c clients, over a real runtime on the
 //! embedded store and a real HTTP component hosting actors.
 
-mod common;
-
-use common::*;
+use super::common::*;
 use http::{Method, StatusCode};
 use kar_protocol::paths::encode_segment;
 use serde_json::{json, Value};

@@ -1,10 +1,8 @@
 //! The `/kar/v1` server driven by real HTTP/1.1 and h2c clients, over a real runtime
 //! on the embedded store and a real component.
 
-mod common;
-
+use super::common::*;
 use bytes::Bytes;
-use common::*;
 use futures::StreamExt;
 use http::{Method, StatusCode};
 use http_body_util::{BodyExt, StreamBody};

@@ -1,9 +1,7 @@
 //! The runtime → component client against a real in-process component.
 
-mod common;
-
+use super::common::*;
 use bytes::Bytes;
-use common::*;
 use kar_protocol::Invocation;
 use kar_runtime::{AppClient, AppError};
 use kar_sidecar::{AppClientConfig, HttpAppClient};
