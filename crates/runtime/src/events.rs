@@ -105,7 +105,7 @@ impl Runtime {
         offered: &HashSet<String>,
         build: &EventRequestBuilder,
     ) -> Option<Duration> {
-        match self.store.bindings::<Subscription>().list_all().await {
+        match self.store.subscriptions().list_all().await {
             Ok(all) => {
                 for sub in all.iter().filter(|s| offered.contains(&s.actor.actor_type)) {
                     self.deliver_next(sub, build).await;

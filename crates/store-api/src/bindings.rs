@@ -55,9 +55,18 @@ pub trait BindingStore<B: StoredBinding>: Send + Sync + 'static {
 }
 
 impl dyn Store {
-    /// The store's transitions on the bindings of kind `B`:
-    /// `store.bindings::<Reminder>().list(&actor)`.
+    /// The store's transitions on the bindings of kind `B`.
     pub fn bindings<B: StoredBinding>(&self) -> &dyn BindingStore<B> {
         B::store(self)
+    }
+
+    /// `bindings::<Reminder>()`: `store.reminders().list(&actor)`.
+    pub fn reminders(&self) -> &dyn BindingStore<Reminder> {
+        self
+    }
+
+    /// `bindings::<Subscription>()`.
+    pub fn subscriptions(&self) -> &dyn BindingStore<Subscription> {
+        self
     }
 }

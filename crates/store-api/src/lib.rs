@@ -13,8 +13,9 @@
 //! | `admin.rs` | [`AdminStore`] | purge, description |
 //!
 //! [`Store`] is their sum: callers hold an `Arc<dyn Store>` and bring the area
-//! traits they use into scope (`use kar_store_api::prelude::*`);
-//! `store.bindings::<Reminder>()` (or `::<Subscription>`) picks one kind of binding. The engines
+//! traits they use into scope (`use kar_store_api::prelude::*`); `store.reminders()`
+//! and `store.subscriptions()` (generically `store.bindings::<B>()`) pick one kind of
+//! binding. The engines
 //! (embedded SQLite, Redis) live in the `kar-store` crate, which is the only way to
 //! open one (`kar_store::open`); every crate above it sees this API only.
 //!
