@@ -11,7 +11,7 @@ use kar_protocol::{ActorRef, Reminder, Subscription};
 pub trait StoredBinding:
     kar_protocol::Binding + Clone + Send + Sync + 'static + sealed::Sealed
 {
-    /// The store's transitions on this kind ([`Store::bindings`]).
+    /// The store's transitions on this kind (what `store.bindings::<Self>()` returns).
     fn store(store: &dyn Store) -> &dyn BindingStore<Self>;
 }
 
