@@ -1,11 +1,13 @@
 //! Reminders and event subscriptions are both *bindings* of an actor (upstream's
 //! word): stored per actor and id, listed, got, cancelled one by one or all at once,
 //! and put (created or replaced), after which the loop that acts on them is woken.
-//! That shared shape is written once here; what differs (the store transitions, the
-//! loop to wake) is the [`Binding`] implementation in `reminders.rs` and `events.rs`.
+//! That shared shape is written once here, on the store's shared transitions
+//! ([`BindingStore`]); what differs (how one is put, the loop to wake) is the
+//! [`Binding`] implementation in `reminders.rs` and `events.rs`.
 
 use crate::{Runtime, RuntimeError};
 use kar_protocol::ActorRef;
+use kar_store_api::BindingStore;
 use std::marker::PhantomData;
 
 /// A kind of binding: [`kar_protocol::Reminder`] or [`kar_protocol::Subscription`].
@@ -13,28 +15,17 @@ pub trait Binding: kind::Kind {}
 
 impl<B: kind::Kind> Binding for B {}
 
-/// How one kind of binding is stored (sealed: only this crate implements it).
+/// What one kind of binding does besides what the store shares
+/// ([`kar_store_api::BindingStore`]) (sealed: only this crate implements it).
 pub(crate) mod kind {
     use crate::Runtime;
     use async_trait::async_trait;
-    use kar_protocol::ActorRef;
-    use kar_store_api::{Store, StoreError};
+    use kar_store_api::{Store, StoreError, StoredBinding};
 
     #[async_trait]
-    pub trait Kind: Sized + Send + Sync + 'static {
+    pub trait Kind: StoredBinding {
         /// Creates or replaces it; returns whether one was replaced.
         async fn put(store: &dyn Store, binding: &Self) -> Result<bool, StoreError>;
-        async fn get(
-            store: &dyn Store,
-            actor: &ActorRef,
-            id: &str,
-        ) -> Result<Option<Self>, StoreError>;
-        /// By id.
-        async fn list(store: &dyn Store, actor: &ActorRef) -> Result<Vec<Self>, StoreError>;
-        /// Returns whether it existed.
-        async fn cancel(store: &dyn Store, actor: &ActorRef, id: &str) -> Result<bool, StoreError>;
-        /// Returns how many there were.
-        async fn cancel_all(store: &dyn Store, actor: &ActorRef) -> Result<u64, StoreError>;
         /// Wakes the loop of this runtime that acts on them: it may sleep past a new
         /// one otherwise.
         fn wake(runtime: &Runtime);
@@ -67,21 +58,25 @@ impl<B: Binding> Bindings<'_, B> {
 
     /// One binding of an actor.
     pub async fn get(&self, actor: &ActorRef, id: &str) -> Result<Option<B>, RuntimeError> {
-        Ok(B::get(self.runtime.store.as_ref(), actor, id).await?)
+        Ok(self.store().get(actor, id).await?)
     }
 
     /// Every binding of an actor, by id.
     pub async fn list(&self, actor: &ActorRef) -> Result<Vec<B>, RuntimeError> {
-        Ok(B::list(self.runtime.store.as_ref(), actor).await?)
+        Ok(self.store().list(actor).await?)
     }
 
     /// Cancels one; returns whether it existed.
     pub async fn cancel(&self, actor: &ActorRef, id: &str) -> Result<bool, RuntimeError> {
-        Ok(B::cancel(self.runtime.store.as_ref(), actor, id).await?)
+        Ok(self.store().cancel(actor, id).await?)
     }
 
     /// Cancels every binding of an actor; returns how many there were.
     pub async fn cancel_all(&self, actor: &ActorRef) -> Result<u64, RuntimeError> {
-        Ok(B::cancel_all(self.runtime.store.as_ref(), actor).await?)
+        Ok(self.store().cancel_all(actor).await?)
+    }
+
+    fn store(&self) -> &dyn BindingStore<B> {
+        self.runtime.store.bindings()
     }
 }

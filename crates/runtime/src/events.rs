@@ -21,7 +21,7 @@ use crate::clock::SAFETY_RECHECK;
 use crate::{Runtime, RuntimeError};
 use async_trait::async_trait;
 use bytes::Bytes;
-use kar_protocol::{ActorRef, Subscription};
+use kar_protocol::Subscription;
 use kar_store_api::{Delivery, EventRequestBuilder, Store, StoreError};
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -31,22 +31,6 @@ use std::time::Duration;
 impl Kind for Subscription {
     async fn put(store: &dyn Store, subscription: &Self) -> Result<bool, StoreError> {
         store.subscribe(subscription).await
-    }
-    async fn get(
-        store: &dyn Store,
-        actor: &ActorRef,
-        id: &str,
-    ) -> Result<Option<Self>, StoreError> {
-        store.subscription_get(actor, id).await
-    }
-    async fn list(store: &dyn Store, actor: &ActorRef) -> Result<Vec<Self>, StoreError> {
-        store.subscriptions_of(actor).await
-    }
-    async fn cancel(store: &dyn Store, actor: &ActorRef, id: &str) -> Result<bool, StoreError> {
-        store.subscription_cancel(actor, id).await
-    }
-    async fn cancel_all(store: &dyn Store, actor: &ActorRef) -> Result<u64, StoreError> {
-        store.subscriptions_cancel_all(actor).await
     }
     fn wake(runtime: &Runtime) {
         runtime.wakes.events.notify_one();
@@ -121,7 +105,7 @@ impl Runtime {
         offered: &HashSet<String>,
         build: &EventRequestBuilder,
     ) -> Option<Duration> {
-        match self.store.subscriptions().await {
+        match self.store.subscriptions().list_all().await {
             Ok(all) => {
                 for sub in all.iter().filter(|s| offered.contains(&s.actor.actor_type)) {
                     self.deliver_next(sub, build).await;

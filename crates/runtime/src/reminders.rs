@@ -18,7 +18,7 @@ use crate::clock::SAFETY_RECHECK;
 use crate::Runtime;
 use async_trait::async_trait;
 use bytes::Bytes;
-use kar_protocol::{ActorRef, Reminder};
+use kar_protocol::Reminder;
 use kar_store_api::{Firing, RequestBuilder, Store, StoreError};
 use std::sync::Arc;
 use std::time::Duration;
@@ -31,22 +31,6 @@ const FIRE_BATCH: usize = 256;
 impl Kind for Reminder {
     async fn put(store: &dyn Store, reminder: &Self) -> Result<bool, StoreError> {
         store.reminder_schedule(reminder).await
-    }
-    async fn get(
-        store: &dyn Store,
-        actor: &ActorRef,
-        id: &str,
-    ) -> Result<Option<Self>, StoreError> {
-        store.reminder_get(actor, id).await
-    }
-    async fn list(store: &dyn Store, actor: &ActorRef) -> Result<Vec<Self>, StoreError> {
-        store.reminders_of(actor).await
-    }
-    async fn cancel(store: &dyn Store, actor: &ActorRef, id: &str) -> Result<bool, StoreError> {
-        store.reminder_cancel(actor, id).await
-    }
-    async fn cancel_all(store: &dyn Store, actor: &ActorRef) -> Result<u64, StoreError> {
-        store.reminders_cancel_all(actor).await
     }
     fn wake(runtime: &Runtime) {
         runtime.wakes.reminders.notify_one();

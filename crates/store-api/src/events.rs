@@ -10,7 +10,9 @@ use bytes::Bytes;
 use kar_protocol::{ActorRef, Request, Subscription};
 use std::sync::Arc;
 
-/// Topics, their event logs, and actor subscriptions.
+/// Topics, their event logs, and actor subscriptions: what only they do. Getting,
+/// listing and cancelling subscriptions is
+/// [`BindingStore<Subscription>`](crate::BindingStore).
 #[async_trait]
 pub trait EventStore: Send + Sync + 'static {
     /// Creates a topic; returns whether it was created (`false`: it existed).
@@ -29,25 +31,6 @@ pub trait EventStore: Send + Sync + 'static {
     /// [`Subscription::oldest`]); a replacement on the same topic and group keeps its
     /// position.
     async fn subscribe(&self, subscription: &Subscription) -> Result<bool, StoreError>;
-
-    /// One subscription of an actor.
-    async fn subscription_get(
-        &self,
-        actor: &ActorRef,
-        id: &str,
-    ) -> Result<Option<Subscription>, StoreError>;
-
-    /// Every subscription of an actor, by id.
-    async fn subscriptions_of(&self, actor: &ActorRef) -> Result<Vec<Subscription>, StoreError>;
-
-    /// Every subscription of the application.
-    async fn subscriptions(&self) -> Result<Vec<Subscription>, StoreError>;
-
-    /// Cancels one subscription; returns whether it existed.
-    async fn subscription_cancel(&self, actor: &ActorRef, id: &str) -> Result<bool, StoreError>;
-
-    /// Cancels every subscription of an actor; returns how many there were.
-    async fn subscriptions_cancel_all(&self, actor: &ActorRef) -> Result<u64, StoreError>;
 
     /// Delivers the next event of one subscription, as one atomic step: unless the
     /// tell of the previous delivery is still unfinished (decision §9.2: one at a

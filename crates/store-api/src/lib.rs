@@ -7,12 +7,15 @@
 //! | `membership.rs` | [`MembershipStore`] | join/leave, live members, inboxes, signals |
 //! | `requests.rs` | [`RequestStore`] | enqueue, complete, tail calls, parked requests |
 //! | `actors.rs` | [`ActorStore`] | placement, removal, actor state |
-//! | `reminders.rs` | [`ReminderStore`] | reminders and their firing |
-//! | `events.rs` | [`EventStore`] | topics, publish, subscriptions, delivery |
+//! | `bindings.rs` | [`BindingStore`] | what reminders and subscriptions share: get, list, cancel |
+//! | `reminders.rs` | [`ReminderStore`] | scheduling reminders and their firing |
+//! | `events.rs` | [`EventStore`] | topics, publish, subscribing, delivery |
 //! | `admin.rs` | [`AdminStore`] | purge, description |
 //!
 //! [`Store`] is their sum: callers hold an `Arc<dyn Store>` and bring the area
-//! traits they use into scope (`use kar_store_api::prelude::*`). The engines
+//! traits they use into scope (`use kar_store_api::prelude::*`); `store.reminders()`
+//! and `store.subscriptions()` (generically `store.bindings::<B>()`) pick one kind of
+//! binding. The engines
 //! (embedded SQLite, Redis) live in the `kar-store` crate, which is the only way to
 //! open one (`kar_store::open`); every crate above it sees this API only.
 //!
@@ -30,6 +33,7 @@
 
 mod actors;
 mod admin;
+mod bindings;
 mod error;
 mod events;
 mod membership;
@@ -39,6 +43,7 @@ mod requests;
 
 pub use actors::ActorStore;
 pub use admin::AdminStore;
+pub use bindings::{BindingStore, StoredBinding};
 pub use error::{BoxError, ErrorKind, StoreError};
 pub use events::{Delivery, EventRequestBuilder, EventStore};
 pub use membership::{Inbox, MembershipStore};
@@ -46,24 +51,41 @@ pub use message::{Message, Routing, Signal};
 pub use reminders::{Firing, ReminderStore, RequestBuilder};
 pub use requests::RequestStore;
 
+use kar_protocol::{Reminder, Subscription};
+
 /// The atomic transitions of one application's durable state: the sum of the area
 /// traits.
 ///
 /// Every method is one atomic step on the store: after a crash of any `kar` process
 /// either all of its effects are visible or none is.
 pub trait Store:
-    MembershipStore + RequestStore + ActorStore + ReminderStore + EventStore + AdminStore
+    MembershipStore
+    + RequestStore
+    + ActorStore
+    + BindingStore<Reminder>
+    + ReminderStore
+    + BindingStore<Subscription>
+    + EventStore
+    + AdminStore
 {
 }
 
 impl<T> Store for T where
-    T: MembershipStore + RequestStore + ActorStore + ReminderStore + EventStore + AdminStore
+    T: MembershipStore
+        + RequestStore
+        + ActorStore
+        + BindingStore<Reminder>
+        + ReminderStore
+        + BindingStore<Subscription>
+        + EventStore
+        + AdminStore
 {
 }
 
 /// The store traits, for callers of `dyn Store` methods.
 pub mod prelude {
     pub use crate::{
-        ActorStore, AdminStore, EventStore, MembershipStore, ReminderStore, RequestStore, Store,
+        ActorStore, AdminStore, BindingStore, EventStore, MembershipStore, ReminderStore,
+        RequestStore, Store,
     };
 }

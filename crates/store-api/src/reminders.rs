@@ -2,35 +2,16 @@
 
 use crate::{Routing, StoreError};
 use async_trait::async_trait;
-use kar_protocol::{ActorRef, Reminder, Request};
+use kar_protocol::{Reminder, Request};
 use std::sync::Arc;
 
-/// Durable actor reminders.
+/// Durable actor reminders: what only they do. Getting, listing and cancelling them
+/// is [`BindingStore<Reminder>`](crate::BindingStore).
 #[async_trait]
 pub trait ReminderStore: Send + Sync + 'static {
     /// Schedules `reminder`, replacing the one of the same actor and id if any.
     /// Returns whether one was replaced.
     async fn reminder_schedule(&self, reminder: &Reminder) -> Result<bool, StoreError>;
-
-    /// One reminder of an actor.
-    async fn reminder_get(
-        &self,
-        actor: &ActorRef,
-        id: &str,
-    ) -> Result<Option<Reminder>, StoreError>;
-
-    /// Every reminder of an actor, by id.
-    async fn reminders_of(&self, actor: &ActorRef) -> Result<Vec<Reminder>, StoreError>;
-
-    /// Every reminder of the application, by actor type, actor id and id (for
-    /// `kar get -s reminders`).
-    async fn reminders(&self) -> Result<Vec<Reminder>, StoreError>;
-
-    /// Cancels one reminder; returns whether it existed.
-    async fn reminder_cancel(&self, actor: &ActorRef, id: &str) -> Result<bool, StoreError>;
-
-    /// Cancels every reminder of an actor; returns how many there were.
-    async fn reminders_cancel_all(&self, actor: &ActorRef) -> Result<u64, StoreError>;
 
     /// The earliest target time (Unix ms) of the application's reminders.
     async fn next_due(&self) -> Result<Option<i64>, StoreError>;

@@ -24,7 +24,7 @@
 //! | `mesh.rs` | members, their poke ports, the mesh version |
 //! | `routing.rs` | where a request goes (placement, choice of member), inserting and assigning a request |
 //! | `inbox.rs` | the inbox rows (requests, signals) and their reader |
-//! | `bindings.rs` | what reminders and subscriptions share (lookup, cancel) |
+//! | `bindings.rs` | what reminders and subscriptions share: `impl<B> BindingStore<B>` once for both kinds (get, list, cancel) |
 //! | `recovery.rs` | removal of a member that left or died, held requests (guarantee 5) |
 //! | `db.rs` | the database thread: group commit, savepoint per transition, reads outside the write lock |
 //! | `schema.rs`, `schema.sql` | `PRAGMA user_version` and the ordered migrations |

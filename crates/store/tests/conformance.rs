@@ -1098,12 +1098,12 @@ async fn reminders_schedule_replace_get_cancel(engine: &Engine) {
     let a = ActorRef::new("T", "a");
     // Ids with separators and braces do not collide with other actors' reminders.
     let odd = ActorRef::new("T:1", "{x}_y");
-    assert_eq!(store.reminder_get(&a, "r1").await.unwrap(), None);
-    assert!(store.reminders_of(&a).await.unwrap().is_empty());
+    assert_eq!(store.reminders().get(&a, "r1").await.unwrap(), None);
+    assert!(store.reminders().list(&a).await.unwrap().is_empty());
     let r1 = reminder(("T", "a"), "r1", 5_000, 0);
     assert!(!store.reminder_schedule(&r1).await.unwrap());
     assert_eq!(
-        store.reminder_get(&a, "r1").await.unwrap(),
+        store.reminders().get(&a, "r1").await.unwrap(),
         Some(r1.clone())
     );
     // Replacing: same key, new content.
@@ -1112,7 +1112,7 @@ async fn reminders_schedule_replace_get_cancel(engine: &Engine) {
     r1b.data = Bytes::new();
     assert!(store.reminder_schedule(&r1b).await.unwrap());
     assert_eq!(
-        store.reminder_get(&a, "r1").await.unwrap(),
+        store.reminders().get(&a, "r1").await.unwrap(),
         Some(r1b.clone())
     );
     let r0 = reminder(("T", "a"), "r0", 9_000, 0);
@@ -1122,27 +1122,30 @@ async fn reminders_schedule_replace_get_cancel(engine: &Engine) {
     // Another handle sees the same reminders; all of an actor come by id.
     let other = engine.open("app").await;
     assert_eq!(
-        other.reminders_of(&a).await.unwrap(),
+        other.reminders().list(&a).await.unwrap(),
         vec![r0.clone(), r1b.clone()]
     );
-    assert_eq!(other.reminders_of(&odd).await.unwrap(), vec![r_odd.clone()]);
+    assert_eq!(
+        other.reminders().list(&odd).await.unwrap(),
+        vec![r_odd.clone()]
+    );
     // All of the application, by actor type, actor id and id.
     assert_eq!(
-        other.reminders().await.unwrap(),
+        other.reminders().list_all().await.unwrap(),
         vec![r0.clone(), r1b.clone(), r_odd.clone()]
     );
     assert_eq!(store.next_due().await.unwrap(), Some(1_000));
-    assert!(store.reminder_cancel(&odd, "r1").await.unwrap());
-    assert!(!store.reminder_cancel(&odd, "r1").await.unwrap());
+    assert!(store.reminders().cancel(&odd, "r1").await.unwrap());
+    assert!(!store.reminders().cancel(&odd, "r1").await.unwrap());
     assert_eq!(store.next_due().await.unwrap(), Some(7_000));
-    assert_eq!(store.reminders_cancel_all(&a).await.unwrap(), 2);
-    assert_eq!(store.reminders_cancel_all(&a).await.unwrap(), 0);
-    assert!(store.reminders_of(&a).await.unwrap().is_empty());
+    assert_eq!(store.reminders().cancel_all(&a).await.unwrap(), 2);
+    assert_eq!(store.reminders().cancel_all(&a).await.unwrap(), 0);
+    assert!(store.reminders().list(&a).await.unwrap().is_empty());
     assert_eq!(store.next_due().await.unwrap(), None);
     // Purge takes reminders too.
     store.reminder_schedule(&r0).await.unwrap();
     store.purge().await.unwrap();
-    assert!(store.reminders_of(&a).await.unwrap().is_empty());
+    assert!(store.reminders().list(&a).await.unwrap().is_empty());
     assert_eq!(store.next_due().await.unwrap(), None);
 }
 
@@ -1184,7 +1187,8 @@ async fn reminders_fire_in_due_order_and_advance(engine: &Engine) {
     for id in ["a", "b", "c"] {
         assert_eq!(
             store
-                .reminder_get(&ActorRef::new("T", id), id)
+                .reminders()
+                .get(&ActorRef::new("T", id), id)
                 .await
                 .unwrap(),
             None
@@ -1204,7 +1208,12 @@ async fn reminders_periodic_skip_forward_after_downtime(engine: &Engine) {
     let fired = store.fire_due(1_250, 10, &build).await.unwrap();
     assert_eq!(fired.len(), 1);
     assert_eq!(fired[0].reminder, r);
-    let now = store.reminder_get(&actor, "tick").await.unwrap().unwrap();
+    let now = store
+        .reminders()
+        .get(&actor, "tick")
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(now.target, 2_000);
     // The original text is echoed only until the first advance.
     assert_eq!(now.target_text, None);
@@ -1220,7 +1229,8 @@ async fn reminders_periodic_skip_forward_after_downtime(engine: &Engine) {
     assert_eq!(store.fire_due(11_000, 10, &build).await.unwrap().len(), 1);
     assert_eq!(
         store
-            .reminder_get(&actor, "tick")
+            .reminders()
+            .get(&actor, "tick")
             .await
             .unwrap()
             .unwrap()
@@ -1311,13 +1321,13 @@ async fn reminders_are_isolated_between_applications(engine: &Engine) {
     a.reminder_schedule(&reminder(("T", "1"), "r", 1_000, 0))
         .await
         .unwrap();
-    assert!(b.reminders_of(&actor).await.unwrap().is_empty());
-    assert!(b.reminders().await.unwrap().is_empty());
-    assert_eq!(b.reminder_get(&actor, "r").await.unwrap(), None);
+    assert!(b.reminders().list(&actor).await.unwrap().is_empty());
+    assert!(b.reminders().list_all().await.unwrap().is_empty());
+    assert_eq!(b.reminders().get(&actor, "r").await.unwrap(), None);
     assert_eq!(b.next_due().await.unwrap(), None);
     assert!(b.fire_due(5_000, 10, &build).await.unwrap().is_empty());
-    assert!(!b.reminder_cancel(&actor, "r").await.unwrap());
-    assert_eq!(b.reminders_cancel_all(&actor).await.unwrap(), 0);
+    assert!(!b.reminders().cancel(&actor, "r").await.unwrap());
+    assert_eq!(b.reminders().cancel_all(&actor).await.unwrap(), 0);
     b.purge().await.unwrap();
     assert_eq!(a.next_due().await.unwrap(), Some(1_000));
     assert_eq!(a.fire_due(5_000, 10, &build).await.unwrap().len(), 1);
@@ -1410,12 +1420,12 @@ async fn events_subscriptions_subscribe_replace_get_cancel(engine: &Engine) {
     let store = engine.open("app").await;
     let a = ActorRef::new("T", "a");
     let odd = ActorRef::new("T:1", "{x}_y");
-    assert_eq!(store.subscription_get(&a, "s1").await.unwrap(), None);
-    assert!(store.subscriptions_of(&a).await.unwrap().is_empty());
+    assert_eq!(store.subscriptions().get(&a, "s1").await.unwrap(), None);
+    assert!(store.subscriptions().list(&a).await.unwrap().is_empty());
     let s1 = subscription(("T", "a"), "s1", "t1", false);
     assert!(!store.subscribe(&s1).await.unwrap());
     assert_eq!(
-        store.subscription_get(&a, "s1").await.unwrap(),
+        store.subscriptions().get(&a, "s1").await.unwrap(),
         Some(s1.clone())
     );
     let mut s1b = subscription(("T", "a"), "s1", "t2", true);
@@ -1423,7 +1433,7 @@ async fn events_subscriptions_subscribe_replace_get_cancel(engine: &Engine) {
     s1b.group = "g".into();
     assert!(store.subscribe(&s1b).await.unwrap());
     assert_eq!(
-        store.subscription_get(&a, "s1").await.unwrap(),
+        store.subscriptions().get(&a, "s1").await.unwrap(),
         Some(s1b.clone())
     );
     let s0 = subscription(("T", "a"), "s0", "t1", false);
@@ -1432,22 +1442,22 @@ async fn events_subscriptions_subscribe_replace_get_cancel(engine: &Engine) {
     store.subscribe(&s_odd).await.unwrap();
     let other = engine.open("app").await;
     assert_eq!(
-        other.subscriptions_of(&a).await.unwrap(),
+        other.subscriptions().list(&a).await.unwrap(),
         vec![s0.clone(), s1b.clone()]
     );
     assert_eq!(
-        other.subscriptions_of(&odd).await.unwrap(),
+        other.subscriptions().list(&odd).await.unwrap(),
         vec![s_odd.clone()]
     );
     assert_eq!(
-        other.subscriptions().await.unwrap(),
+        other.subscriptions().list_all().await.unwrap(),
         vec![s0.clone(), s1b.clone(), s_odd.clone()]
     );
-    assert!(store.subscription_cancel(&odd, "s1").await.unwrap());
-    assert!(!store.subscription_cancel(&odd, "s1").await.unwrap());
-    assert_eq!(store.subscriptions_cancel_all(&a).await.unwrap(), 2);
-    assert_eq!(store.subscriptions_cancel_all(&a).await.unwrap(), 0);
-    assert!(store.subscriptions().await.unwrap().is_empty());
+    assert!(store.subscriptions().cancel(&odd, "s1").await.unwrap());
+    assert!(!store.subscriptions().cancel(&odd, "s1").await.unwrap());
+    assert_eq!(store.subscriptions().cancel_all(&a).await.unwrap(), 2);
+    assert_eq!(store.subscriptions().cancel_all(&a).await.unwrap(), 0);
+    assert!(store.subscriptions().list_all().await.unwrap().is_empty());
     assert_eq!(
         store
             .deliver_event(&a, "s1", &event_builder())
@@ -1458,7 +1468,7 @@ async fn events_subscriptions_subscribe_replace_get_cancel(engine: &Engine) {
     // Purge takes subscriptions too.
     store.subscribe(&s0).await.unwrap();
     store.purge().await.unwrap();
-    assert!(store.subscriptions().await.unwrap().is_empty());
+    assert!(store.subscriptions().list_all().await.unwrap().is_empty());
 }
 
 async fn events_delivered_in_order_one_at_a_time(engine: &Engine) {
@@ -1640,17 +1650,17 @@ async fn events_topics_shared_subscriptions_isolated(engine: &Engine) {
         .complete(&NodeId("node-b".into()), &id, &reply("ok"))
         .await
         .unwrap();
-    assert_eq!(b_store.subscriptions().await.unwrap().len(), 1);
+    assert_eq!(b_store.subscriptions().list_all().await.unwrap().len(), 1);
     // Purging b keeps a's subscription and the shared topic.
     b_store.purge().await.unwrap();
-    assert!(b_store.subscriptions().await.unwrap().is_empty());
-    assert_eq!(a.subscriptions_of(&actor).await.unwrap().len(), 1);
+    assert!(b_store.subscriptions().list_all().await.unwrap().is_empty());
+    assert_eq!(a.subscriptions().list(&actor).await.unwrap().len(), 1);
     assert!(!a.topic_create("shared").await.unwrap());
     // a's subscription is still at the start: nobody delivered it (no member of a).
     // (b_store's own member was purged: its writes are fenced; another handle's are not.)
     let b_again = engine.open("app-b").await;
-    assert!(!b_again.subscription_cancel(&actor, "s").await.unwrap());
-    assert_eq!(a.subscriptions_cancel_all(&actor).await.unwrap(), 1);
+    assert!(!b_again.subscriptions().cancel(&actor, "s").await.unwrap());
+    assert_eq!(a.subscriptions().cancel_all(&actor).await.unwrap(), 1);
 }
 
 // ----- recovery (guarantees 2–5) -----
@@ -2098,7 +2108,8 @@ async fn redis_member_stopped_past_its_lease_is_fenced() {
     assert_eq!(store.state_get(&actor, "k", None).await.unwrap(), None);
     assert_eq!(
         store
-            .reminder_get(&actor, "r")
+            .reminders()
+            .get(&actor, "r")
             .await
             .unwrap()
             .unwrap()

@@ -60,14 +60,14 @@ pub async fn run(ctx: Context) -> Result<i32> {
         "actors" | "actor" => actors(&ctx, &subsystem, json).await,
         "reminders" | "reminder" => {
             let store = super::open_store(&ctx.global).await?;
-            let listed = store.reminders().await;
+            let listed = store.reminders().list_all().await;
             print_listing(&ctx, &subsystem, listed, json, |r| {
                 (r.to_json(), reminder_line(r))
             })
         }
         "subscriptions" | "subscription" | "events" | "event" => {
             let store = super::open_store(&ctx.global).await?;
-            let listed = store.subscriptions().await;
+            let listed = store.subscriptions().list_all().await;
             print_listing(&ctx, &subsystem, listed, json, |s| {
                 (s.to_json(), subscription_line(s))
             })

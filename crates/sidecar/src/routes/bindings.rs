@@ -12,7 +12,7 @@ use http::{Method, StatusCode};
 use kar_protocol::reminder::to_go_json;
 use kar_protocol::{ActorRef, Reply};
 use kar_runtime::RuntimeError;
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 /// One kind of binding (reminders, event subscriptions): how it reads and writes its
 /// JSON. The runtime reaches both the same way ([`kar_runtime::Bindings`]).
@@ -159,6 +159,25 @@ pub(crate) fn failed(e: &RuntimeError, what: &str) -> Response {
 /// Error bodies are one line: embedded line breaks become spaces.
 pub(crate) fn one_line(text: &str) -> String {
     text.replace(['\r', '\n'], " ")
+}
+
+/// The JSON object of a `PUT` body, or upstream's error text; `go_type` is the Go type
+/// upstream unmarshals it into.
+pub(crate) fn json_object(body: &[u8], go_type: &str) -> Result<Map<String, Value>, String> {
+    let spec: Value = serde_json::from_slice(body).map_err(|e| {
+        if e.is_eof() {
+            "unexpected end of JSON input".to_string()
+        } else {
+            format!("invalid JSON: {e}")
+        }
+    })?;
+    match spec {
+        Value::Object(spec) => Ok(spec),
+        other => Err(format!(
+            "json: cannot unmarshal {} into Go value of type {go_type}",
+            json_kind(&other)
+        )),
+    }
 }
 
 /// The kind of a JSON value as Go's unmarshal errors name it.

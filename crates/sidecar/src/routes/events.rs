@@ -3,7 +3,7 @@
 //! subscriptions live in the store, and the delivery loops of the members offering
 //! the actor type pick them up.
 
-use super::bindings::{json_kind, one_line, Binding};
+use super::bindings::{json_kind, json_object, one_line, Binding};
 use super::Request;
 use crate::body;
 use crate::reply::{self, Response};
@@ -87,19 +87,7 @@ pub(crate) async fn publish(ctx: &Ctx, topic: String, request: Request) -> Respo
 /// The body of `PUT .../events/{id}` (spec §2.6): an object whose members are all
 /// strings or null: `path`, `topic`, `contentType`, `group`, `offsetOldest`.
 fn parse_subscribe(actor: ActorRef, id: String, body: &[u8]) -> Result<Subscription, String> {
-    let spec: Value = serde_json::from_slice(body).map_err(|e| {
-        if e.is_eof() {
-            "unexpected end of JSON input".to_string()
-        } else {
-            format!("invalid JSON: {e}")
-        }
-    })?;
-    let Value::Object(spec) = spec else {
-        return Err(format!(
-            "json: cannot unmarshal {} into Go value of type map[string]string",
-            json_kind(&spec)
-        ));
-    };
+    let spec = json_object(body, "map[string]string")?;
     // Upstream unmarshals into map[string]string: any non-string member fails.
     let mut fields = std::collections::HashMap::new();
     for (name, value) in spec {

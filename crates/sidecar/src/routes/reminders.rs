@@ -2,7 +2,7 @@
 //! store from whichever sidecar receives them: reminders live in the store, not in
 //! the memory of the actor's host, so there is nothing to route to.
 
-use super::bindings::{json_kind, Binding};
+use super::bindings::{json_kind, json_object, Binding};
 use bytes::Bytes;
 use kar_protocol::time::{Timestamp, ZERO_TIME};
 use kar_protocol::{gojson, parse_go_duration, ActorRef, Reminder};
@@ -30,19 +30,7 @@ fn wrong_type(value: &Value, field: &str, go_type: &str) -> String {
 /// The body of `PUT .../reminders/{id}`:
 /// `{"path", "targetTime", "period", "data"}` (spec §2.5).
 fn parse_schedule(actor: ActorRef, id: String, body: &[u8]) -> Result<Reminder, String> {
-    let spec: Value = serde_json::from_slice(body).map_err(|e| {
-        if e.is_eof() {
-            "unexpected end of JSON input".to_string()
-        } else {
-            format!("invalid JSON: {e}")
-        }
-    })?;
-    let Value::Object(mut spec) = spec else {
-        return Err(format!(
-            "json: cannot unmarshal {} into Go value of type runtime.reminderSpec",
-            json_kind(&spec)
-        ));
-    };
+    let mut spec = json_object(body, "runtime.reminderSpec")?;
     let path = match spec.remove("path") {
         Some(Value::String(path)) if path.starts_with('/') => path,
         Some(Value::String(path)) => {

@@ -1,15 +1,18 @@
 //! What reminders and subscriptions share in the embedded engine: both are bindings
 //! of an actor, one row per (app, actor_type, actor_id, id) in a table of their own,
-//! looked up and cancelled the same way. What differs (scheduling and firing,
-//! subscribing and delivering) stays in `reminders` and `events`.
+//! looked up and cancelled the same way ([`BindingStore`], implemented once for both
+//! kinds). What differs (scheduling and firing, subscribing and delivering) stays in
+//! `reminders` and `events`, which implement [`Binding`] for their kind.
 
 use super::db::Db;
-use crate::StoreError;
+use super::EmbeddedStore;
+use crate::{BindingStore, StoreError, StoredBinding};
+use async_trait::async_trait;
 use kar_protocol::ActorRef;
 use rusqlite::Row;
 
 /// A kind of binding: its table and how one of its rows reads.
-pub(super) trait Binding: Sized + Send + 'static {
+pub(super) trait Binding: StoredBinding {
     /// The table, with primary key (app, actor_type, actor_id, id).
     const TABLE: &'static str;
     /// The columns [`Binding::from_row`] reads, in order.
@@ -17,8 +20,33 @@ pub(super) trait Binding: Sized + Send + 'static {
     fn from_row(row: &Row<'_>) -> rusqlite::Result<Self>;
 }
 
+#[async_trait]
+impl<B: Binding> BindingStore<B> for EmbeddedStore {
+    async fn get(&self, actor: &ActorRef, id: &str) -> Result<Option<B>, StoreError> {
+        Ok(find(&self.db, &self.app, Scope::One(actor, id))
+            .await?
+            .pop())
+    }
+
+    async fn list(&self, actor: &ActorRef) -> Result<Vec<B>, StoreError> {
+        find(&self.db, &self.app, Scope::Actor(actor)).await
+    }
+
+    async fn list_all(&self) -> Result<Vec<B>, StoreError> {
+        find(&self.db, &self.app, Scope::App).await
+    }
+
+    async fn cancel(&self, actor: &ActorRef, id: &str) -> Result<bool, StoreError> {
+        Ok(cancel::<B>(&self.db, &self.app, Scope::One(actor, id)).await? > 0)
+    }
+
+    async fn cancel_all(&self, actor: &ActorRef) -> Result<u64, StoreError> {
+        cancel::<B>(&self.db, &self.app, Scope::Actor(actor)).await
+    }
+}
+
 /// Which bindings of the application an operation is about.
-pub(super) enum Scope<'a> {
+enum Scope<'a> {
     One(&'a ActorRef, &'a str),
     Actor(&'a ActorRef),
     App,
@@ -48,11 +76,7 @@ impl Scope<'_> {
 }
 
 /// The bindings in `scope`, by actor and id.
-pub(super) async fn find<B: Binding>(
-    db: &Db,
-    app: &str,
-    scope: Scope<'_>,
-) -> Result<Vec<B>, StoreError> {
+async fn find<B: Binding>(db: &Db, app: &str, scope: Scope<'_>) -> Result<Vec<B>, StoreError> {
     let sql = format!(
         "SELECT {} FROM {} WHERE app = ?1 {} ORDER BY actor_type, actor_id, id",
         B::COLUMNS,
@@ -70,11 +94,7 @@ pub(super) async fn find<B: Binding>(
 }
 
 /// Cancels the bindings in `scope`; returns how many went.
-pub(super) async fn cancel<B: Binding>(
-    db: &Db,
-    app: &str,
-    scope: Scope<'_>,
-) -> Result<u64, StoreError> {
+async fn cancel<B: Binding>(db: &Db, app: &str, scope: Scope<'_>) -> Result<u64, StoreError> {
     let sql = format!(
         "DELETE FROM {} WHERE app = ?1 {}",
         B::TABLE,

@@ -1,8 +1,9 @@
 //! Events in the embedded engine: the global `topics` and `events` tables (no app
 //! column: topics are shared by every application) and the per-application
-//! `subscriptions` table.
+//! `subscriptions` table (reading and cancelling are shared with reminders:
+//! `bindings.rs`).
 
-use super::bindings::{self, Binding, Scope};
+use super::bindings::Binding;
 use super::routing::insert_request;
 use super::EmbeddedStore;
 use crate::codes::sql_status;
@@ -142,32 +143,6 @@ impl EventStore for EmbeddedStore {
                 Ok((replaced, Vec::new()))
             })
             .await
-    }
-
-    async fn subscription_get(
-        &self,
-        actor: &ActorRef,
-        id: &str,
-    ) -> Result<Option<Subscription>, StoreError> {
-        Ok(bindings::find(&self.db, &self.app, Scope::One(actor, id))
-            .await?
-            .pop())
-    }
-
-    async fn subscriptions_of(&self, actor: &ActorRef) -> Result<Vec<Subscription>, StoreError> {
-        bindings::find(&self.db, &self.app, Scope::Actor(actor)).await
-    }
-
-    async fn subscriptions(&self) -> Result<Vec<Subscription>, StoreError> {
-        bindings::find(&self.db, &self.app, Scope::App).await
-    }
-
-    async fn subscription_cancel(&self, actor: &ActorRef, id: &str) -> Result<bool, StoreError> {
-        Ok(bindings::cancel::<Subscription>(&self.db, &self.app, Scope::One(actor, id)).await? > 0)
-    }
-
-    async fn subscriptions_cancel_all(&self, actor: &ActorRef) -> Result<u64, StoreError> {
-        bindings::cancel::<Subscription>(&self.db, &self.app, Scope::Actor(actor)).await
     }
 
     async fn deliver_event(

@@ -12,10 +12,11 @@
 //!   migrations (`schema`).
 //!
 //! One file per area of the store API (`membership`, `requests`, `actors`,
-//! `reminders`, `events`, `admin`), each implementing its trait; the helpers they
-//! share have modules of their own: `mesh` (members, mesh version), `routing` (where
-//! a request goes, the insertion of a request), `inbox` (the inbox rows and their
-//! reader), `bindings` (what reminders and subscriptions share).
+//! `bindings`, `reminders`, `events`, `admin`), each implementing its trait
+//! (`bindings`: what reminders and subscriptions share, once for both); the helpers
+//! they share have modules of their own: `mesh` (members, mesh version), `routing`
+//! (where a request goes, the insertion of a request), `inbox` (the inbox rows and
+//! their reader).
 
 mod actors;
 mod admin;

@@ -1,6 +1,7 @@
-//! Reminders in the embedded engine: the `reminders` table, indexed by (app, due).
+//! Reminders in the embedded engine: the `reminders` table, indexed by (app, due)
+//! (reading and cancelling are shared with subscriptions: `bindings.rs`).
 
-use super::bindings::{self, Binding, Scope};
+use super::bindings::Binding;
 use super::routing::insert_request;
 use super::EmbeddedStore;
 use crate::{Firing, ReminderStore, RequestBuilder, StoreError};
@@ -56,32 +57,6 @@ impl ReminderStore for EmbeddedStore {
         Ok((replaced, Vec::new()))
     })
     .await
-    }
-
-    async fn reminder_get(
-        &self,
-        actor: &ActorRef,
-        id: &str,
-    ) -> Result<Option<Reminder>, StoreError> {
-        Ok(bindings::find(&self.db, &self.app, Scope::One(actor, id))
-            .await?
-            .pop())
-    }
-
-    async fn reminders_of(&self, actor: &ActorRef) -> Result<Vec<Reminder>, StoreError> {
-        bindings::find(&self.db, &self.app, Scope::Actor(actor)).await
-    }
-
-    async fn reminders(&self) -> Result<Vec<Reminder>, StoreError> {
-        bindings::find(&self.db, &self.app, Scope::App).await
-    }
-
-    async fn reminder_cancel(&self, actor: &ActorRef, id: &str) -> Result<bool, StoreError> {
-        Ok(bindings::cancel::<Reminder>(&self.db, &self.app, Scope::One(actor, id)).await? > 0)
-    }
-
-    async fn reminders_cancel_all(&self, actor: &ActorRef) -> Result<u64, StoreError> {
-        bindings::cancel::<Reminder>(&self.db, &self.app, Scope::Actor(actor)).await
     }
 
     async fn next_due(&self) -> Result<Option<i64>, StoreError> {

@@ -1,28 +1,39 @@
 //! What reminders and subscriptions (an actor's *bindings*) share in the Redis
 //! engine: their layout (`lua/bindings.lua`), and the scripts that read and cancel a
-//! binding of either kind. Each kind's own transitions (scheduling and firing,
-//! subscribing and delivering) are in `reminders.rs` and `events.rs`.
+//! binding of either kind ([`BindingStore`], implemented once for both kinds). Each
+//! kind's own transitions (scheduling and firing, subscribing and delivering) are in
+//! `reminders.rs` and `events.rs`, which implement [`Binding`] for their kind.
 
 use super::scripts::{BINDINGS_ALL, BINDINGS_CANCEL_ALL, BINDINGS_OF, BINDING_CANCEL, BINDING_GET};
 use super::{encode_actor, unexpected, RedisStore};
-use crate::StoreError;
+use crate::{BindingStore, StoreError, StoredBinding};
+use async_trait::async_trait;
 use kar_protocol::ActorRef;
-use redis::Value;
+use redis::{ScriptInvocation, Value};
 
-/// A binding as its kind's scripts return it (the kind's fields, in the order of
-/// `lua/bindings.lua`).
-pub(super) trait Binding: Sized {
+/// A kind of binding: its name in the scripts and how its records read.
+pub(super) trait Binding: StoredBinding {
     /// The kind's name in `BINDINGS` of `lua/bindings.lua`.
     const KIND: &'static str;
-    /// The binding as the store API returns it.
-    type Item;
+    /// The binding as read, with what only this engine keeps (a reminder's
+    /// generation, a subscription's position).
+    type Read: Into<Self>;
 
-    fn parse(record: Value) -> Result<Self, StoreError>;
+    /// A record as the kind's scripts return it (the kind's fields, in the order of
+    /// `lua/bindings.lua`).
+    fn parse(record: Value) -> Result<Self::Read, StoreError>;
+}
 
-    fn into_item(self) -> Self::Item;
-
-    /// The actor and the id of the binding (listings are sorted by them).
-    fn key(&self) -> (&ActorRef, &str);
+/// Adds the arguments a kind's storing script starts with (`lua/bindings.lua`): the
+/// actor's key, the id, the actor type and id, and the path.
+pub(super) fn head_args(invocation: &mut ScriptInvocation<'_>, binding: &impl StoredBinding) {
+    let actor = binding.actor();
+    invocation
+        .arg(encode_actor(&actor.actor_type, &actor.id))
+        .arg(binding.id())
+        .arg(&actor.actor_type)
+        .arg(&actor.id)
+        .arg(binding.path());
 }
 
 /// The `N` fields of a record.
@@ -36,7 +47,7 @@ pub(super) fn fields<const N: usize>(what: &str, record: Value) -> Result<[Value
 }
 
 /// The bindings of a list of records, in its order.
-pub(super) fn records<B: Binding>(value: Value) -> Result<Vec<B>, StoreError> {
+pub(super) fn records<B: Binding>(value: Value) -> Result<Vec<B::Read>, StoreError> {
     match value {
         Value::Array(items) => items.into_iter().map(B::parse).collect(),
         Value::Nil => Ok(Vec::new()),
@@ -45,10 +56,10 @@ pub(super) fn records<B: Binding>(value: Value) -> Result<Vec<B>, StoreError> {
 }
 
 /// The bindings of a list of records, sorted by actor and id.
-fn sorted<B: Binding>(value: Value) -> Result<Vec<B::Item>, StoreError> {
-    let mut all = records::<B>(value)?;
-    all.sort_by(|a, b| a.key().cmp(&b.key()));
-    Ok(all.into_iter().map(B::into_item).collect())
+fn sorted<B: Binding>(value: Value) -> Result<Vec<B>, StoreError> {
+    let mut all: Vec<B> = records::<B>(value)?.into_iter().map(Into::into).collect();
+    all.sort_by(|a, b| a.sort_key().cmp(&b.sort_key()));
+    Ok(all)
 }
 
 impl RedisStore {
@@ -58,7 +69,7 @@ impl RedisStore {
         &self,
         actor: &ActorRef,
         id: &str,
-    ) -> Result<Option<B>, StoreError> {
+    ) -> Result<Option<B::Read>, StoreError> {
         let mut invocation = self.unfenced(&BINDING_GET);
         invocation
             .arg(B::KIND)
@@ -69,20 +80,15 @@ impl RedisStore {
             record => Ok(Some(B::parse(record)?)),
         }
     }
+}
 
-    pub(super) async fn binding_get<B: Binding>(
-        &self,
-        actor: &ActorRef,
-        id: &str,
-    ) -> Result<Option<B::Item>, StoreError> {
-        Ok(self.binding_read::<B>(actor, id).await?.map(B::into_item))
+#[async_trait]
+impl<B: Binding> BindingStore<B> for RedisStore {
+    async fn get(&self, actor: &ActorRef, id: &str) -> Result<Option<B>, StoreError> {
+        Ok(self.binding_read::<B>(actor, id).await?.map(Into::into))
     }
 
-    /// The bindings of `actor`.
-    pub(super) async fn bindings_of<B: Binding>(
-        &self,
-        actor: &ActorRef,
-    ) -> Result<Vec<B::Item>, StoreError> {
+    async fn list(&self, actor: &ActorRef) -> Result<Vec<B>, StoreError> {
         let mut invocation = self.unfenced(&BINDINGS_OF);
         invocation
             .arg(B::KIND)
@@ -90,19 +96,13 @@ impl RedisStore {
         sorted::<B>(invocation.invoke_async(&mut self.conn.clone()).await?)
     }
 
-    /// Every binding of the kind in the application.
-    pub(super) async fn bindings_all<B: Binding>(&self) -> Result<Vec<B::Item>, StoreError> {
+    async fn list_all(&self) -> Result<Vec<B>, StoreError> {
         let mut invocation = self.unfenced(&BINDINGS_ALL);
         invocation.arg(B::KIND);
         sorted::<B>(invocation.invoke_async(&mut self.conn.clone()).await?)
     }
 
-    /// Whether the binding existed.
-    pub(super) async fn binding_cancel<B: Binding>(
-        &self,
-        actor: &ActorRef,
-        id: &str,
-    ) -> Result<bool, StoreError> {
+    async fn cancel(&self, actor: &ActorRef, id: &str) -> Result<bool, StoreError> {
         let mut invocation = self.by_handle(&BINDING_CANCEL)?;
         invocation
             .arg(B::KIND)
@@ -112,11 +112,7 @@ impl RedisStore {
         Ok(existed == 1)
     }
 
-    /// How many bindings `actor` had.
-    pub(super) async fn bindings_cancel_all<B: Binding>(
-        &self,
-        actor: &ActorRef,
-    ) -> Result<u64, StoreError> {
+    async fn cancel_all(&self, actor: &ActorRef) -> Result<u64, StoreError> {
         let mut invocation = self.by_handle(&BINDINGS_CANCEL_ALL)?;
         invocation
             .arg(B::KIND)

@@ -11,7 +11,7 @@
 //! position. The event read outside that script cannot change meanwhile (the log is
 //! append-only), so each event is enqueued once per subscription.
 
-use super::bindings::{fields, Binding};
+use super::bindings::{fields, head_args, Binding};
 use super::requests::{request_args, routing};
 use super::scripts::{TopicScript, DELIVER_EVENT, SUBSCRIBE};
 use super::scripts::{TOPIC_CREATE, TOPIC_DELETE, TOPIC_LAST, TOPIC_NEXT, TOPIC_PUBLISH};
@@ -23,17 +23,17 @@ use kar_protocol::{ActorRef, Subscription};
 use redis::Value;
 
 /// A subscription as read, with its position and whether a delivery is in flight.
-struct Read {
+pub(super) struct Read {
     subscription: Subscription,
     position: String,
     busy: bool,
 }
 
-impl Binding for Read {
+impl Binding for Subscription {
     const KIND: &'static str = "subscription";
-    type Item = Subscription;
+    type Read = Read;
 
-    fn parse(record: Value) -> Result<Self, StoreError> {
+    fn parse(record: Value) -> Result<Read, StoreError> {
         let [t, i, s, path, topic, ct, group, oldest, pos, busy] = fields("subscription", record)?;
         Ok(Read {
             subscription: Subscription {
@@ -49,13 +49,11 @@ impl Binding for Read {
             busy: value_string(busy)? == "1",
         })
     }
+}
 
-    fn into_item(self) -> Subscription {
-        self.subscription
-    }
-
-    fn key(&self) -> (&ActorRef, &str) {
-        (&self.subscription.actor, &self.subscription.id)
+impl From<Read> for Subscription {
+    fn from(read: Read) -> Subscription {
+        read.subscription
     }
 }
 
@@ -114,12 +112,8 @@ impl EventStore for RedisStore {
                 .await?
         };
         let mut invocation = self.by_handle(&SUBSCRIBE)?;
+        head_args(&mut invocation, s);
         invocation
-            .arg(encode_actor(&s.actor.actor_type, &s.actor.id))
-            .arg(&s.id)
-            .arg(&s.actor.actor_type)
-            .arg(&s.actor.id)
-            .arg(&s.path)
             .arg(&s.topic)
             .arg(&s.content_type)
             .arg(&s.group)
@@ -129,37 +123,13 @@ impl EventStore for RedisStore {
         Ok(replaced == 1)
     }
 
-    async fn subscription_get(
-        &self,
-        actor: &ActorRef,
-        id: &str,
-    ) -> Result<Option<Subscription>, StoreError> {
-        self.binding_get::<Read>(actor, id).await
-    }
-
-    async fn subscriptions_of(&self, actor: &ActorRef) -> Result<Vec<Subscription>, StoreError> {
-        self.bindings_of::<Read>(actor).await
-    }
-
-    async fn subscriptions(&self) -> Result<Vec<Subscription>, StoreError> {
-        self.bindings_all::<Read>().await
-    }
-
-    async fn subscription_cancel(&self, actor: &ActorRef, id: &str) -> Result<bool, StoreError> {
-        self.binding_cancel::<Read>(actor, id).await
-    }
-
-    async fn subscriptions_cancel_all(&self, actor: &ActorRef) -> Result<u64, StoreError> {
-        self.bindings_cancel_all::<Read>(actor).await
-    }
-
     async fn deliver_event(
         &self,
         actor: &ActorRef,
         id: &str,
         build: &EventRequestBuilder,
     ) -> Result<Delivery, StoreError> {
-        let Some(read) = self.binding_read::<Read>(actor, id).await? else {
+        let Some(read) = self.binding_read::<Subscription>(actor, id).await? else {
             return Ok(Delivery::Gone);
         };
         if read.busy {

@@ -9,7 +9,7 @@
 //! reminder. A member that read the same reminders concurrently finds them changed
 //! and skips them, so each due firing is enqueued once.
 
-use super::bindings::{fields, records, Binding};
+use super::bindings::{fields, head_args, records, Binding};
 use super::requests::{request_args, routing};
 use super::scripts::{REMINDERS_DUE, REMINDERS_FIRE, REMINDERS_NEXT_DUE, REMINDER_SCHEDULE};
 use super::{encode_actor, value_bytes, value_string, RedisStore};
@@ -20,7 +20,7 @@ use kar_protocol::{ActorRef, Reminder};
 use redis::Value;
 
 /// A reminder as read, with the generation that `fire` compares.
-struct Read {
+pub(super) struct Read {
     reminder: Reminder,
     gen: String,
 }
@@ -33,11 +33,11 @@ fn number<T: std::str::FromStr>(field: &str, value: Value) -> Result<T, StoreErr
     })
 }
 
-impl Binding for Read {
+impl Binding for Reminder {
     const KIND: &'static str = "reminder";
-    type Item = Reminder;
+    type Read = Read;
 
-    fn parse(record: Value) -> Result<Self, StoreError> {
+    fn parse(record: Value) -> Result<Read, StoreError> {
         let [t, i, r, path, due, text, period, data, gen] = fields("reminder", record)?;
         let text = value_string(text)?;
         Ok(Read {
@@ -53,13 +53,11 @@ impl Binding for Read {
             gen: value_string(gen)?,
         })
     }
+}
 
-    fn into_item(self) -> Reminder {
-        self.reminder
-    }
-
-    fn key(&self) -> (&ActorRef, &str) {
-        (&self.reminder.actor, &self.reminder.id)
+impl From<Read> for Reminder {
+    fn from(read: Read) -> Reminder {
+        read.reminder
     }
 }
 
@@ -67,42 +65,14 @@ impl Binding for Read {
 impl ReminderStore for RedisStore {
     async fn reminder_schedule(&self, r: &Reminder) -> Result<bool, StoreError> {
         let mut invocation = self.by_handle(&REMINDER_SCHEDULE)?;
+        head_args(&mut invocation, r);
         invocation
-            .arg(encode_actor(&r.actor.actor_type, &r.actor.id))
-            .arg(&r.id)
-            .arg(&r.actor.actor_type)
-            .arg(&r.actor.id)
-            .arg(&r.path)
             .arg(r.target.to_string())
             .arg(r.target_text.as_deref().unwrap_or(""))
             .arg(r.period.to_string())
             .arg(r.data.as_ref());
         let replaced: i64 = invocation.invoke_async(&mut self.conn.clone()).await?;
         Ok(replaced == 1)
-    }
-
-    async fn reminder_get(
-        &self,
-        actor: &ActorRef,
-        id: &str,
-    ) -> Result<Option<Reminder>, StoreError> {
-        self.binding_get::<Read>(actor, id).await
-    }
-
-    async fn reminders_of(&self, actor: &ActorRef) -> Result<Vec<Reminder>, StoreError> {
-        self.bindings_of::<Read>(actor).await
-    }
-
-    async fn reminders(&self) -> Result<Vec<Reminder>, StoreError> {
-        self.bindings_all::<Read>().await
-    }
-
-    async fn reminder_cancel(&self, actor: &ActorRef, id: &str) -> Result<bool, StoreError> {
-        self.binding_cancel::<Read>(actor, id).await
-    }
-
-    async fn reminders_cancel_all(&self, actor: &ActorRef) -> Result<u64, StoreError> {
-        self.bindings_cancel_all::<Read>(actor).await
     }
 
     async fn next_due(&self) -> Result<Option<i64>, StoreError> {
@@ -128,7 +98,7 @@ impl ReminderStore for RedisStore {
         let mut invocation = self.unfenced(&REMINDERS_DUE);
         invocation.arg(now.to_string()).arg(limit);
         // In due order.
-        let due: Vec<Read> = records(invocation.invoke_async(&mut self.conn.clone()).await?)?;
+        let due = records::<Reminder>(invocation.invoke_async(&mut self.conn.clone()).await?)?;
         if due.is_empty() {
             return Ok(Vec::new());
         }
