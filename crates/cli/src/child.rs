@@ -75,9 +75,53 @@ async fn futures_join(relays: Vec<oneshot::Receiver<()>>) {
     }
 }
 
-/// The exit code `kar run` reports for the child: its own, or 0 when a signal ended it.
+/// The exit code `kar run` reports for a child that ended on its own: its own code,
+/// or 128 + the signal that killed it (the shell's convention), so that a component
+/// that crashed (SIGSEGV, SIGABRT, the OOM killer's SIGKILL...) never looks like
+/// success to a supervisor. Upstream KAR exits 0 then. (When `kar run` itself kills
+/// the child on SIGINT/SIGTERM it exits 0: that is decided by the caller.)
 pub fn exit_code(status: &ExitStatus) -> i32 {
-    status.code().unwrap_or(0)
+    use std::os::unix::process::ExitStatusExt;
+    match (status.code(), status.signal()) {
+        (Some(code), _) => code,
+        (None, Some(signal)) => 128 + signal,
+        // Stopped or continued: not an end, and `wait` does not report those.
+        (None, None) => 1,
+    }
+}
+
+/// Whether the child died of a signal that stopping `kar run` involves: the SIGKILL
+/// of [`RunningChild::kill`], or SIGINT/SIGTERM sent to the whole process group.
+pub fn ended_by_stop_signal(status: &ExitStatus) -> bool {
+    use rustix::process::Signal;
+    use std::os::unix::process::ExitStatusExt;
+    let stops = [Signal::KILL, Signal::INT, Signal::TERM].map(Signal::as_raw);
+    status
+        .signal()
+        .is_some_and(|signal| stops.contains(&signal))
+}
+
+/// The name of signal `number` for the logs (`SIGSEGV`), or its number.
+pub fn signal_name(number: i32) -> String {
+    let name = match number {
+        1 => "SIGHUP",
+        2 => "SIGINT",
+        3 => "SIGQUIT",
+        4 => "SIGILL",
+        5 => "SIGTRAP",
+        6 => "SIGABRT",
+        7 => "SIGBUS",
+        8 => "SIGFPE",
+        9 => "SIGKILL",
+        10 => "SIGUSR1",
+        11 => "SIGSEGV",
+        12 => "SIGUSR2",
+        13 => "SIGPIPE",
+        14 => "SIGALRM",
+        15 => "SIGTERM",
+        _ => return format!("signal {number}"),
+    };
+    name.to_string()
 }
 
 /// Relays `stream` line by line on a thread of its own, so that a slow stdout never
@@ -175,7 +219,15 @@ mod tests {
         use std::os::unix::process::ExitStatusExt;
         assert_eq!(exit_code(&ExitStatus::from_raw(3 << 8)), 3);
         assert_eq!(exit_code(&ExitStatus::from_raw(0)), 0);
-        // Killed by SIGKILL.
-        assert_eq!(exit_code(&ExitStatus::from_raw(9)), 0);
+        // Killed by SIGKILL, by SIGSEGV (with a core dump): 128 + signal.
+        assert_eq!(exit_code(&ExitStatus::from_raw(9)), 137);
+        assert_eq!(exit_code(&ExitStatus::from_raw(11 | 0x80)), 139);
+        assert!(ended_by_stop_signal(&ExitStatus::from_raw(9)));
+        assert!(ended_by_stop_signal(&ExitStatus::from_raw(15)));
+        assert!(ended_by_stop_signal(&ExitStatus::from_raw(2)));
+        assert!(!ended_by_stop_signal(&ExitStatus::from_raw(11 | 0x80)));
+        assert!(!ended_by_stop_signal(&ExitStatus::from_raw(3 << 8)));
+        assert_eq!(signal_name(6), "SIGABRT");
+        assert_eq!(signal_name(64), "signal 64");
     }
 }

@@ -368,6 +368,118 @@ fn sigterm_kills_the_child_and_exits() {
     );
 }
 
+/// A component's port served by the test: every request's path is sent to `paths`,
+/// and the request is never answered (the component "runs" it until it dies).
+fn hanging_app_port(paths: mpsc::Sender<(usize, String)>, replica: usize) -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in listener.incoming() {
+            let Ok(stream) = stream else { break };
+            let mut line = String::new();
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                continue;
+            }
+            let path = line.split(' ').nth(1).unwrap_or_default().to_string();
+            held.push(stream);
+            if paths.send((replica, path)).is_err() {
+                break;
+            }
+        }
+    });
+    port
+}
+
+/// A replica of service `s` whose component (a shell, pid printed) exits with 3 on
+/// SIGUSR1; its port is served by the test (see `hanging_app_port`).
+fn crash_replica(home: &Home, app_port: u16) -> (Background, String) {
+    let port = app_port.to_string();
+    let script = "trap 'kill $s; exit 3' USR1; sleep 600 >/dev/null 2>&1 & s=$!; \
+                  echo pid=$$; wait $s";
+    let mut run = Background::start(home.kar(&[
+        "run",
+        "-app",
+        "x",
+        "-service",
+        "s",
+        "-app_port",
+        &port,
+        "-v",
+        "info",
+        "--",
+        "sh",
+        "-c",
+        script,
+    ]));
+    let line = run.wait_for("[STDOUT] pid=");
+    let pid = line.rsplit("pid=").next().unwrap().to_string();
+    (run, pid)
+}
+
+/// `kill -SIGNAL PID` (a negative PID names a process group).
+fn kill(signal: &str, pid: &str) {
+    let status = Command::new("kill")
+        .args([&format!("-{signal}"), "--", pid])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+#[test]
+fn a_component_that_dies_running_a_request_sets_the_exit_code() {
+    // Two replicas of `s`; a call to `/crash` reaches one of them, whose component then
+    // exits with 3 (it is running the request); the request goes to the other replica,
+    // whose component is then killed by SIGKILL from outside (as the OOM killer would).
+    // Each `kar run` must exit with its component's status: 3, and 128 + 9.
+    let home = Home::new();
+    let (paths, received) = mpsc::channel();
+    let mut replicas = [
+        crash_replica(&home, hanging_app_port(paths.clone(), 0)),
+        crash_replica(&home, hanging_app_port(paths, 1)),
+    ];
+    let _caller = Background::start(home.kar(&["rest", "-app", "x", "post", "s", "/crash"]));
+    for (signal, code, log) in [
+        ("USR1", 3, "service exited with status code 3"),
+        ("KILL", 137, "service was killed by SIGKILL"),
+    ] {
+        let (replica, path) = received.recv_timeout(Duration::from_secs(20)).unwrap();
+        assert_eq!(path, "/crash");
+        let (run, pid) = &mut replicas[replica];
+        kill(signal, pid);
+        assert_eq!(run.wait(), Some(code), "{:#?}", run.seen);
+        run.wait_for(log);
+    }
+}
+
+#[test]
+fn sigint_kills_the_child_and_exits_0() {
+    let home = Home::new();
+    let (mut run, pid) = run_sleeping_child(&home, &["-v", "info"]);
+    run.signal("INT");
+    assert_eq!(run.wait(), Some(0));
+    run.wait_for("service was interrupted");
+    assert!(is_dead(&pid), "the child {pid} is still alive");
+}
+
+#[test]
+fn sigterm_to_the_process_group_exits_0() {
+    // systemd and `docker stop` signal the component too: it dies of the SIGTERM
+    // before kar kills it, and that is still the stop, not a crash.
+    use std::os::unix::process::CommandExt;
+    let home = Home::new();
+    let mut cmd = home.kar(&["run", "-app", "x", "-v", "info", "--", "sh", "-c"]);
+    cmd.arg("echo pid=$$; exec sleep 600").process_group(0);
+    let mut run = Background::start(cmd);
+    let line = run.wait_for("[STDOUT] pid=");
+    let pid = line.rsplit("pid=").next().unwrap().to_string();
+    kill("TERM", &format!("-{}", run.child.id()));
+    assert_eq!(run.wait(), Some(0), "{:#?}", run.seen);
+    run.wait_for("service was interrupted");
+    assert!(is_dead(&pid), "the child {pid} is still alive");
+}
+
 /// Whether `pid` is gone (or a zombie: dead, waiting to be reaped by init).
 fn is_dead(pid: &str) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {

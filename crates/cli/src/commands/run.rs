@@ -257,6 +257,10 @@ pub async fn run(ctx: Context) -> Result<i32> {
         }
     };
 
+    // Every path that ends with the component gone reports its own exit status
+    // (`child::exit_code`), unless `kar` killed it on purpose (SIGINT/SIGTERM: 0;
+    // fencing: 1). A component that crashed while running a request must never make
+    // `kar run` look successful to its supervisor.
     let code = tokio::select! {
         status = child.wait() => {
             let code = report_exit(status);
@@ -269,25 +273,44 @@ pub async fn run(ctx: Context) -> Result<i32> {
                 // The mesh declared us dead and may already run our requests
                 // elsewhere: the component must stop now (self-fencing).
                 tracing::error!("this sidecar lost its membership; stopping the component");
-                interrupt(&mut child).await;
+                let code = interrupt(&mut child).await.unwrap_or(1);
                 runtime.component_exited();
                 leave(&runtime, server, &mut signals).await;
-                return Ok(1);
+                return Ok(code);
             }
             // Spec §4.9: a cooperative shutdown leaves the mesh but lets the component
-            // exit on its own (the SDKs call shutdown and then exit).
-            leave(&runtime, server, &mut signals).await;
-            tokio::select! {
-                status = child.wait() => report_exit(status),
-                name = signals.recv() => {
-                    tracing::info!("received {name}");
-                    interrupt(&mut child).await
+            // exit on its own (the SDKs call shutdown and then exit). It may also die
+            // meanwhile, possibly in the middle of a request that leaving waits for:
+            // then that request is abandoned (handed to another member), not waited on.
+            let mut exited = None;
+            let interrupted = {
+                let leaving = leave(&runtime, server, &mut signals);
+                tokio::pin!(leaving);
+                tokio::select! {
+                    interrupted = &mut leaving => interrupted,
+                    status = child.wait() => {
+                        exited = Some(report_exit(status));
+                        runtime.component_exited();
+                        leaving.await
+                    }
                 }
+            };
+            match exited {
+                Some(code) => code,
+                // Spec §4.9: SIGINT/SIGTERM kills the component at once.
+                None if interrupted => interrupt(&mut child).await.unwrap_or(0),
+                None => tokio::select! {
+                    status = child.wait() => report_exit(status),
+                    name = signals.recv() => {
+                        tracing::info!("received {name}");
+                        interrupt(&mut child).await.unwrap_or(0)
+                    }
+                },
             }
         }
         name = signals.recv() => {
             tracing::info!("received {name}");
-            let code = interrupt(&mut child).await;
+            let code = interrupt(&mut child).await.unwrap_or(0);
             runtime.component_exited();
             leave(&runtime, server, &mut signals).await;
             code
@@ -297,24 +320,34 @@ pub async fn run(ctx: Context) -> Result<i32> {
     Ok(code)
 }
 
-/// Kills the component at once (spec §4.9) and returns the exit code for it.
-async fn interrupt(child: &mut child::RunningChild) -> i32 {
+/// Kills the component at once (spec §4.9). `None` when the stop ended it: our
+/// SIGKILL, or the SIGINT/SIGTERM that stops `kar run` (a terminal's Ctrl-C, systemd
+/// and `docker stop` send it to the component too). The component's own exit code
+/// when it ended otherwise, as it crashed while the signal or the fencing came: that
+/// end is reported, not hidden behind ours.
+async fn interrupt(child: &mut child::RunningChild) -> Option<i32> {
     child.kill();
     match child.wait().await {
-        Ok(_) => tracing::info!("service was interrupted"),
-        Err(e) => tracing::error!("cannot wait for the service: {e}"),
+        Ok(status) if child::ended_by_stop_signal(&status) => {
+            tracing::info!("service was interrupted");
+            None
+        }
+        status => Some(report_exit(status)),
     }
-    0
 }
 
-/// Logs how the component ended and returns the exit code for it.
+/// Logs how the component ended on its own and returns the exit code for it.
 fn report_exit(status: std::io::Result<std::process::ExitStatus>) -> i32 {
+    use std::os::unix::process::ExitStatusExt;
     match status {
         Ok(status) => {
-            match status.code() {
-                Some(0) => tracing::info!("service exited normally"),
-                Some(code) => tracing::info!("service exited with status code {code}"),
-                None => tracing::info!("service was interrupted"),
+            match (status.code(), status.signal()) {
+                (Some(0), _) => tracing::info!("service exited normally"),
+                (Some(code), _) => tracing::info!("service exited with status code {code}"),
+                (None, Some(signal)) => {
+                    tracing::info!("service was killed by {}", child::signal_name(signal))
+                }
+                (None, None) => tracing::info!("service was interrupted"),
             }
             child::exit_code(&status)
         }
@@ -326,8 +359,8 @@ fn report_exit(status: std::io::Result<std::process::ExitStatus>) -> i32 {
 }
 
 /// Cooperative shutdown: stop serving (in-flight calls get 503) and leave the mesh.
-/// A second signal abandons it.
-async fn leave(runtime: &Arc<Runtime>, server: ServerHandle, signals: &mut Signals) {
+/// A signal abandons it: then it returns `true`.
+async fn leave(runtime: &Arc<Runtime>, server: ServerHandle, signals: &mut Signals) -> bool {
     let both = async {
         tokio::join!(runtime.shutdown(), server.shutdown());
     };
@@ -336,8 +369,12 @@ async fn leave(runtime: &Arc<Runtime>, server: ServerHandle, signals: &mut Signa
             if finished.is_err() {
                 tracing::warn!("requests still executing after {SHUTDOWN_GRACE:?}; exiting anyway");
             }
+            false
         }
-        name = signals.recv() => tracing::warn!("received {name} during shutdown; exiting now"),
+        name = signals.recv() => {
+            tracing::warn!("received {name} during shutdown; exiting now");
+            true
+        }
     }
 }
 
