@@ -173,6 +173,12 @@ impl Runtime {
     pub async fn shutdown(&self) {
         if self.lifecycle.shutting_down.send_replace(true) {
             self.left().await;
+            if self.is_fenced() {
+                // Fencing skipped leaving, but the executions stopped with the
+                // component still end (abandoned, each saying so) before we return,
+                // so that no outcome of this member is left half-handled at exit.
+                self.executor.all_finished().await;
+            }
             return;
         }
         tracing::info!(node = %self.node, "leaving the mesh");
