@@ -41,10 +41,10 @@ pub use actors::ActorStore;
 pub use admin::AdminStore;
 pub use error::{BoxError, ErrorKind, StoreError};
 pub use events::{Delivery, EventRequestBuilder, EventStore};
-pub use membership::{Inbox, MembershipStore};
+pub use membership::{Inbox, MembershipStore, RecoveryPolicy};
 pub use message::{Message, Routing, Signal};
 pub use reminders::{Firing, ReminderStore, RequestBuilder};
-pub use requests::RequestStore;
+pub use requests::{RequestStore, Resumed};
 
 /// The atomic transitions of one application's durable state: the sum of the area
 /// traits.

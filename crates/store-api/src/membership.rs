@@ -25,6 +25,10 @@ pub trait MembershipStore: Send + Sync + 'static {
     /// ([`crate::RequestStore::complete`], [`crate::RequestStore::expire_parked`]), which routes it. Outcomes only
     /// the member could collect are dropped. Recovery is idempotent and never stops
     /// the other members.
+    ///
+    /// The recoveries a handle performs (of members that left through it, or died)
+    /// follow the [`RecoveryPolicy`] it was opened with: a step whose re-delivery
+    /// would reach `max_attempts` is *paused* instead (see [`RecoveryPolicy`]).
     async fn leave(&self, node: &NodeId) -> Result<(), StoreError>;
 
     /// The live members.
@@ -43,4 +47,26 @@ pub trait Inbox: Send {
     /// Waits until at least one message is available and takes every available one.
     /// Cancel-safe: a cancelled call loses no message.
     async fn recv(&mut self) -> Result<Vec<Message>, StoreError>;
+}
+
+/// How the recoveries performed through one store handle treat a step whose executor
+/// died: `kar run -max_attempts`. Each sidecar applies its own policy to the recoveries
+/// it performs, so all the sidecars of an application should use the same one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct RecoveryPolicy {
+    /// How many deaths of its executor a request step may cause: the recovery that
+    /// would re-deliver it with `attempt == max_attempts` (the step killed its
+    /// executor `max_attempts` times) *pauses* it instead, in the same transition:
+    /// status paused, in no inbox, assigned to nobody, with `attempt ==
+    /// max_attempts`; nothing re-routes it (recoveries, joins, parked expiry) until
+    /// [`crate::RequestStore::resume`]. `0`: unlimited (never paused), as upstream.
+    pub max_attempts: u32,
+}
+
+impl RecoveryPolicy {
+    /// Whether a step re-delivered with `attempt` (its executor died `attempt` times)
+    /// is paused instead.
+    pub fn pauses(&self, attempt: u32) -> bool {
+        self.max_attempts != 0 && attempt >= self.max_attempts
+    }
 }

@@ -84,8 +84,9 @@ impl MembershipStore for EmbeddedStore {
     async fn leave(&self, node: &NodeId) -> Result<(), StoreError> {
         let app = self.app.clone();
         let node = node.0.clone();
+        let policy = self.policy;
         self.db
-            .run(move |conn| remove_member(conn, &app, &node, Removal::Left))
+            .run(move |conn| remove_member(conn, &app, &node, Removal::Left, policy))
             .await?;
         Ok(())
     }

@@ -99,6 +99,7 @@ impl MembershipStore for RedisStore {
                 "",
                 self.lease,
                 recovery::Removal::Left,
+                self.recoveries.1,
             )
             .await?;
             match recovery {
