@@ -140,7 +140,14 @@ impl Runtime {
             }
         }
         let outcome = match &request.target {
-            Target::Service { .. } => Some(self.execute_service(&request).await),
+            Target::Service { .. } => {
+                // A re-delivered step backs off first (issue 9); the actor path does
+                // it under the instance lock (`execute_actor`).
+                if !self.redelivery_backoff(&request).await {
+                    return;
+                }
+                Some(self.execute_service(&request).await)
+            }
             Target::Actor { .. } => self.execute_actor(request.clone()).await,
         };
         // `None`: the request went on as a tail call; its last step completes it.
