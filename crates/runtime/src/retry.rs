@@ -157,12 +157,15 @@ impl Redelivery {
 
 impl Runtime {
     /// Waits the [`Redelivery`] back-off of `request` (nothing for attempt 0) on tokio
-    /// time. Returns `false` if shutdown began meanwhile: the step is then not started
-    /// here (leaving the mesh re-delivers it). The component's death cancels the wait
-    /// like the execution itself (the caller runs inside `Runtime::execute`).
+    /// time, right before the request reaches the component. Returns `false` if
+    /// shutdown began meanwhile: the step is then not started here (leaving the mesh
+    /// re-delivers it, without charging an attempt). The component's death cancels the
+    /// wait like the execution itself (the caller runs inside `Runtime::execute`, which
+    /// also leaves it uncharged).
     pub(crate) async fn redelivery_backoff(&self, request: &kar_protocol::Request) -> bool {
         let delay = Redelivery::DEFAULT.delay(request.attempt);
         if delay.is_zero() {
+            self.executor.started(&request.id);
             return true;
         }
         tracing::info!(
@@ -172,8 +175,14 @@ impl Runtime {
             request.attempt
         );
         tokio::select! {
-            _ = tokio::time::sleep(delay) => true,
-            _ = self.shutdown_started() => false,
+            _ = tokio::time::sleep(delay) => {
+                self.executor.started(&request.id);
+                true
+            }
+            _ = self.shutdown_started() => {
+                self.executor.not_started(&request.id);
+                false
+            }
         }
     }
 }

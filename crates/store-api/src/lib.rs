@@ -4,8 +4,8 @@
 //!
 //! | file | trait | what |
 //! |---|---|---|
-//! | `membership.rs` | [`MembershipStore`] | join/leave, live members, inboxes, signals |
-//! | `requests.rs` | [`RequestStore`] | enqueue, complete, tail calls, parked requests |
+//! | `membership.rs` | [`MembershipStore`] | join/leave, live members, inboxes, signals; [`RecoveryPolicy`] (the attempt cap) |
+//! | `requests.rs` | [`RequestStore`] | enqueue, complete, tail calls, parked requests, resuming paused requests |
 //! | `actors.rs` | [`ActorStore`] | placement, removal, actor state |
 //! | `reminders.rs` | [`ReminderStore`] | reminders and their firing |
 //! | `events.rs` | [`EventStore`] | topics, publish, subscriptions, delivery |

@@ -29,7 +29,21 @@ pub trait MembershipStore: Send + Sync + 'static {
     /// The recoveries a handle performs (of members that left through it, or died)
     /// follow the [`RecoveryPolicy`] it was opened with: a step whose re-delivery
     /// would reach `max_attempts` is *paused* instead (see [`RecoveryPolicy`]).
-    async fn leave(&self, node: &NodeId) -> Result<(), StoreError>;
+    async fn leave(&self, node: &NodeId) -> Result<(), StoreError> {
+        self.leave_releasing(node, &[]).await
+    }
+
+    /// [`MembershipStore::leave`], where the requests of `unstarted` (queued on
+    /// `node`, which never handed them to its component: they waited for their
+    /// back-off, or arrived while it was leaving) are re-delivered *without* counting
+    /// an attempt: their executor did not die running them, so they are neither
+    /// charged a death nor paused. Best effort on Redis: if a live member's renewal
+    /// takes over the recovery, every step counts (as for a death).
+    async fn leave_releasing(
+        &self,
+        node: &NodeId,
+        unstarted: &[kar_protocol::RequestId],
+    ) -> Result<(), StoreError>;
 
     /// The live members.
     async fn members(&self) -> Result<Vec<Member>, StoreError>;

@@ -87,6 +87,7 @@ conformance!(
     paused_step_survives_deaths_and_joins_until_resumed,
     resume_of_unknown_or_unpaused_changes_nothing,
     max_attempts_zero_never_pauses,
+    unstarted_requests_are_not_charged,
 );
 
 async fn join_members_leave(engine: &Engine) {
@@ -2376,4 +2377,31 @@ async fn max_attempts_zero_never_pauses(engine: &Engine) {
     assert_eq!(attempts, [1, 2, 3, 4, 5]);
     let (got, _) = recv_n(&mut inbox, 1).await;
     assert_eq!(only_execute(got).attempt, 6);
+}
+
+async fn unstarted_requests_are_not_charged(engine: &Engine) {
+    // Cap 1: any charged re-delivery pauses.
+    let store = engine.open_with("app", cap(1)).await;
+    let mut first = store.join(&member("node-1", "svc", &[])).await.unwrap();
+    let started = request(RequestKind::Tell, "svc", "node-c");
+    let unstarted = request(RequestKind::Tell, "svc", "node-c");
+    store.enqueue(&started).await.unwrap();
+    store.enqueue(&unstarted).await.unwrap();
+    recv_n(&mut first, 2).await;
+    let mut next = store.join(&member("node-2", "svc", &[])).await.unwrap();
+    store
+        .leave_releasing(
+            &NodeId("node-1".into()),
+            std::slice::from_ref(&unstarted.id),
+        )
+        .await
+        .unwrap();
+    // The one node-1 never started keeps its attempt; the other is paused.
+    assert_eq!(only_execute(recv_n(&mut next, 1).await.0), unstarted);
+    only_marker_arrives(&*store, &mut next, "svc").await;
+    assert!(engine.request_exists("app", &started.id));
+    assert!(matches!(
+        store.resume(&started.id).await.unwrap(),
+        Resumed::Routed(Routing::Assigned(_))
+    ));
 }

@@ -13,12 +13,13 @@ use crate::codes::{kind, sql_status};
 use crate::{RecoveryPolicy, StoreError};
 use kar_protocol::Request;
 use rusqlite::{params, Connection, OptionalExtension};
+use std::collections::HashSet;
 
 /// Why a member is removed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) enum Removal {
-    /// It left (`Store::leave`).
-    Left,
+pub(super) enum Removal<'a> {
+    /// It left (`Store::leave_releasing`), without having started these requests.
+    Left(&'a HashSet<String>),
     /// It died (its lock was released without a leave).
     Died,
 }
@@ -33,7 +34,7 @@ pub(super) fn remove_member(
     conn: &Connection,
     app: &str,
     node: &str,
-    removal: Removal,
+    removal: Removal<'_>,
     policy: RecoveryPolicy,
 ) -> Result<(bool, Pokes), StoreError> {
     let removed = conn
@@ -72,7 +73,11 @@ pub(super) fn remove_member(
         .collect::<Result<_, _>>()?;
     let mut pokes = Vec::new();
     for orphan in orphans {
-        redeliver(conn, app, orphan, policy, &mut pokes)?;
+        let started = match removal {
+            Removal::Left(unstarted) => !unstarted.contains(&orphan.id),
+            Removal::Died => true,
+        };
+        redeliver(conn, app, orphan, started, policy, &mut pokes)?;
     }
     if removal == Removal::Died {
         crate::fault::crash_in_recovery(node);
@@ -91,17 +96,20 @@ struct Orphan {
     record: Vec<u8>,
 }
 
-/// Re-delivers one request step of a removed member: next attempt, then paused if
-/// its executor has now died `policy.max_attempts` times, held if children of the
-/// previous attempt are unfinished, else routed (or parked).
+/// Re-delivers one request step of a removed member: next attempt (if it was
+/// `started`: a request the member never handed to its component is not charged),
+/// then paused if its executor has now died `policy.max_attempts` times, held if
+/// children of the previous attempt are unfinished, else routed (or parked).
 fn redeliver(
     conn: &Connection,
     app: &str,
     orphan: Orphan,
+    started: bool,
     policy: RecoveryPolicy,
     pokes: &mut Pokes,
 ) -> Result<(), StoreError> {
     let (record, attempt) = match decode::<Request>(&orphan.id, &orphan.record) {
+        Ok(_) if !started => (orphan.record, None),
         Ok(mut request) => {
             request.attempt = request.attempt.saturating_add(1);
             (encode(&request), Some(request.attempt))

@@ -38,7 +38,8 @@ pub(crate) enum Recovery {
 
 /// Recovers member `dead` as `owner` (the lock's value), on behalf of `fence` (the
 /// recovering member, or '' for a leave), with a lock that expires after `ttl`,
-/// pausing the steps that reach `policy.max_attempts`.
+/// pausing the steps that reach `policy.max_attempts`; the requests of `unstarted`
+/// (never handed to the component by a member that leaves) are not charged an attempt.
 #[allow(clippy::too_many_arguments)]
 pub(crate) async fn recover(
     conn: &mut ConnectionManager,
@@ -49,6 +50,7 @@ pub(crate) async fn recover(
     ttl: Duration,
     removal: Removal,
     policy: RecoveryPolicy,
+    unstarted: &[kar_protocol::RequestId],
 ) -> Result<Recovery, StoreError> {
     let mut steps = 0u64;
     loop {
@@ -59,6 +61,9 @@ pub(crate) async fn recover(
             .arg(lease_millis(ttl))
             .arg(BATCH)
             .arg(policy.max_attempts);
+        for id in unstarted {
+            invocation.arg(&id.0);
+        }
         let reply: Vec<String> = invocation.invoke_async(conn).await?;
         let mut reply = reply.into_iter();
         let step: i64 = reply
@@ -132,6 +137,7 @@ impl Recoveries {
                     ttl,
                     Removal::Died,
                     policy,
+                    &[],
                 )
                 .await;
                 match result {

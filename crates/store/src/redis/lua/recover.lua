@@ -1,4 +1,4 @@
--- recover(dead, owner, ttl_ms, batch, max_attempts): ARGV[3..]. One bounded step of the recovery of a
+-- recover(dead, owner, ttl_ms, batch, max_attempts, unstarted...): ARGV[3..]. One bounded step of the recovery of a
 -- member whose lease has expired (it died, or left: leave.lua ended its lease). The
 -- fence is the recovering member ('' for a leave).
 --
@@ -10,7 +10,9 @@
 -- held when it has unfinished children (routed by the last child's completion), else
 -- routed or parked; or, when its executor has now died `max_attempts` times (the new
 -- attempt reaches max_attempts; 0 = unlimited), paused: status PAUSED, no assignee, in
--- no index or inbox (nothing but resume.lua routes it again). Every item is removed from its index as it is handled, so a
+-- no index or inbox (nothing but resume.lua routes it again). The requests listed in
+-- `unstarted` (a leaving member never handed them to its component) keep their attempt
+-- and are never paused. Every item is removed from its index as it is handled, so a
 -- recoverer that dies between steps leaves an exact list of what remains: once the
 -- lock expires, another member resumes there, and nothing is delivered twice or lost.
 -- When nothing remains, a step (never the one that took the lock) removes the member
@@ -23,6 +25,10 @@ local now = now_ms()
 local dead, owner, ttl, batch = ARGV[3], ARGV[4], tonumber(ARGV[5]), tonumber(ARGV[6])
 local max_attempts = tonumber(ARGV[7])
 local paused = {'1'}
+local unstarted = {}
+for i = 8, #ARGV do
+  unstarted[ARGV[i]] = true
+end
 local lock = P .. 'recovery:' .. dead
 if redis.call('HEXISTS', P .. 'members', dead) == 0 then
   redis.call('ZREM', P .. 'leases', dead)
@@ -74,8 +80,12 @@ if budget > 0 then
     local key = P .. 'req:' .. id
     local f = redis.call('HMGET', key, 'status', 'assignee', 'name', 'seq', 'rec', 'actor')
     if f[1] == QUEUED and f[2] == dead then
-      local attempt = redis.call('HINCRBY', key, 'attempt', 1)
-      if max_attempts > 0 and attempt >= max_attempts then
+      local charged = not unstarted[id]
+      local attempt = 0
+      if charged then
+        attempt = redis.call('HINCRBY', key, 'attempt', 1)
+      end
+      if charged and max_attempts > 0 and attempt >= max_attempts then
         redis.call('HSET', key, 'status', PAUSED)
         redis.call('HDEL', key, 'assignee')
         paused[#paused + 1] = id
