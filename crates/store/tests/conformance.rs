@@ -88,6 +88,7 @@ conformance!(
     resume_of_unknown_or_unpaused_changes_nothing,
     max_attempts_zero_never_pauses,
     unstarted_requests_are_not_charged,
+    resumed_request_waits_for_its_children,
 );
 
 async fn join_members_leave(engine: &Engine) {
@@ -2404,4 +2405,35 @@ async fn unstarted_requests_are_not_charged(engine: &Engine) {
         store.resume(&started.id).await.unwrap(),
         Resumed::Routed(Routing::Assigned(_))
     ));
+}
+
+async fn resumed_request_waits_for_its_children(engine: &Engine) {
+    let store = engine.open_with("app", cap(1)).await;
+    let mut kids = store.join(&member("node-k", "kids", &[])).await.unwrap();
+    let mut first = store.join(&member("node-1", "svc", &[])).await.unwrap();
+    // R runs on node-1 and makes a call that is still running when node-1 goes.
+    let r = request(RequestKind::Tell, "svc", "node-c");
+    store.enqueue(&r).await.unwrap();
+    recv_n(&mut first, 1).await;
+    let mut call = request(RequestKind::Call, "kids", "node-1");
+    call.parent = Some(r.id.clone());
+    store.enqueue(&call).await.unwrap();
+    assert_eq!(
+        executed(&recv_n(&mut kids, 1).await.0),
+        vec![call.id.clone()]
+    );
+    // Cap 1: the recovery pauses R (pausing comes before holding).
+    let mut heir = store.join(&member("node-2", "svc", &[])).await.unwrap();
+    store.leave(&NodeId("node-1".into())).await.unwrap();
+    assert_eq!(store.resume(&r.id).await.unwrap(), Resumed::Held);
+    // Resumed while the child runs: held until it completes, then routed (attempt 0).
+    only_marker_arrives(&*store, &mut heir, "svc").await;
+    let node_k = NodeId("node-k".into());
+    assert!(store
+        .complete(&node_k, &call.id, &reply("c"))
+        .await
+        .unwrap());
+    let mut expected = r.clone();
+    expected.attempt = 0;
+    assert_eq!(only_execute(recv_n(&mut heir, 1).await.0), expected);
 }
