@@ -52,6 +52,14 @@ impl Runtime {
                 busy.holder.map(|f| f.0).unwrap_or_default()
             )));
         }
+        // A re-delivered step backs off holding the instance lock: the actor's later
+        // requests stay behind it (per-actor arrival order), at the cost of the actor
+        // being busy for the wait (at most `Redelivery::cap`). Shutdown meanwhile: not
+        // started here, leaving re-delivers it.
+        if !self.redelivery_backoff(&request).await {
+            actors.release(&actor, &flow);
+            return None;
+        }
         loop {
             let (next, keep_lock) = match self.run_actor_step(&request, &actor).await {
                 Step::Done(outcome) => {

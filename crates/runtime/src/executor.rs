@@ -9,8 +9,9 @@ use crate::retry::{Backoff, Policy};
 use crate::{AppClient, Runtime};
 use kar_protocol::{Invocation, Outcome, Reply, Request, RequestId, RequestKind, Target};
 use kar_store_api::{Inbox, Message};
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::{watch, Notify};
 
 /// Content type of actor method invocations and replies.
@@ -28,6 +29,12 @@ pub(crate) struct Executor {
     /// Requests being executed here; leaving the mesh waits for them.
     executing: AtomicUsize,
     executing_done: Notify,
+    /// Requests executing here not yet handed to the component (waiting for the
+    /// actor lock or their back-off).
+    pending: Mutex<HashSet<RequestId>>,
+    /// Requests abandoned here before they were handed to the component: leaving the
+    /// mesh re-delivers them without charging an attempt (`leave_releasing`).
+    pub unstarted: Mutex<Vec<RequestId>>,
 }
 
 impl Executor {
@@ -39,7 +46,20 @@ impl Executor {
             component_gone: watch::Sender::new(false),
             executing: AtomicUsize::new(0),
             executing_done: Notify::new(),
+            pending: Mutex::new(HashSet::new()),
+            unstarted: Mutex::new(Vec::new()),
         }
+    }
+
+    /// Request `id` is about to reach the component.
+    pub(crate) fn started(&self, id: &RequestId) {
+        lock(&self.pending).remove(id);
+    }
+
+    /// Request `id` was abandoned here before it reached the component.
+    pub(crate) fn not_started(&self, id: &RequestId) {
+        lock(&self.pending).remove(id);
+        lock(&self.unstarted).push(id.clone());
     }
 
     pub(crate) fn has_component(&self) -> bool {
@@ -95,6 +115,7 @@ impl Runtime {
             Message::Execute(request) if self.is_shutting_down() => {
                 // Still assigned to us in the store: leaving hands it to another member.
                 tracing::debug!(request = %request.id, "leaving the mesh: not starting it here");
+                self.executor.not_started(&request.id);
             }
             Message::Execute(request) => {
                 self.executor.executing.fetch_add(1, Ordering::SeqCst);
@@ -113,11 +134,18 @@ impl Runtime {
     async fn execute(self: Arc<Self>, request: Request) {
         let mut gone = self.executor.component_gone.subscribe();
         let id = request.id.clone();
+        lock(&self.executor.pending).insert(id.clone());
         tokio::select! {
-            _ = self.clone().execute_to_completion(request) => {}
+            _ = self.clone().execute_to_completion(request) => {
+                self.executor.started(&id);
+            }
             _ = gone.wait_for(|gone| *gone) => {
                 // The component died with the request: leaving the mesh re-routes it.
                 tracing::warn!(request = %id, "component gone: request left for another member");
+                if lock(&self.executor.pending).contains(&id) {
+                    // It never reached the component: not charged an attempt.
+                    self.executor.not_started(&id);
+                }
             }
         }
         if self.executor.executing.fetch_sub(1, Ordering::SeqCst) == 1 {
@@ -140,7 +168,14 @@ impl Runtime {
             }
         }
         let outcome = match &request.target {
-            Target::Service { .. } => Some(self.execute_service(&request).await),
+            Target::Service { .. } => {
+                // A re-delivered step backs off first (issue 9); the actor path does
+                // it under the instance lock (`execute_actor`).
+                if !self.redelivery_backoff(&request).await {
+                    return;
+                }
+                Some(self.execute_service(&request).await)
+            }
             Target::Actor { .. } => self.execute_actor(request.clone()).await,
         };
         // `None`: the request went on as a tail call; its last step completes it.
@@ -256,6 +291,10 @@ impl Runtime {
     pub fn metrics_text(&self) -> String {
         self.executor.metrics.render()
     }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 fn log_tell_outcome(request: &Request, outcome: &Outcome) {

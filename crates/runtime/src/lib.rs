@@ -33,7 +33,8 @@
 //!   requests (waking their event loops, asking for their actors);
 //! * `clock.rs`: wall time and timers ([`Clock`]; timers are tokio time, so tests
 //!   run on paused time);
-//! * `retry.rs`: retrying store transitions, one policy per call site;
+//! * `retry.rs`: retrying store transitions, one policy per call site; the back-off
+//!   of a step re-delivered after its executor died (`Redelivery`);
 //! * `metrics.rs`, `config.rs`, `error.rs`, `app.rs` ([`AppClient`]).
 //!
 //! # Adding a path

@@ -184,7 +184,16 @@ impl Runtime {
         tracing::info!(node = %self.node, "leaving the mesh");
         self.executor.all_finished().await;
         if !self.is_fenced() {
-            if let Err(e) = self.store.leave(&self.node).await {
+            // Requests abandoned before they reached the component are not charged
+            // an attempt (their executor did not die running them).
+            let unstarted = std::mem::take(
+                &mut *self
+                    .executor
+                    .unstarted
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner()),
+            );
+            if let Err(e) = self.store.leave_releasing(&self.node, &unstarted).await {
                 tracing::error!("cannot leave the mesh: {e}");
             }
         }

@@ -4,8 +4,8 @@
 //!
 //! | file | trait | what |
 //! |---|---|---|
-//! | `membership.rs` | [`MembershipStore`] | join/leave, live members, inboxes, signals |
-//! | `requests.rs` | [`RequestStore`] | enqueue, complete, tail calls, parked requests |
+//! | `membership.rs` | [`MembershipStore`] | join/leave, live members, inboxes, signals; [`RecoveryPolicy`] (the attempt cap) |
+//! | `requests.rs` | [`RequestStore`] | enqueue, complete, tail calls, parked requests, resuming paused requests |
 //! | `actors.rs` | [`ActorStore`] | placement, removal, actor state |
 //! | `bindings.rs` | [`BindingStore`] | what reminders and subscriptions share: get, list, cancel |
 //! | `reminders.rs` | [`ReminderStore`] | scheduling reminders and their firing |
@@ -46,10 +46,10 @@ pub use admin::AdminStore;
 pub use bindings::{BindingStore, StoredBinding};
 pub use error::{BoxError, ErrorKind, StoreError};
 pub use events::{Delivery, EventRequestBuilder, EventStore};
-pub use membership::{Inbox, MembershipStore};
+pub use membership::{Inbox, MembershipStore, RecoveryPolicy};
 pub use message::{Message, Routing, Signal};
 pub use reminders::{Firing, ReminderStore, RequestBuilder};
-pub use requests::RequestStore;
+pub use requests::{RequestStore, Resumed};
 
 use kar_protocol::{Reminder, Subscription};
 

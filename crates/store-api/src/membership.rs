@@ -25,7 +25,25 @@ pub trait MembershipStore: Send + Sync + 'static {
     /// ([`crate::RequestStore::complete`], [`crate::RequestStore::expire_parked`]), which routes it. Outcomes only
     /// the member could collect are dropped. Recovery is idempotent and never stops
     /// the other members.
-    async fn leave(&self, node: &NodeId) -> Result<(), StoreError>;
+    ///
+    /// The recoveries a handle performs (of members that left through it, or died)
+    /// follow the [`RecoveryPolicy`] it was opened with: a step whose re-delivery
+    /// would reach `max_attempts` is *paused* instead (see [`RecoveryPolicy`]).
+    async fn leave(&self, node: &NodeId) -> Result<(), StoreError> {
+        self.leave_releasing(node, &[]).await
+    }
+
+    /// [`MembershipStore::leave`], where the requests of `unstarted` (queued on
+    /// `node`, which never handed them to its component: they waited for their
+    /// back-off, or arrived while it was leaving) are re-delivered *without* counting
+    /// an attempt: their executor did not die running them, so they are neither
+    /// charged a death nor paused. Best effort on Redis: if a live member's renewal
+    /// takes over the recovery, every step counts (as for a death).
+    async fn leave_releasing(
+        &self,
+        node: &NodeId,
+        unstarted: &[kar_protocol::RequestId],
+    ) -> Result<(), StoreError>;
 
     /// The live members.
     async fn members(&self) -> Result<Vec<Member>, StoreError>;
@@ -43,4 +61,26 @@ pub trait Inbox: Send {
     /// Waits until at least one message is available and takes every available one.
     /// Cancel-safe: a cancelled call loses no message.
     async fn recv(&mut self) -> Result<Vec<Message>, StoreError>;
+}
+
+/// How the recoveries performed through one store handle treat a step whose executor
+/// died: `kar run -max_attempts`. Each sidecar applies its own policy to the recoveries
+/// it performs, so all the sidecars of an application should use the same one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct RecoveryPolicy {
+    /// How many deaths of its executor a request step may cause: the recovery that
+    /// would re-deliver it with `attempt == max_attempts` (the step killed its
+    /// executor `max_attempts` times) *pauses* it instead, in the same transition:
+    /// status paused, in no inbox, assigned to nobody, with `attempt ==
+    /// max_attempts`; nothing re-routes it (recoveries, joins, parked expiry) until
+    /// [`crate::RequestStore::resume`]. `0`: unlimited (never paused), as upstream.
+    pub max_attempts: u32,
+}
+
+impl RecoveryPolicy {
+    /// Whether a step re-delivered with `attempt` (its executor died `attempt` times)
+    /// is paused instead.
+    pub fn pauses(&self, attempt: u32) -> bool {
+        self.max_attempts != 0 && attempt >= self.max_attempts
+    }
 }

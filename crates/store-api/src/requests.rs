@@ -49,4 +49,25 @@ pub trait RequestStore: Send + Sync + 'static {
         next: &Request,
         local: bool,
     ) -> Result<Routing, StoreError>;
+
+    /// Resumes a request paused by recovery (see [`crate::RecoveryPolicy`]), in one
+    /// transition: its attempt count starts afresh (`attempt = 0`) and it is routed
+    /// like a new request to a live member offering its target, or parked; a request
+    /// whose calls or promises from its failed attempt are still unfinished is held
+    /// until they finish, like any re-delivered step (guarantee 5). An unknown id, or
+    /// a request that is not paused, changes nothing.
+    async fn resume(&self, id: &RequestId) -> Result<Resumed, StoreError>;
+}
+
+/// What [`RequestStore::resume`] did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Resumed {
+    /// Resumed: routed to this member, or parked.
+    Routed(Routing),
+    /// Resumed, and held until the children of its failed attempt finish.
+    Held,
+    /// No request with this id (never accepted, or completed and gone).
+    Unknown,
+    /// The request exists but is not paused: nothing changed.
+    NotPaused,
 }

@@ -27,6 +27,9 @@ macro_rules! status {
     (sql,Done) => {
         "done"
     };
+    (sql,Paused) => {
+        "paused"
+    };
     (redis,Queued) => {
         "q"
     };
@@ -38,6 +41,9 @@ macro_rules! status {
     };
     (redis,Done) => {
         "d"
+    };
+    (redis,Paused) => {
+        "x"
     };
 }
 
@@ -76,9 +82,18 @@ pub(crate) enum Status {
     Held,
     /// Finished; its outcome waits for its caller.
     Done,
+    /// Its executor died `max_attempts` times: in no inbox, assigned to nobody, never
+    /// re-routed until resumed (`RequestStore::resume`).
+    Paused,
 }
 
-const STATUSES: [Status; 4] = [Status::Queued, Status::Parked, Status::Held, Status::Done];
+const STATUSES: [Status; 5] = [
+    Status::Queued,
+    Status::Parked,
+    Status::Held,
+    Status::Done,
+    Status::Paused,
+];
 
 impl Status {
     /// As the embedded engine stores it.
@@ -88,6 +103,7 @@ impl Status {
             Status::Parked => status!(sql, Parked),
             Status::Held => status!(sql, Held),
             Status::Done => status!(sql, Done),
+            Status::Paused => status!(sql, Paused),
         }
     }
 
@@ -100,6 +116,7 @@ impl Status {
             Status::Parked => status!(redis, Parked),
             Status::Held => status!(redis, Held),
             Status::Done => status!(redis, Done),
+            Status::Paused => status!(redis, Paused),
         }
     }
 
@@ -151,11 +168,11 @@ pub(crate) fn kind_from_text(key: &str, code: &[u8]) -> Result<RequestKind, Stor
 }
 
 /// The codes as Lua locals, for the Redis scripts to start with (so that no script
-/// spells a code itself): `QUEUED`, `PARKED`, `HELD`, `DONE` (statuses) and `CALL`,
+/// spells a code itself): `QUEUED`, `PARKED`, `HELD`, `DONE`, `PAUSED` (statuses) and `CALL`,
 /// `TELL`, `PROMISE` (kinds, as the decimal text that `HGET` returns).
 #[allow(dead_code)] // See `Status::redis`.
 pub(crate) const LUA: &str = concat!(
-    "local QUEUED, PARKED, HELD, DONE = '",
+    "local QUEUED, PARKED, HELD, DONE, PAUSED = '",
     status!(redis, Queued),
     "', '",
     status!(redis, Parked),
@@ -163,6 +180,8 @@ pub(crate) const LUA: &str = concat!(
     status!(redis, Held),
     "', '",
     status!(redis, Done),
+    "', '",
+    status!(redis, Paused),
     "'\nlocal CALL, TELL, PROMISE = '",
     kind!(Call),
     "', '",
@@ -171,6 +190,15 @@ pub(crate) const LUA: &str = concat!(
     kind!(Promise),
     "'\n",
 );
+
+/// The warning of a recovery that paused request `id` (both engines).
+pub(crate) fn log_paused(app: &str, id: &str, policy: crate::RecoveryPolicy) {
+    let m = policy.max_attempts;
+    tracing::warn!(
+        "request {id} paused after {m} attempts (max_attempts {m}): its executor died each time; \
+         resume it with kar resume -app {app} {id}"
+    );
+}
 
 fn corrupt(key: &str, what: &str, code: &str) -> StoreError {
     StoreError::Corrupt {
@@ -216,11 +244,11 @@ mod tests {
     #[test]
     fn stored_values_are_those_released() {
         let sql: Vec<_> = STATUSES.iter().map(|s| s.sql()).collect();
-        assert_eq!(sql, ["queued", "parked", "held", "done"]);
+        assert_eq!(sql, ["queued", "parked", "held", "done", "paused"]);
         let redis: Vec<_> = STATUSES.iter().map(|s| s.redis()).collect();
-        assert_eq!(redis, ["q", "p", "h", "d"]);
+        assert_eq!(redis, ["q", "p", "h", "d", "x"]);
         assert_eq!(KINDS.map(kind_code), [0, 1, 2]);
-        assert!(LUA.contains("local QUEUED, PARKED, HELD, DONE = 'q', 'p', 'h', 'd'"));
+        assert!(LUA.contains("local QUEUED, PARKED, HELD, DONE, PAUSED = 'q', 'p', 'h', 'd', 'x'"));
         assert!(LUA.contains("local CALL, TELL, PROMISE = '0', '1', '2'"));
     }
 

@@ -8,7 +8,7 @@
 //!
 //! | where | what |
 //! |---|---|
-//! | `lib.rs` | [`StoreConfig`], [`open`] |
+//! | `lib.rs` | [`StoreConfig`], [`open`], [`open_with`] (with a [`RecoveryPolicy`]) |
 //! | `codes.rs` | the stored request status and kind codes, for both engines (SQL and Lua literals, typed decoding: an unknown code is `Corrupt`) |
 //! | `codec.rs` | postcard encoding of records and messages |
 //! | `fault.rs` | the fault hook of the failure tests (cargo feature `fault-injection`, off in release builds) |
@@ -76,10 +76,23 @@ pub struct RedisConfig {
     pub lease: std::time::Duration,
 }
 
-/// Opens the store of application `app`.
+/// Opens the store of application `app`; the recoveries it performs never pause a
+/// request (`RecoveryPolicy::default()`: unlimited attempts). See [`open_with`].
 pub async fn open(config: &StoreConfig, app: &str) -> Result<Arc<dyn Store>, StoreError> {
+    open_with(config, app, RecoveryPolicy::default()).await
+}
+
+/// Opens the store of application `app`; the recoveries performed through this
+/// handle (of members that died, or left through it) follow `policy`.
+pub async fn open_with(
+    config: &StoreConfig,
+    app: &str,
+    policy: RecoveryPolicy,
+) -> Result<Arc<dyn Store>, StoreError> {
     match config {
-        StoreConfig::Embedded { dir } => Ok(Arc::new(embedded::EmbeddedStore::open(dir, app)?)),
-        StoreConfig::Redis(cfg) => Ok(Arc::new(redis::RedisStore::open(cfg, app).await?)),
+        StoreConfig::Embedded { dir } => {
+            Ok(Arc::new(embedded::EmbeddedStore::open(dir, app, policy)?))
+        }
+        StoreConfig::Redis(cfg) => Ok(Arc::new(redis::RedisStore::open(cfg, app, policy).await?)),
     }
 }

@@ -5,6 +5,7 @@ mod get;
 mod invoke;
 mod purge;
 mod rest;
+mod resume;
 mod run;
 mod version;
 
@@ -85,6 +86,17 @@ pub const DRAIN: CommandSpec = CommandSpec {
     global_flags: true,
 };
 
+pub const RESUME: CommandSpec = CommandSpec {
+    name: "resume",
+    summary: "resume a paused request",
+    usage: "kar resume [OPTIONS] REQUEST_ID",
+    description: "Resume a request that was paused because its executor died -max_attempts times:\n\
+                  it is delivered again, its attempt count starting afresh. Works straight against\n\
+                  the store, with or without running sidecars.",
+    flags: &[],
+    global_flags: true,
+};
+
 pub const VERSION: CommandSpec = CommandSpec {
     name: "version",
     summary: "print version",
@@ -104,8 +116,9 @@ pub const HELP: CommandSpec = CommandSpec {
 };
 
 /// Every command, in the order of the top-level usage.
-pub const COMMANDS: &[&CommandSpec] =
-    &[&RUN, &GET, &INVOKE, &REST, &PURGE, &DRAIN, &VERSION, &HELP];
+pub const COMMANDS: &[&CommandSpec] = &[
+    &RUN, &GET, &INVOKE, &REST, &PURGE, &DRAIN, &RESUME, &VERSION, &HELP,
+];
 
 pub fn find(name: &str) -> Option<&'static CommandSpec> {
     COMMANDS.iter().copied().find(|c| c.name == name)
@@ -127,6 +140,7 @@ pub async fn execute(spec: &CommandSpec, ctx: Context) -> Result<i32> {
         "rest" => rest::run(ctx).await,
         "purge" => purge::run(ctx).await,
         "drain" => drain::run(ctx).await,
+        "resume" => resume::run(ctx).await,
         other => anyhow::bail!("no implementation for command {other}"),
     }
 }
@@ -136,6 +150,16 @@ pub use version::print as print_version;
 /// Opens the application's store.
 async fn open_store(global: &GlobalConfig) -> Result<Arc<dyn Store>> {
     kar_store::open(&global.store, &global.app)
+        .await
+        .context("cannot open the store")
+}
+
+/// Opens the application's store; the recoveries it performs follow `policy`.
+async fn open_store_with(
+    global: &GlobalConfig,
+    policy: kar_store::RecoveryPolicy,
+) -> Result<Arc<dyn Store>> {
+    kar_store::open_with(&global.store, &global.app, policy)
         .await
         .context("cannot open the store")
 }

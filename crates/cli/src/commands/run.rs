@@ -1,7 +1,7 @@
 //! `kar run [OPTIONS] [-- COMMAND ARGS...]` (spec §5.3): a sidecar beside one
 //! application component.
 
-use super::{open_store, Context, Signals};
+use super::{open_store_with, Context, Signals};
 use crate::child;
 use crate::config::{self, optional_duration, ProcessEnv};
 use crate::flags::{Flag, Kind, Matches};
@@ -98,6 +98,12 @@ const CANCEL: Flag = Flag::new(
     "false",
     "Do not execute recovered calls whose caller is gone",
 );
+const MAX_ATTEMPTS: Flag = Flag::new(
+    "max_attempts",
+    Kind::Int,
+    "3",
+    "Pause a request step once its executor died this many times (0 = never)",
+);
 
 pub const FLAGS: &[&Flag] = &[
     &SERVICE,
@@ -114,6 +120,7 @@ pub const FLAGS: &[&Flag] = &[
     &SIDECAR_MODE,
     &HOSTNAME,
     &CANCEL,
+    &MAX_ATTEMPTS,
 ];
 
 /// Bound on leaving the mesh. Leaving waits for the requests executing here; when the
@@ -138,6 +145,8 @@ pub struct RunOptions {
     pub actor_reminder_acceptable_delay: Option<Duration>,
     pub actor_busy_timeout: Option<Duration>,
     pub cancel: bool,
+    /// The attempt cap of the recoveries this sidecar performs (`RecoveryPolicy`).
+    pub max_attempts: u32,
 }
 
 impl RunOptions {
@@ -165,6 +174,8 @@ impl RunOptions {
             ),
             actor_busy_timeout: optional_duration(m.duration("actor_busy_timeout")),
             cancel: m.bool("cancel"),
+            max_attempts: u32::try_from(m.int("max_attempts"))
+                .map_err(|_| anyhow!("-max_attempts must be between 0 and {}", u32::MAX))?,
         })
     }
 }
@@ -177,7 +188,10 @@ pub async fn run(ctx: Context) -> Result<i32> {
 
     // The store first: an unreachable store is the most common set-up error, and it
     // must be reported before anything else starts.
-    let store = open_store(global).await?;
+    let policy = kar_store::RecoveryPolicy {
+        max_attempts: options.max_attempts,
+    };
+    let store = open_store_with(global, policy).await?;
 
     // Bind before joining the mesh, so a port conflict leaves no trace in the mesh,
     // and before launching the component, which may connect right away (spec §1.1).
@@ -414,6 +428,8 @@ mod tests {
         assert_eq!(o.actor_busy_timeout, Some(Duration::from_secs(120)));
         assert!(!o.h2c && !o.kubernetes_mode && !o.cancel);
         assert!(o.command.is_empty());
+        assert_eq!(o.max_attempts, 3);
+        assert_eq!(options(&["-max_attempts", "0"]).max_attempts, 0);
     }
 
     #[test]

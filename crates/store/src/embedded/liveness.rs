@@ -33,15 +33,22 @@ pub(crate) struct Watchers {
     dir: PathBuf,
     app: String,
     db: Db,
+    policy: crate::RecoveryPolicy,
     watched: Mutex<HashSet<String>>,
 }
 
 impl Watchers {
-    pub(crate) fn new(dir: PathBuf, app: String, db: Db) -> Arc<Self> {
+    pub(crate) fn new(
+        dir: PathBuf,
+        app: String,
+        db: Db,
+        policy: crate::RecoveryPolicy,
+    ) -> Arc<Self> {
         Arc::new(Watchers {
             dir,
             app,
             db,
+            policy,
             watched: Mutex::new(HashSet::new()),
         })
     }
@@ -85,8 +92,15 @@ impl Watchers {
         // The lock is ours: the member died or left. Remove it (idempotent).
         let app = self.app.clone();
         let gone = node.clone();
+        let policy = self.policy;
         match self.db.run_blocking(move |conn| {
-            super::recovery::remove_member(conn, &app, &gone, super::recovery::Removal::Died)
+            super::recovery::remove_member(
+                conn,
+                &app,
+                &gone,
+                super::recovery::Removal::Died,
+                policy,
+            )
         }) {
             Ok(true) => tracing::warn!("member {node} died; its requests were re-routed"),
             Ok(false) => {}

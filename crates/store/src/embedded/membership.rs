@@ -12,6 +12,7 @@ use crate::{Inbox, MembershipStore, Signal, StoreError};
 use async_trait::async_trait;
 use kar_protocol::{Member, NodeId};
 use rusqlite::params;
+use std::collections::HashSet;
 
 #[async_trait]
 impl MembershipStore for EmbeddedStore {
@@ -81,11 +82,17 @@ impl MembershipStore for EmbeddedStore {
         }))
     }
 
-    async fn leave(&self, node: &NodeId) -> Result<(), StoreError> {
+    async fn leave_releasing(
+        &self,
+        node: &NodeId,
+        unstarted: &[kar_protocol::RequestId],
+    ) -> Result<(), StoreError> {
         let app = self.app.clone();
         let node = node.0.clone();
+        let policy = self.policy;
+        let unstarted: HashSet<String> = unstarted.iter().map(|id| id.0.clone()).collect();
         self.db
-            .run(move |conn| remove_member(conn, &app, &node, Removal::Left))
+            .run(move |conn| remove_member(conn, &app, &node, Removal::Left(&unstarted), policy))
             .await?;
         Ok(())
     }

@@ -47,11 +47,13 @@ pub struct EmbeddedStore {
     db: Db,
     watchers: Arc<Watchers>,
     dir: PathBuf,
+    policy: crate::RecoveryPolicy,
 }
 
 impl EmbeddedStore {
-    /// Opens (creating if needed) `dir/kar.db` for application `app`.
-    pub fn open(dir: &Path, app: &str) -> Result<Self, StoreError> {
+    /// Opens (creating if needed) `dir/kar.db` for application `app`; the recoveries
+    /// this handle performs follow `policy`.
+    pub fn open(dir: &Path, app: &str, policy: crate::RecoveryPolicy) -> Result<Self, StoreError> {
         std::fs::create_dir_all(dir).map_err(|e| {
             StoreError::Config(format!(
                 "cannot create store directory {}: {e}",
@@ -60,13 +62,14 @@ impl EmbeddedStore {
         })?;
         let path = dir.join("kar.db");
         let db = Db::open(&path, schema::upgrade)?;
-        let watchers = Watchers::new(dir.to_path_buf(), app.to_string(), db.clone());
+        let watchers = Watchers::new(dir.to_path_buf(), app.to_string(), db.clone(), policy);
         Ok(EmbeddedStore {
             app: app.to_string(),
             path,
             db,
             watchers,
             dir: dir.to_path_buf(),
+            policy,
         })
     }
 

@@ -10,29 +10,32 @@ use super::mesh::{bump_version, poke_ports};
 use super::routing::reroute;
 use crate::codec::{decode, encode};
 use crate::codes::{kind, sql_status};
-use crate::StoreError;
+use crate::{RecoveryPolicy, StoreError};
 use kar_protocol::Request;
 use rusqlite::{params, Connection, OptionalExtension};
+use std::collections::HashSet;
 
 /// Why a member is removed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) enum Removal {
-    /// It left (`Store::leave`).
-    Left,
+pub(super) enum Removal<'a> {
+    /// It left (`Store::leave_releasing`), without having started these requests.
+    Left(&'a HashSet<String>),
     /// It died (its lock was released without a leave).
     Died,
 }
 
 /// Removes a member that left or died, in one transition: its queued requests are
 /// re-delivered in arrival order with their attempt incremented (to live members,
-/// parked, or held while children of theirs are unfinished), finished requests that
+/// parked, or held while children of theirs are unfinished; paused when the attempt
+/// reaches `policy.max_attempts`), finished requests that
 /// only it could collect are dropped, and everybody learns of the change. Returns
 /// whether the member was still there.
 pub(super) fn remove_member(
     conn: &Connection,
     app: &str,
     node: &str,
-    removal: Removal,
+    removal: Removal<'_>,
+    policy: RecoveryPolicy,
 ) -> Result<(bool, Pokes), StoreError> {
     let removed = conn
         .prepare_cached("DELETE FROM members WHERE app = ?1 AND node = ?2")?
@@ -70,7 +73,11 @@ pub(super) fn remove_member(
         .collect::<Result<_, _>>()?;
     let mut pokes = Vec::new();
     for orphan in orphans {
-        redeliver(conn, app, orphan, &mut pokes)?;
+        let started = match removal {
+            Removal::Left(unstarted) => !unstarted.contains(&orphan.id),
+            Removal::Died => true,
+        };
+        redeliver(conn, app, orphan, started, policy, &mut pokes)?;
     }
     if removal == Removal::Died {
         crate::fault::crash_in_recovery(node);
@@ -89,27 +96,42 @@ struct Orphan {
     record: Vec<u8>,
 }
 
-/// Re-delivers one request step of a removed member: next attempt, then held if
+/// Re-delivers one request step of a removed member: next attempt (if it was
+/// `started`: a request the member never handed to its component is not charged),
+/// then paused if its executor has now died `policy.max_attempts` times, held if
 /// children of the previous attempt are unfinished, else routed (or parked).
 fn redeliver(
     conn: &Connection,
     app: &str,
     orphan: Orphan,
+    started: bool,
+    policy: RecoveryPolicy,
     pokes: &mut Pokes,
 ) -> Result<(), StoreError> {
-    let record = match decode::<Request>(&orphan.id, &orphan.record) {
+    let (record, attempt) = match decode::<Request>(&orphan.id, &orphan.record) {
+        Ok(_) if !started => (orphan.record, None),
         Ok(mut request) => {
             request.attempt = request.attempt.saturating_add(1);
-            encode(&request)
+            (encode(&request), Some(request.attempt))
         }
         Err(e) => {
             // Still re-delivered: the inbox reader reports the corrupt record.
             tracing::error!(request = %orphan.id, "cannot count the attempt of a re-delivered request: {e}");
-            orphan.record
+            (orphan.record, None)
         }
     };
     conn.prepare_cached("UPDATE requests SET record = ?3 WHERE app = ?1 AND id = ?2")?
         .execute(params![app, orphan.id, record])?;
+    if attempt.is_some_and(|attempt| policy.pauses(attempt)) {
+        conn.prepare_cached(concat!(
+            "UPDATE requests SET status = ",
+            sql_status!(Paused),
+            ", assignee = NULL WHERE app = ?1 AND id = ?2"
+        ))?
+        .execute([app, &orphan.id])?;
+        crate::codes::log_paused(app, &orphan.id, policy);
+        return Ok(());
+    }
     if has_unfinished_children(conn, app, &orphan.id)? {
         conn.prepare_cached(concat!(
             "UPDATE requests SET status = ",
@@ -125,8 +147,12 @@ fn redeliver(
 }
 
 /// Whether calls or promises made by request `id` (tells do not count) are still
-/// queued, parked or held.
-fn has_unfinished_children(conn: &Connection, app: &str, id: &str) -> Result<bool, StoreError> {
+/// queued, parked, held or paused.
+pub(super) fn has_unfinished_children(
+    conn: &Connection,
+    app: &str,
+    id: &str,
+) -> Result<bool, StoreError> {
     Ok(conn
         .prepare_cached(concat!(
             "SELECT EXISTS (SELECT 1 FROM requests

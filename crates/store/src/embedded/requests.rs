@@ -4,11 +4,11 @@
 use super::inbox::{self, COMPLETED, EXECUTE};
 use super::mesh::is_member;
 use super::recovery;
-use super::routing::{actor_of, insert_request, route};
+use super::routing::{actor_of, assign, insert_request, route};
 use super::EmbeddedStore;
-use crate::codec::encode;
+use crate::codec::{decode, encode};
 use crate::codes::{kind_from_code, sql_status, Status};
-use crate::{RequestStore, Routing, StoreError};
+use crate::{RequestStore, Resumed, Routing, StoreError};
 use async_trait::async_trait;
 use kar_protocol::{NodeId, Outcome, Request, RequestId};
 use rusqlite::{params, OptionalExtension};
@@ -186,6 +186,67 @@ impl RequestStore for EmbeddedStore {
                         (Routing::Assigned(NodeId(n)), vec![port])
                     }
                     None => (Routing::Parked, Vec::new()),
+                })
+            })
+            .await
+    }
+
+    async fn resume(&self, id: &RequestId) -> Result<Resumed, StoreError> {
+        let app = self.app.clone();
+        let id = id.0.clone();
+        self.db
+            .run(move |conn| {
+                type Row = (String, String, Option<String>, Option<String>, Vec<u8>);
+                let row: Option<Row> = conn
+                    .prepare_cached(
+                        "SELECT status, name, actor_type, actor_id, record FROM requests
+                         WHERE app = ?1 AND id = ?2",
+                    )?
+                    .query_row([&app, &id], |row| {
+                        Ok((
+                            row.get(0)?,
+                            row.get(1)?,
+                            row.get(2)?,
+                            row.get(3)?,
+                            row.get(4)?,
+                        ))
+                    })
+                    .optional()?;
+                let Some((status, name, actor_type, actor_id, record)) = row else {
+                    return Ok((Resumed::Unknown, Vec::new()));
+                };
+                if Status::from_sql(&id, &status)? != Status::Paused {
+                    return Ok((Resumed::NotPaused, Vec::new()));
+                }
+                // The attempt count starts afresh.
+                let mut request = decode::<Request>(&id, &record)?;
+                request.attempt = 0;
+                conn.prepare_cached("UPDATE requests SET record = ?3 WHERE app = ?1 AND id = ?2")?
+                    .execute(params![app, id, encode(&request)])?;
+                if recovery::has_unfinished_children(conn, &app, &id)? {
+                    conn.prepare_cached(concat!(
+                        "UPDATE requests SET status = ",
+                        sql_status!(Held),
+                        " WHERE app = ?1 AND id = ?2"
+                    ))?
+                    .execute([&app, &id])?;
+                    return Ok((Resumed::Held, Vec::new()));
+                }
+                let actor = actor_type.as_deref().zip(actor_id.as_deref());
+                Ok(match route(conn, &app, &name, actor)? {
+                    Some((node, port)) => {
+                        assign(conn, &app, &id, &node)?;
+                        (Resumed::Routed(Routing::Assigned(NodeId(node))), vec![port])
+                    }
+                    None => {
+                        conn.prepare_cached(concat!(
+                            "UPDATE requests SET status = ",
+                            sql_status!(Parked),
+                            " WHERE app = ?1 AND id = ?2"
+                        ))?
+                        .execute([&app, &id])?;
+                        (Resumed::Routed(Routing::Parked), Vec::new())
+                    }
                 })
             })
             .await

@@ -72,7 +72,11 @@ impl MembershipStore for RedisStore {
         )))
     }
 
-    async fn leave(&self, node: &NodeId) -> Result<(), StoreError> {
+    async fn leave_releasing(
+        &self,
+        node: &NodeId,
+        unstarted: &[kar_protocol::RequestId],
+    ) -> Result<(), StoreError> {
         // Stop renewing first: once removed, the member must not be renewed (the
         // renewal would report it fenced).
         if let Some(member) = lock(&self.members).remove(&node.0) {
@@ -99,6 +103,8 @@ impl MembershipStore for RedisStore {
                 "",
                 self.lease,
                 recovery::Removal::Left,
+                self.recoveries.1,
+                unstarted,
             )
             .await?;
             match recovery {

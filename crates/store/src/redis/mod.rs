@@ -196,6 +196,8 @@ pub(crate) struct Keys {
     prefix: String,
     /// `KEYS[1]` of every script.
     anchor: String,
+    /// The application's name (for messages).
+    app: String,
 }
 
 impl Keys {
@@ -204,6 +206,7 @@ impl Keys {
         Keys {
             anchor: format!("{prefix}members"),
             prefix,
+            app: app.to_string(),
         }
     }
 
@@ -310,7 +313,12 @@ pub struct RedisStore {
 impl RedisStore {
     /// Connects to Redis (failing fast with [`StoreError::Unavailable`] when it cannot
     /// be reached) and returns the store of application `app`.
-    pub async fn open(config: &RedisConfig, app: &str) -> Result<Self, StoreError> {
+    /// Its recoveries follow `policy`.
+    pub async fn open(
+        config: &RedisConfig,
+        app: &str,
+        policy: crate::RecoveryPolicy,
+    ) -> Result<Self, StoreError> {
         if config.host.is_empty() {
             return Err(StoreError::Config("Redis host is required".into()));
         }
@@ -364,7 +372,7 @@ impl RedisStore {
             conn,
             lease,
             members: Arc::default(),
-            recoveries: recovery::Recoveries::default(),
+            recoveries: recovery::Recoveries(Arc::default(), policy),
             addr,
         })
     }

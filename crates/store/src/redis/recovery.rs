@@ -7,7 +7,7 @@
 use super::lease::lease_millis;
 use super::scripts::RECOVER;
 use super::Keys;
-use crate::StoreError;
+use crate::{RecoveryPolicy, StoreError};
 use redis::aio::ConnectionManager;
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -37,7 +37,10 @@ pub(crate) enum Recovery {
 }
 
 /// Recovers member `dead` as `owner` (the lock's value), on behalf of `fence` (the
-/// recovering member, or '' for a leave), with a lock that expires after `ttl`.
+/// recovering member, or '' for a leave), with a lock that expires after `ttl`,
+/// pausing the steps that reach `policy.max_attempts`; the requests of `unstarted`
+/// (never handed to the component by a member that leaves) are not charged an attempt.
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn recover(
     conn: &mut ConnectionManager,
     keys: &Keys,
@@ -46,6 +49,8 @@ pub(crate) async fn recover(
     fence: &str,
     ttl: Duration,
     removal: Removal,
+    policy: RecoveryPolicy,
+    unstarted: &[kar_protocol::RequestId],
 ) -> Result<Recovery, StoreError> {
     let mut steps = 0u64;
     loop {
@@ -54,8 +59,20 @@ pub(crate) async fn recover(
             .arg(dead)
             .arg(owner)
             .arg(lease_millis(ttl))
-            .arg(BATCH);
-        let step: i64 = invocation.invoke_async(conn).await?;
+            .arg(BATCH)
+            .arg(policy.max_attempts);
+        for id in unstarted {
+            invocation.arg(&id.0);
+        }
+        let reply: Vec<String> = invocation.invoke_async(conn).await?;
+        let mut reply = reply.into_iter();
+        let step: i64 = reply
+            .next()
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(i64::MIN);
+        for id in reply {
+            crate::codes::log_paused(&keys.app, &id, policy);
+        }
         match step {
             1 => {
                 steps += 1;
@@ -79,7 +96,10 @@ pub(crate) async fn recover(
 
 /// The recoveries running in this process (one task per dead member at most).
 #[derive(Clone, Default)]
-pub(crate) struct Recoveries(Arc<Mutex<HashSet<String>>>);
+pub(crate) struct Recoveries(
+    pub(crate) Arc<Mutex<HashSet<String>>>,
+    pub(crate) RecoveryPolicy,
+);
 
 impl Recoveries {
     /// Starts recovering each of `dead` not being recovered by this process already,
@@ -106,8 +126,20 @@ impl Recoveries {
             }
             let (mut conn, keys, me, running) =
                 (conn.clone(), keys.clone(), me.to_string(), self.clone());
+            let policy = self.1;
             tokio::spawn(async move {
-                let result = recover(&mut conn, &keys, &node, &me, &me, ttl, Removal::Died).await;
+                let result = recover(
+                    &mut conn,
+                    &keys,
+                    &node,
+                    &me,
+                    &me,
+                    ttl,
+                    Removal::Died,
+                    policy,
+                    &[],
+                )
+                .await;
                 match result {
                     Ok(Recovery::Finished) => {
                         tracing::warn!("member {node} died; its requests were re-routed")

@@ -3,11 +3,11 @@
 //! event deliveries enqueue their requests the same way ([`request_args`],
 //! [`routing`]).
 
-use super::scripts::{COMPLETE, ENQUEUE, EXPIRE_PARKED, FORGET, TAIL_CALL};
+use super::scripts::{COMPLETE, ENQUEUE, EXPIRE_PARKED, FORGET, RESUME, TAIL_CALL};
 use super::{target_actor, value_string, RedisStore};
 use crate::codec::encode;
 use crate::codes::kind_code;
-use crate::{RequestStore, Routing, StoreError};
+use crate::{RequestStore, Resumed, Routing, StoreError};
 use async_trait::async_trait;
 use kar_protocol::{NodeId, Outcome, Request, RequestId};
 use redis::{ScriptInvocation, Value};
@@ -110,6 +110,18 @@ impl RequestStore for RedisStore {
             Value::Int(-2) => Err(StoreError::NotAssigned(next.id.0.clone())),
             Value::Nil => Ok(Routing::Parked),
             other => Ok(Routing::Assigned(NodeId(value_string(other)?))),
+        }
+    }
+
+    async fn resume(&self, id: &RequestId) -> Result<Resumed, StoreError> {
+        let mut invocation = self.unfenced(&RESUME);
+        invocation.arg(&id.0);
+        let outcome: String = invocation.invoke_async(&mut self.conn.clone()).await?;
+        match outcome.as_str() {
+            "u" => Ok(Resumed::Unknown),
+            "n" => Ok(Resumed::NotPaused),
+            "h" => Ok(Resumed::Held),
+            other => routing("resume", other).map(Resumed::Routed),
         }
     }
 }

@@ -166,6 +166,8 @@ scripts! {
     TAIL_CALL: Script<ByExecutor> = ["lib.lua", "tail_call.lua"];
     FORGET: Script<ByHandle> = ["lib.lua", "forget.lua"];
     EXPIRE_PARKED: Script<ByHandle> = ["lib.lua", "expire_parked.lua"];
+    /// An operator's transition (`kar resume`, no member needed), like `purge`.
+    RESUME: Script<Unfenced> = ["lib.lua", "resume.lua"];
     // Actors: removal and state (actors.rs).
     REMOVE_ACTOR: Script<ByHandle> = ["lib.lua", "remove_actor.lua"];
     STATE_GET: Script<Unfenced> = ["lib.lua", "state_get.lua"];

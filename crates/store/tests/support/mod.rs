@@ -103,6 +103,13 @@ impl Engine {
             .expect("open store")
     }
 
+    /// A new store handle whose recoveries follow `policy`.
+    pub async fn open_with(&self, app: &str, policy: kar_store::RecoveryPolicy) -> Arc<dyn Store> {
+        kar_store::open_with(&self.config(), app, policy)
+            .await
+            .expect("open store")
+    }
+
     /// The configuration as one line, for a child process ([`Engine::config_from_line`]).
     pub fn config_line(&self) -> String {
         match self {

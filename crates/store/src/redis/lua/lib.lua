@@ -1,6 +1,6 @@
 -- Helpers shared by every transition script (prepended to each script at build time,
 -- after the request codes of `crates/store/src/codes.rs` as the locals QUEUED, PARKED,
--- HELD, DONE (statuses) and CALL, TELL, PROMISE (kinds): no script spells a code).
+-- HELD, DONE, PAUSED (statuses) and CALL, TELL, PROMISE (kinds): no script spells a code).
 --
 -- Calling convention of every script: KEYS[1] is "<prefix>members" (it only tells Redis
 -- Cluster which slot the script touches: every key of one application shares the hash

@@ -1,4 +1,4 @@
--- recover(dead, owner, ttl_ms, batch): ARGV[3..]. One bounded step of the recovery of a
+-- recover(dead, owner, ttl_ms, batch, max_attempts, unstarted...): ARGV[3..]. One bounded step of the recovery of a
 -- member whose lease has expired (it died, or left: leave.lua ended its lease). The
 -- fence is the recovering member ('' for a leave).
 --
@@ -8,26 +8,37 @@
 -- (dropped; routing never uses a dead member's placement anyway), then the requests
 -- queued on it, lowest arrival first, each re-delivered with its attempt incremented:
 -- held when it has unfinished children (routed by the last child's completion), else
--- routed or parked. Every item is removed from its index as it is handled, so a
+-- routed or parked; or, when its executor has now died `max_attempts` times (the new
+-- attempt reaches max_attempts; 0 = unlimited), paused: status PAUSED, no assignee, in
+-- no index or inbox (nothing but resume.lua routes it again). The requests listed in
+-- `unstarted` (a leaving member never handed them to its component) keep their attempt
+-- and are never paused. Every item is removed from its index as it is handled, so a
 -- recoverer that dies between steps leaves an exact list of what remains: once the
 -- lock expires, another member resumes there, and nothing is delivered twice or lost.
 -- When nothing remains, a step (never the one that took the lock) removes the member
 -- and its inbox, releases the lock and tells the live members.
 --
--- Returns 1: a step was done, call again; 0: the recovery is over; -1: `dead` is not a
--- member (recovered already); -2: another owner holds the lock; -3: `dead` is live.
+-- Returns {code, paused...}: code '1': a step was done, call again; '0': the recovery is
+-- over; '-1': `dead` is not a member (recovered already); '-2': another owner holds the
+-- lock; '-3': `dead` is live; then the ids of the requests this step paused.
 local now = now_ms()
 local dead, owner, ttl, batch = ARGV[3], ARGV[4], tonumber(ARGV[5]), tonumber(ARGV[6])
+local max_attempts = tonumber(ARGV[7])
+local paused = {'1'}
+local unstarted = {}
+for i = 8, #ARGV do
+  unstarted[ARGV[i]] = true
+end
 local lock = P .. 'recovery:' .. dead
 if redis.call('HEXISTS', P .. 'members', dead) == 0 then
   redis.call('ZREM', P .. 'leases', dead)
   if redis.call('GET', lock) == owner then
     redis.call('DEL', lock)
   end
-  return -1
+  return {'-1'}
 end
 if live(dead, now) then
-  return -3
+  return {'-3'}
 end
 local holder = redis.call('GET', lock)
 local claimed = false
@@ -40,7 +51,7 @@ if not holder then
   end
   redis.call('DEL', P .. 'names:' .. dead)
 elseif holder ~= owner then
-  return -2
+  return {'-2'}
 else
   redis.call('PEXPIRE', lock, ttl)
 end
@@ -69,8 +80,16 @@ if budget > 0 then
     local key = P .. 'req:' .. id
     local f = redis.call('HMGET', key, 'status', 'assignee', 'name', 'seq', 'rec', 'actor')
     if f[1] == QUEUED and f[2] == dead then
-      redis.call('HINCRBY', key, 'attempt', 1)
-      if has_unfinished_children(id) then
+      local charged = not unstarted[id]
+      local attempt = 0
+      if charged then
+        attempt = redis.call('HINCRBY', key, 'attempt', 1)
+      end
+      if charged and max_attempts > 0 and attempt >= max_attempts then
+        redis.call('HSET', key, 'status', PAUSED)
+        redis.call('HDEL', key, 'assignee')
+        paused[#paused + 1] = id
+      elseif has_unfinished_children(id) then
         redis.call('HSET', key, 'status', HELD)
         redis.call('HDEL', key, 'assignee')
       else
@@ -82,10 +101,11 @@ end
 
 if claimed or redis.call('SCARD', done) > 0 or redis.call('SCARD', P .. 'placed:' .. dead) > 0
     or redis.call('ZCARD', assigned) > 0 then
-  return 1
+  return paused
 end
 redis.call('HDEL', P .. 'members', dead)
 redis.call('ZREM', P .. 'leases', dead)
 redis.call('DEL', P .. 'inbox:' .. dead, lock)
 push_members_changed(nil, now)
-return 0
+paused[1] = '0'
+return paused
