@@ -830,3 +830,68 @@ fn get_lists_reminders_and_subscriptions() {
     run.signal("INT");
     assert_eq!(run.wait(), Some(0));
 }
+
+/// `POST` of a tell (`Pragma: async`) through a sidecar.
+fn tell(port: u16, path: &str) -> String {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(
+        stream,
+        "POST {path} HTTP/1.1\r\nHost: x\r\nPragma: async\r\nContent-Type: application/json\r\n\
+         Content-Length: 2\r\nConnection: close\r\n\r\n{{}}"
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    response
+}
+
+#[test]
+fn drain_deletes_pending_requests_and_keeps_state() {
+    let home = Home::new();
+    // A sidecar without a component: it writes state and sends a tell to a service
+    // nobody offers (parked).
+    let mut run = Background::start(home.kar(&["run", "-app", "depot", "-v", "info"]));
+    let port = runtime_port(&mut run);
+    let response = http(port, "PUT", "/kar/v1/actor/Box/1/state/k", "7");
+    assert!(response.starts_with("HTTP/1.1 20"), "{response}");
+    let response = tell(port, "/kar/v1/service/nobody/call/x");
+    assert!(response.starts_with("HTTP/1.1 202"), "{response}");
+
+    // Refused while the sidecar is live; nothing changes.
+    let o = home.output(&["drain", "-app", "depot"]);
+    assert_eq!(o.status.code(), Some(1), "{}{}", stdout(&o), stderr(&o));
+    assert_eq!(
+        stderr(&o),
+        "refusing to drain application depot: 1 sidecar of it live \
+         (stop them first, or use -force)\n"
+    );
+    assert!(o.stdout.is_empty());
+
+    run.signal("INT");
+    assert_eq!(run.wait(), Some(0));
+    let o = home.output(&["drain", "-app", "depot"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "drained 1 pending requests\n");
+    let o = home.output(&["drain", "-app", "depot"]);
+    assert_eq!(stdout(&o), "drained 0 pending requests\n");
+    let o = home.output(&[
+        "get", "-app", "depot", "-s", "actors", "-t", "Box", "-i", "1",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(stdout(&o).contains("\"k\": 7"), "{}", stdout(&o));
+
+    // -force drains while a sidecar is live.
+    let mut run = Background::start(home.kar(&["run", "-app", "depot", "-v", "info"]));
+    let port = runtime_port(&mut run);
+    let response = tell(port, "/kar/v1/service/nobody/call/y");
+    assert!(response.starts_with("HTTP/1.1 202"), "{response}");
+    let o = home.output(&["drain", "-app", "depot", "-force"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "drained 1 pending requests\n");
+    run.signal("INT");
+    assert_eq!(run.wait(), Some(0));
+    let o = home.output(&[
+        "get", "-app", "depot", "-s", "actors", "-t", "Box", "-i", "1",
+    ]);
+    assert!(stdout(&o).contains("\"k\": 7"), "{}", stdout(&o));
+}

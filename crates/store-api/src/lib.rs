@@ -10,7 +10,7 @@
 //! | `bindings.rs` | [`BindingStore`] | what reminders and subscriptions share: get, list, cancel |
 //! | `reminders.rs` | [`ReminderStore`] | scheduling reminders and their firing |
 //! | `events.rs` | [`EventStore`] | topics, publish, subscribing, delivery |
-//! | `admin.rs` | [`AdminStore`] | purge, description |
+//! | `admin.rs` | [`AdminStore`] | purge, drain, description |
 //!
 //! [`Store`] is their sum: callers hold an `Arc<dyn Store>` and bring the area
 //! traits they use into scope (`use kar_store_api::prelude::*`); `store.reminders()`

@@ -59,6 +59,7 @@ conformance!(
     removed_node_is_fenced,
     applications_are_isolated,
     purge_removes_one_application,
+    drain_removes_pending_requests_and_keeps_the_rest,
     waiting_recv_wakes_on_enqueue_by_another_handle,
     cancelled_recv_loses_nothing,
     actor_placement_is_sticky_and_moves_on_departure,
@@ -671,6 +672,117 @@ async fn purge_removes_one_application(engine: &Engine) {
     assert_eq!(kept.members().await.unwrap().len(), 1);
     assert!(kept.expire_parked(&rk.id).await.unwrap());
     assert_eq!(doomed.purge().await.unwrap(), 0);
+}
+
+/// `kar drain`: queued, parked, held and paused requests go with their inbox entries;
+/// state, reminders, subscriptions, members and uncollected outcomes stay.
+async fn drain_removes_pending_requests_and_keeps_the_rest(engine: &Engine) {
+    // Cap 1 pauses at the first charged death; the held request is made through an
+    // uncapped handle (with a cap, pausing comes before holding).
+    let store = engine.open_with("app", cap(1)).await;
+    let uncapped = engine.open("app").await;
+    let mut caller = uncapped
+        .join(&member("node-c", "caller", &[]))
+        .await
+        .unwrap();
+    let mut q = store.join(&member("node-q", "svcq", &[])).await.unwrap();
+    let mut kids = store.join(&member("node-k", "kids", &[])).await.unwrap();
+    let _ = recv_members_changed(&mut caller).await;
+    // Done, outcome not collected yet: it stays.
+    let done = request(RequestKind::Call, "svcq", "node-c");
+    store.enqueue(&done).await.unwrap();
+    recv_n(&mut q, 1).await;
+    let node_q = NodeId("node-q".into());
+    assert!(store
+        .complete(&node_q, &done.id, &reply("d"))
+        .await
+        .unwrap());
+    // Queued on node-q, not received yet.
+    let queued = request(RequestKind::Tell, "svcq", "node-c");
+    store.enqueue(&queued).await.unwrap();
+    // Parked: nobody offers the name.
+    let parked = request(RequestKind::Call, "nobody", "node-c");
+    assert_eq!(store.enqueue(&parked).await.unwrap(), Routing::Parked);
+    // Paused: its executor died once (cap 1).
+    let mut p1 = store.join(&member("node-p1", "svcp", &[])).await.unwrap();
+    let mut p2 = store.join(&member("node-p2", "svcp", &[])).await.unwrap();
+    let paused = request(RequestKind::Call, "svcp", "node-c");
+    let assigned = match store.enqueue(&paused).await.unwrap() {
+        Routing::Assigned(node) => node,
+        other => panic!("not assigned: {other:?}"),
+    };
+    let mut heir_p = if assigned.0 == "node-p1" {
+        recv_n(&mut p1, 1).await;
+        p2
+    } else {
+        recv_n(&mut p2, 1).await;
+        p1
+    };
+    store.leave(&assigned).await.unwrap();
+    only_marker_arrives(&*store, &mut heir_p, "svcp").await;
+    assert!(engine.request_exists("app", &paused.id));
+    // Held: its executor went while a call it made runs (that call is pending too).
+    let mut h1 = store.join(&member("node-h1", "svch", &[])).await.unwrap();
+    let held = request(RequestKind::Tell, "svch", "node-c");
+    assert_eq!(
+        store.enqueue(&held).await.unwrap(),
+        Routing::Assigned(NodeId("node-h1".into()))
+    );
+    recv_n(&mut h1, 1).await;
+    let mut child = request(RequestKind::Call, "kids", "node-h1");
+    child.parent = Some(held.id.clone());
+    store.enqueue(&child).await.unwrap();
+    assert_eq!(
+        executed(&recv_n(&mut kids, 1).await.0),
+        vec![child.id.clone()]
+    );
+    let mut heir_h = uncapped
+        .join(&member("node-h2", "svch", &[]))
+        .await
+        .unwrap();
+    uncapped.leave(&NodeId("node-h1".into())).await.unwrap();
+    // Kept: state, a reminder, a subscription.
+    let actor = ActorRef::new("T", "a");
+    store.state_set(&actor, "k", None, b("v")).await.unwrap();
+    let rem = reminder(("T", "a"), "r1", i64::MAX / 2, 0);
+    store.reminder_schedule(&rem).await.unwrap();
+    let sub = subscription(("T", "a"), "s1", "drain-topic", true);
+    store.subscribe(&sub).await.unwrap();
+    let members = store.members().await.unwrap();
+
+    // The five, and the marker that proved the paused one was not re-delivered.
+    assert_eq!(store.drain().await.unwrap(), 6);
+    for id in [&queued.id, &parked.id, &paused.id, &held.id, &child.id] {
+        assert!(!engine.request_exists("app", id), "{id:?} was drained");
+    }
+    assert!(engine.request_exists("app", &done.id));
+    // The inboxes no longer yield them: only markers arrive.
+    only_marker_arrives(&*store, &mut q, "svcq").await;
+    only_marker_arrives(&*store, &mut heir_p, "svcp").await;
+    only_marker_arrives(&*store, &mut heir_h, "svch").await;
+    let node_k = NodeId("node-k".into());
+    assert!(!store
+        .complete(&node_k, &child.id, &reply("c"))
+        .await
+        .unwrap());
+    assert!(!store.expire_parked(&parked.id).await.unwrap());
+    // The rest stays.
+    assert_eq!(store.members().await.unwrap(), members);
+    assert_eq!(
+        store.state_get(&actor, "k", None).await.unwrap(),
+        Some(b("v"))
+    );
+    assert_eq!(
+        store.reminders().get(&actor, "r1").await.unwrap(),
+        Some(rem)
+    );
+    assert_eq!(
+        store.subscriptions().get(&actor, "s1").await.unwrap(),
+        Some(sub)
+    );
+    // The three markers since are still queued (received, never completed).
+    assert_eq!(store.drain().await.unwrap(), 3);
+    assert_eq!(store.drain().await.unwrap(), 0);
 }
 
 async fn waiting_recv_wakes_on_enqueue_by_another_handle(engine: &Engine) {

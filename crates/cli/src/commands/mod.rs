@@ -81,8 +81,10 @@ pub const DRAIN: CommandSpec = CommandSpec {
     name: "drain",
     summary: "drain application messages",
     usage: "kar drain [OPTIONS]",
-    description: "Delete the pending requests of the application, preserving actor state.",
-    flags: &[],
+    description: "Delete the pending requests of the application (queued, parked, held, paused),\n\
+                  preserving actor state, reminders and subscriptions. Refuses while sidecars of\n\
+                  the application are live, unless -force is given.",
+    flags: drain::FLAGS,
     global_flags: true,
 };
 

@@ -1,6 +1,7 @@
 //! Administration of the embedded engine's rows of one application.
 
 use super::EmbeddedStore;
+use crate::codes::sql_status;
 use crate::{AdminStore, StoreError};
 use async_trait::async_trait;
 
@@ -27,6 +28,34 @@ impl AdminStore for EmbeddedStore {
                         as u64;
                 }
                 Ok((total, Vec::new()))
+            })
+            .await
+    }
+
+    async fn drain(&self) -> Result<u64, StoreError> {
+        let app = self.app.clone();
+        // One transaction: the Execute rows of the pending requests, then the requests.
+        // Completed rows (kind 1) refer to done requests, which stay; a subscription
+        // whose delivery is drained is free again (its `inflight` request is gone).
+        self.db
+            .run(move |conn| {
+                conn.execute(
+                    concat!(
+                        "DELETE FROM inbox WHERE app = ?1 AND kind = 0 AND request_id IN
+                         (SELECT id FROM requests WHERE app = ?1 AND status <> ",
+                        sql_status!(Done),
+                        ")"
+                    ),
+                    [&app],
+                )?;
+                let drained = conn.execute(
+                    concat!(
+                        "DELETE FROM requests WHERE app = ?1 AND status <> ",
+                        sql_status!(Done)
+                    ),
+                    [&app],
+                )? as u64;
+                Ok((drained, Vec::new()))
             })
             .await
     }

@@ -1,6 +1,7 @@
-//! Administration of the Redis engine: purging an application's keys.
+//! Administration of the Redis engine: purging an application's keys, draining its
+//! pending requests.
 
-use super::scripts::PURGE;
+use super::scripts::{DRAIN, PURGE};
 use super::{glob_escape, RedisStore};
 use crate::{AdminStore, StoreError};
 use async_trait::async_trait;
@@ -12,6 +13,15 @@ impl AdminStore for RedisStore {
         invocation.arg(format!("{}*", glob_escape(&self.keys.prefix)));
         let deleted: u64 = invocation.invoke_async(&mut self.conn.clone()).await?;
         Ok(deleted)
+    }
+
+    async fn drain(&self) -> Result<u64, StoreError> {
+        let mut invocation = self.unfenced(&DRAIN);
+        let prefix = glob_escape(&self.keys.prefix);
+        invocation.arg(format!("{prefix}req:*"));
+        invocation.arg(format!("{prefix}inbox:*"));
+        let drained: u64 = invocation.invoke_async(&mut self.conn.clone()).await?;
+        Ok(drained)
     }
 
     fn describe(&self) -> String {

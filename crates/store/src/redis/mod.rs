@@ -118,6 +118,10 @@
 //! Admin (`admin.rs`):
 //! * `purge`: deletes every key matching the application's prefix (SCAN inside the
 //!   script, so it is atomic).
+//! * `drain`: deletes every request that is not done (queued, parked, held, paused)
+//!   with its `assigned:`/`parked:` entry, its `kids:` set and its entry in its
+//!   parent's, and its Execute entries in the inboxes (SCAN inside the script, like
+//!   `purge`: atomic). Done records, state, placements, bindings and members stay.
 //!
 //! ## Adding a transition
 //!

@@ -18,7 +18,7 @@ pub(super) struct Script<F> {
 
 /// Never fenced: reads (they commit nothing, and they remain possible after a purge
 /// removed this handle's member), the membership scripts (they name their member and
-/// check its lease themselves), `purge` and `signal` (no state of the mesh).
+/// check its lease themselves), `purge`, `drain` and `signal` (no state of the mesh).
 pub(super) enum Unfenced {}
 /// Fenced on this handle's member when it has exactly one (see [`RedisStore::fence`]).
 pub(super) enum ByHandle {}
@@ -198,6 +198,7 @@ scripts! {
     TOPIC_NEXT: TopicScript = ["topic_lib.lua", "topic_next.lua"];
     // Admin (admin.rs).
     PURGE: Script<Unfenced> = ["lib.lua", "purge.lua"];
+    DRAIN: Script<Unfenced> = ["lib.lua", "drain.lua"];
 }
 
 #[cfg(test)]
