@@ -101,6 +101,16 @@ pub fn ended_by_stop_signal(status: &ExitStatus) -> bool {
         .is_some_and(|signal| stops.contains(&signal))
 }
 
+/// Whether the child died of SIGINT or SIGTERM (the signals of a stop).
+pub fn died_of_interrupt(status: &ExitStatus) -> bool {
+    use rustix::process::Signal;
+    use std::os::unix::process::ExitStatusExt;
+    let stops = [Signal::INT, Signal::TERM].map(Signal::as_raw);
+    status
+        .signal()
+        .is_some_and(|signal| stops.contains(&signal))
+}
+
 /// The name of signal `number` for the logs (`SIGSEGV`), or its number.
 pub fn signal_name(number: i32) -> String {
     let name = match number {

@@ -277,7 +277,12 @@ pub async fn run(ctx: Context) -> Result<i32> {
     // `kar run` look successful to its supervisor.
     let code = tokio::select! {
         status = child.wait() => {
-            let code = report_exit(status);
+            let code = match status {
+                Ok(status) if child::died_of_interrupt(&status) => {
+                    stop_or_crash(status, &mut signals).await
+                }
+                status => report_exit(status),
+            };
             runtime.component_exited();
             leave(&runtime, server, &mut signals).await;
             code
@@ -369,6 +374,24 @@ fn report_exit(status: std::io::Result<std::process::ExitStatus>) -> i32 {
             tracing::error!("cannot wait for the service: {e}");
             1
         }
+    }
+}
+
+/// How long after its component died of SIGINT/SIGTERM `kar run` looks for the same
+/// signal sent to itself: a signal to the whole process group reaches both at once.
+const GROUP_SIGNAL_GRACE: Duration = Duration::from_millis(200);
+
+/// The component died of SIGINT/SIGTERM. If `kar run` got the signal too, it was sent
+/// to the whole process group (Ctrl-C, systemd, `docker stop`): the stop, exit 0, even
+/// when the component saw it first. Otherwise something killed the component alone.
+async fn stop_or_crash(status: std::process::ExitStatus, signals: &mut Signals) -> i32 {
+    match tokio::time::timeout(GROUP_SIGNAL_GRACE, signals.recv()).await {
+        Ok(name) => {
+            tracing::info!("received {name}");
+            tracing::info!("service was interrupted");
+            0
+        }
+        Err(_) => report_exit(Ok(status)),
     }
 }
 
