@@ -137,16 +137,18 @@ impl Actor for Philosopher {
                         violations += 1;
                     }
                 }
-                let eaten = ctx.state().get::<i64>("eaten").await?.unwrap_or(0) + 1;
-                let before = ctx.state().get::<i64>("violations").await?.unwrap_or(0);
-                ctx.state()
-                    .update(json!({"updates": {"eaten": eaten, "violations": before + violations}}))
-                    .await?;
                 for fork in [&second, &first] {
                     ctx.actor("Fork", fork)
                         .call::<()>("putDown", (ctx.id(),))
                         .await?;
                 }
+                // A meal counts once both forks are back on the table: the checker
+                // reads the forks as soon as every count is complete.
+                let eaten = ctx.state().get::<i64>("eaten").await?.unwrap_or(0) + 1;
+                let before = ctx.state().get::<i64>("violations").await?.unwrap_or(0);
+                ctx.state()
+                    .update(json!({"updates": {"eaten": eaten, "violations": before + violations}}))
+                    .await?;
                 let to_eat = ctx.state().get::<i64>("toEat").await?.unwrap_or(0);
                 if eaten < to_eat {
                     Ok(Self::next(ctx, "getFirstFork"))
