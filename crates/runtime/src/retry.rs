@@ -163,7 +163,11 @@ impl Runtime {
     /// wait like the execution itself (the caller runs inside `Runtime::execute`, which
     /// also leaves it uncharged).
     pub(crate) async fn redelivery_backoff(&self, request: &kar_protocol::Request) -> bool {
-        let delay = Redelivery::DEFAULT.delay(request.attempt);
+        // First attempts (nearly every request) draw no random number.
+        let delay = match request.attempt {
+            0 => Duration::ZERO,
+            attempt => Redelivery::DEFAULT.delay(attempt),
+        };
         if delay.is_zero() {
             self.executor.started(&request.id);
             return true;
