@@ -134,7 +134,11 @@ impl<'a> Bank<'a> {
             .app_port(s.app_port)
             .runtime_port(s.runtime_port)
             .env("BANK_LOG", log)
-            .command(node("bank/server.js", &[]));
+            .command(node("bank/server.js", &[]))
+            // This test proves that every step cut by a death is retried; the attempt
+            // cap (tests/poison.rs) would pause a step that random kills hit 3 times.
+            .arg("-max_attempts")
+            .arg("0");
         for (key, value) in &s.config.env {
             component = component.env(key, value);
         }
