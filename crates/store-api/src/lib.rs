@@ -11,6 +11,7 @@
 //! | `reminders.rs` | [`ReminderStore`] | scheduling reminders and their firing |
 //! | `events.rs` | [`EventStore`] | topics, publish, subscribing, delivery |
 //! | `admin.rs` | [`AdminStore`] | purge, drain, description |
+//! | `control.rs` | [`ControlStore`] | an operator's listing, kill and pause of pending requests |
 //!
 //! [`Store`] is their sum: callers hold an `Arc<dyn Store>` and bring the area
 //! traits they use into scope (`use kar_store_api::prelude::*`); `store.reminders()`
@@ -34,6 +35,7 @@
 mod actors;
 mod admin;
 mod bindings;
+mod control;
 mod error;
 mod events;
 mod membership;
@@ -44,6 +46,9 @@ mod requests;
 pub use actors::ActorStore;
 pub use admin::AdminStore;
 pub use bindings::{BindingStore, StoredBinding};
+pub use control::{
+    ControlStore, Killed, Paused, PendingRequest, PendingStatus, RequestFilter, RequestPage, KILLED,
+};
 pub use error::{BoxError, ErrorKind, StoreError};
 pub use events::{Delivery, EventRequestBuilder, EventStore};
 pub use membership::{Inbox, MembershipStore, RecoveryPolicy};
@@ -67,6 +72,7 @@ pub trait Store:
     + BindingStore<Subscription>
     + EventStore
     + AdminStore
+    + ControlStore
 {
 }
 
@@ -79,13 +85,14 @@ impl<T> Store for T where
         + BindingStore<Subscription>
         + EventStore
         + AdminStore
+        + ControlStore
 {
 }
 
 /// The store traits, for callers of `dyn Store` methods.
 pub mod prelude {
     pub use crate::{
-        ActorStore, AdminStore, BindingStore, EventStore, MembershipStore, ReminderStore,
-        RequestStore, Store,
+        ActorStore, AdminStore, BindingStore, ControlStore, EventStore, MembershipStore,
+        ReminderStore, RequestStore, Store,
     };
 }

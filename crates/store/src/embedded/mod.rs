@@ -12,7 +12,7 @@
 //!   migrations (`schema`).
 //!
 //! One file per area of the store API (`membership`, `requests`, `actors`,
-//! `bindings`, `reminders`, `events`, `admin`), each implementing its trait
+//! `bindings`, `reminders`, `events`, `admin`, `control`), each implementing its trait
 //! (`bindings`: what reminders and subscriptions share, once for both); the helpers
 //! they share have modules of their own: `mesh` (members, mesh version), `routing`
 //! (where a request goes, the insertion of a request), `inbox` (the inbox rows and
@@ -21,6 +21,7 @@
 mod actors;
 mod admin;
 mod bindings;
+mod control;
 mod db;
 mod events;
 mod inbox;

@@ -10,6 +10,7 @@ if status ~= QUEUED or assignee ~= node then
   return 0
 end
 redis.call('ZREM', P .. 'assigned:' .. node, id)
+unlist(id)
 if kind ~= TELL and live(caller, now) then
   redis.call('HSET', key, 'status', DONE, 'outcome', outcome)
   redis.call('HDEL', key, 'assignee', 'rec', 'attempt')
