@@ -47,6 +47,8 @@ impl ActorTable {
     }
 
     /// Waits until `flow` holds `actor` (at once if it already does: re-entrancy).
+    /// Cancel-safe: a wait that is dropped (its request was abandoned) leaves the
+    /// queue, or releases the instance if it was granted meanwhile.
     pub(crate) async fn acquire(
         &self,
         actor: &ActorRef,
@@ -64,10 +66,18 @@ impl ActorTable {
                 }
             }
         };
+        let mut waiting = Waiting {
+            table: self,
+            actor,
+            flow,
+            ticket,
+            armed: true,
+        };
         let waited = match busy_timeout {
             Some(limit) => tokio::time::timeout(limit, granted).await.ok(),
             None => Some(granted.await),
         };
+        waiting.armed = false;
         if waited.is_some() {
             return Ok(());
         }
@@ -80,6 +90,16 @@ impl ActorTable {
         } else {
             // Granted just as the timeout fired: we hold it now.
             Ok(())
+        }
+    }
+
+    /// A hold of `flow` on `actor` (just acquired) that is released when dropped,
+    /// however the request holding it ends (abandoned by an operator included).
+    pub(crate) fn hold(&self, actor: ActorRef, flow: FlowId) -> Hold<'_> {
+        Hold {
+            table: self,
+            actor,
+            flow,
         }
     }
 
@@ -153,5 +173,43 @@ impl ActorTable {
             .collect();
         list.sort();
         list
+    }
+}
+
+/// See [`ActorTable::hold`].
+pub(crate) struct Hold<'a> {
+    table: &'a ActorTable,
+    actor: ActorRef,
+    flow: FlowId,
+}
+
+impl Drop for Hold<'_> {
+    fn drop(&mut self) {
+        self.table.release(&self.actor, &self.flow);
+    }
+}
+
+/// A queued wait for an instance; dropped while armed, it gives its place up.
+struct Waiting<'a> {
+    table: &'a ActorTable,
+    actor: &'a ActorRef,
+    flow: &'a FlowId,
+    ticket: Ticket,
+    armed: bool,
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        let mut state = self.table.lock();
+        if state.locks.cancel(self.actor, self.ticket) {
+            state.wakers.remove(&self.ticket);
+        } else {
+            // Granted as the wait was dropped: nobody will use it.
+            drop(state);
+            self.table.release(self.actor, self.flow);
+        }
     }
 }

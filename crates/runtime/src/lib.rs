@@ -23,6 +23,8 @@
 //! * services and actor methods: [`Runtime::request`] (a service or actor target);
 //! * actors (`actors.rs`): [`Runtime::remove_actor`], [`Runtime::mesh_actors`], ...;
 //! * state (`state.rs`): [`Runtime::state`];
+//! * an operator's control of pending requests (`control.rs`): listing (running
+//!   told from queued through `mesh.rs`), the JSON of a request, kill, pause, resume;
 //! * reminders (`reminders.rs`): [`Runtime::reminders`], plus the firing loop;
 //! * events (`events.rs`): [`Runtime::events`] (topics, publish) and
 //!   [`Runtime::subscriptions`], plus the delivery loop. Reminders and
@@ -57,6 +59,7 @@ mod bindings;
 mod caller;
 mod clock;
 mod config;
+pub mod control;
 mod envelope;
 mod error;
 mod events;
