@@ -199,7 +199,7 @@ impl Runtime {
                 // Dropping the execution drops the call to the component (which may
                 // still finish its own work) and releases the actor lock; the store
                 // already completed or paused the request, so nothing is recorded.
-                tracing::info!(request = %id, "abandoned: an operator killed or paused it");
+                tracing::info!("request {id} abandoned: an operator killed or paused it");
                 lock(&self.executor.pending).remove(&id);
             }
             _ = self.clone().execute_to_completion(request) => {
