@@ -5,8 +5,9 @@
 //! error) and frees the actor for the calls queued behind it, in order; bad input is
 //! refused with exit 1 and changes nothing.
 
-use kar_tests::{kar, node, poll_until, store_test, unique_app, Component, Process};
+use kar_tests::{free_port, kar, node, poll_until, store_test, unique_app, Component, Process};
 use serde_json::Value;
+use std::io::{Read, Write};
 use std::time::Duration;
 
 /// Upper bound for a process to print what the test waits for.
@@ -185,5 +186,146 @@ store_test!(
         let two = out.find("control: echo 2").expect("echo 2 ran");
         assert!(one < two, "in order:\n{out}");
         assert_eq!(listing(store, &app, &[]), Vec::<Value>::new());
+    }
+);
+
+/// One HTTP/1.1 exchange with the sidecar on `port`: the status and the JSON body.
+fn http(port: u16, method: &str, path: &str) -> (u16, Value) {
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: localhost\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    )
+    .expect("send");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("read");
+    let (head, body) = response.split_once("\r\n\r\n").expect("a response");
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("status");
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("content-type: application/json"),
+        "{method} {path}: {head}"
+    );
+    let body =
+        serde_json::from_str(body).unwrap_or_else(|e| panic!("{method} {path}: {e}: {body}"));
+    (status, body)
+}
+
+fn error_code(answer: &(u16, Value)) -> (u16, &str) {
+    let message = answer.1["error"]["message"].as_str().unwrap_or_default();
+    assert!(!message.is_empty() && !message.contains('\n'), "{answer:?}");
+    (
+        answer.0,
+        answer.1["error"]["code"].as_str().unwrap_or_default(),
+    )
+}
+
+store_test!(
+    fn admin_api_lists_pages_and_controls_requests(store) {
+        let app = unique_app("admin");
+        let port = free_port();
+        let server = Component::new(store, &app)
+            .name("control server")
+            .service("ctl")
+            .actors(&["Bench"])
+            .runtime_port(port)
+            .command(node("control/server.js", &[]))
+            .spawn();
+        server.expect_output("control server listening on ", PATIENCE);
+        // Five calls parked (nobody offers "nobody"), their callers blocked.
+        let mut callers = Vec::new();
+        for i in 0..5 {
+            callers.push(kar(store, &["rest", "-app", &app, "post", "nobody", &format!("/p{i}")]));
+            listing_until(store, &app, |l| l.len() == i + 1);
+        }
+        // Pages of two: 2, 2, 1, in arrival order.
+        let mut ids = Vec::new();
+        let mut pages = 0;
+        let mut path = "/kar/admin/v1/requests?limit=2".to_string();
+        loop {
+            let (status, body) = http(port, "GET", &path);
+            assert_eq!(status, 200, "{body}");
+            pages += 1;
+            for r in body["requests"].as_array().expect("requests") {
+                assert_eq!(r["status"], "parked", "{r}");
+                assert_eq!(r["kind"], "call", "{r}");
+                assert_eq!(r["target"]["service"], "nobody", "{r}");
+                ids.push((field(r, "id").to_string(), field(r, "path").to_string()));
+            }
+            match body["next_cursor"].as_str() {
+                Some(cursor) => path = format!("/kar/admin/v1/requests?limit=2&cursor={cursor}"),
+                None => break,
+            }
+        }
+        assert!(pages >= 3, "{pages} pages");
+        let paths: Vec<&str> = ids.iter().map(|(_, p)| p.as_str()).collect();
+        assert_eq!(paths, ["/p0", "/p1", "/p2", "/p3", "/p4"]);
+        let (status, body) = http(port, "GET", "/kar/admin/v1/requests?status=parked&service=nobody");
+        assert_eq!((status, body["requests"].as_array().map(Vec::len)), (200, Some(5)));
+        let (_, body) = http(port, "GET", "/kar/admin/v1/requests?actor_type=Bench");
+        assert_eq!(body["requests"], serde_json::json!([]));
+
+        // One request, with its children.
+        let id = &ids[0].0;
+        let (status, one) = http(port, "GET", &format!("/kar/admin/v1/requests/{id}"));
+        assert_eq!(status, 200, "{one}");
+        assert_eq!(field(&one, "id"), id);
+        assert_eq!(one["children"], serde_json::json!([]));
+
+        // Pause, resume, kill.
+        let control = |op: &str, id: &str| http(port, "POST", &format!("/kar/admin/v1/requests/{id}/{op}"));
+        assert_eq!(control("pause", id).0, 200);
+        let (_, body) = http(port, "GET", "/kar/admin/v1/requests?status=paused");
+        assert_eq!(body["requests"][0]["id"].as_str(), Some(id.as_str()), "{body}");
+        assert_eq!(error_code(&control("pause", id)), (409, "conflict"));
+        let (status, resumed) = control("resume", id);
+        assert_eq!((status, resumed["status"].as_str()), (200, Some("parked")));
+        assert_eq!(error_code(&control("resume", id)), (409, "conflict"));
+        let (status, killed) = control("kill", id);
+        assert_eq!((status, killed["killed"].as_bool()), (200, Some(true)), "{killed}");
+        let exited = callers[0].wait(PATIENCE);
+        assert!(exited.output.contains(KILLED), "{}", exited.output);
+        let again = control("kill", id);
+        assert!(matches!(error_code(&again), (404, "not_found") | (409, "conflict")), "{again:?}");
+
+        // Bad input: 4xx JSON errors.
+        let unknown = "req-00000000-0000-7000-8000-000000000000";
+        for (method, path, want) in [
+            ("GET", format!("/kar/admin/v1/requests/{unknown}"), (404, "not_found")),
+            ("POST", format!("/kar/admin/v1/requests/{unknown}/kill"), (404, "not_found")),
+            ("GET", "/kar/admin/v1/requests?status=bogus".to_string(), (400, "bad_request")),
+            ("GET", "/kar/admin/v1/requests?limit=0".to_string(), (400, "bad_request")),
+            ("GET", "/kar/admin/v1/requests?limit=1001".to_string(), (400, "bad_request")),
+            ("GET", "/kar/admin/v1/requests?cursor=x".to_string(), (400, "bad_request")),
+            ("GET", format!("/kar/admin/v1/requests/{id}/kill"), (405, "method_not_allowed")),
+            ("GET", "/kar/admin/v1/nothing".to_string(), (404, "not_found")),
+            ("POST", "/kar/admin/v1/drain".to_string(), (409, "conflict")),
+            ("POST", "/kar/admin/v1/drain?force=maybe".to_string(), (400, "bad_request")),
+        ] {
+            let answer = http(port, method, &path);
+            assert_eq!(error_code(&answer), want, "{method} {path}: {answer:?}");
+        }
+        assert_eq!(listing(store, &app, &[]).len(), 4, "bad input changed nothing");
+
+        // The sidecars; then drain (forced).
+        let (status, body) = http(port, "GET", "/kar/admin/v1/sidecars");
+        assert_eq!(status, 200);
+        let ours = body["sidecars"]
+            .as_array()
+            .expect("sidecars")
+            .iter()
+            .find(|s| s["runtime_port"] == port)
+            .unwrap_or_else(|| panic!("{body}"));
+        assert_eq!(ours["services"], serde_json::json!(["ctl"]));
+        assert_eq!(ours["actor_types"], serde_json::json!(["Bench"]));
+        let (status, body) = http(port, "POST", "/kar/admin/v1/drain?force=true");
+        assert_eq!((status, body["drained"].as_u64()), (200, Some(4)), "{body}");
+        assert_eq!(listing(store, &app, &[]), Vec::<Value>::new());
+        drop(callers);
+        drop(server);
     }
 );

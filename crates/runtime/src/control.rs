@@ -6,8 +6,8 @@
 
 use crate::{Runtime, RuntimeError};
 use kar_protocol::{Request, RequestId, RequestKind, Target};
-use kar_store_api::{
-    Killed, Paused, PendingRequest, PendingStatus, RequestFilter, RequestPage, Resumed,
+pub use kar_store_api::{
+    Killed, Paused, PendingRequest, PendingStatus, RequestFilter, RequestPage, Resumed, Routing,
 };
 use serde_json::{json, Map, Value};
 use std::collections::HashSet;
