@@ -64,29 +64,26 @@ pub(crate) async fn handle(ctx: &Ctx, peer: Option<SocketAddr>, request: Request
         .collect();
     let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
     let query = request.uri().query();
-    let method = request.method().clone();
-    let allowed = |want: Method| {
-        if method == want {
-            Ok(())
-        } else {
-            Err(error(
-                StatusCode::METHOD_NOT_ALLOWED,
-                format!("{} accepts {want} only", request.uri().path()),
-            ))
-        }
+    let route = match segments.as_slice() {
+        ["requests"] => Some((Method::GET, Op::List)),
+        ["requests", id] if !id.is_empty() => Some((Method::GET, Op::Get(id))),
+        ["requests", id, "kill"] => Some((Method::POST, Op::Kill(id))),
+        ["requests", id, "pause"] => Some((Method::POST, Op::Pause(id))),
+        ["requests", id, "resume"] => Some((Method::POST, Op::Resume(id))),
+        ["drain"] => Some((Method::POST, Op::Drain)),
+        ["sidecars"] => Some((Method::GET, Op::Sidecars)),
+        _ => None,
     };
-    let checked = match segments.as_slice() {
-        ["requests"] => allowed(Method::GET).map(|()| Op::List),
-        ["requests", id] if !id.is_empty() => allowed(Method::GET).map(|()| Op::Get(id)),
-        ["requests", id, "kill"] => allowed(Method::POST).map(|()| Op::Kill(id)),
-        ["requests", id, "pause"] => allowed(Method::POST).map(|()| Op::Pause(id)),
-        ["requests", id, "resume"] => allowed(Method::POST).map(|()| Op::Resume(id)),
-        ["drain"] => allowed(Method::POST).map(|()| Op::Drain),
-        ["sidecars"] => allowed(Method::GET).map(|()| Op::Sidecars),
-        _ => Err(error(
+    let checked = match route {
+        None => Err(error(
             StatusCode::NOT_FOUND,
             format!("no admin route {}", request.uri().path()),
         )),
+        Some((want, _)) if *request.method() != want => Err(error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            format!("{} accepts {want} only", request.uri().path()),
+        )),
+        Some((_, op)) => Ok(op),
     };
     match checked {
         Ok(Op::List) => list(ctx, query).await,
