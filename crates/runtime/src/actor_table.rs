@@ -213,3 +213,53 @@ impl Drop for Waiting<'_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    fn flow(name: &str) -> FlowId {
+        FlowId::from(name)
+    }
+
+    /// An abandoned request drops its wait for the instance: it leaves the queue and
+    /// the instance goes to the next one (or is free).
+    #[tokio::test]
+    async fn a_dropped_wait_gives_its_place_up() {
+        let table = Arc::new(ActorTable::new());
+        let actor = ActorRef::new("T", "1");
+        table.acquire(&actor, &flow("f1"), None).await.ok().unwrap();
+        let waiting = {
+            let (table, actor) = (table.clone(), actor.clone());
+            tokio::spawn(async move { table.acquire(&actor, &flow("f2"), None).await.is_ok() })
+        };
+        let third = {
+            let (table, actor) = (table.clone(), actor.clone());
+            tokio::spawn(async move { table.acquire(&actor, &flow("f3"), None).await.is_ok() })
+        };
+        // Both queued behind f1.
+        while table.lock().wakers.len() < 2 {
+            tokio::task::yield_now().await;
+        }
+        waiting.abort();
+        assert!(waiting.await.is_err(), "aborted");
+        table.release(&actor, &flow("f1"));
+        // Without the hand-over to f3 this would wait forever: bounded.
+        let third = tokio::time::timeout(Duration::from_secs(10), third).await;
+        assert!(third.expect("f3 granted").unwrap());
+        assert_eq!(table.lock().locks.holder(&actor), Some(&flow("f3")));
+        table.release(&actor, &flow("f3"));
+        assert!(!table.lock().locks.is_busy(&actor));
+    }
+
+    /// A hold is released when dropped, however its request ended.
+    #[tokio::test]
+    async fn a_dropped_hold_releases_the_instance() {
+        let table = ActorTable::new();
+        let actor = ActorRef::new("T", "1");
+        table.acquire(&actor, &flow("f1"), None).await.ok().unwrap();
+        drop(table.hold(actor.clone(), flow("f1")));
+        assert!(!table.lock().locks.is_busy(&actor));
+    }
+}
