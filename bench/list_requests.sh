@@ -13,7 +13,8 @@ set -euo pipefail
 n="${1:-100000}"
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
-cargo build --release -q -p kar -p kar-store --example fill_pending
+cargo build --release -q -p kar
+cargo build --release -q -p kar-store --example fill_pending
 kar="$root/target/release/kar"
 fill="$root/target/release/examples/fill_pending"
 
