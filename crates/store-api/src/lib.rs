@@ -11,6 +11,7 @@
 //! | `reminders.rs` | [`ReminderStore`] | scheduling reminders and their firing |
 //! | `events.rs` | [`EventStore`] | topics, publish, subscribing, delivery |
 //! | `admin.rs` | [`AdminStore`] | purge, drain, description |
+//! | `idempotency.rs` | [`IdempotencyStore`] | idempotency keys: enqueue under a key, the request a key maps to, sweeping expired keys |
 //!
 //! [`Store`] is their sum: callers hold an `Arc<dyn Store>` and bring the area
 //! traits they use into scope (`use kar_store_api::prelude::*`); `store.reminders()`
@@ -36,6 +37,7 @@ mod admin;
 mod bindings;
 mod error;
 mod events;
+mod idempotency;
 mod membership;
 mod message;
 mod reminders;
@@ -46,6 +48,7 @@ pub use admin::AdminStore;
 pub use bindings::{BindingStore, StoredBinding};
 pub use error::{BoxError, ErrorKind, StoreError};
 pub use events::{Delivery, EventRequestBuilder, EventStore};
+pub use idempotency::{IdempotencyStore, Keyed, KeyedRequest};
 pub use membership::{Inbox, MembershipStore, RecoveryPolicy};
 pub use message::{Message, Routing, Signal};
 pub use reminders::{Firing, ReminderStore, RequestBuilder};
@@ -67,6 +70,7 @@ pub trait Store:
     + BindingStore<Subscription>
     + EventStore
     + AdminStore
+    + IdempotencyStore
 {
 }
 
@@ -79,13 +83,14 @@ impl<T> Store for T where
         + BindingStore<Subscription>
         + EventStore
         + AdminStore
+    + IdempotencyStore
 {
 }
 
 /// The store traits, for callers of `dyn Store` methods.
 pub mod prelude {
     pub use crate::{
-        ActorStore, AdminStore, BindingStore, EventStore, MembershipStore, ReminderStore,
-        RequestStore, Store,
+        ActorStore, AdminStore, BindingStore, EventStore, IdempotencyStore, MembershipStore,
+        ReminderStore, RequestStore, Store,
     };
 }
