@@ -4,6 +4,7 @@ mod actor;
 mod await_;
 mod bindings;
 mod events;
+mod idempotency;
 mod reminders;
 mod service;
 mod state;
