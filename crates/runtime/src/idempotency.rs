@@ -63,7 +63,7 @@ impl Runtime {
             }
         };
         self.caller.remove(&request.id);
-        tracing::debug!(request = %existing.id, key, "duplicate of a keyed request: not run again");
+        tracing::info!(request = %existing.id, "idempotency key {key:?} maps to request {}: not run again", existing.id);
         match kind {
             RequestKind::Tell => Ok(Accepted::Queued(existing.id)),
             RequestKind::Call => {
@@ -132,7 +132,9 @@ impl Runtime {
                         "request {id} (idempotency key {key:?}) ended without a recorded outcome"
                     )))
                 }
-                Err(e) => tracing::debug!(request = %id, "cannot read idempotency key {key:?}: {e}"),
+                Err(e) => {
+                    tracing::debug!(request = %id, "cannot read idempotency key {key:?}: {e}")
+                }
             }
             tokio::select! {
                 outcome = &mut *local => {

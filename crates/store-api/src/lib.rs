@@ -83,7 +83,7 @@ impl<T> Store for T where
         + BindingStore<Subscription>
         + EventStore
         + AdminStore
-    + IdempotencyStore
+        + IdempotencyStore
 {
 }
 

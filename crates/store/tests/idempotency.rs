@@ -80,7 +80,10 @@ async fn duplicate_attaches_then_gets_the_recorded_outcome(engine: &Engine) {
     for kind in [RequestKind::Call, RequestKind::Tell, RequestKind::Promise] {
         let duplicate = request(kind, "svc", "node-d");
         assert_eq!(
-            store.enqueue_keyed(&duplicate, "order-42", DAY).await.unwrap(),
+            store
+                .enqueue_keyed(&duplicate, "order-42", DAY)
+                .await
+                .unwrap(),
             Keyed::Existing(pending.clone())
         );
         assert!(!engine.request_exists("app", &duplicate.id));
@@ -187,10 +190,17 @@ async fn outcome_survives_the_callers_departure_and_forget(engine: &Engine) {
         assert!(store.complete(&node_e, &r.id, &reply(body)).await.unwrap());
     }
     recv_n(&mut caller, 1).await;
-    store.forget(std::slice::from_ref(&collected.id)).await.unwrap();
+    store
+        .forget(std::slice::from_ref(&collected.id))
+        .await
+        .unwrap();
     // Engines may delete forgotten records with their next transition.
     store.expire_parked(&RequestId::generate()).await.unwrap();
-    for (r, key, body) in [(&collected, "a", "1"), (&orphan, "b", "2"), (&tell, "c", "3")] {
+    for (r, key, body) in [
+        (&collected, "a", "1"),
+        (&orphan, "b", "2"),
+        (&tell, "c", "3"),
+    ] {
         assert!(!engine.request_exists("app", &r.id));
         let duplicate = request(RequestKind::Call, "svc", "node-c");
         assert_eq!(
@@ -223,18 +233,27 @@ async fn expired_keys_are_free_and_swept(engine: &Engine) {
     // A window of zero: the key is forgotten at once, pending or complete.
     let first = request(RequestKind::Call, "svc", "node-c");
     assert!(matches!(
-        store.enqueue_keyed(&first, "k", Duration::ZERO).await.unwrap(),
+        store
+            .enqueue_keyed(&first, "k", Duration::ZERO)
+            .await
+            .unwrap(),
         Keyed::New(_)
     ));
     assert_eq!(store.keyed(&first.target, "k").await.unwrap(), None);
     let second = request(RequestKind::Call, "svc", "node-c");
     assert!(matches!(
-        store.enqueue_keyed(&second, "k", Duration::ZERO).await.unwrap(),
+        store
+            .enqueue_keyed(&second, "k", Duration::ZERO)
+            .await
+            .unwrap(),
         Keyed::New(_)
     ));
     let (got, _) = recv_n(&mut executor, 2).await;
     assert_eq!(executed(&got), vec![first.id.clone(), second.id.clone()]);
-    assert!(store.complete(&node_e, &first.id, &reply("x")).await.unwrap());
+    assert!(store
+        .complete(&node_e, &first.id, &reply("x"))
+        .await
+        .unwrap());
     assert_eq!(store.keyed(&first.target, "k").await.unwrap(), None);
     // A live key stays through the sweep; the expired one goes (embedded: swept;
     // Redis: its TTL).
@@ -249,7 +268,11 @@ async fn expired_keys_are_free_and_swept(engine: &Engine) {
     assert_eq!(stored_keys(engine, "app"), 1);
     assert_eq!(store.sweep_keys().await.unwrap(), 0);
     assert_eq!(
-        store.keyed(&live.target, "live").await.unwrap().map(|k| k.id),
+        store
+            .keyed(&live.target, "live")
+            .await
+            .unwrap()
+            .map(|k| k.id),
         Some(live.id)
     );
 }

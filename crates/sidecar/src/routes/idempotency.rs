@@ -82,15 +82,24 @@ mod tests {
     #[tokio::test]
     async fn keys_are_checked() {
         assert_eq!(check(&[]).await, Ok(None));
-        assert_eq!(check(&[&b"order-42"[..]]).await, Ok(Some("order-42".into())));
+        assert_eq!(
+            check(&[&b"order-42"[..]]).await,
+            Ok(Some("order-42".into()))
+        );
         let longest = "k".repeat(MAX_IDEMPOTENCY_KEY_BYTES);
-        assert_eq!(check(&[longest.as_bytes()]).await, Ok(Some(longest.clone())));
+        assert_eq!(
+            check(&[longest.as_bytes()]).await,
+            Ok(Some(longest.clone()))
+        );
         let long = "k".repeat(MAX_IDEMPOTENCY_KEY_BYTES + 1);
         assert_eq!(
             check(&[long.as_bytes()]).await,
             Err("Idempotency-Key is 257 bytes long, longer than the limit of 256\n".into())
         );
-        assert_eq!(check(&[&b""[..]]).await, Err("Idempotency-Key is empty\n".into()));
+        assert_eq!(
+            check(&[&b""[..]]).await,
+            Err("Idempotency-Key is empty\n".into())
+        );
         assert_eq!(
             check(&[&b"caf\xc3\xa9"[..]]).await,
             Err("Idempotency-Key must be visible ASCII characters\n".into())
