@@ -10,6 +10,30 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::{mpsc, oneshot};
 
+/// A wait for the outcome of a request made here by somebody else (see
+/// [`Caller::attach`]); dropping it (also when its waiter is cancelled) removes its
+/// sender.
+pub(crate) struct Attachment<'a> {
+    pub(crate) outcome: oneshot::Receiver<Outcome>,
+    caller: &'a Caller,
+    id: RequestId,
+}
+
+impl Attachment<'_> {
+    /// A fresh receiver, after the previous one's sender went away.
+    pub(crate) fn renew(&mut self) {
+        self.outcome = self.caller.attach_receiver(&self.id);
+    }
+}
+
+impl Drop for Attachment<'_> {
+    fn drop(&mut self) {
+        // Close the receiver first: detach drops the senders whose receivers are gone.
+        self.outcome.close();
+        self.caller.detach(&self.id);
+    }
+}
+
 /// What the caller gets back when a request was accepted.
 #[derive(Debug)]
 pub enum Accepted {
@@ -98,16 +122,24 @@ impl Caller {
         self.attached.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// A receiver of the outcome of request `id` if it reaches this member; pair it
-    /// with [`Caller::detach`].
-    pub(crate) fn attach(&self, id: &RequestId) -> oneshot::Receiver<Outcome> {
+    /// A receiver of the outcome of request `id` if it reaches this member, until the
+    /// attachment is dropped.
+    pub(crate) fn attach(&self, id: &RequestId) -> Attachment<'_> {
+        Attachment {
+            outcome: self.attach_receiver(id),
+            caller: self,
+            id: id.clone(),
+        }
+    }
+
+    fn attach_receiver(&self, id: &RequestId) -> oneshot::Receiver<Outcome> {
         let (tx, rx) = oneshot::channel();
         self.lock_attached().entry(id.clone()).or_default().push(tx);
         rx
     }
 
     /// Drops the senders of `id` whose receivers are gone.
-    pub(crate) fn detach(&self, id: &RequestId) {
+    fn detach(&self, id: &RequestId) {
         let mut attached = self.lock_attached();
         if let Some(senders) = attached.get_mut(id) {
             senders.retain(|tx| !tx.is_closed());

@@ -104,19 +104,6 @@ impl Runtime {
         id: &RequestId,
     ) -> Result<Outcome, RuntimeError> {
         let mut local = self.caller.attach(id);
-        let result = self.poll_keyed(target, key, id, &mut local).await;
-        drop(local);
-        self.caller.detach(id);
-        result
-    }
-
-    async fn poll_keyed(
-        &self,
-        target: &Target,
-        key: &str,
-        id: &RequestId,
-        local: &mut tokio::sync::oneshot::Receiver<Outcome>,
-    ) -> Result<Outcome, RuntimeError> {
         let mut delay = FIRST_POLL;
         loop {
             match self.store.keyed(target, key).await {
@@ -137,12 +124,12 @@ impl Runtime {
                 }
             }
             tokio::select! {
-                outcome = &mut *local => {
+                outcome = &mut local.outcome => {
                     if let Ok(outcome) = outcome {
                         return Ok(outcome);
                     }
                     // The sender went away: keep reading the store.
-                    *local = self.caller.attach(id);
+                    local.renew();
                 }
                 _ = tokio::time::sleep(delay) => {}
                 _ = self.shutdown_started() => return Err(RuntimeError::ShuttingDown),

@@ -71,7 +71,7 @@ pub(super) fn record_outcome(
     outcome: &[u8],
 ) -> Result<(), StoreError> {
     conn.prepare_cached(
-        "UPDATE idempotency SET outcome = ?3, expires_at = ?4 + retention
+        "UPDATE idempotency INDEXED BY idempotency_request SET outcome = ?3, expires_at = ?4 + retention
          WHERE app = ?1 AND id = ?2 AND expires_at > ?4",
     )?
     .execute(params![app, id, outcome, now_ms()])?;
