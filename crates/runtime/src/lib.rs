@@ -13,6 +13,8 @@
 //! * `caller.rs`: the caller side, requests made by the component:
 //!   [`Runtime::request`], [`Runtime::await_promise`], the waiters, parked requests
 //!   expiring at their start deadline, deleting consumed outcomes.
+//!   `idempotency.rs`: [`Runtime::request_keyed`] (idempotency keys: duplicates wait
+//!   on the outcome kept with the key), the sweep of expired keys.
 //! * `executor.rs`: the executor side: the inbox loop, executing a request up to its
 //!   completion, invoking the component. `actor_steps.rs`: actor requests (instance
 //!   lock, activation, tail calls, deactivation, removal, idle collection), with
@@ -64,6 +66,7 @@ mod envelope;
 mod error;
 mod events;
 mod executor;
+mod idempotency;
 mod locks;
 mod mesh;
 mod metrics;
@@ -79,5 +82,6 @@ pub use clock::Clock;
 pub use config::RuntimeConfig;
 pub use error::{AwaitError, RuntimeError};
 pub use events::Events;
+pub use idempotency::MAX_IDEMPOTENCY_KEY_BYTES;
 pub use runtime::Runtime;
 pub use state::{Entry, State};

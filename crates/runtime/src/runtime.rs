@@ -93,6 +93,7 @@ impl Runtime {
         }
         tokio::spawn(runtime.clone().inbox_loop(inbox));
         tokio::spawn(runtime.clone().forget_loop(consumed_rx));
+        tokio::spawn(runtime.clone().key_sweep_loop());
         tracing::info!(node = %runtime.node, store = %runtime.store.describe(), "joined the mesh");
         Ok(runtime)
     }

@@ -12,6 +12,7 @@
 //! | `events.rs` | [`EventStore`] | topics, publish, subscribing, delivery |
 //! | `admin.rs` | [`AdminStore`] | purge, drain, description |
 //! | `control.rs` | [`ControlStore`] | an operator's listing, kill and pause of pending requests |
+//! | `idempotency.rs` | [`IdempotencyStore`] | idempotency keys: enqueue under a key, the request a key maps to, sweeping expired keys |
 //!
 //! [`Store`] is their sum: callers hold an `Arc<dyn Store>` and bring the area
 //! traits they use into scope (`use kar_store_api::prelude::*`); `store.reminders()`
@@ -38,6 +39,7 @@ mod bindings;
 mod control;
 mod error;
 mod events;
+mod idempotency;
 mod membership;
 mod message;
 mod reminders;
@@ -51,6 +53,7 @@ pub use control::{
 };
 pub use error::{BoxError, ErrorKind, StoreError};
 pub use events::{Delivery, EventRequestBuilder, EventStore};
+pub use idempotency::{IdempotencyStore, Keyed, KeyedRequest};
 pub use membership::{Inbox, MembershipStore, RecoveryPolicy};
 pub use message::{Message, Routing, Signal};
 pub use reminders::{Firing, ReminderStore, RequestBuilder};
@@ -73,6 +76,7 @@ pub trait Store:
     + EventStore
     + AdminStore
     + ControlStore
+    + IdempotencyStore
 {
 }
 
@@ -86,13 +90,15 @@ impl<T> Store for T where
         + EventStore
         + AdminStore
         + ControlStore
+        + IdempotencyStore
 {
 }
 
 /// The store traits, for callers of `dyn Store` methods.
 pub mod prelude {
     pub use crate::{
-        ActorStore, AdminStore, BindingStore, ControlStore, EventStore, MembershipStore,
+        ActorStore, AdminStore, BindingStore, ControlStore, EventStore, IdempotencyStore,
+        MembershipStore,
         ReminderStore, RequestStore, Store,
     };
 }

@@ -6,6 +6,7 @@ mod admin;
 mod await_;
 mod bindings;
 mod events;
+mod idempotency;
 mod reminders;
 mod service;
 mod state;

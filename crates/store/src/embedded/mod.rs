@@ -16,7 +16,7 @@
 //! (`bindings`: what reminders and subscriptions share, once for both); the helpers
 //! they share have modules of their own: `mesh` (members, mesh version), `routing`
 //! (where a request goes, the insertion of a request), `inbox` (the inbox rows and
-//! their reader).
+//! their reader), `idempotency` (idempotency keys).
 
 mod actors;
 mod admin;
@@ -24,6 +24,7 @@ mod bindings;
 mod control;
 mod db;
 mod events;
+mod idempotency;
 mod inbox;
 mod liveness;
 mod membership;

@@ -37,6 +37,7 @@
 //! | `P subs:<a>` | set | the ids of actor `a`'s subscriptions |
 //! | `P allsubs` | set | every `<a><s>` of the application |
 //! | `kar:topic:{<t>}:meta`, `...:log` | hashes | topic `t` (global, outside every application: see `events.rs`): `last`, `floor`, `live`; offset → event |
+//! | `P idem:<len(t)>:<t><key>` | hash | idempotency key `key` for target `t` (`crate::codec::idempotency_target`): `id` (the request), `ret` (retention, ms), `out` (postcard outcome, once complete); expires by TTL `ret` after its enqueue, again after its completion. The request hash of a keyed request has `ik`: this key's name |
 //! | `P due` | zset | every `<a><r>` of the application scored by target time (firing reads only what is due) |
 //!
 //! An actor `a` is encoded as `<len(type)>:<type><len(id)>:<id>` (byte lengths): self
@@ -89,6 +90,10 @@
 //!   call or promise whose caller is live becomes `done` with its outcome and a
 //!   `Completed` goes to the caller's inbox; a tell, or a request whose caller is
 //!   dead, is deleted. A held parent whose last unfinished child it was is routed.
+//! * `enqueue_keyed`: like `enqueue`, under an idempotency key: if the key maps to
+//!   a pending request or to a recorded outcome, returns it and enqueues nothing;
+//!   `keyed` reads a key (`idempotency.rs`). `complete` records a keyed request's
+//!   outcome with its key.
 //! * `forget`, `expire_parked`: delete done / parked records (the latter may release a
 //!   held parent too).
 //!
@@ -176,6 +181,7 @@ mod admin;
 mod bindings;
 mod control;
 mod events;
+mod idempotency;
 mod inbox;
 mod lease;
 mod membership;

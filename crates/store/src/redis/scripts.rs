@@ -169,6 +169,9 @@ scripts! {
     EXPIRE_PARKED: Script<ByHandle> = ["lib.lua", "expire_parked.lua"];
     /// An operator's transition (`kar resume`, no member needed), like `purge`.
     RESUME: Script<Unfenced> = ["lib.lua", "resume.lua"];
+    // Idempotency keys (idempotency.rs).
+    ENQUEUE_KEYED: Script<ByCaller> = ["lib.lua", "enqueue_keyed.lua"];
+    KEYED: Script<Unfenced> = ["lib.lua", "keyed.lua"];
     // Actors: removal and state (actors.rs).
     REMOVE_ACTOR: Script<ByHandle> = ["lib.lua", "remove_actor.lua"];
     STATE_GET: Script<Unfenced> = ["lib.lua", "state_get.lua"];
