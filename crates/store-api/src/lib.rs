@@ -98,7 +98,6 @@ impl<T> Store for T where
 pub mod prelude {
     pub use crate::{
         ActorStore, AdminStore, BindingStore, ControlStore, EventStore, IdempotencyStore,
-        MembershipStore,
-        ReminderStore, RequestStore, Store,
+        MembershipStore, ReminderStore, RequestStore, Store,
     };
 }

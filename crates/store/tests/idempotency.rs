@@ -5,7 +5,7 @@
 mod support;
 
 use kar_protocol::{NodeId, Outcome, Request, RequestId, RequestKind, Target};
-use kar_store::{Keyed, KeyedRequest, Message, Routing};
+use kar_store::{Keyed, KeyedRequest, Killed, Message, Routing, KILLED};
 use std::time::Duration;
 use support::*;
 
@@ -36,6 +36,7 @@ conformance!(
     outcome_survives_the_callers_departure_and_forget,
     expired_keys_are_free_and_swept,
     key_of_a_request_that_ended_without_outcome_is_free,
+    a_killed_request_records_the_killed_outcome_with_its_key,
 );
 
 const DAY: Duration = Duration::from_secs(86_400);
@@ -299,6 +300,35 @@ async fn key_of_a_request_that_ended_without_outcome_is_free(engine: &Engine) {
     // Purge takes the keys with everything else.
     store.purge().await.unwrap();
     assert_eq!(stored_keys(engine, "app"), 0);
+}
+
+/// An operator's kill ends a keyed request like a completion: a duplicate sent after
+/// it gets the killed reply, it does not run the request again.
+async fn a_killed_request_records_the_killed_outcome_with_its_key(engine: &Engine) {
+    let store = engine.open("app").await;
+    let _caller = store.join(&member("node-c", "caller", &[])).await.unwrap();
+    let mut executor = store.join(&member("node-e", "svc", &[])).await.unwrap();
+    let first = request(RequestKind::Call, "svc", "node-c");
+    assert!(matches!(
+        store.enqueue_keyed(&first, "k", DAY).await.unwrap(),
+        Keyed::New(Routing::Assigned(_))
+    ));
+    let (got, _) = recv_n(&mut executor, 1).await;
+    assert_eq!(executed(&got), vec![first.id.clone()]);
+    assert!(matches!(
+        store.kill(&first.id).await.unwrap(),
+        Killed::Killed { .. }
+    ));
+    let killed = KeyedRequest {
+        id: first.id.clone(),
+        outcome: Some(Outcome::Failed(KILLED.to_string())),
+    };
+    let duplicate = request(RequestKind::Call, "svc", "node-d");
+    assert_eq!(
+        store.enqueue_keyed(&duplicate, "k", DAY).await.unwrap(),
+        Keyed::Existing(killed)
+    );
+    assert!(!engine.request_exists("app", &duplicate.id));
 }
 
 /// How many idempotency keys the engine stores for `app` (white box: rows, or Redis

@@ -207,8 +207,10 @@ impl ControlStore for EmbeddedStore {
                 if let Some(assignee) = &assignee {
                     pokes.extend(withdraw(conn, &app, &id, assignee)?);
                 }
-                // From here on, as a completion (requests.rs) by nobody in particular.
+                // From here on, as a completion (requests.rs) by nobody in particular;
+                // a duplicate under the request's idempotency key gets the killed reply.
                 let kind = kind_from_code(&id, kind)?;
+                super::idempotency::record_outcome(conn, &app, &id, &outcome)?;
                 match (kind.expects_reply(), is_member(conn, &app, &caller)?) {
                     (true, Some(port)) => {
                         conn.prepare_cached(concat!(

@@ -16,6 +16,12 @@ if r.status == DONE then
 end
 withdraw(id, r, abandon, now)
 unlist(id)
+-- A duplicate under the request's idempotency key gets the killed reply (as complete.lua).
+local ik = redis.call('HGET', key, 'ik')
+if ik and redis.call('HGET', ik, 'id') == id then
+  redis.call('HSET', ik, 'out', outcome)
+  redis.call('PEXPIRE', ik, redis.call('HGET', ik, 'ret'))
+end
 if r.kind ~= TELL and live(r.caller, now) then
   redis.call('HSET', key, 'status', DONE, 'outcome', outcome)
   redis.call('HDEL', key, 'assignee', 'rec', 'attempt')
