@@ -45,7 +45,7 @@ pub use actors::ActorStore;
 pub use admin::AdminStore;
 pub use bindings::{BindingStore, StoredBinding};
 pub use error::{BoxError, ErrorKind, StoreError};
-pub use events::{Delivery, EventRequestBuilder, EventStore};
+pub use events::{Bridge, Claim, Delivery, EventRequestBuilder, EventStore};
 pub use membership::{Inbox, MembershipStore, RecoveryPolicy};
 pub use message::{Message, Routing, Signal};
 pub use reminders::{Firing, ReminderStore, RequestBuilder};

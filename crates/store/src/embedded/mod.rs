@@ -22,6 +22,7 @@ mod actors;
 mod admin;
 mod bindings;
 mod db;
+mod event_log;
 mod events;
 mod inbox;
 mod liveness;

@@ -17,7 +17,7 @@ const SCHEMA_V1: &str = include_str!("schema.sql");
 /// Migration `i` brings a database at version `i` to version `i + 1`.
 type Migration = fn(&Connection) -> rusqlite::Result<()>;
 
-const MIGRATIONS: [Migration; 2] = [v1_tables, v2_inbox_payload];
+const MIGRATIONS: [Migration; 3] = [v1_tables, v2_inbox_payload, v3_event_retention_bridges];
 
 /// The schema version this build writes.
 pub(super) const LATEST: u32 = MIGRATIONS.len() as u32;
@@ -77,6 +77,26 @@ fn v1_tables(conn: &Connection) -> rusqlite::Result<()> {
 /// (`inbox::SIGNAL`); request rows leave it NULL.
 fn v2_inbox_payload(conn: &Connection) -> rusqlite::Result<()> {
     conn.execute_batch("ALTER TABLE inbox ADD COLUMN payload BLOB")
+}
+
+/// Version 3: events carry the time they were appended (`at`, ms since the epoch; 0
+/// for older rows, which retention may trim at once), and `bridges` records the
+/// source partitions bridged into topics: the owning member and the next offset to
+/// read, advanced in the transition that appends the records (`event_log.rs`).
+fn v3_event_retention_bridges(conn: &Connection) -> rusqlite::Result<()> {
+    conn.execute_batch(
+        "ALTER TABLE events ADD COLUMN at INTEGER NOT NULL DEFAULT 0;
+         CREATE TABLE IF NOT EXISTS bridges (
+             topic TEXT NOT NULL,
+             source TEXT NOT NULL,
+             partition INTEGER NOT NULL,
+             app TEXT NOT NULL,
+             node TEXT NOT NULL,
+             next INTEGER,
+             PRIMARY KEY (topic, source, partition)
+         ) WITHOUT ROWID;
+         CREATE INDEX IF NOT EXISTS subscriptions_topic ON subscriptions (topic);",
+    )
 }
 
 #[cfg(test)]
@@ -178,6 +198,23 @@ mod tests {
         assert_eq!(version(&conn).unwrap(), 2);
         let row = first::<Vec<u8>>(&conn, "SELECT request_id, payload FROM inbox");
         assert_eq!(row, ("r1".to_string(), None));
+    }
+
+    /// 2 → 3: events gain their time (0 for the old ones); bridges appear.
+    #[test]
+    fn v3_from_v2() {
+        let conn = Connection::open_in_memory().unwrap();
+        upgrade_to(&conn, 2).unwrap();
+        conn.execute(
+            "INSERT INTO events (topic, offset, data) VALUES ('t', 1, x'01')",
+            [],
+        )
+        .unwrap();
+        upgrade_to(&conn, 3).unwrap();
+        assert_eq!(version(&conn).unwrap(), 3);
+        let row = first::<i64>(&conn, "SELECT topic, at FROM events");
+        assert_eq!(row, ("t".to_string(), Some(0)));
+        assert_eq!(count(&conn, "bridges"), 0);
     }
 
     #[test]
