@@ -1,6 +1,9 @@
 use crate::Clock;
 use std::time::Duration;
 
+/// The default `-event_retention`: upstream KAR's Kafka retention (15 min).
+pub const DEFAULT_EVENT_RETENTION: Duration = Duration::from_secs(15 * 60);
+
 /// What a runtime needs to know about itself.
 #[derive(Clone, Debug)]
 pub struct RuntimeConfig {
@@ -29,6 +32,11 @@ pub struct RuntimeConfig {
     /// The wall clock of deadlines and reminder times: the system's, or a test clock
     /// driven by tokio time.
     pub clock: Clock,
+    /// How long events are kept once every subscription passed them
+    /// (`-event_retention`, `retention.rs`).
+    pub event_retention: Duration,
+    /// `-kafka_brokers` and `-kafka_topics` (`kafka/`); `None` without brokers.
+    pub kafka: Option<crate::KafkaConfig>,
 }
 
 impl RuntimeConfig {
@@ -45,6 +53,8 @@ impl RuntimeConfig {
             actor_reminder_acceptable_delay: Some(Duration::from_secs(3)),
             cancel: false,
             clock: Clock::system(),
+            event_retention: DEFAULT_EVENT_RETENTION,
+            kafka: None,
         }
     }
 }
