@@ -18,12 +18,14 @@
 
 mod clock;
 mod component;
+mod kafka;
 mod paths;
 mod ports;
 mod process;
 mod store;
 
 pub use clock::{monotonic_ns, poll_until};
+pub use kafka::Kafka;
 pub use component::{kar, node_client, sidecars, Component};
 pub use paths::{apps_dir, curl_checks, kar_bin, node, python, repo_root};
 pub use ports::free_port;
