@@ -25,8 +25,8 @@ mod process;
 mod store;
 
 pub use clock::{monotonic_ns, poll_until};
-pub use kafka::Kafka;
 pub use component::{kar, node_client, sidecars, Component};
+pub use kafka::Kafka;
 pub use paths::{apps_dir, curl_checks, kar_bin, node, python, repo_root};
 pub use ports::free_port;
 pub use process::{expect_clients, pid_is_gone, Exited, Process};

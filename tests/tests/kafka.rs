@@ -8,7 +8,8 @@
 //!   the subscriber's tells never die with it) is killed with SIGKILL mid-stream, a
 //!   second one takes its partitions over: the actor's state holds each record once,
 //!   in partition order (one and two partitions).
-//! * Publish out: events published through kar are read back by a Kafka consumer.
+//! * Publish out: a topic created through kar exists in Kafka; events published
+//!   through kar are read back by a Kafka consumer.
 //! * CloudEvents in structured and binary mode, and a record that is not JSON, reach
 //!   the subscriber as upstream KAR delivered them (the record value, unchanged).
 //! * Retention: under a steady publish load the store's event count stays bounded.
@@ -60,7 +61,13 @@ fn kafka_python(script: &str, args: &[&str]) -> Process {
 }
 
 /// Produces records `from..=to` (`pace` seconds apart).
-fn produce_seq(kafka: &Kafka, topic: &str, (from, to): (u32, u32), partitions: u32, pace: &str) -> Process {
+fn produce_seq(
+    kafka: &Kafka,
+    topic: &str,
+    (from, to): (u32, u32),
+    partitions: u32,
+    pace: &str,
+) -> Process {
     let (from, to, partitions) = (from.to_string(), to.to_string(), partitions.to_string());
     kafka_python(
         "produce.py",
@@ -101,11 +108,16 @@ fn exactly_once_across_a_bridge_kill(store: &Store, partitions: u32) {
     // some of it.
     let mut producer = produce_seq(&kafka, &topic, (500, 999), partitions, "0.005");
     assert!(
-        poll_until(TIMEOUT, Duration::from_millis(20), || event_count(store, &topic) >= 600),
+        poll_until(TIMEOUT, Duration::from_millis(20), || event_count(
+            store, &topic
+        ) >= 600),
         "the second half was never bridged"
     );
-    kill_process(Pid::from_raw(first.pid() as i32).expect("pid"), Signal::KILL)
-        .expect("kill the bridging sidecar");
+    kill_process(
+        Pid::from_raw(first.pid() as i32).expect("pid"),
+        Signal::KILL,
+    )
+    .expect("kill the bridging sidecar");
     first.wait(Duration::from_secs(10));
     for p in 0..partitions {
         second.expect_output(&format!("bridge of kafka:{topic}/{p} owned here"), TIMEOUT);
@@ -117,7 +129,11 @@ fn exactly_once_across_a_bridge_kill(store: &Store, partitions: u32) {
     let log = state_log(store, &app, "1");
     assert_eq!(log.len(), 1000, "each record once: {log:?}");
     for p in 0..partitions {
-        let got: Vec<u32> = log.iter().filter(|(q, _)| *q == p).map(|(_, n)| *n).collect();
+        let got: Vec<u32> = log
+            .iter()
+            .filter(|(q, _)| *q == p)
+            .map(|(_, n)| *n)
+            .collect();
         let expected: Vec<u32> = (0..1000).filter(|n| n % partitions == p).collect();
         assert_eq!(got, expected, "partition {p}: each record once, in order");
     }
@@ -138,20 +154,24 @@ store_test!(
 );
 
 store_test!(
-    /// 100 events published through kar are read back by a Kafka consumer, in order,
-    /// each with a publish id of its own.
+    /// A bound topic created through kar exists in Kafka; 100 events published
+    /// through kar are read back by a Kafka consumer, in order, each with a publish id
+    /// of its own.
     fn published_events_reach_kafka_consumers(store) {
         let kafka = Kafka::start();
         let topic = unique_app("kout");
-        kafka.create_topic(&topic, 1);
         let app = unique_app("kafka-out");
-        node_client(store, &app, "kafka/client.js", &["publish", &topic, "1", "100"])
-            .arg("-kafka_brokers")
-            .arg(kafka.broker())
-            .arg("-kafka_topics")
-            .arg(&topic)
-            .spawn()
-            .expect_success(TIMEOUT);
+        let bound = |args: &[&str]| {
+            node_client(store, &app, "kafka/client.js", args)
+                .arg("-kafka_brokers")
+                .arg(kafka.broker())
+                .arg("-kafka_topics")
+                .arg(&topic)
+                .spawn()
+                .expect_success(TIMEOUT)
+        };
+        bound(&["create", &topic, "1"]);
+        bound(&["publish", &topic, "1", "100"]);
         let out = kafka_python("consume.py", &[&kafka.broker(), &topic, "100"])
             .expect_success(TIMEOUT)
             .stdout;
@@ -221,9 +241,12 @@ fn event_count(store: &Store, topic: &str) -> u64 {
     }
     .expect("count the events");
     let text = String::from_utf8_lossy(&out.stdout);
-    text.trim()
-        .parse()
-        .unwrap_or_else(|_| panic!("not a count: {text:?} {}", String::from_utf8_lossy(&out.stderr)))
+    text.trim().parse().unwrap_or_else(|_| {
+        panic!(
+            "not a count: {text:?} {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
 }
 
 store_test!(

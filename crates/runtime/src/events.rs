@@ -56,6 +56,25 @@ impl Runtime {
 impl Events<'_> {
     /// Creates a topic; returns whether it was created.
     pub async fn create_topic(&self, topic: &str) -> Result<bool, RuntimeError> {
+        self.create_topic_with(topic, crate::TopicOptions::default())
+            .await
+    }
+
+    /// Creates a topic, and its Kafka topic (with `options`) if it is bound to one;
+    /// returns whether the kar topic was created.
+    pub async fn create_topic_with(
+        &self,
+        topic: &str,
+        options: crate::TopicOptions,
+    ) -> Result<bool, RuntimeError> {
+        if let Some(kafka) = &self.runtime.kafka {
+            if let Some(binding) = kafka.binding(topic) {
+                kafka
+                    .create_topic(binding, options)
+                    .await
+                    .map_err(|e| RuntimeError::Failed(e.to_string()))?;
+            }
+        }
         Ok(self.runtime.store.topic_create(topic).await?)
     }
 

@@ -80,6 +80,6 @@ pub use clock::Clock;
 pub use config::{RuntimeConfig, DEFAULT_EVENT_RETENTION};
 pub use error::{AwaitError, RuntimeError};
 pub use events::Events;
-pub use kafka::{KafkaConfig, KafkaError, TopicBinding};
+pub use kafka::{KafkaConfig, KafkaError, TopicBinding, TopicOptions};
 pub use runtime::Runtime;
 pub use state::{Entry, State};

@@ -50,7 +50,11 @@ impl Runtime {
         }
         for topic in topics {
             loop {
-                match self.store.trim(&topic, self.config.event_retention, BATCH).await {
+                match self
+                    .store
+                    .trim(&topic, self.config.event_retention, BATCH)
+                    .await
+                {
                     Ok(n) if n == BATCH => continue,
                     Ok(n) => {
                         if n > 0 {

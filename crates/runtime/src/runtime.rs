@@ -68,7 +68,10 @@ impl Runtime {
             runtime_port: config.runtime_port,
         };
         let inbox = store.join(&member).await?;
-        let kafka = config.kafka.clone().map(|k| Arc::new(crate::kafka::Kafka::new(k)));
+        let kafka = config
+            .kafka
+            .clone()
+            .map(|k| Arc::new(crate::kafka::Kafka::new(k)));
         let (consumed_tx, consumed_rx) = mpsc::unbounded_channel();
         let runtime = Arc::new(Runtime {
             config,

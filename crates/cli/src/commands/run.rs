@@ -194,7 +194,8 @@ impl RunOptions {
             cancel: m.bool("cancel"),
             max_attempts: u32::try_from(m.int("max_attempts"))
                 .map_err(|_| anyhow!("-max_attempts must be between 0 and {}", u32::MAX))?,
-            kafka_topics: KafkaConfig::parse_topics(m.str("kafka_topics")).map_err(|e| anyhow!(e))?,
+            kafka_topics: KafkaConfig::parse_topics(m.str("kafka_topics"))
+                .map_err(|e| anyhow!(e))?,
             event_retention: u64::try_from(m.duration("event_retention"))
                 .map(Duration::from_nanos)
                 .map_err(|_| anyhow!("-event_retention must not be negative"))?,
@@ -207,7 +208,9 @@ fn kafka_config(brokers: &str, topics: &[TopicBinding]) -> Result<Option<KafkaCo
     let brokers = KafkaConfig::parse_brokers(brokers);
     if brokers.is_empty() {
         if !topics.is_empty() {
-            return Err(anyhow!("-kafka_topics needs -kafka_brokers (or KAFKA_BROKERS)"));
+            return Err(anyhow!(
+                "-kafka_topics needs -kafka_brokers (or KAFKA_BROKERS)"
+            ));
         }
         return Ok(None);
     }

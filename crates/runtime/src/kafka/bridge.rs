@@ -72,8 +72,16 @@ impl Runtime {
                     backoff.reset();
                     for partition in partitions {
                         if started.insert(partition) {
-                            tracing::info!("bridging Kafka topic {} partition {partition} into topic {}", binding.kafka, binding.topic);
-                            let task = self.clone().bridge_partition(kafka.clone(), binding.clone(), partition);
+                            tracing::info!(
+                                "bridging Kafka topic {} partition {partition} into topic {}",
+                                binding.kafka,
+                                binding.topic
+                            );
+                            let task = self.clone().bridge_partition(
+                                kafka.clone(),
+                                binding.clone(),
+                                partition,
+                            );
                             tokio::spawn(task);
                         }
                     }
@@ -81,7 +89,10 @@ impl Runtime {
                 }
                 Err(e) => {
                     let pause = backoff.next();
-                    tracing::error!("cannot bridge topic {} from Kafka: {e}; retrying in {pause:?}", binding.topic);
+                    tracing::error!(
+                        "cannot bridge topic {} from Kafka: {e}; retrying in {pause:?}",
+                        binding.topic
+                    );
                     pause
                 }
             };
@@ -92,7 +103,12 @@ impl Runtime {
         }
     }
 
-    async fn bridge_partition(self: Arc<Self>, kafka: Arc<Kafka>, binding: TopicBinding, partition: i32) {
+    async fn bridge_partition(
+        self: Arc<Self>,
+        kafka: Arc<Kafka>,
+        binding: TopicBinding,
+        partition: i32,
+    ) {
         let bridge = Bridge {
             topic: binding.topic.clone(),
             source: format!("kafka:{}", binding.kafka),
@@ -103,10 +119,16 @@ impl Runtime {
         while !self.is_shutting_down() {
             let pause = match self.store.bridge_claim(&bridge, &node, LEASE).await {
                 Ok(Claim::Mine(next)) => {
-                    tracing::info!("bridge of {}/{partition} owned here, from offset {next:?}", bridge.source);
+                    tracing::info!(
+                        "bridge of {}/{partition} owned here, from offset {next:?}",
+                        bridge.source
+                    );
                     match self.own_partition(&kafka, &binding, &bridge, next).await {
                         Stop::Lost => {
-                            tracing::info!("bridge of {}/{partition} taken over by another member", bridge.source);
+                            tracing::info!(
+                                "bridge of {}/{partition} taken over by another member",
+                                bridge.source
+                            );
                             backoff.reset();
                             SAFETY_RECHECK
                         }
@@ -129,7 +151,10 @@ impl Runtime {
                 }
                 Err(e) => {
                     let pause = backoff.next();
-                    tracing::error!("cannot claim the bridge of {}/{partition}: {e}; retrying in {pause:?}", bridge.source);
+                    tracing::error!(
+                        "cannot claim the bridge of {}/{partition}: {e}; retrying in {pause:?}",
+                        bridge.source
+                    );
                     pause
                 }
             };
@@ -154,7 +179,11 @@ impl Runtime {
             Err(e) => return Stop::Kafka(e),
         };
         let partition = match client
-            .partition_client(binding.kafka.clone(), bridge.partition, UnknownTopicHandling::Error)
+            .partition_client(
+                binding.kafka.clone(),
+                bridge.partition,
+                UnknownTopicHandling::Error,
+            )
             .await
         {
             Ok(partition) => partition,
@@ -199,7 +228,10 @@ impl Runtime {
             // The first owner ever starts from the oldest record Kafka keeps.
             None => partition.get_offset(OffsetAt::Earliest).await?,
         };
-        let records = match partition.fetch_records(offset, 1..FETCH_BYTES, FETCH_WAIT_MS).await {
+        let records = match partition
+            .fetch_records(offset, 1..FETCH_BYTES, FETCH_WAIT_MS)
+            .await
+        {
             Ok((records, _high_watermark)) => records,
             Err(ClientError::ServerError {
                 protocol_error: ProtocolError::OffsetOutOfRange,
@@ -211,17 +243,26 @@ impl Runtime {
                 if earliest <= offset {
                     return Ok(None);
                 }
-                tracing::error!("Kafka dropped records {offset}..{earliest} of {}/{} before they were bridged", bridge.source, bridge.partition);
+                tracing::error!(
+                    "Kafka dropped records {offset}..{earliest} of {}/{} before they were bridged",
+                    bridge.source,
+                    bridge.partition
+                );
                 let appended = self
                     .store
                     .bridge_append(bridge, node, LEASE, next, earliest, Vec::new())
                     .await?;
-                return if appended { Ok(Some(earliest)) } else { Err(Stop::Lost) };
+                return if appended {
+                    Ok(Some(earliest))
+                } else {
+                    Err(Stop::Lost)
+                };
             }
             Err(e) => return Err(e.into()),
         };
         // A compressed batch may start before the offset asked for.
-        let records: Vec<RecordAndOffset> = records.into_iter().filter(|r| r.offset >= offset).collect();
+        let records: Vec<RecordAndOffset> =
+            records.into_iter().filter(|r| r.offset >= offset).collect();
         let Some(last) = records.last().map(|r| r.offset) else {
             return Ok(None);
         };
@@ -244,7 +285,12 @@ impl Runtime {
 /// travel in headers and are not delivered, a structured-mode one is the value).
 fn event_of(bridge: &Bridge, record: &RecordAndOffset) -> Bytes {
     let Some(value) = &record.record.value else {
-        tracing::warn!("record {} of {}/{} has no value: delivered as an empty event", record.offset, bridge.source, bridge.partition);
+        tracing::warn!(
+            "record {} of {}/{} has no value: delivered as an empty event",
+            record.offset,
+            bridge.source,
+            bridge.partition
+        );
         return Bytes::new();
     };
     if serde_json::from_slice::<serde::de::IgnoredAny>(value).is_err() {

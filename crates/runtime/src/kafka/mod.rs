@@ -12,6 +12,7 @@
 //!   (`EventStore::bridge_append`, a compare-and-set on that offset), so after any
 //!   crash each record is in the kar topic once, in partition order, and each
 //!   subscription gets it once through the usual delivery.
+//! * **Topics** (`topics.rs`): creating a bound topic creates its Kafka topic too.
 //! * **Publish out** (`publish.rs`): publishing to a bound topic produces a Kafka
 //!   record (acknowledged by every in-sync replica before `200 OK`); the event reaches
 //!   kar subscribers through the bridge, like any other record of the topic.
@@ -21,11 +22,14 @@
 
 mod bridge;
 mod publish;
+mod topics;
+
+pub use topics::TopicOptions;
 
 use rskafka::client::partition::PartitionClient;
 use rskafka::client::{Client, ClientBuilder};
-use std::collections::HashMap;
 use rskafka::BackoffConfig;
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::OnceCell;
@@ -55,10 +59,14 @@ impl KafkaConfig {
             let (topic, kafka) = entry.split_once('=').unwrap_or((entry, entry));
             let (topic, kafka) = (topic.trim(), kafka.trim());
             if topic.is_empty() || kafka.is_empty() {
-                return Err(format!("invalid Kafka topic binding {entry:?}: expected TOPIC or TOPIC=KAFKA_TOPIC"));
+                return Err(format!(
+                    "invalid Kafka topic binding {entry:?}: expected TOPIC or TOPIC=KAFKA_TOPIC"
+                ));
             }
             if topics.iter().any(|b| b.topic == topic) {
-                return Err(format!("the topic {topic:?} is bound twice in -kafka_topics"));
+                return Err(format!(
+                    "the topic {topic:?} is bound twice in -kafka_topics"
+                ));
             }
             topics.push(TopicBinding {
                 topic: topic.to_string(),
@@ -146,9 +154,7 @@ impl Kafka {
                 match tokio::time::timeout(CONNECT_TIMEOUT, build).await {
                     Ok(Ok(client)) => Ok(Arc::new(client)),
                     Ok(Err(e)) => Err(unreachable(e.to_string())),
-                    Err(_) => Err(unreachable(format!(
-                        "no answer within {CONNECT_TIMEOUT:?}"
-                    ))),
+                    Err(_) => Err(unreachable(format!("no answer within {CONNECT_TIMEOUT:?}"))),
                 }
             })
             .await
@@ -164,5 +170,34 @@ impl Kafka {
             .find(|t| t.name == kafka)
             .ok_or_else(|| KafkaError::NoTopic(kafka.to_string()))?;
         Ok(topic.partitions.into_iter().collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn binding(topic: &str, kafka: &str) -> TopicBinding {
+        TopicBinding {
+            topic: topic.into(),
+            kafka: kafka.into(),
+        }
+    }
+
+    #[test]
+    fn topic_bindings_parse() {
+        assert_eq!(KafkaConfig::parse_topics("").unwrap(), vec![]);
+        assert_eq!(
+            KafkaConfig::parse_topics("a, b=kb ,").unwrap(),
+            vec![binding("a", "a"), binding("b", "kb")]
+        );
+        assert!(KafkaConfig::parse_topics("a=").is_err());
+        assert!(KafkaConfig::parse_topics("=k").is_err());
+        let twice = KafkaConfig::parse_topics("a,a=b").unwrap_err();
+        assert!(twice.contains("bound twice"), "{twice}");
+        assert_eq!(
+            KafkaConfig::parse_brokers(" h1:9092,,h2:9093 "),
+            vec!["h1:9092".to_string(), "h2:9093".to_string()]
+        );
     }
 }

@@ -11,12 +11,12 @@
 use super::{Kafka, KafkaError, TopicBinding};
 use bytes::Bytes;
 use rskafka::chrono::DateTime;
-use std::time::{SystemTime, UNIX_EPOCH};
 use rskafka::client::partition::{Compression, PartitionClient, UnknownTopicHandling};
 use rskafka::record::Record;
 use std::collections::BTreeMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 /// The header naming one publish (duplicates of a resent produce share it).
 pub(crate) const PUBLISH_ID: &str = "kar-publish-id";

@@ -8,6 +8,8 @@
  *                                 `seq <id> got <p>/<seq> (<length of the log>)`
  *   Seq.show(event)               prints `show <id> <the event as received, JSON>`
  *   Seq.log()                     the log
+ *   Seq.tick(event)               prints `tick <event.seq> <ms since event.t>` (the
+ *                                 Kafka benchmark, bench/kafka.py)
  */
 
 process.noDeprecation = true
@@ -29,6 +31,10 @@ class Seq {
 
   show (event) {
     console.log(`show ${this.kar.id} ${JSON.stringify(event)}`)
+  }
+
+  tick (event) {
+    console.log(`tick ${event.seq} ${Date.now() - event.t}`)
   }
 
   async log () {

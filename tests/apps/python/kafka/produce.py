@@ -4,6 +4,8 @@
                            JSON records {"p": p, "seq": n} for n in FROM..TO, record n
                            to partition n % PARTITIONS (p = that partition), PACE
                            seconds apart (default 0)
+  timed COUNT PACE         records {"seq": n, "t": <ms since the epoch at sending>},
+                           PACE seconds apart, each flushed (bench/kafka.py)
   cloudevents              one structured-mode CloudEvent (content type
                            application/cloudevents+json) then one binary-mode one
                            (ce_* headers, the data as the value), as Camel-K's Kafka
@@ -30,6 +32,14 @@ if kind == "seq":
         p = n % partitions
         producer.send(topic, json.dumps({"p": p, "seq": n}).encode(), partition=p)
         count += 1
+elif kind == "timed":
+    total, pace = int(sys.argv[4]), float(sys.argv[5])
+    for n in range(total):
+        producer.send(topic, json.dumps({"seq": n, "t": int(time.time() * 1000)}).encode())
+        if pace:
+            producer.flush()
+            time.sleep(pace)
+    count = total
 elif kind == "cloudevents":
     structured = {
         "specversion": "1.0",
