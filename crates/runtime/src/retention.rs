@@ -20,7 +20,7 @@ impl Runtime {
         (self.config.event_retention / 4).clamp(Duration::from_secs(1), Duration::from_secs(60))
     }
 
-    /// Notes a topic published through this member (it is trimmed here too).
+    /// Notes a topic published through this member (it is trimmed here from now on).
     pub(crate) fn published_to(&self, topic: &str) {
         let mut topics = lock(&self.published);
         if !topics.contains(topic) {
@@ -45,7 +45,16 @@ impl Runtime {
             topics.extend(kafka.bindings().iter().map(|b| b.topic.clone()));
         }
         match self.store.subscriptions().list_all().await {
-            Ok(all) => topics.extend(all.into_iter().map(|s| s.topic)),
+            Ok(all) => {
+                // Kept once seen: after the last subscription to a topic is cancelled,
+                // trimming it here still tells the store (Redis: the application's
+                // reader mark goes) that this application no longer holds its events.
+                let mut known = lock(&self.published);
+                for sub in all {
+                    known.insert(sub.topic.clone());
+                    topics.insert(sub.topic);
+                }
+            }
             Err(e) => tracing::error!("cannot read the event subscriptions to trim: {e}"),
         }
         for topic in topics {

@@ -26,7 +26,8 @@ pub struct Runtime {
     pub(crate) mesh: crate::mesh::PendingQueries,
     /// The Kafka connection and topic bindings (`kafka/`), with `-kafka_brokers`.
     pub(crate) kafka: Option<Arc<crate::kafka::Kafka>>,
-    /// Topics published through this member (trimmed here: `retention.rs`).
+    /// Topics published through this member or subscribed to by its application
+    /// since it started (trimmed here: `retention.rs`).
     pub(crate) published: std::sync::Mutex<std::collections::BTreeSet<String>>,
     lifecycle: Lifecycle,
 }

@@ -9,7 +9,7 @@
 //! | `actors.rs` | [`ActorStore`] | placement, removal, actor state |
 //! | `bindings.rs` | [`BindingStore`] | what reminders and subscriptions share: get, list, cancel |
 //! | `reminders.rs` | [`ReminderStore`] | scheduling reminders and their firing |
-//! | `events.rs` | [`EventStore`] | topics, publish, subscribing, delivery |
+//! | `events.rs` | [`EventStore`] | topics, publish, subscribing, delivery, retention, bridges from outside logs (Kafka) |
 //! | `admin.rs` | [`AdminStore`] | purge, drain, description |
 //!
 //! [`Store`] is their sum: callers hold an `Arc<dyn Store>` and bring the area
