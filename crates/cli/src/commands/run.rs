@@ -117,6 +117,12 @@ const EVENT_RETENTION: Flag = Flag::new(
     "15m",
     "How long events are kept in the store once every subscription was delivered them",
 );
+const IDEMPOTENCY_RETENTION: Flag = Flag::new(
+    "idempotency_retention",
+    Kind::Duration,
+    "24h",
+    "How long an Idempotency-Key maps to its request, after it was sent and after it completed",
+);
 
 pub const FLAGS: &[&Flag] = &[
     &SERVICE,
@@ -136,6 +142,7 @@ pub const FLAGS: &[&Flag] = &[
     &MAX_ATTEMPTS,
     &KAFKA_TOPICS,
     &EVENT_RETENTION,
+    &IDEMPOTENCY_RETENTION,
 ];
 
 /// Bound on leaving the mesh. Leaving waits for the requests executing here; when the
@@ -165,6 +172,8 @@ pub struct RunOptions {
     /// `-kafka_topics`, parsed.
     pub kafka_topics: Vec<TopicBinding>,
     pub event_retention: Duration,
+    /// `-idempotency_retention` (0: keys are forgotten at once).
+    pub idempotency_retention: Duration,
 }
 
 impl RunOptions {
@@ -199,6 +208,9 @@ impl RunOptions {
             event_retention: u64::try_from(m.duration("event_retention"))
                 .map(Duration::from_nanos)
                 .map_err(|_| anyhow!("-event_retention must not be negative"))?,
+            idempotency_retention: u64::try_from(m.duration("idempotency_retention"))
+                .map(Duration::from_nanos)
+                .map_err(|_| anyhow!("-idempotency_retention must not be negative"))?,
         })
     }
 }
@@ -263,6 +275,7 @@ pub async fn run(ctx: Context) -> Result<i32> {
     runtime_config.cancel = options.cancel;
     runtime_config.event_retention = options.event_retention;
     runtime_config.kafka = kafka_config(&global.kafka_brokers, &options.kafka_topics)?;
+    runtime_config.idempotency_retention = options.idempotency_retention;
     // Components without -service still host `kar.none`, so they get an app client too.
     let app = HttpAppClient::new(AppClientConfig {
         app_port: options.app_port,
@@ -495,6 +508,11 @@ mod tests {
         assert!(o.command.is_empty());
         assert_eq!(o.max_attempts, 3);
         assert_eq!(options(&["-max_attempts", "0"]).max_attempts, 0);
+        assert_eq!(o.idempotency_retention, Duration::from_secs(24 * 3600));
+        assert_eq!(
+            options(&["-idempotency_retention", "1m30s"]).idempotency_retention,
+            Duration::from_secs(90)
+        );
     }
 
     #[test]
