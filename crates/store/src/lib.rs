@@ -27,6 +27,7 @@
 //! | `inbox.rs` | the inbox rows (requests, signals) and their reader |
 //! | `bindings.rs` | what reminders and subscriptions share: `impl<B> BindingStore<B>` once for both kinds (get, list, cancel) |
 //! | `recovery.rs` | removal of a member that left or died, held requests (guarantee 5) |
+//! | `event_log.rs` | topics' logs beyond publish and delivery: retention (trimming) and bridges from outside logs (Kafka partitions) |
 //! | `db.rs` | the database thread: group commit, savepoint per transition, reads outside the write lock |
 //! | `schema.rs`, `schema.sql` | `PRAGMA user_version` and the ordered migrations |
 //! | `liveness.rs`, `poke.rs` | failure detection by file locks, wake-ups |

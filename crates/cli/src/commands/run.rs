@@ -7,7 +7,7 @@ use crate::config::{self, optional_duration, ProcessEnv};
 use crate::flags::{Flag, Kind, Matches};
 use crate::logging;
 use anyhow::{anyhow, Context as _, Result};
-use kar_runtime::{Runtime, RuntimeConfig};
+use kar_runtime::{KafkaConfig, Runtime, RuntimeConfig, TopicBinding};
 use kar_sidecar::{serve, AppClientConfig, HttpAppClient, ServerConfig, ServerHandle};
 use std::net::Ipv4Addr;
 use std::sync::Arc;
@@ -105,6 +105,18 @@ const MAX_ATTEMPTS: Flag = Flag::new(
     "Pause a request step once its executor died this many times (0 = never)",
 );
 
+const KAFKA_TOPICS: Flag = Flag::new(
+    "kafka_topics",
+    Kind::String,
+    "",
+    "Topics bound to Kafka topics (needs -kafka_brokers): TOPIC or TOPIC=KAFKA_TOPIC, comma-separated",
+);
+const EVENT_RETENTION: Flag = Flag::new(
+    "event_retention",
+    Kind::Duration,
+    "15m",
+    "How long events are kept in the store once every subscription was delivered them",
+);
 const IDEMPOTENCY_RETENTION: Flag = Flag::new(
     "idempotency_retention",
     Kind::Duration,
@@ -128,6 +140,8 @@ pub const FLAGS: &[&Flag] = &[
     &HOSTNAME,
     &CANCEL,
     &MAX_ATTEMPTS,
+    &KAFKA_TOPICS,
+    &EVENT_RETENTION,
     &IDEMPOTENCY_RETENTION,
 ];
 
@@ -155,6 +169,9 @@ pub struct RunOptions {
     pub cancel: bool,
     /// The attempt cap of the recoveries this sidecar performs (`RecoveryPolicy`).
     pub max_attempts: u32,
+    /// `-kafka_topics`, parsed.
+    pub kafka_topics: Vec<TopicBinding>,
+    pub event_retention: Duration,
     /// `-idempotency_retention` (0: keys are forgotten at once).
     pub idempotency_retention: Duration,
 }
@@ -186,11 +203,33 @@ impl RunOptions {
             cancel: m.bool("cancel"),
             max_attempts: u32::try_from(m.int("max_attempts"))
                 .map_err(|_| anyhow!("-max_attempts must be between 0 and {}", u32::MAX))?,
+            kafka_topics: KafkaConfig::parse_topics(m.str("kafka_topics"))
+                .map_err(|e| anyhow!(e))?,
+            event_retention: u64::try_from(m.duration("event_retention"))
+                .map(Duration::from_nanos)
+                .map_err(|_| anyhow!("-event_retention must not be negative"))?,
             idempotency_retention: u64::try_from(m.duration("idempotency_retention"))
                 .map(Duration::from_nanos)
                 .map_err(|_| anyhow!("-idempotency_retention must not be negative"))?,
         })
     }
+}
+
+/// The Kafka settings: `None` without brokers (then no topic may be bound).
+fn kafka_config(brokers: &str, topics: &[TopicBinding]) -> Result<Option<KafkaConfig>> {
+    let brokers = KafkaConfig::parse_brokers(brokers);
+    if brokers.is_empty() {
+        if !topics.is_empty() {
+            return Err(anyhow!(
+                "-kafka_topics needs -kafka_brokers (or KAFKA_BROKERS)"
+            ));
+        }
+        return Ok(None);
+    }
+    Ok(Some(KafkaConfig {
+        brokers,
+        topics: topics.to_vec(),
+    }))
 }
 
 pub async fn run(ctx: Context) -> Result<i32> {
@@ -234,6 +273,8 @@ pub async fn run(ctx: Context) -> Result<i32> {
     }
     runtime_config.actor_reminder_acceptable_delay = options.actor_reminder_acceptable_delay;
     runtime_config.cancel = options.cancel;
+    runtime_config.event_retention = options.event_retention;
+    runtime_config.kafka = kafka_config(&global.kafka_brokers, &options.kafka_topics)?;
     runtime_config.idempotency_retention = options.idempotency_retention;
     // Components without -service still host `kar.none`, so they get an app client too.
     let app = HttpAppClient::new(AppClientConfig {

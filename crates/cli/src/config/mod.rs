@@ -26,7 +26,9 @@ pub struct GlobalConfig {
     pub store: StoreConfig,
     /// `-request_retry_limit` in signed nanoseconds (negative: no limit).
     pub request_retry_limit_nanos: i64,
-    /// Kafka options that were given (they are ignored; the caller says so once).
+    /// `-kafka_brokers` / `KAFKA_BROKERS`, as given ("" for none).
+    pub kafka_brokers: String,
+    /// Kafka options that were given but are not used (the caller says so once).
     pub ignored_kafka: Vec<&'static str>,
     /// A Redis CA certificate was given (the Redis engine uses the system roots).
     pub redis_ca_cert: bool,
@@ -113,6 +115,7 @@ pub fn resolve(matches: &Matches, env: &dyn Env) -> Result<GlobalConfig> {
     Ok(GlobalConfig {
         app,
         store,
+        kafka_brokers: str_of("kafka_brokers")?,
         request_retry_limit_nanos: matches.duration("request_retry_limit"),
         ignored_kafka,
         redis_ca_cert,
@@ -314,7 +317,8 @@ mod tests {
     fn kafka_settings_are_noticed() {
         let env = FakeEnv::new(&[("HOME", "/h"), ("KAFKA_BROKERS", "b:9092")]);
         let c = resolve(&matches(&["-app", "a", "-kafka_enable_tls"]), &env).unwrap();
-        assert_eq!(c.ignored_kafka, vec!["kafka_brokers", "kafka_enable_tls"]);
+        assert_eq!(c.ignored_kafka, vec!["kafka_enable_tls"]);
+        assert_eq!(c.kafka_brokers, "b:9092");
         let c = resolve(&matches(&["-app", "a"]), &FakeEnv::new(&[("HOME", "/h")])).unwrap();
         assert!(c.ignored_kafka.is_empty());
     }

@@ -13,7 +13,7 @@ const KAFKA_BROKERS: Flag = Flag::new(
     "kafka_brokers",
     Kind::String,
     "",
-    "Comma-separated list of Kafka brokers (ignored: no Kafka transport yet)",
+    "Comma-separated list of Kafka brokers (host:port), for the topics of kar run -kafka_topics",
 );
 const KAFKA_ENABLE_TLS: Flag = Flag::new(
     "kafka_enable_tls",
@@ -195,13 +195,13 @@ pub(super) fn sources_of(name: &str) -> Option<(String, String)> {
         .then(|| (name.to_ascii_uppercase(), name.to_string()))
 }
 
-/// The Kafka options (every `-kafka_*` flag): accepted for compatibility, noticed
-/// when set, otherwise unused.
+/// The Kafka options kar does not use (every `-kafka_*` flag but `-kafka_brokers`):
+/// accepted for compatibility, noticed when set.
 pub(super) fn kafka_options() -> impl Iterator<Item = &'static str> {
     GLOBAL_FLAGS
         .iter()
         .map(|flag| flag.name)
-        .filter(|name| name.starts_with("kafka_"))
+        .filter(|name| name.starts_with("kafka_") && *name != "kafka_brokers")
 }
 
 #[cfg(test)]
@@ -227,6 +227,6 @@ mod tests {
         );
         assert_eq!(sources_of("kafka_topic_config"), None);
         assert_eq!(sources_of("app"), None);
-        assert_eq!(kafka_options().count(), 7);
+        assert_eq!(kafka_options().count(), 6);
     }
 }

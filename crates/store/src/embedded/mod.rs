@@ -23,6 +23,7 @@ mod admin;
 mod bindings;
 mod control;
 mod db;
+mod event_log;
 mod events;
 mod idempotency;
 mod inbox;
