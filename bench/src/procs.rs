@@ -197,12 +197,20 @@ impl Mesh {
             labels.push(label);
             wait_for_tcp(port).await?;
         }
-        Ok(Mesh {
+        let mesh = Mesh {
             processes,
             labels,
             _home: home,
             client_port,
-        })
+        };
+        // For profilers attached from outside (see bench/profile.sh).
+        let pids: Vec<String> = mesh
+            .pids()
+            .iter()
+            .map(|(label, pid)| format!("{label}={pid}"))
+            .collect();
+        println!("  mesh on the {} store: {}", store.name(), pids.join(" "));
+        Ok(mesh)
     }
 
     /// `(what, pid)` of every live process of the mesh.
