@@ -39,13 +39,16 @@ perf record -q -e cpu-clock -F 999 -g -p "$server,$client" -o "$data" -- sleep 1
 wait "$bench_pid" || true
 trap - EXIT
 
-for side in server:"$server" client:"$client"; do
-    name="${side%%:*}"; pid="${side##*:}"
-    echo "== $store store, $name sidecar (pid $pid): top entries by self time"
-    perf report -i "$data" --pid "$pid" --no-children --sort dso,symbol --stdio -g none \
-        --percent-limit 0.7 2>/dev/null | grep -v '^#' | grep -v '^$' | head -40
+# perf's --pid filter keeps the main thread only: report by thread and by thread kind.
+report() { perf report -i "$data" --no-children --stdio -g none "$@" 2>/dev/null | grep -v '^#' | grep -v '^$' | sed 's/ *$//'; }
+echo "== $store store: share of the samples by thread (pid:name; server sidecar $server, client sidecar $client)"
+report --sort pid | head -12
+echo "== $store store, both sidecars: top entries by self time"
+report --sort dso,sym --percent-limit 0.6 | head -40
+for comm in tokio-rt-worker kar-sqlite; do
+    echo "== $store store, threads $comm only: top entries by self time (% of all samples)"
+    report --comm "$comm" --sort dso,sym --percent-limit 0.4 | head -25
 done
 echo "== $store store, both sidecars: self time by shared object"
-perf report -i "$data" --no-children --sort dso --stdio -g none 2>/dev/null \
-    | grep -v '^#' | grep -v '^$' | head -15
+report --sort dso | head -8
 echo "samples: $data; kar-bench output: $log"

@@ -17,6 +17,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 /// What the comparison runs: languages, kar stores, sizes.
+#[derive(Clone)]
 pub struct Plan {
     pub languages: Vec<Sdk>,
     pub stores: Vec<StoreSpec>,
@@ -72,8 +73,13 @@ where
     Fut: std::future::Future<Output = Result<()>>,
 {
     let mut rows = Vec::new();
+    // Its scaling curve is the stateless row's.
+    let baseline = Plan {
+        scaling: Vec::new(),
+        ..plan.clone()
+    };
     let (sequential, sequential_rate, concurrent, concurrent_rate, cpu, scaling) =
-        measure(plan, &direct, Vec::new).await?;
+        measure(&baseline, &direct, Vec::new).await?;
     rows.push(Row {
         system: "direct HTTP (baseline)".into(),
         clients: plan.clients,
