@@ -115,10 +115,10 @@ async fn accept_loop(listener: TcpListener, ctx: Arc<Ctx>, mut stop: watch::Rece
             Ok(_) = stop.wait_for(|stop| *stop) => break,
             accepted = listener.accept() => accepted,
         };
-        let stream = match accepted {
-            Ok((stream, _peer)) => {
+        let (stream, peer) = match accepted {
+            Ok((stream, peer)) => {
                 accept_delay = Duration::ZERO;
-                stream
+                (stream, Some(peer))
             }
             Err(e) => {
                 accept_delay =
@@ -134,7 +134,7 @@ async fn accept_loop(listener: TcpListener, ctx: Arc<Ctx>, mut stop: watch::Rece
         let ctx = ctx.clone();
         let service = service_fn(move |request| {
             let ctx = ctx.clone();
-            async move { Ok::<_, Infallible>(routes::dispatch(&ctx, request).await) }
+            async move { Ok::<_, Infallible>(routes::dispatch(&ctx, peer, request).await) }
         });
         let connection = builder
             .serve_connection(TokioIo::new(stream), service)

@@ -105,6 +105,13 @@ const MAX_ATTEMPTS: Flag = Flag::new(
     "Pause a request step once its executor died this many times (0 = never)",
 );
 
+const IDEMPOTENCY_RETENTION: Flag = Flag::new(
+    "idempotency_retention",
+    Kind::Duration,
+    "24h",
+    "How long an Idempotency-Key maps to its request, after it was sent and after it completed",
+);
+
 pub const FLAGS: &[&Flag] = &[
     &SERVICE,
     &ACTORS,
@@ -121,6 +128,7 @@ pub const FLAGS: &[&Flag] = &[
     &HOSTNAME,
     &CANCEL,
     &MAX_ATTEMPTS,
+    &IDEMPOTENCY_RETENTION,
 ];
 
 /// Bound on leaving the mesh. Leaving waits for the requests executing here; when the
@@ -147,6 +155,8 @@ pub struct RunOptions {
     pub cancel: bool,
     /// The attempt cap of the recoveries this sidecar performs (`RecoveryPolicy`).
     pub max_attempts: u32,
+    /// `-idempotency_retention` (0: keys are forgotten at once).
+    pub idempotency_retention: Duration,
 }
 
 impl RunOptions {
@@ -176,6 +186,9 @@ impl RunOptions {
             cancel: m.bool("cancel"),
             max_attempts: u32::try_from(m.int("max_attempts"))
                 .map_err(|_| anyhow!("-max_attempts must be between 0 and {}", u32::MAX))?,
+            idempotency_retention: u64::try_from(m.duration("idempotency_retention"))
+                .map(Duration::from_nanos)
+                .map_err(|_| anyhow!("-idempotency_retention must not be negative"))?,
         })
     }
 }
@@ -221,6 +234,7 @@ pub async fn run(ctx: Context) -> Result<i32> {
     }
     runtime_config.actor_reminder_acceptable_delay = options.actor_reminder_acceptable_delay;
     runtime_config.cancel = options.cancel;
+    runtime_config.idempotency_retention = options.idempotency_retention;
     // Components without -service still host `kar.none`, so they get an app client too.
     let app = HttpAppClient::new(AppClientConfig {
         app_port: options.app_port,
@@ -453,6 +467,11 @@ mod tests {
         assert!(o.command.is_empty());
         assert_eq!(o.max_attempts, 3);
         assert_eq!(options(&["-max_attempts", "0"]).max_attempts, 0);
+        assert_eq!(o.idempotency_retention, Duration::from_secs(24 * 3600));
+        assert_eq!(
+            options(&["-idempotency_retention", "1m30s"]).idempotency_retention,
+            Duration::from_secs(90)
+        );
     }
 
     #[test]
