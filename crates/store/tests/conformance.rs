@@ -2450,6 +2450,7 @@ async fn embedded_database_of_a_newer_version_is_refused() {
         .unwrap();
     let config = kar_store::StoreConfig::Embedded {
         dir: dir.path().to_path_buf(),
+        sync: Default::default(),
     };
     let err = match kar_store::open(&config, "app").await {
         Ok(_) => panic!("a database of a newer version was opened"),

@@ -15,7 +15,7 @@ pub use options::GLOBAL_FLAGS;
 use crate::flags::{Matches, Value};
 use crate::logging::LogLevel;
 use anyhow::{anyhow, bail, Context, Result};
-use kar_store::{RedisConfig, StoreConfig};
+use kar_store::{EmbeddedSync, RedisConfig, StoreConfig};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -82,9 +82,14 @@ pub fn resolve(matches: &Matches, env: &dyn Env) -> Result<GlobalConfig> {
     let bool_of = |name: &str| -> Result<bool> { Ok(sourced(name)?.0 == Value::Bool(true)) };
 
     let redis_host = str_of("redis_host")?;
+    let store_sync = matches.str("store_sync");
+    let sync: EmbeddedSync = store_sync
+        .parse()
+        .map_err(|_| anyhow!("invalid -store_sync {store_sync:?} (off, normal or full)"))?;
     let store = if redis_host.is_empty() {
         StoreConfig::Embedded {
             dir: kar_home(env)?,
+            sync,
         }
     } else {
         let port = match sourced("redis_port")?.0 {
@@ -208,7 +213,7 @@ mod tests {
     fn embedded_store_location() {
         let m = matches(&["-app", "a"]);
         let dir = |vars: &[(&str, &str)]| match resolve(&m, &FakeEnv::new(vars)).unwrap().store {
-            StoreConfig::Embedded { dir } => dir,
+            StoreConfig::Embedded { dir, .. } => dir,
             other => panic!("expected embedded, got {other:?}"),
         };
         assert_eq!(dir(&[("HOME", "/h")]), PathBuf::from("/h/.local/share/kar"));
@@ -225,6 +230,29 @@ mod tests {
             PathBuf::from("/k")
         );
         assert!(resolve(&m, &FakeEnv::new(&[])).is_err());
+    }
+
+    #[test]
+    fn store_sync_levels() {
+        let env = FakeEnv::new(&[("HOME", "/h")]);
+        let sync = |args: &[&str]| match resolve(&matches(args), &env).map(|c| c.store) {
+            Ok(StoreConfig::Embedded { sync, .. }) => Ok(sync),
+            Ok(other) => panic!("expected embedded, got {other:?}"),
+            Err(e) => Err(e.to_string()),
+        };
+        assert_eq!(sync(&["-app", "a"]), Ok(EmbeddedSync::Normal));
+        assert_eq!(
+            sync(&["-app", "a", "-store_sync", "full"]),
+            Ok(EmbeddedSync::Full)
+        );
+        assert_eq!(
+            sync(&["-app", "a", "-store_sync", "OFF"]),
+            Ok(EmbeddedSync::Off)
+        );
+        assert_eq!(
+            sync(&["-app", "a", "-store_sync", "always"]),
+            Err("invalid -store_sync \"always\" (off, normal or full)".to_string())
+        );
     }
 
     #[test]

@@ -99,6 +99,12 @@ const REDIS_LEASE: Flag = Flag::new(
     "3s",
     "Membership lease with the Redis store: a sidecar that cannot renew it in time leaves the mesh",
 );
+const STORE_SYNC: Flag = Flag::new(
+    "store_sync",
+    Kind::String,
+    "normal",
+    "When a commit of the embedded store reaches the disk: off, normal (fsync at checkpoints;\nan OS crash may lose the latest commits) or full (fsync before every commit is acknowledged)",
+);
 const REQUEST_RETRY_LIMIT: Flag = Flag::new(
     "request_retry_limit",
     Kind::Duration,
@@ -154,6 +160,7 @@ pub const GLOBAL_FLAGS: &[&Flag] = &[
     &REDIS_PASSWORD,
     &REDIS_CA_CERT,
     &REDIS_LEASE,
+    &STORE_SYNC,
     &REQUEST_RETRY_LIMIT,
     &REDIS_SLOW_OP_THRESHOLD,
     &V,
