@@ -16,7 +16,7 @@ out="${2:-$(mktemp -d)}"
 mkdir -p "$out"
 command -v perf >/dev/null || { echo "perf not found (apt-get install linux-perf)" >&2; exit 1; }
 
-(cd "$root" && cargo build --release --quiet -p kar -p kar-bench)
+(cd "$root" && cargo build --release --quiet -p kar -p kar-bench --features kar-bench/restate)
 target="$(cd "$root" && cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')"
 
 log="$out/kar-bench-$store.log"

@@ -60,8 +60,8 @@ fi
 command -v redis-server >/dev/null || { echo "redis-server not found (apt-get install redis-server)" >&2; exit 1; }
 
 # --- build ---------------------------------------------------------------------
-step "cargo build --release -p kar -p kar-bench"
-(cd "$root" && cargo build --release --quiet -p kar -p kar-bench)
+step "cargo build --release -p kar -p kar-bench --features kar-bench/restate"
+(cd "$root" && cargo build --release --quiet -p kar -p kar-bench --features kar-bench/restate)
 target="$(cd "$root" && cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')"
 
 # --- run -----------------------------------------------------------------------

@@ -48,6 +48,7 @@ pub async fn serve_kar() -> Result<()> {
         .context("serving the kar Counter")
 }
 
+#[cfg(feature = "restate")]
 mod restate_side {
     use restate_sdk::prelude::*;
 
@@ -65,6 +66,7 @@ mod restate_side {
 }
 
 /// `kar-bench restate-counter PORT`: serves the Restate `Counter` on loopback.
+#[cfg(feature = "restate")]
 pub async fn serve_restate(args: &[String]) -> Result<()> {
     use restate_sdk::prelude::{Endpoint, HttpServer};
     let port: u16 = args
@@ -77,4 +79,10 @@ pub async fn serve_restate(args: &[String]) -> Result<()> {
         .serve(listener)
         .await;
     Ok(())
+}
+
+/// Without the `restate` feature there is no Restate Rust counter to serve.
+#[cfg(not(feature = "restate"))]
+pub async fn serve_restate(_args: &[String]) -> Result<()> {
+    anyhow::bail!("this kar-bench was built without Restate's Rust SDK: build it with --features restate (bench/run.sh does)")
 }
