@@ -34,32 +34,119 @@ impl StoreProcess {
             vec![("KAR_HOME".into(), home.path().display().to_string())];
         let redis = match store {
             "embedded" => None,
-            "redis" => {
+            "redis" | "redis-tls" => {
+                let tls = store == "redis-tls";
                 let port = free_port()?;
-                let redis = Command::new("redis-server")
-                    .args([
-                        "--port",
-                        &port.to_string(),
-                        "--bind",
-                        "127.0.0.1",
-                        "--save",
-                        "",
-                        "--appendonly",
-                        "no",
-                    ])
+                let mut command = Command::new("redis-server");
+                command
+                    .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+                    .args(["--save", "", "--appendonly", "no"]);
+                let mut kar_port = port;
+                if tls {
+                    // A CA of the run's own; the sidecars trust it through REDIS_CA.
+                    make_certificates(home.path()).await?;
+                    kar_port = free_port()?;
+                    let file = |name: &str| home.path().join(name).display().to_string();
+                    command
+                        .args(["--tls-port", &kar_port.to_string()])
+                        .args(["--tls-cert-file", &file("server.crt")])
+                        .args(["--tls-key-file", &file("server.key")])
+                        .args(["--tls-ca-cert-file", &file("ca.crt")])
+                        .args(["--tls-auth-clients", "no"]);
+                    let pem = std::fs::read(home.path().join("ca.crt"))?;
+                    use base64::Engine as _;
+                    env.push(("REDIS_ENABLE_TLS".into(), "true".into()));
+                    env.push((
+                        "REDIS_CA".into(),
+                        base64::engine::general_purpose::STANDARD.encode(pem),
+                    ));
+                }
+                let redis = command
                     .stdout(Stdio::null())
                     .kill_on_drop(true)
                     .spawn()
                     .context("starting redis-server")?;
                 wait_for_tcp(port).await?;
                 env.push(("REDIS_HOST".into(), "127.0.0.1".into()));
-                env.push(("REDIS_PORT".into(), port.to_string()));
+                env.push(("REDIS_PORT".into(), kar_port.to_string()));
                 Some(redis)
             }
-            other => bail!("unknown store {other} (embedded or redis)"),
+            other => bail!("unknown store {other} (embedded, redis or redis-tls)"),
         };
         Ok(StoreProcess { home, env, redis })
     }
+}
+
+/// A CA and a server certificate for 127.0.0.1 it signs (`openssl`), in `dir`.
+async fn make_certificates(dir: &Path) -> Result<()> {
+    let run = |args: Vec<&'static str>| {
+        let dir = dir.to_path_buf();
+        async move {
+            let status = Command::new("openssl")
+                .args(&args)
+                .current_dir(dir)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .await
+                .context("running openssl")?;
+            if !status.success() {
+                bail!("openssl {args:?} failed");
+            }
+            Ok(())
+        }
+    };
+    run(vec![
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=kar bench CA",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.crt",
+    ])
+    .await?;
+    run(vec![
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-subj",
+        "/CN=localhost",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+    ])
+    .await?;
+    std::fs::write(
+        dir.join("server.ext"),
+        "subjectAltName=IP:127.0.0.1,DNS:localhost\n",
+    )?;
+    run(vec![
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.crt",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-extfile",
+        "server.ext",
+        "-out",
+        "server.crt",
+    ])
+    .await
 }
 
 pub struct Mesh {

@@ -70,10 +70,19 @@ pub struct RedisConfig {
     pub port: u16,
     pub user: Option<String>,
     pub password: Option<String>,
+    /// Connect with TLS (`rediss://`).
     pub tls: bool,
+    /// With TLS, accept any server certificate (no chain nor name verification).
     pub tls_skip_verify: bool,
+    /// With TLS, the PEM certificates of the CAs the server's certificate must chain
+    /// to; `None`: the system's root certificates.
+    pub ca_cert: Option<Vec<u8>>,
     /// Membership lease; a member that does not renew within it is dead.
     pub lease: std::time::Duration,
+    /// The fencing margin (zero: the default, see `redis/lease.rs`): a member that
+    /// cannot renew its lease stops this long *before* its lease ends, and the others
+    /// recover it only this long *after* it ended.
+    pub fence_margin: std::time::Duration,
 }
 
 /// Opens the store of application `app`; the recoveries it performs never pause a

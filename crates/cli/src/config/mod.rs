@@ -28,8 +28,6 @@ pub struct GlobalConfig {
     pub request_retry_limit_nanos: i64,
     /// Kafka options that were given (they are ignored; the caller says so once).
     pub ignored_kafka: Vec<&'static str>,
-    /// A Redis CA certificate was given (the Redis engine uses the system roots).
-    pub redis_ca_cert: bool,
 }
 
 impl GlobalConfig {
@@ -99,6 +97,7 @@ pub fn resolve(matches: &Matches, env: &dyn Env) -> Result<GlobalConfig> {
         }
         let user = str_of("redis_user")?;
         let password = str_of("redis_password")?;
+        let ca_cert = redis_ca_cert(&str_of("redis_ca_cert")?)?;
         StoreConfig::Redis(RedisConfig {
             host: redis_host,
             port,
@@ -106,17 +105,39 @@ pub fn resolve(matches: &Matches, env: &dyn Env) -> Result<GlobalConfig> {
             password: Some(password).filter(|p| !p.is_empty()),
             tls: bool_of("redis_enable_tls")?,
             tls_skip_verify: bool_of("redis_tls_skip_verify")?,
+            ca_cert,
             lease: Duration::from_nanos(lease.unsigned_abs()),
+            ..RedisConfig::default()
         })
     };
-    let redis_ca_cert = !str_of("redis_ca_cert")?.is_empty();
     Ok(GlobalConfig {
         app,
         store,
         request_retry_limit_nanos: matches.duration("request_retry_limit"),
         ignored_kafka,
-        redis_ca_cert,
     })
+}
+
+/// The CA certificate of `-redis_ca_cert` / `REDIS_CA`: the base64 encoding of a PEM
+/// file, as upstream KAR takes it (a PEM given as is is accepted too); `None` when
+/// empty (the system's root certificates).
+fn redis_ca_cert(value: &str) -> Result<Option<Vec<u8>>> {
+    use base64::Engine as _;
+    if value.trim().is_empty() {
+        return Ok(None);
+    }
+    let pem = if value.contains("-----BEGIN") {
+        value.as_bytes().to_vec()
+    } else {
+        let compact: String = value.split_whitespace().collect();
+        base64::engine::general_purpose::STANDARD
+            .decode(compact)
+            .map_err(|e| anyhow!("-redis_ca_cert (REDIS_CA) is not base64: {e}"))?
+    };
+    if !pem.windows(10).any(|w| w == b"-----BEGIN") {
+        bail!("-redis_ca_cert (REDIS_CA) does not hold a PEM certificate once decoded");
+    }
+    Ok(Some(pem))
 }
 
 /// The value of an option and whether it was configured anywhere (flag, environment
@@ -308,6 +329,27 @@ mod tests {
         assert!(resolve(&m, &FakeEnv::new(&[])).is_err());
         let m = matches(&["-app", "a", "-redis_host", "h", "-redis_lease", "0s"]);
         assert!(resolve(&m, &FakeEnv::new(&[])).is_err());
+    }
+
+    #[test]
+    fn redis_ca_cert_is_base64_pem() {
+        let pem = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
+        use base64::Engine as _;
+        let encoded = base64::engine::general_purpose::STANDARD.encode(pem);
+        let env = FakeEnv::new(&[("REDIS_HOST", "h"), ("REDIS_CA", encoded.as_str())]);
+        let c = resolve(&matches(&["-app", "a"]), &env).unwrap();
+        assert_eq!(redis(&c).ca_cert.as_deref(), Some(pem.as_bytes()));
+        // Wrapped base64 (as `base64` prints it) and a PEM as is work too.
+        let wrapped = format!("{}\n{}", &encoded[..20], &encoded[20..]);
+        assert_eq!(
+            redis_ca_cert(&wrapped).unwrap().as_deref(),
+            Some(pem.as_bytes())
+        );
+        assert_eq!(redis_ca_cert(pem).unwrap().as_deref(), Some(pem.as_bytes()));
+        assert_eq!(redis_ca_cert("").unwrap(), None);
+        let err = redis_ca_cert("not base64!").unwrap_err().to_string();
+        assert!(err.contains("REDIS_CA"), "{err}");
+        assert!(redis_ca_cert("aGVsbG8=").is_err());
     }
 
     #[test]

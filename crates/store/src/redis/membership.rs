@@ -2,9 +2,10 @@
 //! `lease.rs`), leaving (recovered like a death, `recovery.rs`), the live members, and
 //! signals appended to a member's inbox (`inbox.rs` reads them).
 
+use super::connect::connect_error;
 use super::lease::{lease_millis, lock, LocalMember, Renewal};
 use super::scripts::{JOIN, LEAVE, MEMBERS, SIGNAL};
-use super::{connect_error, inbox, manager_config, recovery, RedisStore, RESPONSE_TIMEOUT};
+use super::{inbox, manager_config, recovery, RedisStore, RESPONSE_TIMEOUT};
 use crate::codec::{decode, encode};
 use crate::{Inbox, MembershipStore, Signal, StoreError};
 use async_trait::async_trait;
@@ -39,7 +40,7 @@ impl MembershipStore for RedisStore {
         // member would fence itself while alive and well.
         let renew_conn = ConnectionManager::new_with_config(self.client.clone(), manager_config())
             .await
-            .map_err(|e| connect_error(&self.addr, e))?;
+            .map_err(|e| connect_error(&self.addr, &self.config, e))?;
         let (fenced_tx, fenced_rx) = watch::channel(false);
         let lease_end = Arc::new(Mutex::new(sent + self.lease));
         let renewal = Renewal {

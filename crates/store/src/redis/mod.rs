@@ -165,6 +165,7 @@
 mod actors;
 mod admin;
 mod bindings;
+mod connect;
 mod events;
 mod inbox;
 mod lease;
@@ -178,10 +179,7 @@ mod scripts;
 use crate::{RedisConfig, StoreError};
 use kar_protocol::{ActorRef, Target};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{
-    AsyncConnectionConfig, Client, ConnectionAddr, IntoConnectionInfo, RedisConnectionInfo,
-    ScriptInvocation,
-};
+use redis::{Client, ScriptInvocation};
 use reply::{unexpected, value_bytes, value_pairs, value_string};
 use std::sync::Arc;
 use std::time::Duration;
@@ -311,7 +309,11 @@ pub struct RedisStore {
     lease: Duration,
     members: lease::LocalMembers,
     recoveries: recovery::Recoveries,
+    /// `host:port`, for messages.
     addr: String,
+    /// `redis://host:port` (`rediss://` with TLS): the store's description.
+    url: String,
+    config: RedisConfig,
 }
 
 impl RedisStore {
@@ -326,78 +328,30 @@ impl RedisStore {
         if config.host.is_empty() {
             return Err(StoreError::Config("Redis host is required".into()));
         }
-        if config.tls {
-            return Err(StoreError::Config(
-                "TLS connections to Redis are not supported by this build of kar".into(),
-            ));
-        }
-        let port = if config.port == 0 { 6379 } else { config.port };
-        let addr = format!("{}:{}", config.host, port);
-        let mut redis_info = RedisConnectionInfo::default();
-        if let Some(user) = config.user.as_deref().filter(|u| !u.is_empty()) {
-            redis_info = redis_info.set_username(user);
-        }
-        if let Some(password) = config.password.as_deref().filter(|p| !p.is_empty()) {
-            redis_info = redis_info.set_password(password);
-        }
-        let info = ConnectionAddr::Tcp(config.host.clone(), port)
-            .into_connection_info()
-            .map_err(|e| StoreError::Config(format!("invalid Redis address {addr}: {e}")))?
-            .set_redis_settings(redis_info);
-        let client = Client::open(info)
-            .map_err(|e| StoreError::Config(format!("invalid Redis address {addr}: {e}")))?;
-
-        // One direct attempt first, so that an unreachable server or bad credentials
-        // are reported at once instead of after the connection manager's retries.
-        let probe_config = AsyncConnectionConfig::new()
-            .set_connection_timeout(Some(CONNECT_TIMEOUT))
-            .set_response_timeout(Some(CONNECT_TIMEOUT));
-        let mut probe = client
-            .get_multiplexed_async_connection_with_config(&probe_config)
-            .await
-            .map_err(|e| connect_error(&addr, e))?;
-        redis::cmd("PING")
-            .query_async::<()>(&mut probe)
-            .await
-            .map_err(|e| connect_error(&addr, e))?;
-        drop(probe);
+        let keys = Arc::new(Keys::new(app));
+        let (client, addr) = connect::client(config)?;
+        connect::probe(&client, config, &addr, &keys).await?;
 
         let conn = ConnectionManager::new_with_config(client.clone(), manager_config())
             .await
-            .map_err(|e| connect_error(&addr, e))?;
+            .map_err(|e| connect::connect_error(&addr, config, e))?;
         let lease = if config.lease.is_zero() {
             DEFAULT_LEASE
         } else {
             config.lease
         };
+        let scheme = if config.tls { "rediss" } else { "redis" };
         Ok(RedisStore {
-            keys: Arc::new(Keys::new(app)),
+            url: format!("{scheme}://{addr}"),
+            keys,
             client,
             conn,
             lease,
             members: Arc::default(),
             recoveries: recovery::Recoveries(Arc::default(), policy),
             addr,
+            config: config.clone(),
         })
-    }
-}
-
-/// A failure to open a connection, classified by `From<RedisError>` (kar-store-api)
-/// with its source kept: refused credentials or permissions stay configuration
-/// errors; anything else means the server cannot be used now (unreachable, or not
-/// answering like Redis), which a later attempt may find otherwise.
-fn connect_error(addr: &str, e: redis::RedisError) -> StoreError {
-    match StoreError::from(e) {
-        StoreError::Config(reason) => {
-            StoreError::Config(format!("Redis at {addr} refused the connection: {reason}"))
-        }
-        StoreError::Unavailable { reason, source } | StoreError::Invariant { reason, source } => {
-            StoreError::Unavailable {
-                reason: format!("failed to connect to Redis at {addr}: {reason}"),
-                source,
-            }
-        }
-        other => other,
     }
 }
 

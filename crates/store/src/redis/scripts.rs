@@ -198,6 +198,8 @@ scripts! {
     TOPIC_NEXT: TopicScript = ["topic_lib.lua", "topic_next.lua"];
     // Admin (admin.rs).
     PURGE: Script<Unfenced> = ["lib.lua", "purge.lua"];
+    // Connections (connect.rs): the permissions of the ACL user, checked at open.
+    ACL_CHECK: Script<Unfenced> = ["lib.lua", "acl_check.lua"];
     DRAIN: Script<Unfenced> = ["lib.lua", "drain.lua"];
 }
 

@@ -18,10 +18,26 @@ pub const TEST_LEASE: Duration = Duration::from_millis(600);
 /// Longest wait for anything the tests expect to happen.
 pub const PATIENCE: Duration = Duration::from_secs(15);
 
-/// A `redis-server` owned by the test, killed on drop.
+/// A `redis-server` owned by the test, killed on drop. With TLS it also serves TLS
+/// on `tls.port` (the store under test uses that one; the white-box checks of the
+/// tests keep using the plain port).
 pub struct RedisServer {
     child: Child,
     pub port: u16,
+    pub tls: Option<TlsServer>,
+}
+
+/// The TLS side of a test server: its port and the files of a CA made for the test.
+pub struct TlsServer {
+    pub port: u16,
+    pub dir: tempfile::TempDir,
+}
+
+impl TlsServer {
+    /// The PEM certificate of the test's CA.
+    pub fn ca_pem(&self) -> Vec<u8> {
+        std::fs::read(self.dir.path().join("ca.crt")).expect("read ca.crt")
+    }
 }
 
 fn free_port() -> u16 {
@@ -29,13 +45,114 @@ fn free_port() -> u16 {
     listener.local_addr().expect("local addr").port()
 }
 
+/// Makes, with `openssl`, a CA (`ca.crt`, `ca.key`) and a certificate it signs for
+/// 127.0.0.1 and localhost (`server.crt`, `server.key`) in `dir`; `name` prefixes
+/// the files (another CA for the wrong-CA tests).
+pub fn make_certificates(dir: &std::path::Path, name: &str) {
+    let run = |args: &[&str]| {
+        let status = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .expect("openssl must be installed to run the TLS tests");
+        assert!(status.success(), "openssl {args:?} failed");
+    };
+    let file = |suffix: &str| format!("{name}{suffix}");
+    let (ca_key, ca_crt, key, csr, crt, ext) = (
+        file("ca.key"),
+        file("ca.crt"),
+        file("server.key"),
+        file("server.csr"),
+        file("server.crt"),
+        file("server.ext"),
+    );
+    run(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=kar test CA",
+        "-keyout",
+        &ca_key,
+        "-out",
+        &ca_crt,
+    ]);
+    run(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-subj",
+        "/CN=localhost",
+        "-keyout",
+        &key,
+        "-out",
+        &csr,
+    ]);
+    std::fs::write(
+        dir.join(&ext),
+        "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n",
+    )
+    .expect("write the extensions");
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        &csr,
+        "-CA",
+        &ca_crt,
+        "-CAkey",
+        &ca_key,
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-extfile",
+        &ext,
+        "-out",
+        &crt,
+    ]);
+}
+
 impl RedisServer {
     pub fn start() -> RedisServer {
+        Self::start_with(false)
+    }
+
+    /// A server that also serves TLS with a certificate of a CA made for it.
+    pub fn start_tls() -> RedisServer {
+        Self::start_with(true)
+    }
+
+    fn start_with(tls: bool) -> RedisServer {
+        let tls_dir = tls.then(|| {
+            let dir = tempfile::tempdir().expect("temp dir");
+            make_certificates(dir.path(), "");
+            dir
+        });
         for _attempt in 0..5 {
             let port = free_port();
-            let mut child = Command::new("redis-server")
+            let mut command = Command::new("redis-server");
+            command
                 .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-                .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
+                .args(["--save", "", "--appendonly", "no", "--daemonize", "no"]);
+            let tls_port = tls_dir.as_ref().map(|dir| {
+                let tls_port = free_port();
+                let path = |f: &str| dir.path().join(f).to_string_lossy().into_owned();
+                command
+                    .args(["--tls-port", &tls_port.to_string()])
+                    .args(["--tls-cert-file", &path("server.crt")])
+                    .args(["--tls-key-file", &path("server.key")])
+                    .args(["--tls-ca-cert-file", &path("ca.crt")])
+                    .args(["--tls-auth-clients", "no"]);
+                tls_port
+            });
+            let mut child = command
                 .stdin(Stdio::null())
                 .stdout(Stdio::piped())
                 .stderr(Stdio::null())
@@ -51,13 +168,33 @@ impl RedisServer {
             if ready {
                 // Keep draining the log so the server never blocks on a full pipe.
                 std::thread::spawn(move || for _ in lines {});
-                return RedisServer { child, port };
+                let tls = match (tls_port, &tls_dir) {
+                    (Some(port), Some(_)) => Some(TlsServer {
+                        port,
+                        dir: tls_dir.expect("made above"),
+                    }),
+                    _ => None,
+                };
+                return RedisServer { child, port, tls };
             }
-            // Most likely the port was taken meanwhile: try another one.
+            // Most likely a port was taken meanwhile: try others.
             let _ = child.kill();
             let _ = child.wait();
         }
         panic!("could not start redis-server");
+    }
+
+    /// The configuration of a store on this server (over TLS when it serves TLS,
+    /// trusting the test's CA).
+    pub fn config(&self) -> RedisConfig {
+        match &self.tls {
+            None => redis_config(self.port),
+            Some(tls) => RedisConfig {
+                tls: true,
+                ca_cert: Some(tls.ca_pem()),
+                ..redis_config(tls.port)
+            },
+        }
     }
 }
 
@@ -83,6 +220,11 @@ impl Engine {
         Engine::Redis(RedisServer::start())
     }
 
+    /// The Redis engine over TLS (a CA made for the test).
+    pub fn redis_tls() -> Engine {
+        Engine::Redis(RedisServer::start_tls())
+    }
+
     pub fn is_redis(&self) -> bool {
         matches!(self, Engine::Redis(_))
     }
@@ -92,7 +234,7 @@ impl Engine {
             Engine::Embedded(dir) => StoreConfig::Embedded {
                 dir: dir.path().to_path_buf(),
             },
-            Engine::Redis(server) => StoreConfig::Redis(redis_config(server.port)),
+            Engine::Redis(server) => StoreConfig::Redis(server.config()),
         }
     }
 
@@ -114,6 +256,13 @@ impl Engine {
     pub fn config_line(&self) -> String {
         match self {
             Engine::Embedded(dir) => format!("embedded {}", dir.path().display()),
+            Engine::Redis(RedisServer { tls: Some(tls), .. }) => {
+                format!(
+                    "rediss {} {}",
+                    tls.port,
+                    tls.dir.path().join("ca.crt").display()
+                )
+            }
             Engine::Redis(server) => format!("redis {}", server.port),
         }
     }
@@ -122,6 +271,14 @@ impl Engine {
         match line.split_once(' ') {
             Some(("embedded", dir)) => StoreConfig::Embedded { dir: dir.into() },
             Some(("redis", port)) => StoreConfig::Redis(redis_config(port.parse().expect("port"))),
+            Some(("rediss", rest)) => {
+                let (port, ca) = rest.split_once(' ').expect("rediss <port> <ca file>");
+                StoreConfig::Redis(RedisConfig {
+                    tls: true,
+                    ca_cert: Some(std::fs::read(ca).expect("read the CA")),
+                    ..redis_config(port.parse().expect("port"))
+                })
+            }
             _ => panic!("bad store config line {line:?}"),
         }
     }
