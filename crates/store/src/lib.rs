@@ -79,10 +79,11 @@ pub struct RedisConfig {
     pub ca_cert: Option<Vec<u8>>,
     /// Membership lease; a member that does not renew within it is dead.
     pub lease: std::time::Duration,
-    /// The fencing margin (zero: the default, see `redis/lease.rs`): a member that
-    /// cannot renew its lease stops this long *before* its lease ends, and the others
-    /// recover it only this long *after* it ended.
-    pub fence_margin: std::time::Duration,
+    /// The fencing margin (`None`: 500 ms, at most a quarter of the lease): a member
+    /// that cannot renew its lease stops this long *before* its lease ends (on its own
+    /// clock), and the others recover it only this long *after* it ended (on the Redis
+    /// clock). At most half the lease.
+    pub fence_margin: Option<std::time::Duration>,
 }
 
 /// Opens the store of application `app`; the recoveries it performs never pause a

@@ -98,6 +98,19 @@ pub fn resolve(matches: &Matches, env: &dyn Env) -> Result<GlobalConfig> {
         let user = str_of("redis_user")?;
         let password = str_of("redis_password")?;
         let ca_cert = redis_ca_cert(&str_of("redis_ca_cert")?)?;
+        // Unset: the store's default (500 ms, at most a quarter of the lease).
+        let fence_margin = match sourced("redis_fence_margin")? {
+            (Value::Duration(margin), true) => {
+                let margin = u64::try_from(margin).map_err(|_| {
+                    anyhow!(
+                        "the fencing margin cannot be negative; got -redis_fence_margin {}",
+                        kar_protocol::format_go_duration(margin)
+                    )
+                })?;
+                Some(Duration::from_nanos(margin))
+            }
+            _ => None,
+        };
         StoreConfig::Redis(RedisConfig {
             host: redis_host,
             port,
@@ -107,7 +120,7 @@ pub fn resolve(matches: &Matches, env: &dyn Env) -> Result<GlobalConfig> {
             tls_skip_verify: bool_of("redis_tls_skip_verify")?,
             ca_cert,
             lease: Duration::from_nanos(lease.unsigned_abs()),
-            ..RedisConfig::default()
+            fence_margin,
         })
     };
     Ok(GlobalConfig {
@@ -329,6 +342,29 @@ mod tests {
         assert!(resolve(&m, &FakeEnv::new(&[])).is_err());
         let m = matches(&["-app", "a", "-redis_host", "h", "-redis_lease", "0s"]);
         assert!(resolve(&m, &FakeEnv::new(&[])).is_err());
+    }
+
+    #[test]
+    fn redis_fence_margin() {
+        let env = FakeEnv::new(&[("REDIS_HOST", "h")]);
+        let margin = |args: &[&str]| {
+            let mut all = vec!["-app", "a"];
+            all.extend_from_slice(args);
+            resolve(&matches(&all), &env).map(|c| redis(&c).fence_margin)
+        };
+        assert_eq!(margin(&[]).unwrap(), None);
+        assert_eq!(
+            margin(&["-redis_fence_margin", "200ms"]).unwrap(),
+            Some(Duration::from_millis(200))
+        );
+        assert_eq!(
+            margin(&["-redis_fence_margin", "0"]).unwrap(),
+            Some(Duration::ZERO)
+        );
+        assert!(margin(&["-redis_fence_margin", "-1s"]).is_err());
+        let env = FakeEnv::new(&[("REDIS_HOST", "h"), ("REDIS_FENCE_MARGIN", "1s")]);
+        let c = resolve(&matches(&["-app", "a"]), &env).unwrap();
+        assert_eq!(redis(&c).fence_margin, Some(Duration::from_secs(1)));
     }
 
     #[test]

@@ -99,6 +99,12 @@ const REDIS_LEASE: Flag = Flag::new(
     "3s",
     "Membership lease with the Redis store: a sidecar that cannot renew it in time leaves the mesh",
 );
+const REDIS_FENCE_MARGIN: Flag = Flag::new(
+    "redis_fence_margin",
+    Kind::Duration,
+    "500ms",
+    "Fencing margin with the Redis store: a sidecar that cannot renew its lease stops its\ncomponent this long before the lease ends, and the others take over its requests only\nthis long after it (default 500ms, at most a quarter of -redis_lease; under half of it)",
+);
 const REQUEST_RETRY_LIMIT: Flag = Flag::new(
     "request_retry_limit",
     Kind::Duration,
@@ -154,6 +160,7 @@ pub const GLOBAL_FLAGS: &[&Flag] = &[
     &REDIS_PASSWORD,
     &REDIS_CA_CERT,
     &REDIS_LEASE,
+    &REDIS_FENCE_MARGIN,
     &REQUEST_RETRY_LIMIT,
     &REDIS_SLOW_OP_THRESHOLD,
     &V,
@@ -177,6 +184,7 @@ const SOURCED: &[&str] = &[
     "redis_tls_skip_verify",
     "redis_user",
     "redis_password",
+    "redis_fence_margin",
 ];
 
 /// `-redis_ca_cert` is the one exception to the naming rule: upstream reads it from

@@ -14,6 +14,7 @@
 //! | --- | --- | --- |
 //! | `P members` | hash | node → postcard [`Member`](kar_protocol::Member) |
 //! | `P leases` | zset | node → lease expiry (ms, Redis server clock) |
+//! | `P margins` | hash | node → its fencing margin (ms): it may be recovered only that long after its lease expiry |
 //! | `P names:<node>` | set | the names (service, actor types) the node offers |
 //! | `P route:<name>` | zset (score 0) | nodes offering `name` (sorted, so a random index picks) |
 //! | `P seq` | string | arrival counter of requests |
@@ -63,8 +64,9 @@
 //!   for its names (in arrival order), pushes `MembersChanged` to every other member.
 //! * `renew` (every lease/3, by a background task per member): fails if the member's
 //!   lease has expired (it must fence itself), extends it, and returns the members
-//!   whose leases expired, which the renewing member then recovers. Failure detection
-//!   thus runs inside the renewals of the live members, never on the request path.
+//!   whose leases expired more than their fencing margin ago, which the renewing
+//!   member then recovers. Failure detection thus runs inside the renewals of the live
+//!   members, never on the request path.
 //! * `recover`: one bounded step of the recovery of a member whose lease expired,
 //!   under a lock with a TTL, so that no script blocks Redis for long and a recoverer
 //!   that dies midway is replaced. Outcomes only the dead member could collect are
@@ -149,18 +151,21 @@
 //!
 //! A member's lease is `lease` long (3 s by default), computed on the Redis clock and
 //! renewed every lease/3. A member whose lease expired is dead: it is no longer chosen
-//! by `enqueue`, it is recovered by the next renewal of any live member, and its
-//! transitions fail with `Fenced`: every script that changes state on behalf of a
-//! member gets it as its fence and checks its lease first, the member being given by
-//! the script's mode in `scripts.rs` (`ByExecutor`, `complete` and `tail_call`: the
-//! executing node; `ByCaller`, `enqueue`: the caller when it joined through this
-//! handle; `ByHandle`, the other writes, `reminders_fire` and `deliver_event`
-//! included: the handle's member when it has exactly one, as a sidecar's handle
-//! does). Fencing is also local: once a
-//! whole lease has passed since the last successful renewal was *sent*, the server's
-//! lease has surely expired, so the inbox and every fenced transition report
-//! `Fenced` at once, even if Redis cannot be reached or the process was stopped and
-//! has just resumed.
+//! by `enqueue`, and its transitions fail with `Fenced`: every script that changes
+//! state on behalf of a member gets it as its fence and checks its lease first, the
+//! member being given by the script's mode in `scripts.rs` (`ByExecutor`, `complete`
+//! and `tail_call`: the executing node; `ByCaller`, `enqueue`: the caller when it
+//! joined through this handle; `ByHandle`, the other writes, `reminders_fire` and
+//! `deliver_event` included: the handle's member when it has exactly one, as a
+//! sidecar's handle does). It is recovered by the next renewal of any live member once
+//! its *fencing margin* (`-redis_fence_margin`, stored with it at join) has passed
+//! since its lease ended. Fencing is also local: once the lease less the margin has
+//! passed since the last successful renewal was *sent*, the inbox and every fenced
+//! transition report `Fenced` at once, even if Redis cannot be reached or the process
+//! was stopped and has just resumed; the sidecar then stops its component. Between a
+//! member's own fence and the earliest recovery of its requests lie at least twice
+//! the margin; `lease.rs` states the clock assumptions, and how renewals get through
+//! short partitions.
 
 mod actors;
 mod admin;
@@ -307,6 +312,8 @@ pub struct RedisStore {
     client: Client,
     conn: ConnectionManager,
     lease: Duration,
+    /// The fencing margin (`lease.rs`).
+    margin: Duration,
     members: lease::LocalMembers,
     recoveries: recovery::Recoveries,
     /// `host:port`, for messages.
@@ -340,6 +347,7 @@ impl RedisStore {
         } else {
             config.lease
         };
+        let margin = lease::fence_margin(lease, config.fence_margin)?;
         let scheme = if config.tls { "rediss" } else { "redis" };
         Ok(RedisStore {
             url: format!("{scheme}://{addr}"),
@@ -347,6 +355,7 @@ impl RedisStore {
             client,
             conn,
             lease,
+            margin,
             members: Arc::default(),
             recoveries: recovery::Recoveries(Arc::default(), policy),
             addr,

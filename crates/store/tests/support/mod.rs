@@ -369,6 +369,14 @@ impl Engine {
                 if lease.is_some() {
                     out.push("lease".into());
                 }
+                let margin: bool = redis::cmd("HEXISTS")
+                    .arg(format!("kar:{{{app}}}:margins"))
+                    .arg(node)
+                    .query(&mut conn)
+                    .expect("HEXISTS");
+                if margin {
+                    out.push("margin".into());
+                }
                 out
             }
         }
@@ -456,6 +464,18 @@ pub async fn recv_members_changed(inbox: &mut Box<dyn Inbox>) -> Vec<Message> {
     others
 }
 
+/// Polls `done` until it holds (within [`PATIENCE`]): for states of the store that
+/// nothing announces.
+pub async fn poll_until(mut done: impl FnMut() -> bool) {
+    tokio::time::timeout(PATIENCE, async {
+        while !done() {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .expect("the awaited condition never held");
+}
+
 /// The ids of `Execute` messages.
 pub fn executed(messages: &[Message]) -> Vec<RequestId> {
     messages
@@ -465,4 +485,82 @@ pub fn executed(messages: &[Message]) -> Vec<RequestId> {
             other => panic!("expected Execute, got {other:?}"),
         })
         .collect()
+}
+
+/// A TCP proxy to a Redis server that the test can cut, like a partition that drops
+/// packets (iptables DROP): while cut, nothing is forwarded; connections stay open
+/// and new ones are accepted; what was sent meanwhile arrives after the heal only at
+/// the next TCP retransmission (200 ms after the send, then doubling each time), as
+/// with a real kernel. Nothing is lost or reordered.
+pub struct CuttableProxy {
+    pub port: u16,
+    cut: tokio::sync::watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl CuttableProxy {
+    pub async fn start(upstream: u16) -> CuttableProxy {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
+            .await
+            .expect("bind the proxy");
+        let port = listener.local_addr().expect("local addr").port();
+        let (cut, watch) = tokio::sync::watch::channel(false);
+        let task = tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let Ok(server) = tokio::net::TcpStream::connect(("127.0.0.1", upstream)).await
+                else {
+                    continue;
+                };
+                let (client_read, client_write) = client.into_split();
+                let (server_read, server_write) = server.into_split();
+                tokio::spawn(pipe(client_read, server_write, watch.clone()));
+                tokio::spawn(pipe(server_read, client_write, watch.clone()));
+            }
+        });
+        CuttableProxy { port, cut, task }
+    }
+
+    /// Cuts (`true`) or heals (`false`) every connection through the proxy.
+    pub fn set_cut(&self, cut: bool) {
+        self.cut.send_replace(cut);
+    }
+}
+
+/// Forwards `from` to `to`; what arrives while cut waits for the heal and then for
+/// the next retransmission instant of its first byte.
+async fn pipe(
+    mut from: impl tokio::io::AsyncRead + Unpin,
+    mut to: impl tokio::io::AsyncWrite + Unpin,
+    mut cut: tokio::sync::watch::Receiver<bool>,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = match from.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        if *cut.borrow() {
+            let sent = tokio::time::Instant::now();
+            if cut.wait_for(|c| !*c).await.is_err() {
+                return;
+            }
+            let mut rto = Duration::from_millis(200);
+            let mut at = sent + rto;
+            while at < tokio::time::Instant::now() {
+                rto *= 2;
+                at += rto;
+            }
+            tokio::time::sleep_until(at).await;
+        }
+        if to.write_all(&buf[..n]).await.is_err() {
+            return;
+        }
+    }
+}
+
+impl Drop for CuttableProxy {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
 }
