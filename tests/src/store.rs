@@ -19,6 +19,12 @@ pub enum Store {
     /// A private `redis-server` on a free loopback port, killed on drop. `home` is the
     /// `$KAR_HOME` given to `kar` so nothing touches the user's real one.
     Redis { server: RedisServer, home: TempDir },
+    /// A Redis server the test runs elsewhere (on a simulated host, `netns`).
+    RedisAt {
+        host: String,
+        port: u16,
+        home: TempDir,
+    },
 }
 
 impl Store {
@@ -44,17 +50,28 @@ impl Store {
         }
     }
 
+    /// A Redis server at `host:port`, run by the test.
+    pub fn redis_at(host: &str, port: u16) -> Store {
+        Store::RedisAt {
+            host: host.to_string(),
+            port,
+            home: tempdir("kar-home-"),
+        }
+    }
+
     /// `embedded` or `redis`.
     pub fn kind(&self) -> &'static str {
         match self {
             Store::Embedded { .. } => "embedded",
-            Store::Redis { .. } => "redis",
+            Store::Redis { .. } | Store::RedisAt { .. } => "redis",
         }
     }
 
     pub fn home(&self) -> &Path {
         match self {
-            Store::Embedded { home } | Store::Redis { home, .. } => home.path(),
+            Store::Embedded { home } | Store::Redis { home, .. } | Store::RedisAt { home, .. } => {
+                home.path()
+            }
         }
     }
 
@@ -78,6 +95,8 @@ impl Store {
                     server.port()
                 );
             }
+            // The test that runs it checks its own workload.
+            Store::RedisAt { .. } => {}
         }
     }
 
@@ -99,6 +118,11 @@ impl Store {
             command.env_remove(var);
         }
         command.env("KAR_HOME", self.home());
+        if let Store::RedisAt { host, port, .. } = self {
+            command
+                .env("REDIS_HOST", host)
+                .env("REDIS_PORT", port.to_string());
+        }
         if let Store::Redis { server, .. } = self {
             command.env("REDIS_HOST", "127.0.0.1");
             match server.tls() {
