@@ -357,3 +357,87 @@ fn bank_transfers_survive_partitions() {
         "no cut fenced a host, so the run did not test a takeover: {schedule:?}"
     );
 }
+
+/// Calls between two components on host 1 whose Redis link goes through a delaying
+/// proxy (no sch_netem here): with 50 ms each way, then with jitter and loss, every
+/// call still gets its answer (no timeout, nothing fenced: renewals get through). The
+/// latencies are printed (figures, not assertions).
+#[test]
+fn calls_through_a_delayed_lossy_link() {
+    let Some(net) = net(2) else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let _redis = RedisHost::start(&net, dir.path());
+    let config = dir.path().join("delay");
+    std::fs::write(&config, "0 0 0").unwrap();
+    let proxy_port = 6380;
+    let mut command = Command::new("ip");
+    command
+        .args(["netns", "exec", &net.hosts[0].ns, "python3"])
+        .arg(kar_tests::apps_dir().join("python/netfaults/delay_proxy.py"))
+        .args([&net.hosts[0].ip, &proxy_port.to_string(), &net.hosts[0].ip])
+        .arg(REDIS_PORT.to_string())
+        .arg(&config);
+    let proxy = Process::spawn("delay proxy (host 0)", command);
+    proxy.expect_output("listening", Duration::from_secs(20));
+    let store = Store::redis_at(&net.hosts[0].ip, proxy_port);
+    let app = unique_app("delay");
+    let mut service = Component::new(&store, &app)
+        .name("greeter on host 1")
+        .service("greeter")
+        .within(net.exec_prefix(1))
+        .command(node("service.js", &[]))
+        .spawn();
+    let port = kar_tests::free_port();
+    let mut caller = Component::new(&store, &app)
+        .name("caller sidecar on host 1")
+        .within(net.exec_prefix(1))
+        .runtime_port(port)
+        .spawn();
+    caller.expect_output("KAR_RUNTIME_PORT=", Duration::from_secs(30));
+    let call = |n: usize| -> f64 {
+        let output = Command::new("ip")
+            .args(["netns", "exec", &net.hosts[1].ns, "curl", "-s", "-m", "60"])
+            .args(["-w", "\n%{http_code} %{time_total}", "-X", "POST"])
+            .args(["-H", "Content-Type: text/plain", "--data", &format!("n{n}")])
+            .arg(format!(
+                "http://127.0.0.1:{port}/kar/v1/service/greeter/call/helloText"
+            ))
+            .output()
+            .expect("run curl");
+        let text = String::from_utf8_lossy(&output.stdout).to_string();
+        let (body, status) = text.rsplit_once('\n').unwrap_or(("", ""));
+        let (code, seconds) = status.split_once(' ').unwrap_or(("", "0"));
+        assert_eq!(
+            (code, body),
+            ("200", format!("Hello n{n}").as_str()),
+            "{text}"
+        );
+        seconds.parse::<f64>().unwrap_or_default() * 1000.0
+    };
+    // The first call also waits for the service to join.
+    call(0);
+    let mut figures = Vec::new();
+    for (label, setting) in [
+        ("no delay", "0 0 0"),
+        ("50 ms each way", "50 0 0"),
+        ("50 ms + 0-50 ms jitter + 2% loss", "50 50 0.02"),
+    ] {
+        std::fs::write(&config, setting).unwrap();
+        if setting != "0 0 0" {
+            proxy.expect_output(&format!("config {setting}"), Duration::from_secs(20));
+        }
+        let mut ms: Vec<f64> = (1..=10).map(call).collect();
+        ms.sort_by(f64::total_cmp);
+        figures.push(format!(
+            "{label}: median {:.0} ms, max {:.0} ms",
+            ms[ms.len() / 2],
+            ms[ms.len() - 1]
+        ));
+    }
+    println!(
+        "[multihost delay] sequential calls on one host, Redis link delayed: {}",
+        figures.join("; ")
+    );
+    service.assert_running();
+    caller.assert_running();
+}
