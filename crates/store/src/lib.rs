@@ -84,6 +84,11 @@ pub struct RedisConfig {
     /// clock), and the others recover it only this long *after* it ended (on the Redis
     /// clock). At most half the lease.
     pub fence_margin: Option<std::time::Duration>,
+    /// Replicas that must acknowledge every transition before kar does (`WAIT`; 0:
+    /// none, asynchronous replication). See `redis/replication.rs`.
+    pub wait_replicas: u32,
+    /// How long a transition waits for them before it fails as unavailable.
+    pub wait_timeout: std::time::Duration,
 }
 
 /// Opens the store of application `app`; the recoveries it performs never pause a

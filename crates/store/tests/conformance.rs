@@ -2927,3 +2927,105 @@ async fn redis_partition_shorter_than_the_lease_fences_nobody() {
     // The inbox (whose drop would end the membership) lived through the test.
     drop(cut_inbox);
 }
+
+// ----- replication (Redis): the WAIT setting over a failover -----
+
+/// The number of requests of `app` stored on `server`.
+fn stored_requests(server: &RedisServer, app: &str) -> usize {
+    let keys: Vec<String> = ::redis::cmd("KEYS")
+        .arg(format!("kar:{{{app}}}:req:*"))
+        .query(&mut server.connection())
+        .unwrap();
+    keys.len()
+}
+
+/// A primary and its replica; the replica is promoted after the primary is killed.
+/// With `wait_replicas` 1, a transition is acknowledged only once the replica has it:
+/// while the replica lags (its link cut) nothing is acknowledged, and everything that was is on
+/// the promoted replica. Without it, transitions acknowledged while the replica lagged
+/// are lost by the failover: the test reports how many (the trade-off, not hidden).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_replication_wait_keeps_acknowledged_transitions_over_a_failover() {
+    let primary = RedisServer::start();
+    let replica = RedisServer::start();
+    // The replication link goes through a proxy the test can cut (a replica that
+    // lags: what the primary sent is not on the replica).
+    let link = CuttableProxy::start(primary.port).await;
+    let _: () = ::redis::cmd("REPLICAOF")
+        .arg("127.0.0.1")
+        .arg(link.port)
+        .query(&mut replica.connection())
+        .unwrap();
+    let linked = |server: &RedisServer| {
+        let info: String = ::redis::cmd("INFO")
+            .arg("replication")
+            .query(&mut server.connection())
+            .unwrap();
+        info.contains("master_link_status:up")
+    };
+    poll_until(|| linked(&replica)).await;
+    let open = |replicas: u32| {
+        let config = kar_store::RedisConfig {
+            wait_replicas: replicas,
+            wait_timeout: Duration::from_millis(300),
+            ..redis_config(primary.port)
+        };
+        async move {
+            kar_store::open(&kar_store::StoreConfig::Redis(config), "app")
+                .await
+                .unwrap()
+        }
+    };
+    let waiting = open(1).await;
+    let enqueue = |store: Arc<dyn kar_store::Store>, service: &'static str| async move {
+        store
+            .enqueue(&request(RequestKind::Tell, service, "node-c"))
+            .await
+    };
+
+    // With the wait: nothing is acknowledged while the replica lags...
+    link.set_cut(true);
+    let err = enqueue(waiting.clone(), "sync").await.unwrap_err();
+    assert!(matches!(err, StoreError::Unavailable { .. }), "{err:?}");
+    assert!(err.to_string().contains("replicas acknowledged"), "{err}");
+    link.set_cut(false);
+    // ... and what is acknowledged is on the replica.
+    let mut acknowledged = 0;
+    for _ in 0..20 {
+        enqueue(waiting.clone(), "sync").await.unwrap();
+        acknowledged += 1;
+    }
+
+    // Without it: acknowledged while the replica lags, then the primary dies.
+    let asynchronous = open(0).await;
+    link.set_cut(true);
+    for _ in 0..20 {
+        enqueue(asynchronous.clone(), "async").await.unwrap();
+    }
+    primary.signal("KILL");
+    // What the link held is gone with the primary.
+    drop(link);
+    let _: () = ::redis::cmd("REPLICAOF")
+        .arg("NO")
+        .arg("ONE")
+        .query(&mut replica.connection())
+        .unwrap();
+    let parked = |service: &str| {
+        let keys: Vec<String> = ::redis::cmd("ZRANGE")
+            .arg(format!("kar:{{app}}:parked:{service}"))
+            .arg(0)
+            .arg(-1)
+            .query(&mut replica.connection())
+            .unwrap();
+        keys.len()
+    };
+    let (kept_sync, kept_async) = (parked("sync"), parked("async"));
+    eprintln!(
+        "failover: with the wait, {kept_sync} of {acknowledged} acknowledged transitions kept \
+         (+ the one refused: applied on the primary only, or not); without it, {kept_async} of \
+         20 kept ({} lost)",
+        20 - kept_async
+    );
+    assert!(kept_sync >= acknowledged, "{kept_sync} < {acknowledged}");
+    assert!(stored_requests(&replica, "app") >= kept_sync + kept_async);
+}

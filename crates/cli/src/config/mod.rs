@@ -121,6 +121,19 @@ pub fn resolve(matches: &Matches, env: &dyn Env) -> Result<GlobalConfig> {
             ca_cert,
             lease: Duration::from_nanos(lease.unsigned_abs()),
             fence_margin,
+            wait_replicas: match sourced("redis_wait_replicas")?.0 {
+                Value::Int(n) => u32::try_from(n)
+                    .map_err(|_| anyhow!("invalid -redis_wait_replicas {n}"))?,
+                _ => 0,
+            },
+            wait_timeout: match sourced("redis_wait_timeout")?.0 {
+                Value::Duration(d) if d > 0 => Duration::from_nanos(d.unsigned_abs()),
+                Value::Duration(d) => bail!(
+                    "the replication wait timeout must be positive; got -redis_wait_timeout {}",
+                    kar_protocol::format_go_duration(d)
+                ),
+                _ => Duration::from_secs(1),
+            },
         })
     };
     Ok(GlobalConfig {

@@ -105,6 +105,18 @@ const REDIS_FENCE_MARGIN: Flag = Flag::new(
     "500ms",
     "Fencing margin with the Redis store: a sidecar that cannot renew its lease stops its\ncomponent this long before the lease ends, and the others take over its requests only\nthis long after it (default 500ms, at most a quarter of -redis_lease; under half of it)",
 );
+const REDIS_WAIT_REPLICAS: Flag = Flag::new(
+    "redis_wait_replicas",
+    Kind::Int,
+    "0",
+    "Replicas that must acknowledge every store transition before kar does (Redis WAIT;\n0: asynchronous replication, a failover may lose acknowledged transitions)",
+);
+const REDIS_WAIT_TIMEOUT: Flag = Flag::new(
+    "redis_wait_timeout",
+    Kind::Duration,
+    "1s",
+    "How long a transition waits for -redis_wait_replicas before failing as unavailable",
+);
 const REQUEST_RETRY_LIMIT: Flag = Flag::new(
     "request_retry_limit",
     Kind::Duration,
@@ -161,6 +173,8 @@ pub const GLOBAL_FLAGS: &[&Flag] = &[
     &REDIS_CA_CERT,
     &REDIS_LEASE,
     &REDIS_FENCE_MARGIN,
+    &REDIS_WAIT_REPLICAS,
+    &REDIS_WAIT_TIMEOUT,
     &REQUEST_RETRY_LIMIT,
     &REDIS_SLOW_OP_THRESHOLD,
     &V,
@@ -185,6 +199,8 @@ const SOURCED: &[&str] = &[
     "redis_user",
     "redis_password",
     "redis_fence_margin",
+    "redis_wait_replicas",
+    "redis_wait_timeout",
 ];
 
 /// `-redis_ca_cert` is the one exception to the naming rule: upstream reads it from

@@ -36,7 +36,8 @@
 use super::scripts::RENEW;
 use super::{recovery, Keys};
 use crate::StoreError;
-use redis::aio::{ConnectionManager, MultiplexedConnection};
+use super::replication::{StoreConn, Wait};
+use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, Client};
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -133,7 +134,9 @@ pub(super) struct Renewal {
     pub(super) client: Client,
     /// The connection of the last renewal that got through (`None` after an error).
     pub(super) conn: Option<MultiplexedConnection>,
-    pub(super) recovery_conn: ConnectionManager,
+    pub(super) recovery_conn: StoreConn,
+    /// The replication wait each renewal must pass to count (`replication.rs`).
+    pub(super) wait: Option<Wait>,
     pub(super) recoveries: recovery::Recoveries,
     pub(super) keys: Arc<Keys>,
     pub(super) node: String,
@@ -267,11 +270,12 @@ impl Renewal {
         &self,
         conn: Option<MultiplexedConnection>,
     ) -> impl std::future::Future<Output = Attempt> + Send + 'static {
-        let (client, keys, node, lease) = (
+        let (client, keys, node, lease, wait) = (
             self.client.clone(),
             self.keys.clone(),
             self.node.clone(),
             self.lease,
+            self.wait,
         );
         async move {
             let sent = Instant::now();
@@ -284,7 +288,16 @@ impl Renewal {
             };
             let mut invocation = RENEW.invocation(&keys);
             invocation.arg(&node).arg(lease_millis(lease));
-            match invocation.invoke_async::<Vec<String>>(&mut conn).await {
+            let renewed = match invocation.invoke_async::<Vec<String>>(&mut conn).await {
+                // A renewal counts once the replicas have it: a failover must not
+                // bring back an older lease than the one this member counts on.
+                Ok(reply) => match wait {
+                    Some(wait) => wait.apply(&mut conn).await.map(|()| reply),
+                    None => Ok(reply),
+                },
+                Err(e) => Err(e),
+            };
+            match renewed {
                 Ok(reply) => (sent, Ok(reply), Some(conn)),
                 Err(e) => (sent, Err(e), None),
             }

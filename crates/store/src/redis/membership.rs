@@ -52,6 +52,7 @@ impl MembershipStore for RedisStore {
             node: node.clone(),
             lease: self.lease,
             margin: self.margin,
+            wait: self.wait,
             lease_end: lease_end.clone(),
         };
         let renew = tokio::spawn(renewal.run(sent, fenced_tx));

@@ -177,6 +177,7 @@ mod lease;
 mod membership;
 mod recovery;
 mod reminders;
+mod replication;
 mod reply;
 mod requests;
 mod scripts;
@@ -310,10 +311,12 @@ fn manager_config() -> ConnectionManagerConfig {
 pub struct RedisStore {
     keys: Arc<Keys>,
     client: Client,
-    conn: ConnectionManager,
+    conn: replication::StoreConn,
     lease: Duration,
     /// The fencing margin (`lease.rs`).
     margin: Duration,
+    /// The replication wait (`replication.rs`).
+    wait: Option<replication::Wait>,
     members: lease::LocalMembers,
     recoveries: recovery::Recoveries,
     /// `host:port`, for messages.
@@ -339,9 +342,11 @@ impl RedisStore {
         let (client, addr) = connect::client(config)?;
         connect::probe(&client, config, &addr, &keys).await?;
 
+        let wait = replication::Wait::of(config.wait_replicas, config.wait_timeout);
         let conn = ConnectionManager::new_with_config(client.clone(), manager_config())
             .await
             .map_err(|e| connect::connect_error(&addr, config, e))?;
+        let conn = replication::StoreConn::new(conn, wait);
         let lease = if config.lease.is_zero() {
             DEFAULT_LEASE
         } else {
@@ -356,6 +361,7 @@ impl RedisStore {
             conn,
             lease,
             margin,
+            wait,
             members: Arc::default(),
             recoveries: recovery::Recoveries(Arc::default(), policy),
             addr,

@@ -184,6 +184,23 @@ impl RedisServer {
         panic!("could not start redis-server");
     }
 
+    /// Sends `signal` (`STOP`, `CONT`, `KILL`) to the server.
+    pub fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .args([&format!("-{signal}"), &self.child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -{signal} redis-server");
+    }
+
+    /// A plain connection (white-box checks, administration).
+    pub fn connection(&self) -> redis::Connection {
+        redis::Client::open(format!("redis://127.0.0.1:{}", self.port))
+            .expect("client")
+            .get_connection()
+            .expect("connect")
+    }
+
     /// The configuration of a store on this server (over TLS when it serves TLS,
     /// trusting the test's CA).
     pub fn config(&self) -> RedisConfig {
