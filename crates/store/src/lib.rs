@@ -89,6 +89,11 @@ pub struct RedisConfig {
     pub wait_replicas: u32,
     /// How long a transition waits for them before it fails as unavailable.
     pub wait_timeout: std::time::Duration,
+    /// Sentinels (host, port) to ask for the primary: when given, `host` and `port`
+    /// are not used, and every new connection goes to the primary they name then.
+    pub sentinels: Vec<(String, u16)>,
+    /// The name of the primary the Sentinels monitor.
+    pub sentinel_master: String,
 }
 
 /// Opens the store of application `app`; the recoveries it performs never pause a

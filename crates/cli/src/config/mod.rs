@@ -78,7 +78,8 @@ pub fn resolve(matches: &Matches, env: &dyn Env) -> Result<GlobalConfig> {
     let bool_of = |name: &str| -> Result<bool> { Ok(sourced(name)?.0 == Value::Bool(true)) };
 
     let redis_host = str_of("redis_host")?;
-    let store = if redis_host.is_empty() {
+    let sentinels = sentinels(&str_of("redis_sentinel")?)?;
+    let store = if redis_host.is_empty() && sentinels.is_empty() {
         StoreConfig::Embedded {
             dir: kar_home(env)?,
         }
@@ -122,8 +123,9 @@ pub fn resolve(matches: &Matches, env: &dyn Env) -> Result<GlobalConfig> {
             lease: Duration::from_nanos(lease.unsigned_abs()),
             fence_margin,
             wait_replicas: match sourced("redis_wait_replicas")?.0 {
-                Value::Int(n) => u32::try_from(n)
-                    .map_err(|_| anyhow!("invalid -redis_wait_replicas {n}"))?,
+                Value::Int(n) => {
+                    u32::try_from(n).map_err(|_| anyhow!("invalid -redis_wait_replicas {n}"))?
+                }
                 _ => 0,
             },
             wait_timeout: match sourced("redis_wait_timeout")?.0 {
@@ -134,6 +136,8 @@ pub fn resolve(matches: &Matches, env: &dyn Env) -> Result<GlobalConfig> {
                 ),
                 _ => Duration::from_secs(1),
             },
+            sentinels,
+            sentinel_master: str_of("redis_sentinel_master")?,
         })
     };
     Ok(GlobalConfig {
@@ -142,6 +146,24 @@ pub fn resolve(matches: &Matches, env: &dyn Env) -> Result<GlobalConfig> {
         request_retry_limit_nanos: matches.duration("request_retry_limit"),
         ignored_kafka,
     })
+}
+
+/// `-redis_sentinel host:port,...`.
+fn sentinels(value: &str) -> Result<Vec<(String, u16)>> {
+    value
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            let (host, port) = s
+                .rsplit_once(':')
+                .ok_or_else(|| anyhow!("-redis_sentinel: {s:?} is not host:port"))?;
+            let port = port
+                .parse()
+                .map_err(|_| anyhow!("-redis_sentinel: invalid port in {s:?}"))?;
+            Ok((host.to_string(), port))
+        })
+        .collect()
 }
 
 /// The CA certificate of `-redis_ca_cert` / `REDIS_CA`: the base64 encoding of a PEM
@@ -355,6 +377,31 @@ mod tests {
         assert!(resolve(&m, &FakeEnv::new(&[])).is_err());
         let m = matches(&["-app", "a", "-redis_host", "h", "-redis_lease", "0s"]);
         assert!(resolve(&m, &FakeEnv::new(&[])).is_err());
+    }
+
+    #[test]
+    fn redis_sentinels_and_wait() {
+        let env = FakeEnv::new(&[]);
+        let c = resolve(
+            &matches(&[
+                "-app",
+                "a",
+                "-redis_sentinel",
+                "s1:26379, s2:26380",
+                "-redis_wait_replicas",
+                "1",
+            ]),
+            &env,
+        )
+        .unwrap();
+        assert_eq!(
+            redis(&c).sentinels,
+            vec![("s1".to_string(), 26379), ("s2".to_string(), 26380)]
+        );
+        assert_eq!(redis(&c).sentinel_master, "mymaster");
+        assert_eq!(redis(&c).wait_replicas, 1);
+        assert_eq!(redis(&c).wait_timeout, Duration::from_secs(1));
+        assert!(resolve(&matches(&["-app", "a", "-redis_sentinel", "s1"]), &env).is_err());
     }
 
     #[test]

@@ -105,6 +105,18 @@ const REDIS_FENCE_MARGIN: Flag = Flag::new(
     "500ms",
     "Fencing margin with the Redis store: a sidecar that cannot renew its lease stops its\ncomponent this long before the lease ends, and the others take over its requests only\nthis long after it (default 500ms, at most a quarter of -redis_lease; under half of it)",
 );
+const REDIS_SENTINEL: Flag = Flag::new(
+    "redis_sentinel",
+    Kind::String,
+    "",
+    "Redis Sentinels to ask for the primary, host:port separated by commas (then -redis_host\nand -redis_port are not used)",
+);
+const REDIS_SENTINEL_MASTER: Flag = Flag::new(
+    "redis_sentinel_master",
+    Kind::String,
+    "mymaster",
+    "The name of the primary the Sentinels monitor",
+);
 const REDIS_WAIT_REPLICAS: Flag = Flag::new(
     "redis_wait_replicas",
     Kind::Int,
@@ -173,6 +185,8 @@ pub const GLOBAL_FLAGS: &[&Flag] = &[
     &REDIS_CA_CERT,
     &REDIS_LEASE,
     &REDIS_FENCE_MARGIN,
+    &REDIS_SENTINEL,
+    &REDIS_SENTINEL_MASTER,
     &REDIS_WAIT_REPLICAS,
     &REDIS_WAIT_TIMEOUT,
     &REQUEST_RETRY_LIMIT,
@@ -199,6 +213,8 @@ const SOURCED: &[&str] = &[
     "redis_user",
     "redis_password",
     "redis_fence_margin",
+    "redis_sentinel",
+    "redis_sentinel_master",
     "redis_wait_replicas",
     "redis_wait_timeout",
 ];

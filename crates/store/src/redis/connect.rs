@@ -8,10 +8,12 @@
 use super::scripts::ACL_CHECK;
 use super::{Keys, CONNECT_TIMEOUT};
 use crate::{RedisConfig, StoreError};
+use redis::aio::MultiplexedConnection;
 use redis::{
     AsyncConnectionConfig, Client, ConnectionAddr, IntoConnectionInfo, RedisConnectionInfo,
     TlsCertificates,
 };
+use std::sync::Arc;
 
 /// Every command kar sends, directly or from its scripts (`redis.call` in `lua/`;
 /// a unit test keeps the two in step), each with valid arguments (`K` stands for a
@@ -60,8 +62,137 @@ pub(crate) const COMMANDS: &[&str] = &[
     "ZSCORE K m",
 ];
 
-/// The client of `config` (not connected yet) and the address it names.
-pub(super) fn client(config: &RedisConfig) -> Result<(Client, String), StoreError> {
+/// Where connections go: a fixed server, or the primary that Sentinel names at the
+/// moment a connection is made (so that connections made after a failover reach the
+/// new primary).
+#[derive(Clone)]
+pub(crate) struct Connector(Arc<Target>);
+
+enum Target {
+    Direct(Client),
+    Sentinel {
+        /// Plain connections to the Sentinels.
+        sentinels: Vec<Client>,
+        master: String,
+        /// The settings of the primary's connections (TLS, credentials); its host and
+        /// port are Sentinel's answer.
+        config: RedisConfig,
+    },
+}
+
+impl Connector {
+    /// The client of the primary now.
+    pub(crate) async fn client(&self) -> Result<Client, redis::RedisError> {
+        match &*self.0 {
+            Target::Direct(client) => Ok(client.clone()),
+            Target::Sentinel {
+                sentinels,
+                master,
+                config,
+            } => {
+                let (host, port) = primary_of(sentinels, master).await?;
+                let config = RedisConfig {
+                    host,
+                    port,
+                    ..config.clone()
+                };
+                client_of(&config).map(|(client, _)| client).map_err(|e| {
+                    redis::RedisError::from((
+                        redis::ErrorKind::InvalidClientConfig,
+                        "primary named by Sentinel",
+                        e.to_string(),
+                    ))
+                })
+            }
+        }
+    }
+
+    /// A new connection to the primary now.
+    pub(crate) async fn connect(
+        &self,
+        config: &AsyncConnectionConfig,
+    ) -> Result<MultiplexedConnection, redis::RedisError> {
+        self.client()
+            .await?
+            .get_multiplexed_async_connection_with_config(config)
+            .await
+    }
+}
+
+/// Asks the Sentinels, in turn, where the primary `master` is.
+async fn primary_of(
+    sentinels: &[Client],
+    master: &str,
+) -> Result<(String, u16), redis::RedisError> {
+    let config = AsyncConnectionConfig::new()
+        .set_connection_timeout(Some(CONNECT_TIMEOUT))
+        .set_response_timeout(Some(CONNECT_TIMEOUT));
+    let mut last = None;
+    for sentinel in sentinels {
+        let answer = async {
+            let mut conn = sentinel
+                .get_multiplexed_async_connection_with_config(&config)
+                .await?;
+            redis::cmd("SENTINEL")
+                .arg("get-master-addr-by-name")
+                .arg(master)
+                .query_async::<Option<(String, u16)>>(&mut conn)
+                .await
+        };
+        match answer.await {
+            Ok(Some(addr)) => return Ok(addr),
+            Ok(None) => {
+                last = Some(redis::RedisError::from((
+                    redis::ErrorKind::MasterNameNotFoundBySentinel,
+                    "Sentinel knows no primary named",
+                    master.to_string(),
+                )))
+            }
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| {
+        redis::RedisError::from((redis::ErrorKind::EmptySentinelList, "no Sentinel given"))
+    }))
+}
+
+/// The connector of `config` (not connected yet) and the address it names (the
+/// Sentinels' for a Sentinel set-up).
+pub(super) fn client(config: &RedisConfig) -> Result<(Connector, String), StoreError> {
+    if config.sentinels.is_empty() {
+        let (client, addr) = client_of(config)?;
+        return Ok((Connector(Arc::new(Target::Direct(client))), addr));
+    }
+    let mut sentinels = Vec::new();
+    for (host, port) in &config.sentinels {
+        let client = ConnectionAddr::Tcp(host.clone(), *port)
+            .into_connection_info()
+            .and_then(Client::open)
+            .map_err(|e| StoreError::Config(format!("invalid Sentinel {host}:{port}: {e}")))?;
+        sentinels.push(client);
+    }
+    let addr = format!(
+        "primary {} of Sentinel {}",
+        config.sentinel_master,
+        config
+            .sentinels
+            .iter()
+            .map(|(h, p)| format!("{h}:{p}"))
+            .collect::<Vec<_>>()
+            .join(",")
+    );
+    Ok((
+        Connector(Arc::new(Target::Sentinel {
+            sentinels,
+            master: config.sentinel_master.clone(),
+            config: config.clone(),
+        })),
+        addr,
+    ))
+}
+
+/// The client of the server of `config` (not connected yet) and its address.
+fn client_of(config: &RedisConfig) -> Result<(Client, String), StoreError> {
     let port = if config.port == 0 { 6379 } else { config.port };
     let addr = format!("{}:{}", config.host, port);
     let mut redis_info = RedisConnectionInfo::default();
@@ -122,7 +253,7 @@ fn install_crypto_provider() {
 /// handshake or refused credentials are reported at once instead of after the
 /// connection manager's retries; then the ACL check.
 pub(super) async fn probe(
-    client: &Client,
+    connector: &Connector,
     config: &RedisConfig,
     addr: &str,
     keys: &Keys,
@@ -131,10 +262,7 @@ pub(super) async fn probe(
         .set_connection_timeout(Some(CONNECT_TIMEOUT))
         .set_response_timeout(Some(CONNECT_TIMEOUT));
     let fail = |e| connect_error(addr, config, e);
-    let mut conn = client
-        .get_multiplexed_async_connection_with_config(&probe_config)
-        .await
-        .map_err(fail)?;
+    let mut conn = connector.connect(&probe_config).await.map_err(fail)?;
     redis::cmd("PING")
         .query_async::<()>(&mut conn)
         .await

@@ -33,12 +33,13 @@
 //! back-off (seconds), and a partition shorter than the lease would fence the member
 //! needlessly.
 
+use super::connect::Connector;
+use super::replication::{StoreConn, Wait};
 use super::scripts::RENEW;
 use super::{recovery, Keys};
 use crate::StoreError;
-use super::replication::{StoreConn, Wait};
 use redis::aio::MultiplexedConnection;
-use redis::{AsyncConnectionConfig, Client};
+use redis::AsyncConnectionConfig;
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -108,15 +109,13 @@ pub(crate) const RETRY: Duration = Duration::from_millis(250);
 /// A connection for renewals: short timeouts, since a renewal that takes long is
 /// replaced by another attempt anyway.
 pub(super) async fn connect(
-    client: &Client,
+    client: &Connector,
     lease: Duration,
 ) -> Result<MultiplexedConnection, redis::RedisError> {
     let config = AsyncConnectionConfig::new()
         .set_connection_timeout(Some(lease))
         .set_response_timeout(Some(lease));
-    client
-        .get_multiplexed_async_connection_with_config(&config)
-        .await
+    client.connect(&config).await
 }
 
 /// How one renewal attempt ended: when it was sent, the reply, and the connection if
@@ -131,7 +130,7 @@ type Attempt = (
 /// the members whose leases expired: this member then recovers them (each recovery
 /// in a task of its own, on the shared connection, so renewals never wait for one).
 pub(super) struct Renewal {
-    pub(super) client: Client,
+    pub(super) client: Connector,
     /// The connection of the last renewal that got through (`None` after an error).
     pub(super) conn: Option<MultiplexedConnection>,
     pub(super) recovery_conn: StoreConn,

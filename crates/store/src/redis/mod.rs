@@ -184,8 +184,7 @@ mod scripts;
 
 use crate::{RedisConfig, StoreError};
 use kar_protocol::{ActorRef, Target};
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{Client, ScriptInvocation};
+use redis::ScriptInvocation;
 use reply::{unexpected, value_bytes, value_pairs, value_string};
 use std::sync::Arc;
 use std::time::Duration;
@@ -300,17 +299,9 @@ fn target_actor(target: &Target) -> String {
     }
 }
 
-/// Settings of the managed connections (the shared one and each renewal's).
-fn manager_config() -> ConnectionManagerConfig {
-    ConnectionManagerConfig::new()
-        .set_connection_timeout(Some(CONNECT_TIMEOUT))
-        .set_response_timeout(Some(RESPONSE_TIMEOUT))
-        .set_number_of_retries(2)
-}
-
 pub struct RedisStore {
     keys: Arc<Keys>,
-    client: Client,
+    client: connect::Connector,
     conn: replication::StoreConn,
     lease: Duration,
     /// The fencing margin (`lease.rs`).
@@ -343,10 +334,9 @@ impl RedisStore {
         connect::probe(&client, config, &addr, &keys).await?;
 
         let wait = replication::Wait::of(config.wait_replicas, config.wait_timeout);
-        let conn = ConnectionManager::new_with_config(client.clone(), manager_config())
+        let conn = replication::StoreConn::open(client.clone(), wait)
             .await
             .map_err(|e| connect::connect_error(&addr, config, e))?;
-        let conn = replication::StoreConn::new(conn, wait);
         let lease = if config.lease.is_zero() {
             DEFAULT_LEASE
         } else {

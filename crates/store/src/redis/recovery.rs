@@ -5,10 +5,10 @@
 //! recoverer dies, and another member resumes where it stopped.
 
 use super::lease::lease_millis;
+use super::replication::StoreConn;
 use super::scripts::RECOVER;
 use super::Keys;
 use crate::{RecoveryPolicy, StoreError};
-use super::replication::StoreConn;
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

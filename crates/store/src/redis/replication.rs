@@ -17,8 +17,14 @@
 //! did not acknowledge can still lose writes): give Sentinel's failover the same
 //! replicas, e.g. by having exactly N replicas.
 
-use redis::aio::{ConnectionLike, ConnectionManager};
-use redis::{Cmd, ErrorKind, Pipeline, RedisError, RedisFuture, Value};
+use super::connect::Connector;
+use super::{CONNECT_TIMEOUT, RESPONSE_TIMEOUT};
+use redis::aio::{ConnectionLike, MultiplexedConnection};
+use redis::{
+    AsyncConnectionConfig, Cmd, ErrorKind, Pipeline, RedisError, RedisFuture, ServerErrorKind,
+    Value,
+};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// `WAIT replicas timeout` after each write.
@@ -58,18 +64,55 @@ impl Wait {
     }
 }
 
-/// The shared connection of a store handle: the connection manager, and the
-/// replication wait after every script (reads included: a read-only script costs
-/// one extra round trip, and cannot tell the client it wrote nothing).
+/// The shared connection of a store handle: one multiplexed connection to the
+/// primary, made again (through the connector: after a Sentinel failover, to the new
+/// primary) after an error that may mean it is broken or no longer the primary's; and
+/// the replication wait after every script (reads included: a read-only script
+/// costs one extra round trip, and cannot tell the client it wrote nothing). A
+/// request that fails is not sent again: the caller decides.
 #[derive(Clone)]
 pub(crate) struct StoreConn {
-    inner: ConnectionManager,
+    connector: Connector,
+    conn: Arc<tokio::sync::Mutex<Option<MultiplexedConnection>>>,
     wait: Option<Wait>,
 }
 
 impl StoreConn {
-    pub(crate) fn new(inner: ConnectionManager, wait: Option<Wait>) -> Self {
-        StoreConn { inner, wait }
+    /// Connects (failing if it cannot).
+    pub(crate) async fn open(connector: Connector, wait: Option<Wait>) -> Result<Self, RedisError> {
+        let conn = StoreConn {
+            connector,
+            conn: Arc::default(),
+            wait,
+        };
+        conn.connection().await?;
+        Ok(conn)
+    }
+
+    async fn connection(&self) -> Result<MultiplexedConnection, RedisError> {
+        let mut held = self.conn.lock().await;
+        if let Some(conn) = held.as_ref() {
+            return Ok(conn.clone());
+        }
+        let config = AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(CONNECT_TIMEOUT))
+            .set_response_timeout(Some(RESPONSE_TIMEOUT));
+        let conn = self.connector.connect(&config).await?;
+        *held = Some(conn.clone());
+        Ok(conn)
+    }
+
+    /// Drops the connection after `e` if `e` may mean it is broken, or that its
+    /// server is no longer the primary.
+    async fn check(&self, e: &RedisError) {
+        if e.is_io_error()
+            || e.is_connection_dropped()
+            || e.is_connection_refusal()
+            || e.is_timeout()
+            || matches!(e.kind(), ErrorKind::Server(ServerErrorKind::ReadOnly))
+        {
+            *self.conn.lock().await = None;
+        }
     }
 }
 
@@ -84,11 +127,19 @@ fn is_script(cmd: &Cmd) -> bool {
 impl ConnectionLike for StoreConn {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
         Box::pin(async move {
-            let value = self.inner.req_packed_command(cmd).await?;
-            if let (Some(wait), true) = (self.wait, is_script(cmd)) {
-                wait.apply(&mut self.inner).await?;
+            let mut conn = self.connection().await?;
+            let result = async {
+                let value = conn.req_packed_command(cmd).await?;
+                if let (Some(wait), true) = (self.wait, is_script(cmd)) {
+                    wait.apply(&mut conn).await?;
+                }
+                Ok(value)
             }
-            Ok(value)
+            .await;
+            if let Err(e) = &result {
+                self.check(e).await;
+            }
+            result
         })
     }
 
@@ -99,18 +150,23 @@ impl ConnectionLike for StoreConn {
         count: usize,
     ) -> RedisFuture<'a, Vec<Value>> {
         Box::pin(async move {
-            let values = self
-                .inner
-                .req_packed_commands(pipeline, offset, count)
-                .await?;
-            if let Some(wait) = self.wait {
-                wait.apply(&mut self.inner).await?;
+            let mut conn = self.connection().await?;
+            let result = async {
+                let values = conn.req_packed_commands(pipeline, offset, count).await?;
+                if let Some(wait) = self.wait {
+                    wait.apply(&mut conn).await?;
+                }
+                Ok(values)
             }
-            Ok(values)
+            .await;
+            if let Err(e) = &result {
+                self.check(e).await;
+            }
+            result
         })
     }
 
     fn get_db(&self) -> i64 {
-        self.inner.get_db()
+        0
     }
 }

@@ -14,7 +14,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// Lease of the Redis members in tests: short, so deaths are detected fast.
-pub const TEST_LEASE: Duration = Duration::from_millis(600);
+pub const TEST_LEASE: Duration = Duration::from_millis(800);
+/// Lease of the members over TLS: handshakes of a debug build on a loaded machine
+/// would starve the renewals of the shortest lease.
+pub const TLS_TEST_LEASE: Duration = Duration::from_secs(2);
 /// Longest wait for anything the tests expect to happen.
 pub const PATIENCE: Duration = Duration::from_secs(15);
 
@@ -209,6 +212,7 @@ impl RedisServer {
             Some(tls) => RedisConfig {
                 tls: true,
                 ca_cert: Some(tls.ca_pem()),
+                lease: TLS_TEST_LEASE,
                 ..redis_config(tls.port)
             },
         }
@@ -240,6 +244,14 @@ impl Engine {
     /// The Redis engine over TLS (a CA made for the test).
     pub fn redis_tls() -> Engine {
         Engine::Redis(RedisServer::start_tls())
+    }
+
+    /// The lease of its members (Redis).
+    pub fn lease(&self) -> Duration {
+        match self {
+            Engine::Redis(RedisServer { tls: Some(_), .. }) => TLS_TEST_LEASE,
+            _ => TEST_LEASE,
+        }
     }
 
     pub fn is_redis(&self) -> bool {
@@ -293,6 +305,7 @@ impl Engine {
                 StoreConfig::Redis(RedisConfig {
                     tls: true,
                     ca_cert: Some(std::fs::read(ca).expect("read the CA")),
+                    lease: TLS_TEST_LEASE,
                     ..redis_config(port.parse().expect("port"))
                 })
             }
