@@ -28,6 +28,8 @@ pub struct RedisServer {
     child: Child,
     pub port: u16,
     pub tls: Option<TlsServer>,
+    /// Its working directory (a replica's full sync writes an RDB file there).
+    _data: tempfile::TempDir,
 }
 
 /// The TLS side of a test server: its port and the files of a CA made for the test.
@@ -138,12 +140,15 @@ impl RedisServer {
             make_certificates(dir.path(), "");
             dir
         });
+        let data = tempfile::tempdir().expect("temp dir");
         for _attempt in 0..5 {
             let port = free_port();
             let mut command = Command::new("redis-server");
             command
                 .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-                .args(["--save", "", "--appendonly", "no", "--daemonize", "no"]);
+                .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
+                .arg("--dir")
+                .arg(data.path());
             let tls_port = tls_dir.as_ref().map(|dir| {
                 let tls_port = free_port();
                 let path = |f: &str| dir.path().join(f).to_string_lossy().into_owned();
@@ -178,7 +183,12 @@ impl RedisServer {
                     }),
                     _ => None,
                 };
-                return RedisServer { child, port, tls };
+                return RedisServer {
+                    child,
+                    port,
+                    tls,
+                    _data: data,
+                };
             }
             // Most likely a port was taken meanwhile: try others.
             let _ = child.kill();
