@@ -2,7 +2,8 @@
 # Installs what the integration tests (package kar-tests) need besides Rust:
 #   - the JavaScript apps' packages (tests/apps/js, from the committed package-lock.json),
 #   - a Python venv at <repo>/.venv with the pinned tests/apps/python/requirements.txt,
-#   - redis-server (for the Redis variant of every test).
+#   - redis-server (for the Redis variant of every test),
+#   - openssl, iproute2 and iptables (TLS and multi-host tests).
 # Idempotent and fast when already done: each step records the hash of its input and is
 # skipped while that hash is unchanged.
 set -euo pipefail
@@ -57,6 +58,23 @@ elif [[ "$(id -u)" == 0 ]] && command -v apt-get >/dev/null; then
 else
     step "redis: redis-server is missing; install it (e.g. apt-get install redis-server)"
     exit 1
+fi
+
+# --- Debian tools of the TLS and multi-host tests -----------------------------
+# openssl makes the TLS tests' CA; ip (iproute2) and iptables build and cut the
+# network namespaces of tests/tests/multihost. Installed only when missing.
+missing=()
+command -v openssl >/dev/null || missing+=(openssl)
+command -v ip >/dev/null || missing+=(iproute2)
+command -v iptables >/dev/null || missing+=(iptables)
+if ((${#missing[@]} == 0)); then
+    step "tools: openssl, ip, iptables present"
+elif [[ "$(id -u)" == 0 ]] && command -v apt-get >/dev/null; then
+    step "tools: apt-get install ${missing[*]}"
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+else
+    step "tools: ${missing[*]} missing (the TLS and multi-host tests need them)"
 fi
 
 # --- tools the tests call -----------------------------------------------------

@@ -21,15 +21,24 @@ pub fn free_port() -> Result<u16> {
 
 /// A store setting of one run: `embedded` (SQLite, `-store_sync normal`: fsync at
 /// checkpoints), `embedded-fsync` (`-store_sync full`), `redis` (no persistence),
-/// `redis-fsync` (`appendonly yes`, `appendfsync always`).
+/// `redis-fsync` (`appendonly yes`, `appendfsync always`), `redis-tls` (no
+/// persistence, sidecars connected over TLS with a CA of the run's own).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct StoreSpec {
     pub redis: bool,
     pub fsync: bool,
+    pub tls: bool,
 }
 
 impl StoreSpec {
     pub fn parse(name: &str) -> Result<StoreSpec> {
+        if name == "redis-tls" {
+            return Ok(StoreSpec {
+                redis: true,
+                fsync: false,
+                tls: true,
+            });
+        }
         let (engine, fsync) = match name.strip_suffix("-fsync") {
             Some(engine) => (engine, true),
             None => (name, false),
@@ -38,13 +47,20 @@ impl StoreSpec {
             "embedded" => false,
             "redis" => true,
             other => {
-                bail!("unknown store {other} (embedded, embedded-fsync, redis or redis-fsync)")
+                bail!("unknown store {other} (embedded, embedded-fsync, redis, redis-fsync or redis-tls)")
             }
         };
-        Ok(StoreSpec { redis, fsync })
+        Ok(StoreSpec {
+            redis,
+            fsync,
+            tls: false,
+        })
     }
 
     pub fn name(self) -> &'static str {
+        if self.tls {
+            return "redis-tls";
+        }
         match (self.redis, self.fsync) {
             (false, false) => "embedded",
             (false, true) => "embedded-fsync",
@@ -55,6 +71,9 @@ impl StoreSpec {
 
     /// What a commit survives, for the tables.
     pub fn guarantee(self) -> &'static str {
+        if self.tls {
+            return "none across a Redis restart (Redis over TLS without persistence)";
+        }
         match (self.redis, self.fsync) {
             (false, false) => "process crash (`-store_sync normal`: SQLite WAL fsynced at checkpoints only)",
             (false, true) => "OS crash, power loss (`-store_sync full`: WAL fsynced before each commit is acknowledged; group commit)",
@@ -97,31 +116,119 @@ impl StoreProcess {
             } else {
                 &["--appendonly", "no"]
             };
-            let redis = Command::new("redis-server")
-                .args([
-                    "--port",
-                    &port.to_string(),
-                    "--bind",
-                    "127.0.0.1",
-                    "--save",
-                    "",
-                ])
+            let mut command = Command::new("redis-server");
+            command
+                .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+                .args(["--save", ""])
                 .args(persistence)
                 .arg("--dir")
-                .arg(home.path())
+                .arg(home.path());
+            let mut kar_port = port;
+            if spec.tls {
+                // A CA of the run's own; the sidecars trust it through REDIS_CA.
+                make_certificates(home.path()).await?;
+                kar_port = free_port()?;
+                let file = |name: &str| home.path().join(name).display().to_string();
+                command
+                    .args(["--tls-port", &kar_port.to_string()])
+                    .args(["--tls-cert-file", &file("server.crt")])
+                    .args(["--tls-key-file", &file("server.key")])
+                    .args(["--tls-ca-cert-file", &file("ca.crt")])
+                    .args(["--tls-auth-clients", "no"]);
+                let pem = std::fs::read(home.path().join("ca.crt"))?;
+                use base64::Engine as _;
+                env.push(("REDIS_ENABLE_TLS".into(), "true".into()));
+                env.push((
+                    "REDIS_CA".into(),
+                    base64::engine::general_purpose::STANDARD.encode(pem),
+                ));
+            }
+            let redis = command
                 .stdout(Stdio::null())
                 .kill_on_drop(true)
                 .spawn()
                 .context("starting redis-server")?;
             wait_for_tcp(port).await?;
             env.push(("REDIS_HOST".into(), "127.0.0.1".into()));
-            env.push(("REDIS_PORT".into(), port.to_string()));
+            env.push(("REDIS_PORT".into(), kar_port.to_string()));
             Some(redis)
         } else {
             None
         };
         Ok(StoreProcess { home, env, redis })
     }
+}
+
+/// A CA and a server certificate for 127.0.0.1 it signs (`openssl`), in `dir`.
+async fn make_certificates(dir: &Path) -> Result<()> {
+    let run = |args: Vec<&'static str>| {
+        let dir = dir.to_path_buf();
+        async move {
+            let status = Command::new("openssl")
+                .args(&args)
+                .current_dir(dir)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .await
+                .context("running openssl")?;
+            if !status.success() {
+                bail!("openssl {args:?} failed");
+            }
+            Ok(())
+        }
+    };
+    run(vec![
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=kar bench CA",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.crt",
+    ])
+    .await?;
+    run(vec![
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-subj",
+        "/CN=localhost",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+    ])
+    .await?;
+    std::fs::write(
+        dir.join("server.ext"),
+        "subjectAltName=IP:127.0.0.1,DNS:localhost\n",
+    )?;
+    run(vec![
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.crt",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-extfile",
+        "server.ext",
+        "-out",
+        "server.crt",
+    ])
+    .await
 }
 
 pub struct Mesh {

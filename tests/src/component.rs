@@ -23,6 +23,8 @@ pub struct Component<'a> {
     extra_args: Vec<OsString>,
     env: Vec<(OsString, OsString)>,
     command: Vec<OsString>,
+    /// A command that runs `kar` (e.g. `ip netns exec NS`), if any.
+    wrapper: Vec<String>,
 }
 
 impl<'a> Component<'a> {
@@ -43,6 +45,7 @@ impl<'a> Component<'a> {
             extra_args: Vec::new(),
             env: Vec::new(),
             command: Vec::new(),
+            wrapper: Vec::new(),
         }
     }
 
@@ -108,6 +111,12 @@ impl<'a> Component<'a> {
         self
     }
 
+    /// Runs `kar` through `wrapper` (`ip netns exec NS`: on a simulated host).
+    pub fn within(mut self, wrapper: Vec<String>) -> Self {
+        self.wrapper = wrapper;
+        self
+    }
+
     /// The `kar run` argument list this builder stands for.
     pub fn args(&self) -> Vec<OsString> {
         let mut args: Vec<OsString> = vec!["run".into(), "-app".into(), self.app.clone().into()];
@@ -138,7 +147,14 @@ impl<'a> Component<'a> {
 
     /// Starts `kar run`.
     pub fn spawn(self) -> Process {
-        let mut command = Command::new(kar_bin());
+        let mut command = match self.wrapper.split_first() {
+            None => Command::new(kar_bin()),
+            Some((program, args)) => {
+                let mut command = Command::new(program);
+                command.args(args).arg(kar_bin());
+                command
+            }
+        };
         command.args(self.args()).current_dir(apps_dir());
         self.store.configure(&mut command);
         command.envs(self.env.iter().map(|(k, v)| (k, v)));

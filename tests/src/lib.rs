@@ -19,6 +19,7 @@
 mod clock;
 mod component;
 mod kafka;
+mod netns;
 mod paths;
 mod ports;
 mod process;
@@ -27,10 +28,11 @@ mod store;
 pub use clock::{monotonic_ns, poll_until};
 pub use component::{kar, node_client, sidecars, Component};
 pub use kafka::Kafka;
+pub use netns::{Cut, Host, Net};
 pub use paths::{apps_dir, curl_checks, kar_bin, node, python, repo_root};
 pub use ports::free_port;
 pub use process::{expect_clients, pid_is_gone, Exited, Process};
-pub use store::{RedisServer, Store};
+pub use store::{make_certificates, readme_acl_args, RedisServer, Store, Tls};
 
 use std::sync::atomic::{AtomicU32, Ordering};
 

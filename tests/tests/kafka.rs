@@ -238,6 +238,10 @@ fn event_count(store: &Store, topic: &str) -> u64 {
             .args(["-p", &server.port().to_string(), "HLEN"])
             .arg(format!("kar:topic:{{{topic}}}:log"))
             .output(),
+        Store::RedisAt { host, port, .. } => std::process::Command::new("redis-cli")
+            .args(["-h", host, "-p", &port.to_string(), "HLEN"])
+            .arg(format!("kar:topic:{{{topic}}}:log"))
+            .output(),
     }
     .expect("count the events");
     let text = String::from_utf8_lossy(&out.stdout);

@@ -118,10 +118,30 @@ pub struct RedisConfig {
     pub port: u16,
     pub user: Option<String>,
     pub password: Option<String>,
+    /// Connect with TLS (`rediss://`).
     pub tls: bool,
+    /// With TLS, accept any server certificate (no chain nor name verification).
     pub tls_skip_verify: bool,
+    /// With TLS, the PEM certificates of the CAs the server's certificate must chain
+    /// to; `None`: the system's root certificates.
+    pub ca_cert: Option<Vec<u8>>,
     /// Membership lease; a member that does not renew within it is dead.
     pub lease: std::time::Duration,
+    /// The fencing margin (`None`: 500 ms, at most a quarter of the lease): a member
+    /// that cannot renew its lease stops this long *before* its lease ends (on its own
+    /// clock), and the others recover it only this long *after* it ended (on the Redis
+    /// clock). At most half the lease.
+    pub fence_margin: Option<std::time::Duration>,
+    /// Replicas that must acknowledge every transition before kar does (`WAIT`; 0:
+    /// none, asynchronous replication). See `redis/replication.rs`.
+    pub wait_replicas: u32,
+    /// How long a transition waits for them before it fails as unavailable.
+    pub wait_timeout: std::time::Duration,
+    /// Sentinels (host, port) to ask for the primary: when given, `host` and `port`
+    /// are not used, and every new connection goes to the primary they name then.
+    pub sentinels: Vec<(String, u16)>,
+    /// The name of the primary the Sentinels monitor.
+    pub sentinel_master: String,
 }
 
 /// Opens the store of application `app`; the recoveries it performs never pause a

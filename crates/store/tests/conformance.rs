@@ -101,6 +101,35 @@ conformance!(
     control_bad_ids_change_nothing,
 );
 
+/// The Redis engine over TLS (a CA made by the test; `support::make_certificates`):
+/// scenarios that cover every kind of connection (shared, renewal, inbox,
+/// recovery) and a member in a child process killed with SIGKILL.
+macro_rules! conformance_tls {
+    ($($scenario:ident),* $(,)?) => {
+        mod redis_tls {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $scenario() {
+                    super::$scenario(&super::Engine::redis_tls()).await;
+                }
+            )*
+        }
+    };
+}
+
+conformance_tls!(
+    join_members_leave,
+    call_completion_reaches_the_caller,
+    waiting_recv_wakes_on_enqueue_by_another_handle,
+    killed_member_requests_are_rerouted,
+    dropped_member_dies_and_is_fenced,
+    tail_calls_complete_one_step_and_route_the_next,
+    actor_state_update_and_removal,
+    reminders_fire_in_due_order_and_advance,
+    events_delivered_in_order_one_at_a_time,
+    recovery_survives_a_crash_of_the_recoverer,
+);
+
 async fn join_members_leave(engine: &Engine) {
     let store = engine.open("app").await;
     assert!(store.members().await.unwrap().is_empty());
@@ -573,7 +602,11 @@ async fn killed_member_requests_are_rerouted(engine: &Engine) {
     assert_eq!(members, vec![member("node-live", "svc", &[])]);
     if engine.is_redis() {
         // Detected through the lease: after it, and not much later.
-        assert!(killed.elapsed() < TEST_LEASE * 4, "{:?}", killed.elapsed());
+        assert!(
+            killed.elapsed() < engine.lease() * 4,
+            "{:?}",
+            killed.elapsed()
+        );
     }
     // The dead member can commit nothing.
     let err = store
@@ -1120,7 +1153,7 @@ async fn redis_default_lease_and_description() {
     let server = RedisServer::start();
     let config = kar_store::RedisConfig {
         lease: Duration::ZERO,
-        ..redis_config(server.port)
+        ..server.config()
     };
     let store = kar_store::open(&kar_store::StoreConfig::Redis(config), "app")
         .await
@@ -3039,4 +3072,621 @@ async fn control_bad_ids_change_nothing(engine: &Engine) {
     assert_eq!(store.pause(&unknown).await.unwrap(), Paused::Unknown);
     let (still, _) = other.request_with_children(&r.id).await.unwrap().unwrap();
     assert_eq!(still.status, PendingStatus::Parked);
+}
+
+// ----- TLS and ACL (Redis) -----
+
+/// A CA other than the server's: opening fails at once with a configuration error
+/// that names TLS and the setting to check; skipping verification connects.
+#[tokio::test]
+async fn redis_tls_with_a_wrong_ca_is_refused_clearly() {
+    let server = RedisServer::start_tls();
+    let other = tempfile::tempdir().unwrap();
+    make_certificates(other.path(), "other-");
+    let wrong = kar_store::RedisConfig {
+        ca_cert: Some(std::fs::read(other.path().join("other-ca.crt")).unwrap()),
+        ..server.config()
+    };
+    let err = kar_store::open(&kar_store::StoreConfig::Redis(wrong.clone()), "app")
+        .await
+        .err()
+        .expect("a wrong CA must be refused");
+    assert!(matches!(err, StoreError::Config(_)), "{err:?}");
+    let text = err.to_string();
+    assert!(text.contains("TLS") && text.contains("REDIS_CA"), "{text}");
+    // The system's roots do not know the test's CA either.
+    let system = kar_store::RedisConfig {
+        ca_cert: None,
+        ..server.config()
+    };
+    let err = kar_store::open(&kar_store::StoreConfig::Redis(system), "app")
+        .await
+        .err()
+        .expect("an unknown CA must be refused");
+    assert!(matches!(err, StoreError::Config(_)), "{err:?}");
+    // Without verification the same connection works.
+    let insecure = kar_store::RedisConfig {
+        tls_skip_verify: true,
+        ..wrong
+    };
+    let store = kar_store::open(&kar_store::StoreConfig::Redis(insecure), "app")
+        .await
+        .unwrap();
+    assert!(store.describe().starts_with("rediss://"));
+    let _inbox = store.join(&member("node-1", "svc", &[])).await.unwrap();
+    assert_eq!(store.members().await.unwrap().len(), 1);
+}
+
+/// Plain connections to a TLS-only port, and TLS to a plain port, fail at once
+/// (no hang) with a message that points at the TLS setting.
+#[tokio::test]
+async fn redis_tls_mismatch_fails_fast() {
+    let server = RedisServer::start_tls();
+    let tls_port = server.tls.as_ref().unwrap().port;
+    let plain_to_tls = redis_config(tls_port);
+    let started = Instant::now();
+    let err = kar_store::open(&kar_store::StoreConfig::Redis(plain_to_tls), "app")
+        .await
+        .err()
+        .expect("plain text to a TLS port must fail");
+    assert!(err.to_string().contains("-redis_enable_tls"), "{err}");
+    let tls_to_plain = kar_store::RedisConfig {
+        port: server.port,
+        ..server.config()
+    };
+    let err = kar_store::open(&kar_store::StoreConfig::Redis(tls_to_plain), "app")
+        .await
+        .err()
+        .expect("TLS to a plain port must fail");
+    assert!(err.to_string().contains("TLS"), "{err}");
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+/// Runs `ACL SETUSER <args>` on the server's plain port.
+fn acl_setuser(server: &RedisServer, args: &[&str]) {
+    let client = ::redis::Client::open(format!("redis://127.0.0.1:{}", server.port)).unwrap();
+    let mut conn = client.get_connection().unwrap();
+    let mut cmd = ::redis::cmd("ACL");
+    cmd.arg("SETUSER");
+    for arg in args {
+        cmd.arg(*arg);
+    }
+    cmd.query::<()>(&mut conn).unwrap();
+}
+
+/// The README's ACL line, parsed into `ACL SETUSER` arguments (so the test proves
+/// the line users copy).
+fn readme_acl_line(user: &str, password: &str) -> Vec<String> {
+    let readme = include_str!("../../../README.md");
+    let line = readme
+        .lines()
+        .find(|l| l.trim_start().starts_with("ACL SETUSER kar "))
+        .expect("the README gives the ACL line of kar's Redis user");
+    let mut args: Vec<String> = line
+        .split_whitespace()
+        .skip(2)
+        .map(str::to_string)
+        .collect();
+    args[0] = user.to_string();
+    for arg in &mut args {
+        if arg.starts_with('>') {
+            *arg = format!(">{password}");
+        }
+    }
+    args
+}
+
+/// A user with the README's ACL line runs the mesh; one without the permissions kar
+/// needs is told which, at open (no hang, no failure in the middle of a transition);
+/// a wrong password is refused at open.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_acl_user_limited_to_what_kar_needs() {
+    let server = RedisServer::start_tls();
+    let args = readme_acl_line("kar", "s3cret");
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    acl_setuser(&server, &args);
+    let config = |user: &str, password: &str| kar_store::RedisConfig {
+        user: Some(user.into()),
+        password: Some(password.into()),
+        ..server.config()
+    };
+    let store = kar_store::open(
+        &kar_store::StoreConfig::Redis(config("kar", "s3cret")),
+        "app",
+    )
+    .await
+    .unwrap();
+    let mut inbox = store.join(&member("node-a", "svc", &["A"])).await.unwrap();
+    let r = request(RequestKind::Call, "svc", "node-a");
+    store.enqueue(&r).await.unwrap();
+    let (got, _) = recv_n(&mut inbox, 1).await;
+    assert_eq!(executed(&got), vec![r.id.clone()]);
+    store
+        .state_set(&ActorRef::new("A", "1"), "k", None, Bytes::from("1"))
+        .await
+        .unwrap();
+    assert!(store.topic_create("t").await.unwrap());
+    assert_eq!(store.publish("t", Bytes::from("e")).await.unwrap(), 1);
+    assert!(store
+        .complete(&NodeId("node-a".into()), &r.id, &reply("ok"))
+        .await
+        .unwrap());
+
+    let started = Instant::now();
+    // Read-only on kar's keys: every writing command is missing.
+    acl_setuser(
+        &server,
+        &[
+            "reader",
+            "on",
+            ">pw",
+            "~kar:*",
+            "-@all",
+            "+@read",
+            "+ping",
+            "+evalsha",
+            "+script|load",
+        ],
+    );
+    let err = kar_store::open(
+        &kar_store::StoreConfig::Redis(config("reader", "pw")),
+        "app",
+    )
+    .await
+    .err()
+    .expect("a read-only user cannot run kar");
+    assert!(matches!(err, StoreError::Config(_)), "{err:?}");
+    let text = err.to_string();
+    assert!(
+        text.contains("reader") && text.contains("HSET") && text.contains("XADD"),
+        "{text}"
+    );
+    assert!(!text.contains("HGET,"), "{text}");
+    // No scripts at all.
+    acl_setuser(
+        &server,
+        &["noscript", "on", ">pw", "~kar:*", "+@all", "-evalsha"],
+    );
+    let err = kar_store::open(
+        &kar_store::StoreConfig::Redis(config("noscript", "pw")),
+        "app",
+    )
+    .await
+    .err()
+    .expect("a user without EVALSHA cannot run kar");
+    assert!(matches!(err, StoreError::Config(_)), "{err:?}");
+    assert!(err.to_string().to_lowercase().contains("evalsha"), "{err}");
+    // Keys outside kar's.
+    acl_setuser(&server, &["elsewhere", "on", ">pw", "~other:*", "+@all"]);
+    let err = kar_store::open(
+        &kar_store::StoreConfig::Redis(config("elsewhere", "pw")),
+        "app",
+    )
+    .await
+    .err()
+    .expect("a user without kar's keys cannot run kar");
+    assert!(matches!(err, StoreError::Config(_)), "{err:?}");
+    // A wrong password.
+    let err = kar_store::open(&kar_store::StoreConfig::Redis(config("kar", "nope")), "app")
+        .await
+        .err()
+        .expect("a wrong password is refused");
+    assert!(matches!(err, StoreError::Config(_)), "{err:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+// ----- partitions (Redis): the fencing margin, renewals through short cuts -----
+
+/// A member cut off from Redis (packets dropped both ways) fences itself before any
+/// other member can recover its requests: the re-delivery to the live member comes
+/// after the cut member's inbox reported `Fenced`, at least twice the margin later.
+/// When the cut heals, the stale member commits nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_cut_member_is_fenced_before_its_requests_are_recovered() {
+    let server = RedisServer::start();
+    let proxy = CuttableProxy::start(server.port).await;
+    let cut_store = kar_store::open(
+        &kar_store::StoreConfig::Redis(redis_config(proxy.port)),
+        "app",
+    )
+    .await
+    .unwrap();
+    let store = kar_store::open(
+        &kar_store::StoreConfig::Redis(redis_config(server.port)),
+        "app",
+    )
+    .await
+    .unwrap();
+    let mut cut_inbox = cut_store
+        .join(&member("node-cut", "svc", &[]))
+        .await
+        .unwrap();
+    let r = request(RequestKind::Call, "svc", "node-c");
+    store.enqueue(&r).await.unwrap();
+    let (got, _) = recv_n(&mut cut_inbox, 1).await;
+    assert_eq!(executed(&got), vec![r.id.clone()]);
+    let mut live = store.join(&member("node-live", "svc", &[])).await.unwrap();
+
+    proxy.set_cut(true);
+    let fenced = tokio::spawn(async move {
+        loop {
+            match cut_inbox.recv().await {
+                Err(StoreError::Fenced(_)) => return Instant::now(),
+                Err(_) => tokio::time::sleep(Duration::from_millis(5)).await,
+                Ok(_) => {}
+            }
+        }
+    });
+    let (redelivered, _) = recv_n(&mut live, 1).await;
+    let retried = Instant::now();
+    assert_eq!(executed(&redelivered), vec![r.id.clone()]);
+    let fenced_at = tokio::time::timeout(PATIENCE, fenced)
+        .await
+        .expect("the cut member never fenced itself")
+        .unwrap();
+    assert!(
+        fenced_at < retried,
+        "the request was re-delivered {:?} before the cut member fenced itself",
+        fenced_at - retried
+    );
+    eprintln!(
+        "fence → re-delivery: {:?} (margin {:?} each side)",
+        retried - fenced_at,
+        TEST_LEASE / 4
+    );
+
+    proxy.set_cut(false);
+    let err = cut_store
+        .complete(&NodeId("node-cut".into()), &r.id, &reply("stale"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Fenced(_)), "{err:?}");
+    assert!(store
+        .complete(&NodeId("node-live".into()), &r.id, &reply("ok"))
+        .await
+        .unwrap());
+}
+
+/// A cut shorter than the lease less its margin fences nobody: the renewal gets
+/// through on a fresh connection once the cut heals (TCP would retry the old one
+/// only after its back-off), and nobody recovers the member.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_partition_shorter_than_the_lease_fences_nobody() {
+    let lease = Duration::from_secs(3);
+    let server = RedisServer::start();
+    let proxy = CuttableProxy::start(server.port).await;
+    let config = |port| kar_store::RedisConfig {
+        lease,
+        ..redis_config(port)
+    };
+    let cut_store = kar_store::open(&kar_store::StoreConfig::Redis(config(proxy.port)), "app")
+        .await
+        .unwrap();
+    let store = kar_store::open(&kar_store::StoreConfig::Redis(config(server.port)), "app")
+        .await
+        .unwrap();
+    let node = NodeId("node-cut".into());
+    let cut_inbox = cut_store
+        .join(&member("node-cut", "svc", &[]))
+        .await
+        .unwrap();
+    let _live = store.join(&member("node-live", "svc", &[])).await.unwrap();
+    let client = ::redis::Client::open(format!("redis://127.0.0.1:{}", server.port)).unwrap();
+    let mut conn = client.get_connection().unwrap();
+    let expiry = |conn: &mut ::redis::Connection| -> f64 {
+        ::redis::cmd("ZSCORE")
+            .arg("kar:{app}:leases")
+            .arg("node-cut")
+            .query(conn)
+            .unwrap()
+    };
+    // Cut right after a renewal (the worst phase: the next one is due in the cut).
+    let first = expiry(&mut conn);
+    poll_until(|| expiry(&mut conn) > first).await;
+    proxy.set_cut(true);
+    let cut_expiry = expiry(&mut conn);
+    tokio::time::sleep(lease / 2).await;
+    proxy.set_cut(false);
+    // A renewal sent after the heal reaches Redis.
+    poll_until(|| expiry(&mut conn) > cut_expiry).await;
+    // Not fenced: it commits, and it is still a member.
+    cut_store
+        .state_set(&ActorRef::new("A", "1"), "k", None, Bytes::from("1"))
+        .await
+        .unwrap();
+    assert!(store
+        .members()
+        .await
+        .unwrap()
+        .iter()
+        .any(|m| m.node == node));
+    // The inbox (whose drop would end the membership) lived through the test.
+    drop(cut_inbox);
+}
+
+// ----- replication (Redis): the WAIT setting over a failover -----
+
+/// The number of requests of `app` stored on `server`.
+fn stored_requests(server: &RedisServer, app: &str) -> usize {
+    let keys: Vec<String> = ::redis::cmd("KEYS")
+        .arg(format!("kar:{{{app}}}:req:*"))
+        .query(&mut server.connection())
+        .unwrap();
+    keys.len()
+}
+
+/// A primary and its replica; the replica is promoted after the primary is killed.
+/// With `wait_replicas` 1, a transition is acknowledged only once the replica has it:
+/// while the replica lags (its link cut) nothing is acknowledged, and everything that was is on
+/// the promoted replica. Without it, transitions acknowledged while the replica lagged
+/// are lost by the failover: the test reports how many (the trade-off, not hidden).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_replication_wait_keeps_acknowledged_transitions_over_a_failover() {
+    let primary = RedisServer::start();
+    let replica = RedisServer::start();
+    // The replication link goes through a proxy the test can cut (a replica that
+    // lags: what the primary sent is not on the replica).
+    let link = CuttableProxy::start(primary.port).await;
+    let _: () = ::redis::cmd("REPLICAOF")
+        .arg("127.0.0.1")
+        .arg(link.port)
+        .query(&mut replica.connection())
+        .unwrap();
+    let linked = |server: &RedisServer| {
+        let info: String = ::redis::cmd("INFO")
+            .arg("replication")
+            .query(&mut server.connection())
+            .unwrap();
+        info.contains("master_link_status:up")
+    };
+    poll_until(|| linked(&replica)).await;
+    let open = |replicas: u32| {
+        let config = kar_store::RedisConfig {
+            wait_replicas: replicas,
+            wait_timeout: Duration::from_millis(300),
+            ..redis_config(primary.port)
+        };
+        async move {
+            kar_store::open(&kar_store::StoreConfig::Redis(config), "app")
+                .await
+                .unwrap()
+        }
+    };
+    let waiting = open(1).await;
+    let enqueue = |store: Arc<dyn kar_store::Store>, service: &'static str| async move {
+        store
+            .enqueue(&request(RequestKind::Tell, service, "node-c"))
+            .await
+    };
+
+    // With the wait: nothing is acknowledged while the replica lags...
+    link.set_cut(true);
+    let err = enqueue(waiting.clone(), "sync").await.unwrap_err();
+    assert!(matches!(err, StoreError::Unavailable { .. }), "{err:?}");
+    assert!(err.to_string().contains("replicas acknowledged"), "{err}");
+    link.set_cut(false);
+    // ... and what is acknowledged is on the replica.
+    let mut acknowledged = 0;
+    for _ in 0..20 {
+        enqueue(waiting.clone(), "sync").await.unwrap();
+        acknowledged += 1;
+    }
+
+    // Without it: acknowledged while the replica lags, then the primary dies.
+    let asynchronous = open(0).await;
+    link.set_cut(true);
+    for _ in 0..20 {
+        enqueue(asynchronous.clone(), "async").await.unwrap();
+    }
+    primary.signal("KILL");
+    // What the link held is gone with the primary.
+    drop(link);
+    let _: () = ::redis::cmd("REPLICAOF")
+        .arg("NO")
+        .arg("ONE")
+        .query(&mut replica.connection())
+        .unwrap();
+    let parked = |service: &str| {
+        let keys: Vec<String> = ::redis::cmd("ZRANGE")
+            .arg(format!("kar:{{app}}:parked:{service}"))
+            .arg(0)
+            .arg(-1)
+            .query(&mut replica.connection())
+            .unwrap();
+        keys.len()
+    };
+    let (kept_sync, kept_async) = (parked("sync"), parked("async"));
+    eprintln!(
+        "failover: with the wait, {kept_sync} of {acknowledged} acknowledged transitions kept \
+         (+ the one refused: applied on the primary only, or not); without it, {kept_async} of \
+         20 kept ({} lost)",
+        20 - kept_async
+    );
+    assert!(kept_sync >= acknowledged, "{kept_sync} < {acknowledged}");
+    assert!(stored_requests(&replica, "app") >= kept_sync + kept_async);
+}
+
+/// A Redis Sentinel of the test's own (`redis-server --sentinel`) watching `primary`
+/// under the name `mymaster`, killed on drop.
+struct Sentinel {
+    child: std::process::Child,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Sentinel {
+    fn start(primary: u16) -> Sentinel {
+        let dir = tempfile::tempdir().unwrap();
+        let port = {
+            let listener = std::net::TcpListener::bind(("127.0.0.1", 0)).unwrap();
+            listener.local_addr().unwrap().port()
+        };
+        let conf = dir.path().join("sentinel.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "port {port}\nbind 127.0.0.1\ndir {}\n\
+                 sentinel monitor mymaster 127.0.0.1 {primary} 2\n\
+                 sentinel down-after-milliseconds mymaster 1000\n\
+                 sentinel failover-timeout mymaster 5000\n",
+                dir.path().display()
+            ),
+        )
+        .unwrap();
+        let mut child = Command::new("redis-server")
+            .arg(&conf)
+            .arg("--sentinel")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server --sentinel");
+        let stdout = child.stdout.take().unwrap();
+        let mut lines = BufReader::new(stdout).lines();
+        assert!(
+            lines
+                .by_ref()
+                .map_while(Result::ok)
+                .any(|l| l.contains("+monitor master mymaster")),
+            "the Sentinel did not start"
+        );
+        std::thread::spawn(move || for _ in lines {});
+        Sentinel {
+            child,
+            port,
+            _dir: dir,
+        }
+    }
+
+    /// How many replicas and other Sentinels it knows of `mymaster`.
+    fn known(&self) -> (usize, usize) {
+        let mut conn = ::redis::Client::open(format!("redis://127.0.0.1:{}", self.port))
+            .unwrap()
+            .get_connection()
+            .unwrap();
+        let count = |what: &str, conn: &mut ::redis::Connection| {
+            ::redis::cmd("SENTINEL")
+                .arg(what)
+                .arg("mymaster")
+                .query::<Vec<::redis::Value>>(conn)
+                .map(|v| v.len())
+                .unwrap_or(0)
+        };
+        (count("replicas", &mut conn), count("sentinels", &mut conn))
+    }
+}
+
+impl Drop for Sentinel {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Enqueues tells until `target` were acknowledged (their ids in `acknowledged`),
+/// counting the refusals (store unavailable: a failover in progress).
+async fn enqueue_until(
+    store: &Arc<dyn kar_store::Store>,
+    target: usize,
+    acknowledged: &mut Vec<RequestId>,
+    failures: &mut usize,
+) {
+    let deadline = Instant::now() + PATIENCE * 2;
+    while acknowledged.len() < target {
+        assert!(Instant::now() < deadline, "the load never resumed");
+        let r = request(RequestKind::Tell, "svc", "node-c");
+        match store.enqueue(&r).await {
+            Ok(_) => acknowledged.push(r.id),
+            Err(_) => {
+                *failures += 1;
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    }
+}
+
+/// A primary, two replicas and three Sentinels; kar connects through the Sentinels
+/// with the replication wait on (1 replica). Under a steady load of enqueues the
+/// primary is killed: Sentinel promotes a replica, kar's connections follow it, the
+/// load resumes, and every enqueue kar acknowledged (before, during and after the
+/// failover) is on the new primary.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_sentinel_failover_under_load_loses_nothing_acknowledged() {
+    let primary = RedisServer::start();
+    let replicas = [RedisServer::start(), RedisServer::start()];
+    for replica in &replicas {
+        let _: () = ::redis::cmd("REPLICAOF")
+            .arg("127.0.0.1")
+            .arg(primary.port)
+            .query(&mut replica.connection())
+            .unwrap();
+    }
+    let linked = |server: &RedisServer| {
+        let info: String = ::redis::cmd("INFO")
+            .arg("replication")
+            .query(&mut server.connection())
+            .unwrap();
+        info.contains("master_link_status:up")
+    };
+    poll_until(|| replicas.iter().all(linked)).await;
+    let sentinels: Vec<Sentinel> = (0..3).map(|_| Sentinel::start(primary.port)).collect();
+    poll_until(|| sentinels.iter().all(|s| s.known() == (2, 2))).await;
+    let config = kar_store::RedisConfig {
+        sentinels: sentinels
+            .iter()
+            .map(|s| ("127.0.0.1".to_string(), s.port))
+            .collect(),
+        sentinel_master: "mymaster".into(),
+        wait_replicas: 1,
+        wait_timeout: Duration::from_secs(1),
+        // The member outlives the failover (a few seconds).
+        lease: Duration::from_secs(20),
+        ..redis_config(0)
+    };
+    let store = kar_store::open(&kar_store::StoreConfig::Redis(config), "app")
+        .await
+        .unwrap();
+    assert!(
+        store.describe().contains("mymaster"),
+        "{}",
+        store.describe()
+    );
+    let _inbox = store.join(&member("node-a", "other", &[])).await.unwrap();
+    let mut acknowledged = Vec::new();
+    let mut failures = 0;
+    enqueue_until(&store, 30, &mut acknowledged, &mut failures).await;
+    primary.signal("KILL");
+    let killed = Instant::now();
+    enqueue_until(&store, 60, &mut acknowledged, &mut failures).await;
+    eprintln!(
+        "failover under load: load resumed {:?} after the kill; {failures} enqueues refused meanwhile",
+        killed.elapsed()
+    );
+    // The new primary is the replica the Sentinels name now.
+    let promoted = replicas
+        .iter()
+        .find(|r| {
+            let info: String = ::redis::cmd("INFO")
+                .arg("replication")
+                .query(&mut r.connection())
+                .unwrap();
+            info.contains("role:master")
+        })
+        .expect("a replica was promoted");
+    let mut conn = promoted.connection();
+    for id in &acknowledged {
+        let exists: i64 = ::redis::cmd("EXISTS")
+            .arg(format!("kar:{{app}}:req:{id}"))
+            .query(&mut conn)
+            .unwrap();
+        assert_eq!(exists, 1, "acknowledged {id} was lost by the failover");
+    }
 }

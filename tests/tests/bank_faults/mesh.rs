@@ -45,6 +45,8 @@ pub struct ServerConfig {
     pub env: Vec<(String, String)>,
     /// Extra `kar run` flags.
     pub args: Vec<String>,
+    /// What runs `kar` (`ip netns exec NS`: a simulated host), if anything.
+    pub within: Vec<String>,
 }
 
 /// A server component: restarted with the same command (ports included).
@@ -67,6 +69,8 @@ pub struct Bank<'a> {
     /// Processes that were killed or crashed: their output is shown if the test fails.
     retired: Vec<Process>,
     pub kills: Vec<Kill>,
+    /// What runs the clients' and the audit's `kar` (see [`ServerConfig::within`]).
+    pub clients_within: Vec<String>,
 }
 
 impl<'a> Bank<'a> {
@@ -94,6 +98,7 @@ impl<'a> Bank<'a> {
                 .collect(),
             retired: Vec::new(),
             kills: Vec::new(),
+            clients_within: Vec::new(),
         };
         for slot in 0..bank.slots.len() {
             bank.spawn_server(slot);
@@ -144,6 +149,9 @@ impl<'a> Bank<'a> {
         }
         for arg in &s.config.args {
             component = component.arg(arg);
+        }
+        if !s.config.within.is_empty() {
+            component = component.within(s.config.within.clone());
         }
         s.process = Some(component.spawn());
     }
@@ -230,6 +238,15 @@ impl<'a> Bank<'a> {
         self.deaths.record(s.app_pid, Death { alive, dead });
     }
 
+    /// Whether the server of `slot` has exited (by itself: fenced, say).
+    #[allow(dead_code)]
+    pub fn exited(&mut self, slot: usize) -> bool {
+        self.slots[slot]
+            .process
+            .as_mut()
+            .is_none_or(|p| p.wait_with_timeout(Duration::ZERO).is_some())
+    }
+
     /// Panics if a server exited.
     pub fn assert_servers_running(&mut self) {
         for s in &mut self.slots {
@@ -244,7 +261,8 @@ impl<'a> Bank<'a> {
     pub fn client(&self, tag: &str, quiesce: Duration, args: &[String]) -> Process {
         let stop = self.stop_file();
         let quiesce = quiesce.as_secs().to_string();
-        let mut component = Component::new(self.store, &self.app);
+        let mut component =
+            Component::new(self.store, &self.app).within(self.clients_within.clone());
         for arg in args {
             component = component.arg(arg);
         }
@@ -295,6 +313,7 @@ impl<'a> Bank<'a> {
     pub fn audit(&self) -> serde_json::Value {
         let file = self.dir.path().join("audit.json");
         let mut auditor = Component::new(self.store, &self.app)
+            .within(self.clients_within.clone())
             .name("bank audit")
             .env("BANK_LOG", self.log())
             .command(node(

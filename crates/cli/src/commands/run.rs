@@ -348,6 +348,9 @@ pub async fn run(ctx: Context) -> Result<i32> {
                 // elsewhere: the component must stop now (self-fencing).
                 tracing::error!("this sidecar lost its membership; stopping the component");
                 let code = interrupt(&mut child).await.unwrap_or(1);
+                // The instant the fencing margin protects: from here on another
+                // member may run this component's requests.
+                tracing::warn!("component stopped (fenced)");
                 runtime.component_exited();
                 leave(&runtime, server, &mut signals).await;
                 return Ok(code);

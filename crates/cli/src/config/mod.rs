@@ -30,8 +30,6 @@ pub struct GlobalConfig {
     pub kafka_brokers: String,
     /// Kafka options that were given but are not used (the caller says so once).
     pub ignored_kafka: Vec<&'static str>,
-    /// A Redis CA certificate was given (the Redis engine uses the system roots).
-    pub redis_ca_cert: bool,
 }
 
 impl GlobalConfig {
@@ -86,7 +84,8 @@ pub fn resolve(matches: &Matches, env: &dyn Env) -> Result<GlobalConfig> {
     let sync: EmbeddedSync = store_sync
         .parse()
         .map_err(|_| anyhow!("invalid -store_sync {store_sync:?} (off, normal or full)"))?;
-    let store = if redis_host.is_empty() {
+    let sentinels = sentinels(&str_of("redis_sentinel")?)?;
+    let store = if redis_host.is_empty() && sentinels.is_empty() {
         StoreConfig::Embedded {
             dir: kar_home(env)?,
             sync,
@@ -106,6 +105,20 @@ pub fn resolve(matches: &Matches, env: &dyn Env) -> Result<GlobalConfig> {
         }
         let user = str_of("redis_user")?;
         let password = str_of("redis_password")?;
+        let ca_cert = redis_ca_cert(&str_of("redis_ca_cert")?)?;
+        // Unset: the store's default (500 ms, at most a quarter of the lease).
+        let fence_margin = match sourced("redis_fence_margin")? {
+            (Value::Duration(margin), true) => {
+                let margin = u64::try_from(margin).map_err(|_| {
+                    anyhow!(
+                        "the fencing margin cannot be negative; got -redis_fence_margin {}",
+                        kar_protocol::format_go_duration(margin)
+                    )
+                })?;
+                Some(Duration::from_nanos(margin))
+            }
+            _ => None,
+        };
         StoreConfig::Redis(RedisConfig {
             host: redis_host,
             port,
@@ -113,18 +126,74 @@ pub fn resolve(matches: &Matches, env: &dyn Env) -> Result<GlobalConfig> {
             password: Some(password).filter(|p| !p.is_empty()),
             tls: bool_of("redis_enable_tls")?,
             tls_skip_verify: bool_of("redis_tls_skip_verify")?,
+            ca_cert,
             lease: Duration::from_nanos(lease.unsigned_abs()),
+            fence_margin,
+            wait_replicas: match sourced("redis_wait_replicas")?.0 {
+                Value::Int(n) => {
+                    u32::try_from(n).map_err(|_| anyhow!("invalid -redis_wait_replicas {n}"))?
+                }
+                _ => 0,
+            },
+            wait_timeout: match sourced("redis_wait_timeout")?.0 {
+                Value::Duration(d) if d > 0 => Duration::from_nanos(d.unsigned_abs()),
+                Value::Duration(d) => bail!(
+                    "the replication wait timeout must be positive; got -redis_wait_timeout {}",
+                    kar_protocol::format_go_duration(d)
+                ),
+                _ => Duration::from_secs(1),
+            },
+            sentinels,
+            sentinel_master: str_of("redis_sentinel_master")?,
         })
     };
-    let redis_ca_cert = !str_of("redis_ca_cert")?.is_empty();
     Ok(GlobalConfig {
         app,
         store,
         kafka_brokers: str_of("kafka_brokers")?,
         request_retry_limit_nanos: matches.duration("request_retry_limit"),
         ignored_kafka,
-        redis_ca_cert,
     })
+}
+
+/// `-redis_sentinel host:port,...`.
+fn sentinels(value: &str) -> Result<Vec<(String, u16)>> {
+    value
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            let (host, port) = s
+                .rsplit_once(':')
+                .ok_or_else(|| anyhow!("-redis_sentinel: {s:?} is not host:port"))?;
+            let port = port
+                .parse()
+                .map_err(|_| anyhow!("-redis_sentinel: invalid port in {s:?}"))?;
+            Ok((host.to_string(), port))
+        })
+        .collect()
+}
+
+/// The CA certificate of `-redis_ca_cert` / `REDIS_CA`: the base64 encoding of a PEM
+/// file, as upstream KAR takes it (a PEM given as is is accepted too); `None` when
+/// empty (the system's root certificates).
+fn redis_ca_cert(value: &str) -> Result<Option<Vec<u8>>> {
+    use base64::Engine as _;
+    if value.trim().is_empty() {
+        return Ok(None);
+    }
+    let pem = if value.contains("-----BEGIN") {
+        value.as_bytes().to_vec()
+    } else {
+        let compact: String = value.split_whitespace().collect();
+        base64::engine::general_purpose::STANDARD
+            .decode(compact)
+            .map_err(|e| anyhow!("-redis_ca_cert (REDIS_CA) is not base64: {e}"))?
+    };
+    if !pem.windows(10).any(|w| w == b"-----BEGIN") {
+        bail!("-redis_ca_cert (REDIS_CA) does not hold a PEM certificate once decoded");
+    }
+    Ok(Some(pem))
 }
 
 /// The value of an option and whether it was configured anywhere (flag, environment
@@ -339,6 +408,75 @@ mod tests {
         assert!(resolve(&m, &FakeEnv::new(&[])).is_err());
         let m = matches(&["-app", "a", "-redis_host", "h", "-redis_lease", "0s"]);
         assert!(resolve(&m, &FakeEnv::new(&[])).is_err());
+    }
+
+    #[test]
+    fn redis_sentinels_and_wait() {
+        let env = FakeEnv::new(&[]);
+        let c = resolve(
+            &matches(&[
+                "-app",
+                "a",
+                "-redis_sentinel",
+                "s1:26379, s2:26380",
+                "-redis_wait_replicas",
+                "1",
+            ]),
+            &env,
+        )
+        .unwrap();
+        assert_eq!(
+            redis(&c).sentinels,
+            vec![("s1".to_string(), 26379), ("s2".to_string(), 26380)]
+        );
+        assert_eq!(redis(&c).sentinel_master, "mymaster");
+        assert_eq!(redis(&c).wait_replicas, 1);
+        assert_eq!(redis(&c).wait_timeout, Duration::from_secs(1));
+        assert!(resolve(&matches(&["-app", "a", "-redis_sentinel", "s1"]), &env).is_err());
+    }
+
+    #[test]
+    fn redis_fence_margin() {
+        let env = FakeEnv::new(&[("REDIS_HOST", "h")]);
+        let margin = |args: &[&str]| {
+            let mut all = vec!["-app", "a"];
+            all.extend_from_slice(args);
+            resolve(&matches(&all), &env).map(|c| redis(&c).fence_margin)
+        };
+        assert_eq!(margin(&[]).unwrap(), None);
+        assert_eq!(
+            margin(&["-redis_fence_margin", "200ms"]).unwrap(),
+            Some(Duration::from_millis(200))
+        );
+        assert_eq!(
+            margin(&["-redis_fence_margin", "0"]).unwrap(),
+            Some(Duration::ZERO)
+        );
+        assert!(margin(&["-redis_fence_margin", "-1s"]).is_err());
+        let env = FakeEnv::new(&[("REDIS_HOST", "h"), ("REDIS_FENCE_MARGIN", "1s")]);
+        let c = resolve(&matches(&["-app", "a"]), &env).unwrap();
+        assert_eq!(redis(&c).fence_margin, Some(Duration::from_secs(1)));
+    }
+
+    #[test]
+    fn redis_ca_cert_is_base64_pem() {
+        let pem = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
+        use base64::Engine as _;
+        let encoded = base64::engine::general_purpose::STANDARD.encode(pem);
+        let env = FakeEnv::new(&[("REDIS_HOST", "h"), ("REDIS_CA", encoded.as_str())]);
+        let c = resolve(&matches(&["-app", "a"]), &env).unwrap();
+        assert_eq!(redis(&c).ca_cert.as_deref(), Some(pem.as_bytes()));
+        // Wrapped base64 (as `base64` prints it) and a PEM as is work too.
+        let wrapped = format!("{}\n{}", &encoded[..20], &encoded[20..]);
+        assert_eq!(
+            redis_ca_cert(&wrapped).unwrap().as_deref(),
+            Some(pem.as_bytes())
+        );
+        assert_eq!(redis_ca_cert(pem).unwrap().as_deref(), Some(pem.as_bytes()));
+        assert_eq!(redis_ca_cert("").unwrap(), None);
+        let err = redis_ca_cert("not base64!").unwrap_err().to_string();
+        assert!(err.contains("REDIS_CA"), "{err}");
+        assert!(redis_ca_cert("aGVsbG8=").is_err());
     }
 
     #[test]

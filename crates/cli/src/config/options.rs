@@ -105,6 +105,36 @@ const STORE_SYNC: Flag = Flag::new(
     "normal",
     "When a commit of the embedded store reaches the disk: off, normal (fsync at checkpoints;\nan OS crash may lose the latest commits) or full (fsync before every commit is acknowledged)",
 );
+const REDIS_FENCE_MARGIN: Flag = Flag::new(
+    "redis_fence_margin",
+    Kind::Duration,
+    "500ms",
+    "Fencing margin with the Redis store: a sidecar that cannot renew its lease stops its\ncomponent this long before the lease ends, and the others take over its requests only\nthis long after it (default 500ms, at most a quarter of -redis_lease; under half of it)",
+);
+const REDIS_SENTINEL: Flag = Flag::new(
+    "redis_sentinel",
+    Kind::String,
+    "",
+    "Redis Sentinels to ask for the primary, host:port separated by commas (then -redis_host\nand -redis_port are not used)",
+);
+const REDIS_SENTINEL_MASTER: Flag = Flag::new(
+    "redis_sentinel_master",
+    Kind::String,
+    "mymaster",
+    "The name of the primary the Sentinels monitor",
+);
+const REDIS_WAIT_REPLICAS: Flag = Flag::new(
+    "redis_wait_replicas",
+    Kind::Int,
+    "0",
+    "Replicas that must acknowledge every store transition before kar does (Redis WAIT;\n0: asynchronous replication, a failover may lose acknowledged transitions)",
+);
+const REDIS_WAIT_TIMEOUT: Flag = Flag::new(
+    "redis_wait_timeout",
+    Kind::Duration,
+    "1s",
+    "How long a transition waits for -redis_wait_replicas before failing as unavailable",
+);
 const REQUEST_RETRY_LIMIT: Flag = Flag::new(
     "request_retry_limit",
     Kind::Duration,
@@ -161,6 +191,11 @@ pub const GLOBAL_FLAGS: &[&Flag] = &[
     &REDIS_CA_CERT,
     &REDIS_LEASE,
     &STORE_SYNC,
+    &REDIS_FENCE_MARGIN,
+    &REDIS_SENTINEL,
+    &REDIS_SENTINEL_MASTER,
+    &REDIS_WAIT_REPLICAS,
+    &REDIS_WAIT_TIMEOUT,
     &REQUEST_RETRY_LIMIT,
     &REDIS_SLOW_OP_THRESHOLD,
     &V,
@@ -184,6 +219,11 @@ const SOURCED: &[&str] = &[
     "redis_tls_skip_verify",
     "redis_user",
     "redis_password",
+    "redis_fence_margin",
+    "redis_sentinel",
+    "redis_sentinel_master",
+    "redis_wait_replicas",
+    "redis_wait_timeout",
 ];
 
 /// `-redis_ca_cert` is the one exception to the naming rule: upstream reads it from

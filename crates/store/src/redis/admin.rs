@@ -25,6 +25,6 @@ impl AdminStore for RedisStore {
     }
 
     fn describe(&self) -> String {
-        format!("redis://{}", self.addr)
+        self.url.clone()
     }
 }

@@ -1,6 +1,7 @@
 //! Reading an inbox stream: blocking `XREAD` on a connection of the inbox's own,
 //! trimming what was handed out at the next read (so a cancelled read loses nothing).
 
+use super::connect::Connector;
 use super::lease::{lock, LocalMembers};
 use crate::codec::decode;
 use crate::codes::kind_from_text;
@@ -8,7 +9,7 @@ use crate::{Inbox, Message, StoreError};
 use async_trait::async_trait;
 use kar_protocol::RequestId;
 use redis::aio::MultiplexedConnection;
-use redis::{AsyncConnectionConfig, Client, Value};
+use redis::{AsyncConnectionConfig, Value};
 use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -19,19 +20,17 @@ pub(crate) const BATCH: usize = 1024;
 /// a silently dead connection can go unnoticed.
 const BLOCK: Duration = Duration::from_secs(5);
 
-async fn connect(client: &Client) -> Result<MultiplexedConnection, StoreError> {
+async fn connect(client: &Connector) -> Result<MultiplexedConnection, StoreError> {
     // A read queued behind a cancelled one may wait for two blocks.
     let config = AsyncConnectionConfig::new()
         .set_connection_timeout(Some(super::CONNECT_TIMEOUT))
         .set_response_timeout(Some(BLOCK * 2 + super::RESPONSE_TIMEOUT));
-    Ok(client
-        .get_multiplexed_async_connection_with_config(&config)
-        .await?)
+    Ok(client.connect(&config).await?)
 }
 
 /// The read side of one inbox stream.
 pub(crate) struct Reader {
-    client: Client,
+    client: Connector,
     /// Dedicated to this inbox (a blocking read would stall other commands); `None`
     /// after an error, reopened by the next read.
     conn: Option<MultiplexedConnection>,
@@ -43,7 +42,7 @@ pub(crate) struct Reader {
 }
 
 impl Reader {
-    pub(crate) async fn connect(client: &Client, key: String) -> Result<Self, StoreError> {
+    pub(crate) async fn connect(client: &Connector, key: String) -> Result<Self, StoreError> {
         let conn = connect(client).await?;
         Ok(Reader {
             client: client.clone(),

@@ -2,14 +2,14 @@
 //! `lease.rs`), leaving (recovered like a death, `recovery.rs`), the live members, and
 //! signals appended to a member's inbox (`inbox.rs` reads them).
 
-use super::lease::{lease_millis, lock, LocalMember, Renewal};
+use super::connect::connect_error;
+use super::lease::{self, lease_millis, lock, LocalMember, Renewal};
 use super::scripts::{JOIN, LEAVE, MEMBERS, SIGNAL};
-use super::{connect_error, inbox, manager_config, recovery, RedisStore, RESPONSE_TIMEOUT};
+use super::{inbox, recovery, RedisStore, RESPONSE_TIMEOUT};
 use crate::codec::{decode, encode};
 use crate::{Inbox, MembershipStore, Signal, StoreError};
 use async_trait::async_trait;
 use kar_protocol::{Member, NodeId};
-use redis::aio::ConnectionManager;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::watch;
@@ -26,6 +26,7 @@ impl MembershipStore for RedisStore {
         invocation
             .arg(&node)
             .arg(lease_millis(self.lease))
+            .arg(lease_millis(self.margin))
             .arg(encode(member));
         for name in member.names() {
             invocation.arg(name);
@@ -37,18 +38,21 @@ impl MembershipStore for RedisStore {
         // Renewals get a connection of their own: behind a queue of large
         // transitions on the shared one they could be answered too late, and the
         // member would fence itself while alive and well.
-        let renew_conn = ConnectionManager::new_with_config(self.client.clone(), manager_config())
+        let renew_conn = lease::connect(&self.client, self.lease)
             .await
-            .map_err(|e| connect_error(&self.addr, e))?;
+            .map_err(|e| connect_error(&self.addr, &self.config, e))?;
         let (fenced_tx, fenced_rx) = watch::channel(false);
-        let lease_end = Arc::new(Mutex::new(sent + self.lease));
+        let lease_end = Arc::new(Mutex::new(sent + self.lease - self.margin));
         let renewal = Renewal {
-            conn: renew_conn,
+            client: self.client.clone(),
+            conn: Some(renew_conn),
             recovery_conn: self.conn.clone(),
             recoveries: self.recoveries.clone(),
             keys: self.keys.clone(),
             node: node.clone(),
             lease: self.lease,
+            margin: self.margin,
+            wait: self.wait,
             lease_end: lease_end.clone(),
         };
         let renew = tokio::spawn(renewal.run(sent, fenced_tx));

@@ -14,6 +14,7 @@
 //! | --- | --- | --- |
 //! | `P members` | hash | node → postcard [`Member`](kar_protocol::Member) |
 //! | `P leases` | zset | node → lease expiry (ms, Redis server clock) |
+//! | `P margins` | hash | node → its fencing margin (ms): it may be recovered only that long after its lease expiry |
 //! | `P names:<node>` | set | the names (service, actor types) the node offers |
 //! | `P route:<name>` | zset (score 0) | nodes offering `name` (sorted, so a random index picks) |
 //! | `P seq` | string | arrival counter of requests |
@@ -65,8 +66,9 @@
 //!   for its names (in arrival order), pushes `MembersChanged` to every other member.
 //! * `renew` (every lease/3, by a background task per member): fails if the member's
 //!   lease has expired (it must fence itself), extends it, and returns the members
-//!   whose leases expired, which the renewing member then recovers. Failure detection
-//!   thus runs inside the renewals of the live members, never on the request path.
+//!   whose leases expired more than their fencing margin ago, which the renewing
+//!   member then recovers. Failure detection thus runs inside the renewals of the live
+//!   members, never on the request path.
 //! * `recover`: one bounded step of the recovery of a member whose lease expired,
 //!   under a lock with a TTL, so that no script blocks Redis for long and a recoverer
 //!   that dies midway is replaced. Outcomes only the dead member could collect are
@@ -168,22 +170,26 @@
 //!
 //! A member's lease is `lease` long (3 s by default), computed on the Redis clock and
 //! renewed every lease/3. A member whose lease expired is dead: it is no longer chosen
-//! by `enqueue`, it is recovered by the next renewal of any live member, and its
-//! transitions fail with `Fenced`: every script that changes state on behalf of a
-//! member gets it as its fence and checks its lease first, the member being given by
-//! the script's mode in `scripts.rs` (`ByExecutor`, `complete` and `tail_call`: the
-//! executing node; `ByCaller`, `enqueue`: the caller when it joined through this
-//! handle; `ByHandle`, the other writes, `reminders_fire` and `deliver_event`
-//! included: the handle's member when it has exactly one, as a sidecar's handle
-//! does). Fencing is also local: once a
-//! whole lease has passed since the last successful renewal was *sent*, the server's
-//! lease has surely expired, so the inbox and every fenced transition report
-//! `Fenced` at once, even if Redis cannot be reached or the process was stopped and
-//! has just resumed.
+//! by `enqueue`, and its transitions fail with `Fenced`: every script that changes
+//! state on behalf of a member gets it as its fence and checks its lease first, the
+//! member being given by the script's mode in `scripts.rs` (`ByExecutor`, `complete`
+//! and `tail_call`: the executing node; `ByCaller`, `enqueue`: the caller when it
+//! joined through this handle; `ByHandle`, the other writes, `reminders_fire` and
+//! `deliver_event` included: the handle's member when it has exactly one, as a
+//! sidecar's handle does). It is recovered by the next renewal of any live member once
+//! its *fencing margin* (`-redis_fence_margin`, stored with it at join) has passed
+//! since its lease ended. Fencing is also local: once the lease less the margin has
+//! passed since the last successful renewal was *sent*, the inbox and every fenced
+//! transition report `Fenced` at once, even if Redis cannot be reached or the process
+//! was stopped and has just resumed; the sidecar then stops its component. Between a
+//! member's own fence and the earliest recovery of its requests lie at least twice
+//! the margin; `lease.rs` states the clock assumptions, and how renewals get through
+//! short partitions.
 
 mod actors;
 mod admin;
 mod bindings;
+mod connect;
 mod control;
 mod events;
 mod idempotency;
@@ -192,17 +198,14 @@ mod lease;
 mod membership;
 mod recovery;
 mod reminders;
+mod replication;
 mod reply;
 mod requests;
 mod scripts;
 
 use crate::{RedisConfig, StoreError};
 use kar_protocol::{ActorRef, Target};
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{
-    AsyncConnectionConfig, Client, ConnectionAddr, IntoConnectionInfo, RedisConnectionInfo,
-    ScriptInvocation,
-};
+use redis::ScriptInvocation;
 use reply::{unexpected, value_bytes, value_pairs, value_string};
 use std::sync::Arc;
 use std::time::Duration;
@@ -319,22 +322,22 @@ fn target_actor(target: &Target) -> String {
     }
 }
 
-/// Settings of the managed connections (the shared one and each renewal's).
-fn manager_config() -> ConnectionManagerConfig {
-    ConnectionManagerConfig::new()
-        .set_connection_timeout(Some(CONNECT_TIMEOUT))
-        .set_response_timeout(Some(RESPONSE_TIMEOUT))
-        .set_number_of_retries(2)
-}
-
 pub struct RedisStore {
     keys: Arc<Keys>,
-    client: Client,
-    conn: ConnectionManager,
+    client: connect::Connector,
+    conn: replication::StoreConn,
     lease: Duration,
+    /// The fencing margin (`lease.rs`).
+    margin: Duration,
+    /// The replication wait (`replication.rs`).
+    wait: Option<replication::Wait>,
     members: lease::LocalMembers,
     recoveries: recovery::Recoveries,
+    /// `host:port`, for messages.
     addr: String,
+    /// `redis://host:port` (`rediss://` with TLS): the store's description.
+    url: String,
+    config: RedisConfig,
 }
 
 impl RedisStore {
@@ -349,78 +352,34 @@ impl RedisStore {
         if config.host.is_empty() {
             return Err(StoreError::Config("Redis host is required".into()));
         }
-        if config.tls {
-            return Err(StoreError::Config(
-                "TLS connections to Redis are not supported by this build of kar".into(),
-            ));
-        }
-        let port = if config.port == 0 { 6379 } else { config.port };
-        let addr = format!("{}:{}", config.host, port);
-        let mut redis_info = RedisConnectionInfo::default();
-        if let Some(user) = config.user.as_deref().filter(|u| !u.is_empty()) {
-            redis_info = redis_info.set_username(user);
-        }
-        if let Some(password) = config.password.as_deref().filter(|p| !p.is_empty()) {
-            redis_info = redis_info.set_password(password);
-        }
-        let info = ConnectionAddr::Tcp(config.host.clone(), port)
-            .into_connection_info()
-            .map_err(|e| StoreError::Config(format!("invalid Redis address {addr}: {e}")))?
-            .set_redis_settings(redis_info);
-        let client = Client::open(info)
-            .map_err(|e| StoreError::Config(format!("invalid Redis address {addr}: {e}")))?;
+        let keys = Arc::new(Keys::new(app));
+        let (client, addr) = connect::client(config)?;
+        connect::probe(&client, config, &addr, &keys).await?;
 
-        // One direct attempt first, so that an unreachable server or bad credentials
-        // are reported at once instead of after the connection manager's retries.
-        let probe_config = AsyncConnectionConfig::new()
-            .set_connection_timeout(Some(CONNECT_TIMEOUT))
-            .set_response_timeout(Some(CONNECT_TIMEOUT));
-        let mut probe = client
-            .get_multiplexed_async_connection_with_config(&probe_config)
+        let wait = replication::Wait::of(config.wait_replicas, config.wait_timeout);
+        let conn = replication::StoreConn::open(client.clone(), wait)
             .await
-            .map_err(|e| connect_error(&addr, e))?;
-        redis::cmd("PING")
-            .query_async::<()>(&mut probe)
-            .await
-            .map_err(|e| connect_error(&addr, e))?;
-        drop(probe);
-
-        let conn = ConnectionManager::new_with_config(client.clone(), manager_config())
-            .await
-            .map_err(|e| connect_error(&addr, e))?;
+            .map_err(|e| connect::connect_error(&addr, config, e))?;
         let lease = if config.lease.is_zero() {
             DEFAULT_LEASE
         } else {
             config.lease
         };
+        let margin = lease::fence_margin(lease, config.fence_margin)?;
+        let scheme = if config.tls { "rediss" } else { "redis" };
         Ok(RedisStore {
-            keys: Arc::new(Keys::new(app)),
+            url: format!("{scheme}://{addr}"),
+            keys,
             client,
             conn,
             lease,
+            margin,
+            wait,
             members: Arc::default(),
             recoveries: recovery::Recoveries(Arc::default(), policy),
             addr,
+            config: config.clone(),
         })
-    }
-}
-
-/// A failure to open a connection, classified by `From<RedisError>` (kar-store-api)
-/// with its source kept: refused credentials or permissions stay configuration
-/// errors; anything else means the server cannot be used now (unreachable, or not
-/// answering like Redis), which a later attempt may find otherwise.
-fn connect_error(addr: &str, e: redis::RedisError) -> StoreError {
-    match StoreError::from(e) {
-        StoreError::Config(reason) => {
-            StoreError::Config(format!("Redis at {addr} refused the connection: {reason}"))
-        }
-        StoreError::Unavailable { reason, source } | StoreError::Invariant { reason, source } => {
-            StoreError::Unavailable {
-                reason: format!("failed to connect to Redis at {addr}: {reason}"),
-                source,
-            }
-        }
-        other => other,
     }
 }
 

@@ -5,10 +5,10 @@
 //! recoverer dies, and another member resumes where it stopped.
 
 use super::lease::lease_millis;
+use super::replication::StoreConn;
 use super::scripts::RECOVER;
 use super::Keys;
 use crate::{RecoveryPolicy, StoreError};
-use redis::aio::ConnectionManager;
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -42,7 +42,7 @@ pub(crate) enum Recovery {
 /// (never handed to the component by a member that leaves) are not charged an attempt.
 #[allow(clippy::too_many_arguments)]
 pub(crate) async fn recover(
-    conn: &mut ConnectionManager,
+    conn: &mut StoreConn,
     keys: &Keys,
     dead: &str,
     owner: &str,
@@ -106,7 +106,7 @@ impl Recoveries {
     /// on behalf of live member `me`.
     pub(crate) fn start(
         &self,
-        conn: &ConnectionManager,
+        conn: &StoreConn,
         keys: &Arc<Keys>,
         me: &str,
         dead: Vec<String>,

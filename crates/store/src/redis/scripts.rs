@@ -206,6 +206,8 @@ scripts! {
     BRIDGE_APPEND: TopicScript = ["topic_lib.lua", "bridge_append.lua"];
     // Admin (admin.rs).
     PURGE: Script<Unfenced> = ["lib.lua", "purge.lua"];
+    // Connections (connect.rs): the permissions of the ACL user, checked at open.
+    ACL_CHECK: Script<Unfenced> = ["lib.lua", "acl_check.lua"];
     DRAIN: Script<Unfenced> = ["lib.lua", "drain.lua"];
     // An operator's control of pending requests (control.rs): no member needed.
     LIST_REQUESTS: Script<Unfenced> = ["lib.lua", "control.lua", "list_requests.lua"];

@@ -14,14 +14,35 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// Lease of the Redis members in tests: short, so deaths are detected fast.
-pub const TEST_LEASE: Duration = Duration::from_millis(600);
+pub const TEST_LEASE: Duration = Duration::from_millis(800);
+/// Lease of the members over TLS: handshakes of a debug build on a loaded machine
+/// would starve the renewals of the shortest lease.
+pub const TLS_TEST_LEASE: Duration = Duration::from_secs(2);
 /// Longest wait for anything the tests expect to happen.
 pub const PATIENCE: Duration = Duration::from_secs(15);
 
-/// A `redis-server` owned by the test, killed on drop.
+/// A `redis-server` owned by the test, killed on drop. With TLS it also serves TLS
+/// on `tls.port` (the store under test uses that one; the white-box checks of the
+/// tests keep using the plain port).
 pub struct RedisServer {
     child: Child,
     pub port: u16,
+    pub tls: Option<TlsServer>,
+    /// Its working directory (a replica's full sync writes an RDB file there).
+    _data: tempfile::TempDir,
+}
+
+/// The TLS side of a test server: its port and the files of a CA made for the test.
+pub struct TlsServer {
+    pub port: u16,
+    pub dir: tempfile::TempDir,
+}
+
+impl TlsServer {
+    /// The PEM certificate of the test's CA.
+    pub fn ca_pem(&self) -> Vec<u8> {
+        std::fs::read(self.dir.path().join("ca.crt")).expect("read ca.crt")
+    }
 }
 
 fn free_port() -> u16 {
@@ -29,13 +50,117 @@ fn free_port() -> u16 {
     listener.local_addr().expect("local addr").port()
 }
 
+/// Makes, with `openssl`, a CA (`ca.crt`, `ca.key`) and a certificate it signs for
+/// 127.0.0.1 and localhost (`server.crt`, `server.key`) in `dir`; `name` prefixes
+/// the files (another CA for the wrong-CA tests).
+pub fn make_certificates(dir: &std::path::Path, name: &str) {
+    let run = |args: &[&str]| {
+        let status = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .expect("openssl must be installed to run the TLS tests");
+        assert!(status.success(), "openssl {args:?} failed");
+    };
+    let file = |suffix: &str| format!("{name}{suffix}");
+    let (ca_key, ca_crt, key, csr, crt, ext) = (
+        file("ca.key"),
+        file("ca.crt"),
+        file("server.key"),
+        file("server.csr"),
+        file("server.crt"),
+        file("server.ext"),
+    );
+    run(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=kar test CA",
+        "-keyout",
+        &ca_key,
+        "-out",
+        &ca_crt,
+    ]);
+    run(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-subj",
+        "/CN=localhost",
+        "-keyout",
+        &key,
+        "-out",
+        &csr,
+    ]);
+    std::fs::write(
+        dir.join(&ext),
+        "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n",
+    )
+    .expect("write the extensions");
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        &csr,
+        "-CA",
+        &ca_crt,
+        "-CAkey",
+        &ca_key,
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-extfile",
+        &ext,
+        "-out",
+        &crt,
+    ]);
+}
+
 impl RedisServer {
     pub fn start() -> RedisServer {
+        Self::start_with(false)
+    }
+
+    /// A server that also serves TLS with a certificate of a CA made for it.
+    pub fn start_tls() -> RedisServer {
+        Self::start_with(true)
+    }
+
+    fn start_with(tls: bool) -> RedisServer {
+        let tls_dir = tls.then(|| {
+            let dir = tempfile::tempdir().expect("temp dir");
+            make_certificates(dir.path(), "");
+            dir
+        });
+        let data = tempfile::tempdir().expect("temp dir");
         for _attempt in 0..5 {
             let port = free_port();
-            let mut child = Command::new("redis-server")
+            let mut command = Command::new("redis-server");
+            command
                 .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
                 .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
+                .arg("--dir")
+                .arg(data.path());
+            let tls_port = tls_dir.as_ref().map(|dir| {
+                let tls_port = free_port();
+                let path = |f: &str| dir.path().join(f).to_string_lossy().into_owned();
+                command
+                    .args(["--tls-port", &tls_port.to_string()])
+                    .args(["--tls-cert-file", &path("server.crt")])
+                    .args(["--tls-key-file", &path("server.key")])
+                    .args(["--tls-ca-cert-file", &path("ca.crt")])
+                    .args(["--tls-auth-clients", "no"]);
+                tls_port
+            });
+            let mut child = command
                 .stdin(Stdio::null())
                 .stdout(Stdio::piped())
                 .stderr(Stdio::null())
@@ -51,13 +176,56 @@ impl RedisServer {
             if ready {
                 // Keep draining the log so the server never blocks on a full pipe.
                 std::thread::spawn(move || for _ in lines {});
-                return RedisServer { child, port };
+                let tls = match (tls_port, &tls_dir) {
+                    (Some(port), Some(_)) => Some(TlsServer {
+                        port,
+                        dir: tls_dir.expect("made above"),
+                    }),
+                    _ => None,
+                };
+                return RedisServer {
+                    child,
+                    port,
+                    tls,
+                    _data: data,
+                };
             }
-            // Most likely the port was taken meanwhile: try another one.
+            // Most likely a port was taken meanwhile: try others.
             let _ = child.kill();
             let _ = child.wait();
         }
         panic!("could not start redis-server");
+    }
+
+    /// Sends `signal` (`STOP`, `CONT`, `KILL`) to the server.
+    pub fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .args([&format!("-{signal}"), &self.child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -{signal} redis-server");
+    }
+
+    /// A plain connection (white-box checks, administration).
+    pub fn connection(&self) -> redis::Connection {
+        redis::Client::open(format!("redis://127.0.0.1:{}", self.port))
+            .expect("client")
+            .get_connection()
+            .expect("connect")
+    }
+
+    /// The configuration of a store on this server (over TLS when it serves TLS,
+    /// trusting the test's CA).
+    pub fn config(&self) -> RedisConfig {
+        match &self.tls {
+            None => redis_config(self.port),
+            Some(tls) => RedisConfig {
+                tls: true,
+                ca_cert: Some(tls.ca_pem()),
+                lease: TLS_TEST_LEASE,
+                ..redis_config(tls.port)
+            },
+        }
     }
 }
 
@@ -83,6 +251,19 @@ impl Engine {
         Engine::Redis(RedisServer::start())
     }
 
+    /// The Redis engine over TLS (a CA made for the test).
+    pub fn redis_tls() -> Engine {
+        Engine::Redis(RedisServer::start_tls())
+    }
+
+    /// The lease of its members (Redis).
+    pub fn lease(&self) -> Duration {
+        match self {
+            Engine::Redis(RedisServer { tls: Some(_), .. }) => TLS_TEST_LEASE,
+            _ => TEST_LEASE,
+        }
+    }
+
     pub fn is_redis(&self) -> bool {
         matches!(self, Engine::Redis(_))
     }
@@ -93,7 +274,7 @@ impl Engine {
                 dir: dir.path().to_path_buf(),
                 sync: Default::default(),
             },
-            Engine::Redis(server) => StoreConfig::Redis(redis_config(server.port)),
+            Engine::Redis(server) => StoreConfig::Redis(server.config()),
         }
     }
 
@@ -115,6 +296,13 @@ impl Engine {
     pub fn config_line(&self) -> String {
         match self {
             Engine::Embedded(dir) => format!("embedded {}", dir.path().display()),
+            Engine::Redis(RedisServer { tls: Some(tls), .. }) => {
+                format!(
+                    "rediss {} {}",
+                    tls.port,
+                    tls.dir.path().join("ca.crt").display()
+                )
+            }
             Engine::Redis(server) => format!("redis {}", server.port),
         }
     }
@@ -126,6 +314,15 @@ impl Engine {
                 sync: Default::default(),
             },
             Some(("redis", port)) => StoreConfig::Redis(redis_config(port.parse().expect("port"))),
+            Some(("rediss", rest)) => {
+                let (port, ca) = rest.split_once(' ').expect("rediss <port> <ca file>");
+                StoreConfig::Redis(RedisConfig {
+                    tls: true,
+                    ca_cert: Some(std::fs::read(ca).expect("read the CA")),
+                    lease: TLS_TEST_LEASE,
+                    ..redis_config(port.parse().expect("port"))
+                })
+            }
             _ => panic!("bad store config line {line:?}"),
         }
     }
@@ -216,6 +413,14 @@ impl Engine {
                 if lease.is_some() {
                     out.push("lease".into());
                 }
+                let margin: bool = redis::cmd("HEXISTS")
+                    .arg(format!("kar:{{{app}}}:margins"))
+                    .arg(node)
+                    .query(&mut conn)
+                    .expect("HEXISTS");
+                if margin {
+                    out.push("margin".into());
+                }
                 out
             }
         }
@@ -303,6 +508,18 @@ pub async fn recv_members_changed(inbox: &mut Box<dyn Inbox>) -> Vec<Message> {
     others
 }
 
+/// Polls `done` until it holds (within [`PATIENCE`]): for states of the store that
+/// nothing announces.
+pub async fn poll_until(mut done: impl FnMut() -> bool) {
+    tokio::time::timeout(PATIENCE, async {
+        while !done() {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .expect("the awaited condition never held");
+}
+
 /// The ids of `Execute` messages.
 pub fn executed(messages: &[Message]) -> Vec<RequestId> {
     messages
@@ -312,4 +529,82 @@ pub fn executed(messages: &[Message]) -> Vec<RequestId> {
             other => panic!("expected Execute, got {other:?}"),
         })
         .collect()
+}
+
+/// A TCP proxy to a Redis server that the test can cut, like a partition that drops
+/// packets (iptables DROP): while cut, nothing is forwarded; connections stay open
+/// and new ones are accepted; what was sent meanwhile arrives after the heal only at
+/// the next TCP retransmission (200 ms after the send, then doubling each time), as
+/// with a real kernel. Nothing is lost or reordered.
+pub struct CuttableProxy {
+    pub port: u16,
+    cut: tokio::sync::watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl CuttableProxy {
+    pub async fn start(upstream: u16) -> CuttableProxy {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
+            .await
+            .expect("bind the proxy");
+        let port = listener.local_addr().expect("local addr").port();
+        let (cut, watch) = tokio::sync::watch::channel(false);
+        let task = tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let Ok(server) = tokio::net::TcpStream::connect(("127.0.0.1", upstream)).await
+                else {
+                    continue;
+                };
+                let (client_read, client_write) = client.into_split();
+                let (server_read, server_write) = server.into_split();
+                tokio::spawn(pipe(client_read, server_write, watch.clone()));
+                tokio::spawn(pipe(server_read, client_write, watch.clone()));
+            }
+        });
+        CuttableProxy { port, cut, task }
+    }
+
+    /// Cuts (`true`) or heals (`false`) every connection through the proxy.
+    pub fn set_cut(&self, cut: bool) {
+        self.cut.send_replace(cut);
+    }
+}
+
+/// Forwards `from` to `to`; what arrives while cut waits for the heal and then for
+/// the next retransmission instant of its first byte.
+async fn pipe(
+    mut from: impl tokio::io::AsyncRead + Unpin,
+    mut to: impl tokio::io::AsyncWrite + Unpin,
+    mut cut: tokio::sync::watch::Receiver<bool>,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = match from.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        if *cut.borrow() {
+            let sent = tokio::time::Instant::now();
+            if cut.wait_for(|c| !*c).await.is_err() {
+                return;
+            }
+            let mut rto = Duration::from_millis(200);
+            let mut at = sent + rto;
+            while at < tokio::time::Instant::now() {
+                rto *= 2;
+                at += rto;
+            }
+            tokio::time::sleep_until(at).await;
+        }
+        if to.write_all(&buf[..n]).await.is_err() {
+            return;
+        }
+    }
+}
+
+impl Drop for CuttableProxy {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
 }

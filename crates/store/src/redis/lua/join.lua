@@ -1,21 +1,23 @@
--- join(node, lease_ms, member record, names...): ARGV[3..]
--- Registers the member with a fresh lease and its routes, routes the requests parked
+-- join(node, lease_ms, margin_ms, member record, names...): ARGV[3..]
+-- Registers the member with a fresh lease, its fencing margin (see `margin_of`) and its
+-- routes, routes the requests parked
 -- for its names (in arrival order; an actor request goes to its placement if that
 -- member lives), and tells every other member. Members whose leases expired are
 -- recovered by the renewals of the live ones (recover.lua), not here.
 local now = now_ms()
-local node, lease, record = ARGV[3], tonumber(ARGV[4]), ARGV[5]
+local node, lease, margin, record = ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[5]), ARGV[6]
 if redis.call('HEXISTS', P .. 'members', node) == 1 and not live(node, now) then
   return redis.error_reply('ERR node ' .. node .. ' is dead and being recovered: join with a new node id')
 end
 redis.call('HSET', P .. 'members', node, record)
 redis.call('ZADD', P .. 'leases', now + lease, node)
-for i = 6, #ARGV do
+redis.call('HSET', P .. 'margins', node, margin)
+for i = 7, #ARGV do
   local name = ARGV[i]
   redis.call('SADD', P .. 'names:' .. node, name)
   redis.call('ZADD', P .. 'route:' .. name, 0, node)
 end
-for i = 6, #ARGV do
+for i = 7, #ARGV do
   local name = ARGV[i]
   local parked = P .. 'parked:' .. name
   local ids = redis.call('ZRANGE', parked, 0, -1)

@@ -42,6 +42,13 @@ local function live(node, now)
   return expiry ~= false and tonumber(expiry) > now
 end
 
+-- The fencing margin of a member (ms, hash `margins`, written at join; 0 for a member
+-- that joined without one): it stopped its component this long before its lease
+-- ended (on its own clock), so it may be recovered only this long after.
+local function margin_of(node)
+  return tonumber(redis.call('HGET', P .. 'margins', node) or '0')
+end
+
 -- A random live member offering `name`, or nil.
 local function pick(name, now)
   local candidates = {}

@@ -20,7 +20,8 @@
 --
 -- Returns {code, paused...}: code '1': a step was done, call again; '0': the recovery is
 -- over; '-1': `dead` is not a member (recovered already); '-2': another owner holds the
--- lock; '-3': `dead` is live; then the ids of the requests this step paused.
+-- lock; '-3': `dead` is live, or its fencing margin has not passed since its lease
+-- ended; then the ids of the requests this step paused.
 local now = now_ms()
 local dead, owner, ttl, batch = ARGV[3], ARGV[4], tonumber(ARGV[5]), tonumber(ARGV[6])
 local max_attempts = tonumber(ARGV[7])
@@ -32,12 +33,17 @@ end
 local lock = P .. 'recovery:' .. dead
 if redis.call('HEXISTS', P .. 'members', dead) == 0 then
   redis.call('ZREM', P .. 'leases', dead)
+  redis.call('HDEL', P .. 'margins', dead)
   if redis.call('GET', lock) == owner then
     redis.call('DEL', lock)
   end
   return {'-1'}
 end
-if live(dead, now) then
+-- Live, or its lease ended less than its fencing margin ago: it may still be running
+-- the attempts this would re-deliver (its own clock stopped it a margin before the
+-- lease ended; waiting as long again covers clock drift and a slow stop).
+local expiry = redis.call('ZSCORE', P .. 'leases', dead)
+if expiry ~= false and tonumber(expiry) + margin_of(dead) > now then
   return {'-3'}
 end
 local holder = redis.call('GET', lock)
@@ -105,6 +111,7 @@ if claimed or redis.call('SCARD', done) > 0 or redis.call('SCARD', P .. 'placed:
 end
 redis.call('HDEL', P .. 'members', dead)
 redis.call('ZREM', P .. 'leases', dead)
+redis.call('HDEL', P .. 'margins', dead)
 redis.call('DEL', P .. 'inbox:' .. dead, lock)
 push_members_changed(nil, now)
 paused[1] = '0'
