@@ -60,6 +60,7 @@ pub(crate) const COMMANDS: &[&str] = &[
     "ZRANGEBYSCORE K -inf +inf",
     "ZREM K m",
     "ZSCORE K m",
+    "HVALS K",
 ];
 
 /// Where connections go: a fixed server, or the primary that Sentinel names at the
