@@ -6,7 +6,8 @@
 //! `kar run` exited is started again. The component dies exactly `-max_attempts` (3)
 //! times, then a recovering sidecar pauses the request and says so in its log; the
 //! replicas then stay up and the good calls keep succeeding, the crash call staying
-//! blocked. The component is then "fixed" (its restart sets `POISON_FIXED=1`), `kar
+//! blocked. It stays paused across a kill -9 of every replica's sidecar at once. The
+//! component is then "fixed" (its restart sets `POISON_FIXED=1`), `kar
 //! resume` runs the request once more and the original caller gets the reply.
 //!
 //! A good call that happened to be in flight on the component at each of the three
@@ -178,10 +179,29 @@ store_test!(
         client.assert_running();
         assert!(client.count_lines("ok good ") > 0);
 
+        // kill -9 of every replica's sidecar at once: the request stays paused (the
+        // recoveries of their deaths skip it), with no replica left.
+        for replica in &mut replicas.live {
+            replica.kill_process_only();
+        }
+        let still = kar(
+            store,
+            &["get", "-app", &app, "-o", "json", "-s", "requests", "--status", "paused"],
+        )
+        .expect_success(START_TIMEOUT);
+        let still: Vec<serde_json::Value> =
+            serde_json::from_str(still.stdout.trim()).expect("a JSON array");
+        assert!(
+            still
+                .iter()
+                .any(|r| r["path"] == "/crash" && r["attempt"] == MAX_ATTEMPTS),
+            "the crash request is no longer paused after kill -9 of every replica: {still:#?}"
+        );
+        assert_eq!(still.len(), ids.len(), "{still:#?}");
+
         // The fix: each replica restarts with the fixed component.
         replicas.fixed = true;
         for i in 0..replicas.live.len() {
-            replicas.live[i].terminate(Duration::from_secs(30));
             let fresh = replicas.spawn();
             replicas.dead.push(std::mem::replace(&mut replicas.live[i], fresh));
         }
