@@ -18,6 +18,7 @@
 
 mod clock;
 mod component;
+mod http;
 mod paths;
 mod ports;
 mod process;
@@ -25,6 +26,7 @@ mod store;
 
 pub use clock::{monotonic_ns, poll_until};
 pub use component::{kar, node_client, sidecars, Component};
+pub use http::{http1, http1_head_only, HttpReply};
 pub use paths::{apps_dir, curl_checks, kar_bin, node, python, repo_root};
 pub use ports::free_port;
 pub use process::{expect_clients, pid_is_gone, Exited, Process};

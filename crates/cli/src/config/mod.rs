@@ -8,9 +8,11 @@
 
 mod env;
 mod options;
+mod token;
 
 pub use env::{app_port, kar_home, runtime_port, Env, ProcessEnv};
 pub use options::GLOBAL_FLAGS;
+pub use token::api_token;
 
 use crate::flags::{Matches, Value};
 use crate::logging::LogLevel;
