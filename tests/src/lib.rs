@@ -23,6 +23,7 @@ mod paths;
 mod ports;
 mod process;
 mod store;
+mod tls_redis;
 
 pub use clock::{monotonic_ns, poll_until};
 pub use component::{kar, node_client, sidecars, Component};
@@ -31,6 +32,7 @@ pub use paths::{apps_dir, curl_checks, kar_bin, node, python, repo_root};
 pub use ports::free_port;
 pub use process::{expect_clients, pid_is_gone, Exited, Process};
 pub use store::{RedisServer, Store};
+pub use tls_redis::TlsRedisServer;
 
 use std::sync::atomic::{AtomicU32, Ordering};
 

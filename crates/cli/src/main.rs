@@ -112,10 +112,8 @@ fn command(spec: &'static CommandSpec, args: &[String]) -> i32 {
             global.ignored_kafka.join(", ")
         );
     }
-    if global.redis_ca_cert {
-        tracing::warn!(
-            "-redis_ca_cert is not supported yet: the system's root certificates are used"
-        );
+    if global.redis_ca_cert_ignored {
+        tracing::warn!("-redis_ca_cert is ignored without -redis_enable_tls");
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -5,8 +5,9 @@
 
 mod support;
 
+use base64::Engine as _;
 use k8s_openapi::api::core::v1::Container;
-use kar_tests::{apps_dir, http1, kar_bin, store_test, unique_app, Process, Store};
+use kar_tests::{apps_dir, http1, kar_bin, store_test, unique_app, Process, Store, TlsRedisServer};
 use serde_json::json;
 use std::net::Ipv4Addr;
 use std::path::Path;
@@ -22,14 +23,27 @@ const COMPONENT: Ipv4Addr = Ipv4Addr::LOCALHOST;
 const REMOTE: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 2);
 
 store_test!(fn sidecar_container(store) {
-    run_pod(store, true);
+    run_pod(store, true, None);
 });
 
 store_test!(fn single_container(store) {
-    run_pod(store, false);
+    run_pod(store, false, None);
 });
 
-fn run_pod(store: &Store, sidecar_container: bool) {
+/// The secret holds an external Redis over TLS with a password and a private CA
+/// (`redis_ca`, base64-encoded PEM), as the kar-injector chart writes it.
+#[test]
+fn the_store_over_tls_with_a_password_and_a_ca_from_the_secret() {
+    let redis = TlsRedisServer::start();
+    // Only its $KAR_HOME is used, and must stay empty: kar uses the Redis server.
+    let store = Store::embedded();
+    run_pod(&store, true, Some(&redis));
+    assert!(redis.commands_processed() > 0);
+    let unused = std::fs::read_dir(store.home()).unwrap().next().is_none();
+    assert!(unused, "kar used the embedded store");
+}
+
+fn run_pod(store: &Store, sidecar_container: bool, tls: Option<&TlsRedisServer>) {
     let certs = Certs::generate();
     let injector = Injector::start(&certs.cert(), &certs.key(), certs.ca(), &[]);
     let app = unique_app("pod");
@@ -53,9 +67,19 @@ fn run_pod(store: &Store, sidecar_container: bool) {
     // the environment) and the API token.
     let secret = tempfile::tempdir().unwrap();
     std::fs::write(secret.path().join("api_token"), TOKEN).unwrap();
-    if let Store::Redis { server, .. } = store {
-        std::fs::write(secret.path().join("redis_host"), "127.0.0.1").unwrap();
-        std::fs::write(secret.path().join("redis_port"), server.port().to_string()).unwrap();
+    let write = |name: &str, value: &str| std::fs::write(secret.path().join(name), value).unwrap();
+    if let Some(redis) = tls {
+        write("redis_host", "127.0.0.1");
+        write("redis_port", &redis.tls_port.to_string());
+        write("redis_password", &redis.password);
+        write("redis_enable_tls", "true");
+        write(
+            "redis_ca",
+            &base64::engine::general_purpose::STANDARD.encode(redis.ca_pem()),
+        );
+    } else if let Store::Redis { server, .. } = store {
+        write("redis_host", "127.0.0.1");
+        write("redis_port", &server.port().to_string());
     }
 
     let containers = injected.spec.unwrap().containers;
@@ -146,6 +170,12 @@ fn run_pod(store: &Store, sidecar_container: bool) {
     }
     let output = kar.output();
     assert!(!output.contains(TOKEN), "the token was logged:\n{output}");
+    if let Some(redis) = tls {
+        assert!(
+            !output.contains(&redis.password),
+            "the password was logged:\n{output}"
+        );
+    }
 }
 
 /// Starts a container's command as a process: `kar` (the sidecar image's entrypoint,

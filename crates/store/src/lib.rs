@@ -70,8 +70,13 @@ pub struct RedisConfig {
     pub port: u16,
     pub user: Option<String>,
     pub password: Option<String>,
+    /// Connect over TLS (`rediss`); the server's certificate is verified against
+    /// `ca_cert` when given, else the system's roots.
     pub tls: bool,
+    /// Accept any certificate (no verification at all).
     pub tls_skip_verify: bool,
+    /// The PEM CA certificate(s) of the server, for TLS.
+    pub ca_cert: Option<Vec<u8>>,
     /// Membership lease; a member that does not renew within it is dead.
     pub lease: std::time::Duration,
 }

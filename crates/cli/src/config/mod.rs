@@ -8,6 +8,7 @@
 
 mod env;
 mod options;
+mod redis_ca;
 mod token;
 
 pub use env::{app_port, kar_home, runtime_port, Env, ProcessEnv};
@@ -30,8 +31,8 @@ pub struct GlobalConfig {
     pub request_retry_limit_nanos: i64,
     /// Kafka options that were given (they are ignored; the caller says so once).
     pub ignored_kafka: Vec<&'static str>,
-    /// A Redis CA certificate was given (the Redis engine uses the system roots).
-    pub redis_ca_cert: bool,
+    /// A Redis CA certificate was given without TLS (it is unused; the caller says so).
+    pub redis_ca_cert_ignored: bool,
 }
 
 impl GlobalConfig {
@@ -82,6 +83,7 @@ pub fn resolve(matches: &Matches, env: &dyn Env) -> Result<GlobalConfig> {
     let bool_of = |name: &str| -> Result<bool> { Ok(sourced(name)?.0 == Value::Bool(true)) };
 
     let redis_host = str_of("redis_host")?;
+    let mut redis_ca_cert_ignored = false;
     let store = if redis_host.is_empty() {
         StoreConfig::Embedded {
             dir: kar_home(env)?,
@@ -101,23 +103,26 @@ pub fn resolve(matches: &Matches, env: &dyn Env) -> Result<GlobalConfig> {
         }
         let user = str_of("redis_user")?;
         let password = str_of("redis_password")?;
+        let tls = bool_of("redis_enable_tls")?;
+        let ca_cert = redis_ca::decode(&str_of("redis_ca_cert")?)?;
+        redis_ca_cert_ignored = ca_cert.is_some() && !tls;
         StoreConfig::Redis(RedisConfig {
             host: redis_host,
             port,
             user: Some(user).filter(|u| !u.is_empty()),
             password: Some(password).filter(|p| !p.is_empty()),
-            tls: bool_of("redis_enable_tls")?,
+            tls,
             tls_skip_verify: bool_of("redis_tls_skip_verify")?,
+            ca_cert,
             lease: Duration::from_nanos(lease.unsigned_abs()),
         })
     };
-    let redis_ca_cert = !str_of("redis_ca_cert")?.is_empty();
     Ok(GlobalConfig {
         app,
         store,
         request_retry_limit_nanos: matches.duration("request_retry_limit"),
         ignored_kafka,
-        redis_ca_cert,
+        redis_ca_cert_ignored,
     })
 }
 

@@ -175,6 +175,8 @@ mod reply;
 mod requests;
 mod scripts;
 
+mod tls;
+
 use crate::{RedisConfig, StoreError};
 use kar_protocol::{ActorRef, Target};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
@@ -326,11 +328,6 @@ impl RedisStore {
         if config.host.is_empty() {
             return Err(StoreError::Config("Redis host is required".into()));
         }
-        if config.tls {
-            return Err(StoreError::Config(
-                "TLS connections to Redis are not supported by this build of kar".into(),
-            ));
-        }
         let port = if config.port == 0 { 6379 } else { config.port };
         let addr = format!("{}:{}", config.host, port);
         let mut redis_info = RedisConnectionInfo::default();
@@ -340,12 +337,39 @@ impl RedisStore {
         if let Some(password) = config.password.as_deref().filter(|p| !p.is_empty()) {
             redis_info = redis_info.set_password(password);
         }
-        let info = ConnectionAddr::Tcp(config.host.clone(), port)
+        let connection = if config.tls {
+            ConnectionAddr::TcpTls {
+                host: config.host.clone(),
+                port,
+                insecure: config.tls_skip_verify,
+                tls_params: None,
+            }
+        } else {
+            ConnectionAddr::Tcp(config.host.clone(), port)
+        };
+        let info = connection
             .into_connection_info()
             .map_err(|e| StoreError::Config(format!("invalid Redis address {addr}: {e}")))?
             .set_redis_settings(redis_info);
-        let client = Client::open(info)
-            .map_err(|e| StoreError::Config(format!("invalid Redis address {addr}: {e}")))?;
+        let client = match config.ca_cert.as_ref().filter(|_| config.tls) {
+            // A private CA (the `redis_ca` of upstream's configuration) replaces the
+            // system's roots.
+            Some(ca) => {
+                tls::install_crypto_provider();
+                let certificates = redis::TlsCertificates {
+                    client_tls: None,
+                    root_cert: Some(ca.clone()),
+                };
+                Client::build_with_tls(info, certificates)
+            }
+            None => {
+                if config.tls {
+                    tls::install_crypto_provider();
+                }
+                Client::open(info)
+            }
+        }
+        .map_err(|e| StoreError::Config(format!("invalid Redis settings for {addr}: {e}")))?;
 
         // One direct attempt first, so that an unreachable server or bad credentials
         // are reported at once instead of after the connection manager's retries.
