@@ -82,7 +82,7 @@ say "podman build -f deploy/Containerfile -t $tag"
 podman build -q -f deploy/Containerfile -t "$tag" "$ctx" >/dev/null
 podman image inspect "$tag" --format 'entrypoint={{.Config.Entrypoint}} cmd={{.Config.Cmd}} user={{.Config.User}} size={{.Size}} bytes'
 saved="$ctx/saved"; rm -rf "$saved"; mkdir -p "$saved"
-podman save --format docker-dir -o "$saved/image" "$tag" >/dev/null
+podman save --format docker-dir -o "$saved/image" "$tag" >/dev/null 2>&1
 files=$(for layer in "$saved"/image/*; do tar -tf "$layer" 2>/dev/null || true; done | sort -u)
 for want in usr/local/bin/kar usr/local/bin/kar-injector etc/ssl/certs/ca-certificates.crt etc/passwd; do
     grep -qx "$want" <<<"$files" || { say "FAILED: $want is not in the image"; exit 1; }
