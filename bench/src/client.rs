@@ -59,6 +59,23 @@ impl Client {
             .map(drop)
     }
 
+    /// POST with an `Idempotency-Key`; fails on a non-2xx status.
+    pub async fn post_keyed(&self, path: String, body: &'static [u8], key: String) -> Result<()> {
+        let request = hyper::Request::builder()
+            .method(hyper::Method::POST)
+            .uri(format!("{}{path}", self.base))
+            .header("Content-Type", self.content_type)
+            .header("Idempotency-Key", key)
+            .body(Full::new(Bytes::from_static(body)))?;
+        let response = self.inner.request(request).await?;
+        let status = response.status();
+        let body = response.into_body().collect().await?.to_bytes();
+        if !status.is_success() {
+            bail!("{path}: {status}: {}", String::from_utf8_lossy(&body));
+        }
+        Ok(())
+    }
+
     /// POST that fails on a non-2xx status and returns the response body.
     pub async fn post_bytes(&self, path: String, body: Bytes) -> Result<Bytes> {
         self.send(hyper::Method::POST, path, body).await

@@ -13,10 +13,13 @@
 //! per lease of `--recovery-leases`, default `3s,1s`) with `--recovery-clients C`
 //! (default 8) steady clients: see `recovery.rs`; `--recovery-only` skips the rest.
 //! `kar-bench recovery-app ...` is the component of that workload (`recovery_app.rs`).
+//! Each store also gets service calls with and without an `Idempotency-Key`, side by
+//! side (`keyed.rs`).
 
 mod app;
 mod client;
 mod deferred;
+mod keyed;
 mod procs;
 mod recovery;
 mod recovery_app;
@@ -198,6 +201,7 @@ async fn call_workloads(options: &Options, app: &mut app::App, report: &mut Repo
         let measured = measure(options, |key| client.post(path(&key), b"[\"hello\"]")).await;
         let service = "/kar/v1/service/bench/call/echo";
         let services = measure_service(options, || client.post(service.into(), b"hello")).await;
+        let keyed = keyed::measure(options, &client).await;
         // Events first (latency wants a quiet mesh), reminders last: they keep firing
         // until the mesh stops.
         let events = if options.events > 0 {
@@ -224,6 +228,7 @@ async fn call_workloads(options: &Options, app: &mut app::App, report: &mut Repo
         report.push(&format!("kar {store}"), measured?);
         let (sequential_calls, rate) = services?;
         report.push_service(&format!("kar {store}"), sequential_calls, rate);
+        report.push_keyed(&format!("kar {store}"), keyed?);
         if events.is_some() || reminders.is_some() {
             report.push_deferred(
                 &format!("kar {store}"),

@@ -1,6 +1,7 @@
 //! Latency percentiles, the Markdown report with ratios, and the raw samples.
 
 use crate::deferred::ReminderFigures;
+use crate::keyed::KeyedFigures;
 use crate::recovery::RecoveryFigures;
 use std::fmt::Write;
 use std::time::Duration;
@@ -47,9 +48,11 @@ pub struct Report {
     /// Reminder firings and event latency per store.
     deferred: Vec<(String, Option<ReminderFigures>, Option<Figures>)>,
     recovery: Vec<RecoveryFigures>,
+    /// Plain and keyed service calls per store (`keyed.rs`).
+    keyed: Vec<(String, KeyedFigures)>,
 }
 
-fn ms(d: Duration) -> f64 {
+pub fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
@@ -74,6 +77,7 @@ impl Report {
             services: Vec::new(),
             deferred: Vec::new(),
             recovery: Vec::new(),
+            keyed: Vec::new(),
         }
     }
 
@@ -101,6 +105,18 @@ impl Report {
             );
         }
         self.deferred.push((system.to_string(), reminders, events));
+    }
+
+    pub fn push_keyed(&mut self, system: &str, figures: KeyedFigures) {
+        println!(
+            "  measured {system} (idempotency keys): p50 plain {:.3} ms, keyed {:.3} ms, duplicate {:.3} ms; {:.0} / {:.0} calls/s",
+            ms(figures.plain.p50),
+            ms(figures.keyed.p50),
+            ms(figures.duplicate.p50),
+            figures.plain_rate,
+            figures.keyed_rate
+        );
+        self.keyed.push((system.to_string(), figures));
     }
 
     pub fn push_service(&mut self, system: &str, sequential: Figures, rate: f64) {
@@ -203,6 +219,7 @@ impl Report {
                 );
             }
         }
+        out.push_str(&crate::keyed::markdown(&self.keyed, c));
         if !self.deferred.is_empty() {
             let _ = writeln!(
                 out,

@@ -147,6 +147,25 @@ store_test!(
             ids.len() - 1
         );
 
+        // The listing shows it paused, with its attempt count.
+        let get = kar(
+            store,
+            &["get", "-app", &app, "-o", "json", "-s", "requests", "--status", "paused"],
+        )
+        .expect_success(START_TIMEOUT);
+        let listed: Vec<serde_json::Value> =
+            serde_json::from_str(get.stdout.trim()).expect("a JSON array");
+        let crash = listed
+            .iter()
+            .find(|r| r["path"] == "/crash")
+            .unwrap_or_else(|| panic!("the crash request is not listed: {listed:#?}"));
+        assert_eq!(crash["status"], "paused", "{crash}");
+        assert_eq!(crash["attempt"], MAX_ATTEMPTS, "{crash}");
+        assert_eq!(crash["kind"], "call", "{crash}");
+        assert_eq!(crash["target"]["service"], SERVICE, "{crash}");
+        assert!(crash.get("assignee").is_none(), "{crash}");
+        assert_eq!(listed.len(), ids.len(), "{listed:#?}");
+
         // Paused: the replicas stay up, the good calls keep succeeding, the caller
         // stays blocked.
         let good_at_pause = client.count_lines("ok good ");

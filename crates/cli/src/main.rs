@@ -8,7 +8,7 @@
 //! | `main.rs` | argument dispatch: help and version, flag parsing, logging, global config, the tokio runtime, exit codes (`[FATAL]` + 1 on error) |
 //! | `flags` | Go `flag` semantics (`-f v`, `-f=v`, `--f`, last wins), `Flag` definitions and parsed `Matches` |
 //! | `config/` | the global options: `options` (the flags every command takes and which also come from the environment or `-config_dir`), `env` (injectable environment, `$KAR_HOME`, port variables), `mod.rs` (`resolve` into a `GlobalConfig`: app, store selection, retry limit) |
-//! | `commands/` | one file per command (`run`, `get`, `invoke`, `rest`, `purge`, `drain`, `resume`, `version`); `mod.rs` holds each command's `CommandSpec` (usage text, flags), the `COMMANDS` table, `execute` and the helpers they share (`open_store`, `join_as_client`, `Signals`) |
+//! | `commands/` | one file per command (`run`, `get`, `invoke`, `rest`, `purge`, `drain`, `kill`, `pause`, `resume`, `version`; `requests.rs`: `get -s requests` and `get -s request`); `mod.rs` holds each command's `CommandSpec` (usage text, flags), the `COMMANDS` table, `execute` and the helpers they share (`open_store`, `join_as_client`, `Signals`) |
 //! | `usage` | the usage texts in the layout of spec §5.1, built from the specs and flags |
 //! | `logging` | Go `log`-style lines (`YYYY/MM/DD HH:MM:SS.uuuuuu [LEVEL] msg`) and the `-v` levels |
 //! | `child` | the component of `kar run -- COMMAND`: spawn, relay its output as `[STDOUT]`/`[STDERR]` lines, stop it |

@@ -52,29 +52,25 @@ impl Runtime {
                 busy.holder.map(|f| f.0).unwrap_or_default()
             )));
         }
+        // Released however this ends, an abandoned request (dropped) included.
+        let _hold = actors.hold(actor.clone(), flow.clone());
         // A re-delivered step backs off holding the instance lock: the actor's later
         // requests stay behind it (per-actor arrival order), at the cost of the actor
         // being busy for the wait (at most `Redelivery::cap`). Shutdown meanwhile: not
         // started here, leaving re-delivers it.
         if !self.redelivery_backoff(&request).await {
-            actors.release(&actor, &flow);
             return None;
         }
         loop {
             let (next, keep_lock) = match self.run_actor_step(&request, &actor).await {
-                Step::Done(outcome) => {
-                    actors.release(&actor, &flow);
-                    return Some(outcome);
-                }
+                Step::Done(outcome) => return Some(outcome),
                 Step::Continue(next, keep_lock) => (*next, keep_lock),
             };
             if let Err(e) = self.persist_tail_call(&next, keep_lock).await {
-                actors.release(&actor, &flow);
                 tracing::error!(request = %request.id, "tail call dropped: {e}");
                 return None;
             }
             if !keep_lock {
-                actors.release(&actor, &flow);
                 return None;
             }
             // Same instance, lock handed over: run the continuation here at once.
@@ -313,7 +309,9 @@ pub(crate) struct ActorTells {
 }
 
 impl ActorTells {
-    pub(crate) fn tell(&self, actor: &ActorRef, path: &str, body: Bytes) -> Request {
+    /// A tell made by `origin` (`reminder`, `event`), which its flow id names
+    /// (`flow-<origin>-<uuid>`) so that listings tell firings and deliveries apart.
+    pub(crate) fn tell(&self, origin: &str, actor: &ActorRef, path: &str, body: Bytes) -> Request {
         Request::new(
             RequestKind::Tell,
             Target::Actor {
@@ -328,7 +326,10 @@ impl ActorTells {
                 body,
             },
             self.caller.clone(),
-            FlowId::generate(),
+            FlowId(format!(
+                "flow-{origin}-{}",
+                FlowId::generate().0.trim_start_matches("flow-")
+            )),
             None,
             self.clock.deadline_after(self.timeout),
         )

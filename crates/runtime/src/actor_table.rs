@@ -47,6 +47,8 @@ impl ActorTable {
     }
 
     /// Waits until `flow` holds `actor` (at once if it already does: re-entrancy).
+    /// Cancel-safe: a wait that is dropped (its request was abandoned) leaves the
+    /// queue, or releases the instance if it was granted meanwhile.
     pub(crate) async fn acquire(
         &self,
         actor: &ActorRef,
@@ -64,10 +66,18 @@ impl ActorTable {
                 }
             }
         };
+        let mut waiting = Waiting {
+            table: self,
+            actor,
+            flow,
+            ticket,
+            armed: true,
+        };
         let waited = match busy_timeout {
             Some(limit) => tokio::time::timeout(limit, granted).await.ok(),
             None => Some(granted.await),
         };
+        waiting.armed = false;
         if waited.is_some() {
             return Ok(());
         }
@@ -80,6 +90,16 @@ impl ActorTable {
         } else {
             // Granted just as the timeout fired: we hold it now.
             Ok(())
+        }
+    }
+
+    /// A hold of `flow` on `actor` (just acquired) that is released when dropped,
+    /// however the request holding it ends (abandoned by an operator included).
+    pub(crate) fn hold(&self, actor: ActorRef, flow: FlowId) -> Hold<'_> {
+        Hold {
+            table: self,
+            actor,
+            flow,
         }
     }
 
@@ -153,5 +173,93 @@ impl ActorTable {
             .collect();
         list.sort();
         list
+    }
+}
+
+/// See [`ActorTable::hold`].
+pub(crate) struct Hold<'a> {
+    table: &'a ActorTable,
+    actor: ActorRef,
+    flow: FlowId,
+}
+
+impl Drop for Hold<'_> {
+    fn drop(&mut self) {
+        self.table.release(&self.actor, &self.flow);
+    }
+}
+
+/// A queued wait for an instance; dropped while armed, it gives its place up.
+struct Waiting<'a> {
+    table: &'a ActorTable,
+    actor: &'a ActorRef,
+    flow: &'a FlowId,
+    ticket: Ticket,
+    armed: bool,
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        let mut state = self.table.lock();
+        if state.locks.cancel(self.actor, self.ticket) {
+            state.wakers.remove(&self.ticket);
+        } else {
+            // Granted as the wait was dropped: nobody will use it.
+            drop(state);
+            self.table.release(self.actor, self.flow);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    fn flow(name: &str) -> FlowId {
+        FlowId::from(name)
+    }
+
+    /// An abandoned request drops its wait for the instance: it leaves the queue and
+    /// the instance goes to the next one (or is free).
+    #[tokio::test]
+    async fn a_dropped_wait_gives_its_place_up() {
+        let table = Arc::new(ActorTable::new());
+        let actor = ActorRef::new("T", "1");
+        table.acquire(&actor, &flow("f1"), None).await.ok().unwrap();
+        let waiting = {
+            let (table, actor) = (table.clone(), actor.clone());
+            tokio::spawn(async move { table.acquire(&actor, &flow("f2"), None).await.is_ok() })
+        };
+        let third = {
+            let (table, actor) = (table.clone(), actor.clone());
+            tokio::spawn(async move { table.acquire(&actor, &flow("f3"), None).await.is_ok() })
+        };
+        // Both queued behind f1.
+        while table.lock().wakers.len() < 2 {
+            tokio::task::yield_now().await;
+        }
+        waiting.abort();
+        assert!(waiting.await.is_err(), "aborted");
+        table.release(&actor, &flow("f1"));
+        // Without the hand-over to f3 this would wait forever: bounded.
+        let third = tokio::time::timeout(Duration::from_secs(10), third).await;
+        assert!(third.expect("f3 granted").unwrap());
+        assert_eq!(table.lock().locks.holder(&actor), Some(&flow("f3")));
+        table.release(&actor, &flow("f3"));
+        assert!(!table.lock().locks.is_busy(&actor));
+    }
+
+    /// A hold is released when dropped, however its request ended.
+    #[tokio::test]
+    async fn a_dropped_hold_releases_the_instance() {
+        let table = ActorTable::new();
+        let actor = ActorRef::new("T", "1");
+        table.acquire(&actor, &flow("f1"), None).await.ok().unwrap();
+        drop(table.hold(actor.clone(), flow("f1")));
+        assert!(!table.lock().locks.is_busy(&actor));
     }
 }

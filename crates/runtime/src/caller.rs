@@ -10,6 +10,30 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::{mpsc, oneshot};
 
+/// A wait for the outcome of a request made here by somebody else (see
+/// [`Caller::attach`]); dropping it (also when its waiter is cancelled) removes its
+/// sender.
+pub(crate) struct Attachment<'a> {
+    pub(crate) outcome: oneshot::Receiver<Outcome>,
+    caller: &'a Caller,
+    id: RequestId,
+}
+
+impl Attachment<'_> {
+    /// A fresh receiver, after the previous one's sender went away.
+    pub(crate) fn renew(&mut self) {
+        self.outcome = self.caller.attach_receiver(&self.id);
+    }
+}
+
+impl Drop for Attachment<'_> {
+    fn drop(&mut self) {
+        // Close the receiver first: detach drops the senders whose receivers are gone.
+        self.outcome.close();
+        self.caller.detach(&self.id);
+    }
+}
+
 /// What the caller gets back when a request was accepted.
 #[derive(Debug)]
 pub enum Accepted {
@@ -34,6 +58,10 @@ enum PromiseSlot {
 /// The outcomes this member waits for.
 pub(crate) struct Caller {
     waiters: Mutex<HashMap<RequestId, Waiter>>,
+    /// Duplicates of keyed requests waiting here for the outcome of a request they
+    /// did not make (`idempotency.rs`): served too when that request was made here
+    /// and its outcome arrives (they also read it from the store).
+    attached: Mutex<HashMap<RequestId, Vec<oneshot::Sender<Outcome>>>>,
     /// Outcomes consumed by their caller, to be deleted from the store in batches.
     consumed: mpsc::UnboundedSender<RequestId>,
 }
@@ -42,6 +70,7 @@ impl Caller {
     pub(crate) fn new(consumed: mpsc::UnboundedSender<RequestId>) -> Self {
         Caller {
             waiters: Mutex::new(HashMap::new()),
+            attached: Mutex::new(HashMap::new()),
             consumed,
         }
     }
@@ -55,7 +84,7 @@ impl Caller {
         self.lock().insert(id.clone(), waiter);
     }
 
-    fn remove(&self, id: &RequestId) {
+    pub(crate) fn remove(&self, id: &RequestId) {
         self.lock().remove(id);
     }
 
@@ -65,6 +94,7 @@ impl Caller {
 
     /// Hands an outcome to whoever waits for it here.
     pub(crate) fn deliver(&self, id: &RequestId, outcome: Outcome) {
+        self.serve_attached(id, &outcome);
         let mut waiters = self.lock();
         match waiters.remove(id) {
             Some(Waiter::Call(tx)) => {
@@ -85,6 +115,58 @@ impl Caller {
                 self.consumed(id.clone());
             }
         }
+    }
+
+    fn lock_attached(&self) -> MutexGuard<'_, HashMap<RequestId, Vec<oneshot::Sender<Outcome>>>> {
+        // A poisoned map only held senders: keep using it.
+        self.attached.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A receiver of the outcome of request `id` if it reaches this member, until the
+    /// attachment is dropped.
+    pub(crate) fn attach(&self, id: &RequestId) -> Attachment<'_> {
+        Attachment {
+            outcome: self.attach_receiver(id),
+            caller: self,
+            id: id.clone(),
+        }
+    }
+
+    fn attach_receiver(&self, id: &RequestId) -> oneshot::Receiver<Outcome> {
+        let (tx, rx) = oneshot::channel();
+        self.lock_attached().entry(id.clone()).or_default().push(tx);
+        rx
+    }
+
+    /// Drops the senders of `id` whose receivers are gone.
+    fn detach(&self, id: &RequestId) {
+        let mut attached = self.lock_attached();
+        if let Some(senders) = attached.get_mut(id) {
+            senders.retain(|tx| !tx.is_closed());
+            if senders.is_empty() {
+                attached.remove(id);
+            }
+        }
+    }
+
+    fn serve_attached(&self, id: &RequestId, outcome: &Outcome) {
+        let mut attached = self.lock_attached();
+        if attached.is_empty() {
+            return;
+        }
+        for tx in attached.remove(id).unwrap_or_default() {
+            let _ = tx.send(outcome.clone());
+        }
+    }
+
+    /// Registers promise `id`, made here for a request that another caller made
+    /// (`idempotency.rs`): ready with `outcome`, or pending until [`Caller::deliver`].
+    pub(crate) fn insert_promise(&self, id: &RequestId, outcome: Option<Outcome>) {
+        let slot = match outcome {
+            Some(outcome) => PromiseSlot::Ready(outcome),
+            None => PromiseSlot::Pending(None),
+        };
+        self.insert(id, Waiter::Promise(slot));
     }
 
     /// The outcome of promise `id` if ready, or a receiver for it; `None` if it is
@@ -122,6 +204,27 @@ impl Runtime {
         if self.is_shutting_down() {
             return Err(RuntimeError::ShuttingDown);
         }
+        let (request, reply_rx) = self.new_request(target, invocation, kind, flow, parent);
+        let routing = match self.store.enqueue(&request).await {
+            Ok(routing) => routing,
+            Err(e) => {
+                self.caller.remove(&request.id);
+                return Err(e.into());
+            }
+        };
+        self.accepted(request, routing, reply_rx).await
+    }
+
+    /// A new request made by this member's component, with its waiter registered
+    /// (before it is enqueued: the outcome may arrive before the enqueue returns).
+    pub(crate) fn new_request(
+        &self,
+        target: Target,
+        invocation: Invocation,
+        kind: RequestKind,
+        flow: Option<FlowId>,
+        parent: Option<RequestId>,
+    ) -> (Request, Option<oneshot::Receiver<Outcome>>) {
         let request = Request::new(
             kind,
             target,
@@ -131,28 +234,32 @@ impl Runtime {
             parent,
             self.start_deadline(),
         );
-        let id = request.id.clone();
         let reply_rx = match kind {
             RequestKind::Call => {
                 let (tx, rx) = oneshot::channel();
-                self.caller.insert(&id, Waiter::Call(tx));
+                self.caller.insert(&request.id, Waiter::Call(tx));
                 Some(rx)
             }
             RequestKind::Promise => {
                 self.caller
-                    .insert(&id, Waiter::Promise(PromiseSlot::Pending(None)));
+                    .insert(&request.id, Waiter::Promise(PromiseSlot::Pending(None)));
                 None
             }
             RequestKind::Tell => None,
         };
-        let routing = match self.store.enqueue(&request).await {
-            Ok(routing) => routing,
-            Err(e) => {
-                self.caller.remove(&id);
-                return Err(e.into());
-            }
-        };
+        (request, reply_rx)
+    }
+
+    /// After `request` was enqueued: a call waits for its reply; a tell or a promise
+    /// is queued.
+    pub(crate) async fn accepted(
+        self: &Arc<Self>,
+        request: Request,
+        routing: Routing,
+        reply_rx: Option<oneshot::Receiver<Outcome>>,
+    ) -> Result<Accepted, RuntimeError> {
         self.watch_if_parked(&request, &routing);
+        let id = request.id;
         let Some(reply_rx) = reply_rx else {
             return Ok(Accepted::Queued(id));
         };
@@ -164,10 +271,7 @@ impl Runtime {
             }
         };
         self.caller.consumed(id);
-        match outcome {
-            Outcome::Reply(reply) => Ok(Accepted::Reply(reply)),
-            Outcome::Failed(reason) => Err(RuntimeError::Failed(reason)),
-        }
+        call_result(outcome)
     }
 
     /// Waits for the outcome of a promise made here (spec §2.3, §9.6).
@@ -237,6 +341,14 @@ impl Runtime {
             }
             batch.clear();
         }
+    }
+}
+
+/// The answer to a call from its outcome.
+pub(crate) fn call_result(outcome: Outcome) -> Result<Accepted, RuntimeError> {
+    match outcome {
+        Outcome::Reply(reply) => Ok(Accepted::Reply(reply)),
+        Outcome::Failed(reason) => Err(RuntimeError::Failed(reason)),
     }
 }
 

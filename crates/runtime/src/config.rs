@@ -26,6 +26,9 @@ pub struct RuntimeConfig {
     pub actor_reminder_acceptable_delay: Option<Duration>,
     /// `-cancel`: recovered calls whose caller is gone are not executed again.
     pub cancel: bool,
+    /// How long an idempotency key maps to its request (`-idempotency_retention`),
+    /// from its enqueue and again from its completion.
+    pub idempotency_retention: Duration,
     /// The wall clock of deadlines and reminder times: the system's, or a test clock
     /// driven by tokio time.
     pub clock: Clock,
@@ -44,6 +47,7 @@ impl RuntimeConfig {
             actor_reminder_interval: Duration::from_millis(100),
             actor_reminder_acceptable_delay: Some(Duration::from_secs(3)),
             cancel: false,
+            idempotency_retention: Duration::from_secs(24 * 3600),
             clock: Clock::system(),
         }
     }

@@ -81,7 +81,7 @@ impl Runtime {
     fn delivery_builder(&self) -> EventRequestBuilder {
         let tells = self.actor_tells();
         Arc::new(move |s: &Subscription, event: &[u8]| {
-            tells.tell(&s.actor, &s.path, s.event_body(event))
+            tells.tell("event", &s.actor, &s.path, s.event_body(event))
         })
     }
 

@@ -9,10 +9,10 @@ use crate::retry::{Backoff, Policy};
 use crate::{AppClient, Runtime};
 use kar_protocol::{Invocation, Outcome, Reply, Request, RequestId, RequestKind, Target};
 use kar_store_api::{Inbox, Message};
-use std::collections::HashSet;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use tokio::sync::{watch, Notify};
+use tokio::sync::{oneshot, watch, Notify};
 
 /// Content type of actor method invocations and replies.
 pub(crate) const KAR_JSON: &str = "application/kar+json";
@@ -35,6 +35,11 @@ pub(crate) struct Executor {
     /// Requests abandoned here before they were handed to the component: leaving the
     /// mesh re-delivers them without charging an attempt (`leave_releasing`).
     pub unstarted: Mutex<Vec<RequestId>>,
+    /// Requests executing here, each with the trigger that abandons it (an operator
+    /// killed or paused it: `Signal::Abandon`) and a token telling two executions of
+    /// one id apart.
+    in_flight: Mutex<HashMap<RequestId, (u64, oneshot::Sender<()>)>>,
+    next_token: AtomicU64,
 }
 
 impl Executor {
@@ -48,7 +53,48 @@ impl Executor {
             executing_done: Notify::new(),
             pending: Mutex::new(HashSet::new()),
             unstarted: Mutex::new(Vec::new()),
+            in_flight: Mutex::new(HashMap::new()),
+            next_token: AtomicU64::new(0),
         }
+    }
+
+    /// Request `id` starts executing here (not handed to the component yet).
+    /// Returns its token and what resolves when an operator abandons it.
+    fn track(&self, id: &RequestId) -> (u64, oneshot::Receiver<()>) {
+        let token = self.next_token.fetch_add(1, Ordering::Relaxed);
+        let (abandon, abandoned) = oneshot::channel();
+        lock(&self.pending).insert(id.clone());
+        lock(&self.in_flight).insert(id.clone(), (token, abandon));
+        (token, abandoned)
+    }
+
+    /// The execution `token` of request `id` ended.
+    fn untrack(&self, id: &RequestId, token: u64) {
+        let mut in_flight = lock(&self.in_flight);
+        if in_flight.get(id).is_some_and(|(t, _)| *t == token) {
+            in_flight.remove(id);
+        }
+    }
+
+    /// An operator killed or paused request `id`: its execution here, if any, stops.
+    pub(crate) fn abandon(&self, id: &RequestId) -> bool {
+        match lock(&self.in_flight).remove(id) {
+            Some((_, abandon)) => abandon.send(()).is_ok(),
+            None => false,
+        }
+    }
+
+    /// The requests executing here that were handed to the component (not waiting
+    /// for an actor lock or a back-off).
+    pub(crate) fn running(&self) -> Vec<RequestId> {
+        let pending = lock(&self.pending);
+        let mut running: Vec<RequestId> = lock(&self.in_flight)
+            .keys()
+            .filter(|id| !pending.contains(*id))
+            .cloned()
+            .collect();
+        running.sort();
+        running
     }
 
     /// Request `id` is about to reach the component.
@@ -119,7 +165,10 @@ impl Runtime {
             }
             Message::Execute(request) => {
                 self.executor.executing.fetch_add(1, Ordering::SeqCst);
-                tokio::spawn(self.clone().execute(*request));
+                // Tracked before the next message is handled: an Abandon right
+                // behind it in the inbox finds it.
+                let (token, abandoned) = self.executor.track(&request.id);
+                tokio::spawn(self.clone().execute(*request, token, abandoned));
             }
             Message::Completed { id, outcome, .. } => self.caller.deliver(&id, outcome),
             Message::MembersChanged => {
@@ -131,11 +180,28 @@ impl Runtime {
         }
     }
 
-    async fn execute(self: Arc<Self>, request: Request) {
+    async fn execute(
+        self: Arc<Self>,
+        request: Request,
+        token: u64,
+        abandoned: oneshot::Receiver<()>,
+    ) {
         let mut gone = self.executor.component_gone.subscribe();
         let id = request.id.clone();
-        lock(&self.executor.pending).insert(id.clone());
+        let abandoned = async {
+            // A dropped trigger (replaced by a later execution of the id) is no abandon.
+            if abandoned.await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        };
         tokio::select! {
+            _ = abandoned => {
+                // Dropping the execution drops the call to the component (which may
+                // still finish its own work) and releases the actor lock; the store
+                // already completed or paused the request, so nothing is recorded.
+                tracing::info!("request {id} abandoned: an operator killed or paused it");
+                lock(&self.executor.pending).remove(&id);
+            }
             _ = self.clone().execute_to_completion(request) => {
                 self.executor.started(&id);
             }
@@ -148,6 +214,7 @@ impl Runtime {
                 }
             }
         }
+        self.executor.untrack(&id, token);
         if self.executor.executing.fetch_sub(1, Ordering::SeqCst) == 1 {
             self.executor.executing_done.notify_waiters();
         }

@@ -13,6 +13,8 @@
 //! * `caller.rs`: the caller side, requests made by the component:
 //!   [`Runtime::request`], [`Runtime::await_promise`], the waiters, parked requests
 //!   expiring at their start deadline, deleting consumed outcomes.
+//!   `idempotency.rs`: [`Runtime::request_keyed`] (idempotency keys: duplicates wait
+//!   on the outcome kept with the key), the sweep of expired keys.
 //! * `executor.rs`: the executor side: the inbox loop, executing a request up to its
 //!   completion, invoking the component. `actor_steps.rs`: actor requests (instance
 //!   lock, activation, tail calls, deactivation, removal, idle collection), with
@@ -23,6 +25,8 @@
 //! * services and actor methods: [`Runtime::request`] (a service or actor target);
 //! * actors (`actors.rs`): [`Runtime::remove_actor`], [`Runtime::mesh_actors`], ...;
 //! * state (`state.rs`): [`Runtime::state`];
+//! * an operator's control of pending requests (`control.rs`): listing (running
+//!   told from queued through `mesh.rs`), the JSON of a request, kill, pause, resume;
 //! * reminders (`reminders.rs`): [`Runtime::reminders`], plus the firing loop;
 //! * events (`events.rs`): [`Runtime::events`] (topics, publish) and
 //!   [`Runtime::subscriptions`], plus the delivery loop. Reminders and
@@ -57,10 +61,12 @@ mod bindings;
 mod caller;
 mod clock;
 mod config;
+pub mod control;
 mod envelope;
 mod error;
 mod events;
 mod executor;
+mod idempotency;
 mod locks;
 mod mesh;
 mod metrics;
@@ -76,5 +82,6 @@ pub use clock::Clock;
 pub use config::RuntimeConfig;
 pub use error::{AwaitError, RuntimeError};
 pub use events::Events;
+pub use idempotency::MAX_IDEMPOTENCY_KEY_BYTES;
 pub use runtime::Runtime;
 pub use state::{Entry, State};

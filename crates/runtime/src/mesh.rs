@@ -1,5 +1,7 @@
 //! Control traffic between members, in one place: waking the other members' event
-//! loops after a publish, and asking every member for its activated actors.
+//! loops after a publish, asking every member for its activated actors or its
+//! running requests, and abandoning a request an operator killed or paused (the
+//! store sends that signal in the kill or pause transition).
 //!
 //! Both travel as typed [`Signal`]s through the store's inboxes (`Store::signal`),
 //! not as durable requests: neither needs durability. A lost wake-up (its member
@@ -12,7 +14,7 @@
 //! that host dies first.
 
 use crate::{Runtime, RuntimeError};
-use kar_protocol::NodeId;
+use kar_protocol::{NodeId, RequestId};
 use kar_store_api::Signal;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -26,15 +28,23 @@ const MESH_QUERY_TIMEOUT: Duration = Duration::from_secs(5);
 /// Activated actors of one member, by type.
 pub(crate) type ActorListing = BTreeMap<String, Vec<String>>;
 
-/// Actor listings this member asked for and still waits for, by query number.
-#[derive(Default)]
-pub(crate) struct PendingQueries {
+/// Answers of type `T` this member asked for and still waits for, by query number.
+pub(crate) struct PendingQueries<T> {
     next: AtomicU64,
-    waiting: Mutex<HashMap<u64, oneshot::Sender<ActorListing>>>,
+    waiting: Mutex<HashMap<u64, oneshot::Sender<T>>>,
 }
 
-impl PendingQueries {
-    fn open(&self) -> (u64, oneshot::Receiver<ActorListing>) {
+impl<T> Default for PendingQueries<T> {
+    fn default() -> Self {
+        PendingQueries {
+            next: AtomicU64::new(0),
+            waiting: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+impl<T> PendingQueries<T> {
+    fn open(&self) -> (u64, oneshot::Receiver<T>) {
         let query = self.next.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
         self.lock().insert(query, tx);
@@ -45,13 +55,13 @@ impl PendingQueries {
         self.lock().remove(&query);
     }
 
-    fn answer(&self, query: u64, actors: ActorListing) {
+    fn answer(&self, query: u64, answer: T) {
         if let Some(tx) = self.lock().remove(&query) {
-            let _ = tx.send(actors);
+            let _ = tx.send(answer);
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, oneshot::Sender<ActorListing>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, oneshot::Sender<T>>> {
         // A poisoned map only held senders: keep using it.
         self.waiting.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -124,7 +134,59 @@ impl Runtime {
                 tokio::spawn(async move { runtime.send(&from, &answer).await });
             }
             Signal::ActorsListed { query, actors } => self.mesh.answer(query, actors),
+            Signal::Abandon { id } => {
+                if !self.executor.abandon(&id) {
+                    tracing::debug!(request = %id, "abandon: not executing here");
+                }
+            }
+            Signal::ListRunning { from, query } => {
+                let answer = Signal::RunningListed {
+                    query,
+                    ids: self.executor.running(),
+                };
+                let runtime = self.clone();
+                tokio::spawn(async move { runtime.send(&from, &answer).await });
+            }
+            Signal::RunningListed { query, ids } => self.mesh_running.answer(query, ids),
         }
+    }
+
+    /// The requests that the components of these members (this one included) were
+    /// handed and have not finished: *running*, where the store only says queued. A
+    /// member that does not answer within [`MESH_QUERY_TIMEOUT`] is left out (its
+    /// requests show as queued).
+    pub async fn running_requests(
+        self: &Arc<Self>,
+        members: &[NodeId],
+    ) -> std::collections::HashSet<RequestId> {
+        let queries = members.iter().map(|member| async move {
+            if *member == self.node {
+                return self.executor.running();
+            }
+            let (query, answer) = self.mesh_running.open();
+            let ask = Signal::ListRunning {
+                from: self.node.clone(),
+                query,
+            };
+            self.send(member, &ask).await;
+            let listing = tokio::time::timeout(MESH_QUERY_TIMEOUT, answer).await;
+            self.mesh_running.close(query);
+            match listing {
+                Ok(Ok(ids)) => ids,
+                _ => {
+                    tracing::warn!(
+                        %member,
+                        "a member did not list its running requests in {MESH_QUERY_TIMEOUT:?}"
+                    );
+                    Vec::new()
+                }
+            }
+        });
+        futures::future::join_all(queries)
+            .await
+            .into_iter()
+            .flatten()
+            .collect()
     }
 
     /// Sends a signal; a failure only costs what the signal would have saved.

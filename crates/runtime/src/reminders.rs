@@ -46,7 +46,9 @@ impl Runtime {
     /// The tell of one firing: the actor's `path` with the reminder's data as body.
     fn firing_builder(&self) -> RequestBuilder {
         let tells = self.actor_tells();
-        Arc::new(move |r: &Reminder| tells.tell(&r.actor, &r.path, Bytes::clone(&r.data)))
+        Arc::new(move |r: &Reminder| {
+            tells.tell("reminder", &r.actor, &r.path, Bytes::clone(&r.data))
+        })
     }
 
     /// Fires the application's due reminders until shutdown.

@@ -23,7 +23,9 @@ pub struct Runtime {
     pub(crate) executor: Executor,
     pub(crate) wakes: Wakes,
     /// Actor listings asked of other members and not answered yet.
-    pub(crate) mesh: crate::mesh::PendingQueries,
+    pub(crate) mesh: crate::mesh::PendingQueries<crate::mesh::ActorListing>,
+    /// Running-request listings asked of other members and not answered yet.
+    pub(crate) mesh_running: crate::mesh::PendingQueries<Vec<kar_protocol::RequestId>>,
     lifecycle: Lifecycle,
 }
 
@@ -71,6 +73,7 @@ impl Runtime {
             executor: Executor::new(app),
             wakes: Wakes::default(),
             mesh: Default::default(),
+            mesh_running: Default::default(),
             lifecycle: Lifecycle {
                 shutting_down: watch::Sender::new(false),
                 left: watch::Sender::new(false),
@@ -90,6 +93,7 @@ impl Runtime {
         }
         tokio::spawn(runtime.clone().inbox_loop(inbox));
         tokio::spawn(runtime.clone().forget_loop(consumed_rx));
+        tokio::spawn(runtime.clone().key_sweep_loop());
         tracing::info!(node = %runtime.node, store = %runtime.store.describe(), "joined the mesh");
         Ok(runtime)
     }

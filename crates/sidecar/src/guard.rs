@@ -43,7 +43,7 @@ impl fmt::Debug for ApiToken {
 /// Checks the request, then routes it.
 pub(crate) async fn serve(ctx: &Ctx, peer: Option<SocketAddr>, request: Request) -> Response {
     match check(ctx, peer, &request) {
-        None => routes::dispatch(ctx, request).await,
+        None => routes::dispatch(ctx, peer, request).await,
         Some(mut refused) => {
             if request.method() == Method::HEAD {
                 routes::strip_content(&mut refused);

@@ -124,7 +124,7 @@ async fn accept_loop(listener: TcpListener, ctx: Arc<Ctx>, mut stop: watch::Rece
         let (stream, peer) = match accepted {
             Ok((stream, peer)) => {
                 accept_delay = Duration::ZERO;
-                (stream, peer)
+                (stream, Some(peer))
             }
             Err(e) => {
                 accept_delay =
@@ -140,7 +140,7 @@ async fn accept_loop(listener: TcpListener, ctx: Arc<Ctx>, mut stop: watch::Rece
         let ctx = ctx.clone();
         let service = service_fn(move |request| {
             let ctx = ctx.clone();
-            async move { Ok::<_, Infallible>(crate::guard::serve(&ctx, Some(peer), request).await) }
+            async move { Ok::<_, Infallible>(crate::guard::serve(&ctx, peer, request).await) }
         });
         let connection = builder
             .serve_connection(TokioIo::new(stream), service)

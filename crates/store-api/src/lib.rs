@@ -11,6 +11,8 @@
 //! | `reminders.rs` | [`ReminderStore`] | scheduling reminders and their firing |
 //! | `events.rs` | [`EventStore`] | topics, publish, subscribing, delivery |
 //! | `admin.rs` | [`AdminStore`] | purge, drain, description |
+//! | `control.rs` | [`ControlStore`] | an operator's listing, kill and pause of pending requests |
+//! | `idempotency.rs` | [`IdempotencyStore`] | idempotency keys: enqueue under a key, the request a key maps to, sweeping expired keys |
 //!
 //! [`Store`] is their sum: callers hold an `Arc<dyn Store>` and bring the area
 //! traits they use into scope (`use kar_store_api::prelude::*`); `store.reminders()`
@@ -34,8 +36,10 @@
 mod actors;
 mod admin;
 mod bindings;
+mod control;
 mod error;
 mod events;
+mod idempotency;
 mod membership;
 mod message;
 mod reminders;
@@ -44,8 +48,12 @@ mod requests;
 pub use actors::ActorStore;
 pub use admin::AdminStore;
 pub use bindings::{BindingStore, StoredBinding};
+pub use control::{
+    ControlStore, Killed, Paused, PendingRequest, PendingStatus, RequestFilter, RequestPage, KILLED,
+};
 pub use error::{BoxError, ErrorKind, StoreError};
 pub use events::{Delivery, EventRequestBuilder, EventStore};
+pub use idempotency::{IdempotencyStore, Keyed, KeyedRequest};
 pub use membership::{Inbox, MembershipStore, RecoveryPolicy};
 pub use message::{Message, Routing, Signal};
 pub use reminders::{Firing, ReminderStore, RequestBuilder};
@@ -67,6 +75,8 @@ pub trait Store:
     + BindingStore<Subscription>
     + EventStore
     + AdminStore
+    + ControlStore
+    + IdempotencyStore
 {
 }
 
@@ -79,13 +89,15 @@ impl<T> Store for T where
         + BindingStore<Subscription>
         + EventStore
         + AdminStore
+        + ControlStore
+        + IdempotencyStore
 {
 }
 
 /// The store traits, for callers of `dyn Store` methods.
 pub mod prelude {
     pub use crate::{
-        ActorStore, AdminStore, BindingStore, EventStore, MembershipStore, ReminderStore,
-        RequestStore, Store,
+        ActorStore, AdminStore, BindingStore, ControlStore, EventStore, IdempotencyStore,
+        MembershipStore, ReminderStore, RequestStore, Store,
     };
 }

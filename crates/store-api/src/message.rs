@@ -42,6 +42,14 @@ pub enum Signal {
         query: u64,
         actors: BTreeMap<String, Vec<String>>,
     },
+    /// An operator killed or paused request `id` (`ControlStore`): stop executing
+    /// it here (drop the call to the component, release the actor lock) and discard
+    /// its outcome. Lost with a member that dies, which no longer runs it anyway.
+    Abandon { id: RequestId },
+    /// Answer with [`Signal::RunningListed`] to `from`, quoting `query`.
+    ListRunning { from: NodeId, query: u64 },
+    /// The requests the sender has handed to its component and not finished.
+    RunningListed { query: u64, ids: Vec<RequestId> },
 }
 
 /// Where [`crate::RequestStore::enqueue`] sent a request.

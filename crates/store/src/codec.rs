@@ -17,3 +17,15 @@ pub(crate) fn decode<T: for<'de> Deserialize<'de>>(
         reason: e.to_string(),
     })
 }
+
+/// The target part of an idempotency key, for both engines: `s<name>` for a
+/// service, `a<len(type)>:<type><id>` for an actor (byte length): different kinds
+/// and different actors never collide.
+pub(crate) fn idempotency_target(target: &kar_protocol::Target) -> String {
+    match target {
+        kar_protocol::Target::Service { name } => format!("s{name}"),
+        kar_protocol::Target::Actor { actor_type, id } => {
+            format!("a{}:{actor_type}{id}", actor_type.len())
+        }
+    }
+}

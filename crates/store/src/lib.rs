@@ -11,6 +11,7 @@
 //! | `lib.rs` | [`StoreConfig`], [`open`], [`open_with`] (with a [`RecoveryPolicy`]) |
 //! | `codes.rs` | the stored request status and kind codes, for both engines (SQL and Lua literals, typed decoding: an unknown code is `Corrupt`) |
 //! | `codec.rs` | postcard encoding of records and messages |
+//! | `examples/fill_pending.rs` | fills a store with pending requests (`bench/list_requests.sh`) |
 //! | `fault.rs` | the fault hook of the failure tests (cargo feature `fault-injection`, off in release builds) |
 //! | `embedded/` | SQLite (WAL) under `$KAR_HOME`, shared by every `kar` process of the user on the host; deaths seen through OS file locks; wake-ups are loopback pokes |
 //! | `redis/` | one Lua script per transition over one hash tag per application; membership leases renewed in the background, self-fencing; inboxes are streams read with blocking `XREAD` |
@@ -20,7 +21,7 @@
 //!
 //! | file | what |
 //! |---|---|
-//! | `membership.rs`, `requests.rs`, `actors.rs`, `reminders.rs`, `events.rs`, `admin.rs` | one area each: the `impl <Area>Store for EmbeddedStore` and its SQL |
+//! | `membership.rs`, `requests.rs`, `actors.rs`, `reminders.rs`, `events.rs`, `admin.rs`, `control.rs` | one area each: the `impl <Area>Store for EmbeddedStore` and its SQL |
 //! | `mesh.rs` | members, their poke ports, the mesh version |
 //! | `routing.rs` | where a request goes (placement, choice of member), inserting and assigning a request |
 //! | `inbox.rs` | the inbox rows (requests, signals) and their reader |

@@ -12,7 +12,7 @@ const SUBSYSTEM: Flag = Flag::new(
     "s",
     Kind::String,
     "actors",
-    "Subsystem to query: actors, sidecars, reminders or subscriptions (also events)",
+    "Subsystem to query: actors, sidecars, reminders, subscriptions (also events), requests, or request (one, by id)",
 );
 const MEMORY_RESIDENT: Flag = Flag::new(
     "mr",
@@ -29,12 +29,20 @@ const OUTPUT: Flag = Flag::new(
     "Output format: json for JSON, text otherwise",
 );
 
+const STATUS: Flag = Flag::new(
+    "status",
+    Kind::String,
+    "",
+    "Only list requests of this status: queued, running, held, parked or paused (-s requests)",
+);
+
 pub const FLAGS: &[&Flag] = &[
     &SUBSYSTEM,
     &MEMORY_RESIDENT,
     &ACTOR_TYPE,
     &ACTOR_ID,
     &OUTPUT,
+    &STATUS,
 ];
 
 pub async fn run(ctx: Context) -> Result<i32> {
@@ -58,6 +66,8 @@ pub async fn run(ctx: Context) -> Result<i32> {
             }
         }
         "actors" | "actor" => actors(&ctx, &subsystem, json).await,
+        "requests" => super::requests::list(&ctx, json).await,
+        "request" => super::requests::one(&ctx, json).await,
         "reminders" | "reminder" => {
             let store = super::open_store(&ctx.global).await?;
             let listed = store.reminders().list_all().await;

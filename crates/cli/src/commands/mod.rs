@@ -3,7 +3,10 @@
 mod drain;
 mod get;
 mod invoke;
+mod kill;
+mod pause;
 mod purge;
+mod requests;
 mod rest;
 mod resume;
 mod run;
@@ -45,7 +48,7 @@ pub const GET: CommandSpec = CommandSpec {
     name: "get",
     summary: "query running application",
     usage: "kar get [OPTIONS]",
-    description: "Query the state of a running application: its sidecars (-s sidecars), its\nactors (-s actors), its reminders (-s reminders) or its event subscriptions\n(-s subscriptions).",
+    description: "Query the state of a running application: its sidecars (-s sidecars), its\nactors (-s actors), its reminders (-s reminders), its event subscriptions\n(-s subscriptions), its pending requests (-s requests [-status S]) or one of them\n(-s request ID, with its parent and children).",
     flags: get::FLAGS,
     global_flags: true,
 };
@@ -99,6 +102,28 @@ pub const RESUME: CommandSpec = CommandSpec {
     global_flags: true,
 };
 
+pub const KILL: CommandSpec = CommandSpec {
+    name: "kill",
+    summary: "kill a pending request",
+    usage: "kar kill [OPTIONS] REQUEST_ID",
+    description:
+        "End a pending request now: its caller gets the error \"killed by an operator\",\n\
+                  a running attempt is abandoned (its outcome discarded) and the actor's next\n\
+                  request runs. Works straight against the store, with or without running sidecars.",
+    flags: &[],
+    global_flags: true,
+};
+
+pub const PAUSE: CommandSpec = CommandSpec {
+    name: "pause",
+    summary: "pause a pending request",
+    usage: "kar pause [OPTIONS] REQUEST_ID",
+    description: "Stop delivering a pending request until kar resume; a running attempt is\n\
+                  abandoned (resume runs it again). Works straight against the store.",
+    flags: &[],
+    global_flags: true,
+};
+
 pub const VERSION: CommandSpec = CommandSpec {
     name: "version",
     summary: "print version",
@@ -119,7 +144,7 @@ pub const HELP: CommandSpec = CommandSpec {
 
 /// Every command, in the order of the top-level usage.
 pub const COMMANDS: &[&CommandSpec] = &[
-    &RUN, &GET, &INVOKE, &REST, &PURGE, &DRAIN, &RESUME, &VERSION, &HELP,
+    &RUN, &GET, &INVOKE, &REST, &PURGE, &DRAIN, &KILL, &PAUSE, &RESUME, &VERSION, &HELP,
 ];
 
 pub fn find(name: &str) -> Option<&'static CommandSpec> {
@@ -143,6 +168,8 @@ pub async fn execute(spec: &CommandSpec, ctx: Context) -> Result<i32> {
         "purge" => purge::run(ctx).await,
         "drain" => drain::run(ctx).await,
         "resume" => resume::run(ctx).await,
+        "kill" => kill::run(ctx).await,
+        "pause" => pause::run(ctx).await,
         other => anyhow::bail!("no implementation for command {other}"),
     }
 }

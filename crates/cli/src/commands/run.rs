@@ -118,6 +118,12 @@ const MAX_BODY_BYTES: Flag = Flag::new(
     "16777216",
     "Largest request body accepted on the runtime port, in bytes (larger: 413)",
 );
+const IDEMPOTENCY_RETENTION: Flag = Flag::new(
+    "idempotency_retention",
+    Kind::Duration,
+    "24h",
+    "How long an Idempotency-Key maps to its request, after it was sent and after it completed",
+);
 
 pub const FLAGS: &[&Flag] = &[
     &SERVICE,
@@ -137,6 +143,7 @@ pub const FLAGS: &[&Flag] = &[
     &MAX_ATTEMPTS,
     &API_TOKEN,
     &MAX_BODY_BYTES,
+    &IDEMPOTENCY_RETENTION,
 ];
 
 /// Bound on leaving the mesh. Leaving waits for the requests executing here; when the
@@ -166,6 +173,8 @@ pub struct RunOptions {
     /// Required from peers other than 127.0.0.1/::1 when set.
     pub api_token: Option<ApiToken>,
     pub max_body_bytes: usize,
+    /// `-idempotency_retention` (0: keys are forgotten at once).
+    pub idempotency_retention: Duration,
 }
 
 impl RunOptions {
@@ -200,6 +209,9 @@ impl RunOptions {
                 .ok()
                 .filter(|n| *n > 0)
                 .ok_or_else(|| anyhow!("-max_body_bytes must be a positive number of bytes"))?,
+            idempotency_retention: u64::try_from(m.duration("idempotency_retention"))
+                .map(Duration::from_nanos)
+                .map_err(|_| anyhow!("-idempotency_retention must not be negative"))?,
         })
     }
 }
@@ -245,6 +257,7 @@ pub async fn run(ctx: Context) -> Result<i32> {
     }
     runtime_config.actor_reminder_acceptable_delay = options.actor_reminder_acceptable_delay;
     runtime_config.cancel = options.cancel;
+    runtime_config.idempotency_retention = options.idempotency_retention;
     // Components without -service still host `kar.none`, so they get an app client too.
     let app = HttpAppClient::new(AppClientConfig {
         app_port: options.app_port,
@@ -488,6 +501,11 @@ mod tests {
         assert!(o.command.is_empty());
         assert_eq!(o.max_attempts, 3);
         assert_eq!(options(&["-max_attempts", "0"]).max_attempts, 0);
+        assert_eq!(o.idempotency_retention, Duration::from_secs(24 * 3600));
+        assert_eq!(
+            options(&["-idempotency_retention", "1m30s"]).idempotency_retention,
+            Duration::from_secs(90)
+        );
     }
 
     #[test]

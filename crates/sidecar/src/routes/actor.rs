@@ -1,6 +1,6 @@
 //! Actor invocation and removal (spec §2.2, §4.2).
 
-use super::{pragma_kind, Request};
+use super::{idempotency, pragma_kind, Request};
 use crate::body;
 use crate::query::form_value;
 use crate::reply::{self, Response};
@@ -24,6 +24,10 @@ pub(crate) async fn call(ctx: &Ctx, actor: ActorRef, method: String, request: Re
         Err(response) => return response,
     };
     let kind = pragma_kind(&parts.headers);
+    let key = match idempotency::key(&parts.headers) {
+        Ok(key) => key,
+        Err(response) => return response,
+    };
     let session = form_value(parts.uri.query(), "session");
     let (flow, parent) = session_parts(session.as_deref());
     // Only calls run in the caller's flow (re-entrancy); tells keep the parent for
@@ -45,10 +49,7 @@ pub(crate) async fn call(ctx: &Ctx, actor: ActorRef, method: String, request: Re
         actor_type: actor.actor_type,
         id: actor.id,
     };
-    let result = ctx
-        .runtime
-        .request(target, invocation, kind, flow, parent)
-        .await;
+    let result = idempotency::request(ctx, target, invocation, kind, flow, parent, key).await;
     reply::mesh_request(result, kind)
 }
 

@@ -1,9 +1,12 @@
-//! Request handlers, one module per route family of spec §2.
+//! Request handlers, one module per route family of spec §2, and the admin API
+//! (`admin.rs`, outside the spec's routes).
 
 mod actor;
+mod admin;
 mod await_;
 mod bindings;
 mod events;
+mod idempotency;
 mod reminders;
 mod service;
 mod state;
@@ -21,7 +24,14 @@ use kar_protocol::{Reminder, RequestKind, Subscription};
 
 pub(crate) type Request = http::Request<Incoming>;
 
-pub(crate) async fn dispatch(ctx: &Ctx, request: Request) -> Response {
+pub(crate) async fn dispatch(
+    ctx: &Ctx,
+    peer: Option<std::net::SocketAddr>,
+    request: Request,
+) -> Response {
+    if request.uri().path().starts_with(admin::PREFIX) {
+        return admin::handle(ctx, peer, request).await;
+    }
     let head = request.method() == Method::HEAD;
     let mut response = handle(ctx, request).await;
     if head {

@@ -1,6 +1,6 @@
 //! Service requests (spec §2.1, decision §9.7).
 
-use super::{pragma_kind, Request};
+use super::{idempotency, pragma_kind, Request};
 use crate::body;
 use crate::reply::{self, Response};
 use crate::server::Ctx;
@@ -17,6 +17,10 @@ pub(crate) async fn call(ctx: &Ctx, service: String, path: String, request: Requ
         Err(response) => return response,
     };
     let kind = pragma_kind(&parts.headers);
+    let key = match idempotency::key(&parts.headers) {
+        Ok(key) => key,
+        Err(response) => return response,
+    };
     let invocation = Invocation {
         method: parts.method.as_str().to_string(),
         path,
@@ -25,10 +29,7 @@ pub(crate) async fn call(ctx: &Ctx, service: String, path: String, request: Requ
         body,
     };
     let target = Target::Service { name: service };
-    let result = ctx
-        .runtime
-        .request(target, invocation, kind, None, None)
-        .await;
+    let result = idempotency::request(ctx, target, invocation, kind, None, None, key).await;
     reply::mesh_request(result, kind)
 }
 

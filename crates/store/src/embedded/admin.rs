@@ -23,6 +23,7 @@ impl AdminStore for EmbeddedStore {
                     "state_submap",
                     "reminders",
                     "subscriptions",
+                    "idempotency",
                 ] {
                     total += conn.execute(&format!("DELETE FROM {table} WHERE app = ?1"), [&app])?
                         as u64;

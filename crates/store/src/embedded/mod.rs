@@ -12,17 +12,19 @@
 //!   migrations (`schema`).
 //!
 //! One file per area of the store API (`membership`, `requests`, `actors`,
-//! `bindings`, `reminders`, `events`, `admin`), each implementing its trait
+//! `bindings`, `reminders`, `events`, `admin`, `control`), each implementing its trait
 //! (`bindings`: what reminders and subscriptions share, once for both); the helpers
 //! they share have modules of their own: `mesh` (members, mesh version), `routing`
 //! (where a request goes, the insertion of a request), `inbox` (the inbox rows and
-//! their reader).
+//! their reader), `idempotency` (idempotency keys).
 
 mod actors;
 mod admin;
 mod bindings;
+mod control;
 mod db;
 mod events;
+mod idempotency;
 mod inbox;
 mod liveness;
 mod membership;

@@ -1,6 +1,7 @@
 //! Requests in the embedded engine: the `requests` table (one row per live request,
 //! `seq` in arrival order) and its transitions after enqueue.
 
+use super::idempotency;
 use super::inbox::{self, COMPLETED, EXECUTE};
 use super::mesh::is_member;
 use super::recovery;
@@ -64,6 +65,7 @@ impl RequestStore for EmbeddedStore {
                     return Ok((false, Vec::new()));
                 }
                 let kind = kind_from_code(&id, kind)?;
+                idempotency::record_outcome(conn, &app, &id, &outcome)?;
                 let caller_port = is_member(conn, &app, &caller)?;
                 let mut pokes = match (kind.expects_reply(), caller_port) {
                     (true, Some(port)) => {

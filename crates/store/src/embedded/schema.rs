@@ -17,7 +17,7 @@ const SCHEMA_V1: &str = include_str!("schema.sql");
 /// Migration `i` brings a database at version `i` to version `i + 1`.
 type Migration = fn(&Connection) -> rusqlite::Result<()>;
 
-const MIGRATIONS: [Migration; 2] = [v1_tables, v2_inbox_payload];
+const MIGRATIONS: [Migration; 3] = [v1_tables, v2_inbox_payload, v3_idempotency];
 
 /// The schema version this build writes.
 pub(super) const LATEST: u32 = MIGRATIONS.len() as u32;
@@ -79,6 +79,27 @@ fn v2_inbox_payload(conn: &Connection) -> rusqlite::Result<()> {
     conn.execute_batch("ALTER TABLE inbox ADD COLUMN payload BLOB")
 }
 
+/// Version 3: idempotency keys (`idempotency.rs`): `(app, target, key) → id` until
+/// `expires_at` (Unix ms), `retention` (ms) applied again at completion, the outcome
+/// once recorded. Indexed by request (completion records the outcome) and by expiry
+/// (the sweep).
+fn v3_idempotency(conn: &Connection) -> rusqlite::Result<()> {
+    conn.execute_batch(
+        "CREATE TABLE idempotency (
+             app TEXT NOT NULL,
+             target TEXT NOT NULL,
+             key TEXT NOT NULL,
+             id TEXT NOT NULL,
+             expires_at INTEGER NOT NULL,
+             retention INTEGER NOT NULL,
+             outcome BLOB,
+             PRIMARY KEY (app, target, key)
+         );
+         CREATE INDEX idempotency_request ON idempotency (app, id);
+         CREATE INDEX idempotency_expiry ON idempotency (app, expires_at);",
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -113,6 +134,7 @@ mod tests {
         assert_eq!(version(&conn).unwrap(), LATEST);
         assert!(columns(&conn, "requests").contains(&"parent".to_string()));
         assert!(columns(&conn, "inbox").contains(&"payload".to_string()));
+        assert!(columns(&conn, "idempotency").contains(&"outcome".to_string()));
         // Opening again changes nothing.
         upgrade(&conn).unwrap();
         assert_eq!(version(&conn).unwrap(), LATEST);
@@ -177,6 +199,32 @@ mod tests {
         upgrade_to(&conn, 2).unwrap();
         assert_eq!(version(&conn).unwrap(), 2);
         let row = first::<Vec<u8>>(&conn, "SELECT request_id, payload FROM inbox");
+        assert_eq!(row, ("r1".to_string(), None));
+    }
+
+    /// 2 → 3: the idempotency table appears; the other rows stay.
+    #[test]
+    fn v3_from_v2() {
+        let conn = Connection::open_in_memory().unwrap();
+        upgrade_to(&conn, 2).unwrap();
+        conn.execute(
+            "INSERT INTO requests (app, id, name, status, kind, caller, record)
+             VALUES ('app', 'r1', 'svc', 'parked', 1, 'node-c', x'00')",
+            [],
+        )
+        .unwrap();
+        assert!(columns(&conn, "idempotency").is_empty());
+        upgrade_to(&conn, 3).unwrap();
+        assert_eq!(version(&conn).unwrap(), 3);
+        assert_eq!(count(&conn, "requests"), 1);
+        assert_eq!(count(&conn, "idempotency"), 0);
+        conn.execute(
+            "INSERT INTO idempotency (app, target, key, id, expires_at, retention)
+             VALUES ('app', 'ssvc', 'k', 'r1', 1, 1)",
+            [],
+        )
+        .unwrap();
+        let row = first::<Vec<u8>>(&conn, "SELECT id, outcome FROM idempotency");
         assert_eq!(row, ("r1".to_string(), None));
     }
 

@@ -17,7 +17,8 @@
 //! | `P names:<node>` | set | the names (service, actor types) the node offers |
 //! | `P route:<name>` | zset (score 0) | nodes offering `name` (sorted, so a random index picks) |
 //! | `P seq` | string | arrival counter of requests |
-//! | `P req:<id>` | hash | `name`, `actor` (encoded target actor, empty for a service), `kind` (0 call, 1 tell, 2 promise: `crate::codes`), `caller`, `seq`, `rec` (postcard [`Request`](kar_protocol::Request)), `attempt` (delivery attempt of the step, overlaid on `rec` when delivered), `parent` (id of the request that made it, if known), `status` (`q` queued, `p` parked, `h` held: re-delivery waiting for its children, `d` done: `crate::codes`), `assignee` (while queued), `outcome` (postcard [`Outcome`](kar_protocol::Outcome), once done) |
+//! | `P live` | zset | ids of the pending requests (not done), by `seq`: the index an operator's listing pages through (`control.rs`); a request joins it when stored (`store_request` in `lib.lua`) and leaves it when it completes, is killed, expires parked or is drained (`unlist`). Requests stored by a kar older than this index are not listed |
+//! | `P req:<id>` | hash | `name`, `actor` (encoded target actor, empty for a service), `kind` (0 call, 1 tell, 2 promise: `crate::codes`), `caller`, `seq`, `rec` (postcard [`Request`](kar_protocol::Request)), `attempt` (delivery attempt of the step, overlaid on `rec` when delivered), `parent` (id of the request that made it, if known), `status` (`q` queued, `p` parked, `h` held: re-delivery waiting for its children, `x` paused, `d` done: `crate::codes`), `assignee` (while queued), `outcome` (postcard [`Outcome`](kar_protocol::Outcome), once done) |
 //! | `P kids:<id>` | set | ids of the calls and promises made by request `id` that may be unfinished (an entry goes when the child finishes) |
 //! | `P recovery:<node>` | string | the lock of the recovery of dead member `node`: the recoverer, with a TTL of one lease |
 //! | `P assigned:<node>` | zset | ids of the requests queued on the node, by `seq` (re-routed in arrival order) |
@@ -36,6 +37,7 @@
 //! | `P subs:<a>` | set | the ids of actor `a`'s subscriptions |
 //! | `P allsubs` | set | every `<a><s>` of the application |
 //! | `kar:topic:{<t>}:meta`, `...:log` | hashes | topic `t` (global, outside every application: see `events.rs`): `last`, `floor`, `live`; offset → event |
+//! | `P idem:<len(t)>:<t><key>` | hash | idempotency key `key` for target `t` (`crate::codec::idempotency_target`): `id` (the request), `ret` (retention, ms), `out` (postcard outcome, once complete); expires by TTL `ret` after its enqueue, again after its completion. The request hash of a keyed request has `ik`: this key's name |
 //! | `P due` | zset | every `<a><r>` of the application scored by target time (firing reads only what is due) |
 //!
 //! An actor `a` is encoded as `<len(type)>:<type><len(id)>:<id>` (byte lengths): self
@@ -88,6 +90,10 @@
 //!   call or promise whose caller is live becomes `done` with its outcome and a
 //!   `Completed` goes to the caller's inbox; a tell, or a request whose caller is
 //!   dead, is deleted. A held parent whose last unfinished child it was is routed.
+//! * `enqueue_keyed`: like `enqueue`, under an idempotency key: if the key maps to
+//!   a pending request or to a recorded outcome, returns it and enqueues nothing;
+//!   `keyed` reads a key (`idempotency.rs`). `complete` records a keyed request's
+//!   outcome with its key.
 //! * `forget`, `expire_parked`: delete done / parked records (the latter may release a
 //!   held parent too).
 //!
@@ -122,6 +128,14 @@
 //!   with its `assigned:`/`parked:` entry, its `kids:` set and its entry in its
 //!   parent's, and its Execute entries in the inboxes (SCAN inside the script, like
 //!   `purge`: atomic). Done records, state, placements, bindings and members stay.
+//!
+//! Control (`control.rs`, an operator's, unfenced; prelude `lua/control.lua`):
+//! * `list_requests`, `request_get` (read only): a page of `live` with filters (at
+//!   most 10,000 entries looked at per call); one request and its `kids:`.
+//! * `kill`: withdraws a pending request from its assignee (which is sent
+//!   `Signal::Abandon`) or its parked index and finishes it like `complete` with the
+//!   outcome `killed by an operator`.
+//! * `pause`: withdraws a queued or parked request likewise and makes it paused.
 //!
 //! ## Adding a transition
 //!
@@ -165,7 +179,9 @@
 mod actors;
 mod admin;
 mod bindings;
+mod control;
 mod events;
+mod idempotency;
 mod inbox;
 mod lease;
 mod membership;

@@ -18,7 +18,8 @@ pub(super) struct Script<F> {
 
 /// Never fenced: reads (they commit nothing, and they remain possible after a purge
 /// removed this handle's member), the membership scripts (they name their member and
-/// check its lease themselves), `purge`, `drain` and `signal` (no state of the mesh).
+/// check its lease themselves), `purge`, `drain` and `signal` (no state of the mesh), and an operator's control
+/// (`kill`, `pause`, like `resume`).
 pub(super) enum Unfenced {}
 /// Fenced on this handle's member when it has exactly one (see [`RedisStore::fence`]).
 pub(super) enum ByHandle {}
@@ -168,6 +169,9 @@ scripts! {
     EXPIRE_PARKED: Script<ByHandle> = ["lib.lua", "expire_parked.lua"];
     /// An operator's transition (`kar resume`, no member needed), like `purge`.
     RESUME: Script<Unfenced> = ["lib.lua", "resume.lua"];
+    // Idempotency keys (idempotency.rs).
+    ENQUEUE_KEYED: Script<ByCaller> = ["lib.lua", "enqueue_keyed.lua"];
+    KEYED: Script<Unfenced> = ["lib.lua", "keyed.lua"];
     // Actors: removal and state (actors.rs).
     REMOVE_ACTOR: Script<ByHandle> = ["lib.lua", "remove_actor.lua"];
     STATE_GET: Script<Unfenced> = ["lib.lua", "state_get.lua"];
@@ -199,6 +203,11 @@ scripts! {
     // Admin (admin.rs).
     PURGE: Script<Unfenced> = ["lib.lua", "purge.lua"];
     DRAIN: Script<Unfenced> = ["lib.lua", "drain.lua"];
+    // An operator's control of pending requests (control.rs): no member needed.
+    LIST_REQUESTS: Script<Unfenced> = ["lib.lua", "control.lua", "list_requests.lua"];
+    REQUEST_GET: Script<Unfenced> = ["lib.lua", "control.lua", "request_get.lua"];
+    KILL: Script<Unfenced> = ["lib.lua", "control.lua", "kill.lua"];
+    PAUSE: Script<Unfenced> = ["lib.lua", "control.lua", "pause.lua"];
 }
 
 #[cfg(test)]

@@ -4,12 +4,19 @@
 local now = now_ms()
 local node, id, outcome = ARGV[3], ARGV[4], ARGV[5]
 local key = P .. 'req:' .. id
-local f = redis.call('HMGET', key, 'status', 'kind', 'caller', 'assignee', 'parent')
-local status, kind, caller, assignee, parent = f[1], f[2], f[3], f[4], f[5]
+local f = redis.call('HMGET', key, 'status', 'kind', 'caller', 'assignee', 'parent', 'ik')
+local status, kind, caller, assignee, parent, ik = f[1], f[2], f[3], f[4], f[5], f[6]
 if status ~= QUEUED or assignee ~= node then
   return 0
 end
+-- A keyed request (enqueue_keyed.lua): its outcome stays with the key, which lives
+-- for its retention from now, if the key (not expired) still maps to it.
+if ik and redis.call('HGET', ik, 'id') == id then
+  redis.call('HSET', ik, 'out', outcome)
+  redis.call('PEXPIRE', ik, redis.call('HGET', ik, 'ret'))
+end
 redis.call('ZREM', P .. 'assigned:' .. node, id)
+unlist(id)
 if kind ~= TELL and live(caller, now) then
   redis.call('HSET', key, 'status', DONE, 'outcome', outcome)
   redis.call('HDEL', key, 'assignee', 'rec', 'attempt')

@@ -25,6 +25,7 @@ repeat
         if f[4] and f[4] ~= '' then
           redis.call('SREM', P .. 'kids:' .. f[4], id)
         end
+        unlist(id)
         drained[id] = true
         count = count + 1
       end

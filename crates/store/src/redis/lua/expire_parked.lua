@@ -7,6 +7,7 @@ if f[1] ~= PARKED then
   return 0
 end
 redis.call('DEL', key)
+unlist(id)
 redis.call('ZREM', P .. 'parked:' .. f[2], id)
 child_finished(id, f[3], f[4], now_ms())
 return 1

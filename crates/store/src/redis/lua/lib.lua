@@ -127,12 +127,20 @@ local function route(id, name, seq, record, now, actor)
 end
 
 -- Stores new request `id` (its record and routing fields, with the next arrival number)
--- and returns that number; the caller then routes it.
+-- and returns that number; the caller then routes it. The request joins `live`, the
+-- index of pending requests by arrival that operators list (control: list_requests);
+-- every transition that finishes or deletes a request takes it out (`unlist`).
 local function store_request(id, name, kind, caller, record, actor)
   local seq = redis.call('INCR', P .. 'seq')
   redis.call('HSET', P .. 'req:' .. id, 'name', name, 'kind', kind, 'caller', caller, 'seq', seq,
     'rec', record, 'actor', actor)
+  redis.call('ZADD', P .. 'live', seq, id)
   return seq
+end
+
+-- Request `id` is no longer pending (done, or deleted): out of the `live` index.
+local function unlist(id)
+  redis.call('ZREM', P .. 'live', id)
 end
 
 -- Whether request `id` has unfinished children: calls or promises it made (the set
