@@ -16,18 +16,28 @@ def main(samples_path, out_path):
     latency = defaultdict(list)
     rate = defaultdict(dict)
     order = []
+    counter = {}  # stateful rows: system -> (calls/s, p50 ms)
+    scaling = defaultdict(list)  # system -> [(clients, calls/s)]
     with open(samples_path) as f:
         for row in csv.DictReader(f):
-            system = row["system"]
-            if system not in order:
-                order.append(system)
-            if row["kind"] == "latency_ms":
-                latency[system].append(float(row["value"]))
+            system, kind, value = row["system"], row["kind"], float(row["value"])
+            if kind.startswith("scale:"):
+                scaling[system].append((int(kind.split(":")[1]), value))
+            elif kind.startswith("counter_"):
+                rate_, p50 = counter.get(system, (0.0, 0.0))
+                counter[system] = (value, p50) if kind == "counter_rate" else (rate_, value)
             else:
-                rate[system][row["kind"]] = float(row["value"])
+                if system not in order:
+                    order.append(system)
+                if kind == "latency_ms":
+                    latency[system].append(value)
+                else:
+                    rate[system][kind] = value
 
     colors = dict(zip(order, plt.rcParams["axes.prop_cycle"].by_key()["color"]))
-    fig, (left, right) = plt.subplots(1, 2, figsize=(13, 5.2), dpi=110)
+    rows = 2 if counter or scaling else 1
+    fig, axes = plt.subplots(rows, 2, figsize=(13, 5.2 * rows), dpi=110, squeeze=False)
+    left, right = axes[0]
 
     # Latency distribution: the CDF of sequential calls, log time axis.
     for system in order:
@@ -63,8 +73,49 @@ def main(samples_path, out_path):
     right.legend(fontsize=9)
     right.grid(True, axis="y", which="both", alpha=0.3)
 
+    if rows == 2:
+        stateful_bars(axes[1][0], counter)
+        scaling_lines(axes[1][1], scaling)
+
     fig.tight_layout()
     fig.savefig(out_path)
+
+
+def stateful_bars(ax, counter):
+    """The stateful counter: calls/s of the concurrent clients per system, p50 on top."""
+    systems = list(counter)
+    palette = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    color = lambda s: palette[2] if s.startswith("Restate") else (palette[7] if s.startswith("direct") else palette[0])
+    heights = [counter[s][0] for s in systems]
+    bars = ax.barh(range(len(systems)), heights, color=[color(s) for s in systems],
+                   edgecolor="black", lw=0.5)
+    for bar, s in zip(bars, systems):
+        ax.annotate(f"{counter[s][0]:,.0f}/s, p50 {counter[s][1]:.2f} ms",
+                    (bar.get_width(), bar.get_y() + bar.get_height() / 2), va="center",
+                    fontsize=7, xytext=(3, 0), textcoords="offset points")
+    ax.set_yticks(range(len(systems)))
+    ax.set_yticklabels(systems, fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xscale("log")
+    ax.set_xlabel("calls/s, closed-loop clients on as many keys (log scale)")
+    ax.set_title("Stateful counter (read + write per call), same SDK language")
+    ax.grid(True, axis="x", which="both", alpha=0.3)
+
+
+def scaling_lines(ax, scaling):
+    """Calls/s against the number of clients, log-log."""
+    for system, points in scaling.items():
+        points.sort()
+        style = "--" if "(echo)" in system else "-"
+        ax.plot([p[0] for p in points], [p[1] for p in points], style, marker="o", ms=3,
+                label=system, lw=1.5)
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    ax.set_xlabel("closed-loop clients, each on its own key (log scale)")
+    ax.set_ylabel("calls/s (log scale)")
+    ax.set_title("Throughput from 1 to 256 clients")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=6, loc="best")
 
 
 if __name__ == "__main__":

@@ -1,13 +1,19 @@
 #!/usr/bin/env bash
 # The side-by-side benchmark, in one command from a clean clone:
 #   - installs the Restate side (npm: restate-server, restate-sdk, Node 22) into
-#     bench/restate/node_modules (git-ignored; skipped when the lock file is unchanged),
+#     bench/restate/node_modules and the npm kar-sdk into bench/js/node_modules
+#     (git-ignored; skipped when the lock file is unchanged),
 #   - installs matplotlib into <repo>/.venv for the chart (skipped when present),
 #   - builds kar and kar-bench in release,
 #   - runs kar (embedded store and Redis), the direct HTTP baseline and Restate,
 #     plus reminder firings/s and event latency on both kar stores, and recovery after
 #     kill -9 (20 trials per store; Redis with its default 3 s lease and with 1 s),
-#   - writes bench/results/latest.md and bench/results/latest.png.
+#   - runs the stateful counter side by side with Restate (Rust SDK against Restate's
+#     Rust SDK, npm kar-sdk against Restate's TypeScript SDK; kar on each store with
+#     and without fsync), with CPU per call, sidecar memory, and calls/s from 1 to 256
+#     clients,
+#   - writes bench/results/latest.md and bench/results/latest.png, and a copy of both
+#     named by the date.
 # Every process it starts is stopped at the end, also on failure or Ctrl-C.
 set -euo pipefail
 
@@ -26,6 +32,18 @@ else
     step "restate: npm ci (restate-server 1.7.12, restate-sdk 1.17.2, node 22.23.3)"
     (cd "$restate" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
     echo "$lock_hash" >"$stamp"
+fi
+
+# --- kar's Node side (npm kar-sdk) --------------------------------------------
+js="$bench/js"
+js_stamp="$js/node_modules/.kar-bench-stamp"
+js_hash="$(sha256sum "$js/package-lock.json" | cut -d' ' -f1)"
+if [[ -f "$js_stamp" && "$(cat "$js_stamp")" == "$js_hash" ]]; then
+    step "js: npm packages up to date"
+else
+    step "js: npm ci (kar-sdk 1.3.10)"
+    (cd "$js" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+    echo "$js_hash" >"$js_stamp"
 fi
 
 # --- chart dependency ----------------------------------------------------------
@@ -58,13 +76,15 @@ step "kar-bench"
 mkdir -p "$results"
 # Reminders: 50,000 periodic (1 s) reminders, i.e. 50,000 firings/s demanded; events:
 # 200 sequential publish-to-delivery round trips; recovery: 20 kill -9 trials per store
-# and Redis lease. Later options on the command line win.
-"$target/release/kar-bench" --kar "$target/release/kar" --restate "$restate" --out "$results" \
-    --reminders 50000 --events 200 --recovery 20 "$@" &
+# and Redis lease; scaling: 2 s per client count. Later options on the command line win.
+"$target/release/kar-bench" --kar "$target/release/kar" --restate "$restate" --kar-js "$js" \
+    --out "$results" --reminders 50000 --events 200 --recovery 20 \
+    --scaling 1,2,4,8,16,32,64,128,256 "$@" &
 bench_pid=$!
 wait "$bench_pid"
 bench_pid=""
 
 step "chart"
 "$venv/bin/python" "$bench/chart.py" "$results/latest-samples.tmp" "$results/latest.png"
+cp "$results/latest.png" "$results/$(date -u +%F).png"
 step "wrote ${results#"$root"/}/latest.md and ${results#"$root"/}/latest.png"

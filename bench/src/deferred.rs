@@ -3,6 +3,7 @@
 
 use crate::app::App;
 use crate::client::Client;
+use crate::procfs::{clock_ticks_per_second, cpu_ticks};
 use crate::procs::Mesh;
 use crate::stats::Figures;
 use anyhow::{bail, Context, Result};
@@ -125,25 +126,4 @@ pub async fn events(client: &Client, app: &mut App, count: usize) -> Result<Figu
         }
     }
     Ok(Figures::from_samples(samples))
-}
-
-/// utime + stime of a process, in clock ticks (`/proc/<pid>/stat` fields 14 and 15).
-fn cpu_ticks(pid: u32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name (field 2) may contain spaces: count fields after its `)`.
-    let after = &stat[stat.rfind(')')? + 1..];
-    let mut fields = after.split_whitespace().skip(11);
-    let utime: u64 = fields.next()?.parse().ok()?;
-    let stime: u64 = fields.next()?.parse().ok()?;
-    Some(utime + stime)
-}
-
-fn clock_ticks_per_second() -> f64 {
-    std::process::Command::new("getconf")
-        .arg("CLK_TCK")
-        .output()
-        .ok()
-        .and_then(|out| String::from_utf8(out.stdout).ok())
-        .and_then(|text| text.trim().parse().ok())
-        .unwrap_or(100.0)
 }

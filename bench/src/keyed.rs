@@ -56,8 +56,8 @@ pub async fn measure(options: &Options, client: &Client) -> Result<KeyedFigures>
     // Alternating windows, so that both kinds see the host's load alike.
     let (mut plain_rate, mut keyed_rate) = (0.0, 0.0);
     for _ in 0..ROUNDS {
-        plain_rate += concurrent(options, |_| plain_call()).await? / ROUNDS as f64;
-        keyed_rate += concurrent(options, |_| keyed_call(fresh())).await? / ROUNDS as f64;
+        plain_rate += concurrent(options, |_| plain_call()).await?.0 / ROUNDS as f64;
+        keyed_rate += concurrent(options, |_| keyed_call(fresh())).await?.0 / ROUNDS as f64;
     }
     Ok(KeyedFigures {
         plain: Figures::from_samples(plain),

@@ -18,12 +18,15 @@
 
 mod app;
 mod client;
+mod counters;
 mod deferred;
 mod keyed;
+mod procfs;
 mod procs;
 mod recovery;
 mod recovery_app;
 mod restate;
+mod stateful;
 mod stats;
 
 use anyhow::{bail, Context, Result};
@@ -44,6 +47,12 @@ struct Options {
     recovery_clients: usize,
     recovery_leases: Vec<String>,
     recovery_only: bool,
+    stateful: Vec<restate::Sdk>,
+    stateful_stores: Vec<procs::StoreSpec>,
+    stateful_clients: usize,
+    kar_js: Option<PathBuf>,
+    scaling: Vec<usize>,
+    scaling_seconds: u64,
     kar: PathBuf,
     out: Option<PathBuf>,
 }
@@ -69,6 +78,15 @@ fn parse_options() -> Result<Options> {
         recovery_clients: 8,
         recovery_leases: vec!["3s".into(), "1s".into()],
         recovery_only: false,
+        stateful: vec![restate::Sdk::Rust, restate::Sdk::Node],
+        stateful_stores: ["embedded", "embedded-fsync", "redis", "redis-fsync"]
+            .into_iter()
+            .map(procs::StoreSpec::parse)
+            .collect::<Result<_>>()?,
+        stateful_clients: 32,
+        kar_js: None,
+        scaling: Vec::new(),
+        scaling_seconds: 2,
         kar: procs::default_kar_binary(),
         out: None,
     };
@@ -87,6 +105,32 @@ fn parse_options() -> Result<Options> {
             "--recovery-clients" => options.recovery_clients = value()?.parse()?,
             "--recovery-leases" => options.recovery_leases = comma_list(&value()?),
             "--recovery-only" => options.recovery_only = true,
+            "--stateful" => {
+                options.stateful = comma_list(&value()?)
+                    .iter()
+                    .filter(|l| l.as_str() != "none")
+                    .map(|l| match l.as_str() {
+                        "rust" => Ok(restate::Sdk::Rust),
+                        "node" => Ok(restate::Sdk::Node),
+                        other => bail!("unknown language {other} (rust, node or none)"),
+                    })
+                    .collect::<Result<_>>()?
+            }
+            "--stateful-stores" => {
+                options.stateful_stores = comma_list(&value()?)
+                    .iter()
+                    .map(|s| procs::StoreSpec::parse(s))
+                    .collect::<Result<_>>()?
+            }
+            "--stateful-clients" => options.stateful_clients = value()?.parse()?,
+            "--kar-js" => options.kar_js = Some(value()?.into()),
+            "--scaling" => {
+                options.scaling = comma_list(&value()?)
+                    .iter()
+                    .map(|n| n.parse::<usize>().with_context(|| format!("--scaling {n}")))
+                    .collect::<Result<_>>()?
+            }
+            "--scaling-seconds" => options.scaling_seconds = value()?.parse()?,
             "--kar" => options.kar = value()?.into(),
             "--out" => options.out = Some(value()?.into()),
             other => bail!("unknown option {other}"),
@@ -106,6 +150,11 @@ async fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.first().map(String::as_str) == Some(recovery_app::COMMAND) {
         return recovery_app::serve(&args[1..]).await;
+    }
+    match args.first().map(String::as_str) {
+        Some(counters::KAR_COMMAND) => return counters::serve_kar().await,
+        Some(counters::RESTATE_COMMAND) => return counters::serve_restate(&args[1..]).await,
+        _ => {}
     }
     let options = parse_options()?;
     // On SIGINT/SIGTERM the benchmark future is dropped, and with it every child
@@ -132,15 +181,44 @@ async fn run(options: &Options) -> Result<()> {
         .and_then(|l| l.split_whitespace().next().map(str::to_string))
         .unwrap_or_else(|| "?".into());
     report.setting = format!(
-        "All on one host ({cores} cores, shared with whatever else runs; load average {load} at the start): {} sequential calls on one \
+        "{}\n\nAll on one host ({cores} cores, shared with whatever else runs; load average {load} at the start): {} sequential calls on one \
          key after 200 warm-up calls; {} s of {} closed-loop clients per throughput figure. \
          kar: 2 sidecars (client, server) + a minimal Rust component, actor `Bench`, \
          h2c client; direct: HTTP/1.1 to the component's actor route; Restate: HTTP/1.1 to \
          its ingress, `Counter/add` on Node 22.",
-        options.calls, options.seconds, options.concurrency
+        machine(),
+        options.calls,
+        options.seconds,
+        options.concurrency
     );
     if !options.recovery_only {
         call_workloads(options, &mut app, &mut report).await?;
+        if !options.stateful.is_empty() {
+            let plan = stateful::Plan {
+                languages: options.stateful.clone(),
+                stores: options.stateful_stores.clone(),
+                kar: options.kar.clone(),
+                restate: options.restate.clone(),
+                kar_js: options.kar_js.clone(),
+                calls: options.calls,
+                seconds: options.seconds,
+                clients: options.stateful_clients,
+                scaling: options.scaling.clone(),
+                scaling_seconds: options.scaling_seconds,
+            };
+            let direct = Client::http1(app.port);
+            let direct_call = |key: String| {
+                let direct = &direct;
+                async move {
+                    direct
+                        .post(format!("/kar/impl/v1/actor/Bench/{key}/echo"), b"[1]")
+                        .await
+                }
+            };
+            for row in stateful::run(&plan, direct_call).await? {
+                report.push_stateful(row);
+            }
+        }
     }
     if options.recovery > 0 {
         for store in &options.stores {
@@ -172,6 +250,8 @@ async fn run(options: &Options) -> Result<()> {
     if let Some(out) = &options.out {
         std::fs::create_dir_all(out)?;
         std::fs::write(out.join("latest.md"), &markdown)?;
+        // A dated copy stays next to it (the chart's copy is made by run.sh).
+        std::fs::write(out.join(format!("{}.md", today())), &markdown)?;
         // Raw samples for the chart (git-ignored).
         std::fs::write(out.join("latest-samples.tmp"), report.samples_csv())?;
     }
@@ -186,7 +266,7 @@ async fn call_workloads(options: &Options, app: &mut app::App, report: &mut Repo
     let route = |key: &str| format!("/kar/impl/v1/actor/Bench/{key}/echo");
     report.push(
         "direct HTTP (baseline)",
-        measure(options, |key| direct.post(route(&key), b"[\"hello\"]")).await?,
+        measure(options, &[], |key| direct.post(route(&key), b"[\"hello\"]")).await?,
     );
     let (sequential_calls, rate) =
         measure_service(options, || direct.post("/echo".into(), b"hello")).await?;
@@ -198,7 +278,25 @@ async fn call_workloads(options: &Options, app: &mut app::App, report: &mut Repo
             .with_context(|| format!("starting the {store} mesh"))?;
         let client = Client::h2c(mesh.client_port);
         let path = |key: &str| format!("/kar/v1/actor/Bench/{key}/call/echo");
-        let measured = measure(options, |key| client.post(path(&key), b"[\"hello\"]")).await;
+        let sidecars: Vec<(String, u32)> = mesh
+            .pids()
+            .into_iter()
+            .map(|(label, pid)| (label.to_string(), pid))
+            .collect();
+        // Resident memory of the sidecars before any call (they are up and joined).
+        let idle: Vec<(String, Option<u64>)> = sidecars
+            .iter()
+            .map(|(label, pid)| (label.clone(), procfs::status_kb(*pid, "VmRSS")))
+            .collect();
+        let measured = measure(options, &sidecars, |key| {
+            client.post(path(&key), b"[\"hello\"]")
+        })
+        .await;
+        // Peak resident memory over the calls (sequential, then the concurrent loads).
+        let peak: Vec<(String, Option<u64>)> = sidecars
+            .iter()
+            .map(|(label, pid)| (label.clone(), procfs::status_kb(*pid, "VmHWM")))
+            .collect();
         let service = "/kar/v1/service/bench/call/echo";
         let services = measure_service(options, || client.post(service.into(), b"hello")).await;
         let keyed = keyed::measure(options, &client).await;
@@ -225,7 +323,9 @@ async fn call_workloads(options: &Options, app: &mut app::App, report: &mut Repo
             None
         };
         mesh.stop().await;
-        report.push(&format!("kar {store}"), measured?);
+        let mut measured = measured?;
+        measured.rss = Some(stats::Rss { idle, peak });
+        report.push(&format!("kar {store}"), measured);
         let (sequential_calls, rate) = services?;
         report.push_service(&format!("kar {store}"), sequential_calls, rate);
         report.push_keyed(&format!("kar {store}"), keyed?);
@@ -239,31 +339,48 @@ async fn call_workloads(options: &Options, app: &mut app::App, report: &mut Repo
     }
 
     if let Some(dir) = &options.restate {
-        let restate = restate::Restate::start(dir)
+        let restate = restate::Restate::start(dir, restate::Sdk::Node)
             .await
             .context("starting Restate")?;
         let client = restate.client();
         let path = |key: &str| format!("/Counter/{key}/add");
-        let measured = measure(options, |key| client.post(path(&key), b"1")).await;
+        let pids = restate.pids();
+        let measured = measure(options, &pids, |key| client.post(path(&key), b"1")).await;
         restate.stop().await;
         report.push("Restate", measured?);
     }
     Ok(())
 }
 
-/// The three workloads against one system; `call(key)` makes one keyed call.
-async fn measure<F, Fut>(options: &Options, call: F) -> Result<Measured>
+/// The three workloads against one system; `call(key)` makes one keyed call. The CPU
+/// time of `pids` is taken around the distinct-keys load; then the scaling curve.
+async fn measure<F, Fut>(options: &Options, pids: &[(String, u32)], call: F) -> Result<Measured>
 where
     F: Fn(String) -> Fut,
     Fut: std::future::Future<Output = Result<()>>,
 {
     let sequential = sequential(options, || call("seq".into())).await?;
-    let distinct = concurrent(options, |worker| call(format!("w{worker}"))).await?;
-    let hot = concurrent(options, |_| call("hot".into())).await?;
+    let before = procfs::CpuSnapshot::take(pids);
+    let (distinct, calls) = concurrent(options, |worker| call(format!("w{worker}"))).await?;
+    let cpu = before.per_call_since(calls);
+    let (hot, _) = concurrent(options, |_| call("hot".into())).await?;
+    let mut scaling = Vec::new();
+    for &clients in &options.scaling {
+        let (_, rate) = stateful::closed_loop(
+            clients,
+            stateful::Load::Seconds(options.scaling_seconds),
+            |worker| call(format!("s{worker}")),
+        )
+        .await?;
+        scaling.push((clients, rate));
+    }
     Ok(Measured {
         sequential,
         distinct,
         hot,
+        cpu,
+        rss: None,
+        scaling,
     })
 }
 
@@ -274,7 +391,7 @@ where
     Fut: std::future::Future<Output = Result<()>>,
 {
     let sequential = sequential(options, &call).await?;
-    let rate = concurrent(options, |_| call()).await?;
+    let (rate, _) = concurrent(options, |_| call()).await?;
     Ok((sequential, rate))
 }
 
@@ -297,8 +414,9 @@ where
     Ok(Figures::from_samples(samples))
 }
 
-/// Calls per second with `concurrency` clients calling in a loop for `seconds`.
-async fn concurrent<F, Fut>(options: &Options, call: F) -> Result<f64>
+/// Calls per second (and calls made) with `concurrency` clients calling in a loop for
+/// `seconds`.
+async fn concurrent<F, Fut>(options: &Options, call: F) -> Result<(f64, u64)>
 where
     F: Fn(usize) -> Fut,
     Fut: std::future::Future<Output = Result<()>>,
@@ -320,5 +438,46 @@ where
     for result in futures::future::join_all(workers).await {
         total += result?;
     }
-    Ok(total as f64 / start.elapsed().as_secs_f64())
+    Ok((total as f64 / start.elapsed().as_secs_f64(), total))
+}
+
+/// Today's date (UTC), `YYYY-MM-DD`.
+fn today() -> String {
+    std::process::Command::new("date")
+        .args(["-u", "+%Y-%m-%d"])
+        .output()
+        .ok()
+        .and_then(|out| String::from_utf8(out.stdout).ok())
+        .map(|text| text.trim().to_string())
+        .unwrap_or_else(|| "undated".into())
+}
+
+/// The date and the machine, for the head of the results.
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|info| {
+            info.lines()
+                .find_map(|l| l.strip_prefix("model name"))
+                .map(|l| l.trim_start_matches([' ', '\t', ':']).to_string())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let memory = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|info| {
+            info.lines()
+                .find_map(|l| l.strip_prefix("MemTotal:"))
+                .and_then(|l| l.split_whitespace().next()?.parse::<u64>().ok())
+        })
+        .map_or_else(String::new, |kb| {
+            format!(", {:.0} GiB RAM", kb as f64 / 1048576.0)
+        });
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map(|k| format!(", Linux {}", k.trim()))
+        .unwrap_or_default();
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    format!(
+        "Run of {} (UTC) on {cores} × {cpu}{memory}{kernel}.",
+        today()
+    )
 }

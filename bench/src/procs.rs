@@ -19,6 +19,60 @@ pub fn free_port() -> Result<u16> {
         .port())
 }
 
+/// A store setting of one run: `embedded` (SQLite, `-store_sync normal`: fsync at
+/// checkpoints), `embedded-fsync` (`-store_sync full`), `redis` (no persistence),
+/// `redis-fsync` (`appendonly yes`, `appendfsync always`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StoreSpec {
+    pub redis: bool,
+    pub fsync: bool,
+}
+
+impl StoreSpec {
+    pub fn parse(name: &str) -> Result<StoreSpec> {
+        let (engine, fsync) = match name.strip_suffix("-fsync") {
+            Some(engine) => (engine, true),
+            None => (name, false),
+        };
+        let redis = match engine {
+            "embedded" => false,
+            "redis" => true,
+            other => {
+                bail!("unknown store {other} (embedded, embedded-fsync, redis or redis-fsync)")
+            }
+        };
+        Ok(StoreSpec { redis, fsync })
+    }
+
+    pub fn name(self) -> &'static str {
+        match (self.redis, self.fsync) {
+            (false, false) => "embedded",
+            (false, true) => "embedded-fsync",
+            (true, false) => "redis",
+            (true, true) => "redis-fsync",
+        }
+    }
+
+    /// What a commit survives, for the tables.
+    pub fn guarantee(self) -> &'static str {
+        match (self.redis, self.fsync) {
+            (false, false) => "process crash (`-store_sync normal`: SQLite WAL fsynced at checkpoints only)",
+            (false, true) => "OS crash, power loss (`-store_sync full`: WAL fsynced before each commit is acknowledged; group commit)",
+            (true, false) => "none across a Redis restart (Redis without persistence: `--save '' --appendonly no`)",
+            (true, true) => "OS crash, power loss (Redis `appendonly yes`, `appendfsync always`: AOF fsynced before replies)",
+        }
+    }
+
+    /// Flags of `kar run` for this store (besides the Redis address).
+    fn kar_args(self) -> Vec<String> {
+        if !self.redis && self.fsync {
+            vec!["-store_sync".into(), "full".into()]
+        } else {
+            Vec::new()
+        }
+    }
+}
+
 /// The store of one run: a temporary `KAR_HOME` (the embedded store lives there) and,
 /// for Redis, our own redis-server on a free port. `env` is what every `kar` needs.
 pub struct StoreProcess {
@@ -29,34 +83,42 @@ pub struct StoreProcess {
 
 impl StoreProcess {
     pub async fn start(store: &str) -> Result<StoreProcess> {
+        StoreProcess::start_spec(StoreSpec::parse(store)?).await
+    }
+
+    pub async fn start_spec(spec: StoreSpec) -> Result<StoreProcess> {
         let home = tempfile::tempdir()?;
         let mut env: Vec<(String, String)> =
             vec![("KAR_HOME".into(), home.path().display().to_string())];
-        let redis = match store {
-            "embedded" => None,
-            "redis" => {
-                let port = free_port()?;
-                let redis = Command::new("redis-server")
-                    .args([
-                        "--port",
-                        &port.to_string(),
-                        "--bind",
-                        "127.0.0.1",
-                        "--save",
-                        "",
-                        "--appendonly",
-                        "no",
-                    ])
-                    .stdout(Stdio::null())
-                    .kill_on_drop(true)
-                    .spawn()
-                    .context("starting redis-server")?;
-                wait_for_tcp(port).await?;
-                env.push(("REDIS_HOST".into(), "127.0.0.1".into()));
-                env.push(("REDIS_PORT".into(), port.to_string()));
-                Some(redis)
-            }
-            other => bail!("unknown store {other} (embedded or redis)"),
+        let redis = if spec.redis {
+            let port = free_port()?;
+            let persistence: &[&str] = if spec.fsync {
+                &["--appendonly", "yes", "--appendfsync", "always"]
+            } else {
+                &["--appendonly", "no"]
+            };
+            let redis = Command::new("redis-server")
+                .args([
+                    "--port",
+                    &port.to_string(),
+                    "--bind",
+                    "127.0.0.1",
+                    "--save",
+                    "",
+                ])
+                .args(persistence)
+                .arg("--dir")
+                .arg(home.path())
+                .stdout(Stdio::null())
+                .kill_on_drop(true)
+                .spawn()
+                .context("starting redis-server")?;
+            wait_for_tcp(port).await?;
+            env.push(("REDIS_HOST".into(), "127.0.0.1".into()));
+            env.push(("REDIS_PORT".into(), port.to_string()));
+            Some(redis)
+        } else {
+            None
         };
         Ok(StoreProcess { home, env, redis })
     }
@@ -71,8 +133,31 @@ pub struct Mesh {
 }
 
 impl Mesh {
+    /// Sidecars for the in-process `Bench` component listening on `app_port`.
     pub async fn start(kar: &Path, store: &str, app_port: u16) -> Result<Mesh> {
-        let StoreProcess { home, env, redis } = StoreProcess::start(store).await?;
+        let server = ["-service", "bench", "-actors", "Bench"].map(String::from);
+        Mesh::start_with(kar, StoreSpec::parse(store)?, app_port, &server, &[]).await
+    }
+
+    /// Sidecars for a component `command` the server sidecar starts (`kar run ... --
+    /// command`), with `server_args` (e.g. `-actors Counter`).
+    pub async fn start_component(
+        kar: &Path,
+        store: StoreSpec,
+        server_args: &[String],
+        command: &[String],
+    ) -> Result<Mesh> {
+        Mesh::start_with(kar, store, free_port()?, server_args, command).await
+    }
+
+    async fn start_with(
+        kar: &Path,
+        store: StoreSpec,
+        app_port: u16,
+        server_args: &[String],
+        command: &[String],
+    ) -> Result<Mesh> {
+        let StoreProcess { home, env, redis } = StoreProcess::start_spec(store).await?;
         let mut processes = Vec::new();
         let mut labels = Vec::new();
         if let Some(redis) = redis {
@@ -81,23 +166,28 @@ impl Mesh {
         }
         let server_port = free_port()?;
         let client_port = free_port()?;
+        let mut server = server_args.to_vec();
+        if !command.is_empty() {
+            server.push("--".into());
+            server.extend(command.iter().cloned());
+        }
         for (port, extra, label) in [
-            (
-                server_port,
-                vec!["-service", "bench", "-actors", "Bench"],
-                "server sidecar",
-            ),
-            (client_port, vec![], "client sidecar"),
+            (server_port, server, "server sidecar"),
+            (client_port, Vec::new(), "client sidecar"),
         ] {
-            let mut args = vec!["run", "-app", "bench", "-app_port"];
-            let app_port = app_port.to_string();
-            let runtime_port = port.to_string();
-            args.push(&app_port);
-            args.push("-runtime_port");
-            args.push(&runtime_port);
-            args.extend(extra);
+            let args = [
+                "run".to_string(),
+                "-app".into(),
+                "bench".into(),
+                "-app_port".into(),
+                app_port.to_string(),
+                "-runtime_port".into(),
+                port.to_string(),
+            ];
             let child = Command::new(kar)
-                .args(&args)
+                .args(args)
+                .args(store.kar_args())
+                .args(extra)
                 .envs(env.iter().cloned())
                 .stdout(Stdio::null())
                 .kill_on_drop(true)
@@ -107,12 +197,20 @@ impl Mesh {
             labels.push(label);
             wait_for_tcp(port).await?;
         }
-        Ok(Mesh {
+        let mesh = Mesh {
             processes,
             labels,
             _home: home,
             client_port,
-        })
+        };
+        // For profilers attached from outside (see bench/profile.sh).
+        let pids: Vec<String> = mesh
+            .pids()
+            .iter()
+            .map(|(label, pid)| format!("{label}={pid}"))
+            .collect();
+        println!("  mesh on the {} store: {}", store.name(), pids.join(" "));
+        Ok(mesh)
     }
 
     /// `(what, pid)` of every live process of the mesh.
@@ -122,6 +220,25 @@ impl Mesh {
             .zip(&self.processes)
             .filter_map(|(label, child)| child.id().map(|pid| (*label, pid)))
             .collect()
+    }
+
+    /// [`Mesh::pids`] and the component the server sidecar started, if any.
+    pub fn pids_with_component(&self) -> Vec<(String, u32)> {
+        let mut pids: Vec<(String, u32)> = self
+            .pids()
+            .into_iter()
+            .map(|(label, pid)| (label.to_string(), pid))
+            .collect();
+        let server = pids
+            .iter()
+            .find(|(label, _)| label == "server sidecar")
+            .map(|(_, pid)| *pid);
+        if let Some(server) = server {
+            for child in crate::procfs::children(server) {
+                pids.push(("component".into(), child));
+            }
+        }
+        pids
     }
 
     pub async fn stop(mut self) {

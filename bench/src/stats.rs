@@ -3,6 +3,7 @@
 use crate::deferred::ReminderFigures;
 use crate::keyed::KeyedFigures;
 use crate::recovery::RecoveryFigures;
+use crate::stateful::Row;
 use std::fmt::Write;
 use std::time::Duration;
 
@@ -36,6 +37,18 @@ pub struct Measured {
     pub distinct: f64,
     /// Calls/s, concurrent clients on one key.
     pub hot: f64,
+    /// CPU µs per call of each process over the distinct-keys load.
+    pub cpu: Vec<(String, f64)>,
+    /// Resident memory of the sidecars.
+    pub rss: Option<Rss>,
+    /// `(clients, calls/s)` on distinct keys.
+    pub scaling: Vec<(usize, f64)>,
+}
+
+/// Resident memory (kB) per process: before any call, and the peak over the calls.
+pub struct Rss {
+    pub idle: Vec<(String, Option<u64>)>,
+    pub peak: Vec<(String, Option<u64>)>,
 }
 
 pub struct Report {
@@ -48,6 +61,7 @@ pub struct Report {
     /// Reminder firings and event latency per store.
     deferred: Vec<(String, Option<ReminderFigures>, Option<Figures>)>,
     recovery: Vec<RecoveryFigures>,
+    stateful: Vec<Row>,
     /// Plain and keyed service calls per store (`keyed.rs`).
     keyed: Vec<(String, KeyedFigures)>,
 }
@@ -60,13 +74,18 @@ pub fn ms(d: Duration) -> f64 {
 /// `restate-server --dump-config` of 1.7.12).
 const GUARANTEES: &str = "\
 Guarantees behind the figures: **kar** — every accepted request is durable in the store \
-before it runs and its completion is one atomic store transition; the embedded store is \
-SQLite WAL with `synchronous=NORMAL` (survives process crashes, not OS crashes); Redis runs \
-without persistence in this run (`--save '' --appendonly no`). **Restate** 1.7.12 with its \
-defaults as `restate-server --dump-config` prints them: its own durable log (Bifrost) with \
-provider `replicated` and `default-replication = 1` (this single node), the log-server's \
-RocksDB WAL with `rocksdb-disable-wal-fsync = false`; the Counter's state is read and \
-written on every call, kar's `Bench.echo` keeps no state.";
+before it runs and its completion is one atomic store transition; what a commit survives \
+depends on the store setting: `embedded` is SQLite WAL with `-store_sync normal` (the \
+default: survives process crashes; an OS crash or power loss may roll back the latest \
+commits), `embedded-fsync` is `-store_sync full` (the WAL is fsynced before a commit is \
+acknowledged; transitions committed together share the fsync), `redis` runs without \
+persistence (`--save '' --appendonly no`), `redis-fsync` with `--appendonly yes \
+--appendfsync always` (the AOF is fsynced before Redis replies). The stateless `Bench` \
+rows use `embedded` and `redis`. **Restate** 1.7.12 with its defaults as `restate-server \
+--dump-config` prints them: its own durable log (Bifrost) with provider `replicated` and \
+`default-replication = 1` (this single node), the log-server's RocksDB WAL with \
+`rocksdb-disable-wal-fsync = false` (fsynced); its `Counter` keeps state in every row, \
+kar's `Bench.echo` keeps none.";
 
 impl Report {
     pub fn new(concurrency: usize) -> Report {
@@ -77,8 +96,26 @@ impl Report {
             services: Vec::new(),
             deferred: Vec::new(),
             recovery: Vec::new(),
+            stateful: Vec::new(),
             keyed: Vec::new(),
         }
+    }
+
+    pub fn push_stateful(&mut self, row: Row) {
+        println!(
+            "  measured {} ({}, stateful): 1 client p50 {:.3} ms, p99 {:.3} ms, {:.0} calls/s; {} clients p50 {:.3} ms, p99 {:.3} ms, {:.0} calls/s; CPU µs/call {}",
+            row.system,
+            row.language,
+            ms(row.sequential.p50),
+            ms(row.sequential.p99),
+            row.sequential_rate,
+            row.clients(),
+            ms(row.concurrent.p50),
+            ms(row.concurrent.p99),
+            row.concurrent_rate,
+            cpu_per_call_text(&row.cpu)
+        );
+        self.stateful.push(row);
     }
 
     pub fn push_deferred(
@@ -254,12 +291,205 @@ impl Report {
                 );
             }
         }
+        out.push_str(&self.resources_markdown());
+        out.push_str(&self.stateful_markdown());
+        out.push_str(&self.scaling_markdown());
         if !self.recovery.is_empty() {
             out.push_str(&recovery_markdown(&self.recovery));
         }
         let _ = writeln!(out, "\n{GUARANTEES}");
         out
     }
+
+    /// Sidecar memory and CPU per call of the stateless rows.
+    fn resources_markdown(&self) -> String {
+        let mut out = String::new();
+        let rows: Vec<_> = self
+            .rows
+            .iter()
+            .filter(|(_, m)| m.rss.is_some() || !m.cpu.is_empty())
+            .collect();
+        if rows.is_empty() {
+            return out;
+        }
+        let c = self.concurrency;
+        let _ = writeln!(
+            out,
+            "\nResources of the keyed calls above: resident memory (VmRSS) of each sidecar once \
+             up and before any call, and its peak (VmHWM) over the calls ({c} clients included); \
+             CPU time per call of each process (utime + stime from `/proc`, clock ticks of 10 ms) \
+             over the {c}-client load on {c} keys. Targets: ≤ 20 MB idle, ≤ 40 MB loaded.\n"
+        );
+        let _ = writeln!(
+            out,
+            "| system | RSS idle (MB) | RSS peak under load (MB) | CPU µs per call, {c} clients on {c} keys | runtime µs/call (kar: both sidecars; Restate: its server) |"
+        );
+        let _ = writeln!(out, "|---|---|---|---|---:|");
+        let mb = |list: &[(String, Option<u64>)]| {
+            list.iter()
+                .filter(|(label, _)| label.contains("sidecar"))
+                .map(|(label, kb)| match kb {
+                    Some(kb) => format!("{label} {:.1}", *kb as f64 / 1024.0),
+                    None => format!("{label} ?"),
+                })
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        for (system, m) in rows {
+            let (idle, peak) = m.rss.as_ref().map_or((String::new(), String::new()), |r| {
+                (mb(&r.idle), mb(&r.peak))
+            });
+            let _ = writeln!(
+                out,
+                "| {system} | {idle} | {peak} | {} | {} |",
+                cpu_per_call_text(&m.cpu),
+                runtime_cpu_text(&m.cpu)
+            );
+        }
+        out
+    }
+
+    /// The stateful counter rows, per language, with ratios to Restate of the same
+    /// language and to the direct baseline.
+    fn stateful_markdown(&self) -> String {
+        let mut out = String::new();
+        let Some(first) = self.stateful.first() else {
+            return out;
+        };
+        let c = first.clients();
+        let _ = writeln!(
+            out,
+            "\nStateful keyed counter (the fair comparison): `Counter.add(1)` reads the counter from \
+             the object's state and writes it back on every call, component in the same language \
+             on both sides: kar's Rust SDK (`crates/sdk`, actor state through the SDK) against \
+             Restate's Rust SDK (`restate-sdk` 0.12), and the npm `kar-sdk` 1.3.10 \
+             (`actor.state.get` + `actor.state.set`) against Restate's TypeScript SDK 1.17.2, \
+             both Node rows on Node 22.23.3. kar: client sidecar (h2c from the load generator) → \
+             server sidecar → component (`kar run -h2c -actors Counter -- ...`); Restate: \
+             HTTP/1.1 to its ingress, h2c to the SDK endpoint. 1 client: {} sequential calls \
+             on one key after 200 warm-up calls; {c} clients: closed loop on {c} keys (each \
+             activated first). CPU: µs per call over the {c}-client window, per process and \
+             summed. Ratios: latency (lower is better) and calls/s (higher is better) against \
+             Restate with the same SDK language.\n",
+            first.sequential.samples.len()
+        );
+        let _ = writeln!(
+            out,
+            "| SDK | system | a commit survives | 1 client p50 (ms) | 1 client p99 (ms) | 1 client calls/s | {c} clients p50 (ms) | {c} clients p99 (ms) | {c} clients calls/s | CPU µs/call (total) | runtime µs/call (kar: both sidecars; Restate: its server) | CPU µs/call per process | p50 / Restate (1; {c}) | calls/s / Restate (1; {c}) |"
+        );
+        let _ = writeln!(
+            out,
+            "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|---|"
+        );
+        for row in &self.stateful {
+            let restate = self
+                .stateful
+                .iter()
+                .find(|r| r.system == "Restate" && r.language == row.language);
+            let ratios = match restate {
+                Some(r) if row.system != "Restate" && !row.system.starts_with("direct") => (
+                    format!(
+                        "{:.2}×; {:.2}×",
+                        ms(row.sequential.p50) / ms(r.sequential.p50).max(1e-9),
+                        ms(row.concurrent.p50) / ms(r.concurrent.p50).max(1e-9)
+                    ),
+                    format!(
+                        "{:.2}×; {:.2}×",
+                        row.sequential_rate / r.sequential_rate.max(1e-9),
+                        row.concurrent_rate / r.concurrent_rate.max(1e-9)
+                    ),
+                ),
+                _ => (String::new(), String::new()),
+            };
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {:.3} | {:.3} | {:.0} | {:.3} | {:.3} | {:.0} | {} | {} | {} | {} | {} |",
+                row.language,
+                row.system,
+                row.guarantee,
+                ms(row.sequential.p50),
+                ms(row.sequential.p99),
+                row.sequential_rate,
+                ms(row.concurrent.p50),
+                ms(row.concurrent.p99),
+                row.concurrent_rate,
+                total_cpu_text(&row.cpu),
+                runtime_cpu_text(&row.cpu),
+                cpu_per_call_text(&row.cpu),
+                ratios.0,
+                ratios.1
+            );
+        }
+        out
+    }
+
+    /// Calls/s against the number of closed-loop clients (each on its own key).
+    fn scaling_markdown(&self) -> String {
+        let mut out = String::new();
+        let mut curves: Vec<(String, &[(usize, f64)])> = Vec::new();
+        for (system, m) in &self.rows {
+            // The Restate row of the first table calls its Node `Counter`.
+            let what = if system.starts_with("Restate") {
+                "`Counter.add`, TypeScript SDK"
+            } else {
+                "`Bench.echo`, stateless"
+            };
+            curves.push((format!("{system} ({what})"), &m.scaling));
+        }
+        for row in &self.stateful {
+            if !row.system.starts_with("direct") {
+                curves.push((
+                    format!("{} (`Counter.add`, {} SDK)", row.system, row.language),
+                    &row.scaling,
+                ));
+            }
+        }
+        curves.retain(|(_, points)| !points.is_empty());
+        let Some((_, first)) = curves.first() else {
+            return out;
+        };
+        let clients: Vec<usize> = first.iter().map(|(n, _)| *n).collect();
+        let _ = writeln!(
+            out,
+            "\nThroughput against clients (calls/s; N closed-loop clients, each on its own key):\n"
+        );
+        let head: Vec<String> = clients.iter().map(|n| n.to_string()).collect();
+        let _ = writeln!(out, "| system | {} |", head.join(" | "));
+        let _ = writeln!(out, "|---|{}", "---:|".repeat(clients.len()));
+        for (system, points) in &curves {
+            let cells: Vec<String> = points.iter().map(|(_, r)| format!("{r:.0}")).collect();
+            let _ = writeln!(out, "| {system} | {} |", cells.join(" | "));
+        }
+        out
+    }
+}
+
+/// CPU µs per call of the runtime: kar's sidecars, or Restate's server.
+fn runtime_cpu_text(cpu: &[(String, f64)]) -> String {
+    let runtime: Vec<f64> = cpu
+        .iter()
+        .filter(|(label, _)| label.contains("sidecar") || label == "restate-server")
+        .map(|(_, us)| *us)
+        .collect();
+    if runtime.is_empty() {
+        return "—".into();
+    }
+    format!("{:.0}", runtime.iter().fold(0.0, |a, b| a + b))
+}
+
+/// CPU µs per call of every process together.
+fn total_cpu_text(cpu: &[(String, f64)]) -> String {
+    if cpu.is_empty() {
+        return "—".into();
+    }
+    format!("{:.0}", cpu.iter().fold(0.0, |a, (_, us)| a + us))
+}
+
+fn cpu_per_call_text(cpu: &[(String, f64)]) -> String {
+    cpu.iter()
+        .map(|(label, us)| format!("{label} {us:.0}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn cpu_text(r: &ReminderFigures) -> String {
@@ -280,6 +510,22 @@ impl Report {
             }
             let _ = writeln!(out, "{system},distinct,{:.1}", m.distinct);
             let _ = writeln!(out, "{system},hot,{:.1}", m.hot);
+            for (clients, rate) in &m.scaling {
+                let _ = writeln!(out, "{system} (echo),scale:{clients},{rate:.1}");
+            }
+        }
+        // The direct baseline's curve is the stateless one above.
+        for row in self
+            .stateful
+            .iter()
+            .filter(|r| !r.system.starts_with("direct"))
+        {
+            let system = format!("{} ({})", row.system, row.language);
+            let _ = writeln!(out, "{system},counter_rate,{:.1}", row.concurrent_rate);
+            let _ = writeln!(out, "{system},counter_p50_ms,{:.4}", ms(row.concurrent.p50));
+            for (clients, rate) in &row.scaling {
+                let _ = writeln!(out, "{system} (counter),scale:{clients},{rate:.1}");
+            }
         }
         out
     }

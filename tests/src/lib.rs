@@ -19,6 +19,7 @@
 mod clock;
 mod component;
 mod http;
+mod kafka;
 mod paths;
 mod ports;
 mod process;
@@ -28,6 +29,7 @@ mod tls_redis;
 pub use clock::{monotonic_ns, poll_until};
 pub use component::{kar, node_client, sidecars, Component};
 pub use http::{http1, http1_head_only, HttpReply};
+pub use kafka::Kafka;
 pub use paths::{apps_dir, curl_checks, kar_bin, node, python, repo_root};
 pub use ports::free_port;
 pub use process::{expect_clients, pid_is_gone, Exited, Process};

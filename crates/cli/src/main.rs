@@ -108,7 +108,7 @@ fn command(spec: &'static CommandSpec, args: &[String]) -> i32 {
     };
     if !global.ignored_kafka.is_empty() {
         eprintln!(
-            "kar: ignoring the Kafka settings ({}): this kar has no Kafka transport",
+            "kar: ignoring the Kafka settings ({}): kar reaches Kafka over plain TCP without SASL",
             global.ignored_kafka.join(", ")
         );
     }

@@ -1,6 +1,9 @@
 use crate::Clock;
 use std::time::Duration;
 
+/// The default `-event_retention`: upstream KAR's Kafka retention (15 min).
+pub const DEFAULT_EVENT_RETENTION: Duration = Duration::from_secs(15 * 60);
+
 /// What a runtime needs to know about itself.
 #[derive(Clone, Debug)]
 pub struct RuntimeConfig {
@@ -32,6 +35,11 @@ pub struct RuntimeConfig {
     /// The wall clock of deadlines and reminder times: the system's, or a test clock
     /// driven by tokio time.
     pub clock: Clock,
+    /// How long events are kept once every subscription passed them
+    /// (`-event_retention`, `retention.rs`).
+    pub event_retention: Duration,
+    /// `-kafka_brokers` and `-kafka_topics` (`kafka/`); `None` without brokers.
+    pub kafka: Option<crate::KafkaConfig>,
 }
 
 impl RuntimeConfig {
@@ -49,6 +57,8 @@ impl RuntimeConfig {
             cancel: false,
             idempotency_retention: Duration::from_secs(24 * 3600),
             clock: Clock::system(),
+            event_retention: DEFAULT_EVENT_RETENTION,
+            kafka: None,
         }
     }
 }

@@ -56,6 +56,25 @@ impl Runtime {
 impl Events<'_> {
     /// Creates a topic; returns whether it was created.
     pub async fn create_topic(&self, topic: &str) -> Result<bool, RuntimeError> {
+        self.create_topic_with(topic, crate::TopicOptions::default())
+            .await
+    }
+
+    /// Creates a topic, and its Kafka topic (with `options`) if it is bound to one;
+    /// returns whether the kar topic was created.
+    pub async fn create_topic_with(
+        &self,
+        topic: &str,
+        options: crate::TopicOptions,
+    ) -> Result<bool, RuntimeError> {
+        if let Some(kafka) = &self.runtime.kafka {
+            if let Some(binding) = kafka.binding(topic) {
+                kafka
+                    .create_topic(binding, options)
+                    .await
+                    .map_err(|e| RuntimeError::Failed(e.to_string()))?;
+            }
+        }
         Ok(self.runtime.store.topic_create(topic).await?)
     }
 
@@ -66,8 +85,21 @@ impl Events<'_> {
 
     /// Publishes one event; returns its offset. Wakes the delivery loops of this
     /// member and of the other members of the application that host actors.
+    ///
+    /// On a topic bound to Kafka, the event is produced to Kafka instead (the bridge
+    /// brings it into the topic); the offset returned is then the Kafka record's.
     pub async fn publish(&self, topic: &str, event: Bytes) -> Result<u64, RuntimeError> {
         let runtime = self.runtime;
+        if let Some(kafka) = &runtime.kafka {
+            if let Some(binding) = kafka.binding(topic) {
+                let offset = kafka
+                    .publish(binding, runtime.node.as_str(), event)
+                    .await
+                    .map_err(|e| RuntimeError::Failed(e.to_string()))?;
+                return Ok(u64::try_from(offset).unwrap_or(0));
+            }
+        }
+        runtime.published_to(topic);
         let offset = runtime.store.publish(topic, event).await?;
         runtime.wakes.events.notify_one();
         tokio::spawn(runtime.clone().wake_other_members());

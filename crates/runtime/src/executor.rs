@@ -175,6 +175,8 @@ impl Runtime {
                 tracing::debug!("mesh membership changed");
                 // The reminders of a member that left are everybody's now.
                 self.wakes.reminders.notify_one();
+                // So are the Kafka partitions it bridged.
+                self.wakes.bridges.notify_waiters();
             }
             Message::Signal(signal) => self.on_signal(signal),
         }

@@ -30,7 +30,9 @@
 //! * reminders (`reminders.rs`): [`Runtime::reminders`], plus the firing loop;
 //! * events (`events.rs`): [`Runtime::events`] (topics, publish) and
 //!   [`Runtime::subscriptions`], plus the delivery loop. Reminders and
-//!   subscriptions share one façade, [`Bindings`] (`bindings.rs`).
+//!   subscriptions share one façade, [`Bindings`] (`bindings.rs`); `retention.rs`
+//!   trims delivered events; `kafka/` bridges Kafka topics into kar topics and
+//!   publishes bound topics' events to Kafka.
 //!
 //! Cross-cutting, in one place each:
 //! * `mesh.rs`: control traffic between members as typed store signals, not durable
@@ -67,10 +69,12 @@ mod error;
 mod events;
 mod executor;
 mod idempotency;
+mod kafka;
 mod locks;
 mod mesh;
 mod metrics;
 mod reminders;
+mod retention;
 mod retry;
 mod runtime;
 mod state;
@@ -79,9 +83,10 @@ pub use app::{AppClient, AppError};
 pub use bindings::{Binding, Bindings};
 pub use caller::Accepted;
 pub use clock::Clock;
-pub use config::RuntimeConfig;
+pub use config::{RuntimeConfig, DEFAULT_EVENT_RETENTION};
 pub use error::{AwaitError, RuntimeError};
 pub use events::Events;
 pub use idempotency::MAX_IDEMPOTENCY_KEY_BYTES;
+pub use kafka::{KafkaConfig, KafkaError, TopicBinding, TopicOptions};
 pub use runtime::Runtime;
 pub use state::{Entry, State};

@@ -26,6 +26,11 @@ pub struct Runtime {
     pub(crate) mesh: crate::mesh::PendingQueries<crate::mesh::ActorListing>,
     /// Running-request listings asked of other members and not answered yet.
     pub(crate) mesh_running: crate::mesh::PendingQueries<Vec<kar_protocol::RequestId>>,
+    /// The Kafka connection and topic bindings (`kafka/`), with `-kafka_brokers`.
+    pub(crate) kafka: Option<Arc<crate::kafka::Kafka>>,
+    /// Topics published through this member or subscribed to by its application
+    /// since it started (trimmed here: `retention.rs`).
+    pub(crate) published: std::sync::Mutex<std::collections::BTreeSet<String>>,
     lifecycle: Lifecycle,
 }
 
@@ -38,6 +43,8 @@ pub(crate) struct Wakes {
     /// (possibly a delivery, after which the next event may go), or another member
     /// published.
     pub events: Notify,
+    /// The membership changed: a Kafka bridge's owner may have died (`kafka/`).
+    pub bridges: Notify,
 }
 
 struct Lifecycle {
@@ -64,6 +71,10 @@ impl Runtime {
             runtime_port: config.runtime_port,
         };
         let inbox = store.join(&member).await?;
+        let kafka = config
+            .kafka
+            .clone()
+            .map(|k| Arc::new(crate::kafka::Kafka::new(k)));
         let (consumed_tx, consumed_rx) = mpsc::unbounded_channel();
         let runtime = Arc::new(Runtime {
             config,
@@ -74,6 +85,8 @@ impl Runtime {
             wakes: Wakes::default(),
             mesh: Default::default(),
             mesh_running: Default::default(),
+            kafka,
+            published: Default::default(),
             lifecycle: Lifecycle {
                 shutting_down: watch::Sender::new(false),
                 left: watch::Sender::new(false),
@@ -90,6 +103,10 @@ impl Runtime {
             // Members without a component (CLI commands) fire no reminders.
             tokio::spawn(runtime.clone().reminder_loop());
             tokio::spawn(runtime.clone().event_loop());
+            tokio::spawn(runtime.clone().retention_loop());
+            if let Some(kafka) = runtime.kafka.clone() {
+                tokio::spawn(runtime.clone().kafka_bridges(kafka));
+            }
         }
         tokio::spawn(runtime.clone().inbox_loop(inbox));
         tokio::spawn(runtime.clone().forget_loop(consumed_rx));

@@ -2,13 +2,21 @@
 //!
 //! Topics are global: every application sees the same topics (one application may
 //! publish to a topic another one subscribes to). Subscriptions belong to an
-//! application's actors. Events are retained (no trimming yet).
+//! application's actors. Events are trimmed ([`EventStore::trim`]) once every
+//! subscription passed them and their retention elapsed.
+//!
+//! A topic may also be fed by a *bridge* from an outside log (a Kafka topic's
+//! partitions): [`EventStore::bridge_claim`] makes one member the owner of a source
+//! partition, and [`EventStore::bridge_append`] appends the records it read and
+//! advances the partition's offset in one transition, so each record is appended
+//! once whatever crashes (delivery then goes through [`EventStore::deliver_event`]).
 
 use crate::{Routing, StoreError};
 use async_trait::async_trait;
 use bytes::Bytes;
 use kar_protocol::{ActorRef, Request, Subscription};
 use std::sync::Arc;
+use std::time::Duration;
 
 /// Topics, their event logs, and actor subscriptions: what only they do. Getting,
 /// listing and cancelling subscriptions is
@@ -44,6 +52,60 @@ pub trait EventStore: Send + Sync + 'static {
         id: &str,
         build: &EventRequestBuilder,
     ) -> Result<Delivery, StoreError>;
+
+    /// Deletes the oldest events of `topic` that every subscription to it (of every
+    /// application) has been delivered and that were appended at least `retention`
+    /// ago, at most `max` of them; returns how many. Offsets are unchanged: a
+    /// subscription starting from the oldest event starts after the trimmed ones.
+    async fn trim(&self, topic: &str, retention: Duration, max: u64) -> Result<u64, StoreError>;
+
+    /// Claims or renews the bridge of one source partition (`source` names the outside
+    /// log, say `kafka:<topic>`) into `topic` for member `node` of this application:
+    /// it succeeds if nobody owns it, if `node` does, or if its owner is dead (not a
+    /// live member of its application; on engines with leases, its bridge lease of
+    /// `lease` ran out). Returns the partition's next offset to read (`None`: the
+    /// first ever claim, read from the partition's start), or [`Claim::Owned`] by
+    /// another live member.
+    async fn bridge_claim(
+        &self,
+        bridge: &Bridge,
+        node: &str,
+        lease: Duration,
+    ) -> Result<Claim, StoreError>;
+
+    /// Appends `events` (read from the source partition from offset `from` on) to the
+    /// topic and sets the partition's next offset to `next`, as one transition, if
+    /// `node` still owns the bridge and the partition's next offset is still `from`
+    /// (`None`: never set). Renews the owner's lease. Returns whether it did; `false`:
+    /// another member took the bridge over (or appended meanwhile), nothing changed.
+    async fn bridge_append(
+        &self,
+        bridge: &Bridge,
+        node: &str,
+        lease: Duration,
+        from: Option<i64>,
+        next: i64,
+        events: Vec<Bytes>,
+    ) -> Result<bool, StoreError>;
+}
+
+/// One source partition bridged into a topic.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Bridge {
+    /// The kar topic the records are appended to.
+    pub topic: String,
+    /// The outside log, such as `kafka:<topic>`.
+    pub source: String,
+    pub partition: i32,
+}
+
+/// What [`EventStore::bridge_claim`] found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Claim {
+    /// The caller owns the bridge; the next offset to read (`None`: from the start).
+    Mine(Option<i64>),
+    /// Another live member does.
+    Owned(String),
 }
 
 /// Makes the request delivering one event (the event as published) to a subscriber.

@@ -9,7 +9,7 @@
 //! | `actors.rs` | [`ActorStore`] | placement, removal, actor state |
 //! | `bindings.rs` | [`BindingStore`] | what reminders and subscriptions share: get, list, cancel |
 //! | `reminders.rs` | [`ReminderStore`] | scheduling reminders and their firing |
-//! | `events.rs` | [`EventStore`] | topics, publish, subscribing, delivery |
+//! | `events.rs` | [`EventStore`] | topics, publish, subscribing, delivery, retention, bridges from outside logs (Kafka) |
 //! | `admin.rs` | [`AdminStore`] | purge, drain, description |
 //! | `control.rs` | [`ControlStore`] | an operator's listing, kill and pause of pending requests |
 //! | `idempotency.rs` | [`IdempotencyStore`] | idempotency keys: enqueue under a key, the request a key maps to, sweeping expired keys |
@@ -52,7 +52,7 @@ pub use control::{
     ControlStore, Killed, Paused, PendingRequest, PendingStatus, RequestFilter, RequestPage, KILLED,
 };
 pub use error::{BoxError, ErrorKind, StoreError};
-pub use events::{Delivery, EventRequestBuilder, EventStore};
+pub use events::{Bridge, Claim, Delivery, EventRequestBuilder, EventStore};
 pub use idempotency::{IdempotencyStore, Keyed, KeyedRequest};
 pub use membership::{Inbox, MembershipStore, RecoveryPolicy};
 pub use message::{Message, Routing, Signal};

@@ -14,7 +14,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         return Err("usage: fill_pending (embedded DIR | redis PORT) APP N".into());
     };
     let config = match engine.as_str() {
-        "embedded" => StoreConfig::Embedded { dir: at.into() },
+        "embedded" => StoreConfig::Embedded {
+            dir: at.into(),
+            sync: Default::default(),
+        },
         "redis" => StoreConfig::Redis(RedisConfig {
             host: "127.0.0.1".into(),
             port: at.parse()?,

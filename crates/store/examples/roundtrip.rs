@@ -8,7 +8,10 @@ use std::time::Instant;
 #[tokio::main]
 async fn main() {
     let dir = std::env::args().nth(1).unwrap();
-    let cfg = StoreConfig::Embedded { dir: dir.into() };
+    let cfg = StoreConfig::Embedded {
+        dir: dir.into(),
+        sync: Default::default(),
+    };
     let a = open(&cfg, "rt").await.unwrap();
     let b = open(&cfg, "rt").await.unwrap();
     let ma = Member {

@@ -8,7 +8,7 @@
 //!
 //! | where | what |
 //! |---|---|
-//! | `lib.rs` | [`StoreConfig`], [`open`], [`open_with`] (with a [`RecoveryPolicy`]) |
+//! | `lib.rs` | [`StoreConfig`] (with [`EmbeddedSync`]), [`open`], [`open_with`] (with a [`RecoveryPolicy`]) |
 //! | `codes.rs` | the stored request status and kind codes, for both engines (SQL and Lua literals, typed decoding: an unknown code is `Corrupt`) |
 //! | `codec.rs` | postcard encoding of records and messages |
 //! | `examples/fill_pending.rs` | fills a store with pending requests (`bench/list_requests.sh`) |
@@ -27,6 +27,7 @@
 //! | `inbox.rs` | the inbox rows (requests, signals) and their reader |
 //! | `bindings.rs` | what reminders and subscriptions share: `impl<B> BindingStore<B>` once for both kinds (get, list, cancel) |
 //! | `recovery.rs` | removal of a member that left or died, held requests (guarantee 5) |
+//! | `event_log.rs` | topics' logs beyond publish and delivery: retention (trimming) and bridges from outside logs (Kafka partitions) |
 //! | `db.rs` | the database thread: group commit, savepoint per transition, reads outside the write lock |
 //! | `schema.rs`, `schema.sql` | `PRAGMA user_version` and the ordered migrations |
 //! | `liveness.rs`, `poke.rs` | failure detection by file locks, wake-ups |
@@ -61,8 +62,54 @@ pub enum StoreConfig {
     /// SQLite database `kar.db` in this directory (created if missing).
     Embedded {
         dir: PathBuf,
+        /// When a commit reaches the disk.
+        sync: EmbeddedSync,
     },
     Redis(RedisConfig),
+}
+
+/// When a commit of the embedded store reaches the disk: SQLite's `synchronous` in WAL
+/// mode (`kar run -store_sync`). Every level survives the death of any process; the
+/// levels differ on an OS crash or a power loss. Transitions committed together share
+/// one commit (group commit), so under load `Full` costs one fsync per batch.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum EmbeddedSync {
+    /// Never fsync: an OS crash or power loss may lose commits and may corrupt the
+    /// database.
+    Off,
+    /// Fsync the WAL at checkpoints only: an OS crash or power loss may roll back the
+    /// latest commits; the database stays consistent.
+    #[default]
+    Normal,
+    /// Fsync the WAL before every commit is acknowledged: commits survive an OS crash
+    /// and a power loss (if the disk honours flushes).
+    Full,
+}
+
+impl EmbeddedSync {
+    /// The flag value and SQLite's name of the level.
+    pub fn name(self) -> &'static str {
+        match self {
+            EmbeddedSync::Off => "off",
+            EmbeddedSync::Normal => "normal",
+            EmbeddedSync::Full => "full",
+        }
+    }
+}
+
+impl std::str::FromStr for EmbeddedSync {
+    type Err = StoreError;
+
+    fn from_str(text: &str) -> Result<Self, StoreError> {
+        match text.to_ascii_lowercase().as_str() {
+            "off" => Ok(EmbeddedSync::Off),
+            "normal" => Ok(EmbeddedSync::Normal),
+            "full" => Ok(EmbeddedSync::Full),
+            _ => Err(StoreError::Config(format!(
+                "invalid store sync level {text:?} (off, normal or full)"
+            ))),
+        }
+    }
 }
 
 #[derive(Clone, Debug, Default)]
@@ -96,9 +143,9 @@ pub async fn open_with(
     policy: RecoveryPolicy,
 ) -> Result<Arc<dyn Store>, StoreError> {
     match config {
-        StoreConfig::Embedded { dir } => {
-            Ok(Arc::new(embedded::EmbeddedStore::open(dir, app, policy)?))
-        }
+        StoreConfig::Embedded { dir, sync } => Ok(Arc::new(embedded::EmbeddedStore::open(
+            dir, app, policy, *sync,
+        )?)),
         StoreConfig::Redis(cfg) => Ok(Arc::new(redis::RedisStore::open(cfg, app, policy).await?)),
     }
 }

@@ -11,8 +11,8 @@ use kar_protocol::{
     UpdateCounts,
 };
 use kar_store::{
-    Delivery, EventRequestBuilder, Message, RecoveryPolicy, RequestBuilder, Resumed, Routing,
-    Signal, StoreError,
+    Bridge, Claim, Delivery, EventRequestBuilder, Message, RecoveryPolicy, RequestBuilder, Resumed,
+    Routing, Signal, StoreError,
 };
 use kar_store::{Killed, Paused, PendingStatus, RequestFilter, KILLED};
 use std::io::{BufRead, BufReader};
@@ -78,6 +78,8 @@ conformance!(
     events_delivered_in_order_one_at_a_time,
     events_delivered_once_under_concurrent_deliverers,
     events_topics_shared_subscriptions_isolated,
+    events_trimmed_once_passed_and_past_retention,
+    events_bridge_appends_once_and_is_taken_over,
     recovery_redelivers_with_the_next_attempt,
     redelivered_request_waits_for_its_children,
     held_request_is_parked_when_released_without_a_host,
@@ -1789,6 +1791,155 @@ async fn events_topics_shared_subscriptions_isolated(engine: &Engine) {
     assert_eq!(a.subscriptions().cancel_all(&actor).await.unwrap(), 1);
 }
 
+async fn events_trimmed_once_passed_and_past_retention(engine: &Engine) {
+    let store = engine.open("app").await;
+    let _inbox = store.join(&member("node-a", "sa", &["T"])).await.unwrap();
+    let node_a = NodeId("node-a".into());
+    let reader = ActorRef::new("T", "r");
+    store
+        .subscribe(&subscription(("T", "r"), "s", "kept", true))
+        .await
+        .unwrap();
+    for n in 1..=3 {
+        store
+            .publish("kept", Bytes::from(format!("{n}")))
+            .await
+            .unwrap();
+    }
+    const HOUR: Duration = Duration::from_secs(3600);
+    // Nothing passed yet: nothing goes, whatever the retention.
+    assert_eq!(store.trim("kept", Duration::ZERO, 100).await.unwrap(), 0);
+    for n in 1..=2 {
+        let (offset, id, _) = deliver_one(&store, &reader, "s").await;
+        assert_eq!(offset, n);
+        store.complete(&node_a, &id, &reply("ok")).await.unwrap();
+    }
+    // Passed, but within the retention: kept.
+    assert_eq!(store.trim("kept", HOUR, 100).await.unwrap(), 0);
+    // Passed and past it: the two delivered events go, the third stays.
+    assert_eq!(store.trim("kept", Duration::ZERO, 100).await.unwrap(), 2);
+    assert_eq!(store.trim("kept", Duration::ZERO, 100).await.unwrap(), 0);
+    // Offsets go on; a subscription from the oldest starts after the trimmed ones.
+    assert_eq!(store.publish("kept", b("4")).await.unwrap(), 4);
+    let late = ActorRef::new("T", "late");
+    store
+        .subscribe(&subscription(("T", "late"), "s", "kept", true))
+        .await
+        .unwrap();
+    let (offset, id, body) = deliver_one(&store, &late, "s").await;
+    assert_eq!((offset, body), (3, b("[3]")));
+    store.complete(&node_a, &id, &reply("ok")).await.unwrap();
+    let (offset, id, _) = deliver_one(&store, &reader, "s").await;
+    assert_eq!(offset, 3);
+    store.complete(&node_a, &id, &reply("ok")).await.unwrap();
+    // A topic nobody subscribes to is trimmed on age alone, `max` at a time.
+    for n in 1..=5 {
+        store
+            .publish("lonely", Bytes::from(format!("{n}")))
+            .await
+            .unwrap();
+    }
+    assert_eq!(store.trim("lonely", Duration::ZERO, 2).await.unwrap(), 2);
+    assert_eq!(store.trim("lonely", Duration::ZERO, 10).await.unwrap(), 3);
+    assert_eq!(store.trim("lonely", Duration::ZERO, 10).await.unwrap(), 0);
+    assert_eq!(store.publish("lonely", b("6")).await.unwrap(), 6);
+}
+
+async fn events_bridge_appends_once_and_is_taken_over(engine: &Engine) {
+    let a = engine.open("app").await;
+    let b_store = engine.open("app").await;
+    let _inbox_a = a.join(&member("node-a", "sa", &["T"])).await.unwrap();
+    let _inbox_b = b_store.join(&member("node-b", "sb", &["T"])).await.unwrap();
+    let bridge = Bridge {
+        topic: "k".into(),
+        source: "kafka:k".into(),
+        partition: 0,
+    };
+    // A lease long enough for the first part; the takeover waits for its end.
+    let lease = Duration::from_secs(2);
+    assert_eq!(
+        a.bridge_claim(&bridge, "node-a", lease).await.unwrap(),
+        Claim::Mine(None)
+    );
+    assert_eq!(
+        b_store
+            .bridge_claim(&bridge, "node-b", lease)
+            .await
+            .unwrap(),
+        Claim::Owned("node-a".into())
+    );
+    let append = |store: &Arc<dyn kar_store::Store>, node: &str, from, next, events: &[&str]| {
+        let (store, bridge, node) = (store.clone(), bridge.clone(), node.to_string());
+        let events: Vec<Bytes> = events.iter().map(|e| b(e)).collect();
+        async move {
+            store
+                .bridge_append(&bridge, &node, lease, from, next, events)
+                .await
+                .unwrap()
+        }
+    };
+    assert!(append(&a, "node-a", None, 2, &["e0", "e1"]).await);
+    // The same batch again (a retry after a lost reply, say): refused.
+    assert!(!append(&a, "node-a", None, 2, &["e0", "e1"]).await);
+    // A non-owner cannot append.
+    assert!(!append(&b_store, "node-b", Some(2), 3, &["x"]).await);
+    assert!(append(&a, "node-a", Some(2), 3, &["e2"]).await);
+    assert_eq!(
+        a.bridge_claim(&bridge, "node-a", lease).await.unwrap(),
+        Claim::Mine(Some(3))
+    );
+    // node-a goes away: node-b takes over where it stopped (at once on the embedded
+    // store, once the bridge lease ran out on Redis).
+    a.leave(&NodeId("node-a".into())).await.unwrap();
+    let start = Instant::now();
+    loop {
+        match b_store
+            .bridge_claim(&bridge, "node-b", lease)
+            .await
+            .unwrap()
+        {
+            Claim::Mine(next) => {
+                assert_eq!(next, Some(3));
+                break;
+            }
+            Claim::Owned(owner) => assert_eq!(owner, "node-a"),
+        }
+        assert!(
+            start.elapsed() < PATIENCE,
+            "the bridge was never taken over"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // The former owner, waking up late, appends nothing.
+    let late = engine.open("app").await;
+    assert!(!append(&late, "node-a", Some(3), 4, &["stale"]).await);
+    assert!(append(&b_store, "node-b", Some(3), 4, &["e3"]).await);
+    // Each record once, in order.
+    b_store
+        .subscribe(&subscription(("T", "r"), "s", "k", true))
+        .await
+        .unwrap();
+    let reader = ActorRef::new("T", "r");
+    for (n, event) in ["e0", "e1", "e2", "e3"].into_iter().enumerate() {
+        let (offset, id, body) = deliver_one(&b_store, &reader, "s").await;
+        assert_eq!(
+            (offset, body),
+            (n as u64 + 1, Bytes::from(format!("[{event}]")))
+        );
+        b_store
+            .complete(&NodeId("node-b".into()), &id, &reply("ok"))
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        b_store
+            .deliver_event(&reader, "s", &event_builder())
+            .await
+            .unwrap(),
+        Delivery::UpToDate
+    );
+}
+
 // ----- recovery (guarantees 2–5) -----
 
 /// Waits (bounded) until member `node` of `app` is fully removed (recovered).
@@ -2299,6 +2450,7 @@ async fn embedded_database_of_a_newer_version_is_refused() {
         .unwrap();
     let config = kar_store::StoreConfig::Embedded {
         dir: dir.path().to_path_buf(),
+        sync: Default::default(),
     };
     let err = match kar_store::open(&config, "app").await {
         Ok(_) => panic!("a database of a newer version was opened"),

@@ -382,6 +382,7 @@ pub async fn start_sidecar(options: SidecarOptions) -> Sidecar {
     let store = kar_store::open(
         &StoreConfig::Embedded {
             dir: dir.path().to_path_buf(),
+            sync: Default::default(),
         },
         "app",
     )

@@ -7,7 +7,7 @@ use crate::config::{self, optional_duration, ProcessEnv};
 use crate::flags::{Flag, Kind, Matches};
 use crate::logging;
 use anyhow::{anyhow, Context as _, Result};
-use kar_runtime::{Runtime, RuntimeConfig};
+use kar_runtime::{KafkaConfig, Runtime, RuntimeConfig, TopicBinding};
 use kar_sidecar::{serve, ApiToken, AppClientConfig, HttpAppClient, ServerConfig, ServerHandle};
 use std::net::Ipv4Addr;
 use std::sync::Arc;
@@ -118,6 +118,18 @@ const MAX_BODY_BYTES: Flag = Flag::new(
     "16777216",
     "Largest request body accepted on the runtime port, in bytes (larger: 413)",
 );
+const KAFKA_TOPICS: Flag = Flag::new(
+    "kafka_topics",
+    Kind::String,
+    "",
+    "Topics bound to Kafka topics (needs -kafka_brokers): TOPIC or TOPIC=KAFKA_TOPIC, comma-separated",
+);
+const EVENT_RETENTION: Flag = Flag::new(
+    "event_retention",
+    Kind::Duration,
+    "15m",
+    "How long events are kept in the store once every subscription was delivered them",
+);
 const IDEMPOTENCY_RETENTION: Flag = Flag::new(
     "idempotency_retention",
     Kind::Duration,
@@ -143,6 +155,8 @@ pub const FLAGS: &[&Flag] = &[
     &MAX_ATTEMPTS,
     &API_TOKEN,
     &MAX_BODY_BYTES,
+    &KAFKA_TOPICS,
+    &EVENT_RETENTION,
     &IDEMPOTENCY_RETENTION,
 ];
 
@@ -173,6 +187,9 @@ pub struct RunOptions {
     /// Required from peers other than 127.0.0.1/::1 when set.
     pub api_token: Option<ApiToken>,
     pub max_body_bytes: usize,
+    /// `-kafka_topics`, parsed.
+    pub kafka_topics: Vec<TopicBinding>,
+    pub event_retention: Duration,
     /// `-idempotency_retention` (0: keys are forgotten at once).
     pub idempotency_retention: Duration,
 }
@@ -209,11 +226,33 @@ impl RunOptions {
                 .ok()
                 .filter(|n| *n > 0)
                 .ok_or_else(|| anyhow!("-max_body_bytes must be a positive number of bytes"))?,
+            kafka_topics: KafkaConfig::parse_topics(m.str("kafka_topics"))
+                .map_err(|e| anyhow!(e))?,
+            event_retention: u64::try_from(m.duration("event_retention"))
+                .map(Duration::from_nanos)
+                .map_err(|_| anyhow!("-event_retention must not be negative"))?,
             idempotency_retention: u64::try_from(m.duration("idempotency_retention"))
                 .map(Duration::from_nanos)
                 .map_err(|_| anyhow!("-idempotency_retention must not be negative"))?,
         })
     }
+}
+
+/// The Kafka settings: `None` without brokers (then no topic may be bound).
+fn kafka_config(brokers: &str, topics: &[TopicBinding]) -> Result<Option<KafkaConfig>> {
+    let brokers = KafkaConfig::parse_brokers(brokers);
+    if brokers.is_empty() {
+        if !topics.is_empty() {
+            return Err(anyhow!(
+                "-kafka_topics needs -kafka_brokers (or KAFKA_BROKERS)"
+            ));
+        }
+        return Ok(None);
+    }
+    Ok(Some(KafkaConfig {
+        brokers,
+        topics: topics.to_vec(),
+    }))
 }
 
 pub async fn run(ctx: Context) -> Result<i32> {
@@ -257,6 +296,8 @@ pub async fn run(ctx: Context) -> Result<i32> {
     }
     runtime_config.actor_reminder_acceptable_delay = options.actor_reminder_acceptable_delay;
     runtime_config.cancel = options.cancel;
+    runtime_config.event_retention = options.event_retention;
+    runtime_config.kafka = kafka_config(&global.kafka_brokers, &options.kafka_topics)?;
     runtime_config.idempotency_retention = options.idempotency_retention;
     // Components without -service still host `kar.none`, so they get an app client too.
     let app = HttpAppClient::new(AppClientConfig {

@@ -20,7 +20,7 @@ pub use token::api_token;
 use crate::flags::{Matches, Value};
 use crate::logging::LogLevel;
 use anyhow::{anyhow, bail, Context, Result};
-use kar_store::{RedisConfig, StoreConfig};
+use kar_store::{EmbeddedSync, RedisConfig, StoreConfig};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -31,7 +31,9 @@ pub struct GlobalConfig {
     pub store: StoreConfig,
     /// `-request_retry_limit` in signed nanoseconds (negative: no limit).
     pub request_retry_limit_nanos: i64,
-    /// Kafka options that were given (they are ignored; the caller says so once).
+    /// `-kafka_brokers` / `KAFKA_BROKERS`, as given ("" for none).
+    pub kafka_brokers: String,
+    /// Kafka options that were given but are not used (the caller says so once).
     pub ignored_kafka: Vec<&'static str>,
     /// A Redis CA certificate was given without TLS (it is unused; the caller says so).
     pub redis_ca_cert_ignored: bool,
@@ -86,9 +88,14 @@ pub fn resolve(matches: &Matches, env: &dyn Env) -> Result<GlobalConfig> {
 
     let redis_host = str_of("redis_host")?;
     let mut redis_ca_cert_ignored = false;
+    let store_sync = matches.str("store_sync");
+    let sync: EmbeddedSync = store_sync
+        .parse()
+        .map_err(|_| anyhow!("invalid -store_sync {store_sync:?} (off, normal or full)"))?;
     let store = if redis_host.is_empty() {
         StoreConfig::Embedded {
             dir: kar_home(env)?,
+            sync,
         }
     } else {
         let port = match sourced("redis_port")?.0 {
@@ -122,6 +129,7 @@ pub fn resolve(matches: &Matches, env: &dyn Env) -> Result<GlobalConfig> {
     Ok(GlobalConfig {
         app,
         store,
+        kafka_brokers: str_of("kafka_brokers")?,
         request_retry_limit_nanos: matches.duration("request_retry_limit"),
         ignored_kafka,
         redis_ca_cert_ignored,
@@ -214,7 +222,7 @@ mod tests {
     fn embedded_store_location() {
         let m = matches(&["-app", "a"]);
         let dir = |vars: &[(&str, &str)]| match resolve(&m, &FakeEnv::new(vars)).unwrap().store {
-            StoreConfig::Embedded { dir } => dir,
+            StoreConfig::Embedded { dir, .. } => dir,
             other => panic!("expected embedded, got {other:?}"),
         };
         assert_eq!(dir(&[("HOME", "/h")]), PathBuf::from("/h/.local/share/kar"));
@@ -231,6 +239,29 @@ mod tests {
             PathBuf::from("/k")
         );
         assert!(resolve(&m, &FakeEnv::new(&[])).is_err());
+    }
+
+    #[test]
+    fn store_sync_levels() {
+        let env = FakeEnv::new(&[("HOME", "/h")]);
+        let sync = |args: &[&str]| match resolve(&matches(args), &env).map(|c| c.store) {
+            Ok(StoreConfig::Embedded { sync, .. }) => Ok(sync),
+            Ok(other) => panic!("expected embedded, got {other:?}"),
+            Err(e) => Err(e.to_string()),
+        };
+        assert_eq!(sync(&["-app", "a"]), Ok(EmbeddedSync::Normal));
+        assert_eq!(
+            sync(&["-app", "a", "-store_sync", "full"]),
+            Ok(EmbeddedSync::Full)
+        );
+        assert_eq!(
+            sync(&["-app", "a", "-store_sync", "OFF"]),
+            Ok(EmbeddedSync::Off)
+        );
+        assert_eq!(
+            sync(&["-app", "a", "-store_sync", "always"]),
+            Err("invalid -store_sync \"always\" (off, normal or full)".to_string())
+        );
     }
 
     #[test]
@@ -323,7 +354,8 @@ mod tests {
     fn kafka_settings_are_noticed() {
         let env = FakeEnv::new(&[("HOME", "/h"), ("KAFKA_BROKERS", "b:9092")]);
         let c = resolve(&matches(&["-app", "a", "-kafka_enable_tls"]), &env).unwrap();
-        assert_eq!(c.ignored_kafka, vec!["kafka_brokers", "kafka_enable_tls"]);
+        assert_eq!(c.ignored_kafka, vec!["kafka_enable_tls"]);
+        assert_eq!(c.kafka_brokers, "b:9092");
         let c = resolve(&matches(&["-app", "a"]), &FakeEnv::new(&[("HOME", "/h")])).unwrap();
         assert!(c.ignored_kafka.is_empty());
     }

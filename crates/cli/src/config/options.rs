@@ -13,7 +13,7 @@ const KAFKA_BROKERS: Flag = Flag::new(
     "kafka_brokers",
     Kind::String,
     "",
-    "Comma-separated list of Kafka brokers (ignored: no Kafka transport yet)",
+    "Comma-separated list of Kafka brokers (host:port), for the topics of kar run -kafka_topics",
 );
 const KAFKA_ENABLE_TLS: Flag = Flag::new(
     "kafka_enable_tls",
@@ -99,6 +99,12 @@ const REDIS_LEASE: Flag = Flag::new(
     "3s",
     "Membership lease with the Redis store: a sidecar that cannot renew it in time leaves the mesh",
 );
+const STORE_SYNC: Flag = Flag::new(
+    "store_sync",
+    Kind::String,
+    "normal",
+    "When a commit of the embedded store reaches the disk: off, normal (fsync at checkpoints;\nan OS crash may lose the latest commits) or full (fsync before every commit is acknowledged)",
+);
 const REQUEST_RETRY_LIMIT: Flag = Flag::new(
     "request_retry_limit",
     Kind::Duration,
@@ -154,6 +160,7 @@ pub const GLOBAL_FLAGS: &[&Flag] = &[
     &REDIS_PASSWORD,
     &REDIS_CA_CERT,
     &REDIS_LEASE,
+    &STORE_SYNC,
     &REQUEST_RETRY_LIMIT,
     &REDIS_SLOW_OP_THRESHOLD,
     &V,
@@ -195,13 +202,13 @@ pub(super) fn sources_of(name: &str) -> Option<(String, String)> {
         .then(|| (name.to_ascii_uppercase(), name.to_string()))
 }
 
-/// The Kafka options (every `-kafka_*` flag): accepted for compatibility, noticed
-/// when set, otherwise unused.
+/// The Kafka options kar does not use (every `-kafka_*` flag but `-kafka_brokers`):
+/// accepted for compatibility, noticed when set.
 pub(super) fn kafka_options() -> impl Iterator<Item = &'static str> {
     GLOBAL_FLAGS
         .iter()
         .map(|flag| flag.name)
-        .filter(|name| name.starts_with("kafka_"))
+        .filter(|name| name.starts_with("kafka_") && *name != "kafka_brokers")
 }
 
 #[cfg(test)]
@@ -227,6 +234,6 @@ mod tests {
         );
         assert_eq!(sources_of("kafka_topic_config"), None);
         assert_eq!(sources_of("app"), None);
-        assert_eq!(kafka_options().count(), 7);
+        assert_eq!(kafka_options().count(), 6);
     }
 }

@@ -17,6 +17,7 @@ pub async fn start_runtime(
     let store = kar_store::open(
         &kar_store::StoreConfig::Embedded {
             dir: dir.to_path_buf(),
+            sync: Default::default(),
         },
         app_name,
     )

@@ -32,6 +32,7 @@ impl Harness {
         let store = kar_store::open(
             &StoreConfig::Embedded {
                 dir: dir.path().to_path_buf(),
+                sync: Default::default(),
             },
             "app",
         )

@@ -26,7 +26,7 @@ pub(crate) async fn call(ctx: &Ctx, actor: ActorRef, method: String, request: Re
     let kind = pragma_kind(&parts.headers);
     let key = match idempotency::key(&parts.headers) {
         Ok(key) => key,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let session = form_value(parts.uri.query(), "session");
     let (flow, parent) = session_parts(session.as_deref());

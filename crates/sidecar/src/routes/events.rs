@@ -12,6 +12,7 @@ use http::header::{HeaderValue, LOCATION};
 use http::{Method, StatusCode};
 use kar_protocol::paths::encode_segment;
 use kar_protocol::{ActorRef, Subscription};
+use kar_runtime::TopicOptions;
 use serde_json::Value;
 
 impl Binding for Subscription {
@@ -43,14 +44,18 @@ pub(crate) async fn topic(ctx: &Ctx, topic: String, request: Request) -> Respons
         Ok(body) => body,
         Err(response) => return response,
     };
-    // The topic detail (partitions, replication) means nothing to our stores; a
-    // malformed one is still refused, as upstream does.
+    // The topic detail (partitions, replication) means nothing to our stores, only to
+    // a Kafka topic the topic is bound to; a malformed one is refused, as upstream does.
+    let mut options = TopicOptions::default();
     if !body.is_empty() {
-        if let Err(e) = serde_json::from_slice::<Value>(&body) {
-            return reply::error(StatusCode::INTERNAL_SERVER_ERROR, one_line(&e.to_string()));
+        match serde_json::from_slice::<Value>(&body) {
+            Ok(detail) => options = topic_options(&detail),
+            Err(e) => {
+                return reply::error(StatusCode::INTERNAL_SERVER_ERROR, one_line(&e.to_string()))
+            }
         }
     }
-    match events.create_topic(&topic).await {
+    match events.create_topic_with(&topic, options).await {
         Ok(true) => {
             // 201, Location, no body and no Content-Type (spec §2.7).
             let mut response = reply::empty(StatusCode::CREATED);
@@ -66,6 +71,23 @@ pub(crate) async fn topic(ctx: &Ctx, topic: String, request: Request) -> Respons
             one_line(&format!("Failed to create topic {topic}: {e}")),
         ),
     }
+}
+
+/// `numPartitions` and `replicationFactor` of a topic detail (members matched without
+/// regard to case, as Go's JSON decoding does); others are ignored.
+fn topic_options(detail: &Value) -> TopicOptions {
+    let mut options = TopicOptions::default();
+    if let Value::Object(members) = detail {
+        for (name, value) in members {
+            let number = value.as_i64();
+            if name.eq_ignore_ascii_case("numPartitions") {
+                options.partitions = number.and_then(|n| i32::try_from(n).ok());
+            } else if name.eq_ignore_ascii_case("replicationFactor") {
+                options.replication = number.and_then(|n| i16::try_from(n).ok());
+            }
+        }
+    }
+    options
 }
 
 /// `POST /kar/v1/event/{topic}/publish`: the body, unchanged, is one event.

@@ -12,25 +12,29 @@ pub(crate) const HEADER: &str = "idempotency-key";
 /// The request's idempotency key, if it has one, or the `400` answer to a bad one
 /// (several headers, an empty value, characters other than visible ASCII and
 /// spaces, more than [`MAX_IDEMPOTENCY_KEY_BYTES`]).
-pub(crate) fn key(headers: &HeaderMap) -> Result<Option<String>, Response> {
+pub(crate) fn key(headers: &HeaderMap) -> Result<Option<String>, Box<Response>> {
+    checked(headers).map_err(|reason| Box::new(reply::error(StatusCode::BAD_REQUEST, reason)))
+}
+
+/// The key, or why it is refused.
+fn checked(headers: &HeaderMap) -> Result<Option<String>, String> {
     let mut values = headers.get_all(HEADER).iter();
     let Some(value) = values.next() else {
         return Ok(None);
     };
-    let bad = |reason: String| Err(reply::error(StatusCode::BAD_REQUEST, reason));
     if values.next().is_some() {
-        return bad("more than one Idempotency-Key header".to_string());
+        return Err("more than one Idempotency-Key header".to_string());
     }
     let len = value.as_bytes().len();
     if len > MAX_IDEMPOTENCY_KEY_BYTES {
-        return bad(format!(
+        return Err(format!(
             "Idempotency-Key is {len} bytes long, longer than the limit of {MAX_IDEMPOTENCY_KEY_BYTES}"
         ));
     }
     match value.to_str() {
-        Ok("") => bad("Idempotency-Key is empty".to_string()),
+        Ok("") => Err("Idempotency-Key is empty".to_string()),
         Ok(key) => Ok(Some(key.to_string())),
-        Err(_) => bad("Idempotency-Key must be visible ASCII characters".to_string()),
+        Err(_) => Err("Idempotency-Key must be visible ASCII characters".to_string()),
     }
 }
 
@@ -72,6 +76,7 @@ mod tests {
         match key(&headers) {
             Ok(key) => Ok(key),
             Err(response) => {
+                let response = *response;
                 assert_eq!(response.status(), StatusCode::BAD_REQUEST);
                 let body = response.into_body().collect().await.unwrap().to_bytes();
                 Err(String::from_utf8(body.to_vec()).unwrap())

@@ -19,7 +19,7 @@ pub(crate) async fn call(ctx: &Ctx, service: String, path: String, request: Requ
     let kind = pragma_kind(&parts.headers);
     let key = match idempotency::key(&parts.headers) {
         Ok(key) => key,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let invocation = Invocation {
         method: parts.method.as_str().to_string(),

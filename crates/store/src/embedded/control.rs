@@ -121,8 +121,10 @@ impl ControlStore for EmbeddedStore {
                 let name = filter.service.clone().or(filter.actor_type.clone());
                 let rows: Vec<RawRow> = conn
                     .prepare_cached(concat!(
+                        // `+app`: the rowid range, in order, rather than the
+                        // (app, id) index and a sort of every row of the app.
                         "SELECT seq, id, status, assignee, record FROM requests
-                         WHERE seq > ?2 AND app = ?1 AND status <> ",
+                         WHERE seq > ?2 AND +app = ?1 AND status <> ",
                         sql_status!(Done),
                         " AND (?3 IS NULL OR status = ?3)
                          AND (?4 IS NULL OR name = ?4)

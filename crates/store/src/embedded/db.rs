@@ -6,7 +6,7 @@
 //! write lock that the other `kar` processes compete for.
 
 use crate::codes::sql_status;
-use crate::StoreError;
+use crate::{EmbeddedSync, StoreError};
 use rusqlite::Connection;
 use std::collections::HashMap;
 use std::path::Path;
@@ -120,12 +120,17 @@ const MAX_BATCH: usize = 512;
 impl Db {
     /// Opens the database and brings its schema up to date (`upgrade`, in the
     /// opening transaction).
-    pub(crate) fn open(path: &Path, upgrade: Upgrade) -> Result<Db, StoreError> {
-        let conn = open_connection(path, upgrade)?;
+    /// Commits reach the disk as `sync` says.
+    pub(crate) fn open(
+        path: &Path,
+        upgrade: Upgrade,
+        sync: EmbeddedSync,
+    ) -> Result<Db, StoreError> {
+        let conn = open_connection(path, upgrade, sync)?;
         let (tx, rx) = mpsc::channel::<Box<dyn Job>>();
         let acks = Acks::default();
         let thread_acks = acks.clone();
-        let checkpoints = checkpointer(path)?;
+        let checkpoints = checkpointer(path, sync)?;
         std::thread::Builder::new()
             .name("kar-sqlite".into())
             .spawn(move || run_thread(conn, rx, thread_acks, checkpoints))
@@ -218,10 +223,14 @@ impl Db {
 /// at the same moment on a fresh directory; SQLite can then answer "busy" at once
 /// (without its busy handler) to the switch to WAL or to the upgrade, so those steps
 /// are retried for a while.
-fn open_connection(path: &Path, upgrade: Upgrade) -> Result<Connection, StoreError> {
+fn open_connection(
+    path: &Path,
+    upgrade: Upgrade,
+    sync: EmbeddedSync,
+) -> Result<Connection, StoreError> {
     let started = Instant::now();
     loop {
-        match try_open(path, upgrade) {
+        match try_open(path, upgrade, sync) {
             Ok(conn) => return Ok(conn),
             Err(e) if is_busy(&e) && started.elapsed() < BUSY_TIMEOUT => {
                 std::thread::sleep(Duration::from_millis(5));
@@ -231,18 +240,19 @@ fn open_connection(path: &Path, upgrade: Upgrade) -> Result<Connection, StoreErr
     }
 }
 
-fn try_open(path: &Path, upgrade: Upgrade) -> Result<Connection, StoreError> {
+fn try_open(path: &Path, upgrade: Upgrade, sync: EmbeddedSync) -> Result<Connection, StoreError> {
     let mut conn = Connection::open(path)?;
     conn.busy_handler(Some(on_busy))?;
     // Every statement of every transition stays prepared (the default cache of 16 is
     // smaller than the engine's set of statements: SQL would be parsed again on most
     // transitions).
     conn.set_prepared_statement_cache_capacity(256);
-    // WAL + synchronous=NORMAL: a commit survives the death of any process (the
-    // guarantees are about process failures); only an OS crash may lose the last
-    // commits.
+    // WAL: a commit survives the death of any process (the guarantees are about
+    // process failures) at every sync level; the level says what an OS crash or a
+    // power loss may lose (see `EmbeddedSync`). `synchronous` is a setting of the
+    // connection: each process commits at its own level.
     conn.pragma_update(None, "journal_mode", "WAL")?;
-    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    conn.pragma_update(None, "synchronous", sync.name())?;
     // Checkpoints (which fsync) run on a thread of their own, never inside the commit
     // of a transition (see `checkpointer`).
     conn.pragma_update(None, "wal_autocheckpoint", "0")?;
@@ -292,8 +302,10 @@ const COMMITS_PER_CHECKPOINT: u32 = 64;
 /// Starts the thread that copies the WAL back into the database file when told to:
 /// a passive checkpoint, which never blocks readers or writers, so the fsync it
 /// needs stays off the commits of transitions.
-fn checkpointer(path: &Path) -> Result<mpsc::SyncSender<()>, StoreError> {
+fn checkpointer(path: &Path, sync: EmbeddedSync) -> Result<mpsc::SyncSender<()>, StoreError> {
     let conn = Connection::open(path)?;
+    // `off` skips the fsyncs of checkpoints too.
+    conn.pragma_update(None, "synchronous", sync.name())?;
     let (tx, rx) = mpsc::sync_channel::<()>(1);
     std::thread::Builder::new()
         .name("kar-checkpoint".into())
@@ -415,6 +427,24 @@ fn delete_acked(conn: &Connection, acks: &Acks) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Each sync level reaches SQLite as its `synchronous` setting (0, 1, 2).
+    #[tokio::test]
+    async fn sync_level_sets_synchronous() {
+        let dir = tempfile::tempdir().unwrap();
+        for (sync, expected) in [
+            (EmbeddedSync::Off, 0),
+            (EmbeddedSync::Normal, 1),
+            (EmbeddedSync::Full, 2),
+        ] {
+            let db = Db::open(&dir.path().join("sync.db"), |_| Ok(()), sync).unwrap();
+            let value: i64 = db
+                .read(|conn| Ok(conn.pragma_query_value(None, "synchronous", |row| row.get(0))?))
+                .await
+                .unwrap();
+            assert_eq!(value, expected, "{sync:?}");
+        }
+    }
 
     /// Opening retries "busy" only: it is recognised through the error's source.
     #[test]

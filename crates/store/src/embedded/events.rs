@@ -4,14 +4,16 @@
 //! `bindings.rs`).
 
 use super::bindings::Binding;
+use super::event_log;
 use super::routing::insert_request;
 use super::EmbeddedStore;
 use crate::codes::sql_status;
-use crate::{Delivery, EventRequestBuilder, EventStore, StoreError};
+use crate::{Bridge, Claim, Delivery, EventRequestBuilder, EventStore, StoreError};
 use async_trait::async_trait;
 use bytes::Bytes;
 use kar_protocol::{ActorRef, Subscription};
 use rusqlite::{params, Connection, OptionalExtension, Row};
+use std::time::Duration;
 
 impl Binding for Subscription {
     const TABLE: &'static str = "subscriptions";
@@ -89,9 +91,14 @@ impl EventStore for EmbeddedStore {
                     )?
                     .query_row([&topic], |row| row.get(0))?;
                 conn.prepare_cached(
-                    "INSERT INTO events (topic, offset, data) VALUES (?1, ?2, ?3)",
+                    "INSERT INTO events (topic, offset, data, at) VALUES (?1, ?2, ?3, ?4)",
                 )?
-                .execute(params![topic, offset, event.as_ref()])?;
+                .execute(params![
+                    topic,
+                    offset,
+                    event.as_ref(),
+                    event_log::now_ms()
+                ])?;
                 Ok((to_offset(offset), Vec::new()))
             })
             .await
@@ -192,6 +199,43 @@ impl EventStore for EmbeddedStore {
                     },
                     pokes,
                 ))
+            })
+            .await
+    }
+
+    async fn trim(&self, topic: &str, retention: Duration, max: u64) -> Result<u64, StoreError> {
+        let topic = topic.to_string();
+        self.db
+            .run(move |conn| Ok((event_log::trim(conn, &topic, retention, max)?, Vec::new())))
+            .await
+    }
+
+    async fn bridge_claim(
+        &self,
+        bridge: &Bridge,
+        node: &str,
+        _lease: Duration,
+    ) -> Result<Claim, StoreError> {
+        let (app, bridge, node) = (self.app.clone(), bridge.clone(), node.to_string());
+        self.db
+            .run(move |conn| Ok((event_log::claim(conn, &bridge, &app, &node)?, Vec::new())))
+            .await
+    }
+
+    async fn bridge_append(
+        &self,
+        bridge: &Bridge,
+        node: &str,
+        _lease: Duration,
+        from: Option<i64>,
+        next: i64,
+        events: Vec<Bytes>,
+    ) -> Result<bool, StoreError> {
+        let (app, bridge, node) = (self.app.clone(), bridge.clone(), node.to_string());
+        self.db
+            .run(move |conn| {
+                let done = event_log::append(conn, &bridge, &app, &node, from, next, &events)?;
+                Ok((done, Vec::new()))
             })
             .await
     }

@@ -23,6 +23,7 @@ mod admin;
 mod bindings;
 mod control;
 mod db;
+mod event_log;
 mod events;
 mod idempotency;
 mod inbox;
@@ -55,7 +56,13 @@ pub struct EmbeddedStore {
 impl EmbeddedStore {
     /// Opens (creating if needed) `dir/kar.db` for application `app`; the recoveries
     /// this handle performs follow `policy`.
-    pub fn open(dir: &Path, app: &str, policy: crate::RecoveryPolicy) -> Result<Self, StoreError> {
+    /// Commits reach the disk as `sync` says.
+    pub fn open(
+        dir: &Path,
+        app: &str,
+        policy: crate::RecoveryPolicy,
+        sync: crate::EmbeddedSync,
+    ) -> Result<Self, StoreError> {
         std::fs::create_dir_all(dir).map_err(|e| {
             StoreError::Config(format!(
                 "cannot create store directory {}: {e}",
@@ -63,7 +70,7 @@ impl EmbeddedStore {
             ))
         })?;
         let path = dir.join("kar.db");
-        let db = Db::open(&path, schema::upgrade)?;
+        let db = Db::open(&path, schema::upgrade, sync)?;
         let watchers = Watchers::new(dir.to_path_buf(), app.to_string(), db.clone(), policy);
         Ok(EmbeddedStore {
             app: app.to_string(),

@@ -17,7 +17,12 @@ const SCHEMA_V1: &str = include_str!("schema.sql");
 /// Migration `i` brings a database at version `i` to version `i + 1`.
 type Migration = fn(&Connection) -> rusqlite::Result<()>;
 
-const MIGRATIONS: [Migration; 3] = [v1_tables, v2_inbox_payload, v3_idempotency];
+const MIGRATIONS: [Migration; 4] = [
+    v1_tables,
+    v2_inbox_payload,
+    v3_idempotency,
+    v4_event_retention_bridges,
+];
 
 /// The schema version this build writes.
 pub(super) const LATEST: u32 = MIGRATIONS.len() as u32;
@@ -97,6 +102,26 @@ fn v3_idempotency(conn: &Connection) -> rusqlite::Result<()> {
          );
          CREATE INDEX idempotency_request ON idempotency (app, id);
          CREATE INDEX idempotency_expiry ON idempotency (app, expires_at);",
+    )
+}
+
+/// Version 4: events carry the time they were appended (`at`, ms since the epoch; 0
+/// for older rows, which retention may trim at once), and `bridges` records the
+/// source partitions bridged into topics: the owning member and the next offset to
+/// read, advanced in the transition that appends the records (`event_log.rs`).
+fn v4_event_retention_bridges(conn: &Connection) -> rusqlite::Result<()> {
+    conn.execute_batch(
+        "ALTER TABLE events ADD COLUMN at INTEGER NOT NULL DEFAULT 0;
+         CREATE TABLE IF NOT EXISTS bridges (
+             topic TEXT NOT NULL,
+             source TEXT NOT NULL,
+             partition INTEGER NOT NULL,
+             app TEXT NOT NULL,
+             node TEXT NOT NULL,
+             next INTEGER,
+             PRIMARY KEY (topic, source, partition)
+         ) WITHOUT ROWID;
+         CREATE INDEX IF NOT EXISTS subscriptions_topic ON subscriptions (topic);",
     )
 }
 
@@ -226,6 +251,23 @@ mod tests {
         .unwrap();
         let row = first::<Vec<u8>>(&conn, "SELECT id, outcome FROM idempotency");
         assert_eq!(row, ("r1".to_string(), None));
+    }
+
+    /// 3 → 4: events gain their time (0 for the old ones); bridges appear.
+    #[test]
+    fn v4_from_v3() {
+        let conn = Connection::open_in_memory().unwrap();
+        upgrade_to(&conn, 3).unwrap();
+        conn.execute(
+            "INSERT INTO events (topic, offset, data) VALUES ('t', 1, x'01')",
+            [],
+        )
+        .unwrap();
+        upgrade_to(&conn, 4).unwrap();
+        assert_eq!(version(&conn).unwrap(), 4);
+        let row = first::<i64>(&conn, "SELECT topic, at FROM events");
+        assert_eq!(row, ("t".to_string(), Some(0)));
+        assert_eq!(count(&conn, "bridges"), 0);
     }
 
     #[test]

@@ -11,16 +11,18 @@
 //! position. The event read outside that script cannot change meanwhile (the log is
 //! append-only), so each event is enqueued once per subscription.
 
-use super::bindings::{fields, head_args, Binding};
+use super::bindings::{fields, head_args, records, Binding};
 use super::requests::{request_args, routing};
 use super::scripts::{TopicScript, DELIVER_EVENT, SUBSCRIBE};
+use super::scripts::{BINDINGS_ALL, BRIDGE_APPEND, BRIDGE_CLAIM, TOPIC_TRIM};
 use super::scripts::{TOPIC_CREATE, TOPIC_DELETE, TOPIC_LAST, TOPIC_NEXT, TOPIC_PUBLISH};
 use super::{encode_actor, unexpected, value_bytes, value_string, RedisStore};
-use crate::{Delivery, EventRequestBuilder, EventStore, StoreError};
+use crate::{Bridge, Claim, Delivery, EventRequestBuilder, EventStore, StoreError};
 use async_trait::async_trait;
 use bytes::Bytes;
 use kar_protocol::{ActorRef, Subscription};
 use redis::Value;
+use std::time::Duration;
 
 /// A subscription as read, with its position and whether a delivery is in flight.
 pub(super) struct Read {
@@ -161,4 +163,75 @@ impl EventStore for RedisStore {
             routing,
         })
     }
+
+    async fn trim(&self, topic: &str, retention: Duration, max: u64) -> Result<u64, StoreError> {
+        // The application's lowest position on the topic, recorded in the topic's slot
+        // by the trim script (the subscriptions live in the application's slot).
+        let mut all = self.unfenced(&BINDINGS_ALL);
+        all.arg(<Subscription as Binding>::KIND);
+        let lowest = records::<Subscription>(all.invoke_async(&mut self.conn.clone()).await?)?
+            .into_iter()
+            .filter(|read| read.subscription.topic == topic)
+            .filter_map(|read| read.position.parse::<u64>().ok())
+            .min();
+        let mut invocation = TOPIC_TRIM.invocation(topic);
+        invocation
+            .arg(&self.keys.app)
+            .arg(lowest.map(|p| p.to_string()).unwrap_or_default())
+            .arg(millis(retention))
+            .arg(max);
+        Ok(invocation.invoke_async(&mut self.conn.clone()).await?)
+    }
+
+    async fn bridge_claim(
+        &self,
+        bridge: &Bridge,
+        node: &str,
+        lease: Duration,
+    ) -> Result<Claim, StoreError> {
+        let mut invocation = BRIDGE_CLAIM.invocation(&bridge.topic);
+        invocation
+            .arg(&bridge.source)
+            .arg(bridge.partition)
+            .arg(node)
+            .arg(millis(lease));
+        let reply: Value = invocation.invoke_async(&mut self.conn.clone()).await?;
+        let Value::Array(items) = reply else {
+            return Err(unexpected("bridge claim", &reply));
+        };
+        match items.as_slice() {
+            [Value::Int(1)] => Ok(Claim::Mine(None)),
+            [Value::Int(1), Value::Int(next)] => Ok(Claim::Mine(Some(*next))),
+            [Value::Int(0), owner] => Ok(Claim::Owned(value_string(owner.clone())?)),
+            _ => Err(unexpected("bridge claim", &Value::Array(items))),
+        }
+    }
+
+    async fn bridge_append(
+        &self,
+        bridge: &Bridge,
+        node: &str,
+        lease: Duration,
+        from: Option<i64>,
+        next: i64,
+        events: Vec<Bytes>,
+    ) -> Result<bool, StoreError> {
+        let mut invocation = BRIDGE_APPEND.invocation(&bridge.topic);
+        invocation
+            .arg(&bridge.source)
+            .arg(bridge.partition)
+            .arg(node)
+            .arg(millis(lease))
+            .arg(from.map(|f| f.to_string()).unwrap_or_default())
+            .arg(next);
+        for event in &events {
+            invocation.arg(event.as_ref());
+        }
+        let done: i64 = invocation.invoke_async(&mut self.conn.clone()).await?;
+        Ok(done == 1)
+    }
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }

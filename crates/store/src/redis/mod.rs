@@ -120,6 +120,11 @@
 //!   advances the position (compare-and-set on it), unless a delivery is in flight.
 //! * `topic_create`, `topic_delete`, `topic_publish`, `topic_last`, `topic_next`: the
 //!   topic's keys only (global: see `events.rs`).
+//! * `topic_trim`: records the application's lowest subscription position on the
+//!   topic and deletes the oldest events every reader passed, past their retention.
+//! * `bridge_claim`, `bridge_append`: the bridge of a source partition into the topic
+//!   (a lease in the topic's slot); appending compares the next offset and appends
+//!   the records in one script.
 //!
 //! Admin (`admin.rs`):
 //! * `purge`: deletes every key matching the application's prefix (SCAN inside the
@@ -251,11 +256,13 @@ impl Keys {
     }
 }
 
-/// The keys of topic `topic`, global (outside every application): its meta hash and
-/// its log, in a slot of their own (the topic name is tagged like an application's).
-fn topic_keys(topic: &str) -> [String; 2] {
+/// The keys of topic `topic`, global (outside every application): its meta hash, its
+/// log, the times of its events, the positions of its readers and its bridges
+/// (`lua/topic_lib.lua`), in a slot of their own (the topic name is tagged like an
+/// application's).
+fn topic_keys(topic: &str) -> [String; 5] {
     let prefix = format!("kar:topic:{{{}}}:", hash_tag(topic));
-    [format!("{prefix}meta"), format!("{prefix}log")]
+    ["meta", "log", "at", "readers", "bridges"].map(|key| format!("{prefix}{key}"))
 }
 
 /// The hash tag of an application: its name with `%`, `{`, `}` percent-encoded
@@ -460,7 +467,7 @@ mod tests {
     #[test]
     fn topic_keys_are_global_and_tagged() {
         assert_eq!(
-            topic_keys("t{x"),
+            topic_keys("t{x")[..2],
             ["kar:topic:{t%7Bx}:meta", "kar:topic:{t%7Bx}:log"]
         );
     }

@@ -76,9 +76,10 @@ impl TopicScript {
     }
 
     pub(super) fn invocation(&self, topic: &str) -> ScriptInvocation<'_> {
-        let [meta, log] = super::topic_keys(topic);
         let mut invocation = self.0.prepare_invoke();
-        invocation.key(meta).key(log);
+        for key in super::topic_keys(topic) {
+            invocation.key(key);
+        }
         invocation
     }
 }
@@ -200,6 +201,9 @@ scripts! {
     TOPIC_PUBLISH: TopicScript = ["topic_lib.lua", "topic_publish.lua"];
     TOPIC_LAST: TopicScript = ["topic_lib.lua", "topic_last.lua"];
     TOPIC_NEXT: TopicScript = ["topic_lib.lua", "topic_next.lua"];
+    TOPIC_TRIM: TopicScript = ["topic_lib.lua", "topic_trim.lua"];
+    BRIDGE_CLAIM: TopicScript = ["topic_lib.lua", "bridge_claim.lua"];
+    BRIDGE_APPEND: TopicScript = ["topic_lib.lua", "bridge_append.lua"];
     // Admin (admin.rs).
     PURGE: Script<Unfenced> = ["lib.lua", "purge.lua"];
     DRAIN: Script<Unfenced> = ["lib.lua", "drain.lua"];

@@ -91,6 +91,7 @@ impl Engine {
         match self {
             Engine::Embedded(dir) => StoreConfig::Embedded {
                 dir: dir.path().to_path_buf(),
+                sync: Default::default(),
             },
             Engine::Redis(server) => StoreConfig::Redis(redis_config(server.port)),
         }
@@ -120,7 +121,10 @@ impl Engine {
 
     pub fn config_from_line(line: &str) -> StoreConfig {
         match line.split_once(' ') {
-            Some(("embedded", dir)) => StoreConfig::Embedded { dir: dir.into() },
+            Some(("embedded", dir)) => StoreConfig::Embedded {
+                dir: dir.into(),
+                sync: Default::default(),
+            },
             Some(("redis", port)) => StoreConfig::Redis(redis_config(port.parse().expect("port"))),
             _ => panic!("bad store config line {line:?}"),
         }

@@ -1,0 +1,69 @@
+//! The short form of the benchmark that CI runs (through `scripts/test.sh`): every
+//! workload kind of `kar-bench` on both stores, with tiny sizes and without the
+//! Restate and Node sides (they need `bench/run.sh`'s npm installs). It checks that the
+//! benchmark runs and reports every table, not the figures (those belong to
+//! `bench/run.sh` on a quiet host).
+
+use std::path::PathBuf;
+use std::process::Command;
+
+/// `$KAR_BIN`, or the `kar` of the same target directory and profile (the workspace
+/// build of `scripts/test.sh` makes it).
+fn kar_bin() -> PathBuf {
+    if let Some(bin) = std::env::var_os("KAR_BIN") {
+        return PathBuf::from(bin);
+    }
+    let bench = PathBuf::from(env!("CARGO_BIN_EXE_kar-bench"));
+    let bin = bench.with_file_name("kar");
+    assert!(
+        bin.is_file(),
+        "the kar binary {} is missing: `cargo build -p kar` first (or set KAR_BIN)",
+        bin.display()
+    );
+    bin
+}
+
+#[test]
+fn short_benchmark_reports_every_table() {
+    let out = tempfile::tempdir().unwrap();
+    let run = Command::new(env!("CARGO_BIN_EXE_kar-bench"))
+        .arg("--kar")
+        .arg(kar_bin())
+        .args(["--calls", "50", "--seconds", "1", "--concurrency", "8"])
+        .args(["--stores", "embedded,redis", "--events", "20"])
+        .args(["--stateful", "rust", "--stateful-clients", "4"])
+        .args(["--stateful-stores", "embedded-fsync,redis-fsync"])
+        .args(["--scaling", "1,4", "--scaling-seconds", "1"])
+        .arg("--out")
+        .arg(out.path())
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "kar-bench failed: {}\n{}\n{}",
+        run.status,
+        String::from_utf8_lossy(&run.stdout),
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let report = std::fs::read_to_string(out.path().join("latest.md")).unwrap();
+    for expected in [
+        "| direct HTTP (baseline) |",
+        "| kar embedded |",
+        "| kar redis |",
+        "Resources of the keyed calls above",
+        "| Rust | kar embedded-fsync | OS crash, power loss",
+        "| Rust | kar redis-fsync | OS crash, power loss",
+        "Throughput against clients",
+        "| kar redis-fsync (`Counter.add`, Rust SDK) |",
+    ] {
+        assert!(
+            report.contains(expected),
+            "no {expected:?} in the report:\n{report}"
+        );
+    }
+    let samples = std::fs::read_to_string(out.path().join("latest-samples.tmp")).unwrap();
+    assert!(
+        samples.contains("kar embedded-fsync (Rust) (counter),scale:4,"),
+        "{samples}"
+    );
+}
