@@ -2,6 +2,7 @@
 # Installs what the integration tests (package kar-tests) need besides Rust:
 #   - the JavaScript apps' packages (tests/apps/js, from the committed package-lock.json),
 #   - a Python venv at <repo>/.venv with the pinned tests/apps/python/requirements.txt,
+#     and scripts/chart-requirements.txt (Helm as a library, for the chart test),
 #   - redis-server (for the Redis variant of every test),
 #   - openssl, iproute2 and iptables (TLS and multi-host tests).
 # Idempotent and fast when already done: each step records the hash of its input and is
@@ -46,6 +47,18 @@ else
     step "python: pip install -r ${requirements#"$root"/}"
     "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$requirements"
     echo "$py_hash" >"$py_stamp"
+fi
+
+# --- Helm (helm-python-sdk) for scripts/check-charts.py ---------------------------
+chart_requirements="$root/scripts/chart-requirements.txt"
+chart_hash="$(hash_of "$chart_requirements")"
+chart_stamp="$venv/.kar-charts-stamp"
+if [[ -f "$chart_stamp" && "$(cat "$chart_stamp")" == "$chart_hash" ]]; then
+    step "python: chart tools up to date"
+else
+    step "python: pip install -r ${chart_requirements#"$root"/}"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$chart_requirements"
+    echo "$chart_hash" >"$chart_stamp"
 fi
 
 # --- redis-server -------------------------------------------------------------

@@ -18,21 +18,25 @@
 
 mod clock;
 mod component;
+mod http;
 mod kafka;
 mod netns;
 mod paths;
 mod ports;
 mod process;
 mod store;
+mod tls_redis;
 
 pub use clock::{monotonic_ns, poll_until};
 pub use component::{kar, node_client, sidecars, Component};
+pub use http::{http1, http1_head_only, HttpReply};
 pub use kafka::Kafka;
 pub use netns::{Cut, Host, Net};
 pub use paths::{apps_dir, curl_checks, kar_bin, node, python, repo_root};
 pub use ports::free_port;
 pub use process::{expect_clients, pid_is_gone, Exited, Process};
 pub use store::{make_certificates, readme_acl_args, RedisServer, Store, Tls};
+pub use tls_redis::TlsRedisServer;
 
 use std::sync::atomic::{AtomicU32, Ordering};
 

@@ -1,5 +1,6 @@
 //! Reading request bodies within the configured limit.
 
+use crate::guard::too_large;
 use crate::reply::{error, Response};
 use bytes::Bytes;
 use http::header::CONTENT_LENGTH;
@@ -30,11 +31,4 @@ pub(crate) async fn read(
             format!("cannot read request body: {e}"),
         )),
     }
-}
-
-fn too_large(limit: usize) -> Response {
-    error(
-        StatusCode::PAYLOAD_TOO_LARGE,
-        format!("request body too large: the limit is {limit} bytes"),
-    )
 }

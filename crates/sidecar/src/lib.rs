@@ -11,6 +11,9 @@
 //!
 //! * `server.rs`: the accept loop (HTTP/1.1 and h2c on one port), [`serve`], and
 //!   `Ctx`, what every handler gets (the runtime, the server settings).
+//! * `guard.rs`: what every request passes before routing, whatever its route: the
+//!   API token (`-api_token`) for peers other than 127.0.0.1/::1, the declared body
+//!   size (`-max_body_bytes`); both answer with a JSON error.
 //! * `router.rs`: the route table of spec §2.0, a pure function from method and path
 //!   to a `Route` (or a 404/400/405/OPTIONS answer).
 //! * `routes/`: one module per route family, each calling one runtime façade:
@@ -38,6 +41,7 @@
 
 mod app;
 mod body;
+mod guard;
 mod query;
 mod reply;
 mod router;
@@ -45,4 +49,5 @@ mod routes;
 mod server;
 
 pub use app::{AppClientConfig, HttpAppClient};
-pub use server::{serve, ServerConfig, ServerHandle};
+pub use guard::ApiToken;
+pub use server::{serve, ServerConfig, ServerHandle, DEFAULT_MAX_BODY_BYTES};

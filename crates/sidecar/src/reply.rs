@@ -60,6 +60,13 @@ pub(crate) fn error(status: StatusCode, message: impl std::fmt::Display) -> Resp
     response
 }
 
+/// An error as a JSON object `{"error": message}` (the checks of `guard.rs`, which
+/// upstream did not have, so no SDK expects Go's text form there).
+pub(crate) fn json_error(status: StatusCode, message: impl std::fmt::Display) -> Response {
+    let body = serde_json::json!({ "error": message.to_string() }).to_string();
+    typed(status, JSON, body)
+}
+
 /// `405 Method Not Allowed` listing the methods the path supports.
 pub(crate) fn method_not_allowed(allow: &str) -> Response {
     let mut response = error(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed");

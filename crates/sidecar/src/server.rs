@@ -1,6 +1,5 @@
 //! The accept loop: HTTP/1.1 and HTTP/2 with prior knowledge on one port (spec §1.1).
 
-use crate::routes;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
@@ -19,12 +18,19 @@ use tokio::task::JoinHandle;
 pub struct ServerConfig {
     /// Request bodies larger than this get `413`.
     pub max_body_bytes: usize,
+    /// When set, peers other than 127.0.0.1/::1 must present it (`guard.rs`).
+    pub api_token: Option<crate::ApiToken>,
 }
+
+/// The default of `-max_body_bytes`: 16 MiB. A request's body is held in memory and
+/// written to the store, maybe more than once; large payloads belong elsewhere.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
 
 impl Default for ServerConfig {
     fn default() -> Self {
         ServerConfig {
-            max_body_bytes: 64 * 1024 * 1024,
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            api_token: None,
         }
     }
 }
@@ -134,7 +140,7 @@ async fn accept_loop(listener: TcpListener, ctx: Arc<Ctx>, mut stop: watch::Rece
         let ctx = ctx.clone();
         let service = service_fn(move |request| {
             let ctx = ctx.clone();
-            async move { Ok::<_, Infallible>(routes::dispatch(&ctx, peer, request).await) }
+            async move { Ok::<_, Infallible>(crate::guard::serve(&ctx, peer, request).await) }
         });
         let connection = builder
             .serve_connection(TokioIo::new(stream), service)

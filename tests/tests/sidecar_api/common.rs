@@ -409,6 +409,7 @@ pub async fn start_sidecar(options: SidecarOptions) -> Sidecar {
         runtime.clone(),
         ServerConfig {
             max_body_bytes: options.max_body_bytes,
+            ..ServerConfig::default()
         },
     );
     Sidecar {

@@ -344,10 +344,14 @@ async fn bodies_over_the_limit_get_413() {
             .post("/kar/v1/service/svc/call/echo", &[], vec![b'a'; 1025])
             .await;
         assert_eq!(a.status, StatusCode::PAYLOAD_TOO_LARGE, "{who}");
-        assert_eq!(
-            a.text(),
-            "request body too large: the limit is 1024 bytes\n",
-            "{who}"
+        assert_eq!(a.content_type(), Some("application/json"), "{who}");
+        let error: serde_json::Value = serde_json::from_slice(&a.body).unwrap();
+        assert!(
+            error["error"]
+                .as_str()
+                .unwrap()
+                .starts_with("request body too large: the limit is 1024 bytes"),
+            "{who}: {error}"
         );
 
         // No declared length (chunked on HTTP/1.1): found while reading.
@@ -356,6 +360,7 @@ async fn bodies_over_the_limit_get_413() {
         let body = BodyExt::boxed(StreamBody::new(chunks));
         let a = http.send(Method::POST, "/kar/v1/await", &[], body).await;
         assert_eq!(a.status, StatusCode::PAYLOAD_TOO_LARGE, "{who}");
+        assert_eq!(a.content_type(), Some("application/json"), "{who}");
     }
     sidecar.stop().await;
 }
@@ -363,7 +368,9 @@ async fn bodies_over_the_limit_get_413() {
 #[tokio::test]
 async fn large_bodies_pass_unchanged() {
     let app = start_app(1).await;
-    let sidecar = start_sidecar(SidecarOptions::new(app.port)).await;
+    let mut options = SidecarOptions::new(app.port);
+    options.max_body_bytes = 32 * 1024 * 1024;
+    let sidecar = start_sidecar(options).await;
     let body: Vec<u8> = (0..20 * 1024 * 1024u32).map(|i| (i % 251) as u8).collect();
     for http in Http::both(&sidecar.url) {
         let a = http

@@ -8,7 +8,7 @@ use crate::flags::{Flag, Kind, Matches};
 use crate::logging;
 use anyhow::{anyhow, Context as _, Result};
 use kar_runtime::{KafkaConfig, Runtime, RuntimeConfig, TopicBinding};
-use kar_sidecar::{serve, AppClientConfig, HttpAppClient, ServerConfig, ServerHandle};
+use kar_sidecar::{serve, ApiToken, AppClientConfig, HttpAppClient, ServerConfig, ServerHandle};
 use std::net::Ipv4Addr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -105,6 +105,19 @@ const MAX_ATTEMPTS: Flag = Flag::new(
     "Pause a request step once its executor died this many times (0 = never)",
 );
 
+const API_TOKEN: Flag = Flag::new(
+    "api_token",
+    Kind::String,
+    "",
+    "Require this token (Authorization: Bearer) from peers other than 127.0.0.1 and ::1\n\
+     (also KAR_API_TOKEN, or the file api_token in -config_dir)",
+);
+const MAX_BODY_BYTES: Flag = Flag::new(
+    "max_body_bytes",
+    Kind::Int,
+    "16777216",
+    "Largest request body accepted on the runtime port, in bytes (larger: 413)",
+);
 const KAFKA_TOPICS: Flag = Flag::new(
     "kafka_topics",
     Kind::String,
@@ -140,6 +153,8 @@ pub const FLAGS: &[&Flag] = &[
     &HOSTNAME,
     &CANCEL,
     &MAX_ATTEMPTS,
+    &API_TOKEN,
+    &MAX_BODY_BYTES,
     &KAFKA_TOPICS,
     &EVENT_RETENTION,
     &IDEMPOTENCY_RETENTION,
@@ -169,6 +184,9 @@ pub struct RunOptions {
     pub cancel: bool,
     /// The attempt cap of the recoveries this sidecar performs (`RecoveryPolicy`).
     pub max_attempts: u32,
+    /// Required from peers other than 127.0.0.1/::1 when set.
+    pub api_token: Option<ApiToken>,
+    pub max_body_bytes: usize,
     /// `-kafka_topics`, parsed.
     pub kafka_topics: Vec<TopicBinding>,
     pub event_retention: Duration,
@@ -203,6 +221,11 @@ impl RunOptions {
             cancel: m.bool("cancel"),
             max_attempts: u32::try_from(m.int("max_attempts"))
                 .map_err(|_| anyhow!("-max_attempts must be between 0 and {}", u32::MAX))?,
+            api_token: config::api_token(m, env)?.and_then(ApiToken::new),
+            max_body_bytes: usize::try_from(m.int("max_body_bytes"))
+                .ok()
+                .filter(|n| *n > 0)
+                .ok_or_else(|| anyhow!("-max_body_bytes must be a positive number of bytes"))?,
             kafka_topics: KafkaConfig::parse_topics(m.str("kafka_topics"))
                 .map_err(|e| anyhow!(e))?,
             event_retention: u64::try_from(m.duration("event_retention"))
@@ -285,7 +308,18 @@ pub async fn run(ctx: Context) -> Result<i32> {
     let runtime = Runtime::start(runtime_config, store, Some(Arc::new(app)))
         .await
         .context("cannot join the mesh")?;
-    let server = serve(listener, runtime.clone(), ServerConfig::default());
+    if options.kubernetes_mode && options.api_token.is_none() {
+        // On stderr like the Kafka notice: the default log level would hide a warning.
+        eprintln!(
+            "kar: warning: -kubernetes_mode without an API token: anyone who can reach port \
+             {runtime_port} can call every route of this sidecar; set -api_token or KAR_API_TOKEN"
+        );
+    }
+    let server_config = ServerConfig {
+        max_body_bytes: options.max_body_bytes,
+        api_token: options.api_token.clone(),
+    };
+    let server = serve(listener, runtime.clone(), server_config);
     tracing::info!(
         "KAR_RUNTIME_PORT={runtime_port} KAR_APP_PORT={}",
         options.app_port

@@ -4,13 +4,17 @@
 //!
 //! * [`options`]: the global flags and which may come from elsewhere;
 //! * [`env`]: the environment (injectable), `$KAR_HOME` and the port variables;
+//! * `token`: `-api_token` of `kar run` (flag, `KAR_API_TOKEN`, `-config_dir` file);
+//! * `redis_ca`: the Redis CA certificate (base64-encoded PEM, or PEM);
 //! * here: [`resolve`] into a [`GlobalConfig`].
 
 mod env;
 mod options;
+mod token;
 
 pub use env::{app_port, kar_home, runtime_port, Env, ProcessEnv};
 pub use options::GLOBAL_FLAGS;
+pub use token::api_token;
 
 use crate::flags::{Matches, Value};
 use crate::logging::LogLevel;

@@ -43,7 +43,7 @@ pub(crate) async fn dispatch(
 /// A response to `HEAD` has no content (RFC 9110 §9.3.2). hyper leaves it out on
 /// HTTP/1.1 but would send it as DATA frames on HTTP/2, which clients reject as a
 /// protocol error. Like Go, the header still announces the length it would have had.
-fn strip_content(response: &mut Response) {
+pub(crate) fn strip_content(response: &mut Response) {
     let length = response.body().size_hint().exact().unwrap_or(0);
     if length == 0 {
         return;
