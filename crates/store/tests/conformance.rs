@@ -79,6 +79,7 @@ conformance!(
     events_delivered_once_under_concurrent_deliverers,
     events_topics_shared_subscriptions_isolated,
     events_trimmed_once_passed_and_past_retention,
+    a_new_subscription_of_another_app_holds_trimming_back,
     events_bridge_appends_once_and_is_taken_over,
     recovery_redelivers_with_the_next_attempt,
     redelivered_request_waits_for_its_children,
@@ -1822,6 +1823,40 @@ async fn events_topics_shared_subscriptions_isolated(engine: &Engine) {
     let b_again = engine.open("app-b").await;
     assert!(!b_again.subscriptions().cancel(&actor, "s").await.unwrap());
     assert_eq!(a.subscriptions().cancel_all(&actor).await.unwrap(), 1);
+}
+
+/// Topics are global: a subscription of another application keeps its events from
+/// being trimmed from the moment it is written, before that application ever ran a
+/// trim pass of its own.
+async fn a_new_subscription_of_another_app_holds_trimming_back(engine: &Engine) {
+    let store = engine.open("app").await;
+    let other = engine.open("other").await;
+    let _inbox = other.join(&member("node-o", "so", &["T"])).await.unwrap();
+    let node_o = NodeId("node-o".into());
+    for n in 1..=3 {
+        store
+            .publish("shared", Bytes::from(format!("{n}")))
+            .await
+            .unwrap();
+    }
+    other
+        .subscribe(&subscription(("T", "r"), "s", "shared", true))
+        .await
+        .unwrap();
+    // `app` reads nothing of the topic, yet trims nothing: `other` has not read it.
+    assert_eq!(store.trim("shared", Duration::ZERO, 100).await.unwrap(), 0);
+    let reader = ActorRef::new("T", "r");
+    for n in 1..=2 {
+        let (offset, id, _) = deliver_one(&other, &reader, "s").await;
+        assert_eq!(offset, n);
+        other.complete(&node_o, &id, &reply("ok")).await.unwrap();
+    }
+    // Once `other` passed two of them (and said so with a trim pass), they go.
+    assert_eq!(other.trim("shared", Duration::ZERO, 100).await.unwrap(), 2);
+    assert_eq!(store.trim("shared", Duration::ZERO, 100).await.unwrap(), 0);
+    let (offset, id, _) = deliver_one(&other, &reader, "s").await;
+    assert_eq!(offset, 3);
+    other.complete(&node_o, &id, &reply("ok")).await.unwrap();
 }
 
 async fn events_trimmed_once_passed_and_past_retention(engine: &Engine) {

@@ -15,7 +15,7 @@ use super::bindings::{fields, head_args, records, Binding};
 use super::requests::{request_args, routing};
 use super::scripts::{TopicScript, DELIVER_EVENT, SUBSCRIBE};
 use super::scripts::{BINDINGS_ALL, BRIDGE_APPEND, BRIDGE_CLAIM, TOPIC_TRIM};
-use super::scripts::{TOPIC_CREATE, TOPIC_DELETE, TOPIC_LAST, TOPIC_NEXT, TOPIC_PUBLISH};
+use super::scripts::{TOPIC_CREATE, TOPIC_DELETE, TOPIC_NEXT, TOPIC_PUBLISH, TOPIC_READER};
 use super::{encode_actor, unexpected, value_bytes, value_string, RedisStore};
 use crate::{Bridge, Claim, Delivery, EventRequestBuilder, EventStore, StoreError};
 use async_trait::async_trait;
@@ -103,16 +103,16 @@ impl EventStore for RedisStore {
     }
 
     async fn subscribe(&self, s: &Subscription) -> Result<bool, StoreError> {
-        // The newest offset is read before the subscription is written (another slot):
-        // an event published in between is delivered, which is what "newest" allows.
-        let start: u64 = if s.oldest {
-            0
-        } else {
-            TOPIC_LAST
-                .invocation(&s.topic)
-                .invoke_async(&mut self.conn.clone())
-                .await?
-        };
+        // The start (the newest offset, or 0 from the oldest) is read before the
+        // subscription is written (another slot): an event published in between is
+        // delivered, which is what "newest" allows. The same script lowers this
+        // application's reader mark on the topic to the start, so that trimming by
+        // other applications keeps what this subscription will read.
+        let mut reader = TOPIC_READER.invocation(&s.topic);
+        reader
+            .arg(&self.keys.app)
+            .arg(if s.oldest { "1" } else { "0" });
+        let start: u64 = reader.invoke_async(&mut self.conn.clone()).await?;
         let mut invocation = self.by_handle(&SUBSCRIBE)?;
         head_args(&mut invocation, s);
         invocation

@@ -120,8 +120,9 @@
 //! * `subscribe`: writes the subscription (a new topic or group starts afresh).
 //! * `deliver_event`: enqueues the delivery of an event read by `topic_next` and
 //!   advances the position (compare-and-set on it), unless a delivery is in flight.
-//! * `topic_create`, `topic_delete`, `topic_publish`, `topic_last`, `topic_next`: the
-//!   topic's keys only (global: see `events.rs`).
+//! * `topic_create`, `topic_delete`, `topic_publish`, `topic_next`, `topic_reader`
+//!   (the start of a new subscription; lowers the application's reader mark to it):
+//!   the topic's keys only (global: see `events.rs`).
 //! * `topic_trim`: records the application's lowest subscription position on the
 //!   topic and deletes the oldest events every reader passed, past their retention.
 //! * `bridge_claim`, `bridge_append`: the bridge of a source partition into the topic

@@ -199,7 +199,7 @@ scripts! {
     TOPIC_CREATE: TopicScript = ["topic_lib.lua", "topic_create.lua"];
     TOPIC_DELETE: TopicScript = ["topic_lib.lua", "topic_delete.lua"];
     TOPIC_PUBLISH: TopicScript = ["topic_lib.lua", "topic_publish.lua"];
-    TOPIC_LAST: TopicScript = ["topic_lib.lua", "topic_last.lua"];
+    TOPIC_READER: TopicScript = ["topic_lib.lua", "topic_reader.lua"];
     TOPIC_NEXT: TopicScript = ["topic_lib.lua", "topic_next.lua"];
     TOPIC_TRIM: TopicScript = ["topic_lib.lua", "topic_trim.lua"];
     BRIDGE_CLAIM: TopicScript = ["topic_lib.lua", "bridge_claim.lua"];
