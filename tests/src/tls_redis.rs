@@ -6,7 +6,6 @@ use crate::ports::free_port;
 use crate::process::Process;
 use std::io::{BufReader, Read, Write};
 use std::net::TcpStream;
-use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 use tempfile::TempDir;
@@ -19,19 +18,6 @@ pub struct TlsRedisServer {
     dir: TempDir,
 }
 
-fn openssl(dir: &Path, args: &[&str]) {
-    let out = Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("openssl must be installed");
-    assert!(
-        out.status.success(),
-        "openssl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 impl TlsRedisServer {
     pub fn start() -> TlsRedisServer {
         let dir = tempfile::Builder::new()
@@ -39,64 +25,8 @@ impl TlsRedisServer {
             .tempdir()
             .unwrap();
         let d = dir.path();
-        openssl(
-            d,
-            &[
-                "req",
-                "-x509",
-                "-newkey",
-                "rsa:2048",
-                "-nodes",
-                "-keyout",
-                "ca.key",
-                "-out",
-                "ca.crt",
-                "-days",
-                "2",
-                "-subj",
-                "/CN=kar-test-redis-ca",
-            ],
-        );
-        openssl(
-            d,
-            &[
-                "req",
-                "-newkey",
-                "rsa:2048",
-                "-nodes",
-                "-keyout",
-                "redis.key",
-                "-out",
-                "redis.csr",
-                "-subj",
-                "/CN=localhost",
-            ],
-        );
-        std::fs::write(
-            d.join("ext.cnf"),
-            "subjectAltName=IP:127.0.0.1,DNS:localhost\n",
-        )
-        .unwrap();
-        openssl(
-            d,
-            &[
-                "x509",
-                "-req",
-                "-in",
-                "redis.csr",
-                "-CA",
-                "ca.crt",
-                "-CAkey",
-                "ca.key",
-                "-CAcreateserial",
-                "-out",
-                "redis.crt",
-                "-days",
-                "2",
-                "-extfile",
-                "ext.cnf",
-            ],
-        );
+        // ca.crt, and server.crt / server.key for 127.0.0.1 signed by it.
+        crate::make_certificates(d, "");
         let password = format!("pw-{:08x}", rand::random::<u32>());
         let mut last_output = String::new();
         for _ in 0..5 {
@@ -111,9 +41,9 @@ impl TlsRedisServer {
                 ])
                 .args(["--bind", "127.0.0.1", "--requirepass", &password])
                 .arg("--tls-cert-file")
-                .arg(d.join("redis.crt"))
+                .arg(d.join("server.crt"))
                 .arg("--tls-key-file")
-                .arg(d.join("redis.key"))
+                .arg(d.join("server.key"))
                 .arg("--tls-ca-cert-file")
                 .arg(d.join("ca.crt"))
                 .args(["--tls-auth-clients", "no"])
