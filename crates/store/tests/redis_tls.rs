@@ -24,98 +24,11 @@ impl Drop for TlsRedis {
     }
 }
 
-fn openssl(dir: &Path, args: &[&str]) {
-    let out = Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("openssl must be installed");
-    assert!(
-        out.status.success(),
-        "openssl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// A CA, and a server certificate it signed for 127.0.0.1 and localhost.
+/// `ca.crt` and the server's `server.crt` / `server.key` it signs, and another CA
+/// (`otherca.crt`) which signed nothing of this server's.
 fn certificates(dir: &Path) {
-    openssl(
-        dir,
-        &[
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-keyout",
-            "ca.key",
-            "-out",
-            "ca.crt",
-            "-days",
-            "2",
-            "-subj",
-            "/CN=kar-test-redis-ca",
-        ],
-    );
-    openssl(
-        dir,
-        &[
-            "req",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-keyout",
-            "redis.key",
-            "-out",
-            "redis.csr",
-            "-subj",
-            "/CN=localhost",
-        ],
-    );
-    std::fs::write(
-        dir.join("ext.cnf"),
-        "subjectAltName=IP:127.0.0.1,DNS:localhost\n",
-    )
-    .unwrap();
-    openssl(
-        dir,
-        &[
-            "x509",
-            "-req",
-            "-in",
-            "redis.csr",
-            "-CA",
-            "ca.crt",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-out",
-            "redis.crt",
-            "-days",
-            "2",
-            "-extfile",
-            "ext.cnf",
-        ],
-    );
-    // Another CA, which signed nothing of this server's.
-    openssl(
-        dir,
-        &[
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-keyout",
-            "other.key",
-            "-out",
-            "other.crt",
-            "-days",
-            "2",
-            "-subj",
-            "/CN=another-ca",
-        ],
-    );
+    support::make_certificates(dir, "");
+    support::make_certificates(dir, "other");
 }
 
 const PASSWORD: &str = "tls-pass-8c2";
@@ -140,9 +53,9 @@ fn start() -> TlsRedis {
             ])
             .args([
                 "--tls-cert-file",
-                &path("redis.crt"),
+                &path("server.crt"),
                 "--tls-key-file",
-                &path("redis.key"),
+                &path("server.key"),
             ])
             .args([
                 "--tls-ca-cert-file",
@@ -199,7 +112,7 @@ async fn tls_with_the_servers_ca_works() {
 #[tokio::test]
 async fn tls_rejects_a_server_no_trusted_ca_signed() {
     let server = start();
-    for ca in [None, Some("other.crt")] {
+    for ca in [None, Some("otherca.crt")] {
         let Err(e) = kar_store::open(&config(&server, ca), "tls-app").await else {
             panic!("connected with CA {ca:?}");
         };
@@ -215,7 +128,7 @@ async fn tls_rejects_a_server_no_trusted_ca_signed() {
 #[tokio::test]
 async fn skip_verify_accepts_any_certificate() {
     let server = start();
-    let mut config = config(&server, Some("other.crt"));
+    let mut config = config(&server, Some("otherca.crt"));
     if let StoreConfig::Redis(redis) = &mut config {
         redis.tls_skip_verify = true;
     }
