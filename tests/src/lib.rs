@@ -24,6 +24,7 @@ mod netns;
 mod paths;
 mod ports;
 mod process;
+mod sentinel;
 mod store;
 mod tls_redis;
 
@@ -35,6 +36,7 @@ pub use netns::{Cut, Host, Net};
 pub use paths::{apps_dir, curl_checks, kar_bin, node, python, repo_root};
 pub use ports::free_port;
 pub use process::{expect_clients, pid_is_gone, Exited, Process};
+pub use sentinel::{redis_cli, RedisHa};
 pub use store::{make_certificates, readme_acl_args, RedisServer, Store, Tls};
 pub use tls_redis::TlsRedisServer;
 

@@ -25,6 +25,8 @@ pub enum Store {
         port: u16,
         home: TempDir,
     },
+    /// Redis found through Sentinels the test runs (`crate::RedisHa`): `host:port,...`.
+    RedisSentinel { sentinels: String, home: TempDir },
 }
 
 impl Store {
@@ -59,19 +61,28 @@ impl Store {
         }
     }
 
+    /// Redis through the Sentinels at `sentinels` (`host:port,...`), run by the test.
+    pub fn redis_sentinel(sentinels: &str) -> Store {
+        Store::RedisSentinel {
+            sentinels: sentinels.to_string(),
+            home: tempdir("kar-home-"),
+        }
+    }
+
     /// `embedded` or `redis`.
     pub fn kind(&self) -> &'static str {
         match self {
             Store::Embedded { .. } => "embedded",
-            Store::Redis { .. } | Store::RedisAt { .. } => "redis",
+            Store::Redis { .. } | Store::RedisAt { .. } | Store::RedisSentinel { .. } => "redis",
         }
     }
 
     pub fn home(&self) -> &Path {
         match self {
-            Store::Embedded { home } | Store::Redis { home, .. } | Store::RedisAt { home, .. } => {
-                home.path()
-            }
+            Store::Embedded { home }
+            | Store::Redis { home, .. }
+            | Store::RedisAt { home, .. }
+            | Store::RedisSentinel { home, .. } => home.path(),
         }
     }
 
@@ -96,7 +107,7 @@ impl Store {
                 );
             }
             // The test that runs it checks its own workload.
-            Store::RedisAt { .. } => {}
+            Store::RedisAt { .. } | Store::RedisSentinel { .. } => {}
         }
     }
 
@@ -111,6 +122,10 @@ impl Store {
             "REDIS_ENABLE_TLS",
             "REDIS_TLS_SKIP_VERIFY",
             "REDIS_CA",
+            "REDIS_SENTINEL",
+            "REDIS_SENTINEL_MASTER",
+            "REDIS_WAIT_REPLICAS",
+            "REDIS_WAIT_TIMEOUT",
             "KAFKA_BROKERS",
             "KAR_RUNTIME_PORT",
             "KAR_APP_PORT",
@@ -122,6 +137,9 @@ impl Store {
             command
                 .env("REDIS_HOST", host)
                 .env("REDIS_PORT", port.to_string());
+        }
+        if let Store::RedisSentinel { sentinels, .. } = self {
+            command.env("REDIS_SENTINEL", sentinels);
         }
         if let Store::Redis { server, .. } = self {
             command.env("REDIS_HOST", "127.0.0.1");

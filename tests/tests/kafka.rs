@@ -242,6 +242,7 @@ fn event_count(store: &Store, topic: &str) -> u64 {
             .args(["-h", host, "-p", &port.to_string(), "HLEN"])
             .arg(format!("kar:topic:{{{topic}}}:log"))
             .output(),
+        Store::RedisSentinel { .. } => unreachable!("the Kafka tests do not use Sentinel"),
     }
     .expect("count the events");
     let text = String::from_utf8_lossy(&out.stdout);

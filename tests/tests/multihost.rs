@@ -273,7 +273,8 @@ fn env_number(name: &str, default: u64) -> u64 {
 /// The bank (tests/bank_faults) across three kar hosts, its clients on the Redis
 /// host, under random cuts of one server host at a time (both ways, outbound only,
 /// inbound only; 0.5 to 5 s: some heal before the lease, others fence the host, whose
-/// server is then restarted), plus Redis frozen past the lease once: every accepted transfer applied exactly once, balance
+/// server is then restarted), plus Redis frozen past the lease once and killed and
+/// restarted from its AOF once: every accepted transfer applied exactly once, balance
 /// conserved, nothing lost, no two attempts of a step overlapping and no actor active
 /// in two places, judged from the apps' own event log (one clock: the hosts share the
 /// kernel). A retry that starts before the fenced component is seen gone fails the
@@ -282,7 +283,7 @@ fn env_number(name: &str, default: u64) -> u64 {
 fn bank_transfers_survive_partitions() {
     let Some(net) = net(4) else { return };
     let dir = tempfile::tempdir().unwrap();
-    let redis = RedisHost::start(&net, dir.path());
+    let mut redis = RedisHost::start(&net, dir.path());
     let store = Store::redis_at(&net.hosts[0].ip, REDIS_PORT);
     let app = unique_app("mbank");
     let configs = (1..=3)
@@ -293,6 +294,7 @@ fn bank_transfers_survive_partitions() {
         .collect();
     let mut bank = Bank::start(&store, &app, configs);
     bank.clients_within = net.exec_prefix(0);
+    bank.keyed_clients = true;
     let quiesce = Duration::from_secs(60);
     // The clients outlive a freeze of Redis (the servers, with the default lease, are
     // fenced by it and restarted).
@@ -304,14 +306,23 @@ fn bank_transfers_survive_partitions() {
     let started = std::time::Instant::now();
     let mut schedule = Vec::new();
     let mut fenced = 0;
-    // Redis itself is frozen (SIGSTOP) past the lease once, at a third of the run.
-    // (A kill and restart from the AOF is not in this workload: the requests in flight
-    // then fail with 5xx "store unavailable", which the bank's clients treat as fatal.)
+    // Redis itself is frozen (SIGSTOP) past the lease once, at a third of the run, and
+    // killed and restarted from its AOF once, at two thirds. The requests in flight at
+    // the kill may fail with 5xx "store unavailable" whether or not they were
+    // accepted: the clients retry them with the same Idempotency-Key, which makes the
+    // retry the same request (see bank/client.js).
     let mut frozen = false;
+    let mut restarted = false;
     while started.elapsed() < faulting {
         // The fault schedule itself: random pauses and cut lengths.
         std::thread::sleep(Duration::from_millis(rand::random_range(500..2000)));
         fenced += revive(&mut bank);
+        if !restarted && started.elapsed() > faulting * 2 / 3 {
+            restarted = true;
+            redis.kill_and_restart();
+            schedule.push("redis kill -9 + AOF restart".to_string());
+            continue;
+        }
         if !frozen && started.elapsed() > faulting / 3 {
             frozen = true;
             let length = LEASE + Duration::from_secs(1);

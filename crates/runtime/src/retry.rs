@@ -22,6 +22,9 @@ pub(crate) struct Policy {
     pub max: Duration,
     /// Retry non-transient errors too (never `Fenced`).
     pub every_error: bool,
+    /// Give up (returning the last error) once a retry would start this long after
+    /// the first try; `None`: never.
+    pub give_up_after: Option<Duration>,
 }
 
 impl Policy {
@@ -31,6 +34,20 @@ impl Policy {
         initial: Duration::from_millis(50),
         max: Duration::from_secs(2),
         every_error: false,
+        give_up_after: None,
+    };
+
+    /// Transient failures are retried for a few seconds, then answered: for the state
+    /// API, whose caller (a component's handler) waits for the answer. A restart of
+    /// Redis from its AOF, or a Sentinel failover, then does not fail the handler; a
+    /// longer outage still gets its 5xx. Safe because every state operation is
+    /// idempotent: setting or removing entries twice leaves what once does (only the
+    /// counts a retried write returns may differ: what the first try had done).
+    pub(crate) const BRIEF_OUTAGE: Policy = Policy {
+        initial: Duration::from_millis(20),
+        max: Duration::from_millis(500),
+        every_error: false,
+        give_up_after: Some(Duration::from_secs(5)),
     };
 
     /// Every error but `Fenced` is retried: reading the inbox. A member that gives up
@@ -83,9 +100,13 @@ impl Runtime {
         Fut: Future<Output = Result<T, StoreError>>,
     {
         let mut backoff = Backoff::new(policy);
+        let started = tokio::time::Instant::now();
         loop {
             match transition().await {
                 Ok(value) => return Ok(value),
+                Err(e) if policy.give_up_after.is_some_and(|d| started.elapsed() >= d) => {
+                    return Err(e)
+                }
                 Err(e) => self.back_off(&mut backoff, what, e).await?,
             }
         }

@@ -71,6 +71,9 @@ pub struct Bank<'a> {
     pub kills: Vec<Kill>,
     /// What runs the clients' and the audit's `kar` (see [`ServerConfig::within`]).
     pub clients_within: Vec<String>,
+    /// Clients send keyed requests and retry what a store outage fails
+    /// (`BANK_KEYED` of bank/client.js).
+    pub keyed_clients: bool,
 }
 
 impl<'a> Bank<'a> {
@@ -99,6 +102,7 @@ impl<'a> Bank<'a> {
             retired: Vec::new(),
             kills: Vec::new(),
             clients_within: Vec::new(),
+            keyed_clients: false,
         };
         for slot in 0..bank.slots.len() {
             bank.spawn_server(slot);
@@ -269,6 +273,7 @@ impl<'a> Bank<'a> {
         component
             .name(&format!("bank client {tag}"))
             .env("BANK_LOG", self.log())
+            .env("BANK_KEYED", if self.keyed_clients { "1" } else { "0" })
             .command(node(
                 "bank/client.js",
                 &[

@@ -350,8 +350,10 @@ impl RedisStore {
         app: &str,
         policy: crate::RecoveryPolicy,
     ) -> Result<Self, StoreError> {
-        if config.host.is_empty() {
-            return Err(StoreError::Config("Redis host is required".into()));
+        if config.host.is_empty() && config.sentinels.is_empty() {
+            return Err(StoreError::Config(
+                "Redis host (or Sentinels) is required".into(),
+            ));
         }
         let keys = Arc::new(Keys::new(app));
         let (client, addr) = connect::client(config)?;

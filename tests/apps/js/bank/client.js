@@ -13,6 +13,11 @@
  *       E = "sent" (a call in flight: accepted), "completed" (its reply, checked),
  *       "failed" (the call answered an error), "accepted" (a tell answered 202),
  *       "refused" (a tell answered an error: not accepted).
+ *       With BANK_KEYED=1 (tests/tests/multihost.rs, where Redis itself is killed and
+ *       restarted), calls and tells go over plain HTTP with the transfer as their
+ *       Idempotency-Key, and a 5xx or a broken connection (an outcome the client cannot
+ *       know) is retried with the same key until answered: the key makes the retry
+ *       the same request, so it runs once. State reads are retried the same way.
  *   audit ACCOUNTS FILE
  *       Writes `{"A0":{...state...},...}` (every account's whole state) to FILE (too
  *       big for stdout: Node drops what the pipe did not take when the process exits).
@@ -27,6 +32,67 @@ const MAX_OUTSTANDING = 10
 const sleep = ms => new Promise(resolve => setTimeout(resolve, ms))
 const random = n => Math.floor(Math.random() * n)
 const account = id => actor.proxy('Account', id)
+const keyed = process.env.BANK_KEYED === '1'
+const sidecar = `http://127.0.0.1:${process.env.KAR_RUNTIME_PORT}/kar/v1`
+// Retries of keyed requests and state reads (a store restart), for the figures.
+let retries = 0
+
+// Runs `attempt` until it returns, retrying what an outage of the store can throw
+// (a `retryable` error: 5xx or no answer) every 100 ms for at most a minute.
+async function untilAnswered (what, attempt) {
+  for (let tries = 1; ; tries++) {
+    try {
+      return await attempt()
+    } catch (err) {
+      if (!err.retryable || tries >= 600) throw err
+      retries++
+      if (tries === 1) console.log(`${what}: ${err.message}; retrying`)
+      await sleep(100)
+    }
+  }
+}
+
+// One keyed actor request over plain HTTP: the reply's value (call) or nothing (tell).
+async function keyedRequest (t, tell) {
+  return untilAnswered(`${tell ? 'tell' : 'call'} ${t.transfer}`, async () => {
+    let response
+    try {
+      response = await fetch(`${sidecar}/actor/Account/${t.from}/call/debit`, {
+        method: 'POST',
+        headers: {
+          'Content-Type': 'application/kar+json',
+          'Idempotency-Key': t.transfer,
+          ...(tell ? { Pragma: 'async' } : {})
+        },
+        body: JSON.stringify([t.transfer, t.to, t.amount])
+      })
+    } catch (err) {
+      throw Object.assign(new Error(`no answer: ${err.cause || err}`), { retryable: true })
+    }
+    const text = await response.text()
+    if (response.status >= 500) throw Object.assign(new Error(`${response.status} ${text}`), { retryable: true })
+    if (tell) {
+      if (response.status !== 202) throw new Error(`${response.status} ${text}`)
+      return undefined
+    }
+    if (response.status !== 200) throw new Error(`${response.status} ${text}`)
+    const reply = JSON.parse(text)
+    if (reply.error) throw new Error(reply.message || text)
+    return reply.value
+  })
+}
+
+const call = t => keyed
+  ? keyedRequest(t, false)
+  : actor.call(account(t.from), 'debit', t.transfer, t.to, t.amount)
+const tell = t => keyed
+  ? keyedRequest(t, true)
+  : actor.tell(account(t.from), 'debit', t.transfer, t.to, t.amount)
+// The SDK's errors carry no status: with keyed requests, every failed read is retried.
+const creditOf = t => keyed
+  ? untilAnswered(`read ${t.transfer}`, () => actor.state.get(account(t.to), `c_${t.transfer}`)
+    .catch(err => { throw Object.assign(err, { retryable: true }) }))
+  : actor.state.get(account(t.to), `c_${t.transfer}`)
 
 function log (fields) {
   const rest = JSON.stringify({ pid: process.pid, ...fields })
@@ -49,7 +115,7 @@ async function transfers (tag, accounts, stopFile, quiesceS) {
         log({ ...t, ev: 'sent' })
         counts.sent++
         try {
-          const reply = await actor.call(account(t.from), 'debit', t.transfer, t.to, t.amount)
+          const reply = await call(t)
           const expected = { transfer: t.transfer, from: t.from, to: t.to, amount: t.amount }
           if (JSON.stringify(reply) !== JSON.stringify(expected)) throw new Error(`wrong reply ${JSON.stringify(reply)}`)
           log({ ...t, ev: 'completed' })
@@ -63,11 +129,11 @@ async function transfers (tag, accounts, stopFile, quiesceS) {
         // Back-pressure: tells queue at the accounts ahead of the calls; a backlog
         // growing without bound would starve the calls.
         while (told.length - credited >= MAX_OUTSTANDING) {
-          if (await actor.state.get(account(told[credited].to), `c_${told[credited].transfer}`) !== undefined) credited++
+          if (await creditOf(told[credited]) !== undefined) credited++
           else await sleep(20)
         }
         try {
-          await actor.tell(account(t.from), 'debit', t.transfer, t.to, t.amount)
+          await tell(t)
           log({ ...t, ev: 'accepted' })
           counts.accepted++
           told.push(t)
@@ -81,7 +147,7 @@ async function transfers (tag, accounts, stopFile, quiesceS) {
     }
   }
   await Promise.all([loop('call'), loop('tell')])
-  console.log(`stopped: ${JSON.stringify(counts)}`)
+  console.log(`stopped: ${JSON.stringify(counts)}, ${retries} retries`)
 
   // Quiesce: every accepted tell must end up credited.
   const deadline = Date.now() + quiesceS * 1000
@@ -89,7 +155,7 @@ async function transfers (tag, accounts, stopFile, quiesceS) {
   while (pending.length > 0 && Date.now() < deadline) {
     const still = []
     for (const t of pending) {
-      if (await actor.state.get(account(t.to), `c_${t.transfer}`) === undefined) still.push(t)
+      if (await creditOf(t) === undefined) still.push(t)
     }
     pending = still
     if (pending.length > 0) await sleep(200)
