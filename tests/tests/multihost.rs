@@ -452,3 +452,114 @@ fn calls_through_a_delayed_lossy_link() {
     service.assert_running();
     caller.assert_running();
 }
+
+/// Calls per second in `[from, to)` (ns since the load's start) and the p99 latency
+/// of the calls that completed then.
+fn window(done: &[(u64, f64)], from: u64, to: u64) -> (f64, f64) {
+    let mut latencies: Vec<f64> = done
+        .iter()
+        .filter(|(t, _)| (from..to).contains(t))
+        .map(|(_, ms)| *ms)
+        .collect();
+    latencies.sort_by(f64::total_cmp);
+    let rate = latencies.len() as f64 / ((to - from) as f64 / 1e9);
+    let p99 = latencies
+        .get((latencies.len() * 99 / 100).min(latencies.len().saturating_sub(1)))
+        .copied()
+        .unwrap_or(f64::NAN);
+    (rate, p99)
+}
+
+/// A live host keeps serving while another host that offers the same service is cut
+/// off: host 1 runs the service and a client that calls it in 4 loops; host 2 runs a
+/// second replica, and is cut off for longer than the lease. The calls routed to host
+/// 2 wait until it is seen dead and are retried on host 1: every call succeeds. The
+/// throughput and p99 of host 1's client before, during and after the cut are printed
+/// (figures, not assertions).
+#[test]
+fn a_live_host_keeps_serving_while_another_is_cut_off() {
+    let Some(net) = net(3) else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let _redis = RedisHost::start(&net, dir.path());
+    let store = Store::redis_at(&net.hosts[0].ip, REDIS_PORT);
+    let app = unique_app("live");
+    let replica = |host: usize| {
+        let mut service = Component::new(&store, &app)
+            .name(&format!("greeter on host {host}"))
+            .service("greeter")
+            .within(net.exec_prefix(host))
+            .command(node("service.js", &[]))
+            .spawn();
+        service.expect_output("KAR_RUNTIME_PORT=", Duration::from_secs(30));
+        service
+    };
+    let mut live = replica(1);
+    let mut cut_off = replica(2);
+    let out = dir.path().join("load.json");
+    let (before, during, after) = (3u64, LEASE.as_secs() + 3, 3u64);
+    let mut client = Component::new(&store, &app)
+        .name("load client on host 1")
+        .within(net.exec_prefix(1))
+        .env("LOAD_OUT", out.to_str().unwrap())
+        .command(node(
+            "multihost/load.js",
+            &[&((before + during + after) * 1000).to_string(), "4"],
+        ))
+        .spawn();
+    // The load starts once its first call is answered.
+    client.expect_output("load started", Duration::from_secs(60));
+    std::thread::sleep(Duration::from_secs(before));
+    let cut = monotonic_ns();
+    net.cut(2, Cut::Both);
+    std::thread::sleep(Duration::from_secs(during));
+    net.heal(2);
+    let healed = monotonic_ns();
+    client.expect_success(Duration::from_secs(120));
+    let exited = cut_off.wait(Duration::from_secs(30));
+    assert_eq!(
+        exited.code(),
+        Some(1),
+        "host 2 was not fenced: {}",
+        exited.output
+    );
+
+    let load: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&out).expect("the load's results"))
+            .expect("the load's results are JSON");
+    let failed = load["failed"].as_array().cloned().unwrap_or_default();
+    assert!(
+        failed.is_empty(),
+        "{} calls failed: {:?}",
+        failed.len(),
+        &failed[..failed.len().min(10)]
+    );
+    let start: u64 = load["start"].as_str().and_then(|s| s.parse().ok()).unwrap();
+    let done: Vec<(u64, f64)> = load["done"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| {
+            (
+                d[0].as_u64().unwrap_or_default(),
+                d[1].as_f64().unwrap_or_default(),
+            )
+        })
+        .collect();
+    // The test's instants, relative to the load's own start (same clock).
+    let since = |t: u64| t.saturating_sub(start);
+    let end = done.iter().map(|(t, _)| *t).max().unwrap_or_default();
+    let figures = [
+        ("before", window(&done, 0, since(cut))),
+        ("during the cut", window(&done, since(cut), since(healed))),
+        ("after", window(&done, since(healed), end + 1)),
+    ];
+    println!(
+        "[multihost live] host 1's client, 4 loops, host 2 cut off {during} s (lease {LEASE:?}): {}",
+        figures
+            .iter()
+            .map(|(label, (rate, p99))| format!("{label}: {rate:.0} calls/s, p99 {p99:.0} ms"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    );
+    live.assert_running();
+}
