@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The long form of the multi-host fault tests (tests/tests/multihost.rs), as root:
-#   - the bank across three simulated hosts under random cuts and a Redis freeze, for
+#   - the bank across three simulated hosts under random cuts, delays of one host's link
+#     to Redis, a Redis freeze and a Redis kill + AOF restart, for
 #     $SOAK_SECONDS (default 600) of faults;
 #   - $TRIALS (default 20) partitions of a host running a long handler, reporting the
 #     time from the cut to the retry elsewhere and the fencing gap.

@@ -4,7 +4,7 @@
 //! the same run. Three workloads per system: sequential latency on one key, throughput
 //! of 64 clients on distinct keys, throughput of 64 clients on one hot key.
 //!
-//! Usage: `kar-bench [--stores embedded,redis,redis-tls] [--restate bench/restate] [--calls N]
+//! Usage: `kar-bench [--stores embedded,redis,redis-tls,redis-wait] [--restate bench/restate] [--calls N]
 //! [--seconds S] [--concurrency C] [--reminders N] [--events N] [--out bench/results]`
 //! — `bench/run.sh` does it all. With `--reminders N` (default 0: off) each store also
 //! sustains N periodic reminders (period 1 s) and reports firings/s; with `--events N`
@@ -223,7 +223,7 @@ async fn run(options: &Options) -> Result<()> {
     if options.recovery > 0 {
         for store in &options.stores {
             let leases: Vec<Option<&str>> = match store.as_str() {
-                "redis" | "redis-tls" => options
+                "redis" | "redis-tls" | "redis-wait" => options
                     .recovery_leases
                     .iter()
                     .map(|l| Some(l.as_str()))

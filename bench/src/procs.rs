@@ -22,21 +22,25 @@ pub fn free_port() -> Result<u16> {
 /// A store setting of one run: `embedded` (SQLite, `-store_sync normal`: fsync at
 /// checkpoints), `embedded-fsync` (`-store_sync full`), `redis` (no persistence),
 /// `redis-fsync` (`appendonly yes`, `appendfsync always`), `redis-tls` (no
-/// persistence, sidecars connected over TLS with a CA of the run's own).
+/// persistence, sidecars connected over TLS with a CA of the run's own), `redis-wait`
+/// (no persistence, one replica, `-redis_wait_replicas 1`: every transition waits for
+/// the replica).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct StoreSpec {
     pub redis: bool,
     pub fsync: bool,
     pub tls: bool,
+    pub wait: bool,
 }
 
 impl StoreSpec {
     pub fn parse(name: &str) -> Result<StoreSpec> {
-        if name == "redis-tls" {
+        if name == "redis-tls" || name == "redis-wait" {
             return Ok(StoreSpec {
                 redis: true,
                 fsync: false,
-                tls: true,
+                tls: name == "redis-tls",
+                wait: name == "redis-wait",
             });
         }
         let (engine, fsync) = match name.strip_suffix("-fsync") {
@@ -47,19 +51,23 @@ impl StoreSpec {
             "embedded" => false,
             "redis" => true,
             other => {
-                bail!("unknown store {other} (embedded, embedded-fsync, redis, redis-fsync or redis-tls)")
+                bail!("unknown store {other} (embedded, embedded-fsync, redis, redis-fsync, redis-tls or redis-wait)")
             }
         };
         Ok(StoreSpec {
             redis,
             fsync,
             tls: false,
+            wait: false,
         })
     }
 
     pub fn name(self) -> &'static str {
         if self.tls {
             return "redis-tls";
+        }
+        if self.wait {
+            return "redis-wait";
         }
         match (self.redis, self.fsync) {
             (false, false) => "embedded",
@@ -74,6 +82,9 @@ impl StoreSpec {
         if self.tls {
             return "none across a Redis restart (Redis over TLS without persistence)";
         }
+        if self.wait {
+            return "a failover to the replica (`-redis_wait_replicas 1`), not a restart of both (no persistence)";
+        }
         match (self.redis, self.fsync) {
             (false, false) => "process crash (`-store_sync normal`: SQLite WAL fsynced at checkpoints only)",
             (false, true) => "OS crash, power loss (`-store_sync full`: WAL fsynced before each commit is acknowledged; group commit)",
@@ -86,6 +97,8 @@ impl StoreSpec {
     fn kar_args(self) -> Vec<String> {
         if !self.redis && self.fsync {
             vec!["-store_sync".into(), "full".into()]
+        } else if self.wait {
+            vec!["-redis_wait_replicas".into(), "1".into()]
         } else {
             Vec::new()
         }
@@ -98,6 +111,8 @@ pub struct StoreProcess {
     pub home: tempfile::TempDir,
     pub env: Vec<(String, String)>,
     pub redis: Option<Child>,
+    /// The replica of `redis-wait`.
+    pub replica: Option<Child>,
 }
 
 impl StoreProcess {
@@ -120,6 +135,8 @@ impl StoreProcess {
             command
                 .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
                 .args(["--save", ""])
+                // A replica (redis-wait) gets its first sync at once.
+                .args(["--repl-diskless-sync-delay", "0"])
                 .args(persistence)
                 .arg("--dir")
                 .arg(home.path());
@@ -155,8 +172,55 @@ impl StoreProcess {
         } else {
             None
         };
-        Ok(StoreProcess { home, env, redis })
+        let replica = match (&redis, spec.wait) {
+            (Some(_), true) => Some(start_replica(home.path(), primary_port(&env)?).await?),
+            _ => None,
+        };
+        Ok(StoreProcess {
+            home,
+            env,
+            redis,
+            replica,
+        })
     }
+}
+
+fn primary_port(env: &[(String, String)]) -> Result<u16> {
+    env.iter()
+        .find(|(k, _)| k == "REDIS_PORT")
+        .and_then(|(_, v)| v.parse().ok())
+        .context("no REDIS_PORT")
+}
+
+/// A replica of the Redis on `primary`, in sync before it returns.
+async fn start_replica(dir: &Path, primary: u16) -> Result<Child> {
+    let port = free_port()?;
+    let replica_dir = dir.join("replica");
+    std::fs::create_dir_all(&replica_dir)?;
+    let replica = Command::new("redis-server")
+        .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+        .args(["--save", "", "--appendonly", "no"])
+        .args(["--replicaof", "127.0.0.1", &primary.to_string()])
+        .arg("--dir")
+        .arg(&replica_dir)
+        .stdout(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .context("starting the replica redis-server")?;
+    wait_for_tcp(port).await?;
+    // In sync: the primary counts it online.
+    for _ in 0..200 {
+        let info = Command::new("redis-cli")
+            .args(["-p", &primary.to_string(), "INFO", "replication"])
+            .output()
+            .await
+            .context("running redis-cli")?;
+        if String::from_utf8_lossy(&info.stdout).contains("state=online") {
+            return Ok(replica);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    bail!("the replica of redis :{primary} did not get in sync within 10 s")
 }
 
 /// A CA and a server certificate for 127.0.0.1 it signs (`openssl`), in `dir`.

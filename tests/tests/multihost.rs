@@ -9,7 +9,7 @@
 //!
 //! `KAR_MULTIHOST_TRIALS=N` (default 2) sets the number of partition trials; the
 //! figures of the note come from `KAR_MULTIHOST_TRIALS=20`. `KAR_MULTIHOST_FAULTS=S`
-//! (default 25) the seconds of random faults of the bank test; `bench/soak-multihost.sh`
+//! (default 60) the seconds of random faults of the bank test; `bench/soak-multihost.sh`
 //! runs longer ones.
 
 // The bank of tests/bank_faults, on simulated hosts (its kill helpers go unused here).
@@ -93,6 +93,39 @@ impl RedisHost {
         self.process.stop();
         std::thread::sleep(length);
         self.process.resume();
+    }
+}
+
+/// Where the delaying proxy to Redis listens on host 0.
+const PROXY_PORT: u16 = 6380;
+
+/// A delaying TCP proxy to Redis on host 0 (`tests/apps/python/netfaults`; this
+/// kernel has no sch_netem): the sidecars given `PROXY_PORT` reach Redis through it,
+/// with the delay, jitter and loss written to `config` ("DELAY_MS JITTER_MS LOSS").
+struct DelayProxy {
+    process: Process,
+    config: std::path::PathBuf,
+}
+
+impl DelayProxy {
+    fn start(net: &Net, dir: &std::path::Path) -> DelayProxy {
+        let config = dir.join("delay");
+        std::fs::write(&config, "0 0 0").unwrap();
+        let mut command = Command::new("ip");
+        command
+            .args(["netns", "exec", &net.hosts[0].ns, "python3"])
+            .arg(kar_tests::apps_dir().join("python/netfaults/delay_proxy.py"))
+            .args([&net.hosts[0].ip, &PROXY_PORT.to_string(), &net.hosts[0].ip])
+            .arg(REDIS_PORT.to_string())
+            .arg(&config);
+        let process = Process::spawn("delay proxy (host 0)", command);
+        process.expect_output("listening", Duration::from_secs(20));
+        DelayProxy { process, config }
+    }
+
+    /// Delays (and loses) from now on, until `set` again.
+    fn set(&self, delay_ms: u64, jitter_ms: u64, loss: f64) {
+        std::fs::write(&self.config, format!("{delay_ms} {jitter_ms} {loss}")).unwrap();
     }
 }
 
@@ -273,7 +306,8 @@ fn env_number(name: &str, default: u64) -> u64 {
 /// The bank (tests/bank_faults) across three kar hosts, its clients on the Redis
 /// host, under random cuts of one server host at a time (both ways, outbound only,
 /// inbound only; 0.5 to 5 s: some heal before the lease, others fence the host, whose
-/// server is then restarted), plus Redis frozen past the lease once and killed and
+/// server is then restarted), delays of host 3's link to Redis (50-300 ms, jitter,
+/// loss, through the delaying proxy), plus Redis frozen past the lease once and killed and
 /// restarted from its AOF once: every accepted transfer applied exactly once, balance
 /// conserved, nothing lost, no two attempts of a step overlapping and no actor active
 /// in two places, judged from the apps' own event log (one clock: the hosts share the
@@ -284,11 +318,18 @@ fn bank_transfers_survive_partitions() {
     let Some(net) = net(4) else { return };
     let dir = tempfile::tempdir().unwrap();
     let mut redis = RedisHost::start(&net, dir.path());
+    let proxy = DelayProxy::start(&net, dir.path());
     let store = Store::redis_at(&net.hosts[0].ip, REDIS_PORT);
     let app = unique_app("mbank");
+    // Host 3 reaches Redis through the delaying proxy.
     let configs = (1..=3)
         .map(|host| ServerConfig {
             within: net.exec_prefix(host),
+            env: if host == 3 {
+                vec![("REDIS_PORT".to_string(), PROXY_PORT.to_string())]
+            } else {
+                Vec::new()
+            },
             ..ServerConfig::default()
         })
         .collect();
@@ -302,7 +343,7 @@ fn bank_transfers_survive_partitions() {
     let mut clients: Vec<Process> = (0..3)
         .map(|i| bank.client(&format!("c{i}"), quiesce, &long_lease))
         .collect();
-    let faulting = Duration::from_secs(env_number("KAR_MULTIHOST_FAULTS", 25));
+    let faulting = Duration::from_secs(env_number("KAR_MULTIHOST_FAULTS", 60));
     let started = std::time::Instant::now();
     let mut schedule = Vec::new();
     let mut fenced = 0;
@@ -313,6 +354,8 @@ fn bank_transfers_survive_partitions() {
     // retry the same request (see bank/client.js).
     let mut frozen = false;
     let mut restarted = false;
+    // Every third fault (the second, the fifth, ...) delays instead of cutting.
+    let mut faults = 0;
     while started.elapsed() < faulting {
         // The fault schedule itself: random pauses and cut lengths.
         std::thread::sleep(Duration::from_millis(rand::random_range(500..2000)));
@@ -330,9 +373,22 @@ fn bank_transfers_survive_partitions() {
             schedule.push(format!("redis SIGSTOP {length:?}"));
             continue;
         }
+        let length = Duration::from_millis(rand::random_range(500..5000));
+        faults += 1;
+        if faults % 3 == 2 {
+            // Host 3's link to Redis delayed by 50-300 ms, with jitter and loss.
+            let (delay, jitter) = (rand::random_range(50..=300), rand::random_range(0..=100));
+            let loss = rand::random_range(0..=5) as f64 / 100.0;
+            proxy.set(delay, jitter, loss);
+            std::thread::sleep(length);
+            proxy.set(0, 0, 0.0);
+            schedule.push(format!(
+                "h3 delay {delay}+{jitter} ms loss {loss} {length:?}"
+            ));
+            continue;
+        }
         let host = rand::random_range(1..=3);
         let cut = [Cut::Both, Cut::Outbound, Cut::Inbound][rand::random_range(0..3)];
-        let length = Duration::from_millis(rand::random_range(500..5000));
         net.cut(host, cut);
         std::thread::sleep(length);
         net.heal(host);
@@ -378,19 +434,9 @@ fn calls_through_a_delayed_lossy_link() {
     let Some(net) = net(2) else { return };
     let dir = tempfile::tempdir().unwrap();
     let _redis = RedisHost::start(&net, dir.path());
-    let config = dir.path().join("delay");
-    std::fs::write(&config, "0 0 0").unwrap();
-    let proxy_port = 6380;
-    let mut command = Command::new("ip");
-    command
-        .args(["netns", "exec", &net.hosts[0].ns, "python3"])
-        .arg(kar_tests::apps_dir().join("python/netfaults/delay_proxy.py"))
-        .args([&net.hosts[0].ip, &proxy_port.to_string(), &net.hosts[0].ip])
-        .arg(REDIS_PORT.to_string())
-        .arg(&config);
-    let proxy = Process::spawn("delay proxy (host 0)", command);
-    proxy.expect_output("listening", Duration::from_secs(20));
-    let store = Store::redis_at(&net.hosts[0].ip, proxy_port);
+    let proxy = DelayProxy::start(&net, dir.path());
+    let config = proxy.config.clone();
+    let store = Store::redis_at(&net.hosts[0].ip, PROXY_PORT);
     let app = unique_app("delay");
     let mut service = Component::new(&store, &app)
         .name("greeter on host 1")
@@ -435,7 +481,9 @@ fn calls_through_a_delayed_lossy_link() {
     ] {
         std::fs::write(&config, setting).unwrap();
         if setting != "0 0 0" {
-            proxy.expect_output(&format!("config {setting}"), Duration::from_secs(20));
+            proxy
+                .process
+                .expect_output(&format!("config {setting}"), Duration::from_secs(20));
         }
         let mut ms: Vec<f64> = (1..=10).map(call).collect();
         ms.sort_by(f64::total_cmp);
@@ -484,7 +532,7 @@ fn a_live_host_keeps_serving_while_another_is_cut_off() {
     let store = Store::redis_at(&net.hosts[0].ip, REDIS_PORT);
     let app = unique_app("live");
     let replica = |host: usize| {
-        let mut service = Component::new(&store, &app)
+        let service = Component::new(&store, &app)
             .name(&format!("greeter on host {host}"))
             .service("greeter")
             .within(net.exec_prefix(host))

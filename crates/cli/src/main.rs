@@ -128,7 +128,46 @@ fn command(spec: &'static CommandSpec, args: &[String]) -> i32 {
 
 /// Logs `[FATAL] <error>` on one line and returns exit code 1.
 fn fatal(error: anyhow::Error) -> i32 {
-    let message = format!("{error:#}").replace('\n', " ");
-    logging::fatal(&message);
+    logging::fatal(&one_line(&error));
     1
+}
+
+/// The error and its causes, `: `-separated on one line, leaving out a cause whose
+/// text the message so far already holds (store errors quote their source in their
+/// own reason).
+fn one_line(error: &anyhow::Error) -> String {
+    let mut message = String::new();
+    for cause in error.chain() {
+        let text = cause.to_string();
+        if message.contains(&text) {
+            continue;
+        }
+        if !message.is_empty() {
+            message.push_str(": ");
+        }
+        message.push_str(&text);
+    }
+    message.replace('\n', " ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cause_already_quoted_is_not_repeated() {
+        let source = std::io::Error::other("Connection refused (os error 111)");
+        let store = kar_store::StoreError::unavailable_from(
+            "failed to connect to Redis at 127.0.0.1:1: Connection refused (os error 111)",
+            source,
+        );
+        let error = anyhow::Error::new(store).context("cannot open the store");
+        assert_eq!(
+            one_line(&error),
+            "cannot open the store: store unavailable: failed to connect to Redis at \
+             127.0.0.1:1: Connection refused (os error 111)"
+        );
+        let plain = anyhow::anyhow!("no\nnewline").context("outer");
+        assert_eq!(one_line(&plain), "outer: no newline");
+    }
 }
