@@ -328,12 +328,21 @@ impl Mesh {
         server_args: &[String],
         command: &[String],
     ) -> Result<Mesh> {
-        let StoreProcess { home, env, redis } = StoreProcess::start_spec(store).await?;
+        let StoreProcess {
+            home,
+            env,
+            redis,
+            replica,
+        } = StoreProcess::start_spec(store).await?;
         let mut processes = Vec::new();
         let mut labels = Vec::new();
         if let Some(redis) = redis {
             processes.push(redis);
             labels.push("redis-server");
+        }
+        if let Some(replica) = replica {
+            processes.push(replica);
+            labels.push("redis-server (replica)");
         }
         let server_port = free_port()?;
         let client_port = free_port()?;
