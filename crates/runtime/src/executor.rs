@@ -177,6 +177,8 @@ impl Runtime {
                 self.wakes.reminders.notify_one();
                 // So are the Kafka partitions it bridged.
                 self.wakes.bridges.notify_waiters();
+                // A member that joined may take a share of the actors (`rebalance.rs`).
+                self.wakes.rebalance.notify_one();
             }
             Message::Signal(signal) => self.on_signal(signal),
         }
