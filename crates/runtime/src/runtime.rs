@@ -148,6 +148,13 @@ impl Runtime {
         let _ = rx.wait_for(|down| *down).await;
     }
 
+    /// Whether the mesh was left: from then on the component's own requests get
+    /// `ShuttingDown` (while a graceful leave drains, they still work: the requests
+    /// running here may call out).
+    pub fn has_left(&self) -> bool {
+        *self.lifecycle.left.borrow()
+    }
+
     /// Resolves once the mesh was left.
     pub(crate) async fn left(&self) {
         let mut rx = self.lifecycle.left.subscribe();
