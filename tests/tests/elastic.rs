@@ -157,7 +157,10 @@ impl<'a> Mesh<'a> {
         exited
             .stdout
             .lines()
-            .find_map(|l| l.strip_prefix("sum ").and_then(|n| n.trim().parse().ok()))
+            .find_map(|l| {
+                let (_, n) = l.split_once("[STDOUT] sum ")?;
+                n.trim().parse().ok()
+            })
             .unwrap_or_else(|| panic!("no sum:\n{}", exited.output))
     }
 
