@@ -33,6 +33,13 @@ use std::time::Duration;
 /// How often a member compares its share of each type with the others'.
 const CHECK_INTERVAL: Duration = Duration::from_secs(2);
 
+/// A pass moves at most this many seconds' worth of moves, then lists again.
+const MOVES_PER_PASS_SECS: usize = 10;
+
+/// How long a moved actor counts for its new member before it is activated there (its
+/// next request may be late or never come).
+const MOVED_MEMORY: Duration = Duration::from_secs(30);
+
 /// Deactivations a graceful leave runs at once.
 const LEAVE_DEACTIVATIONS: usize = 16;
 
@@ -86,17 +93,25 @@ impl Runtime {
             return;
         }
         let pause = Duration::from_secs(1) / rate;
-        // A pass moves no more than a check interval's worth, then looks again.
-        let per_pass = (rate as usize * CHECK_INTERVAL.as_secs() as usize).max(1);
+        // A pass moves no more than this, then looks again.
+        let per_pass = (rate as usize * MOVES_PER_PASS_SECS).max(1);
+        let mut moving = InFlight::default();
+        let mut again = false;
         loop {
-            tokio::select! {
-                _ = tokio::time::sleep(CHECK_INTERVAL) => {}
-                _ = self.wakes.rebalance.notified() => {}
-                _ = self.shutdown_started() => return,
+            if !again {
+                tokio::select! {
+                    _ = tokio::time::sleep(CHECK_INTERVAL) => {}
+                    _ = self.wakes.rebalance.notified() => {}
+                    _ = self.shutdown_started() => return,
+                }
             }
-            if let Err(e) = self.rebalance_pass(pause, per_pass).await {
-                tracing::debug!("rebalancing skipped a pass: {e}");
-            }
+            again = match self.rebalance_pass(pause, per_pass, &mut moving).await {
+                Ok(pass) => pass == Pass::Interrupted,
+                Err(e) => {
+                    tracing::debug!("rebalancing skipped a pass: {e}");
+                    false
+                }
+            };
         }
     }
 
@@ -104,15 +119,18 @@ impl Runtime {
         self: &Arc<Self>,
         pause: Duration,
         per_pass: usize,
-    ) -> Result<(), RuntimeError> {
+        moving: &mut InFlight,
+    ) -> Result<Pass, RuntimeError> {
         let members = self.members().await?;
         let listings: BTreeMap<NodeId, Option<_>> = self
             .ask_members_for_actors_by_member()
             .await?
             .into_iter()
             .collect();
+        moving.forget_arrived(&listings);
         for actor_type in &self.config.actors {
-            let counts = type_counts(actor_type, &members, &listings);
+            let mut counts = type_counts(actor_type, &members, &listings);
+            moving.count_towards(actor_type, &mut counts);
             let mut targets = plan_moves(&self.node, &counts);
             if targets.is_empty() {
                 continue;
@@ -125,23 +143,30 @@ impl Runtime {
                 .into_iter()
                 .filter(|a| a.actor_type == *actor_type);
             let (planned, mut moved) = (targets.len(), 0);
+            let mut pass = Pass::Done;
             for target in targets {
                 // The next idle instance that moves (a busy or re-used one is skipped).
                 loop {
                     if self.is_shutting_down() {
-                        return Ok(());
+                        return Ok(Pass::Done);
                     }
                     let Some(actor) = candidates.next() else {
                         break;
                     };
                     if self.move_off(&actor, Some(&target)).await? {
+                        moving.moved(actor, target.clone());
                         moved += 1;
                         break;
                     }
                 }
                 tokio::select! {
                     _ = tokio::time::sleep(pause) => {}
-                    _ = self.shutdown_started() => return Ok(()),
+                    // A member joined or left: plan again with it.
+                    _ = self.wakes.rebalance.notified() => {
+                        pass = Pass::Interrupted;
+                        break;
+                    }
+                    _ = self.shutdown_started() => return Ok(Pass::Done),
                 }
             }
             let mine = counts.get(&self.node).copied().flatten().unwrap_or(0);
@@ -152,8 +177,11 @@ impl Runtime {
                 moved,
                 "rebalanced: moved actors to members holding fewer"
             );
+            if pass == Pass::Interrupted {
+                return Ok(pass);
+            }
         }
-        Ok(())
+        Ok(Pass::Done)
     }
 
     /// Moves `actor` off this member between two of its flows: takes it if no flow
@@ -216,6 +244,51 @@ impl Runtime {
             Err(_) => {
                 tracing::warn!("the grace period ended before every actor was deactivated");
                 0
+            }
+        }
+    }
+}
+
+/// How a rebalancing pass ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Pass {
+    Done,
+    /// The membership changed during the pass: plan again at once.
+    Interrupted,
+}
+
+/// The actors this member moved that are not activated on their new member yet: they
+/// count for it, else the next pass would see them nowhere, take the shares as
+/// smaller than they are and move too many.
+#[derive(Default)]
+struct InFlight {
+    moved: std::collections::HashMap<ActorRef, (NodeId, tokio::time::Instant)>,
+}
+
+impl InFlight {
+    fn moved(&mut self, actor: ActorRef, to: NodeId) {
+        self.moved.insert(actor, (to, tokio::time::Instant::now()));
+    }
+
+    /// Forgets the moved actors now activated somewhere, or moved long ago.
+    fn forget_arrived(&mut self, listings: &BTreeMap<NodeId, Option<crate::mesh::ActorListing>>) {
+        self.moved.retain(|actor, (_, at)| {
+            let arrived = listings.values().flatten().any(|listing| {
+                listing
+                    .get(&actor.actor_type)
+                    .is_some_and(|ids| ids.binary_search(&actor.id).is_ok())
+            });
+            !arrived && at.elapsed() < MOVED_MEMORY
+        });
+    }
+
+    /// Adds the moved instances of `actor_type` to their new members' counts.
+    fn count_towards(&self, actor_type: &str, counts: &mut BTreeMap<NodeId, Option<usize>>) {
+        for (actor, (to, _)) in &self.moved {
+            if actor.actor_type == actor_type {
+                if let Some(Some(count)) = counts.get_mut(to) {
+                    *count += 1;
+                }
             }
         }
     }
