@@ -109,6 +109,11 @@ impl Runtime {
             if member.node == self.node {
                 return (member.node.clone(), Some(self.local_actors()));
             }
+            if member.actors.is_empty() {
+                // It hosts no actor type (a client, a CLI command that may be gone
+                // already): nothing to ask.
+                return (member.node.clone(), Some(ActorListing::new()));
+            }
             let (query, answer) = self.mesh.open();
             let ask = Signal::ListActors {
                 from: self.node.clone(),

@@ -144,6 +144,11 @@ impl Runtime {
                 .filter(|a| a.actor_type == *actor_type);
             let (planned, mut moved) = (targets.len(), 0);
             let mut pass = Pass::Done;
+            // Paced from the start of each move: a slow move is not followed by a
+            // full pause.
+            let mut pace = tokio::time::interval(pause);
+            pace.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            pace.tick().await; // the first tick is now
             for target in targets {
                 // The next idle instance that moves (a busy or re-used one is skipped).
                 loop {
@@ -160,11 +165,14 @@ impl Runtime {
                     }
                 }
                 tokio::select! {
-                    _ = tokio::time::sleep(pause) => {}
-                    // A member joined or left: plan again with it.
+                    _ = pace.tick() => {}
+                    // The membership changed: plan again if a host of the type
+                    // joined or left (clients and CLI commands come and go).
                     _ = self.wakes.rebalance.notified() => {
-                        pass = Pass::Interrupted;
-                        break;
+                        if self.hosts_of(actor_type).await? != hosts_of(actor_type, &members) {
+                            pass = Pass::Interrupted;
+                            break;
+                        }
                     }
                     _ = self.shutdown_started() => return Ok(Pass::Done),
                 }
@@ -182,6 +190,11 @@ impl Runtime {
             }
         }
         Ok(Pass::Done)
+    }
+
+    /// The live members offering `actor_type`.
+    async fn hosts_of(&self, actor_type: &str) -> Result<Vec<NodeId>, RuntimeError> {
+        Ok(hosts_of(actor_type, &self.members().await?))
     }
 
     /// Moves `actor` off this member between two of its flows: takes it if no flow
@@ -247,6 +260,15 @@ impl Runtime {
             }
         }
     }
+}
+
+/// The members of `members` offering `actor_type`.
+fn hosts_of(actor_type: &str, members: &[Member]) -> Vec<NodeId> {
+    members
+        .iter()
+        .filter(|m| m.actors.iter().any(|t| t == actor_type))
+        .map(|m| m.node.clone())
+        .collect()
 }
 
 /// How a rebalancing pass ended.
