@@ -102,7 +102,11 @@ impl<'a> Mesh<'a> {
             .terminate(LEAVE_TIMEOUT)
             .unwrap_or_else(|| panic!("{} did not leave in {LEAVE_TIMEOUT:?}", replica.name()));
         assert_eq!(exited.code(), Some(0), "{}", exited.output);
-        assert!(exited.output.contains("left the mesh in "), "{}", exited.output);
+        assert!(
+            exited.output.contains("left the mesh in "),
+            "{}",
+            exited.output
+        );
         self.gone.push(replica);
         began.elapsed()
     }
@@ -137,7 +141,10 @@ impl<'a> Mesh<'a> {
         let done = exited
             .stdout
             .lines()
-            .find_map(|l| l.split_once("done calls=").map(|(_, rest)| rest.to_string()))
+            .find_map(|l| {
+                l.split_once("done calls=")
+                    .map(|(_, rest)| rest.to_string())
+            })
             .unwrap_or_else(|| panic!("no summary:\n{}", exited.output));
         let (calls, failures) = done.split_once(" failures=").expect("summary");
         assert_eq!(failures.trim(), "0", "{}", exited.output);
@@ -244,7 +251,11 @@ fn check_lifecycle(log: &str) {
                 moves += 1;
             }
             "E" => {
-                assert_eq!(active.get(id), Some(&pid), "line {n}: {id} entered where inactive");
+                assert_eq!(
+                    active.get(id),
+                    Some(&pid),
+                    "line {n}: {id} entered where inactive"
+                );
                 if let Some(other) = inside.insert(id, pid) {
                     panic!("line {n}: a request of {id} entered in {pid} while one ran in {other}");
                 }
@@ -302,9 +313,16 @@ fn phase(calls: &[(u64, u64)], from: u64, to: u64) -> String {
 fn await_calls(mesh: &Mesh<'_>, since: u64, more: usize) -> u64 {
     let path = mesh.path("latencies");
     let reached = poll_until(CLIENT_TIMEOUT, POLL, || {
-        latencies(&path).iter().filter(|(end, _)| *end >= since).count() >= more
+        latencies(&path)
+            .iter()
+            .filter(|(end, _)| *end >= since)
+            .count()
+            >= more
     });
-    assert!(reached, "the load did not make {more} calls in {CLIENT_TIMEOUT:?}");
+    assert!(
+        reached,
+        "the load did not make {more} calls in {CLIENT_TIMEOUT:?}"
+    );
     wall_ms()
 }
 

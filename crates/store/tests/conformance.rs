@@ -943,14 +943,24 @@ async fn actor_moves_only_between_flows(engine: &Engine) {
     let Routing::Assigned(host) = store.enqueue(&first).await.unwrap() else {
         panic!("parked");
     };
-    let other = NodeId(if host.0 == "node-a" { "node-b" } else { "node-a" }.into());
+    let other = NodeId(
+        if host.0 == "node-a" {
+            "node-b"
+        } else {
+            "node-a"
+        }
+        .into(),
+    );
     // A request of it is queued on its host: it stays.
     assert!(!store.move_actor(&host, &actor, Some(&other)).await.unwrap());
     assert_eq!(
         store.placements().await.unwrap(),
         vec![(actor.clone(), host.clone())]
     );
-    assert!(store.complete(&host, &first.id, &reply("done")).await.unwrap());
+    assert!(store
+        .complete(&host, &first.id, &reply("done"))
+        .await
+        .unwrap());
     // Between two flows it moves, and the next request goes to its new host.
     assert!(store.move_actor(&host, &actor, Some(&other)).await.unwrap());
     assert_eq!(
@@ -964,7 +974,10 @@ async fn actor_moves_only_between_flows(engine: &Engine) {
     );
     // Only its host moves it.
     assert!(!store.move_actor(&host, &actor, None).await.unwrap());
-    assert!(store.complete(&other, &next.id, &reply("done")).await.unwrap());
+    assert!(store
+        .complete(&other, &next.id, &reply("done"))
+        .await
+        .unwrap());
     // To a member that does not offer the type: the placement is dropped.
     let not_offering = NodeId("node-c".into());
     assert!(store
