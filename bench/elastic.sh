@@ -10,6 +10,7 @@
 # checks.)
 #
 #   bench/elastic.sh [N]         PROFILE=debug bench/elastic.sh [N]  (no release build)
+#   STORES=redis bench/elastic.sh [N]                                (one store only)
 #
 # Needs node and the npm packages of tests/apps/js (scripts/setup-test-deps.sh) and
 # redis-server. Everything it starts (a redis-server on a free loopback port, the kar
@@ -58,7 +59,7 @@ replica() {
 
 client() { # scenario args...
     (cd "$apps" && "$kar" run -app bench -app_port "$(free_port)" -- node elastic/client.js "$@") \
-        >"$work/$store/client.log" 2>&1
+        >"$work/$store/client.log" 2>&1 || { tail -20 "$work/$store/client.log"; exit 1; }
 }
 
 run() { # store name, then the environment for kar
@@ -88,5 +89,8 @@ run() { # store name, then the environment for kar
 echo "graceful leave of a replica with $n activated actors ($profile build, $(nproc) cores, idle mesh)"
 echo "| store | actors | SIGTERM to exit | the sidecar's own line |"
 echo "|---|---:|---:|---|"
-run embedded KAR_HOME="$work/home"
-run redis KAR_HOME="$work/empty" REDIS_HOST=127.0.0.1 REDIS_PORT="$port"
+stores="${STORES:-embedded redis}"
+if [[ "$stores" == *embedded* ]]; then run embedded KAR_HOME="$work/home"; fi
+if [[ "$stores" == *redis* ]]; then
+    run redis KAR_HOME="$work/empty" REDIS_HOST=127.0.0.1 REDIS_PORT="$port"
+fi
