@@ -10,6 +10,9 @@
 //!   after the other (SIGTERM, wait for the exit, start again); calls/s and p99 before,
 //!   during and after the roll are printed.
 //! - `scale_to_zero_and_back`: calls made while no replica runs complete once one starts.
+//! - `a_leave_lets_running_requests_finish`: a request running at SIGTERM, which then
+//!   calls another actor on the same replica in its session, finishes before the
+//!   replica leaves.
 //!
 //! Every test checks: no call failed or got a wrong count (the client checks each reply,
 //! and the counts add up to the calls made: none lost, none run twice); no actor was
@@ -437,6 +440,30 @@ store_test!(
         let exited = parked.expect_success(CLIENT_TIMEOUT);
         assert!(exited.output.contains("called 20"), "{}", exited.output);
         assert_eq!(mesh.sum(20), 40, "every call counted once");
+        mesh.check_history();
+    }
+);
+
+store_test!(
+    fn a_leave_lets_running_requests_finish(store) {
+        let mut mesh = Mesh::new(store, "elastic-drain");
+        mesh.add_replica();
+        node_client(store, &mesh.app, "elastic/client.js", &["calls", "2"])
+            .spawn()
+            .expect_success(CLIENT_TIMEOUT);
+        let mut relay =
+            node_client(store, &mesh.app, "elastic/client.js", &["relay", "c0", "c1", "2000"])
+                .spawn();
+        // c0 entered relay (its second entry: `calls` made the first).
+        let log = mesh.path("lifecycle.log");
+        let entered = poll_until(CLIENT_TIMEOUT, POLL, || {
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            text.lines().filter(|l| l.starts_with("E c0 ")).count() == 2
+        });
+        assert!(entered, "relay did not start:\n{}", relay.output());
+        mesh.stop_replica(0);
+        let exited = relay.expect_success(CLIENT_TIMEOUT);
+        assert!(exited.output.contains("relayed 2"), "{}", exited.output);
         mesh.check_history();
     }
 );

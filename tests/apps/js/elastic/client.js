@@ -11,6 +11,7 @@
  *       `FAIL ...` per failed or wrong call, then `done calls=N failures=F`.
  *   sum ACTORS       prints `sum N`: the total of every actor's count
  *   calls ACTORS     incr() on every actor at once; prints `called N`
+ *   relay ID OTHER MS  Counter(ID).relay(OTHER, MS); prints `relayed N`
  *
  * Exits 1 if a call failed.
  */
@@ -96,12 +97,19 @@ async function calls (actors) {
   return true
 }
 
+async function relay (from, other, ms) {
+  const reply = await actor.call(actor.proxy('Counter', from), 'relay', other, Number(ms))
+  console.log(`relayed ${JSON.stringify(reply)}`)
+  return typeof reply === 'number'
+}
+
 const [scenario, ...args] = process.argv.slice(2)
 console.log(`client starting: ${process.argv.slice(2).join(' ')}`)
 const run = {
   load: () => load(Number(args[0]), Number(args[1]), args[2], args[3]),
   sum: () => sum(Number(args[0])),
-  calls: () => calls(Number(args[0]))
+  calls: () => calls(Number(args[0])),
+  relay: () => relay(args[0], args[1], args[2])
 }[scenario]
 if (!run) {
   console.log(`FAIL unknown scenario ${scenario}`)

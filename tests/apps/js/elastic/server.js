@@ -13,6 +13,8 @@
  * Actor type Counter:
  *   incr()   reads its count from the actor state, writes count + 1, answers it
  *   get()    answers its count
+ *   relay(other, ms)   sleeps ms, then calls Counter(other).incr() in its session;
+ *                      answers that reply
  *
  * Prints `elastic server listening ... pid N` once it serves.
  */
@@ -46,6 +48,14 @@ class Counter {
     await actor.state.set(this, 'count', count + 1)
     record('X', this.kar.id)
     return count + 1
+  }
+
+  async relay (other, ms) {
+    record('E', this.kar.id)
+    await new Promise(resolve => setTimeout(resolve, ms))
+    const count = await actor.call(this, actor.proxy('Counter', other), 'incr')
+    record('X', this.kar.id)
+    return count
   }
 
   async get () {
