@@ -218,7 +218,7 @@ impl Runtime {
 
     /// `DELETE /kar/impl/v1/actor/T/I` (spec §3.4). The instance counts as inactive
     /// afterwards whatever the component answered.
-    async fn deactivate(&self, actor: &ActorRef) {
+    pub(crate) async fn deactivate(&self, actor: &ActorRef) {
         let invocation = Invocation {
             method: "DELETE".to_string(),
             path: actor_path(&actor.actor_type, &actor.id),

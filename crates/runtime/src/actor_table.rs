@@ -127,6 +127,11 @@ impl ActorTable {
         state.locks.acquire(actor, flow) == Acquire::Granted
     }
 
+    /// Whether `flow` holds an instance here: a request of it is running here.
+    pub(crate) fn flow_is_running(&self, flow: &FlowId) -> bool {
+        self.lock().locks.holds_any(flow)
+    }
+
     pub(crate) fn is_activated(&self, actor: &ActorRef) -> bool {
         self.lock()
             .instances

@@ -75,4 +75,18 @@ impl Runtime {
         }
         Ok(merged)
     }
+
+    /// Actor instances activated in the component of each member of the mesh, by
+    /// member (its node id) then type, ids sorted: how actors spread over replicas.
+    /// A member that did not answer is left out.
+    pub async fn mesh_actors_by_member(
+        self: &Arc<Self>,
+    ) -> Result<BTreeMap<String, BTreeMap<String, Vec<String>>>, RuntimeError> {
+        Ok(self
+            .ask_members_for_actors_by_member()
+            .await?
+            .into_iter()
+            .filter_map(|(node, listing)| Some((node.0, listing?)))
+            .collect())
+    }
 }

@@ -201,7 +201,7 @@ impl Runtime {
         flow: Option<FlowId>,
         parent: Option<RequestId>,
     ) -> Result<Accepted, RuntimeError> {
-        if self.is_shutting_down() {
+        if self.has_left() {
             return Err(RuntimeError::ShuttingDown);
         }
         let (request, reply_rx) = self.new_request(target, invocation, kind, flow, parent);
@@ -265,7 +265,7 @@ impl Runtime {
         };
         let outcome = tokio::select! {
             outcome = reply_rx => outcome.map_err(|_| RuntimeError::ShuttingDown)?,
-            _ = self.shutdown_started() => {
+            _ = self.left() => {
                 self.caller.remove(&id);
                 return Err(RuntimeError::ShuttingDown);
             }
@@ -290,7 +290,7 @@ impl Runtime {
                 self.caller.consumed(id);
                 promise_result(outcome.map_err(|_| AwaitError::ShuttingDown)?)
             }
-            _ = self.shutdown_started() => Err(AwaitError::ShuttingDown),
+            _ = self.left() => Err(AwaitError::ShuttingDown),
         }
     }
 

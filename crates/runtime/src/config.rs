@@ -40,7 +40,18 @@ pub struct RuntimeConfig {
     pub event_retention: Duration,
     /// `-kafka_brokers` and `-kafka_topics` (`kafka/`); `None` without brokers.
     pub kafka: Option<crate::KafkaConfig>,
+    /// Most actors this member moves to other members per second when it hosts more
+    /// than its fair share of a type (`-actor_rebalance_rate`, `rebalance.rs`); 0 = never.
+    pub actor_rebalance_rate: u32,
+    /// How long a graceful leave lets the requests running here finish
+    /// (`-shutdown_grace`); those still running then are left to recovery.
+    pub shutdown_grace: Duration,
 }
+
+/// The default `-actor_rebalance_rate` (moves per second).
+pub const DEFAULT_ACTOR_REBALANCE_RATE: u32 = 100;
+/// The default `-shutdown_grace`: Kubernetes' default termination grace period.
+pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 
 impl RuntimeConfig {
     pub fn new(app: impl Into<String>) -> Self {
@@ -59,6 +70,8 @@ impl RuntimeConfig {
             clock: Clock::system(),
             event_retention: DEFAULT_EVENT_RETENTION,
             kafka: None,
+            actor_rebalance_rate: DEFAULT_ACTOR_REBALANCE_RATE,
+            shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
         }
     }
 }

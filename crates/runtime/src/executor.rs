@@ -158,7 +158,13 @@ impl Runtime {
 
     fn handle(self: &Arc<Self>, message: Message) {
         match message {
-            Message::Execute(request) if self.is_shutting_down() => {
+            // While a graceful leave drains, the calls of flows running here (a
+            // session re-entering its actor, a nested call in the flow) still run
+            // here: the running requests wait for them.
+            Message::Execute(request)
+                if self.is_shutting_down()
+                    && !self.executor.actors.flow_is_running(&request.flow) =>
+            {
                 // Still assigned to us in the store: leaving hands it to another member.
                 tracing::debug!(request = %request.id, "leaving the mesh: not starting it here");
                 self.executor.not_started(&request.id);
@@ -177,6 +183,8 @@ impl Runtime {
                 self.wakes.reminders.notify_one();
                 // So are the Kafka partitions it bridged.
                 self.wakes.bridges.notify_waiters();
+                // A member that joined may take a share of the actors (`rebalance.rs`).
+                self.wakes.rebalance.notify_one();
             }
             Message::Signal(signal) => self.on_signal(signal),
         }

@@ -49,7 +49,7 @@ impl Runtime {
         parent: Option<RequestId>,
         key: &str,
     ) -> Result<Accepted, RuntimeError> {
-        if self.is_shutting_down() {
+        if self.has_left() {
             return Err(RuntimeError::ShuttingDown);
         }
         let (request, reply_rx) = self.new_request(target, invocation, kind, flow, parent);
@@ -132,7 +132,7 @@ impl Runtime {
                     local.renew();
                 }
                 _ = tokio::time::sleep(delay) => {}
-                _ = self.shutdown_started() => return Err(RuntimeError::ShuttingDown),
+                _ = self.left() => return Err(RuntimeError::ShuttingDown),
             }
             delay = (delay * 2).min(MAX_POLL);
         }

@@ -73,6 +73,7 @@ mod kafka;
 mod locks;
 mod mesh;
 mod metrics;
+mod rebalance;
 mod reminders;
 mod retention;
 mod retry;
@@ -83,7 +84,9 @@ pub use app::{AppClient, AppError};
 pub use bindings::{Binding, Bindings};
 pub use caller::Accepted;
 pub use clock::Clock;
-pub use config::{RuntimeConfig, DEFAULT_EVENT_RETENTION};
+pub use config::{
+    RuntimeConfig, DEFAULT_ACTOR_REBALANCE_RATE, DEFAULT_EVENT_RETENTION, DEFAULT_SHUTDOWN_GRACE,
+};
 pub use error::{AwaitError, RuntimeError};
 pub use events::Events;
 pub use idempotency::MAX_IDEMPOTENCY_KEY_BYTES;

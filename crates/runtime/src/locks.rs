@@ -110,6 +110,11 @@ impl<K: Eq + Hash + Clone> LockTable<K> {
         self.entries.get(key).map(|e| &e.holder)
     }
 
+    /// Whether `flow` holds any instance (a linear scan: for a leave's drain only).
+    pub(crate) fn holds_any(&self, flow: &FlowId) -> bool {
+        self.entries.values().any(|e| e.holder == *flow)
+    }
+
     fn hand_over(&mut self, key: &K) -> Vec<Grant> {
         let Some(entry) = self.entries.get_mut(key) else {
             return Vec::new();

@@ -91,10 +91,28 @@ impl Runtime {
     pub(crate) async fn ask_members_for_actors(
         self: &Arc<Self>,
     ) -> Result<Vec<ActorListing>, RuntimeError> {
+        Ok(self
+            .ask_members_for_actors_by_member()
+            .await?
+            .into_iter()
+            .filter_map(|(_, listing)| listing)
+            .collect())
+    }
+
+    /// The activated actors of each live member (this one included); `None` for a
+    /// member that did not answer within [`MESH_QUERY_TIMEOUT`].
+    pub(crate) async fn ask_members_for_actors_by_member(
+        self: &Arc<Self>,
+    ) -> Result<Vec<(NodeId, Option<ActorListing>)>, RuntimeError> {
         let members = self.members().await?;
         let queries = members.iter().map(|member| async move {
             if member.node == self.node {
-                return Some(self.local_actors());
+                return (member.node.clone(), Some(self.local_actors()));
+            }
+            if member.actors.is_empty() {
+                // It hosts no actor type (a client, a CLI command that may be gone
+                // already): nothing to ask.
+                return (member.node.clone(), Some(ActorListing::new()));
             }
             let (query, answer) = self.mesh.open();
             let ask = Signal::ListActors {
@@ -107,18 +125,17 @@ impl Runtime {
             let listing = tokio::time::timeout(MESH_QUERY_TIMEOUT, answer).await;
             self.mesh.close(query);
             match listing {
-                Ok(Ok(listing)) => Some(listing),
+                Ok(Ok(listing)) => (member.node.clone(), Some(listing)),
                 _ => {
                     tracing::warn!(
                         member = %member.node,
                         "a member did not answer the actor listing in {MESH_QUERY_TIMEOUT:?}"
                     );
-                    None
+                    (member.node.clone(), None)
                 }
             }
         });
-        let answers = futures::future::join_all(queries).await;
-        Ok(answers.into_iter().flatten().collect())
+        Ok(futures::future::join_all(queries).await)
     }
 
     /// Acts on a signal found in this member's inbox.

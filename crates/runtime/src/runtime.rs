@@ -45,6 +45,9 @@ pub(crate) struct Wakes {
     pub events: Notify,
     /// The membership changed: a Kafka bridge's owner may have died (`kafka/`).
     pub bridges: Notify,
+    /// The membership changed: a member may have joined to take actors
+    /// (`rebalance.rs`).
+    pub rebalance: Notify,
 }
 
 struct Lifecycle {
@@ -96,6 +99,9 @@ impl Runtime {
         for actor_type in runtime.config.actors.clone() {
             tokio::spawn(runtime.clone().check_actor_type(actor_type));
         }
+        if runtime.executor.has_component() {
+            tokio::spawn(runtime.clone().rebalance_loop());
+        }
         if let Some(interval) = runtime.config.actor_collector_interval {
             tokio::spawn(runtime.clone().collect_idle(interval));
         }
@@ -140,6 +146,13 @@ impl Runtime {
     pub async fn shutdown_started(&self) {
         let mut rx = self.lifecycle.shutting_down.subscribe();
         let _ = rx.wait_for(|down| *down).await;
+    }
+
+    /// Whether the mesh was left: from then on the component's own requests get
+    /// `ShuttingDown` (while a graceful leave drains, they still work: the requests
+    /// running here may call out).
+    pub fn has_left(&self) -> bool {
+        *self.lifecycle.left.borrow()
     }
 
     /// Resolves once the mesh was left.
@@ -189,8 +202,12 @@ impl Runtime {
         }
     }
 
-    /// Leaves the mesh: new requests get `ShuttingDown`, requests executing here are
-    /// finished first. Every caller returns once the mesh was left.
+    /// Leaves the mesh gracefully: new requests get `ShuttingDown` and those routed
+    /// here are no longer started; the requests executing here get `-shutdown_grace`
+    /// to finish (those still running then are left to recovery); the actors no flow
+    /// holds are deactivated; then the mesh is left in one store transition that
+    /// hands what is queued here, uncharged, to the other members (or parks it).
+    /// Every caller returns once the mesh was left.
     pub async fn shutdown(&self) {
         if self.lifecycle.shutting_down.send_replace(true) {
             self.left().await;
@@ -203,7 +220,23 @@ impl Runtime {
             return;
         }
         tracing::info!(node = %self.node, "leaving the mesh");
-        self.executor.all_finished().await;
+        let began = tokio::time::Instant::now();
+        let deadline = began + self.config.shutdown_grace;
+        let finished = tokio::time::timeout_at(deadline, self.executor.all_finished()).await;
+        if finished.is_err() {
+            tracing::warn!(
+                running = self.executor.running().len(),
+                "requests still running after the grace period ({:?}): left to recovery",
+                self.config.shutdown_grace
+            );
+        }
+        let component_alive = !*self.executor.component_gone.borrow();
+        let deactivated = if component_alive && !self.is_fenced() {
+            self.deactivate_for_leave(deadline).await
+        } else {
+            0
+        };
+        let mut handed_over = 0;
         if !self.is_fenced() {
             // Requests abandoned before they reached the component are not charged
             // an attempt (their executor did not die running them).
@@ -214,10 +247,18 @@ impl Runtime {
                     .lock()
                     .unwrap_or_else(|e| e.into_inner()),
             );
+            handed_over = unstarted.len();
             if let Err(e) = self.store.leave_releasing(&self.node, &unstarted).await {
                 tracing::error!("cannot leave the mesh: {e}");
             }
         }
+        tracing::info!(
+            node = %self.node,
+            deactivated,
+            handed_over,
+            "left the mesh in {:?}",
+            began.elapsed()
+        );
         self.lifecycle.left.send_replace(true);
     }
 }

@@ -11,6 +11,22 @@ pub trait ActorStore: Send + Sync + 'static {
     /// Deletes an actor's state and placement (spec §2.2 actor removal).
     async fn remove_actor(&self, actor: &ActorRef) -> Result<(), StoreError>;
 
+    /// Moves `actor` off `from` between two of its flows (rebalancing, a graceful
+    /// leave), in one transition: if `actor` is placed on `from` and no request of it
+    /// is queued on `from` (one that arrived meanwhile would run there: the move is
+    /// then refused), its placement becomes `to` when `to` is a live member offering
+    /// the actor's type, and is dropped otherwise (the next request places it anew).
+    /// Returns whether it moved. The caller deactivated the instance on `from` first
+    /// and holds it until this returns, so no flow of it runs anywhere meanwhile.
+    ///
+    /// Fails with [`StoreError::Fenced`] once `from` is no longer a member.
+    async fn move_actor(
+        &self,
+        from: &NodeId,
+        actor: &ActorRef,
+        to: Option<&NodeId>,
+    ) -> Result<bool, StoreError>;
+
     /// Every recorded placement: actor → node.
     async fn placements(&self) -> Result<Vec<(ActorRef, NodeId)>, StoreError>;
 

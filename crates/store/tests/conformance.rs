@@ -64,6 +64,7 @@ conformance!(
     waiting_recv_wakes_on_enqueue_by_another_handle,
     cancelled_recv_loses_nothing,
     actor_placement_is_sticky_and_moves_on_departure,
+    actor_moves_only_between_flows,
     tail_calls_complete_one_step_and_route_the_next,
     actor_state_entries_and_order,
     actor_state_update_and_removal,
@@ -927,6 +928,68 @@ async fn actor_placement_is_sticky_and_moves_on_departure(engine: &Engine) {
     // Removing the actor forgets its placement.
     store.remove_actor(&ActorRef::new("T", "x")).await.unwrap();
     assert!(store.placements().await.unwrap().is_empty());
+}
+
+/// `move_actor`: refused while a request of the actor is queued on its host, then
+/// moves it to a live member offering its type (or drops the placement), and only
+/// its host may move it.
+async fn actor_moves_only_between_flows(engine: &Engine) {
+    let store = engine.open("app").await;
+    let _a = store.join(&member("node-a", "sa", &["T"])).await.unwrap();
+    let _b = store.join(&member("node-b", "sb", &["T"])).await.unwrap();
+    let _c = store.join(&member("node-c", "sc", &[])).await.unwrap();
+    let actor = ActorRef::new("T", "x");
+    let first = actor_request(RequestKind::Tell, "T", "x", "node-c");
+    let Routing::Assigned(host) = store.enqueue(&first).await.unwrap() else {
+        panic!("parked");
+    };
+    let other = NodeId(
+        if host.0 == "node-a" {
+            "node-b"
+        } else {
+            "node-a"
+        }
+        .into(),
+    );
+    // A request of it is queued on its host: it stays.
+    assert!(!store.move_actor(&host, &actor, Some(&other)).await.unwrap());
+    assert_eq!(
+        store.placements().await.unwrap(),
+        vec![(actor.clone(), host.clone())]
+    );
+    assert!(store
+        .complete(&host, &first.id, &reply("done"))
+        .await
+        .unwrap());
+    // Between two flows it moves, and the next request goes to its new host.
+    assert!(store.move_actor(&host, &actor, Some(&other)).await.unwrap());
+    assert_eq!(
+        store.placements().await.unwrap(),
+        vec![(actor.clone(), other.clone())]
+    );
+    let next = actor_request(RequestKind::Tell, "T", "x", "node-c");
+    assert_eq!(
+        store.enqueue(&next).await.unwrap(),
+        Routing::Assigned(other.clone())
+    );
+    // Only its host moves it.
+    assert!(!store.move_actor(&host, &actor, None).await.unwrap());
+    assert!(store
+        .complete(&other, &next.id, &reply("done"))
+        .await
+        .unwrap());
+    // To a member that does not offer the type: the placement is dropped.
+    let not_offering = NodeId("node-c".into());
+    assert!(store
+        .move_actor(&other, &actor, Some(&not_offering))
+        .await
+        .unwrap());
+    assert!(store.placements().await.unwrap().is_empty());
+    // A member that is gone is fenced.
+    let gone = store
+        .move_actor(&NodeId("node-gone".into()), &actor, None)
+        .await;
+    assert!(matches!(gone, Err(StoreError::Fenced(_))), "{gone:?}");
 }
 
 async fn tail_calls_complete_one_step_and_route_the_next(engine: &Engine) {

@@ -20,6 +20,12 @@ const MEMORY_RESIDENT: Flag = Flag::new(
     "false",
     "Only list memory-resident actor instances",
 );
+const BY_SIDECAR: Flag = Flag::new(
+    "by_sidecar",
+    Kind::Bool,
+    "false",
+    "With -mr: list the memory-resident instances of each sidecar (how actors spread over replicas)",
+);
 const ACTOR_TYPE: Flag = Flag::new("t", Kind::String, "", "Actor type to query");
 const ACTOR_ID: Flag = Flag::new("i", Kind::String, "", "Actor id to query");
 const OUTPUT: Flag = Flag::new(
@@ -39,6 +45,7 @@ const STATUS: Flag = Flag::new(
 pub const FLAGS: &[&Flag] = &[
     &SUBSYSTEM,
     &MEMORY_RESIDENT,
+    &BY_SIDECAR,
     &ACTOR_TYPE,
     &ACTOR_ID,
     &OUTPUT,
@@ -118,6 +125,9 @@ async fn actors(ctx: &Context, subsystem: &str, json: bool) -> Result<i32> {
             }
         };
     }
+    if ctx.matches.bool("mr") && ctx.matches.bool("by_sidecar") {
+        return actors_by_sidecar(ctx, subsystem, json).await;
+    }
     let (listing, all_prefix, type_prefix) = if ctx.matches.bool("mr") {
         let runtime = join_as_client(&ctx.global, None).await?;
         let listing = runtime.mesh_actors().await;
@@ -158,6 +168,45 @@ async fn actors(ctx: &Context, subsystem: &str, json: bool) -> Result<i32> {
             Ok(1)
         }
     }
+}
+
+/// `kar get -s actors -mr -by_sidecar`: the memory-resident instances of each
+/// sidecar (`-t` keeps one type): JSON `{node: {type: [ids]}}`, or per sidecar a
+/// line `<node>: <type> <count>` per type followed by the ids.
+async fn actors_by_sidecar(ctx: &Context, subsystem: &str, json: bool) -> Result<i32> {
+    let actor_type = ctx.matches.str("t").to_string();
+    let runtime = join_as_client(&ctx.global, None).await?;
+    let listing = runtime.mesh_actors_by_member().await;
+    let me = runtime.node().0.clone();
+    runtime.shutdown().await;
+    let mut by_node = match listing {
+        Ok(mut by_node) => {
+            // This command's own member hosts nothing.
+            by_node.remove(&me);
+            by_node
+        }
+        Err(e) => {
+            tracing::error!("error in Get on {subsystem}: {e}");
+            return Ok(1);
+        }
+    };
+    for by_type in by_node.values_mut() {
+        if !actor_type.is_empty() {
+            by_type.retain(|t, _| *t == actor_type);
+        }
+    }
+    if json {
+        let value = serde_json::to_value(&by_node).unwrap_or_default();
+        println!("{}", gojson::to_string_pretty(&value));
+        return Ok(0);
+    }
+    for (node, by_type) in &by_node {
+        println!("{node}:");
+        for (actor_type, ids) in by_type {
+            println!("  {actor_type} {}: {}", ids.len(), ids.join(" "));
+        }
+    }
+    Ok(0)
 }
 
 /// Prints the reminders or subscriptions of the application read from the store (no

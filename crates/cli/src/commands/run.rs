@@ -137,6 +137,19 @@ const IDEMPOTENCY_RETENTION: Flag = Flag::new(
     "How long an Idempotency-Key maps to its request, after it was sent and after it completed",
 );
 
+const SHUTDOWN_GRACE_FLAG: Flag = Flag::new(
+    "shutdown_grace",
+    Kind::Duration,
+    "30s",
+    "On SIGTERM or a shutdown request, how long running requests may finish before the sidecar leaves",
+);
+const ACTOR_REBALANCE_RATE: Flag = Flag::new(
+    "actor_rebalance_rate",
+    Kind::Int,
+    "100",
+    "Most actors per second this sidecar moves to replicas holding fewer of their type (0 = never)",
+);
+
 pub const FLAGS: &[&Flag] = &[
     &SERVICE,
     &ACTORS,
@@ -158,12 +171,13 @@ pub const FLAGS: &[&Flag] = &[
     &KAFKA_TOPICS,
     &EVENT_RETENTION,
     &IDEMPOTENCY_RETENTION,
+    &SHUTDOWN_GRACE_FLAG,
+    &ACTOR_REBALANCE_RATE,
 ];
 
-/// Bound on leaving the mesh. Leaving waits for the requests executing here; when the
-/// component is gone they cannot finish, and the store recovers them after we exit
-/// anyway, so waiting longer only delays the exit.
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+/// How much longer than `-shutdown_grace` leaving may take in all (the leave's own
+/// store transition, and stopping the server) before `kar run` exits anyway.
+const LEAVE_MARGIN: Duration = Duration::from_secs(10);
 
 /// The options of `kar run` beyond the global ones.
 #[derive(Clone, Debug, PartialEq)]
@@ -192,6 +206,10 @@ pub struct RunOptions {
     pub event_retention: Duration,
     /// `-idempotency_retention` (0: keys are forgotten at once).
     pub idempotency_retention: Duration,
+    /// `-shutdown_grace`: what running requests get to finish in a graceful leave.
+    pub shutdown_grace: Duration,
+    /// `-actor_rebalance_rate`: actor moves per second (0: no rebalancing).
+    pub actor_rebalance_rate: u32,
 }
 
 impl RunOptions {
@@ -234,6 +252,11 @@ impl RunOptions {
             idempotency_retention: u64::try_from(m.duration("idempotency_retention"))
                 .map(Duration::from_nanos)
                 .map_err(|_| anyhow!("-idempotency_retention must not be negative"))?,
+            shutdown_grace: u64::try_from(m.duration("shutdown_grace"))
+                .map(Duration::from_nanos)
+                .map_err(|_| anyhow!("-shutdown_grace must not be negative"))?,
+            actor_rebalance_rate: u32::try_from(m.int("actor_rebalance_rate"))
+                .map_err(|_| anyhow!("-actor_rebalance_rate must be between 0 and {}", u32::MAX))?,
         })
     }
 }
@@ -299,6 +322,8 @@ pub async fn run(ctx: Context) -> Result<i32> {
     runtime_config.event_retention = options.event_retention;
     runtime_config.kafka = kafka_config(&global.kafka_brokers, &options.kafka_topics)?;
     runtime_config.idempotency_retention = options.idempotency_retention;
+    runtime_config.shutdown_grace = options.shutdown_grace;
+    runtime_config.actor_rebalance_rate = options.actor_rebalance_rate;
     // Components without -service still host `kar.none`, so they get an app client too.
     let app = HttpAppClient::new(AppClientConfig {
         app_port: options.app_port,
@@ -421,10 +446,15 @@ pub async fn run(ctx: Context) -> Result<i32> {
         }
         name = signals.recv() => {
             tracing::info!("received {name}");
-            let code = interrupt(&mut child).await.unwrap_or(0);
-            runtime.component_exited();
-            leave(&runtime, server, &mut signals).await;
-            code
+            if name == "SIGTERM" {
+                leave_then_stop(&runtime, server, &mut signals, &mut child).await
+            } else {
+                // Spec §4.9: SIGINT kills the component at once.
+                let code = interrupt(&mut child).await.unwrap_or(0);
+                runtime.component_exited();
+                leave(&runtime, server, &mut signals).await;
+                code
+            }
         }
     };
     tracing::warn!("exiting...");
@@ -487,16 +517,64 @@ async fn stop_or_crash(status: std::process::ExitStatus, signals: &mut Signals) 
     }
 }
 
-/// Cooperative shutdown: stop serving (in-flight calls get 503) and leave the mesh.
+/// A graceful leave on SIGTERM (issue 16): leave the mesh while the component still
+/// runs (running requests finish within `-shutdown_grace`, the actors are
+/// deactivated, queued work is handed over), then stop the component: exit 0. A
+/// component that dies meanwhile (the SIGTERM was sent to the whole process group)
+/// abandons what it ran, as any exit does; a second signal stops everything at once.
+async fn leave_then_stop(
+    runtime: &Arc<Runtime>,
+    server: ServerHandle,
+    signals: &mut Signals,
+    child: &mut child::RunningChild,
+) -> i32 {
+    tracing::info!(
+        "leaving gracefully (grace {:?})",
+        runtime.config().shutdown_grace
+    );
+    let mut exited = None;
+    let interrupted = {
+        let leaving = leave(runtime, server, signals);
+        tokio::pin!(leaving);
+        tokio::select! {
+            interrupted = &mut leaving => interrupted,
+            status = child.wait() => {
+                exited = Some(match status {
+                    // The group's SIGTERM reached it too: still our stop.
+                    Ok(status) if child::died_of_interrupt(&status) => {
+                        tracing::info!("service was interrupted");
+                        0
+                    }
+                    status => report_exit(status),
+                });
+                runtime.component_exited();
+                leaving.await
+            }
+        }
+    };
+    if interrupted {
+        tracing::warn!("graceful leave interrupted");
+    }
+    match exited {
+        Some(code) => code,
+        None => interrupt(child).await.unwrap_or(0),
+    }
+}
+
+/// Cooperative shutdown: leave the mesh (see [`Runtime::shutdown`]), then stop
+/// serving (calls still blocked get 503). The server keeps serving while the runtime
+/// leaves, so that requests finishing within the grace period can still call out.
 /// A signal abandons it: then it returns `true`.
 async fn leave(runtime: &Arc<Runtime>, server: ServerHandle, signals: &mut Signals) -> bool {
+    let bound = runtime.config().shutdown_grace + LEAVE_MARGIN;
     let both = async {
-        tokio::join!(runtime.shutdown(), server.shutdown());
+        runtime.shutdown().await;
+        server.shutdown().await;
     };
     tokio::select! {
-        finished = tokio::time::timeout(SHUTDOWN_GRACE, both) => {
+        finished = tokio::time::timeout(bound, both) => {
             if finished.is_err() {
-                tracing::warn!("requests still executing after {SHUTDOWN_GRACE:?}; exiting anyway");
+                tracing::warn!("still leaving after {bound:?}; exiting anyway");
             }
             false
         }
@@ -544,6 +622,8 @@ mod tests {
         assert!(!o.h2c && !o.kubernetes_mode && !o.cancel);
         assert!(o.command.is_empty());
         assert_eq!(o.max_attempts, 3);
+        assert_eq!(o.shutdown_grace, Duration::from_secs(30));
+        assert_eq!(o.actor_rebalance_rate, 100);
         assert_eq!(options(&["-max_attempts", "0"]).max_attempts, 0);
         assert_eq!(o.idempotency_retention, Duration::from_secs(24 * 3600));
         assert_eq!(

@@ -35,7 +35,7 @@ pub(crate) async fn handle<B: Binding>(
     id: Option<String>,
     request: Request,
 ) -> Response {
-    if ctx.runtime.is_shutting_down() {
+    if ctx.runtime.has_left() {
         return reply::service_unavailable();
     }
     let (parts, body) = request.into_parts();

@@ -1,7 +1,9 @@
 //! Actors in the embedded engine: placements (`placements`), removal, and state
 //! (`state_flat`, `state_submap`: flat entries and submap entries never collide).
 
+use super::mesh::is_member;
 use super::EmbeddedStore;
+use crate::codes::sql_status;
 use crate::{ActorStore, StoreError};
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -21,6 +23,68 @@ impl ActorStore for EmbeddedStore {
                     .execute([&app, &t, &i])?;
                 }
                 Ok(((), Vec::new()))
+            })
+            .await
+    }
+
+    async fn move_actor(
+        &self,
+        from: &NodeId,
+        actor: &ActorRef,
+        to: Option<&NodeId>,
+    ) -> Result<bool, StoreError> {
+        let (app, t, i) = self.actor_key(actor);
+        let from = from.0.clone();
+        let to = to.map(|n| n.0.clone());
+        self.db
+            .run(move |conn| {
+                if is_member(conn, &app, &from)?.is_none() {
+                    return Err(StoreError::Fenced(from));
+                }
+                let placed: Option<String> = conn
+                    .prepare_cached(
+                        "SELECT node FROM placements WHERE app = ?1 AND actor_type = ?2 AND actor_id = ?3",
+                    )?
+                    .query_row([&app, &t, &i], |row| row.get(0))
+                    .optional()?;
+                if placed.as_deref() != Some(from.as_str()) {
+                    return Ok((false, Vec::new()));
+                }
+                let queued: bool = conn
+                    .prepare_cached(concat!(
+                        "SELECT EXISTS (SELECT 1 FROM requests WHERE app = ?1 AND assignee = ?2
+                         AND status = ",
+                        sql_status!(Queued),
+                        " AND actor_type = ?3 AND actor_id = ?4)"
+                    ))?
+                    .query_row([&app, &from, &t, &i], |row| row.get(0))?;
+                if queued {
+                    return Ok((false, Vec::new()));
+                }
+                let offered = match &to {
+                    Some(to) => conn
+                        .prepare_cached(
+                            "SELECT 1 FROM offers o JOIN members m ON m.app = o.app AND m.node = o.node
+                             WHERE o.app = ?1 AND o.name = ?2 AND o.node = ?3",
+                        )?
+                        .query_row([&app, &t, to], |_| Ok(()))
+                        .optional()?
+                        .map(|_| to.clone()),
+                    None => None,
+                };
+                match offered {
+                    Some(to) => conn
+                        .prepare_cached(
+                            "UPDATE placements SET node = ?4 WHERE app = ?1 AND actor_type = ?2 AND actor_id = ?3",
+                        )?
+                        .execute([&app, &t, &i, &to])?,
+                    None => conn
+                        .prepare_cached(
+                            "DELETE FROM placements WHERE app = ?1 AND actor_type = ?2 AND actor_id = ?3",
+                        )?
+                        .execute([&app, &t, &i])?,
+                };
+                Ok((true, Vec::new()))
             })
             .await
     }

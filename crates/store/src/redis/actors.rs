@@ -3,7 +3,7 @@
 
 use super::scripts::{ByHandle, Script, Unfenced};
 use super::scripts::{
-    REMOVE_ACTOR, STATE_GET, STATE_GET_ALL, STATE_REMOVE, STATE_REMOVE_ALL, STATE_SET,
+    MOVE_ACTOR, REMOVE_ACTOR, STATE_GET, STATE_GET_ALL, STATE_REMOVE, STATE_REMOVE_ALL, STATE_SET,
     STATE_UPDATE, SUBMAP_CLEAR, SUBMAP_ENTRIES,
 };
 use super::{decode_actor, encode_actor, unexpected, value_pairs, value_string, RedisStore};
@@ -44,6 +44,22 @@ impl ActorStore for RedisStore {
             .invoke_async::<i64>(&mut self.conn.clone())
             .await?;
         Ok(())
+    }
+
+    async fn move_actor(
+        &self,
+        from: &NodeId,
+        actor: &ActorRef,
+        to: Option<&NodeId>,
+    ) -> Result<bool, StoreError> {
+        let mut invocation = self.by_member(&MOVE_ACTOR, &from.0)?;
+        invocation
+            .arg(&from.0)
+            .arg(encode_actor(&actor.actor_type, &actor.id))
+            .arg(to.map_or("", |n| n.0.as_str()))
+            .arg(&actor.actor_type);
+        let moved: i64 = invocation.invoke_async(&mut self.conn.clone()).await?;
+        Ok(moved == 1)
     }
 
     async fn placements(&self) -> Result<Vec<(ActorRef, NodeId)>, StoreError> {

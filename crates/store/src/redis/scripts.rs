@@ -175,6 +175,8 @@ scripts! {
     KEYED: Script<Unfenced> = ["lib.lua", "keyed.lua"];
     // Actors: removal and state (actors.rs).
     REMOVE_ACTOR: Script<ByHandle> = ["lib.lua", "remove_actor.lua"];
+    /// Fenced on the member the actor moves off (rebalancing, a graceful leave).
+    MOVE_ACTOR: Script<ByExecutor> = ["lib.lua", "move_actor.lua"];
     STATE_GET: Script<Unfenced> = ["lib.lua", "state_get.lua"];
     STATE_SET: Script<ByHandle> = ["lib.lua", "state_set.lua"];
     STATE_REMOVE: Script<ByHandle> = ["lib.lua", "state_remove.lua"];
