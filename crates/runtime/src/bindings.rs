@@ -5,8 +5,10 @@
 //! ([`BindingStore`]); what differs (how one is put, the loop to wake) is the
 //! [`Binding`] implementation in `reminders.rs` and `events.rs`.
 
+use crate::telemetry::{self, Relation, Span};
 use crate::{Runtime, RuntimeError};
-use kar_protocol::ActorRef;
+use kar_protocol::{ActorRef, Target, TraceContext};
+use opentelemetry::KeyValue;
 use kar_store_api::BindingStore;
 use std::marker::PhantomData;
 
@@ -24,11 +26,16 @@ pub(crate) mod kind {
 
     #[async_trait]
     pub trait Kind: StoredBinding {
+        /// Names the kind in spans (`reminder`, `subscription`).
+        const KIND: &'static str;
         /// Creates or replaces it; returns whether one was replaced.
         async fn put(store: &dyn Store, binding: &Self) -> Result<bool, StoreError>;
         /// Wakes the loop of this runtime that acts on them: it may sleep past a new
         /// one otherwise.
         fn wake(runtime: &Runtime);
+        /// Keeps the trace context of the call that put it (reminders: their
+        /// firings link to it); by default not kept.
+        fn set_trace(&mut self, _trace: Option<kar_protocol::TraceContext>) {}
     }
 }
 
@@ -54,6 +61,44 @@ impl<B: Binding> Bindings<'_, B> {
         let replaced = B::put(self.runtime.store.as_ref(), binding).await?;
         B::wake(self.runtime);
         Ok(replaced)
+    }
+
+    /// [`Bindings::put`] by a call whose `traceparent` was `parent`: while tracing
+    /// is on, the put has a span (a child of `parent`, or else of the request the
+    /// component executes here for the actor), which the binding keeps.
+    pub async fn put_traced(
+        &self,
+        mut binding: B,
+        parent: Option<TraceContext>,
+    ) -> Result<bool, RuntimeError> {
+        let mut span = Span::default();
+        if telemetry::on() {
+            let actor = binding.actor();
+            let target = Target::Actor {
+                actor_type: actor.actor_type.clone(),
+                id: actor.id.clone(),
+            };
+            let parent = parent.or_else(|| self.runtime.executor.traced_for(&target));
+            span = telemetry::start(
+                || format!("put {} {}:{}", B::KIND, actor.actor_type, binding.id()),
+                telemetry::Kind::Internal,
+                parent.map_or(Relation::Root, Relation::ChildOf),
+                || {
+                    vec![
+                        KeyValue::new("kar.app", self.runtime.config.app.clone()),
+                        KeyValue::new("kar.actor.type", actor.actor_type.clone()),
+                        KeyValue::new("kar.actor.id", actor.id.clone()),
+                        KeyValue::new("kar.binding", binding.id().to_string()),
+                    ]
+                },
+            );
+            binding.set_trace(span.context());
+        }
+        let put = self.put(&binding).await;
+        if let Err(e) = &put {
+            span.fail(e.to_string());
+        }
+        put
     }
 
     /// One binding of an actor.

@@ -1235,6 +1235,7 @@ fn reminder(actor: (&str, &str), id: &str, target: i64, period: i64) -> Reminder
         target_text: Some(format!("text of {target}")),
         period,
         data: Bytes::from(format!("[\"{id}\"]")),
+        trace: None,
     }
 }
 
