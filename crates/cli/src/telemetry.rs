@@ -19,7 +19,8 @@ pub struct Traces(SdkTracerProvider);
 /// runtime: the batch processor runs on it).
 pub fn init(app: &str) -> Result<Option<Traces>> {
     let configured = |name: &str| std::env::var(name).is_ok_and(|v| !v.trim().is_empty());
-    if !configured("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") && !configured("OTEL_EXPORTER_OTLP_ENDPOINT")
+    if !configured("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+        && !configured("OTEL_EXPORTER_OTLP_ENDPOINT")
     {
         return Ok(None);
     }
@@ -31,7 +32,8 @@ pub fn init(app: &str) -> Result<Option<Traces>> {
     // The plain batch processor runs on a thread of its own, where the hyper client
     // finds no reactor: this one runs on the tokio runtime.
     let processor = BatchSpanProcessor::builder(exporter, Tokio).build();
-    let mut resource = Resource::builder().with_attribute(KeyValue::new("kar.app", app.to_string()));
+    let mut resource =
+        Resource::builder().with_attribute(KeyValue::new("kar.app", app.to_string()));
     if !configured("OTEL_SERVICE_NAME") {
         resource = resource.with_service_name("kar");
     }

@@ -191,11 +191,16 @@ mod tests {
             wrap_reply: false,
         };
         let old = postcard::to_stdvec(&before).expect("encodes");
-        assert_eq!(postcard::from_bytes::<Request>(&old).expect("decodes"), request);
-        request.trace = crate::TraceContext::parse(
-            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+        assert_eq!(
+            postcard::from_bytes::<Request>(&old).expect("decodes"),
+            request
         );
+        request.trace =
+            crate::TraceContext::parse("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
         let new = postcard::to_stdvec(&request).expect("encodes");
-        assert_eq!(postcard::from_bytes::<Request>(&new).expect("decodes"), request);
+        assert_eq!(
+            postcard::from_bytes::<Request>(&new).expect("decodes"),
+            request
+        );
     }
 }

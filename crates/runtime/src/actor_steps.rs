@@ -108,10 +108,7 @@ impl Runtime {
                 body: Bytes::new(),
             };
             let label = format!("{}:activate", actor.actor_type);
-            match self
-                .invoke_traced(&activation, &label, span, request)
-                .await
-            {
+            match self.invoke_traced(&activation, &label, span, request).await {
                 Ok(reply) if reply.status >= 400 => return Step::Done(Outcome::Reply(reply)),
                 Ok(_) => actors.set_activated(actor, true),
                 Err(failed) => return Step::Done(failed),
@@ -125,10 +122,7 @@ impl Runtime {
             .strip_prefix(&base)
             .unwrap_or(&invocation.path);
         let label = format!("{}:{}", actor.actor_type, method.trim_start_matches('/'));
-        let reply = match self
-            .invoke_traced(&invocation, &label, span, request)
-            .await
-        {
+        let reply = match self.invoke_traced(&invocation, &label, span, request).await {
             Ok(reply) => reply,
             Err(failed) => return Step::Done(failed),
         };

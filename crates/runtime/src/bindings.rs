@@ -8,8 +8,8 @@
 use crate::telemetry::{self, Relation, Span};
 use crate::{Runtime, RuntimeError};
 use kar_protocol::{ActorRef, Target, TraceContext};
-use opentelemetry::KeyValue;
 use kar_store_api::BindingStore;
+use opentelemetry::KeyValue;
 use std::marker::PhantomData;
 
 /// A kind of binding: [`kar_protocol::Reminder`] or [`kar_protocol::Subscription`].
@@ -36,6 +36,8 @@ pub(crate) mod kind {
         /// Keeps the trace context of the call that put it (reminders: their
         /// firings link to it); by default not kept.
         fn set_trace(&mut self, _trace: Option<kar_protocol::TraceContext>) {}
+        /// `n` of them were cancelled through `runtime` (counted for reminders).
+        fn cancelled(_runtime: &Runtime, _n: u64) {}
     }
 }
 
@@ -113,12 +115,18 @@ impl<B: Binding> Bindings<'_, B> {
 
     /// Cancels one; returns whether it existed.
     pub async fn cancel(&self, actor: &ActorRef, id: &str) -> Result<bool, RuntimeError> {
-        Ok(self.store().cancel(actor, id).await?)
+        let cancelled = self.store().cancel(actor, id).await?;
+        if cancelled {
+            B::cancelled(self.runtime, 1);
+        }
+        Ok(cancelled)
     }
 
     /// Cancels every binding of an actor; returns how many there were.
     pub async fn cancel_all(&self, actor: &ActorRef) -> Result<u64, RuntimeError> {
-        Ok(self.store().cancel_all(actor).await?)
+        let cancelled = self.store().cancel_all(actor).await?;
+        B::cancelled(self.runtime, cancelled);
+        Ok(cancelled)
     }
 
     fn store(&self) -> &dyn BindingStore<B> {

@@ -271,12 +271,21 @@ impl Runtime {
             None => telemetry::Relation::Root,
         };
         let span = telemetry::start(
-            || format!("{} {}", kind_verb(request.kind), telemetry::target_label(request)),
+            || {
+                format!(
+                    "{} {}",
+                    kind_verb(request.kind),
+                    telemetry::target_label(request)
+                )
+            },
             telemetry::Kind::Server,
             relation,
             || {
                 let mut attributes = telemetry::request_attributes(&self.config.app, request);
-                attributes.push(opentelemetry::KeyValue::new("kar.sidecar", self.node.0.clone()));
+                attributes.push(opentelemetry::KeyValue::new(
+                    "kar.sidecar",
+                    self.node.0.clone(),
+                ));
                 attributes
             },
         );

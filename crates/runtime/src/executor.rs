@@ -4,10 +4,10 @@
 
 use crate::actor_table::ActorTable;
 use crate::envelope;
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, StoreGauges};
 use crate::retry::{Backoff, Policy};
-use crate::{AppClient, Runtime};
 use crate::telemetry::{self, Relation, Span};
+use crate::{AppClient, Runtime};
 use kar_protocol::{
     Invocation, Outcome, Reply, Request, RequestId, RequestKind, Target, TraceContext,
 };
@@ -371,7 +371,9 @@ impl Runtime {
 
     /// The span of one delivery attempt of one step of `request` here: a child of
     /// the span its record refers to (see `telemetry.rs`).
+    /// Counts the attempt in the metrics too.
     pub(crate) fn attempt_span(&self, request: &Request) -> Span {
+        self.executor.metrics.attempt(request.attempt > 0);
         if !telemetry::on() {
             return Span::default();
         }
@@ -385,7 +387,10 @@ impl Runtime {
                     "kar.attempt",
                     i64::from(request.attempt),
                 ));
-                attributes.push(opentelemetry::KeyValue::new("kar.sidecar", self.node.0.clone()));
+                attributes.push(opentelemetry::KeyValue::new(
+                    "kar.sidecar",
+                    self.node.0.clone(),
+                ));
                 attributes
             },
         )
@@ -439,6 +444,9 @@ impl Runtime {
     /// Records an outcome. Retried while the store is unreachable: an executed
     /// request is never dropped because the store was briefly away.
     async fn complete(&self, id: &RequestId, outcome: &Outcome) {
+        self.executor
+            .metrics
+            .completed(crate::metrics::outcome_class(outcome));
         let what = format!("cannot record outcome of {id}");
         let completed = self
             .retry(Policy::UNTIL_STORE_IS_BACK, &what, || {
@@ -451,14 +459,50 @@ impl Runtime {
         }
     }
 
-    /// The metrics of this runtime in the Prometheus text format (spec §2.9).
-    pub fn metrics_text(&self) -> String {
-        self.executor.metrics.render()
+    /// The metrics of this runtime in the Prometheus text format (spec §2.9); the
+    /// gauges read from the store are left out if it cannot be read.
+    pub async fn metrics_text(&self) -> String {
+        let reminders = self.store.reminders().list_all().await;
+        let paused = kar_store_api::RequestFilter {
+            status: Some(kar_store_api::PendingStatus::Paused),
+            ..Default::default()
+        };
+        let paused = self.count_requests(&paused).await;
+        let store = StoreGauges {
+            active_reminders: reminders.ok().map(|all| all.len() as u64),
+            paused_requests: paused,
+        };
+        self.executor.metrics.render(&store)
+    }
+
+    /// Counts the requests `filter` keeps, page by page (`None`: the store failed).
+    async fn count_requests(&self, filter: &kar_store_api::RequestFilter) -> Option<u64> {
+        let mut count = 0;
+        let mut after = None;
+        loop {
+            let page = self.store.list_requests(filter, after, 1000).await.ok()?;
+            count += page.requests.len() as u64;
+            match page.next {
+                Some(next) => after = Some(next),
+                None => return Some(count),
+            }
+        }
+    }
+
+    /// A reminder was cancelled through this runtime (`kar_actors_cancelled_reminders_gauge`).
+    pub(crate) fn reminders_cancelled(&self, n: u64) {
+        self.executor
+            .metrics
+            .cancelled_reminders
+            .fetch_add(n, Ordering::Relaxed);
     }
 }
 
 /// Forgets the component-call span of a request when dropped.
-struct Untrace<'a>(&'a Mutex<HashMap<RequestId, (TraceContext, Target)>>, &'a RequestId);
+struct Untrace<'a>(
+    &'a Mutex<HashMap<RequestId, (TraceContext, Target)>>,
+    &'a RequestId,
+);
 
 impl Drop for Untrace<'_> {
     fn drop(&mut self) {

@@ -17,11 +17,11 @@ use crate::bindings::{kind::Kind, Bindings};
 use crate::clock::SAFETY_RECHECK;
 use crate::telemetry::{self, Relation};
 use crate::Runtime;
-use opentelemetry::KeyValue;
 use async_trait::async_trait;
 use bytes::Bytes;
 use kar_protocol::Reminder;
 use kar_store_api::{Firing, RequestBuilder, Store, StoreError};
+use opentelemetry::KeyValue;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -40,6 +40,9 @@ impl Kind for Reminder {
     }
     fn set_trace(&mut self, trace: Option<kar_protocol::TraceContext>) {
         self.trace = trace;
+    }
+    fn cancelled(runtime: &Runtime, n: u64) {
+        runtime.reminders_cancelled(n);
     }
 }
 

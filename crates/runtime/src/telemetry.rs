@@ -269,7 +269,11 @@ mod tests {
         );
         assert_eq!(event_traceparent(&traced), Some(context));
         // Not a CloudEvent, or one with its own context: unchanged.
-        for kept in [&b"[1]"[..], br#"{"a":1}"#, br#"{"specversion":"1.0","traceparent":"x"}"#] {
+        for kept in [
+            &b"[1]"[..],
+            br#"{"a":1}"#,
+            br#"{"specversion":"1.0","traceparent":"x"}"#,
+        ] {
             let event = bytes::Bytes::copy_from_slice(kept);
             assert_eq!(with_event_traceparent(event.clone(), &context), event);
         }

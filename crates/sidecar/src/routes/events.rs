@@ -98,7 +98,12 @@ pub(crate) async fn publish(ctx: &Ctx, topic: String, request: Request) -> Respo
         Err(response) => return response,
     };
     let parent = kar_runtime::telemetry::traceparent_header(&parts.headers);
-    match ctx.runtime.events().publish_traced(&topic, body, parent).await {
+    match ctx
+        .runtime
+        .events()
+        .publish_traced(&topic, body, parent)
+        .await
+    {
         Ok(_) => reply::text(StatusCode::OK, "OK"),
         Err(e) => reply::error(
             StatusCode::BAD_REQUEST,
