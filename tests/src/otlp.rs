@@ -157,6 +157,13 @@ pub fn render(spans: &[SpanRecord]) -> String {
         .iter()
         .filter(|s| !known.contains(&s.parent_span_id.as_str()))
     {
+        if !root.parent_span_id.is_empty() {
+            let _ = writeln!(
+                out,
+                "(parent span {}, not exported here)",
+                root.parent_span_id
+            );
+        }
         line(&mut out, &spans, root, 0);
     }
     out

