@@ -182,6 +182,7 @@ fn serve(stream: TcpStream, spans: &Mutex<Vec<SpanRecord>>) {
             return;
         }
         let mut length = 0usize;
+        let mut chunked = false;
         loop {
             let mut header = String::new();
             if reader.read_line(&mut header).unwrap_or(0) == 0 {
@@ -195,12 +196,25 @@ fn serve(stream: TcpStream, spans: &Mutex<Vec<SpanRecord>>) {
                 if name.eq_ignore_ascii_case("content-length") {
                     length = value.trim().parse().unwrap_or(0);
                 }
+                if name.eq_ignore_ascii_case("transfer-encoding")
+                    && value.to_ascii_lowercase().contains("chunked")
+                {
+                    chunked = true;
+                }
             }
         }
-        let mut body = vec![0; length];
-        if reader.read_exact(&mut body).is_err() {
-            return;
-        }
+        let body = if chunked {
+            match read_chunked(&mut reader) {
+                Some(body) => body,
+                None => return,
+            }
+        } else {
+            let mut body = vec![0; length];
+            if reader.read_exact(&mut body).is_err() {
+                return;
+            }
+            body
+        };
         let status = match ExportTraceServiceRequest::decode(body.as_slice()) {
             Ok(export) => {
                 let mut kept = spans.lock().unwrap_or_else(|e| e.into_inner());
@@ -215,6 +229,30 @@ fn serve(stream: TcpStream, spans: &Mutex<Vec<SpanRecord>>) {
         if writer.write_all(reply.as_bytes()).is_err() {
             return;
         }
+    }
+}
+
+/// A `Transfer-Encoding: chunked` body (what Node's exporter sends).
+fn read_chunked(reader: &mut BufReader<TcpStream>) -> Option<Vec<u8>> {
+    let mut body = Vec::new();
+    loop {
+        let mut size = String::new();
+        reader.read_line(&mut size).ok()?;
+        let size = usize::from_str_radix(size.trim().split(';').next()?, 16).ok()?;
+        if size == 0 {
+            // Trailers, up to the empty line.
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).ok()? == 0 || line.trim_end().is_empty() {
+                    return Some(body);
+                }
+            }
+        }
+        let start = body.len();
+        body.resize(start + size, 0);
+        reader.read_exact(&mut body[start..]).ok()?;
+        let mut crlf = [0; 2];
+        reader.read_exact(&mut crlf).ok()?;
     }
 }
 
