@@ -32,7 +32,9 @@
 //!   its unit tests beside it, and a re-export here;
 //! * never reorder, remove or insert fields of a stored type, nor variants of a stored
 //!   enum, except at the end, and only with a store migration that rewrites old
-//!   records (postcard cannot skip an unknown field or default a missing one);
+//!   records (postcard cannot skip an unknown field or default a missing one) — or,
+//!   for one optional last field of a record stored on its own, a deserializer that
+//!   reads its absence as `None` (`Request::trace`, see `trace::trailing`);
 //! * a JSON shape of the spec (what `kar get` or a route shows) is a `to_json` method
 //!   that builds the members in Go's struct order, tested against the spec's text.
 
