@@ -444,9 +444,7 @@ impl Runtime {
     /// Records an outcome. Retried while the store is unreachable: an executed
     /// request is never dropped because the store was briefly away.
     async fn complete(&self, id: &RequestId, outcome: &Outcome) {
-        self.executor
-            .metrics
-            .completed(crate::metrics::outcome_class(outcome));
+        self.executor.metrics.completed(outcome);
         let what = format!("cannot record outcome of {id}");
         let completed = self
             .retry(Policy::UNTIL_STORE_IS_BACK, &what, || {

@@ -16,11 +16,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
+/// The outcome classes of `kar_requests_completed_total`.
+const OUTCOMES: [&str; 6] = ["1xx", "2xx", "3xx", "4xx", "5xx", "failed"];
+
 #[derive(Default)]
 pub(crate) struct Metrics {
     invocations: Mutex<BTreeMap<String, Histogram>>,
-    /// Requests completed here by outcome class (`2xx`, ..., `failed`).
-    completed: Mutex<BTreeMap<&'static str, u64>>,
+    /// Requests completed here, per class of [`OUTCOMES`].
+    completed: [AtomicU64; OUTCOMES.len()],
     first_attempts: AtomicU64,
     retried_attempts: AtomicU64,
     /// Reminders cancelled through this runtime.
@@ -47,14 +50,16 @@ impl Metrics {
         }
     }
 
-    /// A request executed here completed with outcome class `outcome`.
-    pub(crate) fn completed(&self, outcome: &'static str) {
-        *self
-            .completed
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .entry(outcome)
-            .or_default() += 1;
+    /// A request executed here completed with `outcome`.
+    pub(crate) fn completed(&self, outcome: &kar_protocol::Outcome) {
+        let class = match outcome {
+            // 1xx..5xx; anything above 599 counts as 5xx.
+            kar_protocol::Outcome::Reply(reply) => {
+                usize::from(reply.status / 100).saturating_sub(1).min(4)
+            }
+            kar_protocol::Outcome::Failed(_) => 5,
+        };
+        self.completed[class].fetch_add(1, Ordering::Relaxed);
     }
 
     /// A delivery attempt starts here (`retried`: recovery re-delivered it).
@@ -92,16 +97,14 @@ impl Metrics {
             "counter",
             "Requests executed here, by outcome (HTTP status class of the reply, or failed).",
         );
-        for (outcome, count) in self
-            .completed
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .iter()
-        {
-            let _ = writeln!(
-                out,
-                "kar_requests_completed_total{{outcome=\"{outcome}\"}} {count}"
-            );
+        for (outcome, count) in OUTCOMES.iter().zip(&self.completed) {
+            let count = count.load(Ordering::Relaxed);
+            if count > 0 {
+                let _ = writeln!(
+                    out,
+                    "kar_requests_completed_total{{outcome=\"{outcome}\"}} {count}"
+                );
+            }
         }
         header(
             &mut out,
@@ -154,20 +157,6 @@ fn header(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# TYPE {name} {kind}");
 }
 
-/// The outcome class of a completed request, for `kar_requests_completed_total`.
-pub(crate) fn outcome_class(outcome: &kar_protocol::Outcome) -> &'static str {
-    match outcome {
-        kar_protocol::Outcome::Reply(reply) => match reply.status {
-            0..=199 => "1xx",
-            200..=299 => "2xx",
-            300..=399 => "3xx",
-            400..=499 => "4xx",
-            _ => "5xx",
-        },
-        kar_protocol::Outcome::Failed(_) => "failed",
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -178,7 +167,10 @@ mod tests {
         m.observe("T:m", Duration::from_micros(300));
         m.observe("T:m", Duration::from_millis(2));
         m.observe("s:\"x\"", Duration::from_secs(60));
-        m.completed("2xx");
+        m.completed(&kar_protocol::Outcome::Reply(kar_protocol::Reply::text(
+            204, "",
+        )));
+        m.completed(&kar_protocol::Outcome::Failed("gone".into()));
         m.attempt(true);
         let text = m.render(&StoreGauges {
             active_reminders: Some(3),
@@ -195,6 +187,8 @@ mod tests {
             "{name}_bucket{{path=\"s:\\\"x\\\"\",le=\"+Inf\"}} 1\n"
         )));
         assert!(text.contains("kar_requests_completed_total{outcome=\"2xx\"} 1\n"));
+        assert!(text.contains("kar_requests_completed_total{outcome=\"failed\"} 1\n"));
+        assert!(!text.contains("outcome=\"5xx\""));
         assert!(text.contains("kar_request_attempts_total{retried=\"true\"} 1\n"));
         assert!(text.contains("kar_actors_active_reminders_gauge 3\n"));
         assert!(text.contains("kar_actors_cancelled_reminders_gauge 0\n"));
