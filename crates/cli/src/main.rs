@@ -12,6 +12,7 @@
 //! | `usage` | the usage texts in the layout of spec §5.1, built from the specs and flags |
 //! | `logging` | Go `log`-style lines (`YYYY/MM/DD HH:MM:SS.uuuuuu [LEVEL] msg`) and the `-v` levels |
 //! | `child` | the component of `kar run -- COMMAND`: spawn, relay its output as `[STDOUT]`/`[STDERR]` lines, stop it |
+//! | `telemetry` | the OTLP trace exporter, from the standard `OTEL_*` variables (off when unset) |
 //! | `orphan` | the hidden `__component` command that makes the component die with its sidecar |
 //!
 //! # Adding a command
@@ -36,6 +37,7 @@ mod config;
 mod flags;
 mod logging;
 mod orphan;
+mod telemetry;
 mod usage;
 
 use commands::{CommandSpec, Context, COMMANDS};
@@ -119,7 +121,15 @@ fn command(spec: &'static CommandSpec, args: &[String]) -> i32 {
         Ok(runtime) => runtime,
         Err(e) => return fatal(anyhow::Error::new(e).context("cannot start the async runtime")),
     };
+    let traces = match runtime.block_on(async { telemetry::init(&global.app) }) {
+        Ok(traces) => traces,
+        Err(e) => return fatal(e),
+    };
     let result = runtime.block_on(commands::execute(spec, Context { matches, global }));
+    if let Some(traces) = traces {
+        // The batch processor answers from the runtime while this thread waits.
+        let _ = runtime.block_on(tokio::task::spawn_blocking(move || traces.shutdown()));
+    }
     match result {
         Ok(code) => code,
         Err(e) => fatal(e),

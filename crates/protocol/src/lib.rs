@@ -15,6 +15,7 @@
 //! | [`binding`] | what reminders and subscriptions share ([`Binding`]: keyed by actor and id, JSON head) |
 //! | [`reminder`] | the stored [`Reminder`], its next target (skipping missed periods) and JSON |
 //! | [`subscription`] | the stored [`Subscription`], its JSON and the body of an event delivery |
+//! | [`trace`] | the W3C [`TraceContext`] a request carries while tracing is on |
 //! | [`paths`] | percent-encoding of the app-side paths (`/kar/impl/v1/actor/...`) |
 //! | [`gojson`] | JSON as Go re-encodes it (sorted members, float64 numbers, escapes) |
 //! | [`duration`], [`time`] | Go durations and RFC 3339 timestamps, parsed and printed like Go |
@@ -31,7 +32,9 @@
 //!   its unit tests beside it, and a re-export here;
 //! * never reorder, remove or insert fields of a stored type, nor variants of a stored
 //!   enum, except at the end, and only with a store migration that rewrites old
-//!   records (postcard cannot skip an unknown field or default a missing one);
+//!   records (postcard cannot skip an unknown field or default a missing one) — or,
+//!   for one optional last field of a record stored on its own, a deserializer that
+//!   reads its absence as `None` (`Request::trace`, see `trace::trailing`);
 //! * a JSON shape of the spec (what `kar get` or a route shows) is a `to_json` method
 //!   that builds the members in Go's struct order, tested against the spec's text.
 
@@ -47,6 +50,7 @@ pub mod reply;
 pub mod request;
 pub mod subscription;
 pub mod time;
+pub mod trace;
 
 pub use actor::{ActorRef, ActorState, StateUpdate, UpdateCounts};
 pub use binding::Binding;
@@ -57,6 +61,7 @@ pub use reminder::Reminder;
 pub use reply::Reply;
 pub use request::{Invocation, Outcome, Request, RequestKind, Target};
 pub use subscription::Subscription;
+pub use trace::TraceContext;
 
 /// Milliseconds since the Unix epoch: the clock used in durable records.
 pub fn now_millis() -> u64 {

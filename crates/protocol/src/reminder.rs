@@ -25,6 +25,10 @@ pub struct Reminder {
     /// The JSON encoding of the `data` given when scheduling (empty if none): the body
     /// of every firing.
     pub data: Bytes,
+    /// While tracing is on: the span of the call that scheduled it, to which each
+    /// firing's trace links. Stored as a `traceparent` column / hash field.
+    #[serde(default)]
+    pub trace: Option<crate::TraceContext>,
 }
 
 /// Shortest step a periodic reminder advances by: its target times are kept in
@@ -113,6 +117,7 @@ mod tests {
             target_text: None,
             period,
             data: Bytes::new(),
+            trace: None,
         }
     }
 

@@ -87,6 +87,12 @@ pub struct Request {
     /// `200` service reply is re-wrapped as `{"value": ...}` for the actor caller
     /// (spec §4.3).
     pub wrap_reply: bool,
+    /// While tracing is on: the span the spans of this step's attempts are children
+    /// of (the accepting span; for a tail-call step, the step's span), so that a
+    /// re-delivered attempt joins the trace. Last field, tolerated missing: records
+    /// written before it existed read as `None`.
+    #[serde(default, deserialize_with = "crate::trace::trailing")]
+    pub trace: Option<crate::TraceContext>,
 }
 
 impl Request {
@@ -112,6 +118,7 @@ impl Request {
             step: 0,
             attempt: 0,
             wrap_reply: false,
+            trace: None,
         }
     }
 
@@ -132,3 +139,68 @@ pub enum Outcome {
 }
 
 use crate::Reply;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The record as it was before the `trace` field: decoded with `trace: None`.
+    #[derive(Serialize)]
+    struct Before {
+        id: RequestId,
+        kind: RequestKind,
+        target: Target,
+        invocation: Invocation,
+        caller: NodeId,
+        flow: FlowId,
+        parent: Option<RequestId>,
+        deadline: Option<u64>,
+        step: u32,
+        attempt: u32,
+        wrap_reply: bool,
+    }
+
+    #[test]
+    fn records_without_a_trace_still_decode() {
+        let mut request = Request::new(
+            RequestKind::Call,
+            Target::Service { name: "s".into() },
+            Invocation {
+                method: "GET".into(),
+                path: "/p".into(),
+                query: None,
+                headers: Vec::new(),
+                body: Bytes::from_static(b"x"),
+            },
+            NodeId("n".into()),
+            FlowId::generate(),
+            None,
+            Some(7),
+        );
+        let before = Before {
+            id: request.id.clone(),
+            kind: request.kind,
+            target: request.target.clone(),
+            invocation: request.invocation.clone(),
+            caller: request.caller.clone(),
+            flow: request.flow.clone(),
+            parent: None,
+            deadline: Some(7),
+            step: 0,
+            attempt: 0,
+            wrap_reply: false,
+        };
+        let old = postcard::to_stdvec(&before).expect("encodes");
+        assert_eq!(
+            postcard::from_bytes::<Request>(&old).expect("decodes"),
+            request
+        );
+        request.trace =
+            crate::TraceContext::parse("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
+        let new = postcard::to_stdvec(&request).expect("encodes");
+        assert_eq!(
+            postcard::from_bytes::<Request>(&new).expect("decodes"),
+            request
+        );
+    }
+}

@@ -6,6 +6,7 @@ use crate::actors::ActorRemoval;
 use crate::envelope::{self, Continuation, Interpretation};
 use crate::executor::KAR_JSON;
 use crate::retry::Policy;
+use crate::telemetry::{self, Relation, Span};
 use crate::{Clock, Runtime};
 use bytes::Bytes;
 use kar_protocol::paths::{actor_method_path, actor_path, encode_segment, session_query};
@@ -84,6 +85,15 @@ impl Runtime {
     /// One step of an actor request: activation if needed, then the method (or the
     /// removal of the actor).
     async fn run_actor_step(&self, request: &Request, actor: &ActorRef) -> Step {
+        let mut span = self.attempt_span(request);
+        let step = self.run_actor_step_in(request, actor, &span).await;
+        if let Step::Done(outcome) = &step {
+            telemetry::outcome(&mut span, outcome);
+        }
+        step
+    }
+
+    async fn run_actor_step_in(&self, request: &Request, actor: &ActorRef, span: &Span) -> Step {
         if request.is_actor_removal() {
             return Step::Done(self.remove_actor_here(actor).await);
         }
@@ -98,7 +108,7 @@ impl Runtime {
                 body: Bytes::new(),
             };
             let label = format!("{}:activate", actor.actor_type);
-            match self.invoke_app(&activation, Some(&label)).await {
+            match self.invoke_traced(&activation, &label, span, request).await {
                 Ok(reply) if reply.status >= 400 => return Step::Done(Outcome::Reply(reply)),
                 Ok(_) => actors.set_activated(actor, true),
                 Err(failed) => return Step::Done(failed),
@@ -112,7 +122,7 @@ impl Runtime {
             .strip_prefix(&base)
             .unwrap_or(&invocation.path);
         let label = format!("{}:{}", actor.actor_type, method.trim_start_matches('/'));
-        let reply = match self.invoke_app(&invocation, Some(&label)).await {
+        let reply = match self.invoke_traced(&invocation, &label, span, request).await {
             Ok(reply) => reply,
             Err(failed) => return Step::Done(failed),
         };
@@ -123,10 +133,25 @@ impl Runtime {
                 format!("malformed tail call: {reason}\n"),
             ))),
             Interpretation::TailCall(continuation) => {
-                let (next, keep_lock) = self.continuation(request, actor, continuation);
+                let (mut next, keep_lock) = self.continuation(request, actor, continuation);
+                next.trace = self.tail_call_span(span, &next).context().or(next.trace);
                 Step::Continue(Box::new(next), keep_lock)
             }
         }
+    }
+
+    /// The span of a tail call to step `next`, a child of the attempt span of the
+    /// step that made it; the next step's attempts are its children.
+    fn tail_call_span(&self, attempt: &Span, next: &Request) -> Span {
+        let Some(parent) = attempt.context() else {
+            return Span::default();
+        };
+        telemetry::start(
+            || format!("tail call {}", telemetry::target_label(next)),
+            telemetry::Kind::Producer,
+            Relation::ChildOf(parent),
+            || telemetry::request_attributes(&self.config.app, next),
+        )
     }
 
     /// The next step of `request`: same id, caller and flow; a new target.

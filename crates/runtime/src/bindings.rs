@@ -5,9 +5,11 @@
 //! ([`BindingStore`]); what differs (how one is put, the loop to wake) is the
 //! [`Binding`] implementation in `reminders.rs` and `events.rs`.
 
+use crate::telemetry::{self, Relation, Span};
 use crate::{Runtime, RuntimeError};
-use kar_protocol::ActorRef;
+use kar_protocol::{ActorRef, Target, TraceContext};
 use kar_store_api::BindingStore;
+use opentelemetry::KeyValue;
 use std::marker::PhantomData;
 
 /// A kind of binding: [`kar_protocol::Reminder`] or [`kar_protocol::Subscription`].
@@ -24,11 +26,18 @@ pub(crate) mod kind {
 
     #[async_trait]
     pub trait Kind: StoredBinding {
+        /// Names the kind in spans (`reminder`, `subscription`).
+        const KIND: &'static str;
         /// Creates or replaces it; returns whether one was replaced.
         async fn put(store: &dyn Store, binding: &Self) -> Result<bool, StoreError>;
         /// Wakes the loop of this runtime that acts on them: it may sleep past a new
         /// one otherwise.
         fn wake(runtime: &Runtime);
+        /// Keeps the trace context of the call that put it (reminders: their
+        /// firings link to it); by default not kept.
+        fn set_trace(&mut self, _trace: Option<kar_protocol::TraceContext>) {}
+        /// `n` of them were cancelled through `runtime` (counted for reminders).
+        fn cancelled(_runtime: &Runtime, _n: u64) {}
     }
 }
 
@@ -56,6 +65,44 @@ impl<B: Binding> Bindings<'_, B> {
         Ok(replaced)
     }
 
+    /// [`Bindings::put`] by a call whose `traceparent` was `parent`: while tracing
+    /// is on, the put has a span (a child of `parent`, or else of the request the
+    /// component executes here for the actor), which the binding keeps.
+    pub async fn put_traced(
+        &self,
+        mut binding: B,
+        parent: Option<TraceContext>,
+    ) -> Result<bool, RuntimeError> {
+        let mut span = Span::default();
+        if telemetry::on() {
+            let actor = binding.actor();
+            let target = Target::Actor {
+                actor_type: actor.actor_type.clone(),
+                id: actor.id.clone(),
+            };
+            let parent = parent.or_else(|| self.runtime.executor.traced_for(&target));
+            span = telemetry::start(
+                || format!("put {} {}:{}", B::KIND, actor.actor_type, binding.id()),
+                telemetry::Kind::Internal,
+                parent.map_or(Relation::Root, Relation::ChildOf),
+                || {
+                    vec![
+                        KeyValue::new("kar.app", self.runtime.config.app.clone()),
+                        KeyValue::new("kar.actor.type", actor.actor_type.clone()),
+                        KeyValue::new("kar.actor.id", actor.id.clone()),
+                        KeyValue::new("kar.binding", binding.id().to_string()),
+                    ]
+                },
+            );
+            binding.set_trace(span.context());
+        }
+        let put = self.put(&binding).await;
+        if let Err(e) = &put {
+            span.fail(e.to_string());
+        }
+        put
+    }
+
     /// One binding of an actor.
     pub async fn get(&self, actor: &ActorRef, id: &str) -> Result<Option<B>, RuntimeError> {
         Ok(self.store().get(actor, id).await?)
@@ -68,12 +115,18 @@ impl<B: Binding> Bindings<'_, B> {
 
     /// Cancels one; returns whether it existed.
     pub async fn cancel(&self, actor: &ActorRef, id: &str) -> Result<bool, RuntimeError> {
-        Ok(self.store().cancel(actor, id).await?)
+        let cancelled = self.store().cancel(actor, id).await?;
+        if cancelled {
+            B::cancelled(self.runtime, 1);
+        }
+        Ok(cancelled)
     }
 
     /// Cancels every binding of an actor; returns how many there were.
     pub async fn cancel_all(&self, actor: &ActorRef) -> Result<u64, RuntimeError> {
-        Ok(self.store().cancel_all(actor).await?)
+        let cancelled = self.store().cancel_all(actor).await?;
+        B::cancelled(self.runtime, cancelled);
+        Ok(cancelled)
     }
 
     fn store(&self) -> &dyn BindingStore<B> {

@@ -3,7 +3,7 @@
 //! parks it here until `/kar/v1/await`, and consumed outcomes are deleted from the
 //! store in batches.
 
-use crate::{AwaitError, Runtime, RuntimeError};
+use crate::{telemetry, AwaitError, Runtime, RuntimeError};
 use kar_protocol::{FlowId, Invocation, Outcome, Reply, Request, RequestId, RequestKind, Target};
 use kar_store_api::Routing;
 use std::collections::HashMap;
@@ -204,19 +204,22 @@ impl Runtime {
         if self.has_left() {
             return Err(RuntimeError::ShuttingDown);
         }
-        let (request, reply_rx) = self.new_request(target, invocation, kind, flow, parent);
+        let (request, reply_rx, mut span) =
+            self.new_request(target, invocation, kind, flow, parent);
         let routing = match self.store.enqueue(&request).await {
             Ok(routing) => routing,
             Err(e) => {
                 self.caller.remove(&request.id);
+                span.fail(e.to_string());
                 return Err(e.into());
             }
         };
-        self.accepted(request, routing, reply_rx).await
+        self.accepted(request, routing, reply_rx, span).await
     }
 
     /// A new request made by this member's component, with its waiter registered
-    /// (before it is enqueued: the outcome may arrive before the enqueue returns).
+    /// (before it is enqueued: the outcome may arrive before the enqueue returns),
+    /// and its accepting span (see `telemetry.rs`), which its record refers to.
     pub(crate) fn new_request(
         &self,
         target: Target,
@@ -224,8 +227,8 @@ impl Runtime {
         kind: RequestKind,
         flow: Option<FlowId>,
         parent: Option<RequestId>,
-    ) -> (Request, Option<oneshot::Receiver<Outcome>>) {
-        let request = Request::new(
+    ) -> (Request, Option<oneshot::Receiver<Outcome>>, telemetry::Span) {
+        let mut request = Request::new(
             kind,
             target,
             invocation,
@@ -234,6 +237,7 @@ impl Runtime {
             parent,
             self.start_deadline(),
         );
+        let span = self.accepting_span(&mut request);
         let reply_rx = match kind {
             RequestKind::Call => {
                 let (tx, rx) = oneshot::channel();
@@ -247,7 +251,46 @@ impl Runtime {
             }
             RequestKind::Tell => None,
         };
-        (request, reply_rx)
+        (request, reply_rx, span)
+    }
+
+    /// The span of a request accepted here: a child of the `traceparent` the
+    /// component sent, or else of the component call of its parent request if that
+    /// runs here (an actor's nested call names its parent in its session); its
+    /// context goes into the record.
+    fn accepting_span(&self, request: &mut Request) -> telemetry::Span {
+        if !telemetry::on() {
+            return telemetry::Span::default();
+        }
+        let parent = telemetry::traceparent_of(&request.invocation.headers).or_else(|| {
+            let parent = request.parent.as_ref()?;
+            self.executor.traced(parent)
+        });
+        let relation = match parent {
+            Some(parent) => telemetry::Relation::ChildOf(parent),
+            None => telemetry::Relation::Root,
+        };
+        let span = telemetry::start(
+            || {
+                format!(
+                    "{} {}",
+                    kind_verb(request.kind),
+                    telemetry::target_label(request)
+                )
+            },
+            telemetry::Kind::Server,
+            relation,
+            || {
+                let mut attributes = telemetry::request_attributes(&self.config.app, request);
+                attributes.push(opentelemetry::KeyValue::new(
+                    "kar.sidecar",
+                    self.node.0.clone(),
+                ));
+                attributes
+            },
+        );
+        request.trace = span.context();
+        span
     }
 
     /// After `request` was enqueued: a call waits for its reply; a tell or a promise
@@ -257,8 +300,12 @@ impl Runtime {
         request: Request,
         routing: Routing,
         reply_rx: Option<oneshot::Receiver<Outcome>>,
+        mut span: telemetry::Span,
     ) -> Result<Accepted, RuntimeError> {
         self.watch_if_parked(&request, &routing);
+        if routing == Routing::Parked {
+            span.set("kar.parked", true);
+        }
         let id = request.id;
         let Some(reply_rx) = reply_rx else {
             return Ok(Accepted::Queued(id));
@@ -271,6 +318,7 @@ impl Runtime {
             }
         };
         self.caller.consumed(id);
+        telemetry::outcome(&mut span, &outcome);
         call_result(outcome)
     }
 
@@ -341,6 +389,14 @@ impl Runtime {
             }
             batch.clear();
         }
+    }
+}
+
+fn kind_verb(kind: RequestKind) -> &'static str {
+    match kind {
+        RequestKind::Call => "call",
+        RequestKind::Tell => "tell",
+        RequestKind::Promise => "promise",
     }
 }
 

@@ -18,17 +18,21 @@
 
 use crate::bindings::{kind::Kind, Bindings};
 use crate::clock::SAFETY_RECHECK;
+use crate::telemetry::{self, Relation};
 use crate::{Runtime, RuntimeError};
 use async_trait::async_trait;
 use bytes::Bytes;
 use kar_protocol::Subscription;
+use kar_protocol::TraceContext;
 use kar_store_api::{Delivery, EventRequestBuilder, Store, StoreError};
+use opentelemetry::KeyValue;
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
 #[async_trait]
 impl Kind for Subscription {
+    const KIND: &'static str = "subscription";
     async fn put(store: &dyn Store, subscription: &Self) -> Result<bool, StoreError> {
         store.subscribe(subscription).await
     }
@@ -89,6 +93,41 @@ impl Events<'_> {
     /// On a topic bound to Kafka, the event is produced to Kafka instead (the bridge
     /// brings it into the topic); the offset returned is then the Kafka record's.
     pub async fn publish(&self, topic: &str, event: Bytes) -> Result<u64, RuntimeError> {
+        self.publish_traced(topic, event, None).await
+    }
+
+    /// [`Events::publish`] of a request whose `traceparent` was `parent`: while
+    /// tracing is on, the publish has a span, and a structured-mode CloudEvent
+    /// without a `traceparent` member gets its context (the CloudEvents
+    /// distributed-tracing extension), which links each delivery to the publish.
+    pub async fn publish_traced(
+        &self,
+        topic: &str,
+        mut event: Bytes,
+        parent: Option<TraceContext>,
+    ) -> Result<u64, RuntimeError> {
+        let mut span = telemetry::start(
+            || format!("publish {topic}"),
+            telemetry::Kind::Producer,
+            parent.map_or(Relation::Root, Relation::ChildOf),
+            || {
+                vec![
+                    KeyValue::new("kar.app", self.runtime.config.app.clone()),
+                    KeyValue::new("kar.topic", topic.to_string()),
+                ]
+            },
+        );
+        if let Some(context) = span.context() {
+            event = telemetry::with_event_traceparent(event, &context);
+        }
+        let published = self.publish_untraced(topic, event).await;
+        if let Err(e) = &published {
+            span.fail(e.to_string());
+        }
+        published
+    }
+
+    async fn publish_untraced(&self, topic: &str, event: Bytes) -> Result<u64, RuntimeError> {
         let runtime = self.runtime;
         if let Some(kafka) = &runtime.kafka {
             if let Some(binding) = kafka.binding(topic) {
@@ -112,8 +151,26 @@ impl Runtime {
     /// (decision §9.2).
     fn delivery_builder(&self) -> EventRequestBuilder {
         let tells = self.actor_tells();
+        let app = self.config.app.clone();
         Arc::new(move |s: &Subscription, event: &[u8]| {
-            tells.tell("event", &s.actor, &s.path, s.event_body(event))
+            let mut request = tells.tell("event", &s.actor, &s.path, s.event_body(event));
+            if telemetry::on() {
+                // One trace per delivery, linked to the publish; the attempts of the
+                // delivery's tell are children of this span.
+                let span = telemetry::start(
+                    || format!("event delivery {}", s.topic),
+                    telemetry::Kind::Producer,
+                    Relation::LinkedTo(telemetry::event_traceparent(event)),
+                    || {
+                        let mut attributes = telemetry::request_attributes(&app, &request);
+                        attributes.push(KeyValue::new("kar.topic", s.topic.clone()));
+                        attributes.push(KeyValue::new("kar.subscription", s.id.clone()));
+                        attributes
+                    },
+                );
+                request.trace = span.context();
+            }
+            request
         })
     }
 

@@ -4,10 +4,13 @@
 
 use crate::actor_table::ActorTable;
 use crate::envelope;
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, StoreGauges};
 use crate::retry::{Backoff, Policy};
+use crate::telemetry::{self, Relation, Span};
 use crate::{AppClient, Runtime};
-use kar_protocol::{Invocation, Outcome, Reply, Request, RequestId, RequestKind, Target};
+use kar_protocol::{
+    Invocation, Outcome, Reply, Request, RequestId, RequestKind, Target, TraceContext,
+};
 use kar_store_api::{Inbox, Message};
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -40,6 +43,9 @@ pub(crate) struct Executor {
     /// one id apart.
     in_flight: Mutex<HashMap<RequestId, (u64, oneshot::Sender<()>)>>,
     next_token: AtomicU64,
+    /// While tracing is on: the component-call span of each request the component
+    /// is executing here, the parent of the nested requests it makes.
+    traced: Mutex<HashMap<RequestId, (TraceContext, Target)>>,
 }
 
 impl Executor {
@@ -55,7 +61,23 @@ impl Executor {
             unstarted: Mutex::new(Vec::new()),
             in_flight: Mutex::new(HashMap::new()),
             next_token: AtomicU64::new(0),
+            traced: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The component-call span of request `id` if the component executes it here.
+    pub(crate) fn traced(&self, id: &RequestId) -> Option<TraceContext> {
+        lock(&self.traced).get(id).map(|(context, _)| *context)
+    }
+
+    /// The component-call span of a request the component executes here for
+    /// `target` (an actor: its calls to the sidecar, scheduling a reminder say, are
+    /// made for that request).
+    pub(crate) fn traced_for(&self, target: &Target) -> Option<TraceContext> {
+        lock(&self.traced)
+            .values()
+            .find(|(_, t)| t == target)
+            .map(|(context, _)| *context)
     }
 
     /// Request `id` starts executing here (not handed to the component yet).
@@ -251,7 +273,10 @@ impl Runtime {
                 if !self.redelivery_backoff(&request).await {
                     return;
                 }
-                Some(self.execute_service(&request).await)
+                let mut span = self.attempt_span(&request);
+                let outcome = self.execute_service(&request, &span).await;
+                telemetry::outcome(&mut span, &outcome);
+                Some(outcome)
             }
             Target::Actor { .. } => self.execute_actor(request.clone()).await,
         };
@@ -269,7 +294,7 @@ impl Runtime {
         }
     }
 
-    async fn execute_service(&self, request: &Request) -> Outcome {
+    async fn execute_service(&self, request: &Request, attempt: &Span) -> Outcome {
         if let Some(failed) = self.check_deadline(request) {
             return failed;
         }
@@ -278,7 +303,10 @@ impl Runtime {
             request.target.routing_name(),
             request.invocation.path
         );
-        let reply = match self.invoke_app(&request.invocation, Some(&label)).await {
+        let reply = match self
+            .invoke_traced(&request.invocation, &label, attempt, request)
+            .await
+        {
             Ok(reply) => reply,
             Err(failed) => return failed,
         };
@@ -349,9 +377,82 @@ impl Runtime {
         }
     }
 
+    /// The span of one delivery attempt of one step of `request` here: a child of
+    /// the span its record refers to (see `telemetry.rs`).
+    /// Counts the attempt in the metrics too.
+    pub(crate) fn attempt_span(&self, request: &Request) -> Span {
+        self.executor.metrics.attempt(request.attempt > 0);
+        if !telemetry::on() {
+            return Span::default();
+        }
+        telemetry::start(
+            || format!("attempt {}", telemetry::target_label(request)),
+            telemetry::Kind::Consumer,
+            request.trace.map_or(Relation::Root, Relation::ChildOf),
+            || {
+                let mut attributes = telemetry::request_attributes(&self.config.app, request);
+                attributes.push(opentelemetry::KeyValue::new(
+                    "kar.attempt",
+                    i64::from(request.attempt),
+                ));
+                attributes.push(opentelemetry::KeyValue::new(
+                    "kar.sidecar",
+                    self.node.0.clone(),
+                ));
+                attributes
+            },
+        )
+    }
+
+    /// [`Runtime::invoke_app`] for request `id` inside its `attempt` span: while
+    /// tracing is on, the call gets its own span, whose context goes to the component
+    /// as `traceparent` and parents the nested requests the component makes.
+    pub(crate) async fn invoke_traced(
+        &self,
+        invocation: &Invocation,
+        label: &str,
+        attempt: &Span,
+        request: &Request,
+    ) -> Result<Reply, Outcome> {
+        let id = &request.id;
+        let Some(parent) = attempt.context() else {
+            return self.invoke_app(invocation, Some(label)).await;
+        };
+        let mut span = telemetry::start(
+            || format!("component {label}"),
+            telemetry::Kind::Client,
+            Relation::ChildOf(parent),
+            || {
+                vec![
+                    opentelemetry::KeyValue::new("kar.app", self.config.app.clone()),
+                    opentelemetry::KeyValue::new("kar.request.id", id.0.clone()),
+                    opentelemetry::KeyValue::new("http.request.method", invocation.method.clone()),
+                    opentelemetry::KeyValue::new("url.path", invocation.path.clone()),
+                ]
+            },
+        );
+        let Some(context) = span.context() else {
+            return self.invoke_app(invocation, Some(label)).await;
+        };
+        let traced = Invocation {
+            headers: telemetry::with_traceparent(&invocation.headers, &context),
+            ..invocation.clone()
+        };
+        lock(&self.executor.traced).insert(id.clone(), (context, request.target.clone()));
+        // Removed however the call ends (an abandoned request drops this future).
+        let _untrace = Untrace(&self.executor.traced, id);
+        let result = self.invoke_app(&traced, Some(label)).await;
+        match &result {
+            Ok(reply) => telemetry::status(&mut span, reply.status),
+            Err(failed) => telemetry::outcome(&mut span, failed),
+        }
+        result
+    }
+
     /// Records an outcome. Retried while the store is unreachable: an executed
     /// request is never dropped because the store was briefly away.
     async fn complete(&self, id: &RequestId, outcome: &Outcome) {
+        self.executor.metrics.completed(outcome);
         let what = format!("cannot record outcome of {id}");
         let completed = self
             .retry(Policy::UNTIL_STORE_IS_BACK, &what, || {
@@ -364,9 +465,54 @@ impl Runtime {
         }
     }
 
-    /// The metrics of this runtime in the Prometheus text format (spec §2.9).
-    pub fn metrics_text(&self) -> String {
-        self.executor.metrics.render()
+    /// The metrics of this runtime in the Prometheus text format (spec §2.9); the
+    /// gauges read from the store are left out if it cannot be read.
+    pub async fn metrics_text(&self) -> String {
+        let reminders = self.store.reminders().list_all().await;
+        let paused = kar_store_api::RequestFilter {
+            status: Some(kar_store_api::PendingStatus::Paused),
+            ..Default::default()
+        };
+        let paused = self.count_requests(&paused).await;
+        let store = StoreGauges {
+            active_reminders: reminders.ok().map(|all| all.len() as u64),
+            paused_requests: paused,
+        };
+        self.executor.metrics.render(&store)
+    }
+
+    /// Counts the requests `filter` keeps, page by page (`None`: the store failed).
+    async fn count_requests(&self, filter: &kar_store_api::RequestFilter) -> Option<u64> {
+        let mut count = 0;
+        let mut after = None;
+        loop {
+            let page = self.store.list_requests(filter, after, 1000).await.ok()?;
+            count += page.requests.len() as u64;
+            match page.next {
+                Some(next) => after = Some(next),
+                None => return Some(count),
+            }
+        }
+    }
+
+    /// A reminder was cancelled through this runtime (`kar_actors_cancelled_reminders_gauge`).
+    pub(crate) fn reminders_cancelled(&self, n: u64) {
+        self.executor
+            .metrics
+            .cancelled_reminders
+            .fetch_add(n, Ordering::Relaxed);
+    }
+}
+
+/// Forgets the component-call span of a request when dropped.
+struct Untrace<'a>(
+    &'a Mutex<HashMap<RequestId, (TraceContext, Target)>>,
+    &'a RequestId,
+);
+
+impl Drop for Untrace<'_> {
+    fn drop(&mut self) {
+        lock(self.0).remove(self.1);
     }
 }
 

@@ -52,16 +52,21 @@ impl Runtime {
         if self.has_left() {
             return Err(RuntimeError::ShuttingDown);
         }
-        let (request, reply_rx) = self.new_request(target, invocation, kind, flow, parent);
+        let (request, reply_rx, mut span) =
+            self.new_request(target, invocation, kind, flow, parent);
         let retention = self.config.idempotency_retention;
         let existing = match self.store.enqueue_keyed(&request, key, retention).await {
-            Ok(Keyed::New(routing)) => return self.accepted(request, routing, reply_rx).await,
+            Ok(Keyed::New(routing)) => {
+                return self.accepted(request, routing, reply_rx, span).await
+            }
             Ok(Keyed::Existing(existing)) => existing,
             Err(e) => {
                 self.caller.remove(&request.id);
+                span.fail(e.to_string());
                 return Err(e.into());
             }
         };
+        span.set("kar.idempotent.existing", existing.id.0.clone());
         self.caller.remove(&request.id);
         tracing::info!(request = %existing.id, "idempotency key {key:?} maps to request {}: not run again", existing.id);
         match kind {

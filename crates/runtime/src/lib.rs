@@ -79,6 +79,7 @@ mod retention;
 mod retry;
 mod runtime;
 mod state;
+pub mod telemetry;
 
 pub use app::{AppClient, AppError};
 pub use bindings::{Binding, Bindings};

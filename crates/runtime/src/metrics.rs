@@ -1,81 +1,160 @@
-//! Prometheus metrics of a runtime (spec §2.9): how long the component takes to
-//! answer, per `<type>:<method>`, `<type>:activate`, `<type>:deactivate` and
-//! `<service>:<path>`. Rendered in the Prometheus text format by the sidecar.
+//! Prometheus metrics of a runtime (spec §2.9, README "Traces and metrics"), rendered
+//! in the Prometheus text format at `/metrics` of the runtime port:
+//!
+//! * how long the component takes to answer, per `<type>:<method>`,
+//!   `<type>:activate`, `<type>:deactivate` and `<service>:<path>`;
+//! * the store round trips of the process (`kar_store_api::timing`);
+//! * what this runtime executed: requests completed by outcome, delivery attempts
+//!   (first or retried);
+//! * the reminders cancelled through this runtime, and, read from the store at each
+//!   scrape, the application's active reminders and paused requests.
 
+use kar_store_api::timing::{self, Histogram};
 use std::collections::BTreeMap;
 use std::fmt::Write;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
-/// Upper bounds of the histogram buckets, in seconds.
-const BUCKETS: [f64; 14] = [
-    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1.0, 5.0, 30.0,
-];
-
-#[derive(Default)]
-struct Histogram {
-    /// Observations per bucket (not cumulative); the last slot is `+Inf`.
-    counts: [u64; BUCKETS.len() + 1],
-    sum: f64,
-}
+/// The outcome classes of `kar_requests_completed_total`.
+const OUTCOMES: [&str; 6] = ["1xx", "2xx", "3xx", "4xx", "5xx", "failed"];
 
 #[derive(Default)]
 pub(crate) struct Metrics {
     invocations: Mutex<BTreeMap<String, Histogram>>,
+    /// Requests completed here, per class of [`OUTCOMES`].
+    completed: [AtomicU64; OUTCOMES.len()],
+    first_attempts: AtomicU64,
+    retried_attempts: AtomicU64,
+    /// Reminders cancelled through this runtime.
+    pub(crate) cancelled_reminders: AtomicU64,
+}
+
+/// What a scrape read from the store (`None`: could not be read).
+#[derive(Default)]
+pub(crate) struct StoreGauges {
+    pub active_reminders: Option<u64>,
+    pub paused_requests: Option<u64>,
 }
 
 impl Metrics {
     /// Records one answer of the component that took `took`.
     pub(crate) fn observe(&self, label: &str, took: Duration) {
-        let seconds = took.as_secs_f64();
-        let slot = BUCKETS
-            .iter()
-            .position(|bound| seconds <= *bound)
-            .unwrap_or(BUCKETS.len());
         let mut invocations = self.invocations.lock().unwrap_or_else(|e| e.into_inner());
-        let histogram = invocations.entry(label.to_string()).or_default();
-        histogram.counts[slot] += 1;
-        histogram.sum += seconds;
+        match invocations.get_mut(label) {
+            Some(histogram) => histogram.observe(took),
+            None => invocations
+                .entry(label.to_string())
+                .or_default()
+                .observe(took),
+        }
+    }
+
+    /// A request executed here completed with `outcome`.
+    pub(crate) fn completed(&self, outcome: &kar_protocol::Outcome) {
+        let class = match outcome {
+            // 1xx..5xx; anything above 599 counts as 5xx.
+            kar_protocol::Outcome::Reply(reply) => {
+                usize::from(reply.status / 100).saturating_sub(1).min(4)
+            }
+            kar_protocol::Outcome::Failed(_) => 5,
+        };
+        self.completed[class].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A delivery attempt starts here (`retried`: recovery re-delivered it).
+    pub(crate) fn attempt(&self, retried: bool) {
+        let counter = if retried {
+            &self.retried_attempts
+        } else {
+            &self.first_attempts
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
     }
 
     /// The Prometheus text exposition.
-    pub(crate) fn render(&self) -> String {
+    pub(crate) fn render(&self, store: &StoreGauges) -> String {
         const NAME: &str = "kar_user_code_invocation_durations_histogram_seconds";
-        let invocations = self.invocations.lock().unwrap_or_else(|e| e.into_inner());
         let mut out = String::new();
         let _ = writeln!(
             out,
             "# HELP {NAME} Duration of calls to the application component."
         );
         let _ = writeln!(out, "# TYPE {NAME} histogram");
-        for (label, histogram) in invocations.iter() {
-            let path = escape(label);
-            let mut cumulative = 0;
-            for (bound, count) in BUCKETS.iter().zip(histogram.counts.iter()) {
-                cumulative += count;
+        for (label, histogram) in self
+            .invocations
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+        {
+            histogram.render(&mut out, NAME, "path", label);
+        }
+        timing::render(&mut out);
+
+        header(
+            &mut out,
+            "kar_requests_completed_total",
+            "counter",
+            "Requests executed here, by outcome (HTTP status class of the reply, or failed).",
+        );
+        for (outcome, count) in OUTCOMES.iter().zip(&self.completed) {
+            let count = count.load(Ordering::Relaxed);
+            if count > 0 {
                 let _ = writeln!(
                     out,
-                    "{NAME}_bucket{{path=\"{path}\",le=\"{bound}\"}} {cumulative}"
+                    "kar_requests_completed_total{{outcome=\"{outcome}\"}} {count}"
                 );
             }
-            cumulative += histogram.counts[BUCKETS.len()];
-            let _ = writeln!(
-                out,
-                "{NAME}_bucket{{path=\"{path}\",le=\"+Inf\"}} {cumulative}"
-            );
-            let _ = writeln!(out, "{NAME}_sum{{path=\"{path}\"}} {}", histogram.sum);
-            let _ = writeln!(out, "{NAME}_count{{path=\"{path}\"}} {cumulative}");
         }
+        header(
+            &mut out,
+            "kar_request_attempts_total",
+            "counter",
+            "Delivery attempts started here; retried: re-delivered after their executor died.",
+        );
+        let first = self.first_attempts.load(Ordering::Relaxed);
+        let retried = self.retried_attempts.load(Ordering::Relaxed);
+        let _ = writeln!(
+            out,
+            "kar_request_attempts_total{{retried=\"false\"}} {first}"
+        );
+        let _ = writeln!(
+            out,
+            "kar_request_attempts_total{{retried=\"true\"}} {retried}"
+        );
+
+        let gauge = |out: &mut String, name: &str, help: &str, value: Option<u64>| {
+            if let Some(value) = value {
+                header(out, name, "gauge", help);
+                let _ = writeln!(out, "{name} {value}");
+            }
+        };
+        gauge(
+            &mut out,
+            "kar_actors_active_reminders_gauge",
+            "Reminders of the application scheduled and not yet done.",
+            store.active_reminders,
+        );
+        let cancelled = self.cancelled_reminders.load(Ordering::Relaxed);
+        gauge(
+            &mut out,
+            "kar_actors_cancelled_reminders_gauge",
+            "Reminders cancelled through this runtime since it started.",
+            Some(cancelled),
+        );
+        gauge(
+            &mut out,
+            "kar_requests_paused_gauge",
+            "Requests of the application paused by recovery or an operator.",
+            store.paused_requests,
+        );
         out
     }
 }
 
-/// Label values escape `\`, `"` and newlines.
-fn escape(value: &str) -> String {
-    value
-        .replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
+fn header(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} {kind}");
 }
 
 #[cfg(test)]
@@ -88,7 +167,15 @@ mod tests {
         m.observe("T:m", Duration::from_micros(300));
         m.observe("T:m", Duration::from_millis(2));
         m.observe("s:\"x\"", Duration::from_secs(60));
-        let text = m.render();
+        m.completed(&kar_protocol::Outcome::Reply(kar_protocol::Reply::text(
+            204, "",
+        )));
+        m.completed(&kar_protocol::Outcome::Failed("gone".into()));
+        m.attempt(true);
+        let text = m.render(&StoreGauges {
+            active_reminders: Some(3),
+            ..StoreGauges::default()
+        });
         let name = "kar_user_code_invocation_durations_histogram_seconds";
         assert!(text.contains(&format!("{name}_bucket{{path=\"T:m\",le=\"0.0005\"}} 1\n")));
         assert!(text.contains(&format!("{name}_bucket{{path=\"T:m\",le=\"0.0025\"}} 2\n")));
@@ -99,5 +186,12 @@ mod tests {
         assert!(text.contains(&format!(
             "{name}_bucket{{path=\"s:\\\"x\\\"\",le=\"+Inf\"}} 1\n"
         )));
+        assert!(text.contains("kar_requests_completed_total{outcome=\"2xx\"} 1\n"));
+        assert!(text.contains("kar_requests_completed_total{outcome=\"failed\"} 1\n"));
+        assert!(!text.contains("outcome=\"5xx\""));
+        assert!(text.contains("kar_request_attempts_total{retried=\"true\"} 1\n"));
+        assert!(text.contains("kar_actors_active_reminders_gauge 3\n"));
+        assert!(text.contains("kar_actors_cancelled_reminders_gauge 0\n"));
+        assert!(!text.contains("kar_requests_paused_gauge"));
     }
 }

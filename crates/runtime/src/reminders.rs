@@ -15,11 +15,13 @@
 
 use crate::bindings::{kind::Kind, Bindings};
 use crate::clock::SAFETY_RECHECK;
+use crate::telemetry::{self, Relation};
 use crate::Runtime;
 use async_trait::async_trait;
 use bytes::Bytes;
 use kar_protocol::Reminder;
 use kar_store_api::{Firing, RequestBuilder, Store, StoreError};
+use opentelemetry::KeyValue;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -29,11 +31,18 @@ const FIRE_BATCH: usize = 256;
 
 #[async_trait]
 impl Kind for Reminder {
+    const KIND: &'static str = "reminder";
     async fn put(store: &dyn Store, reminder: &Self) -> Result<bool, StoreError> {
         store.reminder_schedule(reminder).await
     }
     fn wake(runtime: &Runtime) {
         runtime.wakes.reminders.notify_one();
+    }
+    fn set_trace(&mut self, trace: Option<kar_protocol::TraceContext>) {
+        self.trace = trace;
+    }
+    fn cancelled(runtime: &Runtime, n: u64) {
+        runtime.reminders_cancelled(n);
     }
 }
 
@@ -46,8 +55,26 @@ impl Runtime {
     /// The tell of one firing: the actor's `path` with the reminder's data as body.
     fn firing_builder(&self) -> RequestBuilder {
         let tells = self.actor_tells();
+        let app = self.config.app.clone();
         Arc::new(move |r: &Reminder| {
-            tells.tell("reminder", &r.actor, &r.path, Bytes::clone(&r.data))
+            let mut request = tells.tell("reminder", &r.actor, &r.path, Bytes::clone(&r.data));
+            if telemetry::on() {
+                // One trace per firing, linked to the call that scheduled the
+                // reminder; the attempts of the firing's tell are its children.
+                let span = telemetry::start(
+                    || format!("reminder firing {}:{}", r.actor.actor_type, r.id),
+                    telemetry::Kind::Producer,
+                    Relation::LinkedTo(r.trace),
+                    || {
+                        let mut attributes = telemetry::request_attributes(&app, &request);
+                        attributes.push(KeyValue::new("kar.reminder", r.id.clone()));
+                        attributes.push(KeyValue::new("kar.reminder.target", r.target));
+                        attributes
+                    },
+                );
+                request.trace = span.context();
+            }
+            request
         })
     }
 

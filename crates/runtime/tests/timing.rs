@@ -197,6 +197,7 @@ async fn a_periodic_reminder_fires_once_per_period_on_its_targets() {
         target_text: None,
         period: period.as_nanos() as i64,
         data: Bytes::from_static(b"[]"),
+        trace: None,
     };
     runtime.reminders().put(&reminder).await.unwrap();
     // Targets at +1.25 s, +3.25 s, +5.25 s, +7.25 s: four firings before +9.25 s.

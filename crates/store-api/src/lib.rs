@@ -12,6 +12,7 @@
 //! | `events.rs` | [`EventStore`] | topics, publish, subscribing, delivery, retention, bridges from outside logs (Kafka) |
 //! | `admin.rs` | [`AdminStore`] | purge, drain, description |
 //! | `control.rs` | [`ControlStore`] | an operator's listing, kill and pause of pending requests |
+//! | `timing.rs` | (no trait) the durations of store round trips, observed by the engines for `/metrics` |
 //! | `idempotency.rs` | [`IdempotencyStore`] | idempotency keys: enqueue under a key, the request a key maps to, sweeping expired keys |
 //!
 //! [`Store`] is their sum: callers hold an `Arc<dyn Store>` and bring the area
@@ -44,6 +45,7 @@ mod membership;
 mod message;
 mod reminders;
 mod requests;
+pub mod timing;
 
 pub use actors::ActorStore;
 pub use admin::AdminStore;

@@ -101,6 +101,7 @@ conformance!(
     control_pause_withdraws_until_resumed,
     control_request_with_children,
     control_bad_ids_change_nothing,
+    trace_contexts_travel_with_requests_and_reminders,
 );
 
 /// The Redis engine over TLS (a CA made by the test; `support::make_certificates`):
@@ -407,6 +408,72 @@ async fn queue_on(
         ids.push(r.id);
     }
     ids
+}
+
+fn trace(n: u8) -> Option<kar_protocol::TraceContext> {
+    kar_protocol::TraceContext::parse(&format!(
+        "00-4bf92f3577b34da6a3ce929d0e0e47{n:02x}-00f067aa0ba902{n:02x}-01"
+    ))
+}
+
+/// The trace context of a request (its record) reaches the executor, follows a tail
+/// call and a re-routing; a reminder keeps the one of its schedule call through its
+/// firings.
+async fn trace_contexts_travel_with_requests_and_reminders(engine: &Engine) {
+    let store = engine.open("app").await;
+    let mut first = store.join(&member("node-1", "s1", &["T"])).await.unwrap();
+    let node_1 = NodeId("node-1".into());
+    let mut r = request(RequestKind::Call, "s1", "node-c");
+    r.trace = trace(1);
+    store.enqueue(&r).await.unwrap();
+    let (got, _) = recv_n(&mut first, 1).await;
+    assert_eq!(got, vec![Message::Execute(Box::new(r.clone()))]);
+    let mut next = r.clone();
+    next.step = 1;
+    next.trace = trace(2);
+    store.tail_call(&node_1, &next, false).await.unwrap();
+    let (got, _) = recv_n(&mut first, 1).await;
+    assert_eq!(got, vec![Message::Execute(Box::new(next.clone()))]);
+    // Re-routed when its assignee leaves: still step 1's context.
+    let mut second = store.join(&member("node-2", "s1", &[])).await.unwrap();
+    store.leave(&node_1).await.unwrap();
+    let (got, _) = recv_n(&mut second, 1).await;
+    let [Message::Execute(moved)] = got.as_slice() else {
+        panic!("{got:?}");
+    };
+    assert_eq!((moved.id.clone(), moved.trace), (r.id.clone(), trace(2)));
+
+    let a = ActorRef::new("T", "a");
+    let mut traced = reminder(("T", "a"), "r1", 1_000, SECOND);
+    traced.trace = trace(3);
+    store.reminder_schedule(&traced).await.unwrap();
+    store
+        .reminder_schedule(&reminder(("T", "a"), "r2", 1_000, 0))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.reminders().get(&a, "r1").await.unwrap(),
+        Some(traced.clone())
+    );
+    assert_eq!(
+        store
+            .reminders()
+            .get(&a, "r2")
+            .await
+            .unwrap()
+            .unwrap()
+            .trace,
+        None
+    );
+    let fired = store.fire_due(1_000, 10, &tell_builder()).await.unwrap();
+    let traces: Vec<_> = fired
+        .iter()
+        .map(|f| (f.reminder.id.as_str(), f.reminder.trace))
+        .collect();
+    assert_eq!(traces, vec![("r1", trace(3)), ("r2", None)]);
+    // Advanced, and still linked to its schedule call.
+    let advanced = store.reminders().get(&a, "r1").await.unwrap().unwrap();
+    assert_eq!((advanced.target, advanced.trace), (2_000, trace(3)));
 }
 
 async fn leave_reroutes_queued_requests_in_order(engine: &Engine) {
@@ -1298,6 +1365,7 @@ fn reminder(actor: (&str, &str), id: &str, target: i64, period: i64) -> Reminder
         target_text: Some(format!("text of {target}")),
         period,
         data: Bytes::from(format!("[\"{id}\"]")),
+        trace: None,
     }
 }
 

@@ -386,6 +386,7 @@ mod tests {
             target_text: Some("2030-01-02T03:04:05Z".into()),
             period: 1_500_000_000,
             data: bytes::Bytes::from_static(b"[\"p\",7]"),
+            trace: None,
         };
         assert_eq!(
             reminder_line(&r),

@@ -37,12 +37,18 @@ pub(crate) async fn call(ctx: &Ctx, actor: ActorRef, method: String, request: Re
         RequestKind::Tell => (None, parent),
         RequestKind::Promise => (None, None),
     };
+    // Incoming headers (Content-Type included) are not forwarded; while tracing is
+    // on, the caller's `traceparent` parents the request's spans (the component gets
+    // kar's own, see kar_runtime::telemetry).
+    let mut headers = vec![("Content-Type".to_string(), KAR_JSON.to_string())];
+    if let Some(parent) = kar_runtime::telemetry::traceparent_header(&parts.headers) {
+        headers.push(("traceparent".to_string(), parent.to_string()));
+    }
     let invocation = Invocation {
         method: "POST".to_string(),
         path: format!("{}/{method}", actor_path(&actor.actor_type, &actor.id)),
         query: None,
-        // Incoming headers (Content-Type included) are not forwarded.
-        headers: vec![("Content-Type".to_string(), KAR_JSON.to_string())],
+        headers,
         body,
     };
     let target = Target::Actor {

@@ -69,7 +69,10 @@ pub(crate) async fn handle<B: Binding>(
                 Err(response) => return response,
             };
             match B::parse(actor, id, &body) {
-                Ok(binding) => stored(bindings.put(&binding).await, what),
+                Ok(binding) => {
+                    let parent = kar_runtime::telemetry::traceparent_header(&parts.headers);
+                    stored(bindings.put_traced(binding, parent).await, what)
+                }
                 Err(reason) => bad_request(&reason),
             }
         }

@@ -97,7 +97,13 @@ pub(crate) async fn publish(ctx: &Ctx, topic: String, request: Request) -> Respo
         Ok(body) => body,
         Err(response) => return response,
     };
-    match ctx.runtime.events().publish(&topic, body).await {
+    let parent = kar_runtime::telemetry::traceparent_header(&parts.headers);
+    match ctx
+        .runtime
+        .events()
+        .publish_traced(&topic, body, parent)
+        .await
+    {
         Ok(_) => reply::text(StatusCode::OK, "OK"),
         Err(e) => reply::error(
             StatusCode::BAD_REQUEST,

@@ -73,7 +73,7 @@ async fn handle(ctx: &Ctx, request: Request) -> Response {
         Route::Health => system::health(),
         Route::Shutdown => system::shutdown(ctx),
         Route::Information { component } => system::information(ctx, &component, &request).await,
-        Route::Metrics => system::metrics(ctx),
+        Route::Metrics => system::metrics(ctx).await,
         Route::DebugRegister => reply::error(
             StatusCode::NOT_IMPLEMENTED,
             "the kar-debugger protocol is not supported",

@@ -65,6 +65,7 @@ fn parse_schedule(actor: ActorRef, id: String, body: &[u8]) -> Result<Reminder, 
         // A negative period is a one-shot reminder, as upstream (it fires once).
         period: period.max(0),
         data,
+        trace: None,
     })
 }
 

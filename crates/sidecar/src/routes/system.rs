@@ -138,11 +138,11 @@ fn actors(mut by_type: BTreeMap<String, Vec<String>>, json: bool) -> Result<Resp
 }
 
 /// `GET /metrics`: Prometheus text format.
-pub(crate) fn metrics(ctx: &Ctx) -> Response {
+pub(crate) async fn metrics(ctx: &Ctx) -> Response {
     reply::typed(
         StatusCode::OK,
         "text/plain; version=0.0.4; charset=utf-8",
-        ctx.runtime.metrics_text(),
+        ctx.runtime.metrics_text().await,
     )
 }
 

@@ -7,6 +7,7 @@
 
 use crate::codes::sql_status;
 use crate::{EmbeddedSync, StoreError};
+use kar_store_api::timing;
 use rusqlite::Connection;
 use std::collections::HashMap;
 use std::path::Path;
@@ -169,9 +170,13 @@ impl Db {
         F: FnOnce(&Connection) -> Result<R, StoreError> + Send + 'static,
         R: Send + 'static,
     {
+        let started = Instant::now();
         let rx = self.submit(true, move |conn| body(conn).map(|r| (r, Vec::new())))?;
-        rx.await
-            .map_err(|_| StoreError::unavailable("database thread stopped"))?
+        let result = rx
+            .await
+            .map_err(|_| StoreError::unavailable("database thread stopped"))?;
+        timing::observe(timing::EMBEDDED, "read", started.elapsed());
+        result
     }
 
     /// Like [`Db::run`], for threads outside the async runtime.
@@ -213,9 +218,13 @@ impl Db {
         F: FnOnce(&Connection) -> Result<(R, Pokes), StoreError> + Send + 'static,
         R: Send + 'static,
     {
+        let started = Instant::now();
         let rx = self.submit(false, body)?;
-        rx.await
-            .map_err(|_| StoreError::unavailable("database thread stopped"))?
+        let result = rx
+            .await
+            .map_err(|_| StoreError::unavailable("database thread stopped"))?;
+        timing::observe(timing::EMBEDDED, "write", started.elapsed());
+        result
     }
 }
 

@@ -7,12 +7,13 @@ use super::EmbeddedStore;
 use crate::{Firing, ReminderStore, RequestBuilder, StoreError};
 use async_trait::async_trait;
 use bytes::Bytes;
-use kar_protocol::{ActorRef, Reminder};
+use kar_protocol::{ActorRef, Reminder, TraceContext};
 use rusqlite::{params, Connection, Row};
 
 impl Binding for Reminder {
     const TABLE: &'static str = "reminders";
-    const COLUMNS: &'static str = "actor_type, actor_id, id, path, due, target_text, period, data";
+    const COLUMNS: &'static str =
+        "actor_type, actor_id, id, path, due, target_text, period, data, trace";
 
     fn from_row(row: &Row<'_>) -> rusqlite::Result<Reminder> {
         Ok(Reminder {
@@ -23,6 +24,10 @@ impl Binding for Reminder {
             target_text: row.get(5)?,
             period: row.get(6)?,
             data: Bytes::from(row.get::<_, Vec<u8>>(7)?),
+            // A malformed context (never written by kar) is no context.
+            trace: row
+                .get::<_, Option<String>>(8)?
+                .and_then(|text| TraceContext::parse(&text)),
         })
     }
 }
@@ -40,8 +45,8 @@ impl ReminderStore for EmbeddedStore {
             .execute(params![app, r.actor.actor_type, r.actor.id, r.id])?
             > 0;
         conn.prepare_cached(
-            "INSERT INTO reminders (app, actor_type, actor_id, id, path, due, target_text, period, data)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            "INSERT INTO reminders (app, actor_type, actor_id, id, path, due, target_text, period, data, trace)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
         )?
         .execute(params![
             app,
@@ -52,7 +57,8 @@ impl ReminderStore for EmbeddedStore {
             r.target,
             r.target_text,
             r.period,
-            r.data.as_ref()
+            r.data.as_ref(),
+            r.trace.map(|t| t.to_string())
         ])?;
         Ok((replaced, Vec::new()))
     })

@@ -17,11 +17,12 @@ const SCHEMA_V1: &str = include_str!("schema.sql");
 /// Migration `i` brings a database at version `i` to version `i + 1`.
 type Migration = fn(&Connection) -> rusqlite::Result<()>;
 
-const MIGRATIONS: [Migration; 4] = [
+const MIGRATIONS: [Migration; 5] = [
     v1_tables,
     v2_inbox_payload,
     v3_idempotency,
     v4_event_retention_bridges,
+    v5_reminder_trace,
 ];
 
 /// The schema version this build writes.
@@ -123,6 +124,12 @@ fn v4_event_retention_bridges(conn: &Connection) -> rusqlite::Result<()> {
          ) WITHOUT ROWID;
          CREATE INDEX IF NOT EXISTS subscriptions_topic ON subscriptions (topic);",
     )
+}
+
+/// Version 5: a reminder keeps the trace context (`traceparent`) of the call that
+/// scheduled it while tracing is on, which its firings link to (NULL: none).
+fn v5_reminder_trace(conn: &Connection) -> rusqlite::Result<()> {
+    conn.execute_batch("ALTER TABLE reminders ADD COLUMN trace TEXT")
 }
 
 #[cfg(test)]
@@ -268,6 +275,22 @@ mod tests {
         let row = first::<i64>(&conn, "SELECT topic, at FROM events");
         assert_eq!(row, ("t".to_string(), Some(0)));
         assert_eq!(count(&conn, "bridges"), 0);
+    }
+
+    /// 4 → 5: reminders gain their trace context (NULL for the old ones).
+    #[test]
+    fn v5_from_v4() {
+        let conn = Connection::open_in_memory().unwrap();
+        upgrade_to(&conn, 4).unwrap();
+        conn.execute(
+            "INSERT INTO reminders (app, actor_type, actor_id, id, path, due, period, data)
+             VALUES ('app', 'T', 'i', 'r', '/m', 1, 0, x'01')",
+            [],
+        )
+        .unwrap();
+        upgrade_to(&conn, 5).unwrap();
+        let row = first::<String>(&conn, "SELECT id, trace FROM reminders");
+        assert_eq!(row, ("r".to_string(), None));
     }
 
     #[test]

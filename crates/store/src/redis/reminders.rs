@@ -16,7 +16,7 @@ use super::{encode_actor, value_bytes, value_string, RedisStore};
 use crate::{Firing, ReminderStore, RequestBuilder, StoreError};
 use async_trait::async_trait;
 use bytes::Bytes;
-use kar_protocol::{ActorRef, Reminder};
+use kar_protocol::{ActorRef, Reminder, TraceContext};
 use redis::Value;
 
 /// A reminder as read, with the generation that `fire` compares.
@@ -38,7 +38,7 @@ impl Binding for Reminder {
     type Read = Read;
 
     fn parse(record: Value) -> Result<Read, StoreError> {
-        let [t, i, r, path, due, text, period, data, gen] = fields("reminder", record)?;
+        let [t, i, r, path, due, text, period, data, gen, trace] = fields("reminder", record)?;
         let text = value_string(text)?;
         Ok(Read {
             reminder: Reminder {
@@ -49,6 +49,11 @@ impl Binding for Reminder {
                 target_text: (!text.is_empty()).then_some(text),
                 period: number("period", period)?,
                 data: Bytes::from(value_bytes(data)?),
+                // Absent (scheduled untraced, or by an earlier kar): none.
+                trace: match trace {
+                    Value::Nil => None,
+                    trace => TraceContext::parse(&value_string(trace)?),
+                },
             },
             gen: value_string(gen)?,
         })
@@ -70,7 +75,8 @@ impl ReminderStore for RedisStore {
             .arg(r.target.to_string())
             .arg(r.target_text.as_deref().unwrap_or(""))
             .arg(r.period.to_string())
-            .arg(r.data.as_ref());
+            .arg(r.data.as_ref())
+            .arg(r.trace.map(|t| t.to_string()).unwrap_or_default());
         let replaced: i64 = invocation.invoke_async(&mut self.conn.clone()).await?;
         Ok(replaced == 1)
     }

@@ -19,13 +19,14 @@
 
 use super::connect::Connector;
 use super::{CONNECT_TIMEOUT, RESPONSE_TIMEOUT};
+use kar_store_api::timing;
 use redis::aio::{ConnectionLike, MultiplexedConnection};
 use redis::{
     AsyncConnectionConfig, Cmd, ErrorKind, Pipeline, RedisError, RedisFuture, ServerErrorKind,
     Value,
 };
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// `WAIT replicas timeout` after each write.
 #[derive(Clone, Copy, Debug)]
@@ -116,6 +117,27 @@ impl StoreConn {
     }
 }
 
+/// Observes one request (a script by its name, another command by its own) in the
+/// store metrics when dropped: when it ends, failed or cancelled included.
+struct Timed<'a>(Instant, &'a Cmd);
+
+impl Drop for Timed<'_> {
+    fn drop(&mut self) {
+        let mut args = self.1.args_iter();
+        let label = match (args.next(), args.next()) {
+            (Some(redis::Arg::Simple(name)), Some(redis::Arg::Simple(sha)))
+                if name.eq_ignore_ascii_case(b"EVALSHA") =>
+            {
+                super::scripts::script_name(sha).unwrap_or("evalsha")
+            }
+            (Some(redis::Arg::Simple(name)), _) if name.eq_ignore_ascii_case(b"EVAL") => "eval",
+            (Some(redis::Arg::Simple(name)), _) if name.eq_ignore_ascii_case(b"SCRIPT") => "script",
+            _ => "command",
+        };
+        timing::observe(timing::REDIS, label, self.0.elapsed());
+    }
+}
+
 /// Whether `cmd` runs a script.
 fn is_script(cmd: &Cmd) -> bool {
     matches!(
@@ -127,6 +149,7 @@ fn is_script(cmd: &Cmd) -> bool {
 impl ConnectionLike for StoreConn {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
         Box::pin(async move {
+            let _timed = Timed(Instant::now(), cmd);
             let mut conn = self.connection().await?;
             let result = async {
                 let value = conn.req_packed_command(cmd).await?;
@@ -150,12 +173,14 @@ impl ConnectionLike for StoreConn {
         count: usize,
     ) -> RedisFuture<'a, Vec<Value>> {
         Box::pin(async move {
+            let started = Instant::now();
             let mut conn = self.connection().await?;
             let result = async {
                 let values = conn.req_packed_commands(pipeline, offset, count).await?;
                 if let Some(wait) = self.wait {
                     wait.apply(&mut conn).await?;
                 }
+                timing::observe(timing::REDIS, "pipeline", started.elapsed());
                 Ok(values)
             }
             .await;

@@ -45,12 +45,38 @@ impl ByMember for ByExecutor {
 impl<F> Script<F> {
     /// The script of `source`, after the request codes (`crate::codes::LUA`: no
     /// script spells a status or kind code itself).
-    fn new(source: &str) -> Self {
+    fn new(name: &'static str, source: &str) -> Self {
+        let lua = redis::Script::new(&[codes::LUA, source].concat());
+        register(name, &lua);
         Script {
-            lua: redis::Script::new(&[codes::LUA, source].concat()),
+            lua,
             fence: PhantomData,
         }
     }
+}
+
+/// The scripts by SHA1, named for the store metrics (`command` label).
+static NAMES: std::sync::Mutex<Option<std::collections::HashMap<String, &'static str>>> =
+    std::sync::Mutex::new(None);
+
+fn register(name: &'static str, lua: &redis::Script) {
+    let mut names = NAMES.lock().unwrap_or_else(|e| e.into_inner());
+    // Once per script: the lower-case name lives as long as the process.
+    let label: &'static str = Box::leak(name.to_ascii_lowercase().into_boxed_str());
+    names
+        .get_or_insert_with(Default::default)
+        .insert(lua.get_hash().to_string(), label);
+}
+
+/// The name of the script whose SHA1 is `sha` (`EVALSHA`'s first argument).
+pub(super) fn script_name(sha: &[u8]) -> Option<&'static str> {
+    let sha = std::str::from_utf8(sha).ok()?;
+    NAMES
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .as_ref()?
+        .get(sha)
+        .copied()
 }
 
 impl Script<Unfenced> {
@@ -71,8 +97,10 @@ impl<F: ByMember> Script<F> {
 pub(super) struct TopicScript(redis::Script);
 
 impl TopicScript {
-    fn new(source: &str) -> Self {
-        TopicScript(redis::Script::new(source))
+    fn new(name: &'static str, source: &str) -> Self {
+        let lua = redis::Script::new(source);
+        register(name, &lua);
+        TopicScript(lua)
     }
 
     pub(super) fn invocation(&self, topic: &str) -> ScriptInvocation<'_> {
@@ -146,7 +174,9 @@ macro_rules! scripts {
         $(
             $(#[doc = $doc])*
             pub(super) static $name: LazyLock<$ty> =
-                LazyLock::new(|| <$ty>::new(concat!($(include_str!(concat!("lua/", $file))),+)));
+                LazyLock::new(|| {
+                    <$ty>::new(stringify!($name), concat!($(include_str!(concat!("lua/", $file))),+))
+                });
         )*
     };
 }

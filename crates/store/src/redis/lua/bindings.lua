@@ -19,10 +19,11 @@ end
 local BINDINGS = {
   -- Fields: t, i (actor type and id), r, path, due (target, Unix ms), text (targetTime
   -- as given, '' once advanced), period (ns), data, gen (from the counter `rseq`, new
-  -- at every schedule: the compare-and-set token of reminders_fire).
+  -- at every schedule: the compare-and-set token of reminders_fire), trace (the
+  -- traceparent of the scheduling call while tracing is on; absent: none).
   reminder = {
     hash = 'rem:', ids = 'rems:', index = 'due', sorted = true,
-    fields = { 't', 'i', 'r', 'path', 'due', 'text', 'period', 'data', 'gen' },
+    fields = { 't', 'i', 'r', 'path', 'due', 'text', 'period', 'data', 'gen', 'trace' },
   },
   -- Fields: t, i, s, path, topic, ct, group, oldest ('1'/'0'), pos (offset of the last
   -- event delivered), inflight (id of the request delivering it, '' once none). A
