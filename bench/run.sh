@@ -6,7 +6,8 @@
 #   - installs matplotlib into <repo>/.venv for the chart (skipped when present),
 #   - builds kar and kar-bench in release,
 #   - runs kar (embedded store and Redis), the direct HTTP baseline and Restate,
-#     plus reminder firings/s and event latency on both kar stores, and recovery after
+#     plus reminder firings/s, event latency and sustained event throughput (1 and 8
+#     subscribers) on both kar stores, and recovery after
 #     kill -9 (20 trials per store; Redis with its default 3 s lease and with 1 s),
 #   - runs the stateful counter side by side with Restate (Rust SDK against Restate's
 #     Rust SDK, npm kar-sdk against Restate's TypeScript SDK; kar on each store with
@@ -75,10 +76,11 @@ trap 'exit 130' INT TERM
 step "kar-bench"
 mkdir -p "$results"
 # Reminders: 50,000 periodic (1 s) reminders, i.e. 50,000 firings/s demanded; events:
-# 200 sequential publish-to-delivery round trips; recovery: 20 kill -9 trials per store
+# 200 sequential publish-to-delivery round trips, then 10 s of sustained publishing
+# with 1 and 8 subscribers; recovery: 20 kill -9 trials per store
 # and Redis lease; scaling: 2 s per client count. Later options on the command line win.
 "$target/release/kar-bench" --kar "$target/release/kar" --restate "$restate" --kar-js "$js" \
-    --out "$results" --reminders 50000 --events 200 --recovery 20 \
+    --out "$results" --reminders 50000 --events 200 --event-rate 10 --recovery 20 \
     --scaling 1,2,4,8,16,32,64,128,256 "$@" &
 bench_pid=$!
 wait "$bench_pid"

@@ -8,7 +8,9 @@
 //! [--seconds S] [--concurrency C] [--reminders N] [--events N] [--out bench/results]`
 //! — `bench/run.sh` does it all. With `--reminders N` (default 0: off) each store also
 //! sustains N periodic reminders (period 1 s) and reports firings/s; with `--events N`
-//! (default 0: off) it reports publish-to-delivery latency over N sequential events.
+//! (default 0: off) it reports publish-to-delivery latency over N sequential events;
+//! with `--event-rate S` (default 0: off), sustained event throughput with 1 and 8
+//! subscribers over S s of publishing (`event_rate.rs`).
 //! With `--recovery N` (default 0: off) it runs N kill -9 trials per store (on Redis,
 //! per lease of `--recovery-leases`, default `3s,1s`) with `--recovery-clients C`
 //! (default 8) steady clients: see `recovery.rs`; `--recovery-only` skips the rest.
@@ -20,6 +22,7 @@ mod app;
 mod client;
 mod counters;
 mod deferred;
+mod event_rate;
 mod keyed;
 mod procfs;
 mod procs;
@@ -43,6 +46,7 @@ struct Options {
     concurrency: usize,
     reminders: usize,
     events: usize,
+    event_rate: u64,
     recovery: usize,
     recovery_clients: usize,
     recovery_leases: Vec<String>,
@@ -74,6 +78,7 @@ fn parse_options() -> Result<Options> {
         concurrency: 64,
         reminders: 0,
         events: 0,
+        event_rate: 0,
         recovery: 0,
         recovery_clients: 8,
         recovery_leases: vec!["3s".into(), "1s".into()],
@@ -101,6 +106,7 @@ fn parse_options() -> Result<Options> {
             "--concurrency" => options.concurrency = value()?.parse()?,
             "--reminders" => options.reminders = value()?.parse()?,
             "--events" => options.events = value()?.parse()?,
+            "--event-rate" => options.event_rate = value()?.parse()?,
             "--recovery" => options.recovery = value()?.parse()?,
             "--recovery-clients" => options.recovery_clients = value()?.parse()?,
             "--recovery-leases" => options.recovery_leases = comma_list(&value()?),
@@ -307,6 +313,13 @@ async fn call_workloads(options: &Options, app: &mut app::App, report: &mut Repo
         } else {
             None
         };
+        let mut rates = Vec::new();
+        if options.event_rate > 0 {
+            for subscribers in [1, 8] {
+                let window = Duration::from_secs(options.event_rate);
+                rates.push(event_rate::measure(&client, app, subscribers, window).await);
+            }
+        }
         let reminders = if options.reminders > 0 {
             Some(
                 deferred::reminders(
@@ -329,6 +342,9 @@ async fn call_workloads(options: &Options, app: &mut app::App, report: &mut Repo
         let (sequential_calls, rate) = services?;
         report.push_service(&format!("kar {store}"), sequential_calls, rate);
         report.push_keyed(&format!("kar {store}"), keyed?);
+        for rate in rates {
+            report.push_event_rate(&format!("kar {store}"), rate?, options.event_rate);
+        }
         if events.is_some() || reminders.is_some() {
             report.push_deferred(
                 &format!("kar {store}"),

@@ -303,6 +303,18 @@ pub struct Mesh {
     pub client_port: u16,
 }
 
+/// Where a sidecar's log goes: nowhere, or with `KAR_BENCH_LOGS=<dir>` to
+/// `<dir>/<label>-<port>.log` (to see why a workload stalled).
+fn sidecar_log(label: &str, port: u16) -> Result<Stdio> {
+    let Some(dir) = std::env::var_os("KAR_BENCH_LOGS") else {
+        return Ok(Stdio::null());
+    };
+    let path = std::path::Path::new(&dir).join(format!("{}-{port}.log", label.replace(' ', "-")));
+    let file =
+        std::fs::File::create(&path).with_context(|| format!("creating {}", path.display()))?;
+    Ok(Stdio::from(file))
+}
+
 impl Mesh {
     /// Sidecars for the in-process `Bench` component listening on `app_port`.
     pub async fn start(kar: &Path, store: &str, app_port: u16) -> Result<Mesh> {
@@ -369,13 +381,15 @@ impl Mesh {
                 .args(store.kar_args())
                 .args(extra)
                 .envs(env.iter().cloned())
-                .stdout(Stdio::null())
+                .stdout(sidecar_log(label, port)?)
                 .kill_on_drop(true)
                 .spawn()
                 .context("starting kar")?;
             processes.push(child);
             labels.push(label);
-            wait_for_tcp(port).await?;
+            // Generous: under a profiler (bench/callgrind.sh) on a loaded host a
+            // sidecar takes seconds to start.
+            wait_for_tcp_within(port, Duration::from_secs(60)).await?;
         }
         let mesh = Mesh {
             processes,

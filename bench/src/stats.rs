@@ -1,6 +1,7 @@
 //! Latency percentiles, the Markdown report with ratios, and the raw samples.
 
 use crate::deferred::ReminderFigures;
+use crate::event_rate::EventRate;
 use crate::keyed::KeyedFigures;
 use crate::recovery::RecoveryFigures;
 use crate::stateful::Row;
@@ -64,6 +65,10 @@ pub struct Report {
     stateful: Vec<Row>,
     /// Plain and keyed service calls per store (`keyed.rs`).
     keyed: Vec<(String, KeyedFigures)>,
+    /// Sustained event throughput per store and subscriber count (`event_rate.rs`),
+    /// and the seconds of publishing of each.
+    event_rates: Vec<(String, EventRate)>,
+    event_rate_seconds: u64,
 }
 
 pub fn ms(d: Duration) -> f64 {
@@ -98,6 +103,8 @@ impl Report {
             recovery: Vec::new(),
             stateful: Vec::new(),
             keyed: Vec::new(),
+            event_rates: Vec::new(),
+            event_rate_seconds: 0,
         }
     }
 
@@ -142,6 +149,11 @@ impl Report {
             );
         }
         self.deferred.push((system.to_string(), reminders, events));
+    }
+
+    pub fn push_event_rate(&mut self, system: &str, rate: EventRate, seconds: u64) {
+        self.event_rate_seconds = seconds;
+        self.event_rates.push((system.to_string(), rate));
     }
 
     pub fn push_keyed(&mut self, system: &str, figures: KeyedFigures) {
@@ -291,6 +303,10 @@ impl Report {
                 );
             }
         }
+        out.push_str(&crate::event_rate::markdown(
+            &self.event_rates,
+            self.event_rate_seconds,
+        ));
         out.push_str(&self.resources_markdown());
         out.push_str(&self.stateful_markdown());
         out.push_str(&self.scaling_markdown());

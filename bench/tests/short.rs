@@ -30,7 +30,14 @@ fn short_benchmark_reports_every_table() {
         .arg("--kar")
         .arg(kar_bin())
         .args(["--calls", "50", "--seconds", "1", "--concurrency", "8"])
-        .args(["--stores", "embedded,redis", "--events", "20"])
+        .args([
+            "--stores",
+            "embedded,redis",
+            "--events",
+            "20",
+            "--event-rate",
+            "1",
+        ])
         .args(["--stateful", "rust", "--stateful-clients", "4"])
         .args(["--stateful-stores", "embedded-fsync,redis-fsync"])
         .args(["--scaling", "1,4", "--scaling-seconds", "1"])
@@ -51,6 +58,7 @@ fn short_benchmark_reports_every_table() {
         "| kar embedded |",
         "| kar redis |",
         "Resources of the keyed calls above",
+        "Events, sustained",
         "| Rust | kar embedded-fsync | OS crash, power loss",
         "| Rust | kar redis-fsync | OS crash, power loss",
         "Throughput against clients",

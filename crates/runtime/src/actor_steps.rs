@@ -14,6 +14,7 @@ use kar_protocol::{
     ActorRef, FlowId, Invocation, NodeId, Outcome, Reply, Request, RequestKind, Target,
 };
 use kar_store_api::StoreError;
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -34,7 +35,10 @@ fn actor_of(request: &Request) -> Option<ActorRef> {
 impl Runtime {
     /// Runs an actor request under the instance lock, following tail calls that keep
     /// the lock. Returns `None` when the request continued elsewhere.
-    pub(crate) async fn execute_actor(self: &Arc<Self>, mut request: Request) -> Option<Outcome> {
+    pub(crate) async fn execute_actor(self: &Arc<Self>, request: &Request) -> Option<Outcome> {
+        // Borrowed for the first step (nearly every request has only one); owned from
+        // the first tail call that keeps the lock on.
+        let mut request = Cow::Borrowed(request);
         let mut actor = actor_of(&request)?;
         if let Some(failed) = self.check_deadline(&request) {
             return Some(failed);
@@ -78,7 +82,7 @@ impl Runtime {
             if let Some(next_actor) = actor_of(&next) {
                 actor = next_actor;
             }
-            request = next;
+            request = Cow::Owned(next);
         }
     }
 

@@ -12,7 +12,7 @@ use kar_protocol::{
     Invocation, Outcome, Reply, Request, RequestId, RequestKind, Target, TraceContext,
 };
 use kar_store_api::{Inbox, Message};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::{oneshot, watch, Notify};
@@ -32,20 +32,25 @@ pub(crate) struct Executor {
     /// Requests being executed here; leaving the mesh waits for them.
     executing: AtomicUsize,
     executing_done: Notify,
-    /// Requests executing here not yet handed to the component (waiting for the
-    /// actor lock or their back-off).
-    pending: Mutex<HashSet<RequestId>>,
     /// Requests abandoned here before they were handed to the component: leaving the
     /// mesh re-delivers them without charging an attempt (`leave_releasing`).
     pub unstarted: Mutex<Vec<RequestId>>,
-    /// Requests executing here, each with the trigger that abandons it (an operator
-    /// killed or paused it: `Signal::Abandon`) and a token telling two executions of
-    /// one id apart.
-    in_flight: Mutex<HashMap<RequestId, (u64, oneshot::Sender<()>)>>,
+    /// Requests executing here (one map, one lock per step of a request's life).
+    in_flight: Mutex<HashMap<RequestId, InFlight>>,
     next_token: AtomicU64,
     /// While tracing is on: the component-call span of each request the component
     /// is executing here, the parent of the nested requests it makes.
     traced: Mutex<HashMap<RequestId, (TraceContext, Target)>>,
+}
+
+/// One execution of a request here.
+struct InFlight {
+    /// Tells two executions of one id apart.
+    token: u64,
+    /// Abandons the execution (an operator killed or paused it: `Signal::Abandon`).
+    abandon: oneshot::Sender<()>,
+    /// Handed to the component (no longer waiting for the actor lock or its back-off).
+    started: bool,
 }
 
 impl Executor {
@@ -57,7 +62,6 @@ impl Executor {
             component_gone: watch::Sender::new(false),
             executing: AtomicUsize::new(0),
             executing_done: Notify::new(),
-            pending: Mutex::new(HashSet::new()),
             unstarted: Mutex::new(Vec::new()),
             in_flight: Mutex::new(HashMap::new()),
             next_token: AtomicU64::new(0),
@@ -85,15 +89,21 @@ impl Executor {
     fn track(&self, id: &RequestId) -> (u64, oneshot::Receiver<()>) {
         let token = self.next_token.fetch_add(1, Ordering::Relaxed);
         let (abandon, abandoned) = oneshot::channel();
-        lock(&self.pending).insert(id.clone());
-        lock(&self.in_flight).insert(id.clone(), (token, abandon));
+        lock(&self.in_flight).insert(
+            id.clone(),
+            InFlight {
+                token,
+                abandon,
+                started: false,
+            },
+        );
         (token, abandoned)
     }
 
     /// The execution `token` of request `id` ended.
     fn untrack(&self, id: &RequestId, token: u64) {
         let mut in_flight = lock(&self.in_flight);
-        if in_flight.get(id).is_some_and(|(t, _)| *t == token) {
+        if in_flight.get(id).is_some_and(|e| e.token == token) {
             in_flight.remove(id);
         }
     }
@@ -101,7 +111,7 @@ impl Executor {
     /// An operator killed or paused request `id`: its execution here, if any, stops.
     pub(crate) fn abandon(&self, id: &RequestId) -> bool {
         match lock(&self.in_flight).remove(id) {
-            Some((_, abandon)) => abandon.send(()).is_ok(),
+            Some(execution) => execution.abandon.send(()).is_ok(),
             None => false,
         }
     }
@@ -109,11 +119,10 @@ impl Executor {
     /// The requests executing here that were handed to the component (not waiting
     /// for an actor lock or a back-off).
     pub(crate) fn running(&self) -> Vec<RequestId> {
-        let pending = lock(&self.pending);
         let mut running: Vec<RequestId> = lock(&self.in_flight)
-            .keys()
-            .filter(|id| !pending.contains(*id))
-            .cloned()
+            .iter()
+            .filter(|(_, execution)| execution.started)
+            .map(|(id, _)| id.clone())
             .collect();
         running.sort();
         running
@@ -121,12 +130,18 @@ impl Executor {
 
     /// Request `id` is about to reach the component.
     pub(crate) fn started(&self, id: &RequestId) {
-        lock(&self.pending).remove(id);
+        if let Some(execution) = lock(&self.in_flight).get_mut(id) {
+            execution.started = true;
+        }
+    }
+
+    /// Whether request `id`, executing here, was handed to the component.
+    fn has_started(&self, id: &RequestId) -> bool {
+        lock(&self.in_flight).get(id).is_some_and(|e| e.started)
     }
 
     /// Request `id` was abandoned here before it reached the component.
     pub(crate) fn not_started(&self, id: &RequestId) {
-        lock(&self.pending).remove(id);
         lock(&self.unstarted).push(id.clone());
     }
 
@@ -232,15 +247,13 @@ impl Runtime {
                 // still finish its own work) and releases the actor lock; the store
                 // already completed or paused the request, so nothing is recorded.
                 tracing::info!("request {id} abandoned: an operator killed or paused it");
-                lock(&self.executor.pending).remove(&id);
             }
-            _ = self.clone().execute_to_completion(request) => {
-                self.executor.started(&id);
-            }
+            // Its entry (started or not) goes with `untrack` below.
+            _ = self.clone().execute_to_completion(request) => {}
             _ = gone.wait_for(|gone| *gone) => {
                 // The component died with the request: leaving the mesh re-routes it.
                 tracing::warn!(request = %id, "component gone: request left for another member");
-                if lock(&self.executor.pending).contains(&id) {
+                if !self.executor.has_started(&id) {
                     // It never reached the component: not charged an attempt.
                     self.executor.not_started(&id);
                 }
@@ -278,7 +291,7 @@ impl Runtime {
                 telemetry::outcome(&mut span, &outcome);
                 Some(outcome)
             }
-            Target::Actor { .. } => self.execute_actor(request.clone()).await,
+            Target::Actor { .. } => self.execute_actor(&request).await,
         };
         // `None`: the request went on as a tail call; its last step completes it.
         if let Some(outcome) = outcome {
