@@ -46,7 +46,7 @@ mod reminders;
 mod requests;
 
 pub use actors::ActorStore;
-pub use admin::AdminStore;
+pub use admin::{AdminStore, PlacementPage, SubscriptionLag};
 pub use bindings::{BindingStore, StoredBinding};
 pub use control::{
     ControlStore, Killed, Paused, PendingRequest, PendingStatus, RequestFilter, RequestPage, KILLED,
