@@ -55,7 +55,7 @@ pub use error::{BoxError, ErrorKind, StoreError};
 pub use events::{Bridge, Claim, Delivery, EventRequestBuilder, EventStore};
 pub use idempotency::{IdempotencyStore, Keyed, KeyedRequest};
 pub use membership::{Inbox, MembershipStore, RecoveryPolicy};
-pub use message::{Message, Routing, Signal};
+pub use message::{Message, MethodLatency, Routing, Signal};
 pub use reminders::{Firing, ReminderStore, RequestBuilder};
 pub use requests::{RequestStore, Resumed};
 
