@@ -3,7 +3,7 @@
 //! with three active actors, state, two reminders, one subscription and a paused
 //! request. The admin API views it serves (actors, state, reminders, subscriptions,
 //! latency) are checked over HTTP, with their pagination and bad input (4xx with a
-//! one-line reason), the API token and the loopback rule; then the page itself runs in
+//! one-line reason), the API token and the refusal of a non-loopback address without one; then the page itself runs in
 //! Debian's chromium driven by selenium (`tests/apps/python/dashboard/browser_check.py`):
 //! it shows each, Kill removes the paused request (the API agrees, its caller gets the
 //! killed error), a screenshot is saved under `target/test-artifacts/`, and the
@@ -141,9 +141,9 @@ store_test!(
         put("/kar/v1/actor/Bench/a1/state/greeting", r#""hello dashboard""#);
         // Two reminders far in the future, one subscription with events to deliver.
         for (actor, id) in [("a1", "tick"), ("a2", "tock")] {
-            post(
-                &format!("/kar/v1/actor/Bench/{actor}/reminders"),
-                &json!({"id": id, "path": "/echo", "targetTime": "2099-01-01T00:00:00Z",
+            put(
+                &format!("/kar/v1/actor/Bench/{actor}/reminders/{id}"),
+                &json!({"path": "/echo", "targetTime": "2099-01-01T00:00:00Z",
                         "period": "1h", "data": [7]})
                 .to_string(),
             );
@@ -271,9 +271,7 @@ store_test!(
         let (status, body) = call(LOCAL, port, "GET", "/kar/v1/system/health", "");
         assert_eq!(status, 404, "{body}");
 
-        // The loopback rule and the API token.
-        let answer = call(REMOTE, port, "GET", "/kar/admin/v1/sidecars", "");
-        refused(answer, (403, "forbidden"), "a remote peer without a token configured");
+        // The API token: required from peers other than 127.0.0.1, except for the page.
         let (mut guarded, guarded_port) = dashboard(store, &app, &["-api_token", "s3cret"]);
         let (status, _) = call(REMOTE, guarded_port, "GET", "/kar/admin/v1/sidecars", "");
         assert_eq!(status, 401);
