@@ -96,9 +96,7 @@ fn label(labels: &str, name: &str) -> Option<String> {
         if key.trim() == name {
             return Some(value);
         }
-        if chars.next_if_eq(&',').is_none() {
-            return None;
-        }
+        chars.next_if_eq(&',')?;
     }
 }
 

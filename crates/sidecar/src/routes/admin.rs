@@ -134,15 +134,14 @@ enum Op<'a> {
     Latency,
 }
 
-/// `limit`: [`DEFAULT_LIMIT`] when absent, 1 to [`MAX_LIMIT`], else a 400.
-pub(super) fn page_limit(query: Option<&str>) -> Result<usize, Response> {
+/// `limit`: [`DEFAULT_LIMIT`] when absent, 1 to [`MAX_LIMIT`], else why not (a 400).
+pub(super) fn page_limit(query: Option<&str>) -> Result<usize, String> {
     match form_value(query, "limit").filter(|v| !v.is_empty()) {
         None => Ok(DEFAULT_LIMIT),
         Some(text) => match text.parse::<usize>() {
             Ok(limit) if (1..=MAX_LIMIT).contains(&limit) => Ok(limit),
-            _ => Err(error(
-                StatusCode::BAD_REQUEST,
-                format!("limit must be a number from 1 to {MAX_LIMIT}, not {text:?}"),
+            _ => Err(format!(
+                "limit must be a number from 1 to {MAX_LIMIT}, not {text:?}"
             )),
         },
     }
@@ -162,7 +161,7 @@ async fn list(ctx: &Ctx, query: Option<&str>) -> Response {
     };
     let limit = match page_limit(query) {
         Ok(limit) => limit,
-        Err(refused) => return refused,
+        Err(reason) => return error(StatusCode::BAD_REQUEST, reason),
     };
     let after = match param("cursor").map(|c| c.parse::<u64>()) {
         None => None,

@@ -24,7 +24,7 @@ fn param(query: Option<&str>, name: &str) -> Option<String> {
 pub(super) async fn actors(ctx: &Ctx, query: Option<&str>) -> Response {
     let limit = match page_limit(query) {
         Ok(limit) => limit,
-        Err(refused) => return refused,
+        Err(reason) => return error(StatusCode::BAD_REQUEST, reason),
     };
     let actor_type = param(query, "actor_type");
     let cursor = param(query, "cursor");
@@ -95,16 +95,18 @@ fn key_of(binding: &impl Binding) -> Key {
 
 /// The cursor of a reminder or subscription listing: the key of the last item of the
 /// previous page, as a JSON array (opaque to clients).
-fn binding_cursor(query: Option<&str>) -> Result<Option<Key>, Response> {
+fn binding_cursor(query: Option<&str>) -> Result<Option<Key>, String> {
     match param(query, "cursor") {
         None => Ok(None),
-        Some(text) => serde_json::from_str::<Key>(&text).map(Some).map_err(|_| {
-            error(
-                StatusCode::BAD_REQUEST,
-                format!("malformed cursor {text:?}"),
-            )
-        }),
+        Some(text) => serde_json::from_str::<Key>(&text)
+            .map(Some)
+            .map_err(|_| format!("malformed cursor {text:?}")),
     }
+}
+
+/// The `limit` and `cursor` of a reminder or subscription listing, or why not.
+fn binding_page(query: Option<&str>) -> Result<(usize, Option<Key>), String> {
+    page_limit(query).and_then(|limit| Ok((limit, binding_cursor(query)?)))
 }
 
 /// One page of `items` (sorted by key) after `cursor`, kept by `keep`, and the cursor
@@ -144,9 +146,9 @@ fn selects(query: Option<&str>) -> impl Fn(&ActorRef) -> bool {
 /// `GET reminders?actor_type=&actor_id=&limit=&cursor=`: with `next_fire` (RFC 3339)
 /// and `next_fire_in_ms` (negative when overdue).
 pub(super) async fn reminders(ctx: &Ctx, query: Option<&str>) -> Response {
-    let (limit, cursor) = match (page_limit(query), binding_cursor(query)) {
-        (Ok(limit), Ok(cursor)) => (limit, cursor),
-        (Err(refused), _) | (_, Err(refused)) => return refused,
+    let (limit, cursor) = match binding_page(query) {
+        Ok(page) => page,
+        Err(reason) => return error(StatusCode::BAD_REQUEST, reason),
     };
     let mut all = match ctx.runtime.all_reminders().await {
         Ok(all) => all,
@@ -187,9 +189,9 @@ pub(super) async fn reminders(ctx: &Ctx, query: Option<&str>) -> Response {
 /// `GET subscriptions?actor_type=&actor_id=&topic=&limit=&cursor=`: with `position`
 /// (last event handed to the subscriber), `lag` (events after it) and `in_flight`.
 pub(super) async fn subscriptions(ctx: &Ctx, query: Option<&str>) -> Response {
-    let (limit, cursor) = match (page_limit(query), binding_cursor(query)) {
-        (Ok(limit), Ok(cursor)) => (limit, cursor),
-        (Err(refused), _) | (_, Err(refused)) => return refused,
+    let (limit, cursor) = match binding_page(query) {
+        Ok(page) => page,
+        Err(reason) => return error(StatusCode::BAD_REQUEST, reason),
     };
     let lags = match ctx.runtime.subscription_lags().await {
         Ok(lags) => lags,
