@@ -217,6 +217,9 @@ store_test!(
             assert_eq!(r["data"], json!([7]), "{r}");
         }
         assert_eq!(get(port, "reminders?actor_id=a2")["reminders"][0]["id"], "tock");
+        // A sidecar serves the same views on its runtime port.
+        let on_sidecar = get(p2, "reminders?actor_id=a1");
+        assert_eq!(on_sidecar["reminders"][0]["next_fire"], "2099-01-01T00:00:00Z", "{on_sidecar}");
 
         // The subscription with its position and lag (the event is delivered soon).
         let subs = get(port, "subscriptions")["subscriptions"].clone();
