@@ -5,7 +5,8 @@
 #   - a Python venv at <repo>/.venv with the pinned tests/apps/python/requirements.txt,
 #     and scripts/chart-requirements.txt (Helm as a library, for the chart test),
 #   - redis-server (for the Redis variant of every test),
-#   - openssl, iproute2 and iptables (TLS and multi-host tests).
+#   - openssl, iproute2 and iptables (TLS and multi-host tests),
+#   - chromium and chromium-driver (the dashboard's browser test, with selenium).
 # Idempotent and fast when already done: each step records the hash of its input and is
 # skipped while that hash is unchanged.
 set -euo pipefail
@@ -102,6 +103,18 @@ elif [[ "$(id -u)" == 0 ]] && command -v apt-get >/dev/null; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 else
     step "tools: ${missing[*]} missing (the TLS and multi-host tests need them)"
+fi
+
+# --- a browser for the dashboard test (tests/tests/dashboard.rs) ---------------
+# Debian's chromium and its matching chromedriver, driven by selenium from the venv.
+if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then
+    step "browser: $(chromium --version 2>/dev/null | head -1)"
+elif [[ "$(id -u)" == 0 ]] && command -v apt-get >/dev/null; then
+    step "browser: apt-get install chromium chromium-driver"
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null
+else
+    step "browser: chromium and chromium-driver missing and not installable here (not root or no apt-get): the dashboard's browser test will be skipped"
 fi
 
 # --- tools the tests call -----------------------------------------------------

@@ -52,6 +52,7 @@ mod tests {
             ("rest", "perform a REST operation on a service endpoint"),
             ("purge", "purge application messages and state"),
             ("drain", "drain application messages"),
+            ("dashboard", "serve a web dashboard of the application"),
             ("version", "print version"),
             ("help", "print help message"),
         ] {

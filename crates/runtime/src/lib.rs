@@ -70,6 +70,7 @@ mod events;
 mod executor;
 mod idempotency;
 mod kafka;
+pub mod latency;
 mod locks;
 mod mesh;
 mod metrics;
@@ -80,6 +81,7 @@ mod retry;
 mod runtime;
 mod state;
 pub mod telemetry;
+pub mod views;
 
 pub use app::{AppClient, AppError};
 pub use bindings::{Binding, Bindings};

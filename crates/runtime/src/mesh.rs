@@ -23,7 +23,7 @@ use std::time::Duration;
 use tokio::sync::oneshot;
 
 /// How long a mesh-wide query waits for one member.
-const MESH_QUERY_TIMEOUT: Duration = Duration::from_secs(5);
+pub(crate) const MESH_QUERY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Activated actors of one member, by type.
 pub(crate) type ActorListing = BTreeMap<String, Vec<String>>;
@@ -44,14 +44,14 @@ impl<T> Default for PendingQueries<T> {
 }
 
 impl<T> PendingQueries<T> {
-    fn open(&self) -> (u64, oneshot::Receiver<T>) {
+    pub(crate) fn open(&self) -> (u64, oneshot::Receiver<T>) {
         let query = self.next.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
         self.lock().insert(query, tx);
         (query, rx)
     }
 
-    fn close(&self, query: u64) {
+    pub(crate) fn close(&self, query: u64) {
         self.lock().remove(&query);
     }
 
@@ -165,6 +165,15 @@ impl Runtime {
                 tokio::spawn(async move { runtime.send(&from, &answer).await });
             }
             Signal::RunningListed { query, ids } => self.mesh_running.answer(query, ids),
+            Signal::ListLatency { from, query } => {
+                let answer = Signal::LatencyListed {
+                    query,
+                    methods: self.local_latency(),
+                };
+                let runtime = self.clone();
+                tokio::spawn(async move { runtime.send(&from, &answer).await });
+            }
+            Signal::LatencyListed { query, methods } => self.mesh_latency.answer(query, methods),
         }
     }
 
@@ -207,7 +216,7 @@ impl Runtime {
     }
 
     /// Sends a signal; a failure only costs what the signal would have saved.
-    async fn send(&self, to: &NodeId, signal: &Signal) {
+    pub(crate) async fn send(&self, to: &NodeId, signal: &Signal) {
         if let Err(e) = self.store.signal(to, signal).await {
             tracing::debug!(member = %to, ?signal, "cannot signal a member: {e}");
         }

@@ -26,6 +26,8 @@ pub struct Runtime {
     pub(crate) mesh: crate::mesh::PendingQueries<crate::mesh::ActorListing>,
     /// Running-request listings asked of other members and not answered yet.
     pub(crate) mesh_running: crate::mesh::PendingQueries<Vec<kar_protocol::RequestId>>,
+    /// The dashboard's latency queries (`latency.rs`) waiting for their answers.
+    pub(crate) mesh_latency: crate::mesh::PendingQueries<Vec<kar_store_api::MethodLatency>>,
     /// The Kafka connection and topic bindings (`kafka/`), with `-kafka_brokers`.
     pub(crate) kafka: Option<Arc<crate::kafka::Kafka>>,
     /// Topics published through this member or subscribed to by its application
@@ -88,6 +90,7 @@ impl Runtime {
             wakes: Wakes::default(),
             mesh: Default::default(),
             mesh_running: Default::default(),
+            mesh_latency: Default::default(),
             kafka,
             published: Default::default(),
             lifecycle: Lifecycle {

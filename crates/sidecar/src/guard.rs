@@ -55,7 +55,9 @@ pub(crate) async fn serve(ctx: &Ctx, peer: Option<SocketAddr>, request: Request)
 
 fn check(ctx: &Ctx, peer: Option<SocketAddr>, request: &Request) -> Option<Response> {
     if let Some(token) = &ctx.config.api_token {
-        if !exempt(peer, request) {
+        // The dashboard's page holds no data: it asks for the token itself.
+        let page = ctx.dashboard && crate::dashboard::is_page(request);
+        if !(exempt(peer, request) || page) {
             if let Err(reason) = authorize(token, request.headers()) {
                 // The reason names what was wrong, never the token presented.
                 let peer = peer.map_or_else(|| "unknown".to_string(), |p| p.ip().to_string());

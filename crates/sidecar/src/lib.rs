@@ -26,6 +26,8 @@
 //! * `reply.rs`: every response is shaped here (status, Content-Type, Go's quirks);
 //!   `body.rs` reads bodies within the limit; `query.rs` reads query parameters as Go
 //!   does.
+//! * `dashboard.rs`: `kar dashboard`'s page (`assets/dashboard.html`, embedded),
+//!   served by [`serve_dashboard`] with the admin API and nothing else.
 //! * `app.rs`: [`HttpAppClient`], the runtime's [`kar_runtime::AppClient`] over HTTP.
 //!
 //! # Adding a route
@@ -41,6 +43,7 @@
 
 mod app;
 mod body;
+mod dashboard;
 mod guard;
 mod query;
 mod reply;
@@ -50,4 +53,4 @@ mod server;
 
 pub use app::{AppClientConfig, HttpAppClient};
 pub use guard::ApiToken;
-pub use server::{serve, ServerConfig, ServerHandle, DEFAULT_MAX_BODY_BYTES};
+pub use server::{serve, serve_dashboard, ServerConfig, ServerHandle, DEFAULT_MAX_BODY_BYTES};

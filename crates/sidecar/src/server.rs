@@ -39,6 +39,8 @@ impl Default for ServerConfig {
 pub(crate) struct Ctx {
     pub runtime: Arc<Runtime>,
     pub config: ServerConfig,
+    /// Serving `kar dashboard` (the page and the admin API only), not a sidecar.
+    pub dashboard: bool,
 }
 
 /// A running server. Dropping the handle leaves the server running; call
@@ -80,8 +82,36 @@ const MAX_HEADER_BYTES: usize = 1024 * 1024;
 /// Serves `/kar/v1` on `listener` (already bound by the caller) until
 /// [`ServerHandle::shutdown`].
 pub fn serve(listener: TcpListener, runtime: Arc<Runtime>, config: ServerConfig) -> ServerHandle {
+    start(
+        listener,
+        Ctx {
+            runtime,
+            config,
+            dashboard: false,
+        },
+    )
+}
+
+/// Serves the dashboard (`kar dashboard`): its page at `/` and the admin API under
+/// `/kar/admin/v1` over `runtime` (a member without a component), nothing else.
+pub fn serve_dashboard(
+    listener: TcpListener,
+    runtime: Arc<Runtime>,
+    config: ServerConfig,
+) -> ServerHandle {
+    start(
+        listener,
+        Ctx {
+            runtime,
+            config,
+            dashboard: true,
+        },
+    )
+}
+
+fn start(listener: TcpListener, ctx: Ctx) -> ServerHandle {
     let local_addr = listener.local_addr().ok();
-    let ctx = Arc::new(Ctx { runtime, config });
+    let ctx = Arc::new(ctx);
     let (stop, stop_rx) = watch::channel(false);
     let task = tokio::spawn(accept_loop(listener, ctx, stop_rx));
     ServerHandle {

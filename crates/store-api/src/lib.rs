@@ -48,7 +48,7 @@ mod requests;
 pub mod timing;
 
 pub use actors::ActorStore;
-pub use admin::AdminStore;
+pub use admin::{AdminStore, PlacementPage, SubscriptionLag};
 pub use bindings::{BindingStore, StoredBinding};
 pub use control::{
     ControlStore, Killed, Paused, PendingRequest, PendingStatus, RequestFilter, RequestPage, KILLED,
@@ -57,7 +57,7 @@ pub use error::{BoxError, ErrorKind, StoreError};
 pub use events::{Bridge, Claim, Delivery, EventRequestBuilder, EventStore};
 pub use idempotency::{IdempotencyStore, Keyed, KeyedRequest};
 pub use membership::{Inbox, MembershipStore, RecoveryPolicy};
-pub use message::{Message, Routing, Signal};
+pub use message::{Message, MethodLatency, Routing, Signal};
 pub use reminders::{Firing, ReminderStore, RequestBuilder};
 pub use requests::{RequestStore, Resumed};
 

@@ -50,6 +50,26 @@ pub enum Signal {
     ListRunning { from: NodeId, query: u64 },
     /// The requests the sender has handed to its component and not finished.
     RunningListed { query: u64, ids: Vec<RequestId> },
+    /// Answer with [`Signal::LatencyListed`] to `from`, quoting `query`.
+    ListLatency { from: NodeId, query: u64 },
+    /// How long the sender's component took to answer, per method (its histograms).
+    LatencyListed {
+        query: u64,
+        methods: Vec<MethodLatency>,
+    },
+}
+
+/// The latency histogram of one method of a member's component (`<type>:<method>`
+/// or `<service>:<path>`), as its Prometheus histogram holds it, in microseconds so
+/// that it compares exactly.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MethodLatency {
+    pub method: String,
+    /// `(upper bound in µs, observations at or below it)`, cumulative, by bound;
+    /// `u64::MAX` is the `+Inf` bucket.
+    pub buckets: Vec<(u64, u64)>,
+    pub count: u64,
+    pub sum_micros: u64,
 }
 
 /// Where [`crate::RequestStore::enqueue`] sent a request.

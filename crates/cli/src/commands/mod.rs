@@ -1,5 +1,6 @@
 //! The `kar` commands (spec §5): their descriptions, flags and implementations.
 
+mod dashboard;
 mod drain;
 mod get;
 mod invoke;
@@ -124,6 +125,18 @@ pub const PAUSE: CommandSpec = CommandSpec {
     global_flags: true,
 };
 
+pub const DASHBOARD: CommandSpec = CommandSpec {
+    name: "dashboard",
+    summary: "serve a web dashboard of the application",
+    usage: "kar dashboard [OPTIONS]",
+    description: "Serve a web page showing the application's sidecars, actors and their state,\n\
+                  reminders, subscriptions, pending requests (with Kill and Resume) and latency\n\
+                  per method, with the JSON admin API under /kar/admin/v1. Binds to loopback\n\
+                  unless -host says otherwise. Runs until interrupted.",
+    flags: dashboard::FLAGS,
+    global_flags: true,
+};
+
 pub const VERSION: CommandSpec = CommandSpec {
     name: "version",
     summary: "print version",
@@ -144,7 +157,7 @@ pub const HELP: CommandSpec = CommandSpec {
 
 /// Every command, in the order of the top-level usage.
 pub const COMMANDS: &[&CommandSpec] = &[
-    &RUN, &GET, &INVOKE, &REST, &PURGE, &DRAIN, &KILL, &PAUSE, &RESUME, &VERSION, &HELP,
+    &RUN, &GET, &INVOKE, &REST, &PURGE, &DRAIN, &KILL, &PAUSE, &RESUME, &DASHBOARD, &VERSION, &HELP,
 ];
 
 pub fn find(name: &str) -> Option<&'static CommandSpec> {
@@ -170,6 +183,7 @@ pub async fn execute(spec: &CommandSpec, ctx: Context) -> Result<i32> {
         "resume" => resume::run(ctx).await,
         "kill" => kill::run(ctx).await,
         "pause" => pause::run(ctx).await,
+        "dashboard" => dashboard::run(ctx).await,
         other => anyhow::bail!("no implementation for command {other}"),
     }
 }

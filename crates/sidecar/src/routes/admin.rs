@@ -1,9 +1,12 @@
 //! The JSON admin API under `/kar/admin/v1` (README, "Admin API"; design in
 //! `docs/admin-api.md`): the pending requests (paginated list, one with its
-//! children, kill, pause, resume), drain and the sidecars. Outside the upstream
-//! contract (`/kar/v1` is untouched), JSON both ways, one error shape
-//! `{"error": {"code", "message"}}`, and answered only to loopback peers.
+//! children, kill, pause, resume), drain and the sidecars here; the dashboard's
+//! read-only views (actors, an actor's state, reminders, subscriptions, latency) in
+//! `admin_views.rs`. Outside the upstream contract (`/kar/v1` is untouched), JSON
+//! both ways, one error shape `{"error": {"code", "message"}}`, and answered only to
+//! loopback peers unless an API token is set (then `guard.rs` checked it).
 
+use super::admin_views as views;
 use super::Request;
 use crate::query::form_value;
 use crate::reply::{self, Response};
@@ -25,7 +28,7 @@ const DEFAULT_LIMIT: usize = 100;
 const MAX_LIMIT: usize = 1000;
 
 /// A JSON error: `{"error": {"code": ..., "message": ...}}`.
-fn error(status: StatusCode, message: impl std::fmt::Display) -> Response {
+pub(super) fn error(status: StatusCode, message: impl std::fmt::Display) -> Response {
     let code = match status {
         StatusCode::BAD_REQUEST => "bad_request",
         StatusCode::FORBIDDEN => "forbidden",
@@ -39,22 +42,27 @@ fn error(status: StatusCode, message: impl std::fmt::Display) -> Response {
     reply::typed(status, reply::JSON, body.to_string())
 }
 
-fn ok(value: Value) -> Response {
+pub(super) fn ok(value: Value) -> Response {
     reply::typed(StatusCode::OK, reply::JSON, value.to_string())
 }
 
-fn failed(e: RuntimeError) -> Response {
+pub(super) fn failed(e: RuntimeError) -> Response {
     match e {
         RuntimeError::ShuttingDown => error(StatusCode::SERVICE_UNAVAILABLE, "shutting down"),
+        // The store refuses malformed input (a cursor no page gave) as configuration.
+        RuntimeError::Store(kar_runtime::views::StoreError::Config(reason)) => {
+            error(StatusCode::BAD_REQUEST, reason)
+        }
         other => error(StatusCode::SERVICE_UNAVAILABLE, other),
     }
 }
 
 pub(crate) async fn handle(ctx: &Ctx, peer: Option<SocketAddr>, request: Request) -> Response {
-    if !peer.is_some_and(|p| p.ip().is_loopback()) {
+    // With an API token, `guard.rs` let through only peers that presented it.
+    if !peer.is_some_and(|p| p.ip().is_loopback()) && ctx.config.api_token.is_none() {
         return error(
             StatusCode::FORBIDDEN,
-            "the admin API answers loopback peers only",
+            "the admin API answers loopback peers only (unless -api_token is set)",
         );
     }
     let path = request.uri().path().trim_start_matches(PREFIX);
@@ -72,6 +80,13 @@ pub(crate) async fn handle(ctx: &Ctx, peer: Option<SocketAddr>, request: Request
         ["requests", id, "resume"] => Some((Method::POST, Op::Resume(id))),
         ["drain"] => Some((Method::POST, Op::Drain)),
         ["sidecars"] => Some((Method::GET, Op::Sidecars)),
+        ["actors"] => Some((Method::GET, Op::Actors)),
+        ["actors", actor_type, actor_id, "state"] => {
+            Some((Method::GET, Op::ActorState(actor_type, actor_id)))
+        }
+        ["reminders"] => Some((Method::GET, Op::Reminders)),
+        ["subscriptions"] => Some((Method::GET, Op::Subscriptions)),
+        ["latency"] => Some((Method::GET, Op::Latency)),
         _ => None,
     };
     let checked = match route {
@@ -93,6 +108,13 @@ pub(crate) async fn handle(ctx: &Ctx, peer: Option<SocketAddr>, request: Request
         Ok(Op::Resume(id)) => resume(ctx, id).await,
         Ok(Op::Drain) => drain(ctx, query).await,
         Ok(Op::Sidecars) => sidecars(ctx).await,
+        Ok(Op::Actors) => views::actors(ctx, query).await,
+        Ok(Op::ActorState(actor_type, actor_id)) => {
+            views::actor_state(ctx, actor_type, actor_id).await
+        }
+        Ok(Op::Reminders) => views::reminders(ctx, query).await,
+        Ok(Op::Subscriptions) => views::subscriptions(ctx, query).await,
+        Ok(Op::Latency) => views::latency(ctx).await,
         Err(response) => response,
     }
 }
@@ -105,9 +127,27 @@ enum Op<'a> {
     Resume(&'a str),
     Drain,
     Sidecars,
+    Actors,
+    ActorState(&'a str, &'a str),
+    Reminders,
+    Subscriptions,
+    Latency,
 }
 
-fn app(ctx: &Ctx) -> &str {
+/// `limit`: [`DEFAULT_LIMIT`] when absent, 1 to [`MAX_LIMIT`], else why not (a 400).
+pub(super) fn page_limit(query: Option<&str>) -> Result<usize, String> {
+    match form_value(query, "limit").filter(|v| !v.is_empty()) {
+        None => Ok(DEFAULT_LIMIT),
+        Some(text) => match text.parse::<usize>() {
+            Ok(limit) if (1..=MAX_LIMIT).contains(&limit) => Ok(limit),
+            _ => Err(format!(
+                "limit must be a number from 1 to {MAX_LIMIT}, not {text:?}"
+            )),
+        },
+    }
+}
+
+pub(super) fn app(ctx: &Ctx) -> &str {
     &ctx.runtime.config().app
 }
 
@@ -119,15 +159,9 @@ async fn list(ctx: &Ctx, query: Option<&str>) -> Response {
         Some(Ok(status)) => Some(status),
         Some(Err(e)) => return error(StatusCode::BAD_REQUEST, e),
     };
-    let limit = match param("limit").map(|l| l.parse::<usize>()) {
-        None => DEFAULT_LIMIT,
-        Some(Ok(limit)) if (1..=MAX_LIMIT).contains(&limit) => limit,
-        Some(_) => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                format!("limit must be a number from 1 to {MAX_LIMIT}"),
-            )
-        }
+    let limit = match page_limit(query) {
+        Ok(limit) => limit,
+        Err(reason) => return error(StatusCode::BAD_REQUEST, reason),
     };
     let after = match param("cursor").map(|c| c.parse::<u64>()) {
         None => None,
@@ -296,5 +330,5 @@ async fn sidecars(ctx: &Ctx) -> Response {
             })
         })
         .collect();
-    ok(json!({ "sidecars": sidecars }))
+    ok(json!({ "app": app(ctx), "sidecars": sidecars }))
 }

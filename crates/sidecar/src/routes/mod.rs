@@ -3,6 +3,7 @@
 
 mod actor;
 mod admin;
+mod admin_views;
 mod await_;
 mod bindings;
 mod events;
@@ -31,6 +32,13 @@ pub(crate) async fn dispatch(
 ) -> Response {
     if request.uri().path().starts_with(admin::PREFIX) {
         return admin::handle(ctx, peer, request).await;
+    }
+    if ctx.dashboard {
+        let mut response = crate::dashboard::page(&request);
+        if request.method() == Method::HEAD {
+            strip_content(&mut response);
+        }
+        return response;
     }
     let head = request.method() == Method::HEAD;
     let mut response = handle(ctx, request).await;

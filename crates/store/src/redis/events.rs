@@ -84,6 +84,59 @@ impl RedisStore {
             .await?;
         Ok(changed == 1)
     }
+
+    /// Every subscription with its lag (`AdminStore::subscription_lags`): the
+    /// subscriptions in one read of the application's slot, then per topic its
+    /// `last` and `floor` (every offset in `(floor, last]` is present, so the lag is
+    /// `last - max(position, floor)`; a deleted topic has none).
+    pub(super) async fn read_subscription_lags(
+        &self,
+    ) -> Result<Vec<crate::SubscriptionLag>, StoreError> {
+        let mut all = self.unfenced(&BINDINGS_ALL);
+        all.arg(<Subscription as Binding>::KIND);
+        let reads = records::<Subscription>(all.invoke_async(&mut self.conn.clone()).await?)?;
+        let mut tops: std::collections::HashMap<String, Option<(u64, u64)>> =
+            std::collections::HashMap::new();
+        for read in &reads {
+            let topic = &read.subscription.topic;
+            if tops.contains_key(topic) {
+                continue;
+            }
+            let [meta, ..] = super::topic_keys(topic);
+            let (last, floor, live): (Option<u64>, Option<u64>, Option<String>) =
+                redis::cmd("HMGET")
+                    .arg(&meta)
+                    .arg("last")
+                    .arg("floor")
+                    .arg("live")
+                    .query_async(&mut self.conn.clone())
+                    .await?;
+            let top =
+                (live.as_deref() == Some("1")).then(|| (last.unwrap_or(0), floor.unwrap_or(0)));
+            tops.insert(topic.clone(), top);
+        }
+        let mut lags: Vec<crate::SubscriptionLag> = reads
+            .into_iter()
+            .map(|read| {
+                let position = read.position.parse::<u64>().unwrap_or(0);
+                let lag = match tops.get(&read.subscription.topic) {
+                    Some(Some((last, floor))) => last.saturating_sub(position.max(*floor)),
+                    _ => 0,
+                };
+                crate::SubscriptionLag {
+                    subscription: read.subscription,
+                    position,
+                    lag,
+                    in_flight: read.busy,
+                }
+            })
+            .collect();
+        lags.sort_by(|a, b| {
+            kar_protocol::Binding::sort_key(&a.subscription)
+                .cmp(&kar_protocol::Binding::sort_key(&b.subscription))
+        });
+        Ok(lags)
+    }
 }
 
 #[async_trait]
