@@ -25,7 +25,7 @@ pub(crate) const KAR_JSON: &str = "application/kar+json";
 pub(crate) struct Executor {
     app: Option<Arc<dyn AppClient>>,
     pub actors: ActorTable,
-    metrics: Metrics,
+    pub(crate) metrics: Metrics,
     /// Set when the component is gone: executions in flight are abandoned (not
     /// completed), so that leaving the mesh hands them to another member.
     pub component_gone: watch::Sender<bool>,
@@ -487,9 +487,11 @@ impl Runtime {
             ..Default::default()
         };
         let paused = self.count_requests(&paused).await;
+        let lags = self.store.subscription_lags().await.ok();
         let store = StoreGauges {
             active_reminders: reminders.ok().map(|all| all.len() as u64),
             paused_requests: paused,
+            subscription_lags: lags,
         };
         self.executor.metrics.render(&store)
     }

@@ -166,9 +166,14 @@ pub fn quantile(m: &MethodLatency, q: f64) -> Option<f64> {
 }
 
 impl Runtime {
-    /// This member's component-latency histograms.
+    /// This member's component-latency histograms (from its own metrics, without
+    /// the gauges read from the store).
     pub fn local_latency(&self) -> Vec<MethodLatency> {
-        parse_histograms(&self.metrics_text())
+        let text = self
+            .executor
+            .metrics
+            .render(&crate::metrics::StoreGauges::default());
+        parse_histograms(&text)
     }
 
     /// The histograms of every live member (this one included), by member; a member

@@ -35,6 +35,7 @@ pub(crate) struct Metrics {
 pub(crate) struct StoreGauges {
     pub active_reminders: Option<u64>,
     pub paused_requests: Option<u64>,
+    pub subscription_lags: Option<Vec<kar_store_api::SubscriptionLag>>,
 }
 
 impl Metrics {
@@ -148,6 +149,27 @@ impl Metrics {
             "Requests of the application paused by recovery or an operator.",
             store.paused_requests,
         );
+        if let Some(lags) = &store.subscription_lags {
+            const LAG: &str = "kar_subscription_lag_gauge";
+            header(
+                &mut out,
+                LAG,
+                "gauge",
+                "Events of a subscription's topic not yet delivered to it.",
+            );
+            for lag in lags {
+                let s = &lag.subscription;
+                let _ = writeln!(
+                    out,
+                    "{LAG}{{topic=\"{}\",actor_type=\"{}\",actor_id=\"{}\",subscription=\"{}\"}} {}",
+                    timing::escape(&s.topic),
+                    timing::escape(&s.actor.actor_type),
+                    timing::escape(&s.actor.id),
+                    timing::escape(&s.id),
+                    lag.lag
+                );
+            }
+        }
         out
     }
 }
@@ -193,5 +215,34 @@ mod tests {
         assert!(text.contains("kar_actors_active_reminders_gauge 3\n"));
         assert!(text.contains("kar_actors_cancelled_reminders_gauge 0\n"));
         assert!(!text.contains("kar_requests_paused_gauge"));
+        assert!(!text.contains("kar_subscription_lag_gauge"));
+    }
+
+    #[test]
+    fn renders_subscription_lags() {
+        let subscription = kar_protocol::Subscription {
+            actor: kar_protocol::ActorRef {
+                actor_type: "Sub".into(),
+                id: "a\"1".into(),
+            },
+            id: "s1".into(),
+            path: "/on".into(),
+            topic: "news".into(),
+            content_type: String::new(),
+            group: String::new(),
+            oldest: false,
+        };
+        let text = Metrics::default().render(&StoreGauges {
+            subscription_lags: Some(vec![kar_store_api::SubscriptionLag {
+                subscription,
+                position: 4,
+                lag: 7,
+                in_flight: false,
+            }]),
+            ..StoreGauges::default()
+        });
+        assert!(text.contains(
+            "kar_subscription_lag_gauge{topic=\"news\",actor_type=\"Sub\",actor_id=\"a\\\"1\",subscription=\"s1\"} 7\n"
+        ), "{text}");
     }
 }
