@@ -492,6 +492,7 @@ impl Runtime {
             active_reminders: reminders.ok().map(|all| all.len() as u64),
             paused_requests: paused,
             subscription_lags: lags,
+            inbox_depth: Some(self.executor.executing.load(Ordering::Relaxed) as u64),
         };
         self.executor.metrics.render(&store)
     }

@@ -36,6 +36,8 @@ pub(crate) struct StoreGauges {
     pub active_reminders: Option<u64>,
     pub paused_requests: Option<u64>,
     pub subscription_lags: Option<Vec<kar_store_api::SubscriptionLag>>,
+    /// Requests routed to this member and not finished (`Executor::executing`).
+    pub inbox_depth: Option<u64>,
 }
 
 impl Metrics {
@@ -149,6 +151,12 @@ impl Metrics {
             "Requests of the application paused by recovery or an operator.",
             store.paused_requests,
         );
+        gauge(
+            &mut out,
+            "kar_inbox_depth_gauge",
+            "Requests routed to this sidecar and not finished: running, or waiting for their actor.",
+            store.inbox_depth,
+        );
         if let Some(lags) = &store.subscription_lags {
             const LAG: &str = "kar_subscription_lag_gauge";
             header(
@@ -216,6 +224,7 @@ mod tests {
         assert!(text.contains("kar_actors_cancelled_reminders_gauge 0\n"));
         assert!(!text.contains("kar_requests_paused_gauge"));
         assert!(!text.contains("kar_subscription_lag_gauge"));
+        assert!(!text.contains("kar_inbox_depth_gauge"));
     }
 
     #[test]
@@ -239,8 +248,10 @@ mod tests {
                 lag: 7,
                 in_flight: false,
             }]),
+            inbox_depth: Some(2),
             ..StoreGauges::default()
         });
+        assert!(text.contains("kar_inbox_depth_gauge 2\n"), "{text}");
         assert!(text.contains(
             "kar_subscription_lag_gauge{topic=\"news\",actor_type=\"Sub\",actor_id=\"a\\\"1\",subscription=\"s1\"} 7\n"
         ), "{text}");
