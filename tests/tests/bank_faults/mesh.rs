@@ -265,8 +265,12 @@ impl<'a> Bank<'a> {
     pub fn client(&self, tag: &str, quiesce: Duration, args: &[String]) -> Process {
         let stop = self.stop_file();
         let quiesce = quiesce.as_secs().to_string();
-        let mut component =
-            Component::new(self.store, &self.app).within(self.clients_within.clone());
+        // The member that recovers a dead executor's requests applies its own attempt
+        // cap, and the clients' sidecars recover too: no cap here either (see servers).
+        let mut component = Component::new(self.store, &self.app)
+            .within(self.clients_within.clone())
+            .arg("-max_attempts")
+            .arg("0");
         for arg in args {
             component = component.arg(arg);
         }

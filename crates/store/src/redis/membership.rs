@@ -88,6 +88,9 @@ impl MembershipStore for RedisStore {
         }
         let mut invocation = self.unfenced(&LEAVE);
         invocation.arg(&node.0);
+        for id in unstarted {
+            invocation.arg(&id.0);
+        }
         let was_member: i64 = invocation.invoke_async(&mut self.conn.clone()).await?;
         if was_member == 0 {
             return Ok(());

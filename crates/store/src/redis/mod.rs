@@ -24,6 +24,7 @@
 //! | `P recovery:<node>` | string | the lock of the recovery of dead member `node`: the recoverer, with a TTL of one lease |
 //! | `P assigned:<node>` | zset | ids of the requests queued on the node, by `seq` (re-routed in arrival order) |
 //! | `P parked:<name>` | zset | ids of the requests parked for `name`, by `seq` (adopted in arrival order) |
+//! | `P released:<node>` | set | ids of the requests a leaving member `node` never handed to its component (`leave.lua`): its recovery, by whichever member, re-delivers them without charging an attempt; deleted with the member |
 //! | `P done:<node>` | set | ids of completed requests whose outcome awaits collection by caller `node` |
 //! | `P inbox:<node>` | stream | the node's inbox (see below) |
 //! | `P place` | hash | encoded actor → node hosting it (placement) |

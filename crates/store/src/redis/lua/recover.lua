@@ -11,8 +11,8 @@
 -- routed or parked; or, when its executor has now died `max_attempts` times (the new
 -- attempt reaches max_attempts; 0 = unlimited), paused: status PAUSED, no assignee, in
 -- no index or inbox (nothing but resume.lua routes it again). The requests listed in
--- `unstarted` (a leaving member never handed them to its component) keep their attempt
--- and are never paused. Every item is removed from its index as it is handled, so a
+-- `unstarted` and of `released:<dead>` (a leaving member never handed them to its
+-- component: leave.lua) keep their attempt and are never paused. Every item is removed from its index as it is handled, so a
 -- recoverer that dies between steps leaves an exact list of what remains: once the
 -- lock expires, another member resumes there, and nothing is delivered twice or lost.
 -- When nothing remains, a step (never the one that took the lock) removes the member
@@ -30,10 +30,16 @@ local unstarted = {}
 for i = 8, #ARGV do
   unstarted[ARGV[i]] = true
 end
+-- Those a leave released (leave.lua), whoever recovers it.
+local released = P .. 'released:' .. dead
+for _, id in ipairs(redis.call('SMEMBERS', released)) do
+  unstarted[id] = true
+end
 local lock = P .. 'recovery:' .. dead
 if redis.call('HEXISTS', P .. 'members', dead) == 0 then
   redis.call('ZREM', P .. 'leases', dead)
   redis.call('HDEL', P .. 'margins', dead)
+  redis.call('DEL', released)
   if redis.call('GET', lock) == owner then
     redis.call('DEL', lock)
   end
@@ -112,7 +118,7 @@ end
 redis.call('HDEL', P .. 'members', dead)
 redis.call('ZREM', P .. 'leases', dead)
 redis.call('HDEL', P .. 'margins', dead)
-redis.call('DEL', P .. 'inbox:' .. dead, lock)
+redis.call('DEL', P .. 'inbox:' .. dead, lock, released)
 push_members_changed(nil, now)
 paused[1] = '0'
 return paused
