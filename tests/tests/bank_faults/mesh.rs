@@ -348,6 +348,31 @@ impl<'a> Bank<'a> {
         std::fs::read_to_string(self.log()).unwrap_or_default()
     }
 
+    /// Waits until `count` lines of the event log contain `needle` (`true`), or until
+    /// `enough` lines contain `other` while none contains `needle` (`false`): a server
+    /// that hosts no actor never logs anything.
+    pub fn await_events_unless(
+        &self,
+        needle: &str,
+        count: usize,
+        other: (&str, usize),
+        timeout: Duration,
+    ) -> bool {
+        let seen = |needle: &str| self.events().lines().filter(|l| l.contains(needle)).count();
+        let mut hosts_nothing = false;
+        let decided = poll_until(timeout, Duration::from_millis(50), || {
+            let n = seen(needle);
+            hosts_nothing = n == 0 && seen(other.0) >= other.1;
+            n >= count || hosts_nothing
+        });
+        assert!(
+            decided,
+            "{} events with {needle:?} after {timeout:?}, expected {count}",
+            seen(needle)
+        );
+        !hosts_nothing
+    }
+
     /// Waits until `count` lines of the event log contain `needle`.
     pub fn await_events(&self, needle: &str, count: usize, timeout: Duration) {
         let seen = || self.events().lines().filter(|l| l.contains(needle)).count();
