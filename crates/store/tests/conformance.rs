@@ -50,6 +50,7 @@ conformance!(
     completion_for_a_departed_caller_is_dropped,
     departure_drops_uncollected_outcomes,
     park_expire_and_adopt,
+    a_large_backlog_is_adopted_in_arrival_order,
     members_changed_on_join_and_leave,
     signals_reach_the_inbox_in_order,
     signals_to_departed_members_are_dropped,
@@ -314,6 +315,30 @@ async fn park_expire_and_adopt(engine: &Engine) {
         .complete(&NodeId("node-l".into()), &parked[0].id, &reply("ok"))
         .await
         .unwrap());
+}
+
+/// A backlog larger than one adoption batch (Redis adopts 500 per script, so that
+/// Redis keeps serving renewals meanwhile) arrives whole and in order, and a request
+/// made while it is being adopted comes after it, not before.
+async fn a_large_backlog_is_adopted_in_arrival_order(engine: &Engine) {
+    let store = engine.open("app").await;
+    let backlog: Vec<_> = (0..1_200)
+        .map(|_| request(RequestKind::Tell, "backlog", "node-c"))
+        .collect();
+    for r in &backlog {
+        assert_eq!(store.enqueue(r).await.unwrap(), Routing::Parked);
+    }
+    let other = engine.open("app").await;
+    let mut inbox = other.join(&member("node-l", "backlog", &[])).await.unwrap();
+    let late = request(RequestKind::Tell, "backlog", "node-c");
+    store.enqueue(&late).await.unwrap();
+    let (got, _) = recv_n(&mut inbox, backlog.len() + 1).await;
+    let expected: Vec<_> = backlog
+        .iter()
+        .chain([&late])
+        .map(|r| r.id.clone())
+        .collect();
+    assert_eq!(executed(&got), expected);
 }
 
 async fn members_changed_on_join_and_leave(engine: &Engine) {

@@ -63,8 +63,10 @@
 //! keys, no prefix, no fence).
 //!
 //! Membership (`membership.rs`, `lease.rs`, `recovery.rs`):
-//! * `join`: writes the member, its lease and its routes, adopts the requests parked
-//!   for its names (in arrival order), pushes `MembersChanged` to every other member.
+//! * `join`: writes the member, its lease and its routes, pushes `MembersChanged` to
+//!   every other member; then `adopt` (500 at a time, by a task of the joining member)
+//!   routes the requests parked for its names, in arrival order. Until none is left,
+//!   `route` parks new requests for those names behind them.
 //! * `renew` (every lease/3, by a background task per member): fails if the member's
 //!   lease has expired (it must fence itself), extends it, and returns the members
 //!   whose leases expired more than their fencing margin ago, which the renewing

@@ -186,6 +186,7 @@ macro_rules! scripts {
 scripts! {
     // Membership (membership.rs, recovery.rs).
     JOIN: Script<Unfenced> = ["lib.lua", "join.lua"];
+    ADOPT: Script<Unfenced> = ["lib.lua", "adopt.lua"];
     RENEW: Script<Unfenced> = ["lib.lua", "renew.lua"];
     LEAVE: Script<Unfenced> = ["lib.lua", "leave.lua"];
     MEMBERS: Script<Unfenced> = ["lib.lua", "members.lua"];

@@ -1,9 +1,10 @@
 -- join(node, lease_ms, margin_ms, member record, names...): ARGV[3..]
 -- Registers the member with a fresh lease, its fencing margin (see `margin_of`) and its
--- routes, routes the requests parked
--- for its names (in arrival order; an actor request goes to its placement if that
--- member lives), and tells every other member. Members whose leases expired are
--- recovered by the renewals of the live ones (recover.lua), not here.
+-- routes, and tells every other member. The requests parked for its names are adopted
+-- afterwards, in batches (adopt.lua): one script adopting a backlog of 100,000 ran for
+-- seconds, during which Redis served nobody and every member missed its lease.
+-- Members whose leases expired are recovered by the renewals of the live ones
+-- (recover.lua), not here.
 local now = now_ms()
 local node, lease, margin, record = ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[5]), ARGV[6]
 if redis.call('HEXISTS', P .. 'members', node) == 1 and not live(node, now) then
@@ -16,16 +17,6 @@ for i = 7, #ARGV do
   local name = ARGV[i]
   redis.call('SADD', P .. 'names:' .. node, name)
   redis.call('ZADD', P .. 'route:' .. name, 0, node)
-end
-for i = 7, #ARGV do
-  local name = ARGV[i]
-  local parked = P .. 'parked:' .. name
-  local ids = redis.call('ZRANGE', parked, 0, -1)
-  redis.call('DEL', parked)
-  for _, id in ipairs(ids) do
-    local f = redis.call('HMGET', P .. 'req:' .. id, 'seq', 'rec', 'actor')
-    route(id, name, f[1], f[2], now, f[3])
-  end
 end
 push_members_changed(node, now)
 return 1

@@ -120,8 +120,14 @@ local function destination(name, actor, now)
 end
 
 -- Routes request `id` to its destination, or parks it. Returns the node or nil.
-local function route(id, name, seq, record, now, actor)
-  local target = destination(name, actor, now)
+-- While requests parked for `name` wait to be adopted (a member that joined adopts
+-- them in batches: adopt.lua), a new one parks behind them, so that it cannot
+-- overtake an earlier request to its actor; `adopting` is set by the adoption itself.
+local function route(id, name, seq, record, now, actor, adopting)
+  local target = nil
+  if adopting or redis.call('ZCARD', P .. 'parked:' .. name) == 0 then
+    target = destination(name, actor, now)
+  end
   if target then
     assign(id, seq, record, target)
   else
