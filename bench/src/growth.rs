@@ -473,7 +473,10 @@ fn header(out: &mut String, what: &str, sizes: &[usize]) {
 
 pub fn markdown(stores: &[StoreGrowth]) -> String {
     let mut out = String::new();
-    if stores.is_empty() {
+    if stores
+        .iter()
+        .all(|s| s.actors.is_empty() && s.backlog.is_empty() && s.reminders.is_empty())
+    {
         return out;
     }
     let _ = writeln!(
