@@ -353,6 +353,7 @@ async fn call_workloads(options: &Options, app: &mut app::App, report: &mut Repo
                     app,
                     &mesh,
                     options.reminders,
+                    deferred::FirstFiring::AfterOneSecond,
                     Duration::from_secs(3),
                     Duration::from_secs(10),
                 )
