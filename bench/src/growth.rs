@@ -122,6 +122,9 @@ pub struct StoreGrowth {
     pub actors: Vec<ActorFigures>,
     pub backlog: Vec<BacklogFigures>,
     pub reminders: Vec<ReminderGrowth>,
+    /// Workloads that failed (what and why); the larger sizes of the same workload are
+    /// skipped, the other workloads still run.
+    pub failures: Vec<String>,
 }
 
 /// A tenth of the size, then the size (a size under 10 runs once).
@@ -139,46 +142,34 @@ pub async fn measure(kar: &Path, store: &str, app: &mut App, sizes: Sizes) -> Re
         actors: Vec::new(),
         backlog: Vec::new(),
         reminders: Vec::new(),
+        failures: Vec::new(),
     };
     for n in steps(sizes.actors) {
-        let figures = actors(kar, store, app.port, n)
-            .await
-            .with_context(|| format!("{n} actors on the {store} store"))?;
-        growth.actors.push(figures);
+        match actors(kar, store, app.port, n).await {
+            Ok(figures) => growth.actors.push(figures),
+            Err(e) => {
+                growth.failed(format!("{n} actors"), e);
+                break;
+            }
+        }
     }
     for n in steps(sizes.tells) {
-        let figures = backlog(kar, store, app, n)
-            .await
-            .with_context(|| format!("a backlog of {n} tells on the {store} store"))?;
-        growth.backlog.push(figures);
+        match backlog(kar, store, app, n).await {
+            Ok(figures) => growth.backlog.push(figures),
+            Err(e) => {
+                growth.failed(format!("a backlog of {n} tells"), e);
+                break;
+            }
+        }
     }
     for n in steps(sizes.reminders) {
-        let mesh = Mesh::start(kar, store, app.port).await?;
-        let client = Client::h2c(mesh.client_port);
-        let figures = crate::deferred::reminders(
-            &client,
-            app,
-            &mesh,
-            n,
-            crate::deferred::FirstFiring::AllAt(first_firing(n)),
-            Duration::from_secs(3),
-            Duration::from_secs(10),
-        )
-        .await;
-        mesh.stop().await;
-        let figures = figures.with_context(|| format!("{n} reminders on the {store} store"))?;
-        println!(
-            "  growth {store}: {n} reminders scheduled in {:.1} s, {:.0} firings/s of {:.0} demanded",
-            figures.scheduling.as_secs_f64(),
-            figures.achieved,
-            figures.demanded
-        );
-        growth.reminders.push(ReminderGrowth {
-            reminders: n,
-            scheduling: figures.scheduling,
-            demanded: figures.demanded,
-            achieved: figures.achieved,
-        });
+        match reminders(kar, store, app, n).await {
+            Ok(figures) => growth.reminders.push(figures),
+            Err(e) => {
+                growth.failed(format!("{n} reminders"), e);
+                break;
+            }
+        }
     }
     Ok(growth)
 }
@@ -188,6 +179,47 @@ pub async fn measure(kar: &Path, store: &str, app: &mut App, sizes: Sizes) -> Re
 /// scheduling would time both at once).
 fn first_firing(reminders: usize) -> Duration {
     Duration::from_secs(5) + Duration::from_millis(reminders as u64 / 5)
+}
+
+impl StoreGrowth {
+    fn failed(&mut self, what: String, error: anyhow::Error) {
+        println!("  growth {}: {what} failed: {error:#}", self.store);
+        self.failures.push(format!("{what}: {error:#}"));
+    }
+
+    /// Every workload completed.
+    pub fn complete(&self) -> bool {
+        self.failures.is_empty()
+    }
+}
+
+async fn reminders(kar: &Path, store: &str, app: &App, n: usize) -> Result<ReminderGrowth> {
+    let mesh = Mesh::start(kar, store, app.port).await?;
+    let client = Client::h2c(mesh.client_port);
+    let figures = crate::deferred::reminders(
+        &client,
+        app,
+        &mesh,
+        n,
+        crate::deferred::FirstFiring::AllAt(first_firing(n)),
+        Duration::from_secs(3),
+        Duration::from_secs(10),
+    )
+    .await;
+    mesh.stop().await;
+    let figures = figures?;
+    println!(
+        "  growth {store}: {n} reminders scheduled in {:.1} s, {:.0} firings/s of {:.0} demanded",
+        figures.scheduling.as_secs_f64(),
+        figures.achieved,
+        figures.demanded
+    );
+    Ok(ReminderGrowth {
+        reminders: n,
+        scheduling: figures.scheduling,
+        demanded: figures.demanded,
+        achieved: figures.achieved,
+    })
 }
 
 fn clients(port: u16) -> Vec<Client> {
@@ -409,13 +441,17 @@ async fn backlog_on(mesh: &mut Mesh, app: &App, n: usize) -> Result<BacklogFigur
     loop {
         interval.tick().await;
         let done = app.told.total.load(Ordering::Relaxed);
-        samples.push((
-            start.elapsed().as_secs_f64(),
-            procfs::status_kb(pid, "VmRSS"),
-            done,
-        ));
+        let rss = procfs::status_kb(pid, "VmRSS");
+        samples.push((start.elapsed().as_secs_f64(), rss, done));
         if done >= n as u64 {
             break;
+        }
+        // An exited (zombie) process has no VmRSS.
+        if rss.is_none() {
+            bail!(
+                "the server sidecar exited after {done} of {n} tells, {:.1} s after its start (KAR_BENCH_LOGS=<dir> keeps its log)",
+                start.elapsed().as_secs_f64()
+            );
         }
         if done > last_progress.1 {
             last_progress = (Instant::now(), done);
@@ -510,6 +546,9 @@ pub fn markdown(stores: &[StoreGrowth]) -> String {
     );
     for s in stores {
         let store = &s.store;
+        for failure in &s.failures {
+            let _ = writeln!(out, "\n**Failed on kar {store}**: {failure}");
+        }
         if !s.actors.is_empty() {
             let _ = writeln!(out, "\nActors on kar {store}:\n");
             header(

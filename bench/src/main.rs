@@ -244,11 +244,16 @@ async fn run(options: &Options) -> Result<()> {
             }
         }
     }
+    // Stores where a growth workload failed: reported, then the run fails.
+    let mut growth_failed = Vec::new();
     if let Some(sizes) = options.growth {
         for store in &options.stores {
             let figures = growth::measure(&options.kar, store, &mut app, sizes)
                 .await
                 .with_context(|| format!("growth on the {store} store"))?;
+            if !figures.complete() {
+                growth_failed.push(store.clone());
+            }
             report.push_growth(figures);
         }
     }
@@ -286,6 +291,12 @@ async fn run(options: &Options) -> Result<()> {
         std::fs::write(out.join(format!("{}.md", today())), &markdown)?;
         // Raw samples for the chart (git-ignored).
         std::fs::write(out.join("latest-samples.tmp"), report.samples_csv())?;
+    }
+    if !growth_failed.is_empty() {
+        bail!(
+            "growth workloads failed on {} (see the report)",
+            growth_failed.join(", ")
+        );
     }
     Ok(())
 }
