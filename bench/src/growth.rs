@@ -114,6 +114,8 @@ pub struct ReminderGrowth {
     pub scheduling: Duration,
     pub demanded: f64,
     pub achieved: f64,
+    /// `(seconds since the scheduling started, firings in the second before)`.
+    pub per_second: Vec<(f64, u64)>,
 }
 
 /// One store's figures, each workload at a tenth and at the full size.
@@ -196,6 +198,24 @@ impl StoreGrowth {
 async fn reminders(kar: &Path, store: &str, app: &App, n: usize) -> Result<ReminderGrowth> {
     let mesh = Mesh::start(kar, store, app.port).await?;
     let client = Client::h2c(mesh.client_port);
+    // Firings per second over the whole run, to see the shape behind the average.
+    let ticks = app.ticks.clone();
+    let start = Instant::now();
+    let samples = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sink = samples.clone();
+    let sampler = tokio::spawn(async move {
+        let mut interval = tokio::time::interval(Duration::from_secs(1));
+        let mut before = ticks.load(Ordering::Relaxed);
+        interval.tick().await;
+        loop {
+            interval.tick().await;
+            let now = ticks.load(Ordering::Relaxed);
+            if let Ok(mut samples) = sink.lock() {
+                samples.push((start.elapsed().as_secs_f64(), now - before));
+            }
+            before = now;
+        }
+    });
     let figures = crate::deferred::reminders(
         &client,
         app,
@@ -206,6 +226,8 @@ async fn reminders(kar: &Path, store: &str, app: &App, n: usize) -> Result<Remin
         Duration::from_secs(10),
     )
     .await;
+    sampler.abort();
+    let per_second = samples.lock().map(|s| s.clone()).unwrap_or_default();
     mesh.stop().await;
     let figures = figures?;
     println!(
@@ -219,6 +241,7 @@ async fn reminders(kar: &Path, store: &str, app: &App, n: usize) -> Result<Remin
         scheduling: figures.scheduling,
         demanded: figures.demanded,
         achieved: figures.achieved,
+        per_second,
     })
 }
 
@@ -754,6 +777,18 @@ pub fn markdown(stores: &[StoreGrowth]) -> String {
             row(&mut out, "firings/s achieved", &f(&|r| r.achieved), |v| {
                 format!("{v:.0}")
             });
+            for r in &s.reminders {
+                let _ = writeln!(
+                    out,
+                    "\nFirings per second, {} reminders (s since the scheduling started: firings in the second before): {}",
+                    r.reminders,
+                    thin(&r.per_second, 30)
+                        .iter()
+                        .map(|(t, n)| format!("{t:.0}: {n}"))
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                );
+            }
         }
     }
     out
