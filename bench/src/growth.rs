@@ -138,7 +138,7 @@ fn steps(size: usize) -> Vec<usize> {
     }
 }
 
-pub async fn measure(kar: &Path, store: &str, app: &mut App, sizes: Sizes) -> Result<StoreGrowth> {
+pub async fn measure(kar: &Path, store: &str, app: &App, sizes: Sizes) -> Result<StoreGrowth> {
     let mut growth = StoreGrowth {
         store: store.to_string(),
         actors: Vec::new(),

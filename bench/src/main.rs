@@ -248,7 +248,7 @@ async fn run(options: &Options) -> Result<()> {
     let mut growth_failed = Vec::new();
     if let Some(sizes) = options.growth {
         for store in &options.stores {
-            let figures = growth::measure(&options.kar, store, &mut app, sizes)
+            let figures = growth::measure(&options.kar, store, &app, sizes)
                 .await
                 .with_context(|| format!("growth on the {store} store"))?;
             if !figures.complete() {
