@@ -244,7 +244,7 @@ async fn run(options: &Options) -> Result<()> {
             }
         }
     }
-    // Stores where a growth workload failed: reported, then the run fails.
+    // Stores where a growth workload failed (reported in the tables).
     let mut growth_failed = Vec::new();
     if let Some(sizes) = options.growth {
         for store in &options.stores {
@@ -292,9 +292,11 @@ async fn run(options: &Options) -> Result<()> {
         // Raw samples for the chart (git-ignored).
         std::fs::write(out.join("latest-samples.tmp"), report.samples_csv())?;
     }
+    // Not an error of the run: a workload that breaks the mesh at some size is a
+    // figure (bench/run.sh goes on to the chart); the short test checks the report.
     if !growth_failed.is_empty() {
-        bail!(
-            "growth workloads failed on {} (see the report)",
+        eprintln!(
+            "warning: growth workloads failed on {} (see the report)",
             growth_failed.join(", ")
         );
     }

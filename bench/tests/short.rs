@@ -113,6 +113,7 @@ fn short_growth_reports_every_workload() {
             "no {expected:?} in the report:\n{report}"
         );
     }
-    // The other workloads were skipped.
+    // No workload failed (failures are reported, not fatal), the others were skipped.
+    assert!(!report.contains("**Failed on"), "{report}");
     assert!(!report.contains("| kar embedded |"), "{report}");
 }
