@@ -13,6 +13,10 @@
 #     Rust SDK, npm kar-sdk against Restate's TypeScript SDK; kar on each store with
 #     and without fsync), with CPU per call, sidecar memory, and calls/s from 1 to 256
 #     clients,
+#   - runs the cost-as-the-work-grows workloads on both kar stores, each at a tenth
+#     and at full size: 1,000,000 actors with a little state, a backlog of 100,000
+#     tells drained, 200,000 periodic reminders (tens of minutes; `--growth 0,0,0`
+#     on the command line skips them),
 #   - writes bench/results/latest.md and bench/results/latest.png, and a copy of both
 #     named by the date.
 # Every process it starts is stopped at the end, also on failure or Ctrl-C.
@@ -78,10 +82,11 @@ mkdir -p "$results"
 # Reminders: 50,000 periodic (1 s) reminders, i.e. 50,000 firings/s demanded; events:
 # 200 sequential publish-to-delivery round trips, then 10 s of sustained publishing
 # with 1 and 8 subscribers; recovery: 20 kill -9 trials per store
-# and Redis lease; scaling: 2 s per client count. Later options on the command line win.
+# and Redis lease; scaling: 2 s per client count; growth: full sizes (see above).
+# Later options on the command line win.
 "$target/release/kar-bench" --kar "$target/release/kar" --restate "$restate" --kar-js "$js" \
     --out "$results" --reminders 50000 --events 200 --event-rate 10 --recovery 20 \
-    --scaling 1,2,4,8,16,32,64,128,256 "$@" &
+    --scaling 1,2,4,8,16,32,64,128,256 --growth full "$@" &
 bench_pid=$!
 wait "$bench_pid"
 bench_pid=""

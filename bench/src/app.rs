@@ -1,6 +1,7 @@
 //! The minimal Rust component under test: a service route `POST /echo` and an actor
-//! type `Bench` with methods `echo`, `tick` (reminder firings, counted) and `event`
-//! (event deliveries, timed), on the app-side contract of spec §3.
+//! type `Bench` with methods `echo`, `tick` (reminder firings, counted), `event`
+//! (event deliveries, timed) and `told` (tells of the backlog workload, each
+//! numbered, counted per number), on the app-side contract of spec §3.
 
 use anyhow::Result;
 use bytes::Bytes;
@@ -10,7 +11,7 @@ use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto::Builder;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 use tokio::sync::mpsc;
 
@@ -23,6 +24,42 @@ pub struct App {
     /// monotonic clock times both ends.
     pub deliveries: mpsc::UnboundedReceiver<(u64, u64)>,
     pub base: Instant,
+    /// Executions of `Bench.told` per number (the body `[n]`).
+    pub told: Arc<Told>,
+}
+
+/// What `Bench.told` received: executions per number, and their total.
+#[derive(Default)]
+pub struct Told {
+    pub total: AtomicU64,
+    counts: Mutex<std::collections::HashMap<u64, u32>>,
+}
+
+impl Told {
+    fn record(&self, n: u64) {
+        if let Ok(mut counts) = self.counts.lock() {
+            *counts.entry(n).or_default() += 1;
+        }
+        self.total.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Forgets every execution (before a new backlog).
+    pub fn clear(&self) {
+        if let Ok(mut counts) = self.counts.lock() {
+            counts.clear();
+        }
+        self.total.store(0, Ordering::Relaxed);
+    }
+
+    /// `(numbers of 0..count never executed, executions beyond the first)`.
+    pub fn missing_and_duplicates(&self, count: u64) -> (u64, u64) {
+        let Ok(counts) = self.counts.lock() else {
+            return (count, 0);
+        };
+        let missing = (0..count).filter(|n| !counts.contains_key(n)).count() as u64;
+        let duplicates = counts.values().map(|c| u64::from(c - 1)).sum();
+        (missing, duplicates)
+    }
 }
 
 impl App {
@@ -35,6 +72,7 @@ struct Shared {
     ticks: Arc<AtomicU64>,
     deliveries: mpsc::UnboundedSender<(u64, u64)>,
     base: Instant,
+    told: Arc<Told>,
 }
 
 pub async fn start() -> Result<App> {
@@ -43,10 +81,12 @@ pub async fn start() -> Result<App> {
     let ticks = Arc::new(AtomicU64::new(0));
     let (sender, deliveries) = mpsc::unbounded_channel();
     let base = Instant::now();
+    let told = Arc::new(Told::default());
     let shared = Arc::new(Shared {
         ticks: ticks.clone(),
         deliveries: sender,
         base,
+        told: told.clone(),
     });
     tokio::spawn(serve(listener, move |request| {
         handle(shared.clone(), request)
@@ -56,6 +96,7 @@ pub async fn start() -> Result<App> {
         ticks,
         deliveries,
         base,
+        told,
     })
 }
 
@@ -129,6 +170,24 @@ async fn handle(
             (Method::POST, ["Bench", _id, "tick"]) => {
                 shared.ticks.fetch_add(1, Ordering::Relaxed);
                 reply(StatusCode::NO_CONTENT, None, Bytes::new())
+            }
+            (Method::POST, ["Bench", _id, "told"]) => {
+                // The body is `[<n>]`: the arguments of the tell.
+                let n = std::str::from_utf8(&body)
+                    .ok()
+                    .map(|text| text.trim().trim_start_matches('[').trim_end_matches(']'))
+                    .and_then(|number| number.trim().parse::<u64>().ok());
+                match n {
+                    Some(n) => {
+                        shared.told.record(n);
+                        reply(StatusCode::NO_CONTENT, None, Bytes::new())
+                    }
+                    None => reply(
+                        StatusCode::BAD_REQUEST,
+                        Some("text/plain"),
+                        Bytes::from_static(b"expected [<n>]"),
+                    ),
+                }
             }
             (Method::POST, ["Bench", _id, "event"]) => {
                 let delivered = shared.base.elapsed().as_nanos() as u64;

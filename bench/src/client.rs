@@ -76,6 +76,23 @@ impl Client {
         Ok(())
     }
 
+    /// A tell (`Pragma: async`): fails unless the sidecar accepted it (202).
+    pub async fn tell(&self, path: String, body: Bytes) -> Result<()> {
+        let request = hyper::Request::builder()
+            .method(hyper::Method::POST)
+            .uri(format!("{}{path}", self.base))
+            .header("Content-Type", self.content_type)
+            .header("Pragma", "async")
+            .body(Full::new(body))?;
+        let response = self.inner.request(request).await?;
+        let status = response.status();
+        let body = response.into_body().collect().await?.to_bytes();
+        if status != hyper::StatusCode::ACCEPTED {
+            bail!("{path}: {status}: {}", String::from_utf8_lossy(&body));
+        }
+        Ok(())
+    }
+
     /// POST that fails on a non-2xx status and returns the response body.
     pub async fn post_bytes(&self, path: String, body: Bytes) -> Result<Bytes> {
         self.send(hyper::Method::POST, path, body).await

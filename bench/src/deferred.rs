@@ -27,6 +27,17 @@ pub struct ReminderFigures {
     pub cpu: Vec<(&'static str, f64)>,
 }
 
+/// When the first firing of each reminder is due.
+#[derive(Clone, Copy, Debug)]
+pub enum FirstFiring {
+    /// 1 s after that reminder is scheduled (firings overlap the scheduling).
+    AfterOneSecond,
+    /// All at this long after the scheduling starts, so that a scheduling shorter than
+    /// it is timed without firings competing; the warm-up starts at that instant at
+    /// the earliest.
+    AllAt(Duration),
+}
+
 /// Schedules `count` reminders with period 1 s on `count` distinct actors, lets them
 /// settle for `warmup`, then counts the firings the component receives in `window`.
 pub async fn reminders(
@@ -34,14 +45,21 @@ pub async fn reminders(
     app: &App,
     mesh: &Mesh,
     count: usize,
+    first: FirstFiring,
     warmup: Duration,
     window: Duration,
 ) -> Result<ReminderFigures> {
     let start = Instant::now();
+    let epoch_ms = SystemTime::now().duration_since(UNIX_EPOCH)?.as_millis() as i64;
     futures::stream::iter(0..count)
         .map(|i| async move {
-            let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_millis() as i64;
-            let target = Timestamp::from_unix_millis(now + 1000).format_rfc3339_nano();
+            let due = match first {
+                FirstFiring::AfterOneSecond => {
+                    SystemTime::now().duration_since(UNIX_EPOCH)?.as_millis() as i64 + 1000
+                }
+                FirstFiring::AllAt(after) => epoch_ms + after.as_millis() as i64,
+            };
+            let target = Timestamp::from_unix_millis(due).format_rfc3339_nano();
             let body =
                 format!("{{\"path\":\"/tick\",\"targetTime\":\"{target}\",\"period\":\"1s\"}}");
             client
@@ -58,6 +76,9 @@ pub async fn reminders(
         .await
         .context("scheduling reminders")?;
     let scheduling = start.elapsed();
+    if let FirstFiring::AllAt(after) = first {
+        tokio::time::sleep_until(tokio::time::Instant::from_std(start + after)).await;
+    }
     tokio::time::sleep(warmup).await;
 
     let mut pids = mesh.pids();

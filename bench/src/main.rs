@@ -17,12 +17,16 @@
 //! `kar-bench recovery-app ...` is the component of that workload (`recovery_app.rs`).
 //! Each store also gets service calls with and without an `Idempotency-Key`, side by
 //! side (`keyed.rs`).
+//! With `--growth ACTORS[,TELLS[,REMINDERS]]` (or `--growth full`: 1,000,000, 100,000,
+//! 200,000; default off) each store also runs the cost-as-the-work-grows workloads at
+//! a tenth of each size and at the size (`growth.rs`); `--growth-only` skips the rest.
 
 mod app;
 mod client;
 mod counters;
 mod deferred;
 mod event_rate;
+mod growth;
 mod keyed;
 mod procfs;
 mod procs;
@@ -51,6 +55,8 @@ struct Options {
     recovery_clients: usize,
     recovery_leases: Vec<String>,
     recovery_only: bool,
+    growth: Option<growth::Sizes>,
+    growth_only: bool,
     stateful: Vec<restate::Sdk>,
     stateful_stores: Vec<procs::StoreSpec>,
     stateful_clients: usize,
@@ -83,6 +89,8 @@ fn parse_options() -> Result<Options> {
         recovery_clients: 8,
         recovery_leases: vec!["3s".into(), "1s".into()],
         recovery_only: false,
+        growth: None,
+        growth_only: false,
         stateful: vec![restate::Sdk::Rust, restate::Sdk::Node],
         stateful_stores: ["embedded", "embedded-fsync", "redis", "redis-fsync"]
             .into_iter()
@@ -111,6 +119,8 @@ fn parse_options() -> Result<Options> {
             "--recovery-clients" => options.recovery_clients = value()?.parse()?,
             "--recovery-leases" => options.recovery_leases = comma_list(&value()?),
             "--recovery-only" => options.recovery_only = true,
+            "--growth" => options.growth = Some(growth::Sizes::parse(&value()?)?),
+            "--growth-only" => options.growth_only = true,
             "--stateful" => {
                 options.stateful = comma_list(&value()?)
                     .iter()
@@ -186,7 +196,14 @@ async fn run(options: &Options) -> Result<()> {
         .ok()
         .and_then(|l| l.split_whitespace().next().map(str::to_string))
         .unwrap_or_else(|| "?".into());
-    report.setting = format!(
+    report.setting = if options.growth_only {
+        format!(
+            "{}\n\nAll on one host ({cores} cores, shared with whatever else runs; load average {load} at the start): \
+             kar with 2 sidecars (client, server) + a minimal Rust component, actor `Bench`, h2c clients.",
+            machine()
+        )
+    } else {
+        format!(
         "{}\n\nAll on one host ({cores} cores, shared with whatever else runs; load average {load} at the start): {} sequential calls on one \
          key after 200 warm-up calls; {} s of {} closed-loop clients per throughput figure. \
          kar: 2 sidecars (client, server) + a minimal Rust component, actor `Bench`, \
@@ -196,8 +213,9 @@ async fn run(options: &Options) -> Result<()> {
         options.calls,
         options.seconds,
         options.concurrency
-    );
-    if !options.recovery_only {
+    )
+    };
+    if !options.recovery_only && !options.growth_only {
         call_workloads(options, &mut app, &mut report).await?;
         if !options.stateful.is_empty() {
             let plan = stateful::Plan {
@@ -226,7 +244,20 @@ async fn run(options: &Options) -> Result<()> {
             }
         }
     }
-    if options.recovery > 0 {
+    // Stores where a growth workload failed (reported in the tables).
+    let mut growth_failed = Vec::new();
+    if let Some(sizes) = options.growth {
+        for store in &options.stores {
+            let figures = growth::measure(&options.kar, store, &app, sizes)
+                .await
+                .with_context(|| format!("growth on the {store} store"))?;
+            if !figures.complete() {
+                growth_failed.push(store.clone());
+            }
+            report.push_growth(figures);
+        }
+    }
+    if options.recovery > 0 && !options.growth_only {
         for store in &options.stores {
             let leases: Vec<Option<&str>> = match store.as_str() {
                 "redis" | "redis-tls" | "redis-wait" => options
@@ -260,6 +291,14 @@ async fn run(options: &Options) -> Result<()> {
         std::fs::write(out.join(format!("{}.md", today())), &markdown)?;
         // Raw samples for the chart (git-ignored).
         std::fs::write(out.join("latest-samples.tmp"), report.samples_csv())?;
+    }
+    // Not an error of the run: a workload that breaks the mesh at some size is a
+    // figure (bench/run.sh goes on to the chart); the short test checks the report.
+    if !growth_failed.is_empty() {
+        eprintln!(
+            "warning: growth workloads failed on {} (see the report)",
+            growth_failed.join(", ")
+        );
     }
     Ok(())
 }
@@ -327,6 +366,7 @@ async fn call_workloads(options: &Options, app: &mut app::App, report: &mut Repo
                     app,
                     &mesh,
                     options.reminders,
+                    deferred::FirstFiring::AfterOneSecond,
                     Duration::from_secs(3),
                     Duration::from_secs(10),
                 )

@@ -299,8 +299,14 @@ pub struct Mesh {
     processes: Vec<Child>,
     /// What each of `processes` is, for the CPU figures.
     labels: Vec<&'static str>,
-    _home: tempfile::TempDir,
+    home: tempfile::TempDir,
     pub client_port: u16,
+    /// What a later [`Mesh::start_server`] needs.
+    kar: PathBuf,
+    store: StoreSpec,
+    env: Vec<(String, String)>,
+    app_port: u16,
+    server: Vec<String>,
 }
 
 /// Where a sidecar's log goes: nowhere, or with `KAR_BENCH_LOGS=<dir>` to
@@ -319,7 +325,14 @@ impl Mesh {
     /// Sidecars for the in-process `Bench` component listening on `app_port`.
     pub async fn start(kar: &Path, store: &str, app_port: u16) -> Result<Mesh> {
         let server = ["-service", "bench", "-actors", "Bench"].map(String::from);
-        Mesh::start_with(kar, StoreSpec::parse(store)?, app_port, &server, &[]).await
+        Mesh::start_with(kar, StoreSpec::parse(store)?, app_port, &server, &[], true).await
+    }
+
+    /// The store and the client sidecar only: nothing hosts `Bench` until
+    /// [`Mesh::start_server`] (requests to it are parked meanwhile).
+    pub async fn start_without_server(kar: &Path, store: &str, app_port: u16) -> Result<Mesh> {
+        let server = ["-service", "bench", "-actors", "Bench"].map(String::from);
+        Mesh::start_with(kar, StoreSpec::parse(store)?, app_port, &server, &[], false).await
     }
 
     /// Sidecars for a component `command` the server sidecar starts (`kar run ... --
@@ -330,7 +343,7 @@ impl Mesh {
         server_args: &[String],
         command: &[String],
     ) -> Result<Mesh> {
-        Mesh::start_with(kar, store, free_port()?, server_args, command).await
+        Mesh::start_with(kar, store, free_port()?, server_args, command, true).await
     }
 
     async fn start_with(
@@ -339,6 +352,7 @@ impl Mesh {
         app_port: u16,
         server_args: &[String],
         command: &[String],
+        with_server: bool,
     ) -> Result<Mesh> {
         let StoreProcess {
             home,
@@ -356,47 +370,26 @@ impl Mesh {
             processes.push(replica);
             labels.push("redis-server (replica)");
         }
-        let server_port = free_port()?;
-        let client_port = free_port()?;
         let mut server = server_args.to_vec();
         if !command.is_empty() {
             server.push("--".into());
             server.extend(command.iter().cloned());
         }
-        for (port, extra, label) in [
-            (server_port, server, "server sidecar"),
-            (client_port, Vec::new(), "client sidecar"),
-        ] {
-            let args = [
-                "run".to_string(),
-                "-app".into(),
-                "bench".into(),
-                "-app_port".into(),
-                app_port.to_string(),
-                "-runtime_port".into(),
-                port.to_string(),
-            ];
-            let child = Command::new(kar)
-                .args(args)
-                .args(store.kar_args())
-                .args(extra)
-                .envs(env.iter().cloned())
-                .stdout(sidecar_log(label, port)?)
-                .kill_on_drop(true)
-                .spawn()
-                .context("starting kar")?;
-            processes.push(child);
-            labels.push(label);
-            // Generous: under a profiler (bench/callgrind.sh) on a loaded host a
-            // sidecar takes seconds to start.
-            wait_for_tcp_within(port, Duration::from_secs(60)).await?;
-        }
-        let mesh = Mesh {
+        let mut mesh = Mesh {
             processes,
             labels,
-            _home: home,
-            client_port,
+            home,
+            client_port: 0,
+            kar: kar.to_path_buf(),
+            store,
+            env,
+            app_port,
+            server,
         };
+        if with_server {
+            mesh.start_server().await?;
+        }
+        mesh.client_port = mesh.spawn_sidecar("client sidecar", Vec::new()).await?;
         // For profilers attached from outside (see bench/profile.sh).
         let pids: Vec<String> = mesh
             .pids()
@@ -405,6 +398,57 @@ impl Mesh {
             .collect();
         println!("  mesh on the {} store: {}", store.name(), pids.join(" "));
         Ok(mesh)
+    }
+
+    /// Starts the sidecar hosting the component (`Bench`, or the `command`); returns
+    /// its pid once it listens.
+    pub async fn start_server(&mut self) -> Result<u32> {
+        let server = self.server.clone();
+        self.spawn_sidecar("server sidecar", server).await?;
+        self.processes
+            .last()
+            .and_then(Child::id)
+            .context("the server sidecar exited at once")
+    }
+
+    /// Spawns one `kar run` with `extra` arguments and waits until it listens; returns
+    /// its runtime port.
+    async fn spawn_sidecar(&mut self, label: &'static str, extra: Vec<String>) -> Result<u16> {
+        let port = free_port()?;
+        let args = [
+            "run".to_string(),
+            "-app".into(),
+            "bench".into(),
+            "-app_port".into(),
+            self.app_port.to_string(),
+            "-runtime_port".into(),
+            port.to_string(),
+        ];
+        let child = Command::new(&self.kar)
+            .args(args)
+            .args(self.store.kar_args())
+            .args(extra)
+            .envs(self.env.iter().cloned())
+            .stdout(sidecar_log(label, port)?)
+            .kill_on_drop(true)
+            .spawn()
+            .context("starting kar")?;
+        self.processes.push(child);
+        self.labels.push(label);
+        // Generous: under a profiler (bench/callgrind.sh) on a loaded host a
+        // sidecar takes seconds to start.
+        wait_for_tcp_within(port, Duration::from_secs(60)).await?;
+        Ok(port)
+    }
+
+    /// The store's directory (`KAR_HOME`; the embedded store's files live there).
+    pub fn home(&self) -> &Path {
+        self.home.path()
+    }
+
+    /// The port of the Redis the sidecars use (`None` on the embedded store).
+    pub fn redis_port(&self) -> Option<u16> {
+        primary_port(&self.env).ok()
     }
 
     /// `(what, pid)` of every live process of the mesh.

@@ -69,6 +69,8 @@ pub struct Report {
     /// and the seconds of publishing of each.
     event_rates: Vec<(String, EventRate)>,
     event_rate_seconds: u64,
+    /// Cost as the work grows, per store (`growth.rs`).
+    growth: Vec<crate::growth::StoreGrowth>,
 }
 
 pub fn ms(d: Duration) -> f64 {
@@ -105,6 +107,7 @@ impl Report {
             keyed: Vec::new(),
             event_rates: Vec::new(),
             event_rate_seconds: 0,
+            growth: Vec::new(),
         }
     }
 
@@ -313,6 +316,7 @@ impl Report {
         if !self.recovery.is_empty() {
             out.push_str(&recovery_markdown(&self.recovery));
         }
+        out.push_str(&crate::growth::markdown(&self.growth));
         let _ = writeln!(out, "\n{GUARANTEES}");
         out
     }
@@ -574,6 +578,10 @@ fn detection(r: &RecoveryFigures) -> String {
 }
 
 impl Report {
+    pub fn push_growth(&mut self, figures: crate::growth::StoreGrowth) {
+        self.growth.push(figures);
+    }
+
     pub fn push_recovery(&mut self, figures: RecoveryFigures) {
         let mut sorted = figures.retry.clone();
         sorted.sort_unstable();

@@ -75,3 +75,45 @@ fn short_benchmark_reports_every_table() {
         "{samples}"
     );
 }
+
+/// The cost-as-the-work-grows workloads (`--growth`) at tiny sizes on the embedded
+/// store: they complete, every actor's state is read back (the benchmark checks each
+/// entry and fails otherwise), and every tell of the backlog ran exactly once.
+#[test]
+fn short_growth_reports_every_workload() {
+    let out = tempfile::tempdir().unwrap();
+    let run = Command::new(env!("CARGO_BIN_EXE_kar-bench"))
+        .arg("--kar")
+        .arg(kar_bin())
+        .args(["--stores", "embedded", "--growth", "2000,2000,1000"])
+        .arg("--growth-only")
+        .arg("--out")
+        .arg(out.path())
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "kar-bench failed: {}\n{}\n{}",
+        run.status,
+        String::from_utf8_lossy(&run.stdout),
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let report = std::fs::read_to_string(out.path().join("latest.md")).unwrap();
+    for expected in [
+        "Actors on kar embedded:",
+        "| figure | 200 actors | 2000 actors | growth (full / tenth) |",
+        "Backlog of tells on kar embedded:",
+        "| tells never executed | 0 | 0 | – |",
+        "| tells executed twice | 0 | 0 | – |",
+        "Periodic reminders on kar embedded:",
+        "| firings/s demanded | 100 | 1000 | 10.0× |",
+    ] {
+        assert!(
+            report.contains(expected),
+            "no {expected:?} in the report:\n{report}"
+        );
+    }
+    // No workload failed (failures are reported, not fatal), the others were skipped.
+    assert!(!report.contains("**Failed on"), "{report}");
+    assert!(!report.contains("| kar embedded |"), "{report}");
+}
