@@ -483,9 +483,9 @@ impl Runtime {
                 log_tell_outcome(&request, &outcome);
             }
             self.complete(&request.id, &outcome).await;
-            if request.kind == RequestKind::Tell {
-                // It may have been an event delivery: the subscription's next event
-                // can go now.
+            if request.kind == RequestKind::Tell && is_event_delivery(&request) {
+                // The subscription's next event can go now. Only then: every other
+                // tell (a burst of reminder firings) would run a delivery pass each.
                 self.wakes.events.notify_one();
             }
         }
@@ -720,6 +720,12 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// Whether `request` delivers an event: its flow is named after its origin
+/// (`flow-event-<uuid>`, `ActorTells::tell`), and tail calls keep the flow.
+fn is_event_delivery(request: &Request) -> bool {
+    request.flow.0.starts_with("flow-event-")
+}
+
 fn log_tell_outcome(request: &Request, outcome: &Outcome) {
     match outcome {
         Outcome::Reply(reply) if !reply.is_success() => tracing::warn!(
@@ -737,5 +743,68 @@ fn log_tell_outcome(request: &Request, outcome: &Outcome) {
         ),
         Outcome::Failed(reason) => tracing::error!(request = %request.id, "tell failed: {reason}"),
         _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kar_protocol::{FlowId, NodeId};
+
+    fn queued(actor: &str) -> Admitted {
+        let request = Request::new(
+            RequestKind::Tell,
+            Target::Actor {
+                actor_type: "A".to_string(),
+                id: actor.to_string(),
+            },
+            Invocation {
+                method: "POST".to_string(),
+                path: format!("/actor/A/{actor}/m"),
+                query: None,
+                headers: Vec::new(),
+                body: bytes::Bytes::new(),
+            },
+            NodeId("n".to_string()),
+            FlowId::generate(),
+            None,
+            None,
+        );
+        Admitted {
+            request: Box::new(request),
+            token: 0,
+            abandoned: oneshot::channel().1,
+        }
+    }
+
+    fn target(actor: &str) -> Target {
+        Target::Actor {
+            actor_type: "A".to_string(),
+            id: actor.to_string(),
+        }
+    }
+
+    /// The queue is FIFO, and a call takes the tells queued for its actor, in order,
+    /// leaving the others in theirs.
+    #[test]
+    fn admission_queue_keeps_arrival_order() {
+        let mut state = AdmissionState::default();
+        let tells: Vec<Admitted> = ["1", "2", "1", "3", "1"].map(queued).into();
+        let ids: Vec<RequestId> = tells.iter().map(|t| t.request.id.clone()).collect();
+        for tell in tells {
+            state.push(tell);
+        }
+        let taken: Vec<RequestId> = state
+            .take_for(&target("1"))
+            .into_iter()
+            .map(|t| t.request.id)
+            .collect();
+        assert_eq!(taken, [ids[0].clone(), ids[2].clone(), ids[4].clone()]);
+        assert!(state.take_for(&target("1")).is_empty());
+        assert_eq!(state.pop().map(|t| t.request.id), Some(ids[1].clone()));
+        assert_eq!(state.queued_actors.get(&target("3")), Some(&1));
+        assert_eq!(state.pop().map(|t| t.request.id), Some(ids[3].clone()));
+        assert!(state.pop().is_none());
+        assert!(state.queued_actors.is_empty());
     }
 }
