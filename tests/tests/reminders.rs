@@ -267,3 +267,57 @@ store_test!(
         );
     }
 );
+
+/// Reminders of the burst test: well above the default `-max_concurrent_tells` (256).
+const BURST: usize = 3000;
+
+store_test!(
+    /// A burst of one-shot reminders due at the same moment on many actors (issue 11):
+    /// the tells queue behind `-max_concurrent_tells`, every firing is executed exactly
+    /// once, and the sidecar executing them keeps its lease (on Redis it once fenced
+    /// itself under such a burst: its renewal starved behind the request work).
+    fn a_burst_of_due_reminders_fires_each_once(store) {
+        let app = unique_app("reminders-burst");
+        let server = server(store, &app).spawn();
+        server.expect_output("reminder server listening", FIRING_TIMEOUT);
+        // Due a few seconds from now: scheduling them all takes less, so most come due
+        // at once (whether they do changes the load, not what is checked). The client's
+        // sidecar fires them while it lives, the server's once it left.
+        let mut client = node_client(
+            store,
+            &app,
+            "reminders/client.js",
+            &["burst", "b", "5000", &BURST.to_string()],
+        )
+        .spawn();
+        client.expect_success(CLIENT_TIMEOUT);
+        let ids = || -> Vec<String> {
+            server
+                .output()
+                .lines()
+                .filter_map(|line| line.split_once("[STDOUT] once "))
+                .filter_map(|(_, rest)| rest.strip_suffix(" b"))
+                .map(str::to_string)
+                .collect()
+        };
+        let distinct = || ids().into_iter().collect::<std::collections::HashSet<_>>().len();
+        assert!(
+            poll_until(Duration::from_secs(120), Duration::from_millis(200), || {
+                distinct() == BURST
+            }),
+            "{} of {BURST} firings executed:\n{}",
+            distinct(),
+            server.output()
+        );
+        let executed = ids();
+        assert_eq!(executed.len(), BURST, "a firing ran twice");
+        let output = server.output();
+        for fenced in [
+            "removed from the mesh",
+            "fencing this member",
+            "could not renew",
+        ] {
+            assert!(!output.contains(fenced), "the sidecar logged {fenced:?}:\n{output}");
+        }
+    }
+);

@@ -46,10 +46,15 @@ pub struct RuntimeConfig {
     /// How long a graceful leave lets the requests running here finish
     /// (`-shutdown_grace`); those still running then are left to recovery.
     pub shutdown_grace: Duration,
+    /// Most tells (requests nobody waits for) executing here at once
+    /// (`-max_concurrent_tells`, `executor.rs`); 0 = no cap.
+    pub max_concurrent_tells: usize,
 }
 
 /// The default `-actor_rebalance_rate` (moves per second).
 pub const DEFAULT_ACTOR_REBALANCE_RATE: u32 = 100;
+/// The default `-max_concurrent_tells`.
+pub const DEFAULT_MAX_CONCURRENT_TELLS: usize = 256;
 /// The default `-shutdown_grace`: Kubernetes' default termination grace period.
 pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 
@@ -72,6 +77,7 @@ impl RuntimeConfig {
             kafka: None,
             actor_rebalance_rate: DEFAULT_ACTOR_REBALANCE_RATE,
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
+            max_concurrent_tells: DEFAULT_MAX_CONCURRENT_TELLS,
         }
     }
 }

@@ -12,7 +12,7 @@ use kar_protocol::{
     Invocation, Outcome, Reply, Request, RequestId, RequestKind, Target, TraceContext,
 };
 use kar_store_api::{Inbox, Message};
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::{oneshot, watch, Notify};
@@ -41,6 +41,82 @@ pub(crate) struct Executor {
     /// While tracing is on: the component-call span of each request the component
     /// is executing here, the parent of the nested requests it makes.
     traced: Mutex<HashMap<RequestId, (TraceContext, Target)>>,
+    /// Back-pressure on tells (`-max_concurrent_tells`).
+    admission: Admission,
+}
+
+/// Caps the tells (requests nobody waits for: `Pragma: async` tells, reminder
+/// firings, event deliveries) executing here at once: a due burst of reminders would
+/// otherwise become as many tasks at once, whose store transitions pile up and time
+/// out and whose scheduling starves everything else. The tells beyond the cap wait
+/// in a FIFO queue, already accepted (durable in the store) and tracked, so they are
+/// abandoned, handed over on leave and counted like any request executing here.
+///
+/// Requests somebody waits for (calls, promises) are never queued: a tell may wait
+/// for one (a nested call), so queueing them behind tells could deadlock. To keep an
+/// actor's arrival order (guarantee 7), a call to an actor first admits the tells
+/// to it that arrived before it, over the cap if need be: nothing a call waits for
+/// ever waits for the cap.
+struct Admission {
+    /// Most tells executing at once (`usize::MAX`: no cap).
+    cap: usize,
+    state: Mutex<AdmissionState>,
+}
+
+#[derive(Default)]
+struct AdmissionState {
+    /// Tells admitted and not finished (above `cap` after a call admitted some).
+    running: usize,
+    queue: VecDeque<Admitted>,
+    /// How many tells to each actor wait in `queue`.
+    queued_actors: HashMap<Target, usize>,
+}
+
+/// A request accepted here, tracked, and not executing yet.
+struct Admitted {
+    request: Box<Request>,
+    token: u64,
+    abandoned: oneshot::Receiver<()>,
+}
+
+impl AdmissionState {
+    fn push(&mut self, admitted: Admitted) {
+        if matches!(admitted.request.target, Target::Actor { .. }) {
+            *self
+                .queued_actors
+                .entry(admitted.request.target.clone())
+                .or_default() += 1;
+        }
+        self.queue.push_back(admitted);
+    }
+
+    fn pop(&mut self) -> Option<Admitted> {
+        let admitted = self.queue.pop_front()?;
+        self.unqueued(&admitted.request.target);
+        Some(admitted)
+    }
+
+    fn unqueued(&mut self, target: &Target) {
+        if let Some(n) = self.queued_actors.get_mut(target) {
+            *n -= 1;
+            if *n == 0 {
+                self.queued_actors.remove(target);
+            }
+        }
+    }
+
+    /// Takes the queued tells to `target` (in order).
+    fn take_for(&mut self, target: &Target) -> VecDeque<Admitted> {
+        if !self.queued_actors.contains_key(target) {
+            return VecDeque::new();
+        }
+        let (taken, kept): (VecDeque<_>, VecDeque<_>) = std::mem::take(&mut self.queue)
+            .into_iter()
+            .partition(|a| &a.request.target == target);
+        self.queue = kept;
+        self.queued_actors.remove(target);
+        taken
+    }
 }
 
 /// One execution of a request here.
@@ -54,7 +130,8 @@ struct InFlight {
 }
 
 impl Executor {
-    pub(crate) fn new(app: Option<Arc<dyn AppClient>>) -> Self {
+    /// `max_concurrent_tells`: 0 = no cap.
+    pub(crate) fn new(app: Option<Arc<dyn AppClient>>, max_concurrent_tells: usize) -> Self {
         Executor {
             app,
             actors: ActorTable::new(),
@@ -66,6 +143,21 @@ impl Executor {
             in_flight: Mutex::new(HashMap::new()),
             next_token: AtomicU64::new(0),
             traced: Mutex::new(HashMap::new()),
+            admission: Admission {
+                cap: match max_concurrent_tells {
+                    0 => usize::MAX,
+                    cap => cap,
+                },
+                state: Mutex::new(AdmissionState::default()),
+            },
+        }
+    }
+
+    /// The execution `token` of request `id` ended (or will never start here).
+    fn finished(&self, id: &RequestId, token: u64) {
+        self.untrack(id, token);
+        if self.executing.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.executing_done.notify_waiters();
         }
     }
 
@@ -209,9 +301,18 @@ impl Runtime {
             Message::Execute(request) => {
                 self.executor.executing.fetch_add(1, Ordering::SeqCst);
                 // Tracked before the next message is handled: an Abandon right
-                // behind it in the inbox finds it.
+                // behind it in the inbox finds it (queued or not).
                 let (token, abandoned) = self.executor.track(&request.id);
-                tokio::spawn(self.clone().execute(*request, token, abandoned));
+                let admitted = Admitted {
+                    request,
+                    token,
+                    abandoned,
+                };
+                if admitted.request.kind.expects_reply() {
+                    self.admit_awaited(admitted);
+                } else {
+                    self.admit_tell(admitted);
+                }
             }
             Message::Completed { id, outcome, .. } => self.caller.deliver(&id, outcome),
             Message::MembersChanged => {
@@ -225,6 +326,89 @@ impl Runtime {
             }
             Message::Signal(signal) => self.on_signal(signal),
         }
+    }
+
+    /// A tell runs now if the cap allows and none waits before it, else queues.
+    fn admit_tell(self: &Arc<Self>, admitted: Admitted) {
+        let admission = &self.executor.admission;
+        let mut state = lock(&admission.state);
+        if state.running < admission.cap && state.queue.is_empty() {
+            state.running += 1;
+            // Spawned under the lock: tasks start in admission order.
+            self.spawn_execution(admitted, true);
+        } else {
+            state.push(admitted);
+        }
+    }
+
+    /// A call or promise runs now, after the tells queued for its actor (arrival
+    /// order), which are admitted over the cap.
+    fn admit_awaited(self: &Arc<Self>, admitted: Admitted) {
+        if matches!(admitted.request.target, Target::Actor { .. }) {
+            let mut state = lock(&self.executor.admission.state);
+            let before = state.take_for(&admitted.request.target);
+            state.running += before.len();
+            for tell in before {
+                self.spawn_execution(tell, true);
+            }
+        }
+        self.spawn_execution(admitted, false);
+    }
+
+    /// A capped tell finished: the next queued ones may run (or, while leaving the
+    /// mesh, are left for another member without starting here).
+    fn release_tell(self: &Arc<Self>) {
+        let admission = &self.executor.admission;
+        let mut state = lock(&admission.state);
+        state.running -= 1;
+        while state.running < admission.cap {
+            let Some(next) = state.pop() else { break };
+            if self.is_shutting_down() && !self.executor.actors.flow_is_running(&next.request.flow)
+            {
+                self.not_started_here(next);
+                continue;
+            }
+            state.running += 1;
+            self.spawn_execution(next, true);
+        }
+    }
+
+    /// Leaving the mesh: the queued tells are not started here; leaving hands them
+    /// to another member, uncharged.
+    pub(crate) fn drop_queued_tells(&self) {
+        let mut state = lock(&self.executor.admission.state);
+        let queued = std::mem::take(&mut state.queue);
+        state.queued_actors.clear();
+        for admitted in queued {
+            if self.executor.actors.flow_is_running(&admitted.request.flow) {
+                // A flow running here goes on here (as in `handle`).
+                state.push(admitted);
+            } else {
+                self.not_started_here(admitted);
+            }
+        }
+    }
+
+    fn not_started_here(&self, admitted: Admitted) {
+        let id = &admitted.request.id;
+        tracing::debug!(request = %id, "leaving the mesh: not starting it here");
+        self.executor.not_started(id);
+        self.executor.finished(id, admitted.token);
+    }
+
+    fn spawn_execution(self: &Arc<Self>, admitted: Admitted, capped: bool) {
+        let Admitted {
+            request,
+            token,
+            abandoned,
+        } = admitted;
+        let runtime = self.clone();
+        tokio::spawn(async move {
+            runtime.clone().execute(*request, token, abandoned).await;
+            if capped {
+                runtime.release_tell();
+            }
+        });
     }
 
     async fn execute(
@@ -241,15 +425,16 @@ impl Runtime {
                 std::future::pending::<()>().await;
             }
         };
+        // Biased: a tell that waited in the queue may have been abandoned, or its
+        // component may have gone, meanwhile; it must not start then.
         tokio::select! {
+            biased;
             _ = abandoned => {
                 // Dropping the execution drops the call to the component (which may
                 // still finish its own work) and releases the actor lock; the store
                 // already completed or paused the request, so nothing is recorded.
                 tracing::info!("request {id} abandoned: an operator killed or paused it");
             }
-            // Its entry (started or not) goes with `untrack` below.
-            _ = self.clone().execute_to_completion(request) => {}
             _ = gone.wait_for(|gone| *gone) => {
                 // The component died with the request: leaving the mesh re-routes it.
                 tracing::warn!(request = %id, "component gone: request left for another member");
@@ -258,11 +443,10 @@ impl Runtime {
                     self.executor.not_started(&id);
                 }
             }
+            // Its entry (started or not) goes with `finished` below.
+            _ = self.clone().execute_to_completion(request) => {}
         }
-        self.executor.untrack(&id, token);
-        if self.executor.executing.fetch_sub(1, Ordering::SeqCst) == 1 {
-            self.executor.executing_done.notify_waiters();
-        }
+        self.executor.finished(&id, token);
     }
 
     async fn execute_to_completion(self: Arc<Self>, request: Request) {
@@ -299,9 +483,9 @@ impl Runtime {
                 log_tell_outcome(&request, &outcome);
             }
             self.complete(&request.id, &outcome).await;
-            if request.kind == RequestKind::Tell {
-                // It may have been an event delivery: the subscription's next event
-                // can go now.
+            if request.kind == RequestKind::Tell && is_event_delivery(&request) {
+                // The subscription's next event can go now. Only then: every other
+                // tell (a burst of reminder firings) would run a delivery pass each.
                 self.wakes.events.notify_one();
             }
         }
@@ -536,6 +720,12 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// Whether `request` delivers an event: its flow is named after its origin
+/// (`flow-event-<uuid>`, `ActorTells::tell`), and tail calls keep the flow.
+fn is_event_delivery(request: &Request) -> bool {
+    request.flow.0.starts_with("flow-event-")
+}
+
 fn log_tell_outcome(request: &Request, outcome: &Outcome) {
     match outcome {
         Outcome::Reply(reply) if !reply.is_success() => tracing::warn!(
@@ -553,5 +743,68 @@ fn log_tell_outcome(request: &Request, outcome: &Outcome) {
         ),
         Outcome::Failed(reason) => tracing::error!(request = %request.id, "tell failed: {reason}"),
         _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kar_protocol::{FlowId, NodeId};
+
+    fn queued(actor: &str) -> Admitted {
+        let request = Request::new(
+            RequestKind::Tell,
+            Target::Actor {
+                actor_type: "A".to_string(),
+                id: actor.to_string(),
+            },
+            Invocation {
+                method: "POST".to_string(),
+                path: format!("/actor/A/{actor}/m"),
+                query: None,
+                headers: Vec::new(),
+                body: bytes::Bytes::new(),
+            },
+            NodeId("n".to_string()),
+            FlowId::generate(),
+            None,
+            None,
+        );
+        Admitted {
+            request: Box::new(request),
+            token: 0,
+            abandoned: oneshot::channel().1,
+        }
+    }
+
+    fn target(actor: &str) -> Target {
+        Target::Actor {
+            actor_type: "A".to_string(),
+            id: actor.to_string(),
+        }
+    }
+
+    /// The queue is FIFO, and a call takes the tells queued for its actor, in order,
+    /// leaving the others in theirs.
+    #[test]
+    fn admission_queue_keeps_arrival_order() {
+        let mut state = AdmissionState::default();
+        let tells: Vec<Admitted> = ["1", "2", "1", "3", "1"].map(queued).into();
+        let ids: Vec<RequestId> = tells.iter().map(|t| t.request.id.clone()).collect();
+        for tell in tells {
+            state.push(tell);
+        }
+        let taken: Vec<RequestId> = state
+            .take_for(&target("1"))
+            .into_iter()
+            .map(|t| t.request.id)
+            .collect();
+        assert_eq!(taken, [ids[0].clone(), ids[2].clone(), ids[4].clone()]);
+        assert!(state.take_for(&target("1")).is_empty());
+        assert_eq!(state.pop().map(|t| t.request.id), Some(ids[1].clone()));
+        assert_eq!(state.queued_actors.get(&target("3")), Some(&1));
+        assert_eq!(state.pop().map(|t| t.request.id), Some(ids[3].clone()));
+        assert!(state.pop().is_none());
+        assert!(state.queued_actors.is_empty());
     }
 }

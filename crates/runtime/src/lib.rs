@@ -88,7 +88,8 @@ pub use bindings::{Binding, Bindings};
 pub use caller::Accepted;
 pub use clock::Clock;
 pub use config::{
-    RuntimeConfig, DEFAULT_ACTOR_REBALANCE_RATE, DEFAULT_EVENT_RETENTION, DEFAULT_SHUTDOWN_GRACE,
+    RuntimeConfig, DEFAULT_ACTOR_REBALANCE_RATE, DEFAULT_EVENT_RETENTION,
+    DEFAULT_MAX_CONCURRENT_TELLS, DEFAULT_SHUTDOWN_GRACE,
 };
 pub use error::{AwaitError, RuntimeError};
 pub use events::Events;

@@ -81,12 +81,13 @@ impl Runtime {
             .clone()
             .map(|k| Arc::new(crate::kafka::Kafka::new(k)));
         let (consumed_tx, consumed_rx) = mpsc::unbounded_channel();
+        let executor = Executor::new(app, config.max_concurrent_tells);
         let runtime = Arc::new(Runtime {
             config,
             node,
             store,
             caller: Caller::new(consumed_tx),
-            executor: Executor::new(app),
+            executor,
             wakes: Wakes::default(),
             mesh: Default::default(),
             mesh_running: Default::default(),
@@ -223,6 +224,8 @@ impl Runtime {
             return;
         }
         tracing::info!(node = %self.node, "leaving the mesh");
+        // The tells queued behind the cap are not started here any more.
+        self.drop_queued_tells();
         let began = tokio::time::Instant::now();
         let deadline = began + self.config.shutdown_grace;
         let finished = tokio::time::timeout_at(deadline, self.executor.all_finished()).await;

@@ -149,6 +149,13 @@ const ACTOR_REBALANCE_RATE: Flag = Flag::new(
     "100",
     "Most actors per second this sidecar moves to replicas holding fewer of their type (0 = never)",
 );
+const MAX_CONCURRENT_TELLS: Flag = Flag::new(
+    "max_concurrent_tells",
+    Kind::Int,
+    "256",
+    "Most tells (async invocations, reminder firings, event deliveries) executing at once here;\n\
+     the others wait in arrival order (0 = no cap)",
+);
 
 pub const FLAGS: &[&Flag] = &[
     &SERVICE,
@@ -173,6 +180,7 @@ pub const FLAGS: &[&Flag] = &[
     &IDEMPOTENCY_RETENTION,
     &SHUTDOWN_GRACE_FLAG,
     &ACTOR_REBALANCE_RATE,
+    &MAX_CONCURRENT_TELLS,
 ];
 
 /// How much longer than `-shutdown_grace` leaving may take in all (the leave's own
@@ -210,6 +218,8 @@ pub struct RunOptions {
     pub shutdown_grace: Duration,
     /// `-actor_rebalance_rate`: actor moves per second (0: no rebalancing).
     pub actor_rebalance_rate: u32,
+    /// `-max_concurrent_tells` (0: no cap).
+    pub max_concurrent_tells: usize,
 }
 
 impl RunOptions {
@@ -257,6 +267,8 @@ impl RunOptions {
                 .map_err(|_| anyhow!("-shutdown_grace must not be negative"))?,
             actor_rebalance_rate: u32::try_from(m.int("actor_rebalance_rate"))
                 .map_err(|_| anyhow!("-actor_rebalance_rate must be between 0 and {}", u32::MAX))?,
+            max_concurrent_tells: usize::try_from(m.int("max_concurrent_tells"))
+                .map_err(|_| anyhow!("-max_concurrent_tells must not be negative"))?,
         })
     }
 }
@@ -324,6 +336,7 @@ pub async fn run(ctx: Context) -> Result<i32> {
     runtime_config.idempotency_retention = options.idempotency_retention;
     runtime_config.shutdown_grace = options.shutdown_grace;
     runtime_config.actor_rebalance_rate = options.actor_rebalance_rate;
+    runtime_config.max_concurrent_tells = options.max_concurrent_tells;
     // Components without -service still host `kar.none`, so they get an app client too.
     let app = HttpAppClient::new(AppClientConfig {
         app_port: options.app_port,
@@ -624,6 +637,14 @@ mod tests {
         assert_eq!(o.max_attempts, 3);
         assert_eq!(o.shutdown_grace, Duration::from_secs(30));
         assert_eq!(o.actor_rebalance_rate, 100);
+        assert_eq!(
+            o.max_concurrent_tells,
+            kar_runtime::DEFAULT_MAX_CONCURRENT_TELLS
+        );
+        assert_eq!(
+            options(&["-max_concurrent_tells", "0"]).max_concurrent_tells,
+            0
+        );
         assert_eq!(options(&["-max_attempts", "0"]).max_attempts, 0);
         assert_eq!(o.idempotency_retention, Duration::from_secs(24 * 3600));
         assert_eq!(

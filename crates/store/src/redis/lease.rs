@@ -32,6 +32,15 @@
 //! dropped would otherwise only carry the next renewal after TCP's retransmission
 //! back-off (seconds), and a partition shorter than the lease would fence the member
 //! needlessly.
+//!
+//! # Renewals that request work cannot starve
+//!
+//! Each member's renewal runs on an OS thread of its own, with a single-threaded
+//! tokio runtime ([`spawn`]), and opens its connections there (a connection's driver
+//! runs on the runtime that opened it): a sidecar whose runtime is swamped by request
+//! work (thousands of runnable tasks after a burst of due reminders) still renews in
+//! time, instead of fencing itself while alive and well. The recoveries it starts run
+//! on the store's runtime.
 
 use super::connect::Connector;
 use super::replication::{StoreConn, Wait};
@@ -43,8 +52,9 @@ use redis::AsyncConnectionConfig;
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::watch;
-use tokio::task::{AbortHandle, JoinSet};
+use tokio::runtime::Handle;
+use tokio::sync::{oneshot, watch};
+use tokio::task::{AbortHandle, JoinHandle, JoinSet};
 use tokio::time::Instant;
 
 /// A member joined through this handle.
@@ -142,6 +152,78 @@ pub(super) struct Renewal {
     pub(super) lease: Duration,
     pub(super) margin: Duration,
     pub(super) lease_end: Arc<Mutex<Instant>>,
+    /// The store's runtime: the recoveries run there.
+    pub(super) main: Handle,
+}
+
+/// Why a renewal could not start.
+pub(super) enum SpawnError {
+    /// No renewal connection could be opened.
+    Connect(redis::RedisError),
+    /// No thread (or runtime) for it.
+    Thread(std::io::Error),
+}
+
+/// Starts `renewal` on a thread of its own (see the module doc), once its first
+/// connection is open. Aborting the returned task ends the renewal and the thread.
+pub(super) async fn spawn(
+    mut renewal: Renewal,
+    joined: Instant,
+    fenced: watch::Sender<bool>,
+) -> Result<JoinHandle<()>, SpawnError> {
+    let (runtime_tx, runtime_rx) = oneshot::channel();
+    // Dropped when the renewal ends (or is aborted): the thread then ends.
+    let (done_tx, done_rx) = oneshot::channel::<()>();
+    std::thread::Builder::new()
+        .name(format!("kar-lease-{}", renewal.node))
+        .spawn(move || {
+            // Built here: a runtime dropped in an async context panics.
+            match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(runtime) => {
+                    if runtime_tx.send(Ok(runtime.handle().clone())).is_ok() {
+                        runtime.block_on(async {
+                            let _ = done_rx.await;
+                        });
+                    }
+                }
+                Err(e) => {
+                    let _ = runtime_tx.send(Err(e));
+                }
+            }
+        })
+        .map_err(SpawnError::Thread)?;
+    let runtime = runtime_rx
+        .await
+        .map_err(|_| SpawnError::Thread(std::io::Error::other("the lease thread ended")))?
+        .map_err(SpawnError::Thread)?;
+    let (connected_tx, connected_rx) = oneshot::channel();
+    let task = runtime.spawn(async move {
+        let _done = done_tx;
+        match connect(&renewal.client, renewal.lease).await {
+            Ok(conn) => {
+                renewal.conn = Some(conn);
+                if connected_tx.send(Ok(())).is_err() {
+                    // The join was given up.
+                    return;
+                }
+            }
+            Err(e) => {
+                let _ = connected_tx.send(Err(e));
+                return;
+            }
+        }
+        renewal.run(joined, fenced).await;
+    });
+    match connected_rx.await {
+        Ok(Ok(())) => Ok(task),
+        Ok(Err(e)) => Err(SpawnError::Connect(e)),
+        Err(_) => Err(SpawnError::Thread(std::io::Error::other(
+            "the lease thread ended",
+        ))),
+    }
 }
 
 impl Renewal {
@@ -188,8 +270,14 @@ impl Renewal {
             *self.lease_end.lock().unwrap_or_else(|e| e.into_inner()) = sent + lease - self.margin;
             let expired = reply.into_iter().skip(2).collect::<Vec<_>>();
             if !expired.is_empty() {
-                self.recoveries
-                    .start(&self.recovery_conn, &self.keys, &node, expired, lease);
+                self.recoveries.start(
+                    &self.main,
+                    &self.recovery_conn,
+                    &self.keys,
+                    &node,
+                    expired,
+                    lease,
+                );
             }
         }
         tracing::error!(

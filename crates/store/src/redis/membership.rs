@@ -35,17 +35,15 @@ impl MembershipStore for RedisStore {
             .invoke_async::<i64>(&mut self.conn.clone())
             .await?;
 
-        // Renewals get a connection of their own: behind a queue of large
-        // transitions on the shared one they could be answered too late, and the
-        // member would fence itself while alive and well.
-        let renew_conn = lease::connect(&self.client, self.lease)
-            .await
-            .map_err(|e| connect_error(&self.addr, &self.config, e))?;
+        // Renewals get a connection (and a thread, `lease.rs`) of their own: behind
+        // a queue of large transitions on the shared one, or of request work on the
+        // runtime, they could be answered too late, and the member would fence
+        // itself while alive and well.
         let (fenced_tx, fenced_rx) = watch::channel(false);
         let lease_end = Arc::new(Mutex::new(sent + self.lease - self.margin));
         let renewal = Renewal {
             client: self.client.clone(),
-            conn: Some(renew_conn),
+            conn: None,
             recovery_conn: self.conn.clone(),
             recoveries: self.recoveries.clone(),
             keys: self.keys.clone(),
@@ -54,8 +52,17 @@ impl MembershipStore for RedisStore {
             margin: self.margin,
             wait: self.wait,
             lease_end: lease_end.clone(),
+            main: tokio::runtime::Handle::current(),
         };
-        let renew = tokio::spawn(renewal.run(sent, fenced_tx));
+        let renew = lease::spawn(renewal, sent, fenced_tx)
+            .await
+            .map_err(|e| match e {
+                lease::SpawnError::Connect(e) => connect_error(&self.addr, &self.config, e),
+                lease::SpawnError::Thread(e) => StoreError::Unavailable {
+                    reason: format!("cannot start the lease renewal: {e}"),
+                    source: Some(Box::new(e)),
+                },
+            })?;
         let previous = lock(&self.members).insert(
             node.clone(),
             LocalMember {

@@ -106,6 +106,7 @@ impl Recoveries {
     /// on behalf of live member `me`.
     pub(crate) fn start(
         &self,
+        runtime: &tokio::runtime::Handle,
         conn: &StoreConn,
         keys: &Arc<Keys>,
         me: &str,
@@ -127,7 +128,7 @@ impl Recoveries {
             let (mut conn, keys, me, running) =
                 (conn.clone(), keys.clone(), me.to_string(), self.clone());
             let policy = self.1;
-            tokio::spawn(async move {
+            runtime.spawn(async move {
                 let result = recover(
                     &mut conn,
                     &keys,

@@ -9,6 +9,8 @@
  *   cancel-one ID   cancels `periodic` by id (1, then 0), get returns null
  *   cancel-all ID   cancels what is left (`later`): prints the count
  *   beat ID MS      a periodic reminder `beat` (beat('beat') every MS ms from now + MS)
+ *   burst N MS      a one-shot reminder `burst` (once('b')) on each of ID0 .. ID<N-1>,
+ *                   all due at now + MS (a burst of N firings)
  *
  * Prints one line per check; on a mismatch prints "FAIL <check>: ..." and exits 1.
  */
@@ -17,7 +19,7 @@ const assert = require('assert')
 const { actor } = require('kar-sdk')
 
 async function main () {
-  const [scenario, id, ms] = process.argv.slice(2)
+  const [scenario, id, ms, n] = process.argv.slice(2)
   const a = actor.proxy('JsTimer', id)
   if (scenario === 'schedule') {
     const start = new Date(Date.now() + 1000)
@@ -55,6 +57,18 @@ async function main () {
     const period = Number(ms)
     await actor.reminders.schedule(a, 'beat', { id: 'beat', targetTime: new Date(Date.now() + period), period: `${period}ms` }, 'beat')
     console.log('scheduled beat')
+  } else if (scenario === 'burst') {
+    const target = new Date(Date.now() + Number(ms))
+    const count = Number(n)
+    // A few dozen at a time: the sidecar's HTTP/2 session takes them concurrently.
+    for (let i = 0; i < count; i += 50) {
+      const batch = []
+      for (let j = i; j < Math.min(count, i + 50); j++) {
+        batch.push(actor.reminders.schedule(actor.proxy('JsTimer', `${id}${j}`), 'once', { id: 'burst', targetTime: target }, 'b'))
+      }
+      await Promise.all(batch)
+    }
+    console.log(`scheduled burst ${count} late=${Date.now() - target.getTime()}`)
   } else {
     throw new Error(`unknown scenario ${scenario}`)
   }
