@@ -4,7 +4,8 @@
 
 use crate::actor_table::ActorTable;
 use crate::envelope;
-use crate::metrics::{Metrics, StoreGauges};
+use crate::fast_map::FastMap;
+use crate::metrics::{Label, Metrics, StoreGauges};
 use crate::retry::{Backoff, Policy};
 use crate::telemetry::{self, Relation, Span};
 use crate::{AppClient, Runtime};
@@ -12,7 +13,6 @@ use kar_protocol::{
     Invocation, Outcome, Reply, Request, RequestId, RequestKind, Target, TraceContext,
 };
 use kar_store_api::{Inbox, Message};
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::{oneshot, watch, Notify};
@@ -36,11 +36,11 @@ pub(crate) struct Executor {
     /// mesh re-delivers them without charging an attempt (`leave_releasing`).
     pub unstarted: Mutex<Vec<RequestId>>,
     /// Requests executing here (one map, one lock per step of a request's life).
-    in_flight: Mutex<HashMap<RequestId, InFlight>>,
+    in_flight: Mutex<FastMap<RequestId, InFlight>>,
     next_token: AtomicU64,
     /// While tracing is on: the component-call span of each request the component
     /// is executing here, the parent of the nested requests it makes.
-    traced: Mutex<HashMap<RequestId, (TraceContext, Target)>>,
+    traced: Mutex<FastMap<RequestId, (TraceContext, Target)>>,
 }
 
 /// One execution of a request here.
@@ -63,9 +63,9 @@ impl Executor {
             executing: AtomicUsize::new(0),
             executing_done: Notify::new(),
             unstarted: Mutex::new(Vec::new()),
-            in_flight: Mutex::new(HashMap::new()),
+            in_flight: Mutex::new(FastMap::default()),
             next_token: AtomicU64::new(0),
-            traced: Mutex::new(HashMap::new()),
+            traced: Mutex::new(FastMap::default()),
         }
     }
 
@@ -311,13 +311,12 @@ impl Runtime {
         if let Some(failed) = self.check_deadline(request) {
             return failed;
         }
-        let label = format!(
-            "{}:{}",
-            request.target.routing_name(),
-            request.invocation.path
-        );
+        let label = Label {
+            owner: request.target.routing_name(),
+            what: &request.invocation.path,
+        };
         let reply = match self
-            .invoke_traced(&request.invocation, &label, attempt, request)
+            .invoke_traced(&request.invocation, label, attempt, request)
             .await
         {
             Ok(reply) => reply,
@@ -372,7 +371,7 @@ impl Runtime {
     pub(crate) async fn invoke_app(
         &self,
         invocation: &Invocation,
-        label: Option<&str>,
+        label: Option<Label<'_>>,
     ) -> Result<Reply, Outcome> {
         match &self.executor.app {
             Some(app) => {
@@ -423,7 +422,7 @@ impl Runtime {
     pub(crate) async fn invoke_traced(
         &self,
         invocation: &Invocation,
-        label: &str,
+        label: Label<'_>,
         attempt: &Span,
         request: &Request,
     ) -> Result<Reply, Outcome> {
@@ -522,7 +521,7 @@ impl Runtime {
 
 /// Forgets the component-call span of a request when dropped.
 struct Untrace<'a>(
-    &'a Mutex<HashMap<RequestId, (TraceContext, Target)>>,
+    &'a Mutex<FastMap<RequestId, (TraceContext, Target)>>,
     &'a RequestId,
 );
 
