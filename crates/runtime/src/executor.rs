@@ -465,7 +465,7 @@ impl Runtime {
     /// request is never dropped because the store was briefly away.
     async fn complete(&self, id: &RequestId, outcome: &Outcome) {
         self.executor.metrics.completed(outcome);
-        let what = format!("cannot record outcome of {id}");
+        let what = RecordOutcome(id);
         let completed = self
             .retry(Policy::UNTIL_STORE_IS_BACK, &what, || {
                 self.store.complete(&self.node, id, outcome)
@@ -516,6 +516,15 @@ impl Runtime {
             .metrics
             .cancelled_reminders
             .fetch_add(n, Ordering::Relaxed);
+    }
+}
+
+/// What `complete` retries, for its log lines.
+struct RecordOutcome<'a>(&'a RequestId);
+
+impl std::fmt::Display for RecordOutcome<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "cannot record outcome of {}", self.0)
     }
 }
 
