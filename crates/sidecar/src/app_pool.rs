@@ -82,14 +82,16 @@ impl Http1Pool {
         self.idle.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// The most recently used idle connection that is ready for a request; if none
+    /// is ready yet (each was put back the moment its response was read, before its
+    /// connection task caught up), the most recent one, to wait for.
     fn checkout(&self) -> Option<SendRequest<Full<Bytes>>> {
         let mut idle = self.lock();
-        while let Some(sender) = idle.pop() {
-            if !sender.is_closed() {
-                return Some(sender);
-            }
+        idle.retain(|sender| !sender.is_closed());
+        match idle.iter().rposition(|sender| sender.is_ready()) {
+            Some(ready) => Some(idle.swap_remove(ready)),
+            None => idle.pop(),
         }
-        None
     }
 
     fn checkin(&self, sender: SendRequest<Full<Bytes>>) {
