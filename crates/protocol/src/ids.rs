@@ -15,7 +15,12 @@ macro_rules! id_type {
         impl $name {
             /// A fresh unique id with the conventional prefix.
             pub fn generate() -> Self {
-                Self(format!(concat!($prefix, "-{}"), $uuid))
+                // Written in place, not through `format!` (two per request made).
+                let mut text = String::with_capacity($prefix.len() + 1 + 36);
+                text.push_str(concat!($prefix, "-"));
+                let mut buf = uuid::Uuid::encode_buffer();
+                text.push_str($uuid.hyphenated().encode_lower(&mut buf));
+                Self(text)
             }
             pub fn as_str(&self) -> &str {
                 &self.0

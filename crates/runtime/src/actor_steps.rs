@@ -5,6 +5,7 @@
 use crate::actors::ActorRemoval;
 use crate::envelope::{self, Continuation, Interpretation};
 use crate::executor::KAR_JSON;
+use crate::metrics::Label;
 use crate::retry::Policy;
 use crate::telemetry::{self, Relation, Span};
 use crate::{Clock, Runtime};
@@ -111,8 +112,11 @@ impl Runtime {
                 headers: Vec::new(),
                 body: Bytes::new(),
             };
-            let label = format!("{}:activate", actor.actor_type);
-            match self.invoke_traced(&activation, &label, span, request).await {
+            let label = Label {
+                owner: &actor.actor_type,
+                what: "activate",
+            };
+            match self.invoke_traced(&activation, label, span, request).await {
                 Ok(reply) if reply.status >= 400 => return Step::Done(Outcome::Reply(reply)),
                 Ok(_) => actors.set_activated(actor, true),
                 Err(failed) => return Step::Done(failed),
@@ -125,8 +129,11 @@ impl Runtime {
             .path
             .strip_prefix(&base)
             .unwrap_or(&invocation.path);
-        let label = format!("{}:{}", actor.actor_type, method.trim_start_matches('/'));
-        let reply = match self.invoke_traced(&invocation, &label, span, request).await {
+        let label = Label {
+            owner: &actor.actor_type,
+            what: method.trim_start_matches('/'),
+        };
+        let reply = match self.invoke_traced(&invocation, label, span, request).await {
             Ok(reply) => reply,
             Err(failed) => return Step::Done(failed),
         };
@@ -256,8 +263,11 @@ impl Runtime {
             body: Bytes::new(),
         };
         self.executor.actors.set_activated(actor, false);
-        let label = format!("{}:deactivate", actor.actor_type);
-        match self.invoke_app(&invocation, Some(&label)).await {
+        let label = Label {
+            owner: &actor.actor_type,
+            what: "deactivate",
+        };
+        match self.invoke_app(&invocation, Some(label)).await {
             Ok(reply) if reply.status >= 400 => tracing::warn!(
                 "deactivation of {} {} answered {}",
                 actor.actor_type,

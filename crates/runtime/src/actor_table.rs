@@ -2,9 +2,9 @@
 //! spec §4.2), whether they are activated in the component, and when they were last
 //! used (for idle collection, spec §4.1).
 
+use crate::fast_map::FastMap;
 use crate::locks::{Acquire, LockTable, Ticket};
 use kar_protocol::{ActorRef, FlowId};
-use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
 use tokio::sync::oneshot;
@@ -17,8 +17,8 @@ struct Instance {
 
 struct State {
     locks: LockTable<ActorRef>,
-    wakers: HashMap<Ticket, oneshot::Sender<()>>,
-    instances: HashMap<ActorRef, Instance>,
+    wakers: FastMap<Ticket, oneshot::Sender<()>>,
+    instances: FastMap<ActorRef, Instance>,
 }
 
 pub(crate) struct ActorTable {
@@ -35,8 +35,8 @@ impl ActorTable {
         ActorTable {
             state: Mutex::new(State {
                 locks: LockTable::new(),
-                wakers: HashMap::new(),
-                instances: HashMap::new(),
+                wakers: FastMap::default(),
+                instances: FastMap::default(),
             }),
         }
     }

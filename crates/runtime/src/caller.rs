@@ -3,10 +3,10 @@
 //! parks it here until `/kar/v1/await`, and consumed outcomes are deleted from the
 //! store in batches.
 
+use crate::fast_map::FastMap;
 use crate::{telemetry, AwaitError, Runtime, RuntimeError};
 use kar_protocol::{FlowId, Invocation, Outcome, Reply, Request, RequestId, RequestKind, Target};
 use kar_store_api::Routing;
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::{mpsc, oneshot};
 
@@ -57,11 +57,11 @@ enum PromiseSlot {
 
 /// The outcomes this member waits for.
 pub(crate) struct Caller {
-    waiters: Mutex<HashMap<RequestId, Waiter>>,
+    waiters: Mutex<FastMap<RequestId, Waiter>>,
     /// Duplicates of keyed requests waiting here for the outcome of a request they
     /// did not make (`idempotency.rs`): served too when that request was made here
     /// and its outcome arrives (they also read it from the store).
-    attached: Mutex<HashMap<RequestId, Vec<oneshot::Sender<Outcome>>>>,
+    attached: Mutex<FastMap<RequestId, Vec<oneshot::Sender<Outcome>>>>,
     /// Outcomes consumed by their caller, to be deleted from the store in batches.
     consumed: mpsc::UnboundedSender<RequestId>,
 }
@@ -69,13 +69,13 @@ pub(crate) struct Caller {
 impl Caller {
     pub(crate) fn new(consumed: mpsc::UnboundedSender<RequestId>) -> Self {
         Caller {
-            waiters: Mutex::new(HashMap::new()),
-            attached: Mutex::new(HashMap::new()),
+            waiters: Mutex::new(FastMap::default()),
+            attached: Mutex::new(FastMap::default()),
             consumed,
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, HashMap<RequestId, Waiter>> {
+    fn lock(&self) -> MutexGuard<'_, FastMap<RequestId, Waiter>> {
         // A panic while holding this lock cannot leave the map inconsistent.
         self.waiters.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -117,7 +117,7 @@ impl Caller {
         }
     }
 
-    fn lock_attached(&self) -> MutexGuard<'_, HashMap<RequestId, Vec<oneshot::Sender<Outcome>>>> {
+    fn lock_attached(&self) -> MutexGuard<'_, FastMap<RequestId, Vec<oneshot::Sender<Outcome>>>> {
         // A poisoned map only held senders: keep using it.
         self.attached.lock().unwrap_or_else(|e| e.into_inner())
     }

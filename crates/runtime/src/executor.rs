@@ -4,7 +4,8 @@
 
 use crate::actor_table::ActorTable;
 use crate::envelope;
-use crate::metrics::{Metrics, StoreGauges};
+use crate::fast_map::FastMap;
+use crate::metrics::{Label, Metrics, StoreGauges};
 use crate::retry::{Backoff, Policy};
 use crate::telemetry::{self, Relation, Span};
 use crate::{AppClient, Runtime};
@@ -12,7 +13,7 @@ use kar_protocol::{
     Invocation, Outcome, Reply, Request, RequestId, RequestKind, Target, TraceContext,
 };
 use kar_store_api::{Inbox, Message};
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::{oneshot, watch, Notify};
@@ -36,11 +37,11 @@ pub(crate) struct Executor {
     /// mesh re-delivers them without charging an attempt (`leave_releasing`).
     pub unstarted: Mutex<Vec<RequestId>>,
     /// Requests executing here (one map, one lock per step of a request's life).
-    in_flight: Mutex<HashMap<RequestId, InFlight>>,
+    in_flight: Mutex<FastMap<RequestId, InFlight>>,
     next_token: AtomicU64,
     /// While tracing is on: the component-call span of each request the component
     /// is executing here, the parent of the nested requests it makes.
-    traced: Mutex<HashMap<RequestId, (TraceContext, Target)>>,
+    traced: Mutex<FastMap<RequestId, (TraceContext, Target)>>,
     /// Back-pressure on tells (`-max_concurrent_tells`).
     admission: Admission,
 }
@@ -69,7 +70,7 @@ struct AdmissionState {
     running: usize,
     queue: VecDeque<Admitted>,
     /// How many tells to each actor wait in `queue`.
-    queued_actors: HashMap<Target, usize>,
+    queued_actors: FastMap<Target, usize>,
 }
 
 /// A request accepted here, tracked, and not executing yet.
@@ -140,9 +141,9 @@ impl Executor {
             executing: AtomicUsize::new(0),
             executing_done: Notify::new(),
             unstarted: Mutex::new(Vec::new()),
-            in_flight: Mutex::new(HashMap::new()),
+            in_flight: Mutex::new(FastMap::default()),
             next_token: AtomicU64::new(0),
-            traced: Mutex::new(HashMap::new()),
+            traced: Mutex::new(FastMap::default()),
             admission: Admission {
                 cap: match max_concurrent_tells {
                     0 => usize::MAX,
@@ -495,13 +496,12 @@ impl Runtime {
         if let Some(failed) = self.check_deadline(request) {
             return failed;
         }
-        let label = format!(
-            "{}:{}",
-            request.target.routing_name(),
-            request.invocation.path
-        );
+        let label = Label {
+            owner: request.target.routing_name(),
+            what: &request.invocation.path,
+        };
         let reply = match self
-            .invoke_traced(&request.invocation, &label, attempt, request)
+            .invoke_traced(&request.invocation, label, attempt, request)
             .await
         {
             Ok(reply) => reply,
@@ -556,7 +556,7 @@ impl Runtime {
     pub(crate) async fn invoke_app(
         &self,
         invocation: &Invocation,
-        label: Option<&str>,
+        label: Option<Label<'_>>,
     ) -> Result<Reply, Outcome> {
         match &self.executor.app {
             Some(app) => {
@@ -607,7 +607,7 @@ impl Runtime {
     pub(crate) async fn invoke_traced(
         &self,
         invocation: &Invocation,
-        label: &str,
+        label: Label<'_>,
         attempt: &Span,
         request: &Request,
     ) -> Result<Reply, Outcome> {
@@ -650,7 +650,7 @@ impl Runtime {
     /// request is never dropped because the store was briefly away.
     async fn complete(&self, id: &RequestId, outcome: &Outcome) {
         self.executor.metrics.completed(outcome);
-        let what = format!("cannot record outcome of {id}");
+        let what = RecordOutcome(id);
         let completed = self
             .retry(Policy::UNTIL_STORE_IS_BACK, &what, || {
                 self.store.complete(&self.node, id, outcome)
@@ -704,9 +704,18 @@ impl Runtime {
     }
 }
 
+/// What `complete` retries, for its log lines.
+struct RecordOutcome<'a>(&'a RequestId);
+
+impl std::fmt::Display for RecordOutcome<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "cannot record outcome of {}", self.0)
+    }
+}
+
 /// Forgets the component-call span of a request when dropped.
 struct Untrace<'a>(
-    &'a Mutex<HashMap<RequestId, (TraceContext, Target)>>,
+    &'a Mutex<FastMap<RequestId, (TraceContext, Target)>>,
     &'a RequestId,
 );
 

@@ -68,6 +68,7 @@ mod envelope;
 mod error;
 mod events;
 mod executor;
+mod fast_map;
 mod idempotency;
 mod kafka;
 pub mod latency;

@@ -5,8 +5,9 @@
 //! The async side (`actors.rs`) turns [`Grant`]s into wake-ups; the tests below
 //! check the grants the table emits.
 
+use crate::fast_map::FastMap;
 use kar_protocol::FlowId;
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::hash::Hash;
 
 /// Identifies one waiting request.
@@ -35,14 +36,14 @@ struct Entry {
 }
 
 pub(crate) struct LockTable<K> {
-    entries: HashMap<K, Entry>,
+    entries: FastMap<K, Entry>,
     next_ticket: Ticket,
 }
 
 impl<K: Eq + Hash + Clone> LockTable<K> {
     pub(crate) fn new() -> Self {
         LockTable {
-            entries: HashMap::new(),
+            entries: FastMap::default(),
             next_ticket: 1,
         }
     }

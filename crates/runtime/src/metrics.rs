@@ -21,13 +21,29 @@ const OUTCOMES: [&str; 6] = ["1xx", "2xx", "3xx", "4xx", "5xx", "failed"];
 
 #[derive(Default)]
 pub(crate) struct Metrics {
-    invocations: Mutex<BTreeMap<String, Histogram>>,
+    /// Per `<type>` or `<service>`, per method or path: the label `<owner>:<what>` is
+    /// only put together at a scrape, so that a call allocates nothing here.
+    invocations: Mutex<BTreeMap<String, BTreeMap<String, Histogram>>>,
     /// Requests completed here, per class of [`OUTCOMES`].
     completed: [AtomicU64; OUTCOMES.len()],
     first_attempts: AtomicU64,
     retried_attempts: AtomicU64,
     /// Reminders cancelled through this runtime.
     pub(crate) cancelled_reminders: AtomicU64,
+}
+
+/// The `path` label of a component call, `<owner>:<what>`: `<type>:<method>`,
+/// `<type>:activate`, `<service>:<path>`...
+#[derive(Clone, Copy)]
+pub(crate) struct Label<'a> {
+    pub owner: &'a str,
+    pub what: &'a str,
+}
+
+impl std::fmt::Display for Label<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.owner, self.what)
+    }
 }
 
 /// What a scrape read from the store (`None`: could not be read).
@@ -42,12 +58,17 @@ pub(crate) struct StoreGauges {
 
 impl Metrics {
     /// Records one answer of the component that took `took`.
-    pub(crate) fn observe(&self, label: &str, took: Duration) {
+    pub(crate) fn observe(&self, label: Label<'_>, took: Duration) {
         let mut invocations = self.invocations.lock().unwrap_or_else(|e| e.into_inner());
-        match invocations.get_mut(label) {
+        // Keys are only allocated for a new series.
+        let whats = match invocations.get_mut(label.owner) {
+            Some(whats) => whats,
+            None => invocations.entry(label.owner.to_string()).or_default(),
+        };
+        match whats.get_mut(label.what) {
             Some(histogram) => histogram.observe(took),
-            None => invocations
-                .entry(label.to_string())
+            None => whats
+                .entry(label.what.to_string())
                 .or_default()
                 .observe(took),
         }
@@ -84,13 +105,15 @@ impl Metrics {
             "# HELP {NAME} Duration of calls to the application component."
         );
         let _ = writeln!(out, "# TYPE {NAME} histogram");
-        for (label, histogram) in self
+        for (owner, whats) in self
             .invocations
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .iter()
         {
-            histogram.render(&mut out, NAME, "path", label);
+            for (what, histogram) in whats {
+                histogram.render(&mut out, NAME, "path", &format!("{owner}:{what}"));
+            }
         }
         timing::render(&mut out);
 
@@ -194,9 +217,10 @@ mod tests {
     #[test]
     fn renders_cumulative_buckets() {
         let m = Metrics::default();
-        m.observe("T:m", Duration::from_micros(300));
-        m.observe("T:m", Duration::from_millis(2));
-        m.observe("s:\"x\"", Duration::from_secs(60));
+        let label = |owner, what| Label { owner, what };
+        m.observe(label("T", "m"), Duration::from_micros(300));
+        m.observe(label("T", "m"), Duration::from_millis(2));
+        m.observe(label("s", "\"x\""), Duration::from_secs(60));
         m.completed(&kar_protocol::Outcome::Reply(kar_protocol::Reply::text(
             204, "",
         )));

@@ -89,15 +89,17 @@ impl Backoff {
 impl Runtime {
     /// Runs `transition` under `policy`, logging each retry with `what`. A `Fenced`
     /// error fences this runtime before it is returned.
-    pub(crate) async fn retry<T, F, Fut>(
+    /// `what` is only written out if an attempt fails (no text built per call).
+    pub(crate) async fn retry<T, F, Fut, W>(
         &self,
         policy: Policy,
-        what: &str,
+        what: &W,
         mut transition: F,
     ) -> Result<T, StoreError>
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, StoreError>>,
+        W: std::fmt::Display + ?Sized,
     {
         let mut backoff = Backoff::new(policy);
         let started = tokio::time::Instant::now();
@@ -114,10 +116,10 @@ impl Runtime {
 
     /// After a failed attempt: waits for the next one if the policy retries `e`;
     /// otherwise returns `e`, having fenced this runtime if it is `Fenced`.
-    pub(crate) async fn back_off(
+    pub(crate) async fn back_off<W: std::fmt::Display + ?Sized>(
         &self,
         backoff: &mut Backoff,
-        what: &str,
+        what: &W,
         e: StoreError,
     ) -> Result<(), StoreError> {
         if backoff.policy.retries(&e) {

@@ -1,5 +1,6 @@
 //! The runtime's HTTP client to its component (spec §1.3).
 
+use crate::app_pool::Http1Pool;
 use async_trait::async_trait;
 use bytes::Bytes;
 use http::header::{HeaderName, HeaderValue, CONTENT_LENGTH, CONTENT_TYPE, HOST};
@@ -63,7 +64,7 @@ const NOT_FORWARDED: &[&str] = &[
 /// Invokes the component at `http://127.0.0.1:<app_port>` over a keep-alive pool
 /// (HTTP/1.1) or one multiplexed HTTP/2 connection (`h2c`).
 pub struct HttpAppClient {
-    client: Client<HttpConnector, Full<Bytes>>,
+    transport: Transport,
     base: String,
     timeout: Option<Duration>,
     retry_window: Duration,
@@ -72,29 +73,38 @@ pub struct HttpAppClient {
     stop: watch::Sender<bool>,
 }
 
+enum Transport {
+    /// Our own pool (`app_pool.rs`): no task spawned per request.
+    Http1(Http1Pool),
+    /// hyper-util's client, whose HTTP/2 connection is shared by all requests.
+    H2c(Client<HttpConnector, Full<Bytes>>),
+}
+
 impl HttpAppClient {
     pub fn new(config: AppClientConfig) -> Self {
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        let mut builder = Client::builder(TokioExecutor::new());
-        builder
-            .pool_timer(TokioTimer::new())
-            .timer(TokioTimer::new())
-            .pool_max_idle_per_host(MAX_IDLE_CONNECTIONS);
-        if config.h2c {
+        let transport = if config.h2c {
+            let mut connector = HttpConnector::new();
+            connector.set_nodelay(true);
+            let mut builder = Client::builder(TokioExecutor::new());
             builder
+                .pool_timer(TokioTimer::new())
+                .timer(TokioTimer::new())
+                .pool_max_idle_per_host(MAX_IDLE_CONNECTIONS)
                 .http2_only(true)
                 .http2_initial_stream_window_size(STREAM_WINDOW)
                 .http2_initial_connection_window_size(CONNECTION_WINDOW)
                 .http2_max_header_list_size(1024 * 1024);
-        }
+            Transport::H2c(builder.build(connector))
+        } else {
+            Transport::Http1(Http1Pool::new(config.app_port, MAX_IDLE_CONNECTIONS))
+        };
         let (timeout, retry_window) = match config.request_retry_limit {
             Some(limit) if limit.is_zero() => (None, Duration::ZERO),
             Some(limit) => (Some(limit), limit),
             None => (None, DEFAULT_RETRY_WINDOW),
         };
         HttpAppClient {
-            client: builder.build(connector),
+            transport,
             base: format!("http://127.0.0.1:{}", config.app_port),
             timeout,
             retry_window,
@@ -109,18 +119,30 @@ impl HttpAppClient {
         self.stop.send_replace(true);
     }
 
+    /// The absolute URL of an invocation (HTTP/2 requests and error messages).
     fn url(&self, invocation: &Invocation) -> String {
-        let slash = if invocation.path.starts_with('/') {
-            ""
-        } else {
-            "/"
-        };
-        let mut url = format!("{}{slash}{}", self.base, invocation.path);
-        if let Some(query) = &invocation.query {
-            url.push('?');
-            url.push_str(query);
-        }
+        let mut url = self.base.clone();
+        push_target(&mut url, invocation);
         url
+    }
+
+    /// The request target: origin-form (`/path?query`) on HTTP/1.1, where the pool
+    /// sets `Host`; absolute for hyper-util's HTTP/2 client.
+    fn uri(&self, invocation: &Invocation) -> Result<Uri, AppError> {
+        let target = match self.transport {
+            Transport::Http1(_) => {
+                let mut target = String::with_capacity(
+                    invocation.path.len() + invocation.query.as_ref().map_or(0, |q| q.len()) + 2,
+                );
+                push_target(&mut target, invocation);
+                target
+            }
+            Transport::H2c(_) => self.url(invocation),
+        };
+        target.parse().map_err(|e| {
+            let url = self.url(invocation);
+            AppError::Unreachable(format!("invalid URL {url:?}: {e}"))
+        })
     }
 
     /// One exchange: the request, then the whole response body.
@@ -135,14 +157,17 @@ impl HttpAppClient {
         *request.method_mut() = method.clone();
         *request.uri_mut() = uri.clone();
         *request.headers_mut() = headers.clone();
-        let response = self
-            .client
-            .request(request)
-            .await
-            .map_err(|e| describe(&e))?;
-        let (parts, body) = response.into_parts();
-        // A body cut short (reset, Content-Length mismatch) is a transport error too.
-        let body = body.collect().await.map_err(|e| describe(&e))?.to_bytes();
+        let (parts, body) = match &self.transport {
+            Transport::Http1(pool) => pool.exchange(request).await.map_err(|e| describe(&e))?,
+            Transport::H2c(client) => {
+                let response = client.request(request).await.map_err(|e| describe(&e))?;
+                let (parts, body) = response.into_parts();
+                // A body cut short (reset, Content-Length mismatch) is a transport
+                // error too.
+                let body = body.collect().await.map_err(|e| describe(&e))?.to_bytes();
+                (parts, body)
+            }
+        };
         let content_type = parts
             .headers
             .get(CONTENT_TYPE)
@@ -158,15 +183,11 @@ impl HttpAppClient {
 #[async_trait]
 impl AppClient for HttpAppClient {
     async fn invoke(&self, invocation: &Invocation) -> Result<Reply, AppError> {
-        let url = self.url(invocation);
         let method = Method::from_bytes(invocation.method.as_bytes()).map_err(|_| {
             AppError::Unreachable(format!("invalid HTTP method {:?}", invocation.method))
         })?;
-        let uri: Uri = url
-            .parse()
-            .map_err(|e| AppError::Unreachable(format!("invalid URL {url:?}: {e}")))?;
+        let uri = self.uri(invocation)?;
         let headers = forwarded_headers(&invocation.headers);
-        let op = go_op(&method);
         let started = Instant::now();
         let mut backoff = Backoff::new(self.reached.load(Ordering::Relaxed));
         let mut stop = self.stop.subscribe();
@@ -180,7 +201,7 @@ impl AppClient for HttpAppClient {
                         return Ok(Reply::new(
                             408,
                             Some("text/plain"),
-                            format!("{op} \"{url}\": context deadline exceeded (Client.Timeout exceeded while awaiting headers)"),
+                            format!("{} \"{}\": context deadline exceeded (Client.Timeout exceeded while awaiting headers)", go_op(&method), self.url(invocation)),
                         ))
                     }
                 },
@@ -191,7 +212,7 @@ impl AppClient for HttpAppClient {
                     self.reached.store(true, Ordering::Relaxed);
                     return Ok(reply);
                 }
-                Err(error) => format!("{op} \"{url}\": {error}"),
+                Err(error) => format!("{} \"{}\": {error}", go_op(&method), self.url(invocation)),
             };
             let delay = backoff.next();
             if *stop.borrow() || started.elapsed() + delay > self.retry_window {
@@ -206,6 +227,18 @@ impl AppClient for HttpAppClient {
                 }
             }
         }
+    }
+}
+
+/// Appends `/path[?query]` of an invocation.
+fn push_target(out: &mut String, invocation: &Invocation) {
+    if !invocation.path.starts_with('/') {
+        out.push('/');
+    }
+    out.push_str(&invocation.path);
+    if let Some(query) = &invocation.query {
+        out.push('?');
+        out.push_str(query);
     }
 }
 

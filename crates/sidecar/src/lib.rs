@@ -42,6 +42,7 @@
 //! need no store.
 
 mod app;
+mod app_pool;
 mod body;
 mod dashboard;
 mod guard;
