@@ -1,7 +1,8 @@
 //! The embedded engine's database thread: every transition runs on one thread per
 //! process that owns the SQLite connection. Transitions that arrive together are
 //! committed together (group commit), each inside its own savepoint so that one
-//! failing transition does not undo the others. Read-only jobs (inbox reads) run
+//! failing transition does not undo the others (a transition alone in its
+//! transaction needs none: if it fails, the transaction is rolled back). Read-only jobs (inbox reads) run
 //! after the batch's commit in a deferred read transaction, which never takes the
 //! write lock that the other `kar` processes compete for.
 
@@ -28,7 +29,10 @@ type Committed = Result<(), Arc<rusqlite::Error>>;
 trait Job: Send {
     /// Whether the job only reads (it then runs outside the write transaction).
     fn is_read(&self) -> bool;
-    fn run(&mut self, conn: &Connection) -> Pokes;
+    /// Runs the body. A write job runs inside a savepoint of its own when `isolate`
+    /// (other jobs share the transaction), which is rolled back if the body fails.
+    /// `None`: the body failed.
+    fn run(&mut self, conn: &Connection, isolate: bool) -> Option<Pokes>;
     fn finish(self: Box<Self>, committed: Committed);
 }
 
@@ -48,34 +52,46 @@ where
         self.read
     }
 
-    fn run(&mut self, conn: &Connection) -> Pokes {
-        let Some(body) = self.body.take() else {
-            return Vec::new();
-        };
+    fn run(&mut self, conn: &Connection, isolate: bool) -> Option<Pokes> {
+        let body = self.body.take()?;
         if self.read {
-            self.result = Some(body(conn).map(|(value, _)| value));
-            return Vec::new();
+            let result = body(conn).map(|(value, _)| value);
+            let ok = result.is_ok();
+            self.result = Some(result);
+            return ok.then(Vec::new);
+        }
+        if !isolate {
+            return match body(conn) {
+                Ok((value, pokes)) => {
+                    self.result = Some(Ok(value));
+                    Some(pokes)
+                }
+                Err(e) => {
+                    self.result = Some(Err(e));
+                    None
+                }
+            };
         }
         if let Err(e) = exec(conn, "SAVEPOINT job") {
             self.result = Some(Err(e.into()));
-            return Vec::new();
+            return None;
         }
         match body(conn) {
             Ok((value, pokes)) => match exec(conn, "RELEASE job") {
                 Ok(()) => {
                     self.result = Some(Ok(value));
-                    pokes
+                    Some(pokes)
                 }
                 Err(e) => {
                     self.result = Some(Err(e.into()));
-                    Vec::new()
+                    None
                 }
             },
             Err(e) => {
                 let _ = exec(conn, "ROLLBACK TO job");
                 let _ = exec(conn, "RELEASE job");
                 self.result = Some(Err(e));
-                Vec::new()
+                None
             }
         }
     }
@@ -104,14 +120,30 @@ struct Cleanup {
     inbox_acks: HashMap<(String, String), i64>,
     /// Completed requests whose outcome the caller consumed, per app.
     forgotten: Vec<(String, String)>,
+    /// The database thread waits for jobs with no deletion in view: the next
+    /// [`Db::forget`] wakes it (see [`Msg::Wake`]).
+    sleeping: bool,
 }
+
+/// What the database thread receives.
+enum Msg {
+    Job(Box<dyn Job>),
+    /// Forgotten outcomes arrived while the thread slept: it then deletes them with
+    /// the next write transaction, or on their own after [`FORGET_DELAY`].
+    Wake,
+}
+
+/// How long forgotten outcomes wait for a write transaction to ride on before they
+/// get one of their own. A caller that reads a reply usually makes its next request
+/// well within it, whose transaction then deletes them: one commit per call saved.
+const FORGET_DELAY: Duration = Duration::from_millis(20);
 
 type Acks = Arc<Mutex<Cleanup>>;
 
 /// Handle to the database thread.
 #[derive(Clone)]
 pub(crate) struct Db {
-    jobs: mpsc::Sender<Box<dyn Job>>,
+    jobs: mpsc::Sender<Msg>,
     acks: Acks,
 }
 
@@ -128,7 +160,7 @@ impl Db {
         sync: EmbeddedSync,
     ) -> Result<Db, StoreError> {
         let conn = open_connection(path, upgrade, sync)?;
-        let (tx, rx) = mpsc::channel::<Box<dyn Job>>();
+        let (tx, rx) = mpsc::channel::<Msg>();
         let acks = Acks::default();
         let thread_acks = acks.clone();
         let checkpoints = checkpointer(path, sync)?;
@@ -150,18 +182,23 @@ impl Db {
         }
     }
 
-    /// Records that the outcomes of these requests were consumed (see [`Cleanup`]),
-    /// and wakes the database thread for a write transaction that deletes them now:
-    /// right after a reply, while its caller is busy with the reply, rather than
-    /// inside the caller's next request.
+    /// Records that the outcomes of these requests were consumed (see [`Cleanup`]).
+    /// They are deleted with the next write transaction of this process — usually
+    /// the caller's next request — or, if none comes within [`FORGET_DELAY`], in a
+    /// transaction of their own: not a commit per reply.
     pub(crate) fn forget(&self, app: &str, ids: impl IntoIterator<Item = String>) {
-        if let Ok(mut cleanup) = self.acks.lock() {
-            cleanup
-                .forgotten
-                .extend(ids.into_iter().map(|id| (app.to_string(), id)));
+        let wake = match self.acks.lock() {
+            Ok(mut cleanup) => {
+                cleanup
+                    .forgotten
+                    .extend(ids.into_iter().map(|id| (app.to_string(), id)));
+                std::mem::take(&mut cleanup.sleeping)
+            }
+            Err(_) => false,
+        };
+        if wake {
+            let _ = self.jobs.send(Msg::Wake);
         }
-        // Nobody waits for it: the deletions ride on the transaction.
-        let _ = self.submit(false, |_| Ok(((), Vec::new())));
     }
 
     /// Runs a read-only `body` (no write lock) and returns its value.
@@ -207,7 +244,7 @@ impl Db {
             reply,
         };
         self.jobs
-            .send(Box::new(job))
+            .send(Msg::Job(Box::new(job)))
             .map_err(|_| StoreError::unavailable("database thread stopped"))?;
         Ok(rx)
     }
@@ -271,6 +308,11 @@ fn try_open(path: &Path, upgrade: Upgrade, sync: EmbeddedSync) -> Result<Connect
     // process failures) at every sync level; the level says what an OS crash or a
     // power loss may lose (see `EmbeddedSync`). `synchronous` is a setting of the
     // connection: each process commits at its own level.
+    // Pages of 2 KiB rather than 4: a commit writes each page it changed whole to the
+    // WAL (and checksums it), and a transition changes a handful of leaves, each
+    // holding a few small rows; rows up to ~2 KB still fit in a leaf. Only a new
+    // database takes it (before its first write); an existing one keeps its size.
+    conn.pragma_update(None, "page_size", NEW_PAGE_SIZE)?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", sync.name())?;
     // Checkpoints (which fsync) run on a thread of their own, never inside the commit
@@ -284,6 +326,9 @@ fn try_open(path: &Path, upgrade: Upgrade, sync: EmbeddedSync) -> Result<Connect
     }
     Ok(conn)
 }
+
+/// Page size of a new database (see `try_open`).
+const NEW_PAGE_SIZE: u32 = 2048;
 
 /// Whether a failure is SQLite's "busy" (or "locked"): another process holds the lock.
 fn is_busy(e: &StoreError) -> bool {
@@ -358,60 +403,68 @@ fn checkpointer(path: &Path, sync: EmbeddedSync) -> Result<mpsc::SyncSender<()>,
 
 fn run_thread(
     conn: Connection,
-    jobs: mpsc::Receiver<Box<dyn Job>>,
+    jobs: mpsc::Receiver<Msg>,
     acks: Acks,
     checkpoints: mpsc::SyncSender<()>,
 ) {
-    let mut poker = super::poke::Poker::default();
-    let mut commits = 0u32;
-    while let Ok(first) = jobs.recv() {
-        let mut batch = vec![first];
-        while batch.len() < MAX_BATCH {
-            match jobs.try_recv() {
-                Ok(job) => batch.push(job),
-                Err(_) => break,
+    let mut writer = Writer {
+        conn: &conn,
+        acks: &acks,
+        checkpoints,
+        poker: super::poke::Poker::default(),
+        commits: 0,
+    };
+    // When forgotten outcomes get a transaction of their own, if none comes first.
+    let mut forget_by: Option<Instant> = None;
+    loop {
+        forget_by = match acks.lock() {
+            Ok(mut cleanup) if cleanup.forgotten.is_empty() => {
+                cleanup.sleeping = true;
+                None
+            }
+            Ok(_) => forget_by.or_else(|| Some(Instant::now() + FORGET_DELAY)),
+            Err(_) => None,
+        };
+        let first = match forget_by {
+            None => match jobs.recv() {
+                Ok(msg) => msg,
+                Err(_) => return,
+            },
+            Some(at) => match jobs.recv_timeout(at.saturating_duration_since(Instant::now())) {
+                Ok(msg) => msg,
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    writer.commit(Vec::new());
+                    forget_by = None;
+                    continue;
+                }
+                Err(mpsc::RecvTimeoutError::Disconnected) => return,
+            },
+        };
+        if let Ok(mut cleanup) = acks.lock() {
+            cleanup.sleeping = false;
+        }
+        let mut batch = Vec::new();
+        let mut next = Some(first);
+        while let Some(msg) = next.take() {
+            if let Msg::Job(job) = msg {
+                batch.push(job);
+            }
+            if batch.len() < MAX_BATCH {
+                next = jobs.try_recv().ok();
             }
         }
-        let (mut reads, mut writes): (Vec<_>, Vec<_>) =
+        let (mut reads, writes): (Vec<_>, Vec<_>) =
             batch.into_iter().partition(|job| job.is_read());
         if !writes.is_empty() {
-            let mut pokes: Pokes = Vec::new();
-            let committed = match exec(&conn, "BEGIN IMMEDIATE") {
-                Ok(()) => {
-                    delete_acked(&conn, &acks);
-                    for job in writes.iter_mut() {
-                        pokes.extend(job.run(&conn));
-                    }
-                    exec(&conn, "COMMIT").map_err(|e| {
-                        let _ = exec(&conn, "ROLLBACK");
-                        Arc::new(e)
-                    })
-                }
-                Err(e) => Err(Arc::new(e)),
-            };
-            if committed.is_ok() {
-                commits += 1;
-                if commits >= COMMITS_PER_CHECKPOINT {
-                    commits = 0;
-                    // Full: a checkpoint is pending already.
-                    let _ = checkpoints.try_send(());
-                }
-                pokes.sort_unstable();
-                pokes.dedup();
-                for port in pokes {
-                    poker.poke(port);
-                }
-            }
-            for job in writes {
-                job.finish(committed.clone());
-            }
+            writer.commit(writes);
+            forget_by = None;
         }
         if !reads.is_empty() {
             // One snapshot for all the reads of the batch.
             let began = exec(&conn, "BEGIN DEFERRED").map_err(Arc::new);
             if began.is_ok() {
                 for job in reads.iter_mut() {
-                    job.run(&conn);
+                    job.run(&conn, false);
                 }
                 let _ = exec(&conn, "COMMIT");
             }
@@ -422,17 +475,99 @@ fn run_thread(
     }
 }
 
+/// The write side of the database thread.
+struct Writer<'a> {
+    conn: &'a Connection,
+    acks: &'a Acks,
+    checkpoints: mpsc::SyncSender<()>,
+    poker: super::poke::Poker,
+    /// Commits since the last checkpoint.
+    commits: u32,
+}
+
+impl Writer<'_> {
+    /// Runs the deferred deletions and `writes` in one transaction, then wakes the
+    /// members they concern and hands each job its result.
+    fn commit(&mut self, mut writes: Vec<Box<dyn Job>>) {
+        let conn = self.conn;
+        let mut pokes: Pokes = Vec::new();
+        // A job alone in its transaction needs no savepoint: if it fails, the whole
+        // transaction is rolled back instead. A savepoint costs a copy of every page
+        // the job changes (SQLite's statement journal).
+        let isolate = writes.len() > 1;
+        let committed = match exec(conn, "BEGIN IMMEDIATE") {
+            Ok(()) => {
+                let deleted = delete_acked(conn, self.acks);
+                let mut failed = false;
+                for job in writes.iter_mut() {
+                    match job.run(conn, isolate) {
+                        Some(more) => pokes.extend(more),
+                        None => failed = true,
+                    }
+                }
+                if failed && !isolate {
+                    // The job's error is its result; the deletions wait for the next
+                    // transaction.
+                    let _ = exec(conn, "ROLLBACK");
+                    restore(self.acks, deleted);
+                    pokes.clear();
+                    Ok(())
+                } else {
+                    exec(conn, "COMMIT").map_err(|e| {
+                        let _ = exec(conn, "ROLLBACK");
+                        restore(self.acks, deleted);
+                        Arc::new(e)
+                    })
+                }
+            }
+            Err(e) => Err(Arc::new(e)),
+        };
+        if committed.is_ok() {
+            self.commits += 1;
+            if self.commits >= COMMITS_PER_CHECKPOINT {
+                self.commits = 0;
+                // Full: a checkpoint is pending already.
+                let _ = self.checkpoints.try_send(());
+            }
+            pokes.sort_unstable();
+            pokes.dedup();
+            for port in pokes {
+                self.poker.poke(port);
+            }
+        }
+        for job in writes {
+            job.finish(committed.clone());
+        }
+    }
+}
+
 /// Runs a statement without parameters through the statement cache.
 fn exec(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
     conn.prepare_cached(sql)?.execute([])?;
     Ok(())
 }
 
-/// Runs the deferred deletions (inside the current write transaction).
-fn delete_acked(conn: &Connection, acks: &Acks) {
+/// Puts back deletions taken by [`delete_acked`] whose transaction was rolled back.
+fn restore(acks: &Acks, deleted: Cleanup) {
+    if let Ok(mut cleanup) = acks.lock() {
+        for (key, seq) in deleted.inbox_acks {
+            let entry = cleanup.inbox_acks.entry(key).or_insert(seq);
+            *entry = (*entry).max(seq);
+        }
+        cleanup.forgotten.extend(deleted.forgotten);
+    }
+}
+
+/// Runs the deferred deletions (inside the current write transaction) and returns
+/// them (see [`restore`]).
+fn delete_acked(conn: &Connection, acks: &Acks) -> Cleanup {
     let cleanup = match acks.lock() {
-        Ok(mut cleanup) => std::mem::take(&mut *cleanup),
-        Err(_) => return,
+        Ok(mut cleanup) => Cleanup {
+            inbox_acks: std::mem::take(&mut cleanup.inbox_acks),
+            forgotten: std::mem::take(&mut cleanup.forgotten),
+            sleeping: false,
+        },
+        Err(_) => return Cleanup::default(),
     };
     let run = |sql: &str, params: &[&dyn rusqlite::ToSql]| {
         let done = conn
@@ -444,21 +579,22 @@ fn delete_acked(conn: &Connection, acks: &Acks) {
             tracing::debug!("deferred deletion failed: {e}");
         }
     };
-    for ((app, node), seq) in cleanup.inbox_acks {
+    for ((app, node), seq) in &cleanup.inbox_acks {
         run(
             "DELETE FROM inbox WHERE app = ?1 AND node = ?2 AND seq <= ?3",
-            &[&app, &node, &seq],
+            &[app, node, seq],
         );
     }
-    for (app, id) in cleanup.forgotten {
+    for (app, id) in &cleanup.forgotten {
         run(
             concat!(
                 "DELETE FROM requests WHERE app = ?1 AND id = ?2 AND status = ",
                 sql_status!(Done)
             ),
-            &[&app, &id],
+            &[app, id],
         );
     }
+    cleanup
 }
 
 #[cfg(test)]
@@ -512,6 +648,89 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(recompiled, 0);
+    }
+
+    fn table(conn: &Connection) -> Result<(), StoreError> {
+        conn.execute_batch("CREATE TABLE IF NOT EXISTS t (id TEXT PRIMARY KEY)")?;
+        Ok(())
+    }
+
+    async fn rows(db: &Db) -> i64 {
+        db.read(|conn| Ok(conn.query_row("SELECT count(*) FROM t", [], |row| row.get(0))?))
+            .await
+            .unwrap()
+    }
+
+    /// A transition that fails leaves nothing behind, alone in its transaction (no
+    /// savepoint: the transaction is rolled back) as among others (its savepoint is).
+    #[tokio::test]
+    async fn a_failing_transition_commits_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&dir.path().join("fail.db"), table, EmbeddedSync::Normal).unwrap();
+        let failed = db
+            .run(|conn| {
+                conn.execute("INSERT INTO t VALUES ('half')", [])?;
+                Err::<((), Pokes), _>(StoreError::unavailable("midway"))
+            })
+            .await;
+        assert!(failed.is_err());
+        assert_eq!(rows(&db).await, 0);
+        // Several at once (one batch if they arrive together): the others commit.
+        let attempts = (0..8).map(|i| {
+            db.run(move |conn| {
+                conn.execute("INSERT INTO t VALUES (?1)", [format!("row{i}")])?;
+                if i % 2 == 0 {
+                    return Err(StoreError::unavailable("midway"));
+                }
+                Ok(((), Vec::new()))
+            })
+        });
+        let results = futures::future::join_all(attempts).await;
+        assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 4);
+        assert_eq!(rows(&db).await, 4);
+    }
+
+    /// Forgotten outcomes are deleted even when no other write comes to carry them.
+    #[tokio::test]
+    async fn forgotten_outcomes_go_without_another_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(
+            &dir.path().join("forget.db"),
+            super::super::schema::upgrade,
+            EmbeddedSync::Normal,
+        )
+        .unwrap();
+        db.run(|conn| {
+            conn.execute(
+                concat!(
+                    "INSERT INTO requests (app, id, name, status, kind, caller, record) ",
+                    "VALUES ('app', 'r1', 'svc', ",
+                    sql_status!(Done),
+                    ", 0, 'n1', x'00')"
+                ),
+                [],
+            )?;
+            Ok(((), Vec::new()))
+        })
+        .await
+        .unwrap();
+        db.forget("app", ["r1".to_string()]);
+        let count = || {
+            db.read(|conn| {
+                Ok(conn.query_row("SELECT count(*) FROM requests", [], |row| {
+                    row.get::<_, i64>(0)
+                })?)
+            })
+        };
+        // Polled: the deletion has no event of its own to wait for.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while count().await.unwrap() != 0 {
+            assert!(
+                Instant::now() < deadline,
+                "the forgotten outcome is still there"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
     }
 
     /// Opening retries "busy" only: it is recognised through the error's source.

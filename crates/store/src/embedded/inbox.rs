@@ -57,6 +57,10 @@ pub(super) struct EmbeddedInbox {
     pub(super) acked: i64,
     /// Mesh version last reported.
     pub(super) version: i64,
+    /// The last read found every row there was: rows (and mesh changes) after it
+    /// come with a poke, so the next read waits for one. Saves a read transaction
+    /// per batch of messages (the read that would find nothing new).
+    pub(super) drained: bool,
     pub(super) watchers: Arc<Watchers>,
     pub(super) _lock: File,
     pub(super) listener: tokio::task::JoinHandle<()>,
@@ -145,6 +149,13 @@ fn rows_after(
 impl Inbox for EmbeddedInbox {
     async fn recv(&mut self) -> Result<Vec<Message>, StoreError> {
         loop {
+            if self.drained {
+                // A poke that came before this wait (even one for rows the last read
+                // saw) left a permit: no wake-up is lost, at worst a read finds nothing.
+                self.notify.notified().await;
+                // Cleared before reading: a read cancelled midway is done again.
+                self.drained = false;
+            }
             let app = self.app.clone();
             let node = self.node.clone();
             let acked = self.acked;
@@ -165,6 +176,7 @@ impl Inbox for EmbeddedInbox {
                     Ok((rows, version, members))
                 })
                 .await?;
+            self.drained = (rows.len() as i64) < INBOX_BATCH;
             let mut messages = Vec::with_capacity(rows.len() + 1);
             if version != self.version {
                 if self.version >= 0 {
@@ -194,7 +206,6 @@ impl Inbox for EmbeddedInbox {
             if !messages.is_empty() {
                 return Ok(messages);
             }
-            self.notify.notified().await;
         }
     }
 }

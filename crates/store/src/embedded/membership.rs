@@ -76,6 +76,7 @@ impl MembershipStore for EmbeddedStore {
             acked: 0,
             // Changes after the join are reported, even before the first recv.
             version,
+            drained: false,
             watchers: self.watchers.clone(),
             _lock: lock,
             listener,
