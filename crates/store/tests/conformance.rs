@@ -55,6 +55,7 @@ conformance!(
     signals_reach_the_inbox_in_order,
     signals_to_departed_members_are_dropped,
     leave_reroutes_queued_requests_in_order,
+    leave_charges_only_what_the_member_read,
     leave_parks_requests_nobody_else_offers,
     killed_member_requests_are_rerouted,
     dropped_member_dies_and_is_fenced,
@@ -509,6 +510,33 @@ async fn leave_reroutes_queued_requests_in_order(engine: &Engine) {
     store.leave(&NodeId("node-old".into())).await.unwrap();
     let (got, _) = recv_n(&mut new, 4).await;
     assert_eq!(executed(&got), ids);
+}
+
+/// A member that leaves is charged an attempt only for what it may have started:
+/// a request routed to it that it never read from its inbox (say, routed after it
+/// listed what it had not started) is re-delivered at the same attempt, one it read
+/// and did not report unstarted at the next attempt. The Redis engine still charges
+/// both (its inbox stream keeps no read mark a leave can consult).
+async fn leave_charges_only_what_the_member_read(engine: &Engine) {
+    let store = engine.open("app").await;
+    let mut old = store.join(&member("node-old", "svc", &[])).await.unwrap();
+    let read = queue_on(&*store, "svc", "node-old", 1).await;
+    let (got, _) = recv_n(&mut old, 1).await;
+    assert_eq!(executed(&got), read);
+    let unread = queue_on(&*store, "svc", "node-old", 1).await;
+    let mut new = store.join(&member("node-new", "svc", &[])).await.unwrap();
+    store.leave(&NodeId("node-old".into())).await.unwrap();
+    let got = recv_requests(&mut new, 2).await;
+    let attempts: Vec<_> = got.iter().map(|r| (r.id.clone(), r.attempt)).collect();
+    let unread_attempt = if matches!(engine, Engine::Redis(_)) {
+        1
+    } else {
+        0
+    };
+    assert_eq!(
+        attempts,
+        vec![(read[0].clone(), 1), (unread[0].clone(), unread_attempt)]
+    );
 }
 
 async fn leave_parks_requests_nobody_else_offers(engine: &Engine) {
@@ -2240,10 +2268,12 @@ async fn redelivered_request_waits_for_its_children(engine: &Engine) {
     let mut caller = store.join(&member("node-c", "caller", &[])).await.unwrap();
     let mut kids = store.join(&member("node-k", "kids", &[])).await.unwrap();
     let _ = recv_members_changed(&mut caller).await;
-    let _host = store.join(&member("node-1", "s1", &["A"])).await.unwrap();
+    let mut host = store.join(&member("node-1", "s1", &["A"])).await.unwrap();
     // R runs on node-1 and makes a call, a tell and a promise that nobody serves yet.
     let r = actor_request(RequestKind::Call, "A", "1", "node-c");
     store.enqueue(&r).await.unwrap();
+    let (got, _) = recv_n(&mut host, 1).await;
+    assert_eq!(executed(&got), vec![r.id.clone()]);
     let child = |kind: RequestKind, service: &str| {
         let mut c = request(kind, service, "node-1");
         c.parent = Some(r.id.clone());
@@ -2313,9 +2343,11 @@ async fn redelivered_request_waits_for_its_children(engine: &Engine) {
 async fn held_request_is_parked_when_released_without_a_host(engine: &Engine) {
     let store = engine.open("app").await;
     let _kids = store.join(&member("node-k", "kids", &[])).await.unwrap();
-    let _solo = store.join(&member("node-1", "solo", &[])).await.unwrap();
+    let mut solo = store.join(&member("node-1", "solo", &[])).await.unwrap();
     let r = request(RequestKind::Tell, "solo", "node-c");
     store.enqueue(&r).await.unwrap();
+    let (got, _) = recv_n(&mut solo, 1).await;
+    assert_eq!(executed(&got), vec![r.id.clone()]);
     let mut call = request(RequestKind::Call, "kids", "node-1");
     call.parent = Some(r.id.clone());
     store.enqueue(&call).await.unwrap();

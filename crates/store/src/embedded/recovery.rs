@@ -45,6 +45,19 @@ pub(super) fn remove_member(
     }
     conn.prepare_cached("DELETE FROM offers WHERE app = ?1 AND node = ?2")?
         .execute([app, node])?;
+    // A member that leaves runs this transition itself, after the deletion of the
+    // inbox rows it has read (the deferred acknowledgements go first in every write
+    // transaction): the requests whose rows are still there never reached it, so it
+    // cannot have started them, even those routed to it after it listed `unstarted`.
+    let unread: HashSet<String> = match removal {
+        Removal::Left(_) => conn
+            .prepare_cached(
+                "SELECT request_id FROM inbox WHERE app = ?1 AND node = ?2 AND kind = ?3",
+            )?
+            .query_map(params![app, node, super::inbox::EXECUTE], |row| row.get(0))?
+            .collect::<Result<_, _>>()?,
+        Removal::Died => HashSet::new(),
+    };
     conn.prepare_cached("DELETE FROM inbox WHERE app = ?1 AND node = ?2")?
         .execute([app, node])?;
     conn.prepare_cached(concat!(
@@ -74,7 +87,9 @@ pub(super) fn remove_member(
     let mut pokes = Vec::new();
     for orphan in orphans {
         let started = match removal {
-            Removal::Left(unstarted) => !unstarted.contains(&orphan.id),
+            Removal::Left(unstarted) => {
+                !unstarted.contains(&orphan.id) && !unread.contains(&orphan.id)
+            }
             Removal::Died => true,
         };
         redeliver(conn, app, orphan, started, policy, &mut pokes)?;
