@@ -23,24 +23,14 @@ fn kar_bin() -> PathBuf {
     bin
 }
 
-#[test]
-fn short_benchmark_reports_every_table() {
+/// Runs `kar-bench` with `args` (plus `--kar` and `--out`), checks that it succeeded,
+/// and returns its output directory with the report `latest.md` in it.
+fn run_bench(args: &[&str]) -> tempfile::TempDir {
     let out = tempfile::tempdir().unwrap();
     let run = Command::new(env!("CARGO_BIN_EXE_kar-bench"))
         .arg("--kar")
         .arg(kar_bin())
-        .args(["--calls", "50", "--seconds", "1", "--concurrency", "8"])
-        .args([
-            "--stores",
-            "embedded,redis",
-            "--events",
-            "20",
-            "--event-rate",
-            "1",
-        ])
-        .args(["--stateful", "rust", "--stateful-clients", "4"])
-        .args(["--stateful-stores", "embedded-fsync,redis-fsync"])
-        .args(["--scaling", "1,4", "--scaling-seconds", "1"])
+        .args(args)
         .arg("--out")
         .arg(out.path())
         .output()
@@ -52,7 +42,41 @@ fn short_benchmark_reports_every_table() {
         String::from_utf8_lossy(&run.stdout),
         String::from_utf8_lossy(&run.stderr)
     );
-    let report = std::fs::read_to_string(out.path().join("latest.md")).unwrap();
+    out
+}
+
+/// The report of a run in `out`.
+fn report(out: &tempfile::TempDir) -> String {
+    std::fs::read_to_string(out.path().join("latest.md")).unwrap()
+}
+
+#[test]
+fn short_benchmark_reports_every_table() {
+    let out = run_bench(&[
+        "--calls",
+        "50",
+        "--seconds",
+        "1",
+        "--concurrency",
+        "8",
+        "--stores",
+        "embedded,redis",
+        "--events",
+        "20",
+        "--event-rate",
+        "1",
+        "--stateful",
+        "rust",
+        "--stateful-clients",
+        "4",
+        "--stateful-stores",
+        "embedded-fsync,redis-fsync",
+        "--scaling",
+        "1,4",
+        "--scaling-seconds",
+        "1",
+    ]);
+    let report = report(&out);
     for expected in [
         "| direct HTTP (baseline) |",
         "| kar embedded |",
@@ -81,24 +105,14 @@ fn short_benchmark_reports_every_table() {
 /// entry and fails otherwise), and every tell of the backlog ran exactly once.
 #[test]
 fn short_growth_reports_every_workload() {
-    let out = tempfile::tempdir().unwrap();
-    let run = Command::new(env!("CARGO_BIN_EXE_kar-bench"))
-        .arg("--kar")
-        .arg(kar_bin())
-        .args(["--stores", "embedded", "--growth", "2000,2000,1000"])
-        .arg("--growth-only")
-        .arg("--out")
-        .arg(out.path())
-        .output()
-        .unwrap();
-    assert!(
-        run.status.success(),
-        "kar-bench failed: {}\n{}\n{}",
-        run.status,
-        String::from_utf8_lossy(&run.stdout),
-        String::from_utf8_lossy(&run.stderr)
-    );
-    let report = std::fs::read_to_string(out.path().join("latest.md")).unwrap();
+    let out = run_bench(&[
+        "--stores",
+        "embedded",
+        "--growth",
+        "2000,2000,1000",
+        "--growth-only",
+    ]);
+    let report = report(&out);
     for expected in [
         "Actors on kar embedded:",
         "| figure | 200 actors | 2000 actors | growth (full / tenth) |",
