@@ -37,6 +37,9 @@ pub(crate) struct Reader {
     key: String,
     /// Id of the last entry handed out.
     last_id: String,
+    /// A copy of `last_id` for a graceful leave (`leave.lua`): the entries after it
+    /// were never read, so the leave re-delivers them without charging an attempt.
+    read_mark: ReadMark,
     /// Entries below this id were handed out: the next read trims them.
     trim_below: Option<String>,
 }
@@ -49,8 +52,14 @@ impl Reader {
             conn: Some(conn),
             key,
             last_id: "0-0".to_string(),
+            read_mark: std::sync::Arc::new(std::sync::Mutex::new("0-0".to_string())),
             trim_below: None,
         })
+    }
+
+    /// Where this reader stands, shared with the member's leave.
+    pub(crate) fn read_mark(&self) -> ReadMark {
+        self.read_mark.clone()
     }
 
     /// One blocking read: the messages available now or arriving within [`BLOCK`]
@@ -109,9 +118,15 @@ impl Reader {
             }
             self.last_id = id;
         }
+        if self.trim_below.is_some() {
+            *self.read_mark.lock().unwrap_or_else(|e| e.into_inner()) = self.last_id.clone();
+        }
         Ok(messages)
     }
 }
+
+/// The id of the last inbox entry a member read ("0-0": none yet).
+pub(crate) type ReadMark = std::sync::Arc<std::sync::Mutex<String>>;
 
 /// The smallest stream id above `id` (`ms-seq`).
 fn successor(id: &str) -> String {

@@ -64,6 +64,8 @@ pub(super) struct LocalMember {
     /// When the member fences itself at the latest (the last successful renewal
     /// *sent*, plus the lease, minus the margin), kept by the renewal task.
     pub(super) lease_end: Arc<Mutex<Instant>>,
+    /// The last inbox entry the member read (see [`super::inbox::ReadMark`]).
+    pub(super) read_mark: super::inbox::ReadMark,
 }
 
 impl LocalMember {

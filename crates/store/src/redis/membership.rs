@@ -69,6 +69,7 @@ impl MembershipStore for RedisStore {
                 renew: renew.abort_handle(),
                 fenced: fenced_rx.clone(),
                 lease_end,
+                read_mark: reader.read_mark(),
             },
         );
         if let Some(previous) = previous {
@@ -100,11 +101,18 @@ impl MembershipStore for RedisStore {
     ) -> Result<(), StoreError> {
         // Stop renewing first: once removed, the member must not be renewed (the
         // renewal would report it fenced).
+        // No mark (a member of another handle): nothing counts as unread.
+        let mut read_mark = String::new();
         if let Some(member) = lock(&self.members).remove(&node.0) {
             member.renew.abort();
+            read_mark = member
+                .read_mark
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone();
         }
         let mut invocation = self.unfenced(&LEAVE);
-        invocation.arg(&node.0);
+        invocation.arg(&node.0).arg(&read_mark);
         for id in unstarted {
             invocation.arg(&id.0);
         }
