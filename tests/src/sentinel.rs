@@ -60,8 +60,12 @@ fn spawn_redis(dir: &Path, port: u16, replica_of: Option<u16>) -> Process {
 
 impl RedisHa {
     /// Starts the primary, `replicas` replicas (waiting until they are in sync) and
-    /// three Sentinels (quorum 2, `down-after-milliseconds` 1000: a failover takes
-    /// 2–3 s).
+    /// three Sentinels (quorum 2, `down-after-milliseconds` 2000: a failover takes
+    /// 3–4 s). Not 1000: on a loaded 2-core machine a Sentinel that has just switched
+    /// to the promoted replica can miss its PINGs for a second, and fail over a
+    /// second time, away from a primary that still runs; the Sentinels make that one
+    /// a replica again only about 10 s later, and until then no write reaches a
+    /// replica (seen in CI: every sidecar of tests/failover.rs fenced itself).
     pub fn start(replicas: usize) -> RedisHa {
         let dir = tempfile::Builder::new()
             .prefix("kar-redis-ha-")
@@ -93,7 +97,7 @@ impl RedisHa {
                 format!(
                     "port {port}\nbind 127.0.0.1\nprotected-mode no\n\
                      sentinel monitor {MASTER} 127.0.0.1 {primary} 2\n\
-                     sentinel down-after-milliseconds {MASTER} 1000\n\
+                     sentinel down-after-milliseconds {MASTER} 2000\n\
                      sentinel failover-timeout {MASTER} 10000\n\
                      sentinel parallel-syncs {MASTER} 1\n"
                 ),

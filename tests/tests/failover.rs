@@ -14,7 +14,7 @@
 //! asynchronous and the test reports what the failover lost (it documents the
 //! trade-off; it asserts nothing about that run).
 //!
-//! The lease is 10 s in both runs: the failover (2–3 s) and the resync of the other
+//! The lease is 15 s in both runs: the failover (3–4 s) and the resync of the other
 //! replica must fit in it, or every sidecar fences itself. The clients send keyed
 //! requests and retry the 5xx of the outage (see bank/client.js).
 
@@ -45,7 +45,7 @@ fn bank_over_a_failover(wait_replicas: u32) -> Run {
     let app = unique_app("fbank");
     let args: Vec<String> = [
         "-redis_lease",
-        "10s",
+        "15s",
         "-redis_wait_replicas",
         &wait_replicas.to_string(),
     ]

@@ -75,6 +75,7 @@ pub mod latency;
 mod locks;
 mod mesh;
 mod metrics;
+mod outage;
 mod rebalance;
 mod reminders;
 mod retention;

@@ -15,6 +15,7 @@
 
 use crate::bindings::{kind::Kind, Bindings};
 use crate::clock::SAFETY_RECHECK;
+use crate::outage::OutageLog;
 use crate::telemetry::{self, Relation};
 use crate::Runtime;
 use async_trait::async_trait;
@@ -22,7 +23,7 @@ use bytes::Bytes;
 use kar_protocol::Reminder;
 use kar_store_api::{Firing, RequestBuilder, Store, StoreError};
 use opentelemetry::KeyValue;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// Most firings made by one store transition: bounds the transaction (and, on Redis,
@@ -81,19 +82,28 @@ impl Runtime {
     /// Fires the application's due reminders until shutdown.
     pub(crate) async fn reminder_loop(self: Arc<Self>) {
         let build = self.firing_builder();
-        self.run_woken(&self.wakes.reminders, || self.firing_pass(&build))
+        let outage = Mutex::new(OutageLog::new("reminder loop"));
+        self.run_woken(&self.wakes.reminders, || self.firing_pass(&build, &outage))
             .await;
     }
 
     /// One pass: fires what is due and returns how long to sleep, or `None` to go
     /// on at once (a backlog).
-    async fn firing_pass(self: &Arc<Self>, build: &RequestBuilder) -> Option<Duration> {
+    async fn firing_pass(
+        self: &Arc<Self>,
+        build: &RequestBuilder,
+        outage: &Mutex<OutageLog>,
+    ) -> Option<Duration> {
+        let outage = || outage.lock().unwrap_or_else(|e| e.into_inner());
         let now = self.clock().now_millis();
         let fired = match self.store.fire_due(now as i64, FIRE_BATCH, build).await {
-            Ok(fired) => fired,
+            Ok(fired) => {
+                outage().succeeded();
+                fired
+            }
             Err(e) => {
                 // The reminders stay due: the next pass fires them.
-                tracing::error!("cannot fire due reminders: {e}");
+                outage().failed(&format_args!("cannot fire due reminders: {e}"));
                 return Some(self.config.actor_reminder_interval);
             }
         };
@@ -108,7 +118,7 @@ impl Runtime {
             Ok(Some(due)) => Some(self.clock().until(due.max(0) as u64).min(SAFETY_RECHECK)),
             Ok(None) => Some(SAFETY_RECHECK),
             Err(e) => {
-                tracing::warn!("cannot read the next reminder time: {e}");
+                outage().failed(&format_args!("cannot read the next reminder time: {e}"));
                 Some(self.config.actor_reminder_interval)
             }
         }
