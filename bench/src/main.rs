@@ -42,6 +42,32 @@ use stats::{Figures, Measured, Report};
 use std::path::PathBuf;
 use std::time::Duration;
 
+const USAGE: &str = "\
+kar-bench: kar's sidecars against a direct call and Restate, in one run (bench/run.sh runs it all)
+
+Usage: kar-bench [OPTION VALUE]...
+  --stores LIST            stores to measure: embedded,redis,redis-tls,redis-wait (default embedded,redis)
+  --calls N                sequential calls on one key per system, after warm-up (default 2000)
+  --seconds S              seconds of each closed-loop throughput figure (default 5)
+  --concurrency C          clients of the throughput figures (default 64)
+  --restate DIR            measure Restate too (its Counter objects in DIR, e.g. bench/restate)
+  --stateful LIST          stateful counter rows: rust,node (default) or none
+  --stateful-stores LIST   stores of those rows (default embedded,embedded-fsync,redis,redis-fsync)
+  --stateful-clients N     clients of the stateful throughput figure (default 32)
+  --scaling LIST           client counts of the scaling chart, e.g. 1,4,16,64,256
+  --scaling-seconds S      seconds per scaling point (default 2)
+  --reminders N            N periodic (1 s) reminders per store: firings/s (default 0: off)
+  --events N               publish-to-delivery latency over N sequential events (0: off)
+  --event-rate S           sustained event throughput, 1 and 8 subscribers, S s (0: off)
+  --recovery N             N kill -9 trials per store (0: off); --recovery-clients C,
+                           --recovery-leases 3s,1s, --recovery-only
+  --growth A,T,R | full    growth workloads (actors, queued tells, reminders); --growth-only
+  --kar PATH               the kar binary (default: the kar beside kar-bench)
+  --kar-js DIR             the npm kar-sdk of the Node rows
+  --out DIR                write the results file and chart there
+  --help                   this text
+";
+
 struct Options {
     stores: Vec<String>,
     restate: Option<PathBuf>,
@@ -149,7 +175,11 @@ fn parse_options() -> Result<Options> {
             "--scaling-seconds" => options.scaling_seconds = value()?.parse()?,
             "--kar" => options.kar = value()?.into(),
             "--out" => options.out = Some(value()?.into()),
-            other => bail!("unknown option {other}"),
+            "--help" | "-h" => {
+                print!("{USAGE}");
+                std::process::exit(0);
+            }
+            other => bail!("unknown option {other} (kar-bench --help lists them)"),
         }
     }
     if !options.kar.exists() {
