@@ -20,6 +20,7 @@
 
 mod actors;
 mod admin;
+mod adoption;
 mod bindings;
 mod control;
 mod db;

@@ -192,6 +192,7 @@
 
 mod actors;
 mod admin;
+mod adoption;
 mod bindings;
 mod connect;
 mod control;
@@ -337,6 +338,7 @@ pub struct RedisStore {
     wait: Option<replication::Wait>,
     members: lease::LocalMembers,
     recoveries: recovery::Recoveries,
+    adoptions: adoption::Adoptions,
     /// `host:port`, for messages.
     addr: String,
     /// `redis://host:port` (`rediss://` with TLS): the store's description.
@@ -383,6 +385,7 @@ impl RedisStore {
             wait,
             members: Arc::default(),
             recoveries: recovery::Recoveries(Arc::default(), policy),
+            adoptions: adoption::Adoptions::default(),
             addr,
             config: config.clone(),
         })
