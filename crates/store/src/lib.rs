@@ -24,6 +24,7 @@
 //! | `membership.rs`, `requests.rs`, `actors.rs`, `reminders.rs`, `events.rs`, `admin.rs`, `control.rs` | one area each: the `impl <Area>Store for EmbeddedStore` and its SQL |
 //! | `mesh.rs` | members, their poke ports, the mesh version |
 //! | `routing.rs` | where a request goes (placement, choice of member), inserting and assigning a request |
+//! | `adoption.rs` | the adoption of the requests parked for a member's names, in bounded transactions, resumed at mesh changes |
 //! | `inbox.rs` | the inbox rows (requests, signals) and their reader |
 //! | `bindings.rs` | what reminders and subscriptions share: `impl<B> BindingStore<B>` once for both kinds (get, list, cancel) |
 //! | `recovery.rs` | removal of a member that left or died, held requests (guarantee 5) |
