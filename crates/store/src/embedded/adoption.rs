@@ -35,6 +35,8 @@ pub(super) struct Adoption {
     names: Arc<[String]>,
     db: Db,
     running: Arc<AtomicBool>,
+    /// Set by every call of [`Adoption::start`], cleared by each run as it starts.
+    wanted: Arc<AtomicBool>,
 }
 
 /// How one adoption transaction ended.
@@ -55,21 +57,36 @@ impl Adoption {
             names: names.into(),
             db: db.clone(),
             running: Arc::default(),
+            wanted: Arc::default(),
         }
     }
 
-    /// Adopts what is parked for the member's names, in a task, unless it does
-    /// already (a look at the parked index first, outside the write lock: usually
-    /// nothing is parked). `limit` (fault injection only) ends the run after that many
+    /// Adopts what is parked for the member's names, in a task, unless one runs: that
+    /// one then looks again once done, so that no call goes unanswered (a look at the
+    /// parked index first, outside the write lock: usually nothing is parked).
+    /// `limit` (fault injection only) ends the first run after that many
     /// transactions, as though the process had died.
     pub(super) fn start(&self, limit: Option<u32>) {
-        if self.names.is_empty() || self.running.swap(true, Ordering::AcqRel) {
+        if self.names.is_empty() {
+            return;
+        }
+        self.wanted.store(true, Ordering::Release);
+        if self.running.swap(true, Ordering::AcqRel) {
             return;
         }
         let this = self.clone();
         tokio::spawn(async move {
-            this.run(limit).await;
-            this.running.store(false, Ordering::Release);
+            let mut limit = limit;
+            loop {
+                this.wanted.store(false, Ordering::Release);
+                this.run(limit.take()).await;
+                this.running.store(false, Ordering::Release);
+                // Called meanwhile (and nobody took over since): once more.
+                if !this.wanted.load(Ordering::Acquire) || this.running.swap(true, Ordering::AcqRel)
+                {
+                    break;
+                }
+            }
         });
     }
 
