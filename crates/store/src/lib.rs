@@ -12,7 +12,7 @@
 //! | `codes.rs` | the stored request status and kind codes, for both engines (SQL and Lua literals, typed decoding: an unknown code is `Corrupt`) |
 //! | `codec.rs` | postcard encoding of records and messages |
 //! | `examples/fill_pending.rs` | fills a store with pending requests (`bench/list_requests.sh`) |
-//! | `fault.rs` | the fault hook of the failure tests (cargo feature `fault-injection`, off in release builds) |
+//! | `fault.rs` | the fault hooks of the failure tests (cargo feature `fault-injection`, off in release builds) |
 //! | `embedded/` | SQLite (WAL) under `$KAR_HOME`, shared by every `kar` process of the user on the host; deaths seen through OS file locks; wake-ups are loopback pokes |
 //! | `redis/` | one Lua script per transition over one hash tag per application; membership leases renewed in the background, self-fencing; inboxes are streams read with blocking `XREAD` |
 //! | `tests/conformance.rs` | every scenario on both engines (the Redis one on a `redis-server` of its own; deaths are real: SIGKILLed child processes) |
@@ -24,6 +24,7 @@
 //! | `membership.rs`, `requests.rs`, `actors.rs`, `reminders.rs`, `events.rs`, `admin.rs`, `control.rs` | one area each: the `impl <Area>Store for EmbeddedStore` and its SQL |
 //! | `mesh.rs` | members, their poke ports, the mesh version |
 //! | `routing.rs` | where a request goes (placement, choice of member), inserting and assigning a request |
+//! | `adoption.rs` | the adoption of the requests parked for a member's names, in bounded transactions, resumed at mesh changes |
 //! | `inbox.rs` | the inbox rows (requests, signals) and their reader |
 //! | `bindings.rs` | what reminders and subscriptions share: `impl<B> BindingStore<B>` once for both kinds (get, list, cancel) |
 //! | `recovery.rs` | removal of a member that left or died, held requests (guarantee 5) |
@@ -52,6 +53,10 @@ mod fault;
 mod redis;
 
 pub use kar_store_api::*;
+
+/// Fault injection for the adoption tests (cargo feature `fault-injection` only).
+#[cfg(feature = "fault-injection")]
+pub use fault::end_join_adoption_after;
 
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -51,6 +51,7 @@ conformance!(
     departure_drops_uncollected_outcomes,
     park_expire_and_adopt,
     a_large_backlog_is_adopted_in_arrival_order,
+    an_interrupted_adoption_is_resumed_by_a_live_member,
     members_changed_on_join_and_leave,
     signals_reach_the_inbox_in_order,
     signals_to_departed_members_are_dropped,
@@ -318,9 +319,10 @@ async fn park_expire_and_adopt(engine: &Engine) {
         .unwrap());
 }
 
-/// A backlog larger than one adoption batch (Redis adopts 500 per script, so that
-/// Redis keeps serving renewals meanwhile) arrives whole and in order, and a request
-/// made while it is being adopted comes after it, not before.
+/// A backlog larger than one adoption batch (both engines adopt 500 per script or
+/// transaction, so that the store keeps serving the others meanwhile: Redis its
+/// renewals, SQLite the other processes' writes) arrives whole and in order, and a
+/// request made while it is being adopted comes after it, not before.
 async fn a_large_backlog_is_adopted_in_arrival_order(engine: &Engine) {
     let store = engine.open("app").await;
     let backlog: Vec<_> = (0..1_200)
@@ -340,6 +342,84 @@ async fn a_large_backlog_is_adopted_in_arrival_order(engine: &Engine) {
         .map(|r| r.id.clone())
         .collect();
     assert_eq!(executed(&got), expected);
+}
+
+/// An adoption cut short (its member took one batch, then died) is resumed by a live
+/// member offering the name: every parked request reaches it once, in arrival order
+/// (those the dead adopter had taken come again by its recovery, with the next
+/// attempt), and a request made meanwhile comes after the backlog.
+async fn an_interrupted_adoption_is_resumed_by_a_live_member(engine: &Engine) {
+    const N: usize = 1_200;
+    const BATCH: usize = 500;
+    let store = engine.open("app").await;
+    let backlog: Vec<_> = (0..N)
+        .map(|_| request(RequestKind::Tell, "resumed", "node-c"))
+        .collect();
+    for r in &backlog {
+        assert_eq!(store.enqueue(r).await.unwrap(), Routing::Parked);
+    }
+    // The adopter's adoption ends after one batch, as though it had died there; the
+    // heir stands for a live member offering the name that adopts nothing by itself
+    // (its join adopts nothing): only the resumption can bring it the rest.
+    kar_store::end_join_adoption_after("node-cut-adopter", 1);
+    kar_store::end_join_adoption_after("node-idle-heir", 0);
+    let adopter_store = engine.open("app").await;
+    let mut adopter = adopter_store
+        .join(&member("node-cut-adopter", "resumed", &[]))
+        .await
+        .unwrap();
+    // The only member offering the name: the first batch is all its own.
+    let mut first = Vec::new();
+    tokio::time::timeout(PATIENCE, async {
+        while first.len() < BATCH {
+            for message in adopter.recv().await.expect("recv") {
+                if let Message::Execute(r) = message {
+                    first.push(r.id);
+                }
+            }
+        }
+    })
+    .await
+    .expect("the first batch never came");
+    let ids: Vec<_> = backlog.iter().map(|r| r.id.clone()).collect();
+    assert_eq!(first[..BATCH], ids[..BATCH]);
+    let mut heir = store
+        .join(&member("node-idle-heir", "resumed", &[]))
+        .await
+        .unwrap();
+    let late = request(RequestKind::Tell, "resumed", "node-c");
+    store.enqueue(&late).await.unwrap();
+    drop(adopter);
+
+    let got = recv_requests(&mut heir, N + 1).await;
+    let expected: Vec<_> = ids.iter().chain([&late.id]).cloned().collect();
+    let arrival = |id: &RequestId| expected.iter().position(|e| e == id).expect("known id");
+    // None lost, none twice.
+    let mut received: Vec<_> = got.iter().map(|r| arrival(&r.id)).collect();
+    received.sort_unstable();
+    assert_eq!(received, (0..=N).collect::<Vec<_>>());
+    // In arrival order: first deliveries, and re-deliveries of the dead adopter's.
+    for attempt in [0, 1] {
+        let order: Vec<_> = got
+            .iter()
+            .filter(|r| r.attempt == attempt)
+            .map(|r| arrival(&r.id))
+            .collect();
+        assert!(order.is_sorted(), "attempt {attempt}: {order:?}");
+    }
+    assert!(got
+        .iter()
+        .filter(|r| arrival(&r.id) < BATCH)
+        .all(|r| r.attempt == 1));
+    wait_removed(engine, "app", "node-cut-adopter").await;
+    // Delivered once: nothing follows but a marker, routed at once.
+    let marker = request(RequestKind::Tell, "resumed", "node-c");
+    assert_eq!(
+        store.enqueue(&marker).await.unwrap(),
+        Routing::Assigned(NodeId("node-idle-heir".into()))
+    );
+    let (got, _) = recv_n(&mut heir, 1).await;
+    assert_eq!(executed(&got), vec![marker.id]);
 }
 
 async fn members_changed_on_join_and_leave(engine: &Engine) {

@@ -1,6 +1,7 @@
 //! Inboxes in the embedded engine: the `inbox` table, one row per message, read in
 //! `seq` order by the member (`EmbeddedInbox`), woken by pokes.
 
+use super::adoption::Adoption;
 use super::db::Db;
 use super::liveness::Watchers;
 use super::mesh::mesh_version;
@@ -62,6 +63,9 @@ pub(super) struct EmbeddedInbox {
     /// per batch of messages (the read that would find nothing new).
     pub(super) drained: bool,
     pub(super) watchers: Arc<Watchers>,
+    /// Resumed at every change of the mesh: an adopter of the member's names that
+    /// died or left midway leaves requests parked (`adoption`).
+    pub(super) adoption: Adoption,
     pub(super) _lock: File,
     pub(super) listener: tokio::task::JoinHandle<()>,
 }
@@ -185,6 +189,7 @@ impl Inbox for EmbeddedInbox {
                 self.version = version;
                 self.watchers
                     .watch_all(members, std::slice::from_ref(&self.node));
+                self.adoption.start(None);
             }
             for row in rows {
                 self.acked = self.acked.max(row.seq);

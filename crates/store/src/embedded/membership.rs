@@ -1,13 +1,13 @@
 //! Mesh membership in the embedded engine: `members` and `offers`; a member's
-//! liveness is its lock file (`liveness`), its wake-ups a loopback port (`poke`).
+//! liveness is its lock file (`liveness`), its wake-ups a loopback port (`poke`); the
+//! requests parked for its names are adopted after it joined (`adoption`).
 
+use super::adoption::Adoption;
 use super::inbox::{self, EmbeddedInbox};
 use super::mesh::{bump_version, is_member, mesh_version, poke_ports};
 use super::recovery::{remove_member, Removal};
-use super::routing::{assign, route};
 use super::{liveness, poke, EmbeddedStore};
 use crate::codec::{decode, encode};
-use crate::codes::sql_status;
 use crate::{Inbox, MembershipStore, Signal, StoreError};
 use async_trait::async_trait;
 use kar_protocol::{Member, NodeId};
@@ -26,6 +26,7 @@ impl MembershipStore for EmbeddedStore {
         let app = self.app.clone();
         let record = encode(member);
         let names: Vec<String> = member.names().map(str::to_string).collect();
+        let adoption = Adoption::new(&app, &node, names.clone(), &self.db);
         let node2 = node.clone();
         let (others, version) = self
             .db
@@ -44,23 +45,6 @@ impl MembershipStore for EmbeddedStore {
                     conn.prepare_cached("INSERT OR IGNORE INTO offers (app, name, node) VALUES (?1, ?2, ?3)")?
                         .execute([&app, name, &node])?;
                 }
-                for name in &names {
-                    let parked: Vec<(String, Option<String>, Option<String>)> = conn
-                        .prepare_cached(
-                            concat!("SELECT id, actor_type, actor_id FROM requests
-                             WHERE app = ?1 AND status = ", sql_status!(Parked), " AND name = ?2 ORDER BY seq"),
-                        )?
-                        .query_map([&app, name], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))?
-                        .collect::<Result<_, _>>()?;
-                    for (id, actor_type, actor_id) in parked {
-                        let actor = actor_type.as_deref().zip(actor_id.as_deref());
-                        let Some((target, port)) = route(conn, &app, name, actor)? else {
-                            continue;
-                        };
-                        assign(conn, &app, &id, &target)?;
-                        pokes.push(port);
-                    }
-                }
                 bump_version(conn, &app)?;
                 let version = mesh_version(conn, &app)?;
                 pokes.push(poke_port);
@@ -68,6 +52,9 @@ impl MembershipStore for EmbeddedStore {
             })
             .await?;
         self.watchers.watch_all(others, std::slice::from_ref(&node));
+        // The requests parked for its names are adopted after the join, in bounded
+        // transactions (`adoption`).
+        adoption.start(crate::fault::join_adoption_limit(&node));
         Ok(Box::new(EmbeddedInbox {
             app: self.app.clone(),
             node,
@@ -78,6 +65,7 @@ impl MembershipStore for EmbeddedStore {
             version,
             drained: false,
             watchers: self.watchers.clone(),
+            adoption,
             _lock: lock,
             listener,
         }))

@@ -8,6 +8,12 @@
 //! * Deaths are seen through OS file locks (`liveness`): every process watches every
 //!   member's lock, and the first to take a dead member's lock recovers it in one
 //!   transaction (`recovery`).
+//! * A member adopts the requests parked for its names after its join, 500 per name
+//!   per transaction (`adoption`), never in the join's transaction: that held the
+//!   write lock for seconds with a large backlog. Until a name's backlog is adopted,
+//!   routing parks new requests for it behind (one probe of the parked index); every
+//!   member resumes the adoption of its names when the mesh changes, so that an
+//!   adopter that died or left midway is replaced by the live ones.
 //! * The schema has a version (`PRAGMA user_version`) and an ordered list of
 //!   migrations (`schema`).
 //!
@@ -15,11 +21,13 @@
 //! `bindings`, `reminders`, `events`, `admin`, `control`), each implementing its trait
 //! (`bindings`: what reminders and subscriptions share, once for both); the helpers
 //! they share have modules of their own: `mesh` (members, mesh version), `routing`
-//! (where a request goes, the insertion of a request), `inbox` (the inbox rows and
-//! their reader), `idempotency` (idempotency keys).
+//! (where a request goes, the insertion of a request), `adoption` (of parked
+//! requests), `inbox` (the inbox rows and their reader), `idempotency` (idempotency
+//! keys).
 
 mod actors;
 mod admin;
+mod adoption;
 mod bindings;
 mod control;
 mod db;

@@ -30,10 +30,39 @@ pub(super) fn pick_member(
     Ok(candidates.choose(&mut rand::rng()).cloned())
 }
 
-/// Where a request goes: for an actor, its placement while that member lives, else
-/// a random member offering the type (the choice is recorded as the new placement);
-/// for a service, a random member offering it. `None`: nobody offers it.
+/// Where a request goes: `None` (it parks) while requests parked for `name` wait to
+/// be adopted (`adoption`), so that it cannot overtake an earlier request to its
+/// actor; else its [`destination`].
 pub(super) fn route(
+    conn: &Connection,
+    app: &str,
+    name: &str,
+    actor: Option<(&str, &str)>,
+) -> Result<Option<(String, u16)>, StoreError> {
+    if has_backlog(conn, app, name)? {
+        return Ok(None);
+    }
+    destination(conn, app, name, actor)
+}
+
+/// Whether requests are parked for `name`: one probe of the partial index
+/// `requests_parked_for` (empty but for the parked requests), the price of the
+/// arrival order on every routing.
+pub(super) fn has_backlog(conn: &Connection, app: &str, name: &str) -> Result<bool, StoreError> {
+    Ok(conn
+        .prepare_cached(concat!(
+            "SELECT EXISTS (SELECT 1 FROM requests WHERE app = ?1 AND name = ?2 AND status = ",
+            sql_status!(Parked),
+            ")"
+        ))?
+        .query_row([app, name], |row| row.get(0))?)
+}
+
+/// Where a request goes, backlog or not (the adoption itself routes the backlog):
+/// for an actor, its placement while that member lives, else a random member offering
+/// the type (the choice is recorded as the new placement); for a service, a random
+/// member offering it. `None`: nobody offers it.
+pub(super) fn destination(
     conn: &Connection,
     app: &str,
     name: &str,

@@ -45,7 +45,7 @@
 use super::connect::Connector;
 use super::replication::{StoreConn, Wait};
 use super::scripts::RENEW;
-use super::{recovery, Keys};
+use super::{adoption, recovery, Keys};
 use crate::StoreError;
 use redis::aio::MultiplexedConnection;
 use redis::AsyncConnectionConfig;
@@ -140,7 +140,9 @@ type Attempt = (
 
 /// The lease renewal of one member joined through this handle. Renewals also report
 /// the members whose leases expired: this member then recovers them (each recovery
-/// in a task of its own, on the shared connection, so renewals never wait for one).
+/// in a task of its own, on the shared connection, so renewals never wait for one);
+/// and the member's names for which requests are parked: it then adopts them, in a
+/// task of its own too, unless it does already (`adoption.rs`).
 pub(super) struct Renewal {
     pub(super) client: Connector,
     /// The connection of the last renewal that got through (`None` after an error).
@@ -149,12 +151,15 @@ pub(super) struct Renewal {
     /// The replication wait each renewal must pass to count (`replication.rs`).
     pub(super) wait: Option<Wait>,
     pub(super) recoveries: recovery::Recoveries,
+    /// The adoptions of this handle's members: a renewal that finds requests parked
+    /// for the member's names starts one unless it runs (`adoption.rs`).
+    pub(super) adoptions: adoption::Adoptions,
     pub(super) keys: Arc<Keys>,
     pub(super) node: String,
     pub(super) lease: Duration,
     pub(super) margin: Duration,
     pub(super) lease_end: Arc<Mutex<Instant>>,
-    /// The store's runtime: the recoveries run there.
+    /// The store's runtime: the recoveries and adoptions run there.
     pub(super) main: Handle,
 }
 
@@ -270,7 +275,24 @@ impl Renewal {
                 next = next.min(expiry);
             }
             *self.lease_end.lock().unwrap_or_else(|e| e.into_inner()) = sent + lease - self.margin;
-            let expired = reply.into_iter().skip(2).collect::<Vec<_>>();
+            let recoverable = reply
+                .get(2)
+                .and_then(|n| n.parse::<usize>().ok())
+                .unwrap_or(0);
+            let mut rest = reply.into_iter().skip(3);
+            let expired = rest.by_ref().take(recoverable).collect::<Vec<_>>();
+            let parked = rest.collect::<Vec<_>>();
+            if !parked.is_empty() {
+                self.adoptions.start(
+                    &self.main,
+                    &self.recovery_conn,
+                    &self.keys,
+                    &node,
+                    parked,
+                    fenced.subscribe(),
+                    None,
+                );
+            }
             if !expired.is_empty() {
                 self.recoveries.start(
                     &self.main,

@@ -1,10 +1,11 @@
 //! Mesh membership in the Redis engine: joining (with the member's lease renewal,
-//! `lease.rs`), leaving (recovered like a death, `recovery.rs`), the live members, and
+//! `lease.rs`, and the adoption of the requests parked for its names, `adoption.rs`),
+//! leaving (recovered like a death, `recovery.rs`), the live members, and
 //! signals appended to a member's inbox (`inbox.rs` reads them).
 
 use super::connect::connect_error;
 use super::lease::{self, lease_millis, lock, LocalMember, Renewal};
-use super::scripts::{ADOPT, JOIN, LEAVE, MEMBERS, SIGNAL};
+use super::scripts::{JOIN, LEAVE, MEMBERS, SIGNAL};
 use super::{inbox, recovery, RedisStore, RESPONSE_TIMEOUT};
 use crate::codec::{decode, encode};
 use crate::{Inbox, MembershipStore, Signal, StoreError};
@@ -46,6 +47,7 @@ impl MembershipStore for RedisStore {
             conn: None,
             recovery_conn: self.conn.clone(),
             recoveries: self.recoveries.clone(),
+            adoptions: self.adoptions.clone(),
             keys: self.keys.clone(),
             node: node.clone(),
             lease: self.lease,
@@ -75,16 +77,17 @@ impl MembershipStore for RedisStore {
         if let Some(previous) = previous {
             previous.renew.abort();
         }
-        let names: Vec<String> = member.names().map(str::to_string).collect();
-        if !names.is_empty() {
-            tokio::spawn(adopt_parked(
-                self.conn.clone(),
-                self.keys.clone(),
-                node.clone(),
-                names,
-                fenced_rx.clone(),
-            ));
-        }
+        // The requests parked for its names are adopted in bounded scripts, by a
+        // task (`adoption.rs`).
+        self.adoptions.start(
+            &tokio::runtime::Handle::current(),
+            &self.conn,
+            &self.keys,
+            &node,
+            member.names().map(str::to_string).collect(),
+            fenced_rx.clone(),
+            crate::fault::join_adoption_limit(&node),
+        );
         Ok(Box::new(inbox::RedisInbox::new(
             node,
             reader,
@@ -170,50 +173,5 @@ impl MembershipStore for RedisStore {
             .invoke_async::<i64>(&mut self.conn.clone())
             .await?;
         Ok(())
-    }
-}
-
-/// Most parked requests of one name adopted by one script: a few milliseconds of
-/// Redis's time each.
-const ADOPT_BATCH: u32 = 500;
-
-/// Adopts the requests parked for the names of `node`, which just joined, one batch
-/// per script until none is left (`adopt.lua`), while the member serves and renews.
-/// Until then new requests for those names park behind them (arrival order). A
-/// failed batch is tried again as long as the member is not fenced; if the member
-/// dies meanwhile, the next member to join with those names adopts the rest.
-async fn adopt_parked(
-    mut conn: super::replication::StoreConn,
-    keys: Arc<super::Keys>,
-    node: String,
-    names: Vec<String>,
-    fenced: watch::Receiver<bool>,
-) {
-    let mut adopted_batches = 0u32;
-    loop {
-        let mut invocation = ADOPT.invocation(&keys);
-        invocation.arg(&node).arg(ADOPT_BATCH);
-        for name in &names {
-            invocation.arg(name);
-        }
-        match invocation.invoke_async::<i64>(&mut conn).await {
-            Ok(0) => break,
-            Ok(left) => {
-                adopted_batches += 1;
-                if adopted_batches.is_multiple_of(20) {
-                    tracing::info!(%node, left, "adopting the requests parked for this member's names");
-                }
-            }
-            Err(e) => {
-                if *fenced.borrow() {
-                    return;
-                }
-                tracing::warn!(%node, "cannot adopt parked requests (trying again): {e}");
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
-        }
-    }
-    if adopted_batches > 0 {
-        tracing::info!(%node, "adopted every request parked for this member's names");
     }
 }

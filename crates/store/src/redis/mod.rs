@@ -64,14 +64,18 @@
 //!
 //! Membership (`membership.rs`, `lease.rs`, `recovery.rs`):
 //! * `join`: writes the member, its lease and its routes, pushes `MembersChanged` to
-//!   every other member; then `adopt` (500 at a time, by a task of the joining member)
-//!   routes the requests parked for its names, in arrival order. Until none is left,
-//!   `route` parks new requests for those names behind them.
+//!   every other member; then `adopt` (500 per name per script, by a task of the
+//!   joining member, `adoption.rs`) routes the requests parked for its names, in
+//!   arrival order. Until none is left, `route` parks new requests for those names
+//!   behind them. `adopt` returns -1 once its member is not live: the adoption ends.
 //! * `renew` (every lease/3, by a background task per member): fails if the member's
 //!   lease has expired (it must fence itself), extends it, and returns the members
 //!   whose leases expired more than their fencing margin ago, which the renewing
-//!   member then recovers. Failure detection thus runs inside the renewals of the live
-//!   members, never on the request path.
+//!   member then recovers, and the member's names for which requests are parked
+//!   (one `ZCARD` per name), which it then adopts unless it does already: an adopter
+//!   that died, was fenced or left midway is replaced within a renewal period by the
+//!   live members offering the names. Failure detection thus runs inside the renewals
+//!   of the live members, never on the request path.
 //! * `recover`: one bounded step of the recovery of a member whose lease expired,
 //!   under a lock with a TTL, so that no script blocks Redis for long and a recoverer
 //!   that dies midway is replaced. Outcomes only the dead member could collect are
@@ -192,6 +196,7 @@
 
 mod actors;
 mod admin;
+mod adoption;
 mod bindings;
 mod connect;
 mod control;
@@ -337,6 +342,7 @@ pub struct RedisStore {
     wait: Option<replication::Wait>,
     members: lease::LocalMembers,
     recoveries: recovery::Recoveries,
+    adoptions: adoption::Adoptions,
     /// `host:port`, for messages.
     addr: String,
     /// `redis://host:port` (`rediss://` with TLS): the store's description.
@@ -383,6 +389,7 @@ impl RedisStore {
             wait,
             members: Arc::default(),
             recoveries: recovery::Recoveries(Arc::default(), policy),
+            adoptions: adoption::Adoptions::default(),
             addr,
             config: config.clone(),
         })

@@ -1,12 +1,14 @@
 -- adopt(node, batch, names...): ARGV[3..]
 -- Routes the oldest `batch` requests parked for each of the names of member `node`
 -- (in arrival order; an actor request goes to its placement if that member lives) and
--- returns how many stay parked for them. Bounded, so that a backlog is adopted by
--- many short scripts between which Redis serves everyone else (renewals above all).
+-- returns how many stay parked for them, or -1 if `node` is not live (its adoption
+-- ends: the live members offering the names resume it, `renew.lua`). Bounded, so that
+-- a backlog is adopted by many short scripts between which Redis serves everyone else
+-- (renewals above all).
 local now = now_ms()
 local node, batch = ARGV[3], tonumber(ARGV[4])
 if not live(node, now) then
-  return redis.error_reply('ERR node ' .. node .. ' is not a member')
+  return -1
 end
 local left = 0
 for i = 5, #ARGV do
