@@ -95,6 +95,8 @@
 //!   call or promise whose caller is live becomes `done` with its outcome and a
 //!   `Completed` goes to the caller's inbox; a tell, or a request whose caller is
 //!   dead, is deleted. A held parent whose last unfinished child it was is routed.
+//! * `complete_all`: several completions by one executor in one script, each exactly
+//!   `complete` (the shared body is `lua/complete_lib.lua`): the group commit of tells.
 //! * `enqueue_keyed`: like `enqueue`, under an idempotency key: if the key maps to
 //!   a pending request or to a recorded outcome, returns it and enqueues nothing;
 //!   `keyed` reads a key (`idempotency.rs`). `complete` records a keyed request's

@@ -195,7 +195,9 @@ scripts! {
     RECOVER: Script<ByExecutor> = ["lib.lua", "recover.lua"];
     // Requests (requests.rs).
     ENQUEUE: Script<ByCaller> = ["lib.lua", "enqueue.lua"];
-    COMPLETE: Script<ByExecutor> = ["lib.lua", "complete.lua"];
+    COMPLETE: Script<ByExecutor> = ["lib.lua", "complete_lib.lua", "complete.lua"];
+    /// Several completions by one executor in one script (group commit of tells).
+    COMPLETE_ALL: Script<ByExecutor> = ["lib.lua", "complete_lib.lua", "complete_all.lua"];
     TAIL_CALL: Script<ByExecutor> = ["lib.lua", "tail_call.lua"];
     FORGET: Script<ByHandle> = ["lib.lua", "forget.lua"];
     EXPIRE_PARKED: Script<ByHandle> = ["lib.lua", "expire_parked.lua"];
