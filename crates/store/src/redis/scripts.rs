@@ -226,7 +226,8 @@ scripts! {
     BINDINGS_CANCEL_ALL: Script<ByHandle> = ["lib.lua", "bindings.lua", "bindings_cancel_all.lua"];
     REMINDER_SCHEDULE: Script<ByHandle> = ["lib.lua", "bindings.lua", "reminder_schedule.lua"];
     REMINDERS_NEXT_DUE: Script<Unfenced> = ["lib.lua", "bindings.lua", "reminders_next_due.lua"];
-    REMINDERS_DUE: Script<Unfenced> = ["lib.lua", "bindings.lua", "reminders_due.lua"];
+    /// Claims what it reads (a write).
+    REMINDERS_DUE: Script<ByHandle> = ["lib.lua", "bindings.lua", "reminders_due.lua"];
     REMINDERS_FIRE: Script<ByHandle> = ["lib.lua", "bindings.lua", "reminders_fire.lua"];
     SUBSCRIBE: Script<ByHandle> = ["lib.lua", "bindings.lua", "subscribe.lua"];
     DELIVER_EVENT: Script<ByHandle> = ["lib.lua", "bindings.lua", "deliver_event.lua"];
