@@ -243,7 +243,9 @@ fn complete_one(
     id: &str,
     outcome: &[u8],
 ) -> Result<(bool, Pokes), StoreError> {
-    let row: Option<(String, i64, String, Option<String>, Option<String>)> = conn
+    /// status, kind, caller, assignee, parent
+    type Row = (String, i64, String, Option<String>, Option<String>);
+    let row: Option<Row> = conn
         .prepare_cached(
             "SELECT status, kind, caller, assignee, parent FROM requests
              WHERE app = ?1 AND id = ?2",
