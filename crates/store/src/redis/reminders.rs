@@ -3,12 +3,12 @@
 //! reading and cancelling are shared with subscriptions: `bindings.rs`).
 //!
 //! Firing reads the due reminders (claiming them for a moment, so that the members
-//! firing at the same time read different ones), builds their requests here (the request record is
-//! postcard, which Lua cannot write), then runs one script that, for each firing,
-//! checks that the reminder is unchanged (its generation and target time: a
-//! compare-and-set) and in the same step enqueues the request and advances the
-//! reminder. A member that read the same reminders concurrently finds them changed
-//! and skips them, so each due firing is enqueued once.
+//! firing at the same time read different ones), builds their requests here (the
+//! request record is postcard, which Lua cannot write), then runs one script that, for
+//! each firing, checks that the reminder is unchanged (its generation and target
+//! time: a compare-and-set) and in the same step enqueues the request and advances
+//! the reminder. A member that read the same reminders concurrently (its claim ended)
+//! finds them changed and skips them, so each due firing is enqueued once.
 
 use super::bindings::{fields, head_args, records, Binding};
 use super::requests::{request_args, routing};
