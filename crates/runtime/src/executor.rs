@@ -16,7 +16,7 @@ use kar_store_api::{Inbox, Message};
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use tokio::sync::{oneshot, watch, Notify};
+use tokio::sync::{mpsc, oneshot, watch, Notify};
 
 /// Content type of actor method invocations and replies.
 pub(crate) const KAR_JSON: &str = "application/kar+json";
@@ -44,7 +44,17 @@ pub(crate) struct Executor {
     traced: Mutex<FastMap<RequestId, (TraceContext, Target)>>,
     /// Back-pressure on tells (`-max_concurrent_tells`).
     admission: Admission,
+    /// Outcomes of tells to record, group-committed by `tell_completion_loop`.
+    tell_completions: mpsc::UnboundedSender<TellCompletion>,
 }
+
+/// The outcome of a tell executed here, to be recorded with the others ready at the
+/// same moment; the answer says whether that batch recorded it (`false`: the
+/// execution records it on its own, retrying as usual).
+pub(crate) type TellCompletion = (RequestId, Outcome, oneshot::Sender<bool>);
+
+/// Most tell outcomes recorded by one store transition.
+const TELL_COMPLETION_BATCH: usize = 256;
 
 /// Caps the tells (requests nobody waits for: `Pragma: async` tells, reminder
 /// firings, event deliveries) executing here at once: a due burst of reminders would
@@ -131,8 +141,13 @@ struct InFlight {
 }
 
 impl Executor {
-    /// `max_concurrent_tells`: 0 = no cap.
-    pub(crate) fn new(app: Option<Arc<dyn AppClient>>, max_concurrent_tells: usize) -> Self {
+    /// `max_concurrent_tells`: 0 = no cap. Tell outcomes go to `tell_completions`
+    /// (read by [`Runtime::tell_completion_loop`]).
+    pub(crate) fn new(
+        app: Option<Arc<dyn AppClient>>,
+        max_concurrent_tells: usize,
+        tell_completions: mpsc::UnboundedSender<TellCompletion>,
+    ) -> Self {
         Executor {
             app,
             actors: ActorTable::new(),
@@ -151,6 +166,7 @@ impl Executor {
                 },
                 state: Mutex::new(AdmissionState::default()),
             },
+            tell_completions,
         }
     }
 
@@ -482,8 +498,10 @@ impl Runtime {
         if let Some(outcome) = outcome {
             if request.kind == RequestKind::Tell {
                 log_tell_outcome(&request, &outcome);
+                self.complete_tell(&request.id, outcome).await;
+            } else {
+                self.complete(&request.id, &outcome).await;
             }
-            self.complete(&request.id, &outcome).await;
             if request.kind == RequestKind::Tell && is_event_delivery(&request) {
                 // The subscription's next event can go now. Only then: every other
                 // tell (a burst of reminder firings) would run a delivery pass each.
@@ -659,6 +677,58 @@ impl Runtime {
         if let Err(e) = completed {
             // Fenced (this runtime stops), or an error waiting cannot heal.
             tracing::error!(request = %id, "{what}, giving up: {e}");
+        }
+    }
+
+    /// Records the outcome of a tell together with the other tells' outcomes ready at
+    /// the same moment (one store transition for all: a burst of reminder firings
+    /// otherwise costs one per firing). Returns once it is recorded, like
+    /// [`Runtime::complete`], to which it falls back if the batch failed.
+    async fn complete_tell(&self, id: &RequestId, outcome: Outcome) {
+        let (recorded, answer) = oneshot::channel();
+        // A copy stays here in case the batch fails.
+        let sent = self
+            .executor
+            .tell_completions
+            .send((id.clone(), outcome.clone(), recorded));
+        if sent.is_ok() && answer.await == Ok(true) {
+            return;
+        }
+        // The batch failed (or its loop is gone): recorded on its own, with the
+        // retries of a single completion.
+        self.complete(id, &outcome).await;
+    }
+
+    /// Group commit of tell outcomes (see [`Runtime::complete_tell`]): takes what is
+    /// ready, records it in one transition, and meanwhile the next batch gathers.
+    pub(crate) async fn tell_completion_loop(
+        self: Arc<Self>,
+        mut ready: mpsc::UnboundedReceiver<TellCompletion>,
+    ) {
+        let mut batch = Vec::with_capacity(TELL_COMPLETION_BATCH);
+        while ready.recv_many(&mut batch, TELL_COMPLETION_BATCH).await > 0 {
+            let (completions, waiters): (Vec<_>, Vec<_>) = batch
+                .drain(..)
+                .map(|(id, outcome, waiter)| ((id, outcome), waiter))
+                .unzip();
+            let recorded = match self.store.complete_all(&self.node, &completions).await {
+                Ok(_) => {
+                    for (_, outcome) in &completions {
+                        self.executor.metrics.completed(outcome);
+                    }
+                    true
+                }
+                Err(e) => {
+                    tracing::debug!(
+                        "cannot record {} tell outcomes together, each on its own: {e}",
+                        completions.len()
+                    );
+                    false
+                }
+            };
+            for waiter in waiters {
+                let _ = waiter.send(recorded);
+            }
         }
     }
 

@@ -81,7 +81,8 @@ impl Runtime {
             .clone()
             .map(|k| Arc::new(crate::kafka::Kafka::new(k)));
         let (consumed_tx, consumed_rx) = mpsc::unbounded_channel();
-        let executor = Executor::new(app, config.max_concurrent_tells);
+        let (tell_completions, tell_completions_rx) = mpsc::unbounded_channel();
+        let executor = Executor::new(app, config.max_concurrent_tells, tell_completions);
         let runtime = Arc::new(Runtime {
             config,
             node,
@@ -118,6 +119,7 @@ impl Runtime {
                 tokio::spawn(runtime.clone().kafka_bridges(kafka));
             }
         }
+        tokio::spawn(runtime.clone().tell_completion_loop(tell_completions_rx));
         tokio::spawn(runtime.clone().inbox_loop(inbox));
         tokio::spawn(runtime.clone().forget_loop(consumed_rx));
         tokio::spawn(runtime.clone().key_sweep_loop());

@@ -30,6 +30,26 @@ pub trait RequestStore: Send + Sync + 'static {
         outcome: &Outcome,
     ) -> Result<bool, StoreError>;
 
+    /// Records several outcomes of requests executed by `node` (group commit): each
+    /// completion is exactly [`RequestStore::complete`] of its own, atomic (same
+    /// checks, same effects, its own `bool` in the result, in order); engines commit
+    /// many in one transaction. An error (fencing included) is the batch's: some
+    /// completions may have been recorded all the same, which completing them again
+    /// finds (`false`).
+    ///
+    /// The default completes them one after another.
+    async fn complete_all(
+        &self,
+        node: &NodeId,
+        completions: &[(RequestId, Outcome)],
+    ) -> Result<Vec<bool>, StoreError> {
+        let mut done = Vec::with_capacity(completions.len());
+        for (id, outcome) in completions {
+            done.push(self.complete(node, id, outcome).await?);
+        }
+        Ok(done)
+    }
+
     /// The caller has consumed these outcomes: the records can go. Engines may
     /// delete them lazily (with a later transition); they are never delivered again.
     async fn forget(&self, ids: &[RequestId]) -> Result<(), StoreError>;

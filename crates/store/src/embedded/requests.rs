@@ -1,6 +1,7 @@
 //! Requests in the embedded engine: the `requests` table (one row per live request,
 //! `seq` in arrival order) and its transitions after enqueue.
 
+use super::db::Pokes;
 use super::idempotency;
 use super::inbox::{self, COMPLETED, EXECUTE};
 use super::mesh::is_member;
@@ -12,7 +13,7 @@ use crate::codes::{kind_from_code, sql_status, Status};
 use crate::{RequestStore, Resumed, Routing, StoreError};
 use async_trait::async_trait;
 use kar_protocol::{NodeId, Outcome, Request, RequestId};
-use rusqlite::{params, OptionalExtension};
+use rusqlite::{params, Connection, OptionalExtension};
 
 #[async_trait]
 impl RequestStore for EmbeddedStore {
@@ -39,59 +40,37 @@ impl RequestStore for EmbeddedStore {
                 if is_member(conn, &app, &node)?.is_none() {
                     return Err(StoreError::Fenced(node));
                 }
-                let row: Option<(String, i64, String, Option<String>, Option<String>)> = conn
-                    .prepare_cached(
-                        "SELECT status, kind, caller, assignee, parent FROM requests
-                         WHERE app = ?1 AND id = ?2",
-                    )?
-                    .query_row([&app, &id], |row| {
-                        Ok((
-                            row.get(0)?,
-                            row.get(1)?,
-                            row.get(2)?,
-                            row.get(3)?,
-                            row.get(4)?,
-                        ))
-                    })
-                    .optional()?;
-                let Some((status, kind, caller, assignee, parent)) = row else {
-                    return Ok((false, Vec::new()));
-                };
-                // Done, or not (or no longer) this node's to run: a stale attempt
-                // commits nothing.
-                if Status::from_sql(&id, &status)? != Status::Queued
-                    || assignee.as_deref() != Some(node.as_str())
-                {
-                    return Ok((false, Vec::new()));
+                complete_one(conn, &app, &node, &id, &outcome)
+            })
+            .await
+    }
+
+    async fn complete_all(
+        &self,
+        node: &NodeId,
+        completions: &[(RequestId, Outcome)],
+    ) -> Result<Vec<bool>, StoreError> {
+        let app = self.app.clone();
+        let node = node.0.clone();
+        let completions: Vec<(String, Vec<u8>)> = completions
+            .iter()
+            .map(|(id, outcome)| (id.0.clone(), encode(outcome)))
+            .collect();
+        // One job: one savepoint-free transition in the database thread's batch,
+        // however many completions it records.
+        self.db
+            .run(move |conn| {
+                if is_member(conn, &app, &node)?.is_none() {
+                    return Err(StoreError::Fenced(node));
                 }
-                let kind = kind_from_code(&id, kind)?;
-                idempotency::record_outcome(conn, &app, &id, &outcome)?;
-                let caller_port = is_member(conn, &app, &caller)?;
-                let mut pokes = match (kind.expects_reply(), caller_port) {
-                    (true, Some(port)) => {
-                        conn.prepare_cached(concat!(
-                            "UPDATE requests SET status = ",
-                            sql_status!(Done),
-                            ", assignee = NULL, outcome = ?3
-                             WHERE app = ?1 AND id = ?2"
-                        ))?
-                        .execute(params![app, id, outcome])?;
-                        inbox::push(conn, &app, &caller, COMPLETED, &id)?;
-                        vec![port]
-                    }
-                    // A tell, or a caller that is gone (its removal dropped or will
-                    // drop what it could not collect): the request is finished and
-                    // nobody will collect the outcome.
-                    _ => {
-                        conn.prepare_cached("DELETE FROM requests WHERE app = ?1 AND id = ?2")?
-                            .execute([&app, &id])?;
-                        Vec::new()
-                    }
-                };
-                if let (true, Some(parent)) = (kind.expects_reply(), parent) {
-                    pokes.extend(recovery::child_finished(conn, &app, &parent)?);
+                let mut done = Vec::with_capacity(completions.len());
+                let mut pokes = Vec::new();
+                for (id, outcome) in &completions {
+                    let (completed, more) = complete_one(conn, &app, &node, id, outcome)?;
+                    done.push(completed);
+                    pokes.extend(more);
                 }
-                Ok((true, pokes))
+                Ok((done, pokes))
             })
             .await
     }
@@ -253,4 +232,72 @@ impl RequestStore for EmbeddedStore {
             })
             .await
     }
+}
+
+/// The completion of request `id` executed by `node` (a member: the caller checked),
+/// with its postcard `outcome`: see [`RequestStore::complete`].
+fn complete_one(
+    conn: &Connection,
+    app: &str,
+    node: &str,
+    id: &str,
+    outcome: &[u8],
+) -> Result<(bool, Pokes), StoreError> {
+    /// status, kind, caller, assignee, parent
+    type Row = (String, i64, String, Option<String>, Option<String>);
+    let row: Option<Row> = conn
+        .prepare_cached(
+            "SELECT status, kind, caller, assignee, parent FROM requests
+             WHERE app = ?1 AND id = ?2",
+        )?
+        .query_row([app, id], |row| {
+            Ok((
+                row.get(0)?,
+                row.get(1)?,
+                row.get(2)?,
+                row.get(3)?,
+                row.get(4)?,
+            ))
+        })
+        .optional()?;
+    let Some((status, kind, caller, assignee, parent)) = row else {
+        return Ok((false, Vec::new()));
+    };
+    // Done, or not (or no longer) this node's to run: a stale attempt commits nothing.
+    if Status::from_sql(id, &status)? != Status::Queued || assignee.as_deref() != Some(node) {
+        return Ok((false, Vec::new()));
+    }
+    let kind = kind_from_code(id, kind)?;
+    idempotency::record_outcome(conn, app, id, outcome)?;
+    // Only an outcome somebody waits for needs its caller (a tell's never does).
+    let caller_port = if kind.expects_reply() {
+        is_member(conn, app, &caller)?
+    } else {
+        None
+    };
+    let mut pokes = match caller_port {
+        Some(port) => {
+            conn.prepare_cached(concat!(
+                "UPDATE requests SET status = ",
+                sql_status!(Done),
+                ", assignee = NULL, outcome = ?3
+                 WHERE app = ?1 AND id = ?2"
+            ))?
+            .execute(params![app, id, outcome])?;
+            inbox::push(conn, app, &caller, COMPLETED, id)?;
+            vec![port]
+        }
+        // A tell, or a caller that is gone (its removal dropped or will drop what it
+        // could not collect): the request is finished and nobody will collect the
+        // outcome.
+        None => {
+            conn.prepare_cached("DELETE FROM requests WHERE app = ?1 AND id = ?2")?
+                .execute([app, id])?;
+            Vec::new()
+        }
+    };
+    if let (true, Some(parent)) = (kind.expects_reply(), parent) {
+        pokes.extend(recovery::child_finished(conn, app, &parent)?);
+    }
+    Ok((true, pokes))
 }

@@ -40,7 +40,7 @@
 //! | `P allsubs` | set | every `<a><s>` of the application |
 //! | `kar:topic:{<t>}:meta`, `...:log` | hashes | topic `t` (global, outside every application: see `events.rs`): `last`, `floor`, `live`; offset → event |
 //! | `P idem:<len(t)>:<t><key>` | hash | idempotency key `key` for target `t` (`crate::codec::idempotency_target`): `id` (the request), `ret` (retention, ms), `out` (postcard outcome, once complete); expires by TTL `ret` after its enqueue, again after its completion. The request hash of a keyed request has `ik`: this key's name |
-//! | `P due` | zset | every `<a><r>` of the application scored by target time (firing reads only what is due) |
+//! | `P due` | zset | every `<a><r>` of the application scored by target time, or by the end of its claim while a member fires it (`reminders_due`; firing reads only what is due) |
 //!
 //! An actor `a` is encoded as `<len(type)>:<type><len(id)>:<id>` (byte lengths): self
 //! delimiting, so any type, id, key or subkey may follow it without collisions, and
@@ -99,6 +99,8 @@
 //!   call or promise whose caller is live becomes `done` with its outcome and a
 //!   `Completed` goes to the caller's inbox; a tell, or a request whose caller is
 //!   dead, is deleted. A held parent whose last unfinished child it was is routed.
+//! * `complete_all`: several completions by one executor in one script, each exactly
+//!   `complete` (the shared body is `lua/complete_lib.lua`): the group commit of tells.
 //! * `enqueue_keyed`: like `enqueue`, under an idempotency key: if the key maps to
 //!   a pending request or to a recorded outcome, returns it and enqueues nothing;
 //!   `keyed` reads a key (`idempotency.rs`). `complete` records a keyed request's
@@ -118,8 +120,11 @@
 //!
 //! Reminders (`reminders.rs`):
 //! * `reminder_schedule`: writes the reminder with a new generation.
-//! * `reminders_next_due`, `reminders_due` (read only): the earliest target; the due
-//!   reminders.
+//! * `reminders_next_due` (read only): the earliest score of `due` (a target, or the
+//!   end of a claim).
+//! * `reminders_due`: the due reminders, each claimed for a moment (its score in
+//!   `due` moves past the claim) so that the other members' passes skip it; firing
+//!   still compares the reminder itself, so the claim is only an optimisation.
 //! * `reminders_fire`: enqueues the firings of reminders read by `reminders_due` and
 //!   advances them (compare-and-set on each one's generation and target).
 //!

@@ -2,12 +2,13 @@
 //! one zset of the application's reminders by target time (`lua/bindings.lua`;
 //! reading and cancelling are shared with subscriptions: `bindings.rs`).
 //!
-//! Firing reads the due reminders, builds their requests here (the request record is
-//! postcard, which Lua cannot write), then runs one script that, for each firing,
-//! checks that the reminder is unchanged (its generation and target time: a
-//! compare-and-set) and in the same step enqueues the request and advances the
-//! reminder. A member that read the same reminders concurrently finds them changed
-//! and skips them, so each due firing is enqueued once.
+//! Firing reads the due reminders (claiming them for a moment, so that the members
+//! firing at the same time read different ones), builds their requests here (the
+//! request record is postcard, which Lua cannot write), then runs one script that, for
+//! each firing, checks that the reminder is unchanged (its generation and target
+//! time: a compare-and-set) and in the same step enqueues the request and advances
+//! the reminder. A member that read the same reminders concurrently (its claim ended)
+//! finds them changed and skips them, so each due firing is enqueued once.
 
 use super::bindings::{fields, head_args, records, Binding};
 use super::requests::{request_args, routing};
@@ -18,6 +19,11 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use kar_protocol::{ActorRef, Reminder, TraceContext};
 use redis::Value;
+
+/// How long the reminders a firing pass read stay out of the other members' passes
+/// (`reminders_due.lua`): far longer than reading and firing a batch takes, and the
+/// longest a firing waits when the member that read it dies before firing it.
+const CLAIM: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// A reminder as read, with the generation that `fire` compares.
 pub(super) struct Read {
@@ -101,9 +107,12 @@ impl ReminderStore for RedisStore {
         if limit == 0 {
             return Ok(Vec::new());
         }
-        let mut invocation = self.unfenced(&REMINDERS_DUE);
-        invocation.arg(now.to_string()).arg(limit);
-        // In due order.
+        let mut invocation = self.by_handle(&REMINDERS_DUE)?;
+        invocation
+            .arg(now.to_string())
+            .arg(limit)
+            .arg(CLAIM.as_millis().to_string());
+        // In due order, claimed.
         let due = records::<Reminder>(invocation.invoke_async(&mut self.conn.clone()).await?)?;
         if due.is_empty() {
             return Ok(Vec::new());

@@ -3,7 +3,7 @@
 //! event deliveries enqueue their requests the same way ([`request_args`],
 //! [`routing`]).
 
-use super::scripts::{COMPLETE, ENQUEUE, EXPIRE_PARKED, FORGET, RESUME, TAIL_CALL};
+use super::scripts::{COMPLETE, COMPLETE_ALL, ENQUEUE, EXPIRE_PARKED, FORGET, RESUME, TAIL_CALL};
 use super::{target_actor, value_string, RedisStore};
 use crate::codec::encode;
 use crate::codes::kind_code;
@@ -40,6 +40,9 @@ pub(super) fn routing(what: &str, outcome: &str) -> Result<Routing, StoreError> 
     }
 }
 
+/// Most completions recorded by one `complete_all` script.
+const COMPLETE_ALL_BATCH: usize = 256;
+
 #[async_trait]
 impl RequestStore for RedisStore {
     async fn enqueue(&self, request: &Request) -> Result<Routing, StoreError> {
@@ -65,6 +68,31 @@ impl RequestStore for RedisStore {
         invocation.arg(&node.0).arg(&id.0).arg(encode(outcome));
         let done: i64 = invocation.invoke_async(&mut self.conn.clone()).await?;
         Ok(done == 1)
+    }
+
+    async fn complete_all(
+        &self,
+        node: &NodeId,
+        completions: &[(RequestId, Outcome)],
+    ) -> Result<Vec<bool>, StoreError> {
+        let mut done = Vec::with_capacity(completions.len());
+        // Bounded batches keep each script short (Redis runs one script at a time).
+        for chunk in completions.chunks(COMPLETE_ALL_BATCH) {
+            let mut invocation = self.by_member(&COMPLETE_ALL, &node.0)?;
+            invocation.arg(&node.0);
+            for (id, outcome) in chunk {
+                invocation.arg(&id.0).arg(encode(outcome));
+            }
+            let results: Vec<i64> = invocation.invoke_async(&mut self.conn.clone()).await?;
+            if results.len() != chunk.len() {
+                return Err(StoreError::Corrupt {
+                    key: "complete_all".to_string(),
+                    reason: format!("{} results for {} completions", results.len(), chunk.len()),
+                });
+            }
+            done.extend(results.into_iter().map(|r| r == 1));
+        }
+        Ok(done)
     }
 
     async fn forget(&self, ids: &[RequestId]) -> Result<(), StoreError> {

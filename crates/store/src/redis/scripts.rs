@@ -195,7 +195,9 @@ scripts! {
     RECOVER: Script<ByExecutor> = ["lib.lua", "recover.lua"];
     // Requests (requests.rs).
     ENQUEUE: Script<ByCaller> = ["lib.lua", "enqueue.lua"];
-    COMPLETE: Script<ByExecutor> = ["lib.lua", "complete.lua"];
+    COMPLETE: Script<ByExecutor> = ["lib.lua", "complete_lib.lua", "complete.lua"];
+    /// Several completions by one executor in one script (group commit of tells).
+    COMPLETE_ALL: Script<ByExecutor> = ["lib.lua", "complete_lib.lua", "complete_all.lua"];
     TAIL_CALL: Script<ByExecutor> = ["lib.lua", "tail_call.lua"];
     FORGET: Script<ByHandle> = ["lib.lua", "forget.lua"];
     EXPIRE_PARKED: Script<ByHandle> = ["lib.lua", "expire_parked.lua"];
@@ -224,7 +226,8 @@ scripts! {
     BINDINGS_CANCEL_ALL: Script<ByHandle> = ["lib.lua", "bindings.lua", "bindings_cancel_all.lua"];
     REMINDER_SCHEDULE: Script<ByHandle> = ["lib.lua", "bindings.lua", "reminder_schedule.lua"];
     REMINDERS_NEXT_DUE: Script<Unfenced> = ["lib.lua", "bindings.lua", "reminders_next_due.lua"];
-    REMINDERS_DUE: Script<Unfenced> = ["lib.lua", "bindings.lua", "reminders_due.lua"];
+    /// Claims what it reads (a write).
+    REMINDERS_DUE: Script<ByHandle> = ["lib.lua", "bindings.lua", "reminders_due.lua"];
     REMINDERS_FIRE: Script<ByHandle> = ["lib.lua", "bindings.lua", "reminders_fire.lua"];
     SUBSCRIBE: Script<ByHandle> = ["lib.lua", "bindings.lua", "subscribe.lua"];
     DELIVER_EVENT: Script<ByHandle> = ["lib.lua", "bindings.lua", "deliver_event.lua"];

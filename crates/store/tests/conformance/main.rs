@@ -113,6 +113,7 @@ conformance!(
     recovery_keeps_arrival_order,
     recovery_survives_a_crash_of_the_recoverer,
     completions_only_by_the_assignee,
+    completions_in_a_batch_are_each_as_alone,
     recovery_pauses_a_step_at_max_attempts,
     paused_step_survives_deaths_and_joins_until_resumed,
     resume_of_unknown_or_unpaused_changes_nothing,

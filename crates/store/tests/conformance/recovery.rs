@@ -353,6 +353,95 @@ pub(crate) async fn completions_only_by_the_assignee(engine: &Engine) {
         .unwrap());
 }
 
+/// A batch of completions (`complete_all`: the group commit of tells) records each as
+/// `complete` alone would: in one batch, the requests still queued on the executor
+/// are done (a call's outcome reaches its caller), while a request an operator killed
+/// meanwhile, one completed already, one queued on another member and an unknown id
+/// change nothing. A batch by a member that left is refused whole, and what it held
+/// goes on elsewhere.
+pub(crate) async fn completions_in_a_batch_are_each_as_alone(engine: &Engine) {
+    let store = engine.open("app").await;
+    let mut caller = store.join(&member("node-c", "caller", &[])).await.unwrap();
+    let mut e = store.join(&member("node-e", "svc", &[])).await.unwrap();
+    let mut other = store.join(&member("node-o", "svc2", &[])).await.unwrap();
+    let _ = recv_members_changed(&mut caller).await;
+    let node_e = NodeId("node-e".into());
+    let tell = request(RequestKind::Tell, "svc", "node-c");
+    let call = request(RequestKind::Call, "svc", "node-c");
+    let killed = request(RequestKind::Tell, "svc", "node-c");
+    let done = request(RequestKind::Tell, "svc", "node-c");
+    for r in [&tell, &call, &killed, &done] {
+        store.enqueue(r).await.unwrap();
+    }
+    recv_n(&mut e, 4).await;
+    let elsewhere = request(RequestKind::Tell, "svc2", "node-c");
+    store.enqueue(&elsewhere).await.unwrap();
+    recv_n(&mut other, 1).await;
+    assert!(matches!(
+        store.kill(&killed.id).await.unwrap(),
+        Killed::Killed { .. }
+    ));
+    assert!(store
+        .complete(&node_e, &done.id, &reply("once"))
+        .await
+        .unwrap());
+    let batch = [
+        (tell.id.clone(), reply("t")),
+        (killed.id.clone(), reply("k")),
+        (call.id.clone(), reply("c")),
+        (done.id.clone(), reply("again")),
+        (elsewhere.id.clone(), reply("not mine")),
+        (RequestId::generate(), reply("unknown")),
+    ];
+    assert_eq!(
+        store.complete_all(&node_e, &batch).await.unwrap(),
+        [true, false, true, false, false, false]
+    );
+    assert!(!engine.request_exists("app", &tell.id));
+    assert!(engine.request_exists("app", &elsewhere.id));
+    let (got, _) = recv_n(&mut caller, 1).await;
+    assert_eq!(
+        got,
+        vec![Message::Completed {
+            id: call.id.clone(),
+            kind: RequestKind::Call,
+            outcome: reply("c"),
+        }]
+    );
+    // A member that left: its batch changes nothing, its requests go to the heir.
+    let late = request(RequestKind::Tell, "svc2", "node-c");
+    store.enqueue(&late).await.unwrap();
+    recv_n(&mut other, 1).await;
+    let mut heir = store.join(&member("node-h", "svc2", &[])).await.unwrap();
+    let node_o = NodeId("node-o".into());
+    store.leave(&node_o).await.unwrap();
+    let refused = store
+        .complete_all(
+            &node_o,
+            &[
+                (elsewhere.id.clone(), reply("late")),
+                (late.id.clone(), reply("late")),
+            ],
+        )
+        .await;
+    assert!(matches!(refused, Err(StoreError::Fenced(_))), "{refused:?}");
+    let mut moved = executed(&recv_n(&mut heir, 2).await.0);
+    moved.sort();
+    let mut expected = vec![elsewhere.id.clone(), late.id.clone()];
+    expected.sort();
+    assert_eq!(moved, expected);
+    let node_h = NodeId("node-h".into());
+    let batch = [
+        (elsewhere.id.clone(), reply("h")),
+        (late.id.clone(), reply("h")),
+    ];
+    assert_eq!(
+        store.complete_all(&node_h, &batch).await.unwrap(),
+        [true, true]
+    );
+    assert!(!engine.request_exists("app", &late.id));
+}
+
 /// Run by a zombie before it is stopped: a due reminder and an undelivered event.
 pub(crate) async fn zombie_prepare(store: &dyn kar_store::Store, _node: &str) {
     store
@@ -395,6 +484,12 @@ pub(crate) async fn zombie_transitions(
     vec![
         report("enqueue", store.enqueue(&own).await),
         report("complete", store.complete(&me, &id, &reply("zombie")).await),
+        report(
+            "complete_all",
+            store
+                .complete_all(&me, &[(id.clone(), reply("zombie"))])
+                .await,
+        ),
         report("tail_call", store.tail_call(&me, &next, false).await),
         report(
             "state_set",
@@ -443,7 +538,7 @@ pub(crate) async fn redis_member_stopped_past_its_lease_is_fenced() {
     wait_removed(&engine, "app", "node-zombie").await;
     zombie.signal(false);
     let results = zombie.resume_zombie(r.id.as_str());
-    assert_eq!(results.len(), 9, "{results:?}");
+    assert_eq!(results.len(), 10, "{results:?}");
     for result in &results {
         assert!(result.ends_with(": fenced"), "{results:?}");
     }

@@ -136,6 +136,41 @@ pub(crate) async fn reminders_fire_in_due_order_and_advance(engine: &Engine) {
     assert_eq!(store.next_due().await.unwrap(), Some(60_000));
 }
 
+/// Redis: a firing pass claims the reminders it read for a moment (`reminders_due`),
+/// so the passes of the other members skip them meanwhile; a pass that fails between
+/// reading and firing only delays the firing until its claim ends (1 s), for the
+/// reminder's own target.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+pub(crate) async fn redis_reminders_claimed_by_a_failed_pass_fire_once_the_claim_ends() {
+    use futures::FutureExt;
+    let engine = Engine::redis();
+    let store = engine.open("app").await;
+    let mut host = store.join(&member("node-h", "svc", &["A"])).await.unwrap();
+    store
+        .reminder_schedule(&reminder(("A", "1"), "r", 1_000, 0))
+        .await
+        .unwrap();
+    let failing: RequestBuilder = Arc::new(|_: &Reminder| panic!("the pass fails after reading"));
+    let failed = std::panic::AssertUnwindSafe(store.fire_due(1_000, 10, &failing))
+        .catch_unwind()
+        .await;
+    assert!(failed.is_err());
+    assert!(store
+        .fire_due(1_500, 10, &tell_builder())
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(store.next_due().await.unwrap(), Some(2_000));
+    let fired = store.fire_due(2_000, 10, &tell_builder()).await.unwrap();
+    assert_eq!(fired.len(), 1);
+    assert_eq!(fired[0].reminder.target, 1_000);
+    assert_eq!(
+        executed(&recv_n(&mut host, 1).await.0),
+        vec![fired[0].request.id.clone()]
+    );
+    assert_eq!(store.next_due().await.unwrap(), None);
+}
+
 pub(crate) async fn reminders_periodic_skip_forward_after_downtime(engine: &Engine) {
     let store = engine.open("app").await;
     let _inbox = store.join(&member("node-a", "sa", &["T"])).await.unwrap();

@@ -1,6 +1,7 @@
--- reminders_next_due(): read only. The earliest target time (string), or nil.
-local first = redis.call('ZRANGE', P .. 'due', 0, 0)
+-- reminders_next_due(): read only. When the earliest reminder is due (string, Unix ms):
+-- its target, or the end of its claim (reminders_due); nil for none.
+local first = redis.call('ZRANGE', P .. 'due', 0, 0, 'WITHSCORES')
 if #first == 0 then
   return nil
 end
-return redis.call('HGET', P .. 'rem:' .. first[1], 'due')
+return first[2]
