@@ -150,3 +150,47 @@ async fn a_timeout_is_a_408_reply() {
         .unwrap();
     assert_eq!(reply.status, 200);
 }
+
+/// A keep-alive connection the component closed while it sat idle in the pool is not
+/// used: the next request goes to a new connection at once (no retry window here, so
+/// only the pool can save it). The component answers each connection once, numbered,
+/// then closes it without announcing it (`Connection: close` would be honoured).
+#[tokio::test]
+async fn an_idle_connection_the_component_closed_is_not_reused() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (closed_tx, mut closed) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        for n in 1u32.. {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            let mut head = Vec::new();
+            let mut buf = [0u8; 1024];
+            while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                let read = socket.read(&mut buf).await.unwrap();
+                assert!(read > 0, "the request ended early");
+                head.extend_from_slice(&buf[..read]);
+            }
+            let body = n.to_string();
+            let response = format!(
+                "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: {}\r\n\r\n{body}",
+                body.len()
+            );
+            socket.write_all(response.as_bytes()).await.unwrap();
+            drop(socket);
+            closed_tx.send(n).unwrap();
+        }
+    });
+    let client = client(port, false, Some(Duration::ZERO));
+    for n in 1..=3u32 {
+        let reply = client
+            .invoke(&invocation("GET", "/once", ""))
+            .await
+            .unwrap();
+        assert_eq!(
+            (reply.status, &reply.body[..]),
+            (200, n.to_string().as_bytes())
+        );
+        assert_eq!(closed.recv().await, Some(n));
+    }
+}
