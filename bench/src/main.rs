@@ -367,6 +367,8 @@ async fn call_workloads(options: &Options, app: &mut app::App, report: &mut Repo
             client.post(path(&key), b"[\"hello\"]")
         })
         .await;
+        let http1 = Client::http1(mesh.client_port);
+        let same_client = sequential(options, || http1.post(path("seq"), b"[\"hello\"]")).await;
         // Peak resident memory over the calls (sequential, then the concurrent loads).
         let peak: Vec<(String, Option<u64>)> = sidecars
             .iter()
@@ -408,6 +410,7 @@ async fn call_workloads(options: &Options, app: &mut app::App, report: &mut Repo
         mesh.stop().await;
         let mut measured = measured?;
         measured.rss = Some(stats::Rss { idle, peak });
+        measured.same_client = Some(same_client?);
         report.push(&format!("kar {store}"), measured);
         let (sequential_calls, rate) = services?;
         report.push_service(&format!("kar {store}"), sequential_calls, rate);
@@ -467,6 +470,7 @@ where
         cpu,
         rss: None,
         scaling,
+        same_client: None,
     })
 }
 

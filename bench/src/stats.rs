@@ -44,6 +44,11 @@ pub struct Measured {
     pub rss: Option<Rss>,
     /// `(clients, calls/s)` on distinct keys.
     pub scaling: Vec<(usize, f64)>,
+    /// kar only: the sequential calls again, over the direct baseline's own client
+    /// (HTTP/1.1 keep-alive) instead of h2c, so that a ratio to direct compares the
+    /// same client stack (hyper-util's h2c client alone adds ~90 µs per call:
+    /// `bench/results/hops-2026-12-07.md`).
+    pub same_client: Option<Figures>,
 }
 
 /// Resident memory (kB) per process: before any call, and the peak over the calls.
@@ -188,6 +193,13 @@ impl Report {
             measured.distinct,
             measured.hot
         );
+        if let Some(same) = &measured.same_client {
+            println!(
+                "  measured {system} over HTTP/1.1 (the direct baseline's client): p50 {:.3} ms, p99 {:.3} ms",
+                ms(same.p50),
+                ms(same.p99)
+            );
+        }
         self.rows.push((system.to_string(), measured));
     }
 
@@ -234,6 +246,41 @@ impl Report {
             for line in ratios {
                 let _ = writeln!(out, "{line}");
             }
+        }
+        self.same_client_markdown(out, baseline);
+    }
+
+    /// The sequential kar calls made with the direct baseline's HTTP/1.1 client: the
+    /// ratio to direct without the difference between the two client stacks.
+    fn same_client_markdown(&self, out: &mut String, baseline: Option<&Measured>) {
+        let rows: Vec<_> = self
+            .rows
+            .iter()
+            .filter_map(|(system, m)| Some((system, m.same_client.as_ref()?)))
+            .collect();
+        let Some(direct) = baseline.filter(|_| !rows.is_empty()) else {
+            return;
+        };
+        let _ = writeln!(
+            out,
+            "\nThe same sequential actor calls over the direct baseline's own client \
+             (HTTP/1.1 keep-alive; the rows above use h2c on one connection, as the JS SDK \
+             does, and that client alone costs ~90 µs more per call here):\n"
+        );
+        let _ = writeln!(
+            out,
+            "| system | p50 (ms) | p99 (ms) | p50 / direct | p99 / direct |"
+        );
+        let _ = writeln!(out, "|---|---:|---:|---:|---:|");
+        for (system, figures) in rows {
+            let _ = writeln!(
+                out,
+                "| {system}, HTTP/1.1 client | {:.3} | {:.3} | {:.2}× | {:.2}× |",
+                ms(figures.p50),
+                ms(figures.p99),
+                ms(figures.p50) / ms(direct.sequential.p50).max(1e-9),
+                ms(figures.p99) / ms(direct.sequential.p99).max(1e-9)
+            );
         }
     }
 

@@ -81,6 +81,8 @@ fn short_benchmark_reports_every_table() {
         "| direct HTTP (baseline) |",
         "| kar embedded |",
         "| kar redis |",
+        "| kar embedded, HTTP/1.1 client |",
+        "| kar redis, HTTP/1.1 client |",
         "Resources of the keyed calls above",
         "Events, sustained",
         "| Rust | kar embedded-fsync | OS crash, power loss",
