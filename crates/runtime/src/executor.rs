@@ -1,8 +1,11 @@
 //! The executor side: the inbox loop, and the execution of the requests routed to
 //! this member up to their completion (one store transition). Actor requests take
-//! their steps in `actor_steps.rs`.
+//! their steps in `actor_steps.rs`; which requests run at once is `admission.rs`;
+//! recording outcomes (and the group commit of tells) is `completion.rs`.
 
 use crate::actor_table::ActorTable;
+use crate::admission::{Admission, Admitted};
+use crate::completion::TellCompletion;
 use crate::envelope;
 use crate::fast_map::FastMap;
 use crate::metrics::{Label, Metrics, StoreGauges};
@@ -13,7 +16,6 @@ use kar_protocol::{
     Invocation, Outcome, Reply, Request, RequestId, RequestKind, Target, TraceContext,
 };
 use kar_store_api::{Inbox, Message};
-use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::{mpsc, oneshot, watch, Notify};
@@ -43,91 +45,9 @@ pub(crate) struct Executor {
     /// is executing here, the parent of the nested requests it makes.
     traced: Mutex<FastMap<RequestId, (TraceContext, Target)>>,
     /// Back-pressure on tells (`-max_concurrent_tells`).
-    admission: Admission,
+    pub(crate) admission: Admission,
     /// Outcomes of tells to record, group-committed by `tell_completion_loop`.
-    tell_completions: mpsc::UnboundedSender<TellCompletion>,
-}
-
-/// The outcome of a tell executed here, to be recorded with the others ready at the
-/// same moment; the answer says whether that batch recorded it (`false`: the
-/// execution records it on its own, retrying as usual).
-pub(crate) type TellCompletion = (RequestId, Outcome, oneshot::Sender<bool>);
-
-/// Most tell outcomes recorded by one store transition.
-const TELL_COMPLETION_BATCH: usize = 256;
-
-/// Caps the tells (requests nobody waits for: `Pragma: async` tells, reminder
-/// firings, event deliveries) executing here at once: a due burst of reminders would
-/// otherwise become as many tasks at once, whose store transitions pile up and time
-/// out and whose scheduling starves everything else. The tells beyond the cap wait
-/// in a FIFO queue, already accepted (durable in the store) and tracked, so they are
-/// abandoned, handed over on leave and counted like any request executing here.
-///
-/// Requests somebody waits for (calls, promises) are never queued: a tell may wait
-/// for one (a nested call), so queueing them behind tells could deadlock. To keep an
-/// actor's arrival order (guarantee 7), a call to an actor first admits the tells
-/// to it that arrived before it, over the cap if need be: nothing a call waits for
-/// ever waits for the cap.
-struct Admission {
-    /// Most tells executing at once (`usize::MAX`: no cap).
-    cap: usize,
-    state: Mutex<AdmissionState>,
-}
-
-#[derive(Default)]
-struct AdmissionState {
-    /// Tells admitted and not finished (above `cap` after a call admitted some).
-    running: usize,
-    queue: VecDeque<Admitted>,
-    /// How many tells to each actor wait in `queue`.
-    queued_actors: FastMap<Target, usize>,
-}
-
-/// A request accepted here, tracked, and not executing yet.
-struct Admitted {
-    request: Box<Request>,
-    token: u64,
-    abandoned: oneshot::Receiver<()>,
-}
-
-impl AdmissionState {
-    fn push(&mut self, admitted: Admitted) {
-        if matches!(admitted.request.target, Target::Actor { .. }) {
-            *self
-                .queued_actors
-                .entry(admitted.request.target.clone())
-                .or_default() += 1;
-        }
-        self.queue.push_back(admitted);
-    }
-
-    fn pop(&mut self) -> Option<Admitted> {
-        let admitted = self.queue.pop_front()?;
-        self.unqueued(&admitted.request.target);
-        Some(admitted)
-    }
-
-    fn unqueued(&mut self, target: &Target) {
-        if let Some(n) = self.queued_actors.get_mut(target) {
-            *n -= 1;
-            if *n == 0 {
-                self.queued_actors.remove(target);
-            }
-        }
-    }
-
-    /// Takes the queued tells to `target` (in order).
-    fn take_for(&mut self, target: &Target) -> VecDeque<Admitted> {
-        if !self.queued_actors.contains_key(target) {
-            return VecDeque::new();
-        }
-        let (taken, kept): (VecDeque<_>, VecDeque<_>) = std::mem::take(&mut self.queue)
-            .into_iter()
-            .partition(|a| &a.request.target == target);
-        self.queue = kept;
-        self.queued_actors.remove(target);
-        taken
-    }
+    pub(crate) tell_completions: mpsc::UnboundedSender<TellCompletion>,
 }
 
 /// One execution of a request here.
@@ -159,19 +79,13 @@ impl Executor {
             in_flight: Mutex::new(FastMap::default()),
             next_token: AtomicU64::new(0),
             traced: Mutex::new(FastMap::default()),
-            admission: Admission {
-                cap: match max_concurrent_tells {
-                    0 => usize::MAX,
-                    cap => cap,
-                },
-                state: Mutex::new(AdmissionState::default()),
-            },
+            admission: Admission::new(max_concurrent_tells),
             tell_completions,
         }
     }
 
     /// The execution `token` of request `id` ended (or will never start here).
-    fn finished(&self, id: &RequestId, token: u64) {
+    pub(crate) fn finished(&self, id: &RequestId, token: u64) {
         self.untrack(id, token);
         if self.executing.fetch_sub(1, Ordering::SeqCst) == 1 {
             self.executing_done.notify_waiters();
@@ -345,75 +259,7 @@ impl Runtime {
         }
     }
 
-    /// A tell runs now if the cap allows and none waits before it, else queues.
-    fn admit_tell(self: &Arc<Self>, admitted: Admitted) {
-        let admission = &self.executor.admission;
-        let mut state = lock(&admission.state);
-        if state.running < admission.cap && state.queue.is_empty() {
-            state.running += 1;
-            // Spawned under the lock: tasks start in admission order.
-            self.spawn_execution(admitted, true);
-        } else {
-            state.push(admitted);
-        }
-    }
-
-    /// A call or promise runs now, after the tells queued for its actor (arrival
-    /// order), which are admitted over the cap.
-    fn admit_awaited(self: &Arc<Self>, admitted: Admitted) {
-        if matches!(admitted.request.target, Target::Actor { .. }) {
-            let mut state = lock(&self.executor.admission.state);
-            let before = state.take_for(&admitted.request.target);
-            state.running += before.len();
-            for tell in before {
-                self.spawn_execution(tell, true);
-            }
-        }
-        self.spawn_execution(admitted, false);
-    }
-
-    /// A capped tell finished: the next queued ones may run (or, while leaving the
-    /// mesh, are left for another member without starting here).
-    fn release_tell(self: &Arc<Self>) {
-        let admission = &self.executor.admission;
-        let mut state = lock(&admission.state);
-        state.running -= 1;
-        while state.running < admission.cap {
-            let Some(next) = state.pop() else { break };
-            if self.is_shutting_down() && !self.executor.actors.flow_is_running(&next.request.flow)
-            {
-                self.not_started_here(next);
-                continue;
-            }
-            state.running += 1;
-            self.spawn_execution(next, true);
-        }
-    }
-
-    /// Leaving the mesh: the queued tells are not started here; leaving hands them
-    /// to another member, uncharged.
-    pub(crate) fn drop_queued_tells(&self) {
-        let mut state = lock(&self.executor.admission.state);
-        let queued = std::mem::take(&mut state.queue);
-        state.queued_actors.clear();
-        for admitted in queued {
-            if self.executor.actors.flow_is_running(&admitted.request.flow) {
-                // A flow running here goes on here (as in `handle`).
-                state.push(admitted);
-            } else {
-                self.not_started_here(admitted);
-            }
-        }
-    }
-
-    fn not_started_here(&self, admitted: Admitted) {
-        let id = &admitted.request.id;
-        tracing::debug!(request = %id, "leaving the mesh: not starting it here");
-        self.executor.not_started(id);
-        self.executor.finished(id, admitted.token);
-    }
-
-    fn spawn_execution(self: &Arc<Self>, admitted: Admitted, capped: bool) {
+    pub(crate) fn spawn_execution(self: &Arc<Self>, admitted: Admitted, capped: bool) {
         let Admitted {
             request,
             token,
@@ -664,74 +510,6 @@ impl Runtime {
         result
     }
 
-    /// Records an outcome. Retried while the store is unreachable: an executed
-    /// request is never dropped because the store was briefly away.
-    async fn complete(&self, id: &RequestId, outcome: &Outcome) {
-        self.executor.metrics.completed(outcome);
-        let what = RecordOutcome(id);
-        let completed = self
-            .retry(Policy::UNTIL_STORE_IS_BACK, &what, || {
-                self.store.complete(&self.node, id, outcome)
-            })
-            .await;
-        if let Err(e) = completed {
-            // Fenced (this runtime stops), or an error waiting cannot heal.
-            tracing::error!(request = %id, "{what}, giving up: {e}");
-        }
-    }
-
-    /// Records the outcome of a tell together with the other tells' outcomes ready at
-    /// the same moment (one store transition for all: a burst of reminder firings
-    /// otherwise costs one per firing). Returns once it is recorded, like
-    /// [`Runtime::complete`], to which it falls back if the batch failed.
-    async fn complete_tell(&self, id: &RequestId, outcome: Outcome) {
-        let (recorded, answer) = oneshot::channel();
-        // A copy stays here in case the batch fails.
-        let sent = self
-            .executor
-            .tell_completions
-            .send((id.clone(), outcome.clone(), recorded));
-        if sent.is_ok() && answer.await == Ok(true) {
-            return;
-        }
-        // The batch failed (or its loop is gone): recorded on its own, with the
-        // retries of a single completion.
-        self.complete(id, &outcome).await;
-    }
-
-    /// Group commit of tell outcomes (see [`Runtime::complete_tell`]): takes what is
-    /// ready, records it in one transition, and meanwhile the next batch gathers.
-    pub(crate) async fn tell_completion_loop(
-        self: Arc<Self>,
-        mut ready: mpsc::UnboundedReceiver<TellCompletion>,
-    ) {
-        let mut batch = Vec::with_capacity(TELL_COMPLETION_BATCH);
-        while ready.recv_many(&mut batch, TELL_COMPLETION_BATCH).await > 0 {
-            let (completions, waiters): (Vec<_>, Vec<_>) = batch
-                .drain(..)
-                .map(|(id, outcome, waiter)| ((id, outcome), waiter))
-                .unzip();
-            let recorded = match self.store.complete_all(&self.node, &completions).await {
-                Ok(_) => {
-                    for (_, outcome) in &completions {
-                        self.executor.metrics.completed(outcome);
-                    }
-                    true
-                }
-                Err(e) => {
-                    tracing::debug!(
-                        "cannot record {} tell outcomes together, each on its own: {e}",
-                        completions.len()
-                    );
-                    false
-                }
-            };
-            for waiter in waiters {
-                let _ = waiter.send(recorded);
-            }
-        }
-    }
-
     /// The metrics of this runtime in the Prometheus text format (spec §2.9); the
     /// gauges read from the store are left out if it cannot be read.
     pub async fn metrics_text(&self) -> String {
@@ -774,15 +552,6 @@ impl Runtime {
     }
 }
 
-/// What `complete` retries, for its log lines.
-struct RecordOutcome<'a>(&'a RequestId);
-
-impl std::fmt::Display for RecordOutcome<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "cannot record outcome of {}", self.0)
-    }
-}
-
 /// Forgets the component-call span of a request when dropped.
 struct Untrace<'a>(
     &'a Mutex<FastMap<RequestId, (TraceContext, Target)>>,
@@ -795,7 +564,7 @@ impl Drop for Untrace<'_> {
     }
 }
 
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
 
@@ -822,68 +591,5 @@ fn log_tell_outcome(request: &Request, outcome: &Outcome) {
         ),
         Outcome::Failed(reason) => tracing::error!(request = %request.id, "tell failed: {reason}"),
         _ => {}
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use kar_protocol::{FlowId, NodeId};
-
-    fn queued(actor: &str) -> Admitted {
-        let request = Request::new(
-            RequestKind::Tell,
-            Target::Actor {
-                actor_type: "A".to_string(),
-                id: actor.to_string(),
-            },
-            Invocation {
-                method: "POST".to_string(),
-                path: format!("/actor/A/{actor}/m"),
-                query: None,
-                headers: Vec::new(),
-                body: bytes::Bytes::new(),
-            },
-            NodeId("n".to_string()),
-            FlowId::generate(),
-            None,
-            None,
-        );
-        Admitted {
-            request: Box::new(request),
-            token: 0,
-            abandoned: oneshot::channel().1,
-        }
-    }
-
-    fn target(actor: &str) -> Target {
-        Target::Actor {
-            actor_type: "A".to_string(),
-            id: actor.to_string(),
-        }
-    }
-
-    /// The queue is FIFO, and a call takes the tells queued for its actor, in order,
-    /// leaving the others in theirs.
-    #[test]
-    fn admission_queue_keeps_arrival_order() {
-        let mut state = AdmissionState::default();
-        let tells: Vec<Admitted> = ["1", "2", "1", "3", "1"].map(queued).into();
-        let ids: Vec<RequestId> = tells.iter().map(|t| t.request.id.clone()).collect();
-        for tell in tells {
-            state.push(tell);
-        }
-        let taken: Vec<RequestId> = state
-            .take_for(&target("1"))
-            .into_iter()
-            .map(|t| t.request.id)
-            .collect();
-        assert_eq!(taken, [ids[0].clone(), ids[2].clone(), ids[4].clone()]);
-        assert!(state.take_for(&target("1")).is_empty());
-        assert_eq!(state.pop().map(|t| t.request.id), Some(ids[1].clone()));
-        assert_eq!(state.queued_actors.get(&target("3")), Some(&1));
-        assert_eq!(state.pop().map(|t| t.request.id), Some(ids[3].clone()));
-        assert!(state.pop().is_none());
-        assert!(state.queued_actors.is_empty());
     }
 }

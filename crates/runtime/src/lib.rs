@@ -58,10 +58,12 @@
 mod actor_steps;
 mod actor_table;
 mod actors;
+mod admission;
 mod app;
 mod bindings;
 mod caller;
 mod clock;
+mod completion;
 mod config;
 pub mod control;
 mod envelope;
