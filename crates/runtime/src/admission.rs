@@ -169,8 +169,8 @@ impl Runtime {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use kar_protocol::{Invocation, RequestId, RequestKind};
     use kar_protocol::{FlowId, NodeId};
+    use kar_protocol::{Invocation, RequestId, RequestKind};
 
     fn queued(actor: &str) -> Admitted {
         let request = Request::new(
