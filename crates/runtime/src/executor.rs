@@ -194,6 +194,12 @@ impl Runtime {
             let messages = tokio::select! {
                 messages = inbox.recv() => messages,
                 _ = self.left() => return,
+                // Leaving: no more reads (a cancelled `recv` loses nothing), but the
+                // inbox is held until the mesh was left.
+                _ = self.reading_must_stop() => {
+                    self.left().await;
+                    return;
+                }
             };
             match messages {
                 Ok(messages) => {
