@@ -55,9 +55,9 @@ fn pending(raw: RawRow) -> Result<Option<PendingRequest>, StoreError> {
 }
 
 /// The status, kind, caller, assignee and parent of request `id`.
-type Head = (String, i64, String, Option<String>, Option<String>);
+pub(super) type Head = (String, i64, String, Option<String>, Option<String>);
 
-fn head(conn: &Connection, app: &str, id: &str) -> Result<Option<Head>, StoreError> {
+pub(super) fn head(conn: &Connection, app: &str, id: &str) -> Result<Option<Head>, StoreError> {
     Ok(conn
         .prepare_cached(
             "SELECT status, kind, caller, assignee, parent FROM requests

@@ -243,23 +243,7 @@ fn complete_one(
     id: &str,
     outcome: &[u8],
 ) -> Result<(bool, Pokes), StoreError> {
-    /// status, kind, caller, assignee, parent
-    type Row = (String, i64, String, Option<String>, Option<String>);
-    let row: Option<Row> = conn
-        .prepare_cached(
-            "SELECT status, kind, caller, assignee, parent FROM requests
-             WHERE app = ?1 AND id = ?2",
-        )?
-        .query_row([app, id], |row| {
-            Ok((
-                row.get(0)?,
-                row.get(1)?,
-                row.get(2)?,
-                row.get(3)?,
-                row.get(4)?,
-            ))
-        })
-        .optional()?;
+    let row = super::control::head(conn, app, id)?;
     let Some((status, kind, caller, assignee, parent)) = row else {
         return Ok((false, Vec::new()));
     };
