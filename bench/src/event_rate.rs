@@ -1,8 +1,10 @@
 //! Sustained event throughput (spec §2.6–§2.7): closed-loop publishers on one topic
 //! with 1 and 8 subscribed actors, deliveries counted by the component. Unlike the
-//! sequential latency of `deferred::events`, publishers do not wait for deliveries:
-//! the figure is how many deliveries per second the mesh keeps up with, and the
-//! publish-to-delivery latency under that load.
+//! sequential latency of `deferred::events`, publishers do not wait for deliveries,
+//! but they pause while [`BACKLOG`] deliveries are outstanding: the figure is how many
+//! deliveries per second the mesh sustains with a bounded backlog, and the
+//! publish-to-delivery latency under that load. (Flat out, the backlog grew for the
+//! whole window and took minutes to drain; the latency then measured the backlog.)
 
 use crate::app::App;
 use crate::client::Client;
@@ -14,10 +16,16 @@ use std::fmt::Write;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tokio::sync::Notify;
 
 /// Closed-loop publishers (each publishes its next event once the store accepted the
 /// previous one).
 pub const PUBLISHERS: usize = 16;
+
+/// Most deliveries outstanding (events published × subscribers − deliveries) by
+/// default (`--event-backlog`): a publisher waits for deliveries before it publishes
+/// beyond it.
+pub const BACKLOG: u64 = 2000;
 
 /// How long the deliveries may trail the end of publishing before the run gives up
 /// waiting for the rest (they are counted up to then).
@@ -25,6 +33,8 @@ const DRAIN_LIMIT: Duration = Duration::from_secs(30);
 
 pub struct EventRate {
     pub subscribers: usize,
+    /// The bound on outstanding deliveries.
+    pub backlog: u64,
     /// Events accepted by the publish route, per second of publishing.
     pub published_per_s: f64,
     /// Deliveries received by the component per second, from the first publish to
@@ -38,13 +48,15 @@ pub struct EventRate {
 }
 
 /// Subscribes `subscribers` actors (`Bench/rate<n>-<i>`) to a fresh topic, publishes
-/// for `window` with [`PUBLISHERS`] closed-loop publishers, and counts the
-/// deliveries until all arrived (or [`DRAIN_LIMIT`] after the last publish).
+/// for `window` with [`PUBLISHERS`] closed-loop publishers, at most `backlog`
+/// deliveries outstanding, and counts the deliveries until all arrived (or
+/// [`DRAIN_LIMIT`] after the last publish).
 pub async fn measure(
     client: &Client,
     app: &mut App,
     subscribers: usize,
     window: Duration,
+    backlog: u64,
 ) -> Result<EventRate> {
     let topic = format!("rate{subscribers}");
     client
@@ -66,16 +78,39 @@ pub async fn measure(
 
     let published = Arc::new(AtomicU64::new(0));
     let stop = Arc::new(AtomicBool::new(false));
+    // Deliveries so far, and a wake-up for publishers waiting on the backlog.
+    let delivered = Arc::new(AtomicU64::new(0));
+    let progress = Arc::new(Notify::new());
+    // Events whose publishing started: a publisher reserves its event here first, so
+    // that the backlog stays within the bound with every publisher in flight.
+    let started = Arc::new(AtomicU64::new(0));
+    let fanout = subscribers as u64;
     let start = Instant::now();
     let publishers: Vec<_> = (0..PUBLISHERS)
         .map(|_| {
             let client = client.clone();
             let published = published.clone();
             let stop = stop.clone();
+            let delivered = delivered.clone();
+            let progress = progress.clone();
+            let started = started.clone();
             let base = app.base;
             let path = format!("/kar/v1/event/{topic}/publish");
             tokio::spawn(async move {
-                while !stop.load(Ordering::Relaxed) {
+                loop {
+                    // Enabled before the check: a delivery in between still wakes us.
+                    let notified = progress.notified();
+                    tokio::pin!(notified);
+                    notified.as_mut().enable();
+                    if stop.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    let events = started.fetch_add(1, Ordering::Relaxed) + 1;
+                    if events * fanout > delivered.load(Ordering::Relaxed) + backlog {
+                        started.fetch_sub(1, Ordering::Relaxed);
+                        notified.await;
+                        continue;
+                    }
                     let now = base.elapsed().as_nanos() as u64;
                     client
                         .post_bytes(path.clone(), Bytes::from(now.to_string()))
@@ -95,6 +130,7 @@ pub async fn measure(
         let now = Instant::now();
         if publish_time.is_none() && now >= publishing_until {
             stop.store(true, Ordering::Relaxed);
+            progress.notify_waiters();
             for publisher in &publishers {
                 while !publisher.is_finished() {
                     tokio::time::sleep(Duration::from_millis(5)).await;
@@ -109,9 +145,11 @@ pub async fn measure(
             break;
         }
         match tokio::time::timeout(Duration::from_millis(50), app.deliveries.recv()).await {
-            Ok(Some((sent, delivered))) => {
-                samples.push(Duration::from_nanos(delivered.saturating_sub(sent)));
+            Ok(Some((sent, arrived))) => {
+                samples.push(Duration::from_nanos(arrived.saturating_sub(sent)));
                 last_delivery = Instant::now();
+                delivered.fetch_add(1, Ordering::Relaxed);
+                progress.notify_waiters();
             }
             Ok(None) => anyhow::bail!("the component's delivery channel closed"),
             Err(_) => {}
@@ -122,13 +160,14 @@ pub async fn measure(
     }
     let publish_time = publish_time.unwrap_or(window).as_secs_f64();
     let events = published.load(Ordering::Relaxed);
-    let delivered = samples.len() as u64;
+    let received = samples.len() as u64;
     let delivering = last_delivery.duration_since(start).as_secs_f64().max(1e-9);
     let figures = EventRate {
         subscribers,
+        backlog,
         published_per_s: events as f64 / publish_time,
-        delivered_per_s: delivered as f64 / delivering,
-        delivered,
+        delivered_per_s: received as f64 / delivering,
+        delivered: received,
         expected: events * subscribers as u64,
         latency: Figures::from_samples(samples),
     };
@@ -146,16 +185,20 @@ pub async fn measure(
 /// The table of sustained event throughput, one row per store and subscriber count.
 pub fn markdown(rows: &[(String, EventRate)], window: u64) -> String {
     let mut out = String::new();
-    if rows.is_empty() {
+    let Some((_, first)) = rows.first() else {
         return out;
-    }
+    };
+    let backlog = first.backlog;
     let _ = writeln!(
         out,
         "\nEvents, sustained: {PUBLISHERS} closed-loop publishers on one topic for {window} s \
-         (each publishes its next event once the previous one was accepted), N actors \
-         subscribed (`Bench/rateN-i`, path `/event`), deliveries counted by the component \
-         from the first publish to the last delivery; latency from publish to delivery \
-         under that load. Each subscription delivers in order, one event at a time.\n"
+         (each publishes its next event once the previous one was accepted, and waits while \
+         {backlog} deliveries are outstanding: events published × subscribers − deliveries \
+         received), N actors subscribed (`Bench/rateN-i`, path `/event`), deliveries \
+         counted by the component from the first publish to the last delivery (the run \
+         ends once the bounded backlog drained); latency from publish to delivery under \
+         that load, which the bound caps at about {backlog} / deliveries/s. Each \
+         subscription delivers in order, one event at a time.\n"
     );
     let _ = writeln!(
         out,

@@ -20,12 +20,15 @@
 //! With `--growth ACTORS[,TELLS[,REMINDERS]]` (or `--growth full`: 1,000,000, 100,000,
 //! 200,000; default off) each store also runs the cost-as-the-work-grows workloads at
 //! a tenth of each size and at the size (`growth.rs`); `--growth-only` skips the rest.
+//! After the direct baseline, the floor of a durable call is measured primitive by
+//! primitive (`floor.rs`; `kar-bench floor-echo` is its echo process).
 
 mod app;
 mod client;
 mod counters;
 mod deferred;
 mod event_rate;
+mod floor;
 mod growth;
 mod keyed;
 mod procfs;
@@ -59,6 +62,7 @@ Usage: kar-bench [OPTION VALUE]...
   --reminders N            N periodic (1 s) reminders per store: firings/s (default 0: off)
   --events N               publish-to-delivery latency over N sequential events (0: off)
   --event-rate S           sustained event throughput, 1 and 8 subscribers, S s (0: off)
+  --event-backlog N        most deliveries outstanding while publishing (default 2000)
   --recovery N             N kill -9 trials per store (0: off); --recovery-clients C,
                            --recovery-leases 3s,1s, --recovery-only
   --growth A,T,R | full    growth workloads (actors, queued tells, reminders); --growth-only
@@ -77,6 +81,7 @@ struct Options {
     reminders: usize,
     events: usize,
     event_rate: u64,
+    event_backlog: u64,
     recovery: usize,
     recovery_clients: usize,
     recovery_leases: Vec<String>,
@@ -111,6 +116,7 @@ fn parse_options() -> Result<Options> {
         reminders: 0,
         events: 0,
         event_rate: 0,
+        event_backlog: event_rate::BACKLOG,
         recovery: 0,
         recovery_clients: 8,
         recovery_leases: vec!["3s".into(), "1s".into()],
@@ -141,6 +147,7 @@ fn parse_options() -> Result<Options> {
             "--reminders" => options.reminders = value()?.parse()?,
             "--events" => options.events = value()?.parse()?,
             "--event-rate" => options.event_rate = value()?.parse()?,
+            "--event-backlog" => options.event_backlog = value()?.parse()?,
             "--recovery" => options.recovery = value()?.parse()?,
             "--recovery-clients" => options.recovery_clients = value()?.parse()?,
             "--recovery-leases" => options.recovery_leases = comma_list(&value()?),
@@ -200,6 +207,7 @@ async fn main() -> Result<()> {
     match args.first().map(String::as_str) {
         Some(counters::KAR_COMMAND) => return counters::serve_kar().await,
         Some(counters::RESTATE_COMMAND) => return counters::serve_restate(&args[1..]).await,
+        Some(floor::ECHO_COMMAND) => return floor::serve_echo(),
         _ => {}
     }
     let options = parse_options()?;
@@ -346,11 +354,32 @@ async fn call_workloads(options: &Options, app: &mut app::App, report: &mut Repo
     let (sequential_calls, rate) =
         measure_service(options, || direct.post("/echo".into(), b"hello")).await?;
     report.push_service("direct HTTP (baseline)", sequential_calls, rate);
+    // The floor's wake-up, on a host as quiet as the direct baseline's (issue 11).
+    let samples = options.calls;
+    let wake = tokio::task::spawn_blocking(move || floor::wake_up(samples)).await??;
+    println!(
+        "  measured the floor's wake-up: one byte one way p50 {:.3} ms, p99 {:.3} ms",
+        stats::ms(wake.p50),
+        stats::ms(wake.p99)
+    );
+    report.floor.wake = Some(wake);
 
     for store in &options.stores {
         let mesh = procs::Mesh::start(&options.kar, store, app.port)
             .await
             .with_context(|| format!("starting the {store} mesh"))?;
+        // The floor's commit on this store, before any call (the sidecars are idle).
+        let (name, redis_port) = (store.clone(), mesh.redis_port());
+        let commit = tokio::task::spawn_blocking(move || floor::commit(&name, redis_port, samples))
+            .await??;
+        if let Some(commit) = commit {
+            println!(
+                "  measured the floor's commit on {store}: p50 {:.3} ms, p99 {:.3} ms",
+                stats::ms(commit.figures.p50),
+                stats::ms(commit.figures.p99)
+            );
+            report.floor.commits.push(commit);
+        }
         let client = Client::h2c(mesh.client_port);
         let path = |key: &str| format!("/kar/v1/actor/Bench/{key}/call/echo");
         let sidecars: Vec<(String, u32)> = mesh
@@ -388,7 +417,10 @@ async fn call_workloads(options: &Options, app: &mut app::App, report: &mut Repo
         if options.event_rate > 0 {
             for subscribers in [1, 8] {
                 let window = Duration::from_secs(options.event_rate);
-                rates.push(event_rate::measure(&client, app, subscribers, window).await);
+                rates.push(
+                    event_rate::measure(&client, app, subscribers, window, options.event_backlog)
+                        .await,
+                );
             }
         }
         let reminders = if options.reminders > 0 {

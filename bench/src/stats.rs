@@ -76,6 +76,8 @@ pub struct Report {
     event_rate_seconds: u64,
     /// Cost as the work grows, per store (`growth.rs`).
     growth: Vec<crate::growth::StoreGrowth>,
+    /// The primitives of a durable call (`floor.rs`).
+    pub floor: crate::floor::Floor,
 }
 
 pub fn ms(d: Duration) -> f64 {
@@ -113,6 +115,7 @@ impl Report {
             event_rates: Vec::new(),
             event_rate_seconds: 0,
             growth: Vec::new(),
+            floor: Default::default(),
         }
     }
 
@@ -248,6 +251,23 @@ impl Report {
             }
         }
         self.same_client_markdown(out, baseline);
+        if let Some(direct) = baseline {
+            // kar's sequential p50 per store, over the direct baseline's client if measured.
+            let kar: Vec<(String, Duration)> = self
+                .rows
+                .iter()
+                .filter_map(|(system, m)| {
+                    let store = system.strip_prefix("kar ")?;
+                    let p50 = m.same_client.as_ref().unwrap_or(&m.sequential).p50;
+                    Some((store.to_string(), p50))
+                })
+                .collect();
+            out.push_str(&crate::floor::markdown(
+                &self.floor,
+                &direct.sequential,
+                &kar,
+            ));
+        }
     }
 
     /// The sequential kar calls made with the direct baseline's HTTP/1.1 client: the
