@@ -327,6 +327,22 @@ fn try_open(path: &Path, upgrade: Upgrade, sync: EmbeddedSync) -> Result<Connect
     Ok(conn)
 }
 
+/// A read-only connection for a reader outside the database thread (a member's inbox):
+/// its reads then wait neither for the thread's queue of write transactions nor for
+/// the two hand-offs to and from the thread. In WAL mode a reader never blocks the
+/// writers, and it sees every commit made before it starts reading.
+pub(crate) fn open_reader(path: &Path) -> Result<Connection, StoreError> {
+    let mut conn = Connection::open(path)?;
+    conn.busy_handler(Some(on_busy))?;
+    conn.set_prepared_statement_cache_capacity(16);
+    conn.set_db_config(
+        rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG,
+        true,
+    )?;
+    conn.pragma_update(None, "query_only", true)?;
+    Ok(conn)
+}
+
 /// Page size of a new database (see `try_open`).
 const NEW_PAGE_SIZE: u32 = 2048;
 

@@ -20,6 +20,7 @@ impl MembershipStore for EmbeddedStore {
         let node = member.node.0.clone();
         let lock = liveness::hold(&self.dir, &node)
             .map_err(|e| StoreError::unavailable_from("cannot create the member's lock", e))?;
+        let reader = super::db::open_reader(&self.path)?;
         let (poke_port, notify, listener) = poke::listen()
             .await
             .map_err(|e| StoreError::unavailable_from("cannot listen for wake-ups", e))?;
@@ -59,6 +60,7 @@ impl MembershipStore for EmbeddedStore {
             app: self.app.clone(),
             node,
             db: self.db.clone(),
+            reader,
             notify,
             acked: 0,
             // Changes after the join are reported, even before the first recv.
