@@ -6,8 +6,8 @@
 //! reminder is watched for firings that must not come.
 
 use kar_tests::{
-    node, node_client, pid_is_gone, poll_until, python, store_test, unique_app, Component, Process,
-    Store,
+    kar, node, node_client, pid_is_gone, poll_until, python, store_test, unique_app, Component,
+    Process, Store,
 };
 use rustix::process::{kill_process, Pid, Signal};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -319,5 +319,70 @@ store_test!(
         ] {
             assert!(!output.contains(fenced), "the sidecar logged {fenced:?}:\n{output}");
         }
+    }
+);
+
+/// `-max_pending_firings` of the pacing test, and its reminders (far more than fit).
+const PACING_BOUND: usize = 8;
+const PACED: usize = 40;
+
+store_test!(
+    /// Firing is paced by execution (issue 11): while the handlers are held, periodic
+    /// reminders on many actors keep coming due every 100 ms, but the pending firing
+    /// requests stay within the bound (one per member firing: the client's sidecar
+    /// fires too while it lives) instead of piling up; the sidecar logs once that it
+    /// holds firing back. Once the handlers are let go, every reminder fires again.
+    fn firing_is_paced_by_execution(store) {
+        let app = unique_app("reminders-paced");
+        let gate_dir = tempfile::tempdir().expect("a directory for the gate");
+        let gate = gate_dir.path().join("open");
+        let bound = PACING_BOUND.to_string();
+        let server = server(store, &app)
+            .arg("-max_pending_firings")
+            .arg(&bound)
+            .env("REMINDER_GATE", &gate)
+            .spawn();
+        server.expect_output("reminder server listening", FIRING_TIMEOUT);
+        let mut client = node_client(
+            store,
+            &app,
+            "reminders/client.js",
+            &["hold", "h", "100", &PACED.to_string()],
+        )
+        .arg("-max_pending_firings")
+        .arg(&bound)
+        .spawn();
+        client.expect_success(CLIENT_TIMEOUT);
+        server.expect_output("reminder firing held back", FIRING_TIMEOUT);
+        // Held: the reminders keep coming due, the pending firings stay bounded.
+        for _ in 0..10 {
+            let listed = kar(store, &["get", "-app", &app, "-o", "json", "-s", "requests"])
+                .expect_success(CLIENT_TIMEOUT);
+            let pending = serde_json::from_str::<serde_json::Value>(listed.stdout.trim())
+                .ok()
+                .and_then(|v| v.as_array().map(Vec::len))
+                .unwrap_or_else(|| panic!("kar get printed no JSON array:\n{}", listed.output));
+            assert!(
+                pending <= 2 * PACING_BOUND,
+                "{pending} requests pending, bound {PACING_BOUND}:\n{}",
+                listed.stdout
+            );
+        }
+        let held = server.count_lines("open=false");
+        assert!(
+            held <= 2 * PACING_BOUND,
+            "{held} firings started while held:\n{}",
+            server.output()
+        );
+        std::fs::write(&gate, b"").expect("opening the gate");
+        // Every reminder fires again once the handlers run (the late ones coalesced).
+        let fired_open = |j: usize| server.count_lines(&format!("hold h{j} h open=true")) > 0;
+        assert!(
+            poll_until(Duration::from_secs(60), Duration::from_millis(100), || {
+                (0..PACED).all(fired_open)
+            }),
+            "not every reminder fired once the gate opened:\n{}",
+            server.output()
+        );
     }
 );

@@ -49,12 +49,19 @@ pub struct RuntimeConfig {
     /// Most tells (requests nobody waits for) executing here at once
     /// (`-max_concurrent_tells`, `executor.rs`); 0 = no cap.
     pub max_concurrent_tells: usize,
+    /// Most reminder firings of the application pending (enqueued, not finished)
+    /// before this member holds back further firings (`-max_pending_firings`,
+    /// `reminders.rs`); 0 = no bound.
+    pub max_pending_firings: usize,
 }
 
 /// The default `-actor_rebalance_rate` (moves per second).
 pub const DEFAULT_ACTOR_REBALANCE_RATE: u32 = 100;
 /// The default `-max_concurrent_tells`.
 pub const DEFAULT_MAX_CONCURRENT_TELLS: usize = 256;
+/// The default `-max_pending_firings`: a few times what one member executes at once,
+/// so that the executors never run dry between two firing passes.
+pub const DEFAULT_MAX_PENDING_FIRINGS: usize = 4 * DEFAULT_MAX_CONCURRENT_TELLS;
 /// The default `-shutdown_grace`: Kubernetes' default termination grace period.
 pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 
@@ -78,6 +85,7 @@ impl RuntimeConfig {
             actor_rebalance_rate: DEFAULT_ACTOR_REBALANCE_RATE,
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
             max_concurrent_tells: DEFAULT_MAX_CONCURRENT_TELLS,
+            max_pending_firings: DEFAULT_MAX_PENDING_FIRINGS,
         }
     }
 }

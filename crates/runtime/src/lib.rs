@@ -93,7 +93,7 @@ pub use caller::Accepted;
 pub use clock::Clock;
 pub use config::{
     RuntimeConfig, DEFAULT_ACTOR_REBALANCE_RATE, DEFAULT_EVENT_RETENTION,
-    DEFAULT_MAX_CONCURRENT_TELLS, DEFAULT_SHUTDOWN_GRACE,
+    DEFAULT_MAX_CONCURRENT_TELLS, DEFAULT_MAX_PENDING_FIRINGS, DEFAULT_SHUTDOWN_GRACE,
 };
 pub use error::{AwaitError, RuntimeError};
 pub use events::Events;

@@ -12,6 +12,14 @@
 //! no longer fires the reminders it scheduled); a reminder scheduled by another live
 //! member is fired by that member. The [`SAFETY_RECHECK`] bounds every sleep all
 //! the same.
+//!
+//! Firing is paced by execution (`-max_pending_firings`): a member fires only while
+//! the application's firings enqueued and not finished are below the bound. Under
+//! overload the excess thus stays in the reminders table, where a late periodic
+//! reminder coalesces its missed periods ([`Reminder::next_target`]), instead of
+//! piling up as requests (store rows, inboxes, the admission queue) that the mesh
+//! would spend its time firing and holding rather than executing. Members count
+//! and fire apart, so the application may briefly hold up to a bound per member.
 
 use crate::bindings::{kind::Kind, Bindings};
 use crate::clock::SAFETY_RECHECK;
@@ -24,11 +32,19 @@ use kar_protocol::Reminder;
 use kar_store_api::{Firing, RequestBuilder, Store, StoreError};
 use opentelemetry::KeyValue;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Most firings made by one store transition: bounds the transaction (and, on Redis,
 /// the script) while a backlog is worked through.
 const FIRE_BATCH: usize = 256;
+
+/// How soon a member held back by the pending firings counts them again: short next
+/// to the time the executors take to work through a batch of them.
+const HOLD_RECHECK: Duration = Duration::from_millis(10);
+
+/// Since when firing is held back by the pending firings (`None`: it is not), so that
+/// an episode is logged once, when it starts and when the due reminders caught up.
+type Held = Mutex<Option<Instant>>;
 
 #[async_trait]
 impl Kind for Reminder {
@@ -83,8 +99,11 @@ impl Runtime {
     pub(crate) async fn reminder_loop(self: Arc<Self>) {
         let build = self.firing_builder();
         let outage = Mutex::new(OutageLog::new("reminder loop"));
-        self.run_woken(&self.wakes.reminders, || self.firing_pass(&build, &outage))
-            .await;
+        let held = Held::default();
+        self.run_woken(&self.wakes.reminders, || {
+            self.firing_pass(&build, &outage, &held)
+        })
+        .await;
     }
 
     /// One pass: fires what is due and returns how long to sleep, or `None` to go
@@ -93,10 +112,51 @@ impl Runtime {
         self: &Arc<Self>,
         build: &RequestBuilder,
         outage: &Mutex<OutageLog>,
+        held: &Held,
     ) -> Option<Duration> {
         let outage = || outage.lock().unwrap_or_else(|e| e.into_inner());
+        let held = || held.lock().unwrap_or_else(|e| e.into_inner());
+        let bound = self.config.max_pending_firings;
+        let mut limit = FIRE_BATCH;
+        if bound > 0 {
+            let pending = match self.store.firings_pending(bound).await {
+                Ok(pending) => pending,
+                Err(e) => {
+                    outage().failed(&format_args!("cannot count the pending firings: {e}"));
+                    return Some(self.config.actor_reminder_interval);
+                }
+            };
+            let room = bound.saturating_sub(pending);
+            // Fire again only once a fair batch fits: a handful at a time would cost
+            // a store transition each.
+            if room < FIRE_BATCH.min(bound.div_ceil(2)) {
+                // Nothing due: nothing is held back (the pending firings of a burst
+                // drain meanwhile); look again when something is due.
+                if let Ok(next) = self.store.next_due().await {
+                    let now = self.clock().now_millis() as i64;
+                    match next {
+                        Some(due) if due > now => {
+                            return Some(self.clock().until(due as u64).min(SAFETY_RECHECK))
+                        }
+                        None => return Some(SAFETY_RECHECK),
+                        Some(_) => {}
+                    }
+                }
+                let mut held = held();
+                if held.is_none() {
+                    *held = Some(Instant::now());
+                    tracing::warn!(
+                        "reminder firing held back: {pending} firings pending \
+                         (-max_pending_firings {bound}); due reminders wait, late periodic \
+                         ones coalesce"
+                    );
+                }
+                return Some(HOLD_RECHECK);
+            }
+            limit = room.min(FIRE_BATCH);
+        }
         let now = self.clock().now_millis();
-        let fired = match self.store.fire_due(now as i64, FIRE_BATCH, build).await {
+        let fired = match self.store.fire_due(now as i64, limit, build).await {
             Ok(fired) => {
                 outage().succeeded();
                 fired
@@ -107,12 +167,19 @@ impl Runtime {
                 return Some(self.config.actor_reminder_interval);
             }
         };
-        let backlog = fired.len() == FIRE_BATCH;
+        let backlog = fired.len() == limit;
         for firing in fired {
             self.fired(firing, now as i64);
         }
         if backlog {
             return None;
+        }
+        if let Some(since) = held().take() {
+            tracing::info!(
+                "reminder firing caught up with the due reminders after {:.1} s held back \
+                 by pending firings",
+                since.elapsed().as_secs_f64()
+            );
         }
         match self.store.next_due().await {
             Ok(Some(due)) => Some(self.clock().until(due.max(0) as u64).min(SAFETY_RECHECK)),

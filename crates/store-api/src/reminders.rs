@@ -28,6 +28,13 @@ pub trait ReminderStore: Send + Sync + 'static {
         limit: usize,
         build: &RequestBuilder,
     ) -> Result<Vec<Firing>, StoreError>;
+
+    /// How many of the application's reminder firings were enqueued and have not
+    /// finished (queued, parked or held), counted up to `bound` (the count costs at
+    /// most that much). The reminder loop fires only while this is below its bound,
+    /// so that under overload the excess stays in the reminders table, where a late
+    /// periodic reminder coalesces, instead of piling up as requests.
+    async fn firings_pending(&self, bound: usize) -> Result<usize, StoreError>;
 }
 
 /// Makes the request of one reminder firing (the runtime decides its shape; the store

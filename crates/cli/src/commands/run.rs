@@ -156,6 +156,13 @@ const MAX_CONCURRENT_TELLS: Flag = Flag::new(
     "Most tells (async invocations, reminder firings, event deliveries) executing at once here;\n\
      the others wait in arrival order (0 = no cap)",
 );
+const MAX_PENDING_FIRINGS: Flag = Flag::new(
+    "max_pending_firings",
+    Kind::Int,
+    "1024",
+    "Most reminder firings of the application enqueued and not finished before this sidecar\n\
+     fires no more: due reminders wait, late periodic ones coalesce (0 = no bound)",
+);
 
 pub const FLAGS: &[&Flag] = &[
     &SERVICE,
@@ -181,6 +188,7 @@ pub const FLAGS: &[&Flag] = &[
     &SHUTDOWN_GRACE_FLAG,
     &ACTOR_REBALANCE_RATE,
     &MAX_CONCURRENT_TELLS,
+    &MAX_PENDING_FIRINGS,
 ];
 
 /// How much longer than `-shutdown_grace` leaving may take in all (the leave's own
@@ -220,6 +228,8 @@ pub struct RunOptions {
     pub actor_rebalance_rate: u32,
     /// `-max_concurrent_tells` (0: no cap).
     pub max_concurrent_tells: usize,
+    /// `-max_pending_firings` (0: no bound).
+    pub max_pending_firings: usize,
 }
 
 impl RunOptions {
@@ -269,6 +279,8 @@ impl RunOptions {
                 .map_err(|_| anyhow!("-actor_rebalance_rate must be between 0 and {}", u32::MAX))?,
             max_concurrent_tells: usize::try_from(m.int("max_concurrent_tells"))
                 .map_err(|_| anyhow!("-max_concurrent_tells must not be negative"))?,
+            max_pending_firings: usize::try_from(m.int("max_pending_firings"))
+                .map_err(|_| anyhow!("-max_pending_firings must not be negative"))?,
         })
     }
 }
@@ -337,6 +349,7 @@ pub async fn run(ctx: Context) -> Result<i32> {
     runtime_config.shutdown_grace = options.shutdown_grace;
     runtime_config.actor_rebalance_rate = options.actor_rebalance_rate;
     runtime_config.max_concurrent_tells = options.max_concurrent_tells;
+    runtime_config.max_pending_firings = options.max_pending_firings;
     // Components without -service still host `kar.none`, so they get an app client too.
     let app = HttpAppClient::new(AppClientConfig {
         app_port: options.app_port,
@@ -644,6 +657,10 @@ mod tests {
         assert_eq!(
             options(&["-max_concurrent_tells", "0"]).max_concurrent_tells,
             0
+        );
+        assert_eq!(
+            o.max_pending_firings,
+            kar_runtime::DEFAULT_MAX_PENDING_FIRINGS
         );
         assert_eq!(options(&["-max_attempts", "0"]).max_attempts, 0);
         assert_eq!(o.idempotency_retention, Duration::from_secs(24 * 3600));

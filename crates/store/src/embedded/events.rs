@@ -178,7 +178,7 @@ impl EventStore for EmbeddedStore {
                     return Ok((Delivery::UpToDate, Vec::new()));
                 };
                 let request = build(&sub, &event);
-                let (routing, pokes) = insert_request(conn, &app, &request)?;
+                let (routing, pokes) = insert_request(conn, &app, &request, false)?;
                 conn.prepare_cached(
                     "UPDATE subscriptions SET position = ?5, inflight = ?6
                      WHERE app = ?1 AND actor_type = ?2 AND actor_id = ?3 AND id = ?4",

@@ -96,7 +96,7 @@ impl IdempotencyStore for EmbeddedStore {
                 if let Some(existing) = live_key(conn, &app, &target, &key)? {
                     return Ok((Keyed::Existing(existing), Vec::new()));
                 }
-                let (routing, pokes) = insert_request(conn, &app, &request)?;
+                let (routing, pokes) = insert_request(conn, &app, &request, false)?;
                 conn.prepare_cached(
                     "INSERT OR REPLACE INTO idempotency
                      (app, target, key, id, expires_at, retention, outcome)

@@ -4,6 +4,7 @@
 use super::bindings::Binding;
 use super::routing::insert_request;
 use super::EmbeddedStore;
+use crate::codes::sql_status;
 use crate::{Firing, ReminderStore, RequestBuilder, StoreError};
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -103,7 +104,7 @@ impl ReminderStore for EmbeddedStore {
         let mut pokes = Vec::new();
         for reminder in due {
             let request = build(&reminder);
-            let (routing, more) = insert_request(conn, &app, &request)?;
+            let (routing, more) = insert_request(conn, &app, &request, true)?;
             pokes.extend(more);
             let key = params![app, reminder.actor.actor_type, reminder.actor.id, reminder.id];
             match reminder.next_target(now) {
@@ -134,6 +135,29 @@ impl ReminderStore for EmbeddedStore {
         Ok((firings, pokes))
     })
     .await
+    }
+
+    async fn firings_pending(&self, bound: usize) -> Result<usize, StoreError> {
+        let app = self.app.clone();
+        let bound = i64::try_from(bound).unwrap_or(i64::MAX);
+        self.db
+            .read(move |conn| {
+                // Through the partial index `requests_firing`: at most `bound` entries.
+                let n: i64 = conn
+                    .prepare_cached(concat!(
+                        "SELECT count(*) FROM (SELECT 1 FROM requests
+                         WHERE app = ?1 AND firing = 1 AND status IN (",
+                        sql_status!(Queued),
+                        ", ",
+                        sql_status!(Parked),
+                        ", ",
+                        sql_status!(Held),
+                        ") LIMIT ?2)"
+                    ))?
+                    .query_row(params![app, bound], |row| row.get(0))?;
+                Ok(usize::try_from(n).unwrap_or(0))
+            })
+            .await
     }
 }
 

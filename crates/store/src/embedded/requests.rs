@@ -21,7 +21,7 @@ impl RequestStore for EmbeddedStore {
         let app = self.app.clone();
         let request = request.clone();
         self.db
-            .run(move |conn| insert_request(conn, &app, &request))
+            .run(move |conn| insert_request(conn, &app, &request, false))
             .await
     }
 

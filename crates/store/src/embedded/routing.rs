@@ -100,11 +100,12 @@ pub(super) fn actor_of(target: &Target) -> Option<(&str, &str)> {
 }
 
 /// Persists a new request and routes it (the body of [`Store::enqueue`], shared with
-/// reminder firings).
+/// reminder firings, which set `firing`: `firings_pending` counts them).
 pub(super) fn insert_request(
     conn: &Connection,
     app: &str,
     request: &Request,
+    firing: bool,
 ) -> Result<(Routing, Pokes), StoreError> {
     let record = encode(request);
     let id = request.id.as_str();
@@ -117,8 +118,8 @@ pub(super) fn insert_request(
     };
     conn.prepare_cached(
         "INSERT INTO requests (app, id, name, status, kind, assignee, caller, record,
-                               actor_type, actor_id, parent)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                               actor_type, actor_id, parent, firing)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
     )?
     .execute(params![
         app,
@@ -131,7 +132,9 @@ pub(super) fn insert_request(
         record,
         actor.map(|a| a.0),
         actor.map(|a| a.1),
-        request.parent.as_ref().map(|p| p.as_str())
+        request.parent.as_ref().map(|p| p.as_str()),
+        // NULL but for firings: the partial index `requests_firing` holds only those.
+        firing.then_some(1)
     ])?;
     Ok(match target {
         Some((node, port)) => {

@@ -17,12 +17,13 @@ const SCHEMA_V1: &str = include_str!("schema.sql");
 /// Migration `i` brings a database at version `i` to version `i + 1`.
 type Migration = fn(&Connection) -> rusqlite::Result<()>;
 
-const MIGRATIONS: [Migration; 5] = [
+const MIGRATIONS: [Migration; 6] = [
     v1_tables,
     v2_inbox_payload,
     v3_idempotency,
     v4_event_retention_bridges,
     v5_reminder_trace,
+    v6_firings,
 ];
 
 /// The schema version this build writes.
@@ -130,6 +131,16 @@ fn v4_event_retention_bridges(conn: &Connection) -> rusqlite::Result<()> {
 /// scheduled it while tracing is on, which its firings link to (NULL: none).
 fn v5_reminder_trace(conn: &Connection) -> rusqlite::Result<()> {
     conn.execute_batch("ALTER TABLE reminders ADD COLUMN trace TEXT")
+}
+
+/// Version 6: requests made by a reminder firing are marked (`firing` = 1, else
+/// NULL), and a partial index of those alone lets the reminder loop count the pending
+/// ones (`firings_pending`) without reading the other requests.
+fn v6_firings(conn: &Connection) -> rusqlite::Result<()> {
+    conn.execute_batch(
+        "ALTER TABLE requests ADD COLUMN firing INTEGER;
+         CREATE INDEX IF NOT EXISTS requests_firing ON requests (app, status) WHERE firing = 1;",
+    )
 }
 
 #[cfg(test)]
@@ -291,6 +302,22 @@ mod tests {
         upgrade_to(&conn, 5).unwrap();
         let row = first::<String>(&conn, "SELECT id, trace FROM reminders");
         assert_eq!(row, ("r".to_string(), None));
+    }
+
+    /// 5 → 6: requests gain the `firing` mark (NULL for the old ones: not firings).
+    #[test]
+    fn v6_from_v5() {
+        let conn = Connection::open_in_memory().unwrap();
+        upgrade_to(&conn, 5).unwrap();
+        conn.execute(
+            "INSERT INTO requests (app, id, name, status, kind, caller, record)
+             VALUES ('app', 'r1', 'T', 'queued', 1, 'n', x'01')",
+            [],
+        )
+        .unwrap();
+        upgrade_to(&conn, 6).unwrap();
+        let row = first::<i64>(&conn, "SELECT id, firing FROM requests");
+        assert_eq!(row, ("r1".to_string(), None));
     }
 
     #[test]

@@ -19,6 +19,7 @@
 //! | `P route:<name>` | zset (score 0) | nodes offering `name` (sorted, so a random index picks) |
 //! | `P seq` | string | arrival counter of requests |
 //! | `P live` | zset | ids of the pending requests (not done), by `seq`: the index an operator's listing pages through (`control.rs`); a request joins it when stored (`store_request` in `lib.lua`) and leaves it when it completes, is killed, expires parked or is drained (`unlist`). Requests stored by a kar older than this index are not listed |
+//! | `P firing` | zset | ids of the pending reminder firings (enqueued by `reminders_fire`, scored by that time), left like `live` (`unlist`): `reminders_pending` counts them, dropping stale ones among the oldest |
 //! | `P req:<id>` | hash | `name`, `actor` (encoded target actor, empty for a service), `kind` (0 call, 1 tell, 2 promise: `crate::codes`), `caller`, `seq`, `rec` (postcard [`Request`](kar_protocol::Request)), `attempt` (delivery attempt of the step, overlaid on `rec` when delivered), `parent` (id of the request that made it, if known), `status` (`q` queued, `p` parked, `h` held: re-delivery waiting for its children, `x` paused, `d` done: `crate::codes`), `assignee` (while queued), `outcome` (postcard [`Outcome`](kar_protocol::Outcome), once done) |
 //! | `P kids:<id>` | set | ids of the calls and promises made by request `id` that may be unfinished (an entry goes when the child finishes) |
 //! | `P recovery:<node>` | string | the lock of the recovery of dead member `node`: the recoverer, with a TTL of one lease |

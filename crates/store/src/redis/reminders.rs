@@ -12,7 +12,9 @@
 
 use super::bindings::{fields, head_args, records, Binding};
 use super::requests::{request_args, routing};
-use super::scripts::{REMINDERS_DUE, REMINDERS_FIRE, REMINDERS_NEXT_DUE, REMINDER_SCHEDULE};
+use super::scripts::{
+    REMINDERS_DUE, REMINDERS_FIRE, REMINDERS_NEXT_DUE, REMINDERS_PENDING, REMINDER_SCHEDULE,
+};
 use super::{encode_actor, value_bytes, value_string, RedisStore};
 use crate::{Firing, ReminderStore, RequestBuilder, StoreError};
 use async_trait::async_trait;
@@ -148,5 +150,11 @@ impl ReminderStore for RedisStore {
             });
         }
         Ok(firings)
+    }
+
+    async fn firings_pending(&self, bound: usize) -> Result<usize, StoreError> {
+        let mut invocation = self.unfenced(&REMINDERS_PENDING);
+        invocation.arg(bound);
+        Ok(invocation.invoke_async(&mut self.conn.clone()).await?)
     }
 }

@@ -229,6 +229,8 @@ scripts! {
     /// Claims what it reads (a write).
     REMINDERS_DUE: Script<ByHandle> = ["lib.lua", "bindings.lua", "reminders_due.lua"];
     REMINDERS_FIRE: Script<ByHandle> = ["lib.lua", "bindings.lua", "reminders_fire.lua"];
+    /// Drops stale entries of `firing` (a write, harmless from anyone).
+    REMINDERS_PENDING: Script<Unfenced> = ["lib.lua", "reminders_pending.lua"];
     SUBSCRIBE: Script<ByHandle> = ["lib.lua", "bindings.lua", "subscribe.lua"];
     DELIVER_EVENT: Script<ByHandle> = ["lib.lua", "bindings.lua", "deliver_event.lua"];
     // Topics (events.rs): global keys, no prelude but their own.

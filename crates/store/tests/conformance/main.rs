@@ -94,6 +94,7 @@ conformance!(
     actor_state_update_and_removal,
     reminders_schedule_replace_get_cancel,
     reminders_fire_in_due_order_and_advance,
+    reminders_pending_firings_are_counted_until_they_finish,
     reminders_periodic_skip_forward_after_downtime,
     reminders_fire_once_under_concurrent_firers,
     reminders_firings_park_without_a_host,

@@ -136,6 +136,43 @@ pub(crate) async fn reminders_fire_in_due_order_and_advance(engine: &Engine) {
     assert_eq!(store.next_due().await.unwrap(), Some(60_000));
 }
 
+/// The pending firings (`firings_pending`): those `fire_due` enqueued and that did not
+/// finish, counted up to the bound, per application; other requests do not count.
+pub(crate) async fn reminders_pending_firings_are_counted_until_they_finish(engine: &Engine) {
+    let store = engine.open("app").await;
+    let mut inbox = store.join(&member("node-a", "sa", &["T"])).await.unwrap();
+    let node_a = NodeId("node-a".into());
+    let build = tell_builder();
+    assert_eq!(store.firings_pending(10).await.unwrap(), 0);
+    let tell = actor_request(RequestKind::Tell, "T", "x", "node-f");
+    store.enqueue(&tell).await.unwrap();
+    for id in ["a", "b", "c"] {
+        store
+            .reminder_schedule(&reminder(("T", id), id, 1_000, SECOND))
+            .await
+            .unwrap();
+    }
+    let fired = store.fire_due(2_000, 10, &build).await.unwrap();
+    assert_eq!(fired.len(), 3);
+    assert_eq!(store.firings_pending(10).await.unwrap(), 3);
+    assert_eq!(store.firings_pending(2).await.unwrap(), 2);
+    let other = engine.open("other").await;
+    assert_eq!(other.firings_pending(10).await.unwrap(), 0);
+    recv_n(&mut inbox, 4).await;
+    assert!(store
+        .complete(&node_a, &tell.id, &reply("done"))
+        .await
+        .unwrap());
+    assert!(store
+        .complete(&node_a, &fired[0].request.id, &reply("done"))
+        .await
+        .unwrap());
+    assert_eq!(store.firings_pending(10).await.unwrap(), 2);
+    // Firing again (the periodic reminders advanced) counts the new firings.
+    assert_eq!(store.fire_due(3_000, 10, &build).await.unwrap().len(), 3);
+    assert_eq!(store.firings_pending(10).await.unwrap(), 5);
+}
+
 /// Redis: a firing pass claims the reminders it read for a moment (`reminders_due`),
 /// so the passes of the other members skip them meanwhile; a pass that fails between
 /// reading and firing only delays the firing until its claim ends (1 s), for the

@@ -11,6 +11,8 @@
  *   beat ID MS      a periodic reminder `beat` (beat('beat') every MS ms from now + MS)
  *   burst N MS      a one-shot reminder `burst` (once('b')) on each of ID0 .. ID<N-1>,
  *                   all due at now + MS (a burst of N firings)
+ *   hold N MS       a periodic reminder `hold` (hold('h') every MS ms from now + MS) on
+ *                   each of ID0 .. ID<N-1>
  *
  * Prints one line per check; on a mismatch prints "FAIL <check>: ..." and exits 1.
  */
@@ -69,6 +71,13 @@ async function main () {
       await Promise.all(batch)
     }
     console.log(`scheduled burst ${count} late=${Date.now() - target.getTime()}`)
+  } else if (scenario === 'hold') {
+    const period = Number(ms)
+    const target = new Date(Date.now() + period)
+    for (let j = 0; j < Number(n); j++) {
+      await actor.reminders.schedule(actor.proxy('JsTimer', `${id}${j}`), 'hold', { id: 'hold', targetTime: target, period: `${period}ms` }, 'h')
+    }
+    console.log('scheduled hold')
   } else {
     throw new Error(`unknown scenario ${scenario}`)
   }

@@ -8,10 +8,14 @@
  *   JsTimer.beat(label)     prints `beat <id> <label> #<count> at=<ms> next=<ms>`: the
  *                           firing's time and the target time the reminder `label`
  *                           advanced to (read with actor.reminders.get), Unix ms
+ *   JsTimer.hold(label)     prints `hold <id> <label> open=<bool>` (whether the gate, the
+ *                           file named by $REMINDER_GATE, exists), then returns only once
+ *                           it exists: a handler the test holds
  */
 
 process.noDeprecation = true
 
+const fs = require('fs')
 const express = require('express')
 const { actor, sys } = require('kar-sdk')
 
@@ -33,6 +37,12 @@ class JsTimer {
     const reminder = await actor.reminders.get(this, label)
     const next = reminder ? Date.parse(reminder.targetTime) : 'none'
     console.log(`beat ${this.kar.id} ${label} #${counts[key]} at=${at} next=${next}`)
+  }
+
+  async hold (label) {
+    const gate = process.env.REMINDER_GATE
+    console.log(`hold ${this.kar.id} ${label} open=${fs.existsSync(gate)}`)
+    while (!fs.existsSync(gate)) await new Promise(resolve => setTimeout(resolve, 20))
   }
 }
 

@@ -151,9 +151,11 @@ local function store_request(id, name, kind, caller, record, actor)
   return seq
 end
 
--- Request `id` is no longer pending (done, or deleted): out of the `live` index.
+-- Request `id` is no longer pending (done, or deleted): out of the `live` index, and
+-- out of `firing`, the pending reminder firings (reminders_fire, reminders_pending).
 local function unlist(id)
   redis.call('ZREM', P .. 'live', id)
+  redis.call('ZREM', P .. 'firing', id)
 end
 
 -- Whether request `id` has unfinished children: calls or promises it made (the set

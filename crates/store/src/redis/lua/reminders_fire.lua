@@ -4,7 +4,8 @@
 --   next     next target time ('' for none: the reminder goes)
 --   id, name, kind, caller, record, actor   the firing request (enqueue_at)
 -- For each firing whose reminder is unchanged since it was read, enqueues the request
--- and advances (or removes) the reminder. Returns per firing 'a:<node>' assigned,
+-- (listed in `firing`, the pending firings: reminders_pending) and advances (or
+-- removes) the reminder. Returns per firing 'a:<node>' assigned,
 -- 'p' parked, 's' skipped (replaced, cancelled or fired by another member meanwhile).
 local kind = BINDINGS.reminder
 local now = now_ms()
@@ -22,6 +23,7 @@ for _ = 1, tonumber(ARGV[3]) do
     out[#out + 1] = 's'
   else
     out[#out + 1] = routed
+    redis.call('ZADD', P .. 'firing', now, ARGV[i + 5])
     if nxt == '' then
       binding_remove(kind, a, r)
     else
