@@ -100,8 +100,9 @@ impl Runtime {
         let build = self.firing_builder();
         let outage = Mutex::new(OutageLog::new("reminder loop"));
         let held = Held::default();
+        let late = Mutex::new(LateLog::default());
         self.run_woken(&self.wakes.reminders, || {
-            self.firing_pass(&build, &outage, &held)
+            self.firing_pass(&build, &outage, &held, &late)
         })
         .await;
     }
@@ -113,6 +114,7 @@ impl Runtime {
         build: &RequestBuilder,
         outage: &Mutex<OutageLog>,
         held: &Held,
+        late: &Mutex<LateLog>,
     ) -> Option<Duration> {
         let outage = || outage.lock().unwrap_or_else(|e| e.into_inner());
         let held = || held.lock().unwrap_or_else(|e| e.into_inner());
@@ -169,7 +171,7 @@ impl Runtime {
         };
         let backlog = fired.len() == limit;
         for firing in fired {
-            self.fired(firing, now as i64);
+            self.fired(firing, now as i64, late);
         }
         if backlog {
             return None;
@@ -191,7 +193,7 @@ impl Runtime {
         }
     }
 
-    fn fired(self: &Arc<Self>, firing: Firing, now: i64) {
+    fn fired(self: &Arc<Self>, firing: Firing, now: i64, late_log: &Mutex<LateLog>) {
         let Firing {
             reminder,
             request,
@@ -200,16 +202,99 @@ impl Runtime {
         let late = now - reminder.target;
         if let Some(acceptable) = self.config.actor_reminder_acceptable_delay {
             if late > acceptable.as_millis() as i64 {
-                tracing::warn!(
-                    "reminder {} of {} {} fired {late} ms after its target time {}",
-                    reminder.id,
-                    reminder.actor.actor_type,
-                    reminder.actor.id,
-                    reminder.target_time()
-                );
+                let mut log = late_log.lock().unwrap_or_else(|e| e.into_inner());
+                log.late(&reminder, late, Instant::now());
             }
         }
         tracing::debug!(request = %request.id, "reminder {} of {} {} fired", reminder.id, reminder.actor.actor_type, reminder.actor.id);
         self.watch_if_parked(&request, &routing);
+    }
+}
+
+/// The lateness warnings of one reminder loop (`-actor_reminder_acceptable_delay`):
+/// the first late firing is logged at once; later ones within [`LATE_SUMMARY_EVERY`]
+/// are counted and logged as one summary. Under overload every firing is late, and a
+/// line per firing would bury the log.
+#[derive(Default)]
+struct LateLog {
+    /// When the last line was logged, and the late firings counted since.
+    logged: Option<Instant>,
+    since_logged: u64,
+    worst_ms: i64,
+}
+
+/// How often late firings are summarised while they go on.
+const LATE_SUMMARY_EVERY: Duration = Duration::from_secs(10);
+
+impl LateLog {
+    /// Counts a firing `late_ms` after its target; returns whether it logged.
+    fn late(&mut self, reminder: &Reminder, late_ms: i64, now: Instant) -> bool {
+        self.since_logged += 1;
+        self.worst_ms = self.worst_ms.max(late_ms);
+        let first = match self.logged {
+            None => true,
+            Some(at) if now.duration_since(at) >= LATE_SUMMARY_EVERY => false,
+            Some(_) => return false,
+        };
+        if first || self.since_logged == 1 {
+            tracing::warn!(
+                "reminder {} of {} {} fired {late_ms} ms after its target time {}",
+                reminder.id,
+                reminder.actor.actor_type,
+                reminder.actor.id,
+                reminder.target_time()
+            );
+        } else {
+            tracing::warn!(
+                "{} reminder firings were late in the last {:.0} s (the latest: reminder {} \
+                 of {} {}, {late_ms} ms after its target; the worst {} ms)",
+                self.since_logged,
+                self.logged
+                    .map_or(0.0, |at| now.duration_since(at).as_secs_f64()),
+                reminder.id,
+                reminder.actor.actor_type,
+                reminder.actor.id,
+                self.worst_ms
+            );
+        }
+        self.logged = Some(now);
+        self.since_logged = 0;
+        self.worst_ms = 0;
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kar_protocol::ActorRef;
+
+    fn reminder() -> Reminder {
+        Reminder {
+            actor: ActorRef::new("T", "a"),
+            id: "r".into(),
+            path: "/tick".into(),
+            target: 0,
+            target_text: None,
+            period: 0,
+            data: Bytes::new(),
+            trace: None,
+        }
+    }
+
+    /// A stream of late firings logs the first, then one summary per interval.
+    #[test]
+    fn late_firings_are_summarised() {
+        let mut log = LateLog::default();
+        let start = Instant::now();
+        assert!(log.late(&reminder(), 4000, start));
+        for i in 1..1000 {
+            let at = start + Duration::from_millis(i);
+            assert!(!log.late(&reminder(), 5000, at), "firing {i} logged");
+        }
+        assert!(log.late(&reminder(), 6000, start + LATE_SUMMARY_EVERY));
+        assert_eq!(log.since_logged, 0);
+        // A quiet spell, then a single late firing: logged on its own, at once.
+        assert!(log.late(&reminder(), 4000, start + 3 * LATE_SUMMARY_EVERY));
     }
 }
