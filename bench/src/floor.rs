@@ -26,10 +26,11 @@ const WARM_UP: usize = 200;
 /// A row of ~200 bytes, like a small request record.
 const ROW: [u8; 200] = [b'x'; 200];
 
-/// The store's settings (crates/store/src/embedded/db.rs): pages of 2 KiB, checkpoints
-/// every 64 commits off the commit path.
+/// The store's settings (crates/store/src/embedded/db.rs: `NEW_PAGE_SIZE`,
+/// `COMMITS_PER_CHECKPOINT`; keep them equal): pages of 2 KiB, checkpoints every 512
+/// commits off the commit path.
 const PAGE_SIZE: u32 = 2048;
-const COMMITS_PER_CHECKPOINT: usize = 64;
+const COMMITS_PER_CHECKPOINT: usize = 512;
 
 /// One store's commit primitive.
 pub struct Commit {
@@ -248,7 +249,7 @@ pub fn markdown(floor: &Floor, direct: &Figures, kar: &[(String, Duration)]) -> 
          a temporary file with the store's settings (WAL, pages of 2 KiB, no automatic \
          checkpoint: a passive and a restarting one every {COMMITS_PER_CHECKPOINT} commits, \
          untimed; the first commit after each restarting one fsyncs the WAL's new header, as \
-         in the store, which sets the p99). Redis commit: one round trip to the store's redis-server over a blocking \
+         in the store: one commit in {COMMITS_PER_CHECKPOINT}, beyond the p99). Redis commit: one round trip to the store's redis-server over a blocking \
          socket. Each primitive runs from one thread with no async runtime, serialization or \
          routing around it, so the floor errs low. Summing p50s only approximates the p50 \
          of a call made of these steps (percentiles do not add up); it is not a bound.\n",

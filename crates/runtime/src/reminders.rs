@@ -231,12 +231,12 @@ impl LateLog {
     fn late(&mut self, reminder: &Reminder, late_ms: i64, now: Instant) -> bool {
         self.since_logged += 1;
         self.worst_ms = self.worst_ms.max(late_ms);
-        let first = match self.logged {
-            None => true,
-            Some(at) if now.duration_since(at) >= LATE_SUMMARY_EVERY => false,
-            Some(_) => return false,
-        };
-        if first || self.since_logged == 1 {
+        let since = self.logged.map(|at| now.duration_since(at));
+        if since.is_some_and(|since| since < LATE_SUMMARY_EVERY) {
+            return false;
+        }
+        // Alone since the last line (or the first ever): its own line.
+        if self.since_logged == 1 {
             tracing::warn!(
                 "reminder {} of {} {} fired {late_ms} ms after its target time {}",
                 reminder.id,
@@ -249,8 +249,7 @@ impl LateLog {
                 "{} reminder firings were late in the last {:.0} s (the latest: reminder {} \
                  of {} {}, {late_ms} ms after its target; the worst {} ms)",
                 self.since_logged,
-                self.logged
-                    .map_or(0.0, |at| now.duration_since(at).as_secs_f64()),
+                since.unwrap_or_default().as_secs_f64(),
                 reminder.id,
                 reminder.actor.actor_type,
                 reminder.actor.id,

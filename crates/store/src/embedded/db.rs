@@ -286,13 +286,12 @@ fn open_connection(
     }
 }
 
-fn try_open(path: &Path, upgrade: Upgrade, sync: EmbeddedSync) -> Result<Connection, StoreError> {
+/// A connection with the busy handler and query planning every kar connection uses,
+/// keeping up to `statements` prepared statements.
+fn connect(path: &Path, statements: usize) -> Result<Connection, StoreError> {
     let mut conn = Connection::open(path)?;
     conn.busy_handler(Some(on_busy))?;
-    // Every statement of every transition stays prepared (the default cache of 16 is
-    // smaller than the engine's set of statements: SQL would be parsed again on most
-    // transitions).
-    conn.set_prepared_statement_cache_capacity(256);
+    conn.set_prepared_statement_cache_capacity(statements);
     // Query plans that do not depend on the values bound: without this, SQLite marks
     // most of our statements (any `LIMIT ?`, any `column = ?` the plan does not look
     // up by) to be compiled again when a parameter changes, and rusqlite's cache
@@ -304,6 +303,14 @@ fn try_open(path: &Path, upgrade: Upgrade, sync: EmbeddedSync) -> Result<Connect
         rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG,
         true,
     )?;
+    Ok(conn)
+}
+
+fn try_open(path: &Path, upgrade: Upgrade, sync: EmbeddedSync) -> Result<Connection, StoreError> {
+    // Every statement of every transition stays prepared (the default cache of 16 is
+    // smaller than the engine's set of statements: SQL would be parsed again on most
+    // transitions).
+    let conn = connect(path, 256)?;
     // WAL: a commit survives the death of any process (the guarantees are about
     // process failures) at every sync level; the level says what an OS crash or a
     // power loss may lose (see `EmbeddedSync`). `synchronous` is a setting of the
@@ -332,13 +339,7 @@ fn try_open(path: &Path, upgrade: Upgrade, sync: EmbeddedSync) -> Result<Connect
 /// the two hand-offs to and from the thread. In WAL mode a reader never blocks the
 /// writers, and it sees every commit made before it starts reading.
 pub(crate) fn open_reader(path: &Path) -> Result<Connection, StoreError> {
-    let mut conn = Connection::open(path)?;
-    conn.busy_handler(Some(on_busy))?;
-    conn.set_prepared_statement_cache_capacity(16);
-    conn.set_db_config(
-        rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG,
-        true,
-    )?;
+    let conn = connect(path, 16)?;
     conn.pragma_update(None, "query_only", true)?;
     Ok(conn)
 }
