@@ -12,6 +12,8 @@
 //! | [`ids`] | [`RequestId`], [`FlowId`], [`NodeId`] (`req-`/`flow-`/`node-<uuid4>`) |
 //! | [`member`] | a mesh [`Member`]: one sidecar and what it offers |
 //! | [`actor`] | [`ActorRef`] and the actor state shapes ([`ActorState`], [`StateUpdate`]) |
+//! | [`state_ops`] | the JSON bodies of the state operations (stateUpdateOp, MapOp), decoded as Go decodes them |
+//! | [`deferred_state`] | an actor method's state writes handed over with its reply (kar's sidecar and Rust SDK) |
 //! | [`binding`] | what reminders and subscriptions share ([`Binding`]: keyed by actor and id, JSON head) |
 //! | [`reminder`] | the stored [`Reminder`], its next target (skipping missed periods) and JSON |
 //! | [`subscription`] | the stored [`Subscription`], its JSON and the body of an event delivery |
@@ -40,6 +42,7 @@
 
 pub mod actor;
 pub mod binding;
+pub mod deferred_state;
 pub mod duration;
 pub mod gojson;
 pub mod ids;
@@ -48,6 +51,7 @@ pub mod paths;
 pub mod reminder;
 pub mod reply;
 pub mod request;
+pub mod state_ops;
 pub mod subscription;
 pub mod time;
 pub mod trace;

@@ -2,17 +2,20 @@
 //! time, spec §4.2), activates the instance first, and follows tail calls (spec §4.3);
 //! plus deactivation, removal and idle collection (spec §4.1).
 
+use crate::actor_table::Hold;
 use crate::actors::ActorRemoval;
 use crate::envelope::{self, Continuation, Interpretation};
 use crate::executor::KAR_JSON;
 use crate::metrics::Label;
 use crate::retry::Policy;
 use crate::telemetry::{self, Relation, Span};
-use crate::{Clock, Runtime};
+use crate::{AppReply, Clock, Runtime};
 use bytes::Bytes;
 use kar_protocol::paths::{actor_method_path, actor_path, encode_segment, session_query};
+use kar_protocol::state_ops::parse_update;
 use kar_protocol::{
-    ActorRef, FlowId, Invocation, NodeId, Outcome, Reply, Request, RequestKind, Target,
+    deferred_state, ActorRef, FlowId, Invocation, NodeId, Outcome, Reply, Request, RequestKind,
+    StateUpdate, Target,
 };
 use kar_store_api::StoreError;
 use std::borrow::Cow;
@@ -21,9 +24,35 @@ use std::time::Duration;
 
 /// What one actor step produced.
 enum Step {
-    Done(Outcome),
+    /// The outcome, with the state writes the method handed over with its reply.
+    Done(Outcome, Option<StateUpdate>),
     /// Continue with this request; `true` keeps the instance lock.
     Continue(Box<Request>, bool),
+}
+
+/// How an actor request ended here: the outcome to record.
+pub(crate) struct Finished<'a> {
+    pub(crate) outcome: Outcome,
+    /// The method's state writes, to commit in the transition that records the outcome.
+    pub(crate) state: Option<StateWrites<'a>>,
+}
+
+impl From<Outcome> for Finished<'_> {
+    fn from(outcome: Outcome) -> Self {
+        Finished {
+            outcome,
+            state: None,
+        }
+    }
+}
+
+/// State writes to commit with a request's outcome (see
+/// [`kar_protocol::deferred_state`]), and the instance lock, kept until they are
+/// committed: the instance's next flow must find them.
+pub(crate) struct StateWrites<'a> {
+    pub(crate) actor: ActorRef,
+    pub(crate) update: StateUpdate,
+    pub(crate) _lock: Hold<'a>,
 }
 
 fn actor_of(request: &Request) -> Option<ActorRef> {
@@ -36,13 +65,13 @@ fn actor_of(request: &Request) -> Option<ActorRef> {
 impl Runtime {
     /// Runs an actor request under the instance lock, following tail calls that keep
     /// the lock. Returns `None` when the request continued elsewhere.
-    pub(crate) async fn execute_actor(self: &Arc<Self>, request: &Request) -> Option<Outcome> {
+    pub(crate) async fn execute_actor(self: &Arc<Self>, request: &Request) -> Option<Finished<'_>> {
         // Borrowed for the first step (nearly every request has only one); owned from
         // the first tail call that keeps the lock on.
         let mut request = Cow::Borrowed(request);
         let mut actor = actor_of(&request)?;
         if let Some(failed) = self.check_deadline(&request) {
-            return Some(failed);
+            return Some(failed.into());
         }
         let actors = &self.executor.actors;
         let flow = request.flow.clone();
@@ -50,16 +79,19 @@ impl Runtime {
             .acquire(&actor, &flow, self.config.actor_busy_timeout)
             .await
         {
-            return Some(Outcome::Failed(format!(
-                "Possible deadlock: timed out waiting in instance queue for {{{} {} {} {}}}",
-                actor.actor_type,
-                actor.id,
-                flow,
-                busy.holder.map(|f| f.0).unwrap_or_default()
-            )));
+            return Some(
+                Outcome::Failed(format!(
+                    "Possible deadlock: timed out waiting in instance queue for {{{} {} {} {}}}",
+                    actor.actor_type,
+                    actor.id,
+                    flow,
+                    busy.holder.map(|f| f.0).unwrap_or_default()
+                ))
+                .into(),
+            );
         }
         // Released however this ends, an abandoned request (dropped) included.
-        let _hold = actors.hold(actor.clone(), flow.clone());
+        let hold = actors.hold(actor.clone(), flow.clone());
         // A re-delivered step backs off holding the instance lock: the actor's later
         // requests stay behind it (per-actor arrival order), at the cost of the actor
         // being busy for the wait (at most `Redelivery::cap`). Shutdown meanwhile: not
@@ -69,7 +101,18 @@ impl Runtime {
         }
         loop {
             let (next, keep_lock) = match self.run_actor_step(&request, &actor).await {
-                Step::Done(outcome) => return Some(outcome),
+                Step::Done(outcome, None) => return Some(outcome.into()),
+                Step::Done(outcome, Some(update)) => {
+                    let state = StateWrites {
+                        actor,
+                        update,
+                        _lock: hold,
+                    };
+                    return Some(Finished {
+                        outcome,
+                        state: Some(state),
+                    });
+                }
                 Step::Continue(next, keep_lock) => (*next, keep_lock),
             };
             if let Err(e) = self.persist_tail_call(&next, keep_lock).await {
@@ -92,7 +135,7 @@ impl Runtime {
     async fn run_actor_step(&self, request: &Request, actor: &ActorRef) -> Step {
         let mut span = self.attempt_span(request);
         let step = self.run_actor_step_in(request, actor, &span).await;
-        if let Step::Done(outcome) = &step {
+        if let Step::Done(outcome, _) = &step {
             telemetry::outcome(&mut span, outcome);
         }
         step
@@ -100,7 +143,7 @@ impl Runtime {
 
     async fn run_actor_step_in(&self, request: &Request, actor: &ActorRef, span: &Span) -> Step {
         if request.is_actor_removal() {
-            return Step::Done(self.remove_actor_here(actor).await);
+            return Step::Done(self.remove_actor_here(actor).await, None);
         }
         let session = session_query(&request.flow.0, &request.id.0);
         let actors = &self.executor.actors;
@@ -116,14 +159,18 @@ impl Runtime {
                 owner: &actor.actor_type,
                 what: "activate",
             };
-            match self.invoke_traced(&activation, label, span, request).await {
-                Ok(reply) if reply.status >= 400 => return Step::Done(Outcome::Reply(reply)),
+            let activated = self.invoke_traced(&activation, label, span, request).await;
+            match activated.map(AppReply::without_state) {
+                Ok(reply) if reply.status >= 400 => return Step::Done(Outcome::Reply(reply), None),
                 Ok(_) => actors.set_activated(actor, true),
-                Err(failed) => return Step::Done(failed),
+                Err(failed) => return Step::Done(failed, None),
             }
         }
         let mut invocation = request.invocation.clone();
         invocation.query = Some(session);
+        invocation
+            .headers
+            .push((deferred_state::OFFER.to_string(), "1".to_string()));
         let base = actor_path(&actor.actor_type, &actor.id);
         let method = invocation
             .path
@@ -133,17 +180,36 @@ impl Runtime {
             owner: &actor.actor_type,
             what: method.trim_start_matches('/'),
         };
-        let reply = match self.invoke_traced(&invocation, label, span, request).await {
-            Ok(reply) => reply,
-            Err(failed) => return Step::Done(failed),
+        let AppReply {
+            reply,
+            state_update,
+        } = match self.invoke_traced(&invocation, label, span, request).await {
+            Ok(answer) => answer,
+            Err(failed) => return Step::Done(failed, None),
+        };
+        let state = match state_update.as_deref().map(parse_update) {
+            None => None,
+            Some(Ok(update)) => Some(update),
+            Some(Err(_)) => {
+                let reason = "the method's state writes are not a stateUpdateOp\n";
+                return Step::Done(Outcome::Reply(Reply::text(500, reason)), None);
+            }
         };
         match envelope::interpret(reply.status, &reply.body) {
-            Interpretation::Final => Step::Done(Outcome::Reply(reply)),
-            Interpretation::Malformed(reason) => Step::Done(Outcome::Reply(Reply::text(
-                500,
-                format!("malformed tail call: {reason}\n"),
-            ))),
+            Interpretation::Final => Step::Done(Outcome::Reply(reply), state),
+            Interpretation::Malformed(reason) => Step::Done(
+                Outcome::Reply(Reply::text(500, format!("malformed tail call: {reason}\n"))),
+                state,
+            ),
             Interpretation::TailCall(continuation) => {
+                if let Some(update) = &state {
+                    // Not committed with the continuation (the Rust SDK writes through
+                    // the state API before a tail call): committed before it.
+                    if let Err(e) = self.state().update(actor, update).await {
+                        let reason = format!("cannot commit the method's state writes: {e}");
+                        return Step::Done(Outcome::Failed(reason), None);
+                    }
+                }
                 let (mut next, keep_lock) = self.continuation(request, actor, continuation);
                 next.trace = self.tail_call_span(span, &next).context().or(next.trace);
                 Step::Continue(Box::new(next), keep_lock)
@@ -268,11 +334,11 @@ impl Runtime {
             what: "deactivate",
         };
         match self.invoke_app(&invocation, Some(label)).await {
-            Ok(reply) if reply.status >= 400 => tracing::warn!(
+            Ok(answer) if answer.reply.status >= 400 => tracing::warn!(
                 "deactivation of {} {} answered {}",
                 actor.actor_type,
                 actor.id,
-                reply.status
+                answer.reply.status
             ),
             Ok(_) => {}
             Err(Outcome::Failed(reason)) => tracing::warn!("deactivation failed: {reason}"),
@@ -291,7 +357,7 @@ impl Runtime {
             body: Bytes::new(),
         };
         match self.invoke_app(&invocation, None).await {
-            Ok(reply) if reply.status == 200 => {
+            Ok(answer) if answer.reply.status == 200 => {
                 tracing::debug!("actor type {actor_type} is recognized by the component")
             }
             Ok(_) => {

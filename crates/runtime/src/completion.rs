@@ -3,7 +3,7 @@
 
 use crate::retry::Policy;
 use crate::Runtime;
-use kar_protocol::{Outcome, RequestId};
+use kar_protocol::{ActorRef, Outcome, RequestId, StateUpdate};
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 
@@ -19,11 +19,41 @@ impl Runtime {
     /// Records an outcome. Retried while the store is unreachable: an executed
     /// request is never dropped because the store was briefly away.
     pub(crate) async fn complete(&self, id: &RequestId, outcome: &Outcome) {
+        self.record(id, outcome, None).await
+    }
+
+    /// Records the outcome of an actor request together with the state writes its
+    /// method handed over with its reply, in one store transition (the writes are
+    /// committed if and only if the outcome is). Retried like [`Runtime::complete`].
+    pub(crate) async fn complete_with_state(
+        &self,
+        id: &RequestId,
+        outcome: &Outcome,
+        actor: &ActorRef,
+        update: &StateUpdate,
+    ) {
+        self.record(id, outcome, Some((actor, update))).await
+    }
+
+    async fn record(
+        &self,
+        id: &RequestId,
+        outcome: &Outcome,
+        state: Option<(&ActorRef, &StateUpdate)>,
+    ) {
         self.executor.metrics.completed(outcome);
         let what = RecordOutcome(id);
+        let store = self.store.as_ref();
         let completed = self
-            .retry(Policy::UNTIL_STORE_IS_BACK, &what, || {
-                self.store.complete(&self.node, id, outcome)
+            .retry(Policy::UNTIL_STORE_IS_BACK, &what, || async move {
+                match state {
+                    None => store.complete(&self.node, id, outcome).await,
+                    Some((actor, update)) => {
+                        store
+                            .complete_with_state(&self.node, id, outcome, actor, update)
+                            .await
+                    }
+                }
             })
             .await;
         if let Err(e) = completed {

@@ -3,6 +3,7 @@
 //! their steps in `actor_steps.rs`; which requests run at once is `admission.rs`;
 //! recording outcomes (and the group commit of tells) is `completion.rs`.
 
+use crate::actor_steps::Finished;
 use crate::actor_table::ActorTable;
 use crate::admission::{Admission, Admitted};
 use crate::completion::TellCompletion;
@@ -11,7 +12,7 @@ use crate::fast_map::FastMap;
 use crate::metrics::{Label, Metrics, StoreGauges};
 use crate::retry::{Backoff, Policy};
 use crate::telemetry::{self, Relation, Span};
-use crate::{AppClient, Runtime};
+use crate::{AppClient, AppReply, Runtime};
 use kar_protocol::{
     Invocation, Outcome, Reply, Request, RequestId, RequestKind, Target, TraceContext,
 };
@@ -332,7 +333,7 @@ impl Runtime {
                 return;
             }
         }
-        let outcome = match &request.target {
+        let finished = match &request.target {
             Target::Service { .. } => {
                 // A re-delivered step backs off first (issue 9); the actor path does
                 // it under the instance lock (`execute_actor`).
@@ -342,23 +343,31 @@ impl Runtime {
                 let mut span = self.attempt_span(&request);
                 let outcome = self.execute_service(&request, &span).await;
                 telemetry::outcome(&mut span, &outcome);
-                Some(outcome)
+                Some(outcome.into())
             }
             Target::Actor { .. } => self.execute_actor(&request).await,
         };
         // `None`: the request went on as a tail call; its last step completes it.
-        if let Some(outcome) = outcome {
-            if request.kind == RequestKind::Tell {
-                log_tell_outcome(&request, &outcome);
-                self.complete_tell(&request.id, outcome).await;
-            } else {
-                self.complete(&request.id, &outcome).await;
+        let Some(Finished { outcome, state }) = finished else {
+            return;
+        };
+        let tell = request.kind == RequestKind::Tell;
+        if tell {
+            log_tell_outcome(&request, &outcome);
+        }
+        match state {
+            // The instance lock is released once the writes are committed.
+            Some(writes) => {
+                self.complete_with_state(&request.id, &outcome, &writes.actor, &writes.update)
+                    .await
             }
-            if request.kind == RequestKind::Tell && is_event_delivery(&request) {
-                // The subscription's next event can go now. Only then: every other
-                // tell (a burst of reminder firings) would run a delivery pass each.
-                self.wakes.events.notify_one();
-            }
+            None if tell => self.complete_tell(&request.id, outcome).await,
+            None => self.complete(&request.id, &outcome).await,
+        }
+        if tell && is_event_delivery(&request) {
+            // The subscription's next event can go now. Only then: every other tell
+            // (a burst of reminder firings) would run a delivery pass each.
+            self.wakes.events.notify_one();
         }
     }
 
@@ -374,7 +383,7 @@ impl Runtime {
             .invoke_traced(&request.invocation, label, attempt, request)
             .await
         {
-            Ok(reply) => reply,
+            Ok(answer) => answer.without_state(),
             Err(failed) => return failed,
         };
         if request.wrap_reply && reply.status == 200 {
@@ -427,7 +436,7 @@ impl Runtime {
         &self,
         invocation: &Invocation,
         label: Option<Label<'_>>,
-    ) -> Result<Reply, Outcome> {
+    ) -> Result<AppReply, Outcome> {
         match &self.executor.app {
             Some(app) => {
                 let started = tokio::time::Instant::now();
@@ -480,7 +489,7 @@ impl Runtime {
         label: Label<'_>,
         attempt: &Span,
         request: &Request,
-    ) -> Result<Reply, Outcome> {
+    ) -> Result<AppReply, Outcome> {
         let id = &request.id;
         let Some(parent) = attempt.context() else {
             return self.invoke_app(invocation, Some(label)).await;
@@ -510,7 +519,7 @@ impl Runtime {
         let _untrace = Untrace(&self.executor.traced, id);
         let result = self.invoke_app(&traced, Some(label)).await;
         match &result {
-            Ok(reply) => telemetry::status(&mut span, reply.status),
+            Ok(answer) => telemetry::status(&mut span, answer.reply.status),
             Err(failed) => telemetry::outcome(&mut span, failed),
         }
         result

@@ -87,7 +87,7 @@ mod state;
 pub mod telemetry;
 pub mod views;
 
-pub use app::{AppClient, AppError};
+pub use app::{AppClient, AppError, AppReply};
 pub use bindings::{Binding, Bindings};
 pub use caller::Accepted;
 pub use clock::Clock;

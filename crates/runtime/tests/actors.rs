@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use kar_protocol::paths::actor_method_path;
 use kar_protocol::{ActorRef, FlowId, Invocation, Reply, RequestKind, Target};
-use kar_runtime::{Accepted, AppClient, AppError, Runtime, RuntimeConfig, RuntimeError};
+use kar_runtime::{Accepted, AppClient, AppError, AppReply, Runtime, RuntimeConfig, RuntimeError};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
@@ -74,7 +74,13 @@ impl TestApp {
 
 #[async_trait]
 impl AppClient for TestApp {
-    async fn invoke(&self, invocation: &Invocation) -> Result<Reply, AppError> {
+    async fn invoke(&self, invocation: &Invocation) -> Result<AppReply, AppError> {
+        self.answer(invocation).await.map(AppReply::from)
+    }
+}
+
+impl TestApp {
+    async fn answer(&self, invocation: &Invocation) -> Result<Reply, AppError> {
         let rest = invocation
             .path
             .strip_prefix("/kar/impl/v1/actor/")

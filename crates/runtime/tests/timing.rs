@@ -17,7 +17,9 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use kar_protocol::paths::actor_method_path;
 use kar_protocol::{ActorRef, Invocation, Reminder, Reply, RequestKind, Subscription, Target};
-use kar_runtime::{Accepted, AppClient, AppError, Clock, Runtime, RuntimeConfig, RuntimeError};
+use kar_runtime::{
+    Accepted, AppClient, AppError, AppReply, Clock, Runtime, RuntimeConfig, RuntimeError,
+};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::Notify;
@@ -101,7 +103,13 @@ fn instants(list: &Mutex<Vec<Instant>>) -> Vec<Instant> {
 
 #[async_trait]
 impl AppClient for TimedApp {
-    async fn invoke(&self, invocation: &Invocation) -> Result<Reply, AppError> {
+    async fn invoke(&self, invocation: &Invocation) -> Result<AppReply, AppError> {
+        self.answer(invocation).await.map(AppReply::from)
+    }
+}
+
+impl TimedApp {
+    async fn answer(&self, invocation: &Invocation) -> Result<Reply, AppError> {
         let now = Instant::now();
         let method = invocation.path.rsplit('/').next().unwrap_or("");
         let ok = || Reply::new(200, Some("application/kar+json"), "{\"value\":1}");

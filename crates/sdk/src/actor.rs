@@ -4,6 +4,7 @@ use crate::client::{
     decode, encode_path, expect_success, parse_actor, Client, Promise, Response, KAR_JSON,
 };
 use crate::error::{Error, Result};
+use crate::held::{HeldWrites, Known};
 use bytes::Bytes;
 use http::header::{CONTENT_TYPE, PRAGMA};
 use http::Method;
@@ -159,11 +160,16 @@ impl ActorHandle {
         expect_success(&response)
     }
 
+    /// `/kar/v1/actor/{type}/{id}/state`
+    pub(crate) fn state_path(&self) -> String {
+        format!("{}/state", self.base())
+    }
+
     /// The actor's persistent state.
     pub fn state(&self) -> State {
         State {
             client: self.client.clone(),
-            base: format!("{}/state", self.base()),
+            base: self.state_path(),
         }
     }
 }
@@ -209,6 +215,50 @@ impl State {
         self.client.send(method, &path, &[], body).await
     }
 
+    /// [`State::request`] without sending the held writes first: for a read of an
+    /// entry they do not hold.
+    async fn request_now(&self, method: Method, suffix: &str) -> Result<Response> {
+        let path = format!("{}{suffix}", self.base);
+        self.client.send_now(method, &path, &[], Bytes::new()).await
+    }
+
+    /// The writes held back by the running method, if this is its own instance's
+    /// state and the method has not answered yet (see `held.rs`).
+    fn held(&self) -> Option<&HeldWrites> {
+        self.client
+            .held()
+            .filter(|held| held.state_path() == self.base)
+    }
+
+    /// Whether `key` exists, as the running method's held writes know it or the
+    /// store says (learnt for the next time); `None` if nothing is held.
+    async fn held_exists(&self, key: &str) -> Result<Option<bool>> {
+        let Some(held) = self.held() else {
+            return Ok(None);
+        };
+        match held.known(key) {
+            None => Ok(None),
+            Some(Known::Written(value)) => Ok(Some(value.is_some())),
+            Some(Known::Exists(exists)) => Ok(Some(exists)),
+            Some(Known::Unknown) => {
+                let response = self.request_now(Method::HEAD, &flat(key)).await?;
+                let exists = head_answer(&response)?;
+                held.learn(key, exists);
+                Ok(Some(exists))
+            }
+        }
+    }
+
+    /// Holds a write of `key` (`None`: removal) until the method answers; returns
+    /// whether the entry existed, or `None` if it is not held (sent by the caller).
+    async fn hold(&self, key: &str, value: Option<Bytes>) -> Result<Option<bool>> {
+        let Some(existed) = self.held_exists(key).await? else {
+            return Ok(None);
+        };
+        let held = self.held().filter(|held| held.hold(key, value));
+        Ok(held.map(|_| existed))
+    }
+
     async fn post_json<T: DeserializeOwned>(&self, suffix: &str, body: Value) -> Result<T> {
         let response = self
             .request(Method::POST, suffix, Bytes::from(body.to_string()))
@@ -219,22 +269,55 @@ impl State {
 
     /// The value of `key`, or `None` if it is not set.
     pub async fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
-        get_entry(self, &format!("/{}", encode_segment(key))).await
+        let Some(held) = self.held() else {
+            return get_entry(self, &flat(key)).await;
+        };
+        let value = match held.known(key) {
+            Some(Known::Written(value)) => value,
+            // A held write of another entry does not change this one.
+            Some(_) => {
+                let response = self
+                    .request_now(Method::GET, &nil_on_absent(&flat(key)))
+                    .await?;
+                let value = entry_value(response)?;
+                held.learn(key, value.is_some());
+                value
+            }
+            None => return get_entry(self, &flat(key)).await,
+        };
+        value.map(|value| decode_bytes(&value)).transpose()
     }
 
     /// Sets `key` to `value`. Returns `true` if the entry is new.
+    ///
+    /// Inside an actor method, the write of the instance's own state is held back
+    /// and committed with the method's result (see [`crate::Context::state`]).
     pub async fn set(&self, key: &str, value: impl Serialize) -> Result<bool> {
-        set_entry(self, &format!("/{}", encode_segment(key)), value).await
+        if self.held().is_some() {
+            let value = serde_json::to_vec(&value).map_err(Error::Encode)?;
+            if let Some(existed) = self.hold(key, Some(value.into())).await? {
+                return Ok(!existed);
+            }
+        }
+        set_entry(self, &flat(key), value).await
     }
 
     /// Whether `key` is set.
     pub async fn contains(&self, key: &str) -> Result<bool> {
-        contains_entry(self, &format!("/{}", encode_segment(key))).await
+        match self.held_exists(key).await? {
+            Some(exists) => Ok(exists),
+            None => contains_entry(self, &flat(key)).await,
+        }
     }
 
     /// Removes `key`. Returns `true` if it was set.
+    ///
+    /// Inside an actor method, like [`State::set`], held back until its result.
     pub async fn remove(&self, key: &str) -> Result<bool> {
-        remove_entry(self, &format!("/{}", encode_segment(key))).await
+        match self.hold(key, None).await? {
+            Some(existed) => Ok(existed),
+            None => remove_entry(self, &flat(key)).await,
+        }
     }
 
     /// All state: flat keys → value and submap names → object of subkey → value.
@@ -376,17 +459,34 @@ impl Submap {
     }
 }
 
+/// The suffix of flat entry `key`.
+fn flat(key: &str) -> String {
+    format!("/{}", encode_segment(key))
+}
+
+fn nil_on_absent(suffix: &str) -> String {
+    format!("{suffix}?nilOnAbsent=true")
+}
+
 async fn get_entry<T: DeserializeOwned>(state: &State, suffix: &str) -> Result<Option<T>> {
-    let suffix = format!("{suffix}?nilOnAbsent=true");
-    let response = state.request(Method::GET, &suffix, Bytes::new()).await?;
+    let response = state
+        .request(Method::GET, &nil_on_absent(suffix), Bytes::new())
+        .await?;
+    entry_value(response)?
+        .map(|value| decode_bytes(&value))
+        .transpose()
+}
+
+/// The stored JSON text of an entry read with `nilOnAbsent`: a missing entry is `200`
+/// with no body (a stored value is never empty: it is JSON text).
+fn entry_value(response: Response) -> Result<Option<Bytes>> {
     expect_success(&response)?;
-    // `nilOnAbsent`: a missing entry is `200` with no body (a stored value is never
-    // empty: it is JSON text).
-    if response.body.is_empty() {
-        return Ok(None);
-    }
-    let value: Value = response.json_body()?;
-    decode(value).map(Some)
+    Ok((!response.body.is_empty()).then_some(response.body))
+}
+
+fn decode_bytes<T: DeserializeOwned>(value: &[u8]) -> Result<T> {
+    let value: Value = serde_json::from_slice(value).map_err(|e| Error::Decode(format!("{e}")))?;
+    decode(value)
 }
 
 async fn set_entry(state: &State, suffix: &str, value: impl Serialize) -> Result<bool> {
@@ -398,10 +498,15 @@ async fn set_entry(state: &State, suffix: &str, value: impl Serialize) -> Result
 
 async fn contains_entry(state: &State, suffix: &str) -> Result<bool> {
     let response = state.request(Method::HEAD, suffix, Bytes::new()).await?;
+    head_answer(&response)
+}
+
+/// The answer of a `HEAD` on an entry: whether it exists.
+fn head_answer(response: &Response) -> Result<bool> {
     match response.status {
         200 => Ok(true),
         404 => Ok(false),
-        _ => expect_success(&response).map(|()| false),
+        _ => expect_success(response).map(|()| false),
     }
 }
 

@@ -3,6 +3,7 @@
 use crate::actor::ActorHandle;
 use crate::connection::{describe, Connection};
 use crate::error::{Error, Result};
+use crate::held::HeldWrites;
 use bytes::Bytes;
 use http::header::{HeaderName, HeaderValue, ACCEPT, CONTENT_TYPE, PRAGMA};
 use http::{Method, Request, Uri};
@@ -93,6 +94,9 @@ impl Response {
 #[derive(Clone)]
 pub struct Client {
     inner: Arc<Inner>,
+    /// The state writes held back by the actor method this client belongs to (see
+    /// `held.rs`): sent before any other request through it.
+    held: Option<Arc<HeldWrites>>,
 }
 
 struct Inner {
@@ -158,7 +162,41 @@ impl Client {
                 connection: Connection::new(runtime_port),
                 base: format!("http://127.0.0.1:{runtime_port}"),
             }),
+            held: None,
         }
+    }
+
+    /// This client, inside an actor method that holds back its state writes.
+    pub(crate) fn holding(&self, held: Arc<HeldWrites>) -> Client {
+        Client {
+            inner: self.inner.clone(),
+            held: Some(held),
+        }
+    }
+
+    /// The held writes of the actor method this client belongs to, if any.
+    pub(crate) fn held(&self) -> Option<&HeldWrites> {
+        self.held.as_deref()
+    }
+
+    /// Sends the held writes, if any, through the state API (before another request
+    /// of the method, which must find them).
+    pub(crate) async fn flush_held(&self) -> Result<()> {
+        let Some(held) = &self.held else {
+            return Ok(());
+        };
+        let Some(update) = held.take() else {
+            return Ok(());
+        };
+        let path = held.state_path().to_string();
+        let sent = self
+            .send_now(Method::POST, &path, &[(CONTENT_TYPE, JSON)], update.clone())
+            .await
+            .and_then(|response| expect_success(&response));
+        if sent.is_err() {
+            held.restore(&update);
+        }
+        sent
     }
 
     /// A client of the sidecar named by `KAR_RUNTIME_PORT` (set by `kar run`).
@@ -173,8 +211,21 @@ impl Client {
         Ok(Client::new(port))
     }
 
-    /// One exchange with the sidecar. `path_and_query` is already encoded.
+    /// One exchange with the sidecar, after the held state writes, if any.
+    /// `path_and_query` is already encoded.
     pub(crate) async fn send(
+        &self,
+        method: Method,
+        path_and_query: &str,
+        headers: &[(HeaderName, &str)],
+        body: Bytes,
+    ) -> Result<Response> {
+        self.flush_held().await?;
+        self.send_now(method, path_and_query, headers, body).await
+    }
+
+    /// One exchange with the sidecar, whatever is held.
+    pub(crate) async fn send_now(
         &self,
         method: Method,
         path_and_query: &str,

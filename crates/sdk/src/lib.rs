@@ -63,6 +63,7 @@ mod client;
 mod connection;
 mod error;
 mod events;
+mod held;
 mod server;
 
 pub use actor::{ActorHandle, State, Submap, UpdateCounts};

@@ -9,8 +9,8 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
-use kar_protocol::{Invocation, Reply};
-use kar_runtime::{AppClient, AppError};
+use kar_protocol::{deferred_state, Invocation, Reply};
+use kar_runtime::{AppClient, AppError, AppReply};
 use rand::Rng;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -152,7 +152,7 @@ impl HttpAppClient {
         uri: &Uri,
         headers: &HeaderMap,
         body: Bytes,
-    ) -> Result<Reply, String> {
+    ) -> Result<AppReply, String> {
         let mut request = http::Request::new(Full::new(body));
         *request.method_mut() = method.clone();
         *request.uri_mut() = uri.clone();
@@ -172,17 +172,42 @@ impl HttpAppClient {
             .headers
             .get(CONTENT_TYPE)
             .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
-        Ok(Reply {
-            status: parts.status.as_u16(),
-            content_type,
-            body,
+        let mut status = parts.status.as_u16();
+        // An actor method's state writes, handed over with its reply.
+        let (state_update, body) = match parts.headers.get(deferred_state::UPDATE_LENGTH) {
+            None => (None, body),
+            Some(length) => match deferred_state::split(body, length.as_bytes()) {
+                Ok((update, body)) => (Some(update), body),
+                Err(reason) => return Ok(Reply::text(500, format!("{reason}\n")).into()),
+            },
+        };
+        if let Some(reply_status) = parts.headers.get(deferred_state::REPLY_STATUS) {
+            match reply_status
+                .to_str()
+                .ok()
+                .and_then(|s| s.parse::<u16>().ok())
+            {
+                Some(reply_status) if (100..600).contains(&reply_status) => status = reply_status,
+                _ => {
+                    let reason = format!("{} is not a status", deferred_state::REPLY_STATUS);
+                    return Ok(Reply::text(500, format!("{reason}\n")).into());
+                }
+            }
+        }
+        Ok(AppReply {
+            reply: Reply {
+                status,
+                content_type,
+                body,
+            },
+            state_update,
         })
     }
 }
 
 #[async_trait]
 impl AppClient for HttpAppClient {
-    async fn invoke(&self, invocation: &Invocation) -> Result<Reply, AppError> {
+    async fn invoke(&self, invocation: &Invocation) -> Result<AppReply, AppError> {
         let method = Method::from_bytes(invocation.method.as_bytes()).map_err(|_| {
             AppError::Unreachable(format!("invalid HTTP method {:?}", invocation.method))
         })?;
@@ -202,7 +227,7 @@ impl AppClient for HttpAppClient {
                             408,
                             Some("text/plain"),
                             format!("{} \"{}\": context deadline exceeded (Client.Timeout exceeded while awaiting headers)", go_op(&method), self.url(invocation)),
-                        ))
+                        ).into())
                     }
                 },
                 None => attempt.await,

@@ -3,7 +3,7 @@
 
 use crate::{Routing, StoreError};
 use async_trait::async_trait;
-use kar_protocol::{NodeId, Outcome, Request, RequestId};
+use kar_protocol::{ActorRef, NodeId, Outcome, Request, RequestId, StateUpdate};
 
 /// The life of a durable request, one atomic transition per step.
 #[async_trait]
@@ -28,6 +28,20 @@ pub trait RequestStore: Send + Sync + 'static {
         node: &NodeId,
         id: &RequestId,
         outcome: &Outcome,
+    ) -> Result<bool, StoreError>;
+
+    /// [`RequestStore::complete`] of an actor request together with the state writes
+    /// its method handed over with its reply (`update` of `actor`'s state, applied as
+    /// [`crate::ActorStore::state_update`] applies it), in one atomic transition: the
+    /// writes are committed if and only if the completion is, so a stale attempt
+    /// (`false`) writes nothing.
+    async fn complete_with_state(
+        &self,
+        node: &NodeId,
+        id: &RequestId,
+        outcome: &Outcome,
+        actor: &ActorRef,
+        update: &StateUpdate,
     ) -> Result<bool, StoreError>;
 
     /// Records several outcomes of requests executed by `node` (group commit): each

@@ -41,7 +41,8 @@ async fn http1_and_h2c_replies() {
         let reply = client
             .invoke(&invocation("POST", "/echo", "hi"))
             .await
-            .unwrap();
+            .unwrap()
+            .reply;
         assert_eq!(
             (reply.status, reply.content_type.as_deref()),
             (200, Some("text/plain"))
@@ -50,16 +51,18 @@ async fn http1_and_h2c_replies() {
         let reply = client
             .invoke(&invocation("GET", "/noct", ""))
             .await
-            .unwrap();
+            .unwrap()
+            .reply;
         assert_eq!((reply.status, reply.content_type), (200, None));
         let reply = client
             .invoke(&invocation("DELETE", "/nocontent", ""))
             .await
-            .unwrap();
+            .unwrap()
+            .reply;
         assert_eq!(reply.status, 204);
         let mut with_query = invocation("GET", "/inspect/a%20b", "");
         with_query.query = Some("q=%2F".into());
-        let reply = client.invoke(&with_query).await.unwrap();
+        let reply = client.invoke(&with_query).await.unwrap().reply;
         let seen: serde_json::Value = serde_json::from_slice(&reply.body).unwrap();
         assert_eq!(
             (seen["path"].as_str(), seen["query"].as_str()),
@@ -80,7 +83,7 @@ async fn reaches_a_component_that_starts_late() {
     tokio::time::sleep(Duration::from_millis(700)).await;
     let started = Instant::now();
     let _app = start_app_on(TcpListener::bind(("127.0.0.1", port)).await.unwrap(), 1);
-    let reply = call.await.unwrap().unwrap();
+    let reply = call.await.unwrap().unwrap().reply;
     assert_eq!(&reply.body[..], b"late");
     assert!(
         started.elapsed() < Duration::from_secs(2),
@@ -133,7 +136,8 @@ async fn a_timeout_is_a_408_reply() {
     let reply = client
         .invoke(&invocation("POST", "/hang", ""))
         .await
-        .unwrap();
+        .unwrap()
+        .reply;
     assert_eq!(
         (reply.status, reply.content_type.as_deref()),
         (408, Some("text/plain"))
@@ -147,7 +151,8 @@ async fn a_timeout_is_a_408_reply() {
     let reply = client
         .invoke(&invocation("POST", "/echo", "ok"))
         .await
-        .unwrap();
+        .unwrap()
+        .reply;
     assert_eq!(reply.status, 200);
 }
 
@@ -186,7 +191,8 @@ async fn an_idle_connection_the_component_closed_is_not_reused() {
         let reply = client
             .invoke(&invocation("GET", "/once", ""))
             .await
-            .unwrap();
+            .unwrap()
+            .reply;
         assert_eq!(
             (reply.status, &reply.body[..]),
             (200, n.to_string().as_bytes())

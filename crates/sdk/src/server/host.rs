@@ -9,10 +9,12 @@ use super::Factory;
 use crate::actor::ActorHandle;
 use crate::client::{Client, Response, KAR_JSON};
 use crate::error::Error;
+use crate::held::HeldWrites;
 use bytes::Bytes;
 use http::Method;
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
+use kar_protocol::deferred_state;
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -28,18 +30,43 @@ pub(super) struct Host {
     pub(super) client: Client,
 }
 
+/// An answer to the sidecar: the response, and the state writes an actor method
+/// hands over with it (see `held.rs`).
+pub(super) struct Answer {
+    pub(super) response: Response,
+    pub(super) state_update: Option<Bytes>,
+}
+
+impl From<Response> for Answer {
+    fn from(response: Response) -> Self {
+        Answer {
+            response,
+            state_update: None,
+        }
+    }
+}
+
 impl Host {
-    pub(super) async fn handle(self: Arc<Self>, request: http::Request<Incoming>) -> Response {
+    pub(super) async fn handle(self: Arc<Self>, request: http::Request<Incoming>) -> Answer {
         let (parts, body) = request.into_parts();
         let body = match body.collect().await {
             Ok(body) => body.to_bytes(),
-            Err(e) => return text(400, format!("cannot read the request body: {e}")),
+            Err(e) => return text(400, format!("cannot read the request body: {e}")).into(),
         };
         let path = parts.uri.path();
         if let Some(rest) = path.strip_prefix(ACTOR_PREFIX) {
             let session = session_of(parts.uri.query());
-            return self.actor_route(&parts.method, rest, session, body).await;
+            let offered = parts.headers.contains_key(deferred_state::OFFER);
+            return self
+                .actor_route(&parts.method, rest, session, offered, body)
+                .await;
         }
+        self.service_route(parts, body).await.into()
+    }
+
+    /// A plain service route.
+    async fn service_route(&self, parts: http::request::Parts, body: Bytes) -> Response {
+        let path = parts.uri.path();
         if path == HEALTH && parts.method == Method::GET {
             return text(200, "Peachy Keen!");
         }
@@ -75,14 +102,16 @@ impl Host {
         }
     }
 
-    /// `/kar/impl/v1/actor/` + `rest` (spec §3.1–3.4).
+    /// `/kar/impl/v1/actor/` + `rest` (spec §3.1–3.4). `offered`: the sidecar takes
+    /// a method's state writes with its reply.
     async fn actor_route(
         self: Arc<Self>,
         method: &Method,
         rest: &str,
         session: Option<String>,
+        offered: bool,
         body: Bytes,
-    ) -> Response {
+    ) -> Answer {
         let mut segments = rest.splitn(3, '/');
         let actor_type = decode_segment(segments.next().unwrap_or_default());
         let id = segments.next().map(decode_segment);
@@ -93,7 +122,7 @@ impl Host {
                 .join("/")
         });
         let Some(factory) = self.factories.get(&actor_type).cloned() else {
-            return text(404, format!("no actor type {actor_type}"));
+            return text(404, format!("no actor type {actor_type}")).into();
         };
         let ctx = |id: &str| {
             Context::new(ActorHandle::new(
@@ -103,11 +132,11 @@ impl Host {
                 session.clone(),
             ))
         };
-        match (method.as_str(), id, name) {
+        let response = match (method.as_str(), id, name) {
             ("HEAD", None, None) => Response::empty(200),
             ("GET", Some(id), None) => {
                 if self.instance(&actor_type, &id).is_some() {
-                    return text(200, "existing instance");
+                    return text(200, "existing instance").into();
                 }
                 match self.activate(&factory, ctx(&id)).await {
                     Ok(_) => text(201, "activated"),
@@ -121,7 +150,8 @@ impl Host {
                     .unwrap_or_else(PoisonError::into_inner)
                     .remove(&(actor_type.clone(), id.clone()));
                 let Some(actor) = removed else {
-                    return text(404, format!("no actor with type {actor_type} and id {id}"));
+                    return text(404, format!("no actor with type {actor_type} and id {id}"))
+                        .into();
                 };
                 let ctx = ctx(&id);
                 match catch_panic(async move { actor.deactivate(&ctx).await }).await {
@@ -135,7 +165,7 @@ impl Host {
             ("POST", Some(id), Some(name)) if !name.is_empty() => {
                 let args = match parse_args(&body) {
                     Ok(args) => args,
-                    Err(reason) => return text(400, reason),
+                    Err(reason) => return text(400, reason).into(),
                 };
                 // The runtime activates before the first method; if this process
                 // lost the instance (it restarted), activate it again here.
@@ -143,14 +173,33 @@ impl Host {
                     Some(actor) => actor,
                     None => match self.activate(&factory, ctx(&id)).await {
                         Ok(actor) => actor,
-                        Err(response) => return response,
+                        Err(response) => return response.into(),
                     },
                 };
-                let ctx = ctx(&id);
+                let this = ActorHandle::new(self.client.clone(), &actor_type, &id, None);
+                let held = offered.then(|| Arc::new(HeldWrites::new(this.state_path())));
+                let client = match &held {
+                    Some(held) => self.client.holding(held.clone()),
+                    None => self.client.clone(),
+                };
+                let ctx = Context::new(ActorHandle::new(
+                    client.clone(),
+                    &actor_type,
+                    &id,
+                    session.clone(),
+                ));
                 let method = name.clone();
-                let outcome =
+                let mut outcome =
                     catch_panic(async move { actor.invoke(&ctx, &method, args).await }).await;
-                match outcome {
+                if let Ok(Outcome::TailCall(_)) = outcome {
+                    // The runtime commits held writes with a result, not with a
+                    // continuation: they go through the state API first.
+                    if let Err(e) = client.flush_held().await {
+                        outcome = Err(e);
+                    }
+                }
+                let state_update = held.and_then(|held| held.close());
+                let response = match outcome {
                     Ok(Outcome::Value(value)) => {
                         Response::new(200, Some(KAR_JSON), json!({ "value": value }).to_string())
                     }
@@ -163,10 +212,15 @@ impl Host {
                         format!("no {method} in actor with type {actor_type} and id {id}"),
                     ),
                     Err(e) => error_envelope(200, &e, &format!("{actor_type}[{id}].{name}")),
-                }
+                };
+                return Answer {
+                    response,
+                    state_update,
+                };
             }
             _ => text(404, format!("no route for {method} {ACTOR_PREFIX}{rest}")),
-        }
+        };
+        response.into()
     }
 
     fn instance(&self, actor_type: &str, id: &str) -> Option<Arc<dyn Actor>> {

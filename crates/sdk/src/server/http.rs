@@ -2,7 +2,7 @@
 //! port, graceful drain), conversion of answers to hyper responses, and the helpers
 //! every route uses (plain-text answers, the error envelope, panic isolation).
 
-use super::host::Host;
+use super::host::{Answer, Host};
 use crate::client::{Response, KAR_JSON};
 use crate::error::{Error, Result};
 use bytes::Bytes;
@@ -12,6 +12,7 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
+use kar_protocol::deferred_state;
 use percent_encoding::percent_decode_str;
 use serde_json::json;
 use std::convert::Infallible;
@@ -81,15 +82,37 @@ pub(super) async fn accept_loop(
     }
 }
 
-fn into_http(response: Response) -> http::Response<Full<Bytes>> {
-    let mut http = http::Response::new(Full::new(response.body));
-    *http.status_mut() = http::StatusCode::from_u16(response.status)
-        .unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
+fn into_http(answer: Answer) -> http::Response<Full<Bytes>> {
+    let Answer {
+        response,
+        state_update,
+    } = answer;
+    let mut status = response.status;
+    let mut headers = http::HeaderMap::new();
+    let body = match state_update {
+        None => response.body,
+        // The held state writes first, then the reply (see `held.rs`).
+        Some(update) => {
+            headers.insert(deferred_state::UPDATE_LENGTH, update.len().into());
+            if status == 204 {
+                headers.insert(deferred_state::REPLY_STATUS, status.into());
+                status = 200;
+            }
+            let mut body = Vec::with_capacity(update.len() + response.body.len());
+            body.extend_from_slice(&update);
+            body.extend_from_slice(&response.body);
+            Bytes::from(body)
+        }
+    };
+    let mut http = http::Response::new(Full::new(body));
+    *http.status_mut() =
+        http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
     if let Some(content_type) = response.content_type {
         if let Ok(value) = http::HeaderValue::from_str(&content_type) {
-            http.headers_mut().insert(CONTENT_TYPE, value);
+            headers.insert(CONTENT_TYPE, value);
         }
     }
+    *http.headers_mut() = headers;
     http
 }
 

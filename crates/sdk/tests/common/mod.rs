@@ -44,7 +44,7 @@ impl Harness {
         let runtime_port = sidecar_listener.local_addr().unwrap().port();
         let client = Client::new(runtime_port);
         let (tx, events) = mpsc::unbounded_channel();
-        let app = component(tx).serve(app_listener, client.clone());
+        let app = component(tx, client.clone()).serve(app_listener, client.clone());
 
         let mut config = RuntimeConfig::new("app");
         config.service = SERVICE.into();
@@ -91,7 +91,7 @@ impl Harness {
 }
 
 /// The test component: actor types `Test`, `Other`, `Broken` and service routes.
-fn component(events: mpsc::UnboundedSender<String>) -> Server {
+fn component(events: mpsc::UnboundedSender<String>, plain: Client) -> Server {
     let for_test = events.clone();
     let for_other = events.clone();
     let for_routes = events.clone();
@@ -101,6 +101,7 @@ fn component(events: mpsc::UnboundedSender<String>) -> Server {
                 id: id.to_string(),
                 events: for_test.clone(),
                 calls: Mutex::new(0),
+                plain: plain.clone(),
             })
         })
         .actor("Other", move |_| {
@@ -168,6 +169,8 @@ struct Tester {
     events: mpsc::UnboundedSender<String>,
     /// In-memory state, kept across calls while the instance is active.
     calls: Mutex<u64>,
+    /// A client outside any method: what the rest of the world sees.
+    plain: Client,
 }
 
 fn arg(args: &[Value], i: usize) -> Value {
@@ -262,6 +265,58 @@ impl Actor for Tester {
                 let value: Option<Value> = ctx.state().get(key.as_str().unwrap_or("key")).await?;
                 Outcome::value(value)
             }
+            // The state writes of a method, held back until it answers.
+            "heldWrites" => {
+                let state = ctx.state();
+                let outside = self.plain.actor("Test", ctx.id()).state();
+                let report = json!({
+                    "created": state.set("a", 1).await?,
+                    "readBack": state.get::<i64>("a").await?,
+                    "createdAgain": state.set("a", 2).await?,
+                    "contains": state.contains("a").await?,
+                    "removed": state.remove("a").await?,
+                    "afterRemoval": state.get::<i64>("a").await?,
+                    "removedAgain": state.remove("a").await?,
+                    "containsAfterRemoval": state.contains("a").await?,
+                    "setB": state.set("b", json!({"x": 1})).await?,
+                    "outsideSeesB": outside.get::<Value>("b").await?,
+                    "beforeUpdate": state.get::<i64>("u").await?,
+                    // Another state operation: held writes first, then it; what the
+                    // method read before no longer counts.
+                    "updateAdded": state.update(json!({"updates": {"u": 1}})).await?.added,
+                    "createdAfterUpdate": state.set("u", 2).await?,
+                });
+                let _ = self.events.send(format!("held {report}"));
+                Ok(Outcome::Void)
+            }
+            "add" => {
+                let state = ctx.state();
+                let count = state.get::<i64>("count").await?.unwrap_or(0) + 1;
+                state.set("count", count).await?;
+                Outcome::value(count)
+            }
+            // Sets `r`, then asks Other what it reads of it.
+            "setThenCallOther" => {
+                ctx.state().set("r", 7).await?;
+                let seen: Value = ctx
+                    .actor("Other", "o")
+                    .call("readState", ("Test", ctx.id(), "r"))
+                    .await?;
+                Outcome::value(seen)
+            }
+            "setThenTail" => {
+                ctx.state().set("t", 1).await?;
+                Ok(Outcome::TailCall(TailCall::actor(
+                    "Other",
+                    "t",
+                    "greet",
+                    vec![json!("after a write")],
+                )))
+            }
+            "setThenFail" => {
+                ctx.state().set("f", 1).await?;
+                Err(Error::msg("failed after a write"))
+            }
             "callFailing" => {
                 // An error of a nested call propagates with `?`.
                 let _: Value = ctx.actor("Other", "x").call("fail", ()).await?;
@@ -302,6 +357,19 @@ impl Actor for Other {
                 Outcome::value(answer)
             }
             "greet" => Outcome::value(format!("Other greets {}", arg(&args, 0))),
+            // readState(type, id, key): that actor's entry, as this method reads it.
+            "readState" => {
+                let (actor_type, id, key) = (arg(&args, 0), arg(&args, 1), arg(&args, 2));
+                let value: Option<Value> = ctx
+                    .actor(
+                        actor_type.as_str().unwrap_or_default(),
+                        id.as_str().unwrap_or_default(),
+                    )
+                    .state()
+                    .get(key.as_str().unwrap_or_default())
+                    .await?;
+                Outcome::value(value)
+            }
             "fail" => Err(Error::msg("Other failed")),
             "record" => {
                 let _ = self.events.send(format!("other {}", Value::Array(args)));

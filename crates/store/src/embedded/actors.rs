@@ -349,27 +349,34 @@ impl EmbeddedStore {
     ) -> Result<UpdateCounts, StoreError> {
         let (app, t, i) = self.actor_key(actor);
         self.db
-            .run(move |conn| {
-                let actor = [&app, &t, &i];
-                let mut counts = UpdateCounts::default();
-                for key in &update.removals {
-                    counts.removed += u64::from(remove_entry(conn, actor, key, None)?);
-                }
-                for (key, subkeys) in &update.submap_removals {
-                    for sub in subkeys {
-                        counts.removed += u64::from(remove_entry(conn, actor, key, Some(sub))?);
-                    }
-                }
-                for (key, value) in &update.updates {
-                    counts.added += u64::from(set_entry(conn, actor, key, None, value)?);
-                }
-                for (key, entries) in &update.submap_updates {
-                    for (sub, value) in entries {
-                        counts.added += u64::from(set_entry(conn, actor, key, Some(sub), value)?);
-                    }
-                }
-                Ok((counts, Vec::new()))
-            })
+            .run(move |conn| Ok((apply_update(conn, [&app, &t, &i], &update)?, Vec::new())))
             .await
     }
+}
+
+/// Applies `update` to one actor's state (removals first), inside the caller's
+/// transition.
+pub(super) fn apply_update(
+    conn: &Connection,
+    actor: [&String; 3],
+    update: &StateUpdate,
+) -> Result<UpdateCounts, StoreError> {
+    let mut counts = UpdateCounts::default();
+    for key in &update.removals {
+        counts.removed += u64::from(remove_entry(conn, actor, key, None)?);
+    }
+    for (key, subkeys) in &update.submap_removals {
+        for sub in subkeys {
+            counts.removed += u64::from(remove_entry(conn, actor, key, Some(sub))?);
+        }
+    }
+    for (key, value) in &update.updates {
+        counts.added += u64::from(set_entry(conn, actor, key, None, value)?);
+    }
+    for (key, entries) in &update.submap_updates {
+        for (sub, value) in entries {
+            counts.added += u64::from(set_entry(conn, actor, key, Some(sub), value)?);
+        }
+    }
+    Ok(counts)
 }

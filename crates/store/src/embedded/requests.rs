@@ -1,6 +1,7 @@
 //! Requests in the embedded engine: the `requests` table (one row per live request,
 //! `seq` in arrival order) and its transitions after enqueue.
 
+use super::actors::apply_update;
 use super::db::Pokes;
 use super::idempotency;
 use super::inbox::{self, COMPLETED, EXECUTE};
@@ -12,7 +13,7 @@ use crate::codec::{decode, encode};
 use crate::codes::{kind_from_code, sql_status, Status};
 use crate::{RequestStore, Resumed, Routing, StoreError};
 use async_trait::async_trait;
-use kar_protocol::{NodeId, Outcome, Request, RequestId};
+use kar_protocol::{ActorRef, NodeId, Outcome, Request, RequestId, StateUpdate};
 use rusqlite::{params, Connection, OptionalExtension};
 
 #[async_trait]
@@ -41,6 +42,33 @@ impl RequestStore for EmbeddedStore {
                     return Err(StoreError::Fenced(node));
                 }
                 complete_one(conn, &app, &node, &id, &outcome)
+            })
+            .await
+    }
+
+    async fn complete_with_state(
+        &self,
+        node: &NodeId,
+        id: &RequestId,
+        outcome: &Outcome,
+        actor: &ActorRef,
+        update: &StateUpdate,
+    ) -> Result<bool, StoreError> {
+        let (app, actor_type, actor_id) = self.actor_key(actor);
+        let node = node.0.clone();
+        let id = id.0.clone();
+        let outcome = encode(outcome);
+        let update = update.clone();
+        self.db
+            .run(move |conn| {
+                if is_member(conn, &app, &node)?.is_none() {
+                    return Err(StoreError::Fenced(node));
+                }
+                let (completed, pokes) = complete_one(conn, &app, &node, &id, &outcome)?;
+                if completed {
+                    apply_update(conn, [&app, &actor_type, &actor_id], &update)?;
+                }
+                Ok((completed, pokes))
             })
             .await
     }

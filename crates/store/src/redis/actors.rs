@@ -173,28 +173,7 @@ impl ActorStore for RedisStore {
         update: &StateUpdate,
     ) -> Result<UpdateCounts, StoreError> {
         let mut invocation = self.actor_write(&STATE_UPDATE, actor)?;
-        invocation.arg(update.removals.len());
-        for key in &update.removals {
-            invocation.arg(key);
-        }
-        invocation.arg(update.submap_removals.len());
-        for (key, subkeys) in &update.submap_removals {
-            invocation.arg(key).arg(subkeys.len());
-            for sub in subkeys {
-                invocation.arg(sub);
-            }
-        }
-        invocation.arg(update.updates.len());
-        for (key, value) in &update.updates {
-            invocation.arg(key).arg(value.as_ref());
-        }
-        invocation.arg(update.submap_updates.len());
-        for (key, entries) in &update.submap_updates {
-            invocation.arg(key).arg(entries.len());
-            for (sub, value) in entries {
-                invocation.arg(sub).arg(value.as_ref());
-            }
-        }
+        state_update_args(&mut invocation, update);
         let (removed, added): (u64, u64) = invocation.invoke_async(&mut self.conn.clone()).await?;
         Ok(UpdateCounts { removed, added })
     }
@@ -214,5 +193,31 @@ impl ActorStore for RedisStore {
         let mut invocation = self.actor_write(&SUBMAP_CLEAR, actor)?;
         invocation.arg(key);
         Ok(invocation.invoke_async(&mut self.conn.clone()).await?)
+    }
+}
+
+/// The arguments of `apply_state_update` (state_lib.lua): four counted lists.
+pub(super) fn state_update_args(invocation: &mut ScriptInvocation<'_>, update: &StateUpdate) {
+    invocation.arg(update.removals.len());
+    for key in &update.removals {
+        invocation.arg(key);
+    }
+    invocation.arg(update.submap_removals.len());
+    for (key, subkeys) in &update.submap_removals {
+        invocation.arg(key).arg(subkeys.len());
+        for sub in subkeys {
+            invocation.arg(sub);
+        }
+    }
+    invocation.arg(update.updates.len());
+    for (key, value) in &update.updates {
+        invocation.arg(key).arg(value.as_ref());
+    }
+    invocation.arg(update.submap_updates.len());
+    for (key, entries) in &update.submap_updates {
+        invocation.arg(key).arg(entries.len());
+        for (sub, value) in entries {
+            invocation.arg(sub).arg(value.as_ref());
+        }
     }
 }

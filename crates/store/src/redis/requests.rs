@@ -3,13 +3,16 @@
 //! event deliveries enqueue their requests the same way ([`request_args`],
 //! [`routing`]).
 
-use super::scripts::{COMPLETE, COMPLETE_ALL, ENQUEUE, EXPIRE_PARKED, FORGET, RESUME, TAIL_CALL};
-use super::{target_actor, value_string, RedisStore};
+use super::actors::state_update_args;
+use super::scripts::{
+    COMPLETE, COMPLETE_ALL, COMPLETE_WITH_STATE, ENQUEUE, EXPIRE_PARKED, FORGET, RESUME, TAIL_CALL,
+};
+use super::{encode_actor, target_actor, value_string, RedisStore};
 use crate::codec::encode;
 use crate::codes::kind_code;
 use crate::{RequestStore, Resumed, Routing, StoreError};
 use async_trait::async_trait;
-use kar_protocol::{NodeId, Outcome, Request, RequestId};
+use kar_protocol::{ActorRef, NodeId, Outcome, Request, RequestId, StateUpdate};
 use redis::{ScriptInvocation, Value};
 
 /// Appends the six arguments describing a new request, in the order the scripts read
@@ -66,6 +69,25 @@ impl RequestStore for RedisStore {
     ) -> Result<bool, StoreError> {
         let mut invocation = self.by_member(&COMPLETE, &node.0)?;
         invocation.arg(&node.0).arg(&id.0).arg(encode(outcome));
+        let done: i64 = invocation.invoke_async(&mut self.conn.clone()).await?;
+        Ok(done == 1)
+    }
+
+    async fn complete_with_state(
+        &self,
+        node: &NodeId,
+        id: &RequestId,
+        outcome: &Outcome,
+        actor: &ActorRef,
+        update: &StateUpdate,
+    ) -> Result<bool, StoreError> {
+        let mut invocation = self.by_member(&COMPLETE_WITH_STATE, &node.0)?;
+        invocation
+            .arg(&node.0)
+            .arg(&id.0)
+            .arg(encode(outcome))
+            .arg(encode_actor(&actor.actor_type, &actor.id));
+        state_update_args(&mut invocation, update);
         let done: i64 = invocation.invoke_async(&mut self.conn.clone()).await?;
         Ok(done == 1)
     }

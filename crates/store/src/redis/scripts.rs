@@ -198,6 +198,9 @@ scripts! {
     COMPLETE: Script<ByExecutor> = ["lib.lua", "complete_lib.lua", "complete.lua"];
     /// Several completions by one executor in one script (group commit of tells).
     COMPLETE_ALL: Script<ByExecutor> = ["lib.lua", "complete_lib.lua", "complete_all.lua"];
+    /// A completion and the state writes handed over with its reply, together.
+    COMPLETE_WITH_STATE: Script<ByExecutor> =
+        ["lib.lua", "complete_lib.lua", "state_lib.lua", "complete_with_state.lua"];
     TAIL_CALL: Script<ByExecutor> = ["lib.lua", "tail_call.lua"];
     FORGET: Script<ByHandle> = ["lib.lua", "forget.lua"];
     EXPIRE_PARKED: Script<ByHandle> = ["lib.lua", "expire_parked.lua"];
@@ -215,7 +218,7 @@ scripts! {
     STATE_REMOVE: Script<ByHandle> = ["lib.lua", "state_remove.lua"];
     STATE_GET_ALL: Script<Unfenced> = ["lib.lua", "state_get_all.lua"];
     STATE_REMOVE_ALL: Script<ByHandle> = ["lib.lua", "state_remove_all.lua"];
-    STATE_UPDATE: Script<ByHandle> = ["lib.lua", "state_update.lua"];
+    STATE_UPDATE: Script<ByHandle> = ["lib.lua", "state_lib.lua", "state_update.lua"];
     SUBMAP_ENTRIES: Script<Unfenced> = ["lib.lua", "submap_entries.lua"];
     SUBMAP_CLEAR: Script<ByHandle> = ["lib.lua", "submap_clear.lua"];
     // Reminders and subscriptions alike (bindings.rs), then each (reminders.rs, events.rs).

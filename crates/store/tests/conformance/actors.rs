@@ -278,6 +278,71 @@ pub(crate) async fn actor_state_entries_and_order(engine: &Engine) {
     assert!(other.state_get_all(&actor).await.unwrap().is_empty());
 }
 
+/// `complete_with_state`: the state writes an actor method handed over with its reply
+/// are committed in the transition that completes the request, if and only if it
+/// completes it: a member that does not run the request, a second completion (a
+/// stale attempt) and a member that left write nothing; the call's outcome reaches
+/// its caller with the writes.
+pub(crate) async fn a_completion_commits_the_state_writes_of_its_reply(engine: &Engine) {
+    let store = engine.open("app").await;
+    let mut caller = store.join(&member("node-c", "caller", &[])).await.unwrap();
+    let mut host = store.join(&member("node-h", "sh", &["T"])).await.unwrap();
+    let _other = store.join(&member("node-o", "so", &[])).await.unwrap();
+    let (node_h, node_o) = (NodeId("node-h".into()), NodeId("node-o".into()));
+    let actor = ActorRef::new("T", "x/1 ?");
+    store.state_set(&actor, "gone", None, b("0")).await.unwrap();
+    let writes = |n: &str| StateUpdate {
+        removals: vec!["gone".into()],
+        updates: vec![("n".into(), b(n))],
+        submap_updates: vec![("m".into(), vec![("k".into(), b(n))])],
+        ..StateUpdate::default()
+    };
+    let call = actor_request(RequestKind::Call, "T", "x/1 ?", "node-c");
+    assert_eq!(
+        store.enqueue(&call).await.unwrap(),
+        Routing::Assigned(node_h.clone())
+    );
+    recv_n(&mut host, 1).await;
+    let complete = |node: &NodeId, body: &str| {
+        let (node, outcome, update) = (node.clone(), reply(body), writes(body));
+        let (store, id, actor) = (&store, call.id.clone(), actor.clone());
+        async move {
+            store
+                .complete_with_state(&node, &id, &outcome, &actor, &update)
+                .await
+        }
+    };
+    assert!(!complete(&node_o, "9").await.unwrap(), "not its executor");
+    assert_eq!(store.state_get(&actor, "n", None).await.unwrap(), None);
+    assert!(complete(&node_h, "1").await.unwrap());
+    let (got, _) = recv_n(&mut caller, 1).await;
+    assert_eq!(
+        got,
+        vec![Message::Completed {
+            id: call.id.clone(),
+            kind: RequestKind::Call,
+            outcome: reply("1"),
+        }]
+    );
+    let committed = ActorState {
+        flat: vec![("n".into(), b("1"))],
+        submaps: vec![("m".into(), vec![("k".into(), b("1"))])],
+    };
+    assert_eq!(store.state_get_all(&actor).await.unwrap(), committed);
+    assert!(!complete(&node_h, "2").await.unwrap(), "completed already");
+    assert_eq!(store.state_get_all(&actor).await.unwrap(), committed);
+    // A member that left is fenced: its late completion writes nothing either.
+    let tell = actor_request(RequestKind::Tell, "T", "x/1 ?", "node-c");
+    store.enqueue(&tell).await.unwrap();
+    recv_n(&mut host, 1).await;
+    store.leave(&node_h).await.unwrap();
+    let late = store
+        .complete_with_state(&node_h, &tell.id, &reply("3"), &actor, &writes("3"))
+        .await;
+    assert!(matches!(late, Err(StoreError::Fenced(_))), "{late:?}");
+    assert_eq!(store.state_get_all(&actor).await.unwrap(), committed);
+}
+
 pub(crate) async fn actor_state_update_and_removal(engine: &Engine) {
     let store = engine.open("app").await;
     let actor = ActorRef::new("Account", "a/1 ?");

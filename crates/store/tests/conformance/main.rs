@@ -8,8 +8,8 @@ mod support;
 
 use bytes::Bytes;
 use kar_protocol::{
-    ActorRef, NodeId, Outcome, Reminder, RequestId, RequestKind, StateUpdate, Subscription, Target,
-    UpdateCounts,
+    ActorRef, ActorState, NodeId, Outcome, Reminder, RequestId, RequestKind, StateUpdate,
+    Subscription, Target, UpdateCounts,
 };
 use kar_store::{
     Bridge, Claim, Delivery, EventRequestBuilder, Message, RecoveryPolicy, RequestBuilder, Resumed,
@@ -92,6 +92,7 @@ conformance!(
     tail_calls_complete_one_step_and_route_the_next,
     actor_state_entries_and_order,
     actor_state_update_and_removal,
+    a_completion_commits_the_state_writes_of_its_reply,
     reminders_schedule_replace_get_cancel,
     reminders_fire_in_due_order_and_advance,
     reminders_pending_firings_are_counted_until_they_finish,

@@ -1,35 +1,4 @@
--- state_update(actor, ...): ARGV[3] is the actor, then four counted lists, applied in
--- this order (removals first):
---   n_rem     (key){n_rem}                       flat entries to remove
---   n_subrem  (key n (sub){n}){n_subrem}         submap entries to remove
---   n_upd     (key value){n_upd}                 flat entries to set
---   n_subupd  (key n (sub value){n}){n_subupd}   submap entries to set
--- Returns {removed, added}.
-local actor = ARGV[3]
-local i, removed, added = 4, 0, 0
-local function nextarg()
-  local v = ARGV[i]
-  i = i + 1
-  return v
-end
-for _ = 1, tonumber(nextarg()) do
-  removed = removed + redis.call('HDEL', P .. 'sf:' .. actor, nextarg())
-end
-for _ = 1, tonumber(nextarg()) do
-  local key = nextarg()
-  for _ = 1, tonumber(nextarg()) do
-    removed = removed + submap_remove(actor, key, nextarg())
-  end
-end
-for _ = 1, tonumber(nextarg()) do
-  local key = nextarg()
-  added = added + redis.call('HSET', P .. 'sf:' .. actor, key, nextarg())
-end
-for _ = 1, tonumber(nextarg()) do
-  local key = nextarg()
-  for _ = 1, tonumber(nextarg()) do
-    local sub = nextarg()
-    added = added + submap_set(actor, key, sub, nextarg())
-  end
-end
+-- state_update(actor, ...): ARGV[3] is the actor, then the four counted lists of
+-- `apply_state_update` (state_lib.lua). Returns {removed, added}.
+local removed, added = apply_state_update(ARGV[3], 4)
 return { removed, added }
