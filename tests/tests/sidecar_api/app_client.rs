@@ -200,3 +200,65 @@ async fn an_idle_connection_the_component_closed_is_not_reused() {
         assert_eq!(closed.recv().await, Some(n));
     }
 }
+
+/// An actor method's state writes handed over with its reply
+/// (`kar_protocol::deferred_state`): split from the body, the reply's own status
+/// restored from `kar-reply-status`; a length the body cannot hold is a 500, not a
+/// silently shortened reply.
+#[tokio::test]
+async fn state_writes_handed_over_with_a_reply_are_split_off() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let update = r#"{"updates":{"n":1}}"#;
+    let answers = [
+        format!("kar-state-update-length: {}\r\n", update.len()),
+        format!(
+            "kar-state-update-length: {}\r\nkar-reply-status: 204\r\n",
+            update.len()
+        ),
+        "kar-state-update-length: 999\r\n".to_string(),
+    ];
+    tokio::spawn(async move {
+        for (n, headers) in answers.iter().enumerate() {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            let mut head = Vec::new();
+            let mut buf = [0u8; 1024];
+            while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                let read = socket.read(&mut buf).await.unwrap();
+                assert!(read > 0, "the request ended early");
+                head.extend_from_slice(&buf[..read]);
+            }
+            let body = if n == 1 {
+                update.to_string()
+            } else {
+                format!(r#"{update}{{"value":1}}"#)
+            };
+            let response = format!(
+                "HTTP/1.1 200 OK\r\ncontent-type: application/kar+json\r\n{headers}content-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            socket.write_all(response.as_bytes()).await.unwrap();
+        }
+    });
+    let client = client(port, false, Some(Duration::ZERO));
+    let method = invocation("POST", "/kar/impl/v1/actor/T/1/m", "[]");
+    let call = || client.invoke(&method);
+    let answer = call().await.unwrap();
+    assert_eq!(answer.state_update.as_deref(), Some(update.as_bytes()));
+    assert_eq!(
+        (answer.reply.status, &answer.reply.body[..]),
+        (200, &br#"{"value":1}"#[..])
+    );
+    let answer = call().await.unwrap();
+    assert_eq!(answer.state_update.as_deref(), Some(update.as_bytes()));
+    assert_eq!((answer.reply.status, answer.reply.body.len()), (204, 0));
+    let answer = call().await.unwrap();
+    assert_eq!(answer.state_update, None);
+    assert_eq!(answer.reply.status, 500);
+    assert!(
+        String::from_utf8_lossy(&answer.reply.body).contains("exceeds the body"),
+        "{:?}",
+        answer.reply.body
+    );
+}
