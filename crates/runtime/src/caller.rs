@@ -8,6 +8,7 @@ use crate::{telemetry, AwaitError, Runtime, RuntimeError};
 use kar_protocol::{FlowId, Invocation, Outcome, Reply, Request, RequestId, RequestKind, Target};
 use kar_store_api::Routing;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 
 /// A wait for the outcome of a request made here by somebody else (see
@@ -377,13 +378,22 @@ impl Runtime {
     }
 
     /// Deletes consumed outcomes from the store, in batches, for as long as the
-    /// runtime lives.
+    /// runtime lives. A batch gathers for [`FORGET_GATHER`] after its first outcome:
+    /// a deletion per call cost a store write per call (on Redis with
+    /// `appendfsync always`, an fsync the caller's next request then waited for).
     pub(crate) async fn forget_loop(
         self: Arc<Self>,
         mut consumed: mpsc::UnboundedReceiver<RequestId>,
     ) {
         let mut batch = Vec::new();
-        while consumed.recv_many(&mut batch, 1024).await > 0 {
+        while consumed.recv_many(&mut batch, FORGET_BATCH).await > 0 {
+            tokio::time::sleep(FORGET_GATHER).await;
+            while batch.len() < FORGET_BATCH {
+                match consumed.try_recv() {
+                    Ok(id) => batch.push(id),
+                    Err(_) => break,
+                }
+            }
             if let Err(e) = self.store.forget(&batch).await {
                 tracing::warn!("cannot delete {} consumed outcomes: {e}", batch.len());
             }
@@ -391,6 +401,13 @@ impl Runtime {
         }
     }
 }
+
+/// Most consumed outcomes deleted by one store call.
+const FORGET_BATCH: usize = 1024;
+
+/// How long consumed outcomes wait for others to be deleted with (see
+/// [`Runtime::forget_loop`]); they are never delivered again meanwhile.
+const FORGET_GATHER: Duration = Duration::from_millis(20);
 
 fn kind_verb(kind: RequestKind) -> &'static str {
     match kind {
