@@ -185,16 +185,21 @@ impl Client {
         let Some(held) = &self.held else {
             return Ok(());
         };
-        let Some(update) = held.take() else {
+        let Some(taken) = held.take() else {
             return Ok(());
         };
         let path = held.state_path().to_string();
         let sent = self
-            .send_now(Method::POST, &path, &[(CONTENT_TYPE, JSON)], update.clone())
+            .send_now(
+                Method::POST,
+                &path,
+                &[(CONTENT_TYPE, JSON)],
+                taken.op.clone(),
+            )
             .await
             .and_then(|response| expect_success(&response));
         if sent.is_err() {
-            held.restore(&update);
+            held.restore(taken);
         }
         sent
     }

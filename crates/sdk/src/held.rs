@@ -33,6 +33,13 @@ struct Writes {
     known: HashMap<String, bool>,
 }
 
+/// Writes taken to be sent before another request (see [`HeldWrites::take`]).
+pub(crate) struct Taken {
+    /// The stateUpdateOp to send.
+    pub(crate) op: Bytes,
+    pending: HashMap<String, Option<Bytes>>,
+}
+
 /// What the held writes know of one entry.
 pub(crate) enum Known {
     /// Its value as this method left it (`None`: removed).
@@ -94,33 +101,25 @@ impl HeldWrites {
     /// Before any other request of the method: the writes to send first, as a
     /// stateUpdateOp (`None` if there are none). What the method read is forgotten:
     /// that request may change the entries (a state update, a call that re-enters).
-    pub(crate) fn take(&self) -> Option<Bytes> {
+    pub(crate) fn take(&self) -> Option<Taken> {
         let mut guard = self.lock();
         let writes = guard.as_mut()?;
         writes.known.clear();
         if writes.pending.is_empty() {
             return None;
         }
-        Some(update_op(&std::mem::take(&mut writes.pending)))
+        let pending = std::mem::take(&mut writes.pending);
+        Some(Taken {
+            op: update_op(&pending),
+            pending,
+        })
     }
 
     /// Puts back writes whose sending failed, under any written since.
-    pub(crate) fn restore(&self, update: &Bytes) {
-        let Ok(op) = serde_json::from_slice::<serde_json::Value>(update) else {
-            return;
-        };
-        let mut guard = self.lock();
-        let Some(writes) = guard.as_mut() else {
-            return;
-        };
-        let removals = op["removals"].as_array().into_iter().flatten();
-        for key in removals.filter_map(|key| key.as_str()) {
-            writes.pending.entry(key.to_string()).or_insert(None);
-        }
-        if let Some(updates) = op["updates"].as_object() {
-            for (key, value) in updates {
-                let value = Bytes::from(value.to_string());
-                writes.pending.entry(key.clone()).or_insert(Some(value));
+    pub(crate) fn restore(&self, taken: Taken) {
+        if let Some(writes) = self.lock().as_mut() {
+            for (key, value) in taken.pending {
+                writes.pending.entry(key).or_insert(value);
             }
         }
     }
@@ -194,14 +193,14 @@ mod tests {
         assert!(held.take().is_none());
         assert!(matches!(held.known("read"), Some(Known::Unknown)));
         held.hold("a\"b", Some(Bytes::from_static(br#"{"x":[1]}"#)));
-        let op = held.take().unwrap();
+        let taken = held.take().unwrap();
         assert_eq!(
-            parsed(&op),
+            parsed(&taken.op),
             json!({"removals": [], "updates": {"a\"b": {"x": [1]}}})
         );
         assert!(matches!(held.known("a\"b"), Some(Known::Unknown)));
         held.hold("a\"b", Some(Bytes::from_static(b"7")));
-        held.restore(&op);
+        held.restore(taken);
         // The later write wins over the one put back.
         assert_eq!(
             parsed(&held.close().unwrap()),
