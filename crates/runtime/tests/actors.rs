@@ -6,7 +6,7 @@ mod common;
 use async_trait::async_trait;
 use bytes::Bytes;
 use kar_protocol::paths::actor_method_path;
-use kar_protocol::{ActorRef, FlowId, Invocation, Reply, RequestKind, Target};
+use kar_protocol::{deferred_state, ActorRef, FlowId, Invocation, Reply, RequestKind, Target};
 use kar_runtime::{Accepted, AppClient, AppError, AppReply, Runtime, RuntimeConfig, RuntimeError};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -75,7 +75,39 @@ impl TestApp {
 #[async_trait]
 impl AppClient for TestApp {
     async fn invoke(&self, invocation: &Invocation) -> Result<AppReply, AppError> {
+        if invocation.path.ends_with("/incr") {
+            return Ok(self.increment(invocation).await);
+        }
         self.answer(invocation).await.map(AppReply::from)
+    }
+}
+
+impl TestApp {
+    /// `incr`: reads the instance's entry `n` from the store and hands `n + 1` over with
+    /// its reply (`kar_protocol::deferred_state`), as the Rust SDK does; answers `n + 1`.
+    async fn increment(&self, invocation: &Invocation) -> AppReply {
+        let offered = invocation
+            .headers
+            .iter()
+            .any(|(name, value)| name == deferred_state::OFFER && value == "1");
+        if !offered {
+            return Reply::text(500, "the hand-over of state writes was not offered").into();
+        }
+        let rest = invocation.path.trim_start_matches("/kar/impl/v1/actor/");
+        let parts: Vec<&str> = rest.split('/').collect();
+        let actor = ActorRef::new(parts[0], parts[1]);
+        let runtime = self.runtime();
+        let read = runtime.state().entry(&actor, "n", None).get().await;
+        let n: u64 = match read {
+            Ok(value) => value
+                .and_then(|v| std::str::from_utf8(&v).ok()?.parse().ok())
+                .unwrap_or(0),
+            Err(e) => return Reply::text(500, e.to_string()).into(),
+        };
+        AppReply {
+            reply: json_reply(&(n + 1).to_string()),
+            state_update: Some(Bytes::from(format!(r#"{{"updates":{{"n":{}}}}}"#, n + 1))),
+        }
     }
 }
 
@@ -335,4 +367,36 @@ async fn idle_instances_are_deactivated() {
         .await
         .expect("idle instance never deactivated");
     assert!(runtime.activated_actors().is_empty());
+}
+
+/// The state writes a method hands over with its reply are committed with its outcome
+/// before the instance's next request reads them: concurrent increments, each reading
+/// what the one before wrote, lose none. (The instance lock is held until that commit;
+/// here the database thread's FIFO order would also keep a read behind the commit
+/// before it, so this proves the property, not which of the two provides it: the lock
+/// is what holds while a completion is retried through a store outage.)
+#[tokio::test]
+async fn state_handed_over_with_a_reply_is_committed_before_the_next_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = Arc::new(TestApp::default());
+    let runtime = start(dir.path(), &app, |_| {}).await;
+    let calls = (0..20).map(|_| call(&runtime, "A", "counter", "incr", "[]"));
+    let mut answers = Vec::new();
+    for reply in futures::future::join_all(calls).await {
+        let reply = reply.unwrap();
+        assert_eq!(reply.status, 200, "{reply:?}");
+        answers.push(String::from_utf8(reply.body.to_vec()).unwrap());
+    }
+    // In numeric order: shorter first, then by text.
+    answers.sort_by_key(|a| (a.len(), a.clone()));
+    let expected: Vec<String> = (1..=20).map(|n| format!("{{\"value\":{n}}}")).collect();
+    assert_eq!(answers, expected);
+    let actor = ActorRef::new("A", "counter");
+    let stored = runtime
+        .state()
+        .entry(&actor, "n", None)
+        .get()
+        .await
+        .unwrap();
+    assert_eq!(stored.as_deref(), Some(&b"20"[..]));
 }
