@@ -172,28 +172,10 @@ impl HttpAppClient {
             .headers
             .get(CONTENT_TYPE)
             .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
-        let mut status = parts.status.as_u16();
-        // An actor method's state writes, handed over with its reply.
-        let (state_update, body) = match parts.headers.get(deferred_state::UPDATE_LENGTH) {
-            None => (None, body),
-            Some(length) => match deferred_state::split(body, length.as_bytes()) {
-                Ok((update, body)) => (Some(update), body),
-                Err(reason) => return Ok(Reply::text(500, format!("{reason}\n")).into()),
-            },
+        let (state_update, body, status) = match split_hand_over(&parts, body) {
+            Ok(split) => split,
+            Err(reason) => return Ok(Reply::text(500, format!("{reason}\n")).into()),
         };
-        if let Some(reply_status) = parts.headers.get(deferred_state::REPLY_STATUS) {
-            match reply_status
-                .to_str()
-                .ok()
-                .and_then(|s| s.parse::<u16>().ok())
-            {
-                Some(reply_status) if (100..600).contains(&reply_status) => status = reply_status,
-                _ => {
-                    let reason = format!("{} is not a status", deferred_state::REPLY_STATUS);
-                    return Ok(Reply::text(500, format!("{reason}\n")).into());
-                }
-            }
-        }
         Ok(AppReply {
             reply: Reply {
                 status,
@@ -203,6 +185,30 @@ impl HttpAppClient {
             state_update,
         })
     }
+}
+
+/// Splits an actor method's state writes, handed over with its reply
+/// (`kar_protocol::deferred_state`), from the body: (writes, the reply's body, the
+/// reply's status). A hand-over that does not add up is an error, never a silently
+/// shortened reply.
+fn split_hand_over(
+    parts: &http::response::Parts,
+    body: Bytes,
+) -> Result<(Option<Bytes>, Bytes, u16), String> {
+    let Some(length) = parts.headers.get(deferred_state::UPDATE_LENGTH) else {
+        return Ok((None, body, parts.status.as_u16()));
+    };
+    let (update, body) = deferred_state::split(body, length.as_bytes())?;
+    let status = match parts.headers.get(deferred_state::REPLY_STATUS) {
+        None => parts.status.as_u16(),
+        Some(status) => status
+            .to_str()
+            .ok()
+            .and_then(|s| s.parse::<u16>().ok())
+            .filter(|status| (100..600).contains(status))
+            .ok_or_else(|| format!("{} is not a status", deferred_state::REPLY_STATUS))?,
+    };
+    Ok((Some(update), body, status))
 }
 
 #[async_trait]
