@@ -30,6 +30,14 @@ pub(super) struct Host {
     pub(super) client: Client,
 }
 
+/// The instance and method an invocation names, and the caller's session.
+struct Invoked<'a> {
+    actor_type: &'a str,
+    id: &'a str,
+    method: &'a str,
+    session: Option<String>,
+}
+
 /// An answer to the sidecar: the response, and the state writes an actor method
 /// hands over with it (see `held.rs`).
 pub(super) struct Answer {
@@ -176,51 +184,69 @@ impl Host {
                         Err(response) => return response.into(),
                     },
                 };
-                let this = ActorHandle::new(self.client.clone(), &actor_type, &id, None);
-                let held = offered.then(|| Arc::new(HeldWrites::new(this.state_path())));
-                let client = match &held {
-                    Some(held) => self.client.holding(held.clone()),
-                    None => self.client.clone(),
+                let target = Invoked {
+                    actor_type: &actor_type,
+                    id: &id,
+                    method: &name,
+                    session,
                 };
-                let ctx = Context::new(ActorHandle::new(
-                    client.clone(),
-                    &actor_type,
-                    &id,
-                    session.clone(),
-                ));
-                let method = name.clone();
-                let mut outcome =
-                    catch_panic(async move { actor.invoke(&ctx, &method, args).await }).await;
-                if let Ok(Outcome::TailCall(_)) = outcome {
-                    // The runtime commits held writes with a result, not with a
-                    // continuation: they go through the state API first.
-                    if let Err(e) = client.flush_held().await {
-                        outcome = Err(e);
-                    }
-                }
-                let state_update = held.and_then(|held| held.close());
-                let response = match outcome {
-                    Ok(Outcome::Value(value)) => {
-                        Response::new(200, Some(KAR_JSON), json!({ "value": value }).to_string())
-                    }
-                    Ok(Outcome::Void) => Response::empty(204),
-                    Ok(Outcome::TailCall(tail)) => {
-                        Response::new(200, Some(KAR_JSON), tail.envelope().to_string())
-                    }
-                    Err(Error::NoSuchMethod { method }) => text(
-                        404,
-                        format!("no {method} in actor with type {actor_type} and id {id}"),
-                    ),
-                    Err(e) => error_envelope(200, &e, &format!("{actor_type}[{id}].{name}")),
-                };
-                return Answer {
-                    response,
-                    state_update,
-                };
+                return self.invoke_method(actor, target, args, offered).await;
             }
             _ => text(404, format!("no route for {method} {ACTOR_PREFIX}{rest}")),
         };
         response.into()
+    }
+
+    /// Runs a method of an active instance. `offered`: its writes of the instance's
+    /// own state are held back and handed over with the answer (see `held.rs`).
+    async fn invoke_method(
+        &self,
+        actor: Arc<dyn Actor>,
+        target: Invoked<'_>,
+        args: Vec<Value>,
+        offered: bool,
+    ) -> Answer {
+        let Invoked {
+            actor_type,
+            id,
+            method,
+            session,
+        } = target;
+        let this = ActorHandle::new(self.client.clone(), actor_type, id, None);
+        let held = offered.then(|| Arc::new(HeldWrites::new(this.state_path())));
+        let client = match &held {
+            Some(held) => self.client.holding(held.clone()),
+            None => self.client.clone(),
+        };
+        let ctx = Context::new(ActorHandle::new(client.clone(), actor_type, id, session));
+        let name = method.to_string();
+        let mut outcome = catch_panic(async move { actor.invoke(&ctx, &name, args).await }).await;
+        if let Ok(Outcome::TailCall(_)) = outcome {
+            // The runtime commits held writes with a result, not with a continuation:
+            // they go through the state API first.
+            if let Err(e) = client.flush_held().await {
+                outcome = Err(e);
+            }
+        }
+        let state_update = held.and_then(|held| held.close());
+        let response = match outcome {
+            Ok(Outcome::Value(value)) => {
+                Response::new(200, Some(KAR_JSON), json!({ "value": value }).to_string())
+            }
+            Ok(Outcome::Void) => Response::empty(204),
+            Ok(Outcome::TailCall(tail)) => {
+                Response::new(200, Some(KAR_JSON), tail.envelope().to_string())
+            }
+            Err(Error::NoSuchMethod { method }) => text(
+                404,
+                format!("no {method} in actor with type {actor_type} and id {id}"),
+            ),
+            Err(e) => error_envelope(200, &e, &format!("{actor_type}[{id}].{method}")),
+        };
+        Answer {
+            response,
+            state_update,
+        }
     }
 
     fn instance(&self, actor_type: &str, id: &str) -> Option<Arc<dyn Actor>> {
