@@ -83,11 +83,7 @@ impl ActorHandle {
 
     /// `/kar/v1/actor/{type}/{id}`
     pub(crate) fn base(&self) -> String {
-        format!(
-            "/kar/v1/actor/{}/{}",
-            encode_segment(&self.actor_type),
-            encode_segment(&self.id)
-        )
+        actor_base(&self.actor_type, &self.id)
     }
 
     /// Calls `method` with `args` and waits for its result (decoded into `T`; a method
@@ -160,18 +156,27 @@ impl ActorHandle {
         expect_success(&response)
     }
 
-    /// `/kar/v1/actor/{type}/{id}/state`
-    pub(crate) fn state_path(&self) -> String {
-        format!("{}/state", self.base())
-    }
-
     /// The actor's persistent state.
     pub fn state(&self) -> State {
         State {
             client: self.client.clone(),
-            base: self.state_path(),
+            base: state_path(&self.actor_type, &self.id),
         }
     }
+}
+
+/// `/kar/v1/actor/{type}/{id}`
+fn actor_base(actor_type: &str, id: &str) -> String {
+    format!(
+        "/kar/v1/actor/{}/{}",
+        encode_segment(actor_type),
+        encode_segment(id)
+    )
+}
+
+/// `/kar/v1/actor/{type}/{id}/state`
+pub(crate) fn state_path(actor_type: &str, id: &str) -> String {
+    format!("{}/state", actor_base(actor_type, id))
 }
 
 /// The body of an actor call: a JSON array of arguments.

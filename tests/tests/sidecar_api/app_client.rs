@@ -27,6 +27,21 @@ fn client(port: u16, h2c: bool, limit: Option<Duration>) -> HttpAppClient {
     })
 }
 
+/// The next connection to `listener`, once the head of its first request has arrived
+/// (for the hand-written components below).
+async fn accept_request(listener: &TcpListener) -> tokio::net::TcpStream {
+    use tokio::io::AsyncReadExt;
+    let (mut socket, _) = listener.accept().await.unwrap();
+    let mut head = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+        let read = socket.read(&mut buf).await.unwrap();
+        assert!(read > 0, "the request ended early");
+        head.extend_from_slice(&buf[..read]);
+    }
+    socket
+}
+
 /// A port nothing listens on (bound, then released).
 async fn free_port() -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -162,20 +177,13 @@ async fn a_timeout_is_a_408_reply() {
 /// then closes it without announcing it (`Connection: close` would be honoured).
 #[tokio::test]
 async fn an_idle_connection_the_component_closed_is_not_reused() {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::io::AsyncWriteExt;
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     let (closed_tx, mut closed) = tokio::sync::mpsc::unbounded_channel();
     tokio::spawn(async move {
         for n in 1u32.. {
-            let (mut socket, _) = listener.accept().await.unwrap();
-            let mut head = Vec::new();
-            let mut buf = [0u8; 1024];
-            while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-                let read = socket.read(&mut buf).await.unwrap();
-                assert!(read > 0, "the request ended early");
-                head.extend_from_slice(&buf[..read]);
-            }
+            let mut socket = accept_request(&listener).await;
             let body = n.to_string();
             let response = format!(
                 "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: {}\r\n\r\n{body}",
@@ -207,7 +215,7 @@ async fn an_idle_connection_the_component_closed_is_not_reused() {
 /// silently shortened reply.
 #[tokio::test]
 async fn state_writes_handed_over_with_a_reply_are_split_off() {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::io::AsyncWriteExt;
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     let update = r#"{"updates":{"n":1}}"#;
@@ -221,14 +229,7 @@ async fn state_writes_handed_over_with_a_reply_are_split_off() {
     ];
     tokio::spawn(async move {
         for (n, headers) in answers.iter().enumerate() {
-            let (mut socket, _) = listener.accept().await.unwrap();
-            let mut head = Vec::new();
-            let mut buf = [0u8; 1024];
-            while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-                let read = socket.read(&mut buf).await.unwrap();
-                assert!(read > 0, "the request ended early");
-                head.extend_from_slice(&buf[..read]);
-            }
+            let mut socket = accept_request(&listener).await;
             let body = if n == 1 {
                 update.to_string()
             } else {

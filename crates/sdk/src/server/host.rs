@@ -6,7 +6,7 @@ use super::actor::{Actor, Context, Outcome};
 use super::http::{catch_panic, decode_segment, error_envelope, text};
 use super::service::{Handler, ServiceRequest};
 use super::Factory;
-use crate::actor::ActorHandle;
+use crate::actor::{state_path, ActorHandle};
 use crate::client::{Client, Response, KAR_JSON};
 use crate::error::Error;
 use crate::held::HeldWrites;
@@ -212,8 +212,7 @@ impl Host {
             method,
             session,
         } = target;
-        let this = ActorHandle::new(self.client.clone(), actor_type, id, None);
-        let held = offered.then(|| Arc::new(HeldWrites::new(this.state_path())));
+        let held = offered.then(|| Arc::new(HeldWrites::new(state_path(actor_type, id))));
         let client = match &held {
             Some(held) => self.client.holding(held.clone()),
             None => self.client.clone(),

@@ -32,18 +32,7 @@ impl RequestStore for EmbeddedStore {
         id: &RequestId,
         outcome: &Outcome,
     ) -> Result<bool, StoreError> {
-        let app = self.app.clone();
-        let node = node.0.clone();
-        let id = id.0.clone();
-        let outcome = encode(outcome);
-        self.db
-            .run(move |conn| {
-                if is_member(conn, &app, &node)?.is_none() {
-                    return Err(StoreError::Fenced(node));
-                }
-                complete_one(conn, &app, &node, &id, &outcome)
-            })
-            .await
+        self.complete_with(node, id, outcome, None).await
     }
 
     async fn complete_with_state(
@@ -54,22 +43,7 @@ impl RequestStore for EmbeddedStore {
         actor: &ActorRef,
         update: &StateUpdate,
     ) -> Result<bool, StoreError> {
-        let (app, actor_type, actor_id) = self.actor_key(actor);
-        let node = node.0.clone();
-        let id = id.0.clone();
-        let outcome = encode(outcome);
-        let update = update.clone();
-        self.db
-            .run(move |conn| {
-                if is_member(conn, &app, &node)?.is_none() {
-                    return Err(StoreError::Fenced(node));
-                }
-                let (completed, pokes) = complete_one(conn, &app, &node, &id, &outcome)?;
-                if completed {
-                    apply_update(conn, [&app, &actor_type, &actor_id], &update)?;
-                }
-                Ok((completed, pokes))
-            })
+        self.complete_with(node, id, outcome, Some((actor, update)))
             .await
     }
 
@@ -257,6 +231,36 @@ impl RequestStore for EmbeddedStore {
                         (Resumed::Routed(Routing::Parked), Vec::new())
                     }
                 })
+            })
+            .await
+    }
+}
+
+impl EmbeddedStore {
+    /// One completion by `node` (fenced first), with the state writes handed over
+    /// with its reply applied in the same job if it completed the request.
+    async fn complete_with(
+        &self,
+        node: &NodeId,
+        id: &RequestId,
+        outcome: &Outcome,
+        state: Option<(&ActorRef, &StateUpdate)>,
+    ) -> Result<bool, StoreError> {
+        let app = self.app.clone();
+        let node = node.0.clone();
+        let id = id.0.clone();
+        let outcome = encode(outcome);
+        let state = state.map(|(actor, update)| (self.actor_key(actor), update.clone()));
+        self.db
+            .run(move |conn| {
+                if is_member(conn, &app, &node)?.is_none() {
+                    return Err(StoreError::Fenced(node));
+                }
+                let (completed, pokes) = complete_one(conn, &app, &node, &id, &outcome)?;
+                if let (true, Some(((app, actor_type, actor_id), update))) = (completed, &state) {
+                    apply_update(conn, [app, actor_type, actor_id], update)?;
+                }
+                Ok((completed, pokes))
             })
             .await
     }
