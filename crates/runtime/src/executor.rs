@@ -1,7 +1,8 @@
 //! The executor side: the inbox loop, and the execution of the requests routed to
 //! this member up to their completion (one store transition). Actor requests take
 //! their steps in `actor_steps.rs`; which requests run at once is `admission.rs`;
-//! recording outcomes (and the group commit of tells) is `completion.rs`.
+//! recording outcomes (and the group commit of tells) is `completion.rs`; invoking
+//! the component (and its spans) is `invoke.rs`.
 
 use crate::actor_steps::Finished;
 use crate::actor_table::ActorTable;
@@ -11,11 +12,9 @@ use crate::envelope;
 use crate::fast_map::FastMap;
 use crate::metrics::{Label, Metrics, StoreGauges};
 use crate::retry::{Backoff, Policy};
-use crate::telemetry::{self, Relation, Span};
-use crate::{AppClient, AppReply, Runtime};
-use kar_protocol::{
-    Invocation, Outcome, Reply, Request, RequestId, RequestKind, Target, TraceContext,
-};
+use crate::telemetry::{self, Span};
+use crate::{AppClient, Runtime};
+use kar_protocol::{Outcome, Reply, Request, RequestId, RequestKind, Target, TraceContext};
 use kar_store_api::{Inbox, Message};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -27,7 +26,7 @@ pub(crate) const KAR_JSON: &str = "application/kar+json";
 /// What executes here: the component, the actor instances it hosts, and the requests
 /// in flight.
 pub(crate) struct Executor {
-    app: Option<Arc<dyn AppClient>>,
+    pub(crate) app: Option<Arc<dyn AppClient>>,
     pub actors: ActorTable,
     pub(crate) metrics: Metrics,
     /// Set when the component is gone: executions in flight are abandoned (not
@@ -44,7 +43,7 @@ pub(crate) struct Executor {
     next_token: AtomicU64,
     /// While tracing is on: the component-call span of each request the component
     /// is executing here, the parent of the nested requests it makes.
-    traced: Mutex<FastMap<RequestId, (TraceContext, Target)>>,
+    pub(crate) traced: Mutex<FastMap<RequestId, (TraceContext, Target)>>,
     /// Back-pressure on tells (`-max_concurrent_tells`).
     pub(crate) admission: Admission,
     /// Outcomes of tells to record, group-committed by `tell_completion_loop`.
@@ -430,101 +429,6 @@ impl Runtime {
             .then(|| Outcome::Failed(self.clock().deadline_reason(deadline)))
     }
 
-    /// Sends an invocation to this runtime's component; `label` names it in the
-    /// metrics.
-    pub(crate) async fn invoke_app(
-        &self,
-        invocation: &Invocation,
-        label: Option<Label<'_>>,
-    ) -> Result<AppReply, Outcome> {
-        match &self.executor.app {
-            Some(app) => {
-                let started = tokio::time::Instant::now();
-                let result = app.invoke(invocation).await;
-                if let (Some(label), Ok(_)) = (label, &result) {
-                    self.executor.metrics.observe(label, started.elapsed());
-                }
-                result.map_err(|e| Outcome::Failed(e.to_string()))
-            }
-            None => Err(Outcome::Failed(format!(
-                "node {} has no component",
-                self.node
-            ))),
-        }
-    }
-
-    /// The span of one delivery attempt of one step of `request` here: a child of
-    /// the span its record refers to (see `telemetry.rs`).
-    /// Counts the attempt in the metrics too.
-    pub(crate) fn attempt_span(&self, request: &Request) -> Span {
-        self.executor.metrics.attempt(request.attempt > 0);
-        if !telemetry::on() {
-            return Span::default();
-        }
-        telemetry::start(
-            || format!("attempt {}", telemetry::target_label(request)),
-            telemetry::Kind::Consumer,
-            request.trace.map_or(Relation::Root, Relation::ChildOf),
-            || {
-                let mut attributes = telemetry::request_attributes(&self.config.app, request);
-                attributes.push(opentelemetry::KeyValue::new(
-                    "kar.attempt",
-                    i64::from(request.attempt),
-                ));
-                attributes.push(opentelemetry::KeyValue::new(
-                    "kar.sidecar",
-                    self.node.0.clone(),
-                ));
-                attributes
-            },
-        )
-    }
-
-    /// [`Runtime::invoke_app`] for request `id` inside its `attempt` span: while
-    /// tracing is on, the call gets its own span, whose context goes to the component
-    /// as `traceparent` and parents the nested requests the component makes.
-    pub(crate) async fn invoke_traced(
-        &self,
-        invocation: &Invocation,
-        label: Label<'_>,
-        attempt: &Span,
-        request: &Request,
-    ) -> Result<AppReply, Outcome> {
-        let id = &request.id;
-        let Some(parent) = attempt.context() else {
-            return self.invoke_app(invocation, Some(label)).await;
-        };
-        let mut span = telemetry::start(
-            || format!("component {label}"),
-            telemetry::Kind::Client,
-            Relation::ChildOf(parent),
-            || {
-                vec![
-                    opentelemetry::KeyValue::new("kar.app", self.config.app.clone()),
-                    opentelemetry::KeyValue::new("kar.request.id", id.0.clone()),
-                    opentelemetry::KeyValue::new("http.request.method", invocation.method.clone()),
-                    opentelemetry::KeyValue::new("url.path", invocation.path.clone()),
-                ]
-            },
-        );
-        let Some(context) = span.context() else {
-            return self.invoke_app(invocation, Some(label)).await;
-        };
-        let traced = Invocation {
-            headers: telemetry::with_traceparent(&invocation.headers, &context),
-            ..invocation.clone()
-        };
-        lock(&self.executor.traced).insert(id.clone(), (context, request.target.clone()));
-        // Removed however the call ends (an abandoned request drops this future).
-        let _untrace = Untrace(&self.executor.traced, id);
-        let result = self.invoke_app(&traced, Some(label)).await;
-        match &result {
-            Ok(answer) => telemetry::status(&mut span, answer.reply.status),
-            Err(failed) => telemetry::outcome(&mut span, failed),
-        }
-        result
-    }
-
     /// The metrics of this runtime in the Prometheus text format (spec §2.9); the
     /// gauges read from the store are left out if it cannot be read.
     pub async fn metrics_text(&self) -> String {
@@ -564,18 +468,6 @@ impl Runtime {
             .metrics
             .cancelled_reminders
             .fetch_add(n, Ordering::Relaxed);
-    }
-}
-
-/// Forgets the component-call span of a request when dropped.
-struct Untrace<'a>(
-    &'a Mutex<FastMap<RequestId, (TraceContext, Target)>>,
-    &'a RequestId,
-);
-
-impl Drop for Untrace<'_> {
-    fn drop(&mut self) {
-        lock(self.0).remove(self.1);
     }
 }
 

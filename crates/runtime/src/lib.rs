@@ -16,7 +16,8 @@
 //!   `idempotency.rs`: [`Runtime::request_keyed`] (idempotency keys: duplicates wait
 //!   on the outcome kept with the key), the sweep of expired keys.
 //! * `executor.rs`: the executor side: the inbox loop, executing a request up to its
-//!   completion, invoking the component. `actor_steps.rs`: actor requests (instance
+//!   completion; `invoke.rs`: invoking the component (metrics label, attempt and call
+//!   spans); `completion.rs`: recording outcomes. `actor_steps.rs`: actor requests (instance
 //!   lock, activation, tail calls, deactivation, removal, idle collection), with
 //!   `actor_table.rs` (instances) over `locks.rs` (a pure lock state machine) and
 //!   `envelope.rs` (reading tail calls out of replies).
@@ -72,6 +73,7 @@ mod events;
 mod executor;
 mod fast_map;
 mod idempotency;
+mod invoke;
 mod kafka;
 pub mod latency;
 mod locks;
