@@ -6,6 +6,7 @@
 //! after the batch's commit in a deferred read transaction, which never takes the
 //! write lock that the other `kar` processes compete for.
 
+use super::letters;
 use crate::codes::sql_status;
 use crate::{EmbeddedSync, StoreError};
 use kar_store_api::timing;
@@ -19,6 +20,9 @@ use tokio::sync::oneshot;
 /// Loopback ports of members to wake up once a transition has committed.
 pub(crate) type Pokes = Vec<u16>;
 
+/// Letters a transition posted (`letters::post`): encoded, with their receiver's port.
+type Posted = Vec<(u16, Vec<u8>)>;
+
 /// Brings the schema of a database up to date (run in the opening transaction).
 pub(crate) type Upgrade = fn(&Connection) -> Result<(), StoreError>;
 
@@ -31,8 +35,9 @@ trait Job: Send {
     fn is_read(&self) -> bool;
     /// Runs the body. A write job runs inside a savepoint of its own when `isolate`
     /// (other jobs share the transaction), which is rolled back if the body fails.
-    /// `None`: the body failed.
-    fn run(&mut self, conn: &Connection, isolate: bool) -> Option<Pokes>;
+    /// Returns the ports to poke and the letters the body posted; `None`: the body
+    /// failed (its letters are discarded).
+    fn run(&mut self, conn: &Connection, isolate: bool) -> Option<(Pokes, Posted)>;
     fn finish(self: Box<Self>, committed: Committed);
 }
 
@@ -52,14 +57,43 @@ where
         self.read
     }
 
-    fn run(&mut self, conn: &Connection, isolate: bool) -> Option<Pokes> {
+    fn run(&mut self, conn: &Connection, isolate: bool) -> Option<(Pokes, Posted)> {
         let body = self.body.take()?;
         if self.read {
             let result = body(conn).map(|(value, _)| value);
             let ok = result.is_ok();
             self.result = Some(result);
-            return ok.then(Vec::new);
+            return ok.then(Default::default);
         }
+        letters::discard_posted();
+        let ran = self.run_write(body, conn, isolate);
+        let posted = letters::take_posted();
+        ran.map(|pokes| (pokes, posted))
+    }
+
+    fn finish(self: Box<Self>, committed: Committed) {
+        let this = *self;
+        let result = match (committed, this.result) {
+            (Ok(()), Some(result)) => result,
+            (Ok(()), None) => Err(StoreError::unavailable("transition did not run")),
+            // The transaction around the transition failed (busy, I/O, full disk):
+            // not the transition's fault, so retryable.
+            (Err(e), _) => Err(StoreError::Unavailable {
+                reason: format!("sqlite transaction: {e}"),
+                source: Some(Box::new(e)),
+            }),
+        };
+        let _ = this.reply.send(result);
+    }
+}
+
+impl<F, R> TypedJob<F, R>
+where
+    F: FnOnce(&Connection) -> Result<(R, Pokes), StoreError> + Send,
+    R: Send,
+{
+    /// Runs a write body (see [`Job::run`]); `None`: it failed.
+    fn run_write(&mut self, body: F, conn: &Connection, isolate: bool) -> Option<Pokes> {
         if !isolate {
             return match body(conn) {
                 Ok((value, pokes)) => {
@@ -94,21 +128,6 @@ where
                 None
             }
         }
-    }
-
-    fn finish(self: Box<Self>, committed: Committed) {
-        let this = *self;
-        let result = match (committed, this.result) {
-            (Ok(()), Some(result)) => result,
-            (Ok(()), None) => Err(StoreError::unavailable("transition did not run")),
-            // The transaction around the transition failed (busy, I/O, full disk):
-            // not the transition's fault, so retryable.
-            (Err(e), _) => Err(StoreError::Unavailable {
-                reason: format!("sqlite transaction: {e}"),
-                source: Some(Box::new(e)),
-            }),
-        };
-        let _ = this.reply.send(result);
     }
 }
 
@@ -513,6 +532,7 @@ impl Writer<'_> {
     fn commit(&mut self, mut writes: Vec<Box<dyn Job>>) {
         let conn = self.conn;
         let mut pokes: Pokes = Vec::new();
+        let mut posted: Posted = Vec::new();
         // A job alone in its transaction needs no savepoint: if it fails, the whole
         // transaction is rolled back instead. A savepoint costs a copy of every page
         // the job changes (SQLite's statement journal).
@@ -523,7 +543,10 @@ impl Writer<'_> {
                 let mut failed = false;
                 for job in writes.iter_mut() {
                     match job.run(conn, isolate) {
-                        Some(more) => pokes.extend(more),
+                        Some((more, letters)) => {
+                            pokes.extend(more);
+                            posted.extend(letters);
+                        }
                         None => failed = true,
                     }
                 }
@@ -551,16 +574,39 @@ impl Writer<'_> {
                 // Full: a checkpoint is pending already.
                 let _ = self.checkpoints.try_send(());
             }
-            pokes.sort_unstable();
-            pokes.dedup();
-            for port in pokes {
-                self.poker.poke(port);
+            for (port, bytes) in frames(posted, pokes) {
+                self.poker.send(port, &bytes);
             }
         }
         for job in writes {
             job.finish(committed.clone());
         }
     }
+}
+
+/// What a committed transaction sends to each member it concerns: its letters in
+/// commit order, then a bare poke if a transition asked for one (one write each).
+fn frames(posted: Posted, mut pokes: Pokes) -> Vec<(u16, Vec<u8>)> {
+    fn to(frames: &mut Vec<(u16, Vec<u8>)>, port: u16) -> &mut Vec<u8> {
+        let i = match frames.iter().position(|(p, _)| *p == port) {
+            Some(i) => i,
+            None => {
+                frames.push((port, Vec::new()));
+                frames.len() - 1
+            }
+        };
+        &mut frames[i].1
+    }
+    let mut frames = Vec::new();
+    for (port, letter) in &posted {
+        super::poke::frame_letter(to(&mut frames, *port), letter);
+    }
+    pokes.sort_unstable();
+    pokes.dedup();
+    for port in pokes {
+        to(&mut frames, port).push(super::poke::BARE);
+    }
+    frames
 }
 
 /// Runs a statement without parameters through the statement cache.
@@ -710,6 +756,54 @@ mod tests {
         let results = futures::future::join_all(attempts).await;
         assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 4);
         assert_eq!(rows(&db).await, 4);
+    }
+
+    /// Only committed transitions send their letters: one that fails posts nothing,
+    /// alone in its transaction as among others; the letters of those that commit
+    /// arrive in commit order.
+    #[tokio::test]
+    async fn letters_of_failing_transitions_are_not_sent() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&dir.path().join("letters.db"), table, EmbeddedSync::Normal).unwrap();
+        let (port, mailbox, _listener) = super::super::poke::listen().await.unwrap();
+        let post = move |seq: i64, fail: bool| {
+            let db = db.clone();
+            async move {
+                db.run(move |_conn| {
+                    let letter = letters::Letter {
+                        seq,
+                        // No gap to check: the order is checked below.
+                        prev: 0,
+                        kind: super::super::inbox::EXECUTE,
+                        request_id: format!("r{seq}"),
+                        request_kind: 0,
+                        payload: Vec::new(),
+                    };
+                    letters::post(port, &letter);
+                    if fail {
+                        return Err(StoreError::unavailable("midway"));
+                    }
+                    Ok(((), Vec::new()))
+                })
+                .await
+            }
+        };
+        assert!(post(1, true).await.is_err());
+        // Several at once: even seqs fail.
+        let results = futures::future::join_all((2..10).map(|seq| post(seq, seq % 2 == 0))).await;
+        assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 4);
+        // Seqs must increase (a letter below the last one opened would be dropped).
+        let mut got = Vec::new();
+        while got.len() < 4 {
+            let wait = mailbox.notify.notified();
+            tokio::time::timeout(std::time::Duration::from_secs(10), wait)
+                .await
+                .unwrap_or_else(|_| panic!("letters missing: got {got:?}"));
+            let after = got.last().copied().unwrap_or(0);
+            let opened = mailbox.open(after).expect("no bare poke");
+            got.extend(opened.into_iter().map(|l| l.seq));
+        }
+        assert_eq!(got, vec![3, 5, 7, 9]);
     }
 
     /// Forgotten outcomes are deleted even when no other write comes to carry them.

@@ -1,8 +1,11 @@
 //! Inboxes in the embedded engine: the `inbox` table, one row per message, read in
-//! `seq` order by the member (`EmbeddedInbox`), woken by pokes.
+//! `seq` order by the member (`EmbeddedInbox`), woken by pokes; the rows of requests
+//! travel with their poke as letters too (`letters`), which spare the member most
+//! reads of its table.
 
 use super::adoption::Adoption;
-use super::db::Db;
+use super::db::{Db, Pokes};
+use super::letters::{self, Letter, Mailbox};
 use super::liveness::Watchers;
 use super::mesh::mesh_version;
 use crate::codec::{decode, encode};
@@ -13,7 +16,6 @@ use kar_protocol::RequestId;
 use rusqlite::{params, Connection};
 use std::fs::File;
 use std::sync::Arc;
-use tokio::sync::Notify;
 
 /// Inbox row kinds (the `kind` column): what the row's message is. Request rows
 /// name their request (`request_id`), signal rows carry the signal (`payload`).
@@ -33,6 +35,41 @@ pub(super) fn push(
     conn.prepare_cached("INSERT INTO inbox (app, node, kind, request_id) VALUES (?1, ?2, ?3, ?4)")?
         .execute(params![app, node, kind, id])?;
     Ok(())
+}
+
+/// Appends a message about request `id` to the inbox of `node`, listening on `port`,
+/// and posts the row as a letter (`letters`): `payload` is the request's record
+/// (`EXECUTE`) or its outcome (`COMPLETED`, of a request of kind `request_kind`).
+/// Returns the ports to poke: none when the letter goes, else `port` (a payload too
+/// large for a letter).
+pub(super) fn push_lettered(
+    conn: &Connection,
+    app: &str,
+    (node, port): (&str, u16),
+    kind: i64,
+    id: &str,
+    request_kind: i64,
+    payload: &[u8],
+) -> Result<Pokes, StoreError> {
+    if payload.len() > letters::MAX_PAYLOAD {
+        push(conn, app, node, kind, id)?;
+        return Ok(vec![port]);
+    }
+    // The inbox index (app, node, seq) answers with one descent.
+    let prev: i64 = conn
+        .prepare_cached("SELECT coalesce(max(seq), 0) FROM inbox WHERE app = ?1 AND node = ?2")?
+        .query_row([app, node], |row| row.get(0))?;
+    push(conn, app, node, kind, id)?;
+    let letter = Letter {
+        seq: conn.last_insert_rowid(),
+        prev,
+        kind,
+        request_id: id.to_string(),
+        request_kind,
+        payload: payload.to_vec(),
+    };
+    letters::post(port, &letter);
+    Ok(Vec::new())
 }
 
 /// Appends a signal to the inbox of `node`.
@@ -56,14 +93,15 @@ pub(super) struct EmbeddedInbox {
     /// Reads the inbox in the calling task (`db::open_reader`): a poke's wake-up goes
     /// straight to the read, not through the database thread.
     pub(super) reader: Connection,
-    pub(super) notify: Arc<Notify>,
+    /// What the pokes brought: letters, or word to read the table.
+    pub(super) mailbox: Arc<Mailbox>,
     /// Inbox rows up to this sequence number were handed out and can be deleted.
     pub(super) acked: i64,
     /// Mesh version last reported.
     pub(super) version: i64,
-    /// The last read found every row there was: rows (and mesh changes) after it
-    /// come with a poke, so the next read waits for one. Saves a read transaction
-    /// per batch of messages (the read that would find nothing new).
+    /// The last read (or letter) handed out every row there was: rows (and mesh
+    /// changes) after it come with a poke, so the next read waits for one. Saves a
+    /// read transaction per batch of messages (the read that would find nothing new).
     pub(super) drained: bool,
     pub(super) watchers: Arc<Watchers>,
     /// Resumed at every change of the mesh: an adopter of the member's names that
@@ -153,6 +191,25 @@ fn rows_after(
 }
 
 impl EmbeddedInbox {
+    /// The messages of `letters` (in order, following `acked`: see
+    /// [`Mailbox::open`]), acknowledged like rows read from the table.
+    fn hand_out(&mut self, letters: Vec<Letter>) -> Vec<Message> {
+        let acked = self.acked;
+        let mut messages = Vec::with_capacity(letters.len());
+        for letter in letters {
+            self.acked = self.acked.max(letter.seq);
+            let request = letter.request_id.clone();
+            match letter.message() {
+                Ok(message) => messages.push(message),
+                Err(e) => tracing::error!(%request, "dropping a corrupt inbox message: {e}"),
+            }
+        }
+        if self.acked > acked {
+            self.db.ack(&self.app, &self.node, self.acked);
+        }
+        messages
+    }
+
     /// The rows after `acked`, the mesh version, and the members if it changed: one
     /// read transaction (a few tens of microseconds; a full batch a millisecond or two).
     #[allow(clippy::type_complexity)]
@@ -184,10 +241,20 @@ impl Inbox for EmbeddedInbox {
             if self.drained {
                 // A poke that came before this wait (even one for rows the last read
                 // saw) left a permit: no wake-up is lost, at worst a read finds nothing.
-                self.notify.notified().await;
+                self.mailbox.notify.notified().await;
+                if let Some(letters) = self.mailbox.open(self.acked) {
+                    // Every row up to the last letter is handed out: still drained.
+                    let messages = self.hand_out(letters);
+                    if !messages.is_empty() {
+                        return Ok(messages);
+                    }
+                    continue;
+                }
                 // Cleared before reading: a read cancelled midway is done again.
                 self.drained = false;
             }
+            // The read finds every row a pending letter names.
+            self.mailbox.clear();
             let acked = self.acked;
             let (rows, version, members) = self.read_after(acked)?;
             self.drained = (rows.len() as i64) < INBOX_BATCH;

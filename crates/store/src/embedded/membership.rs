@@ -21,7 +21,7 @@ impl MembershipStore for EmbeddedStore {
         let lock = liveness::hold(&self.dir, &node)
             .map_err(|e| StoreError::unavailable_from("cannot create the member's lock", e))?;
         let reader = super::db::open_reader(&self.path)?;
-        let (poke_port, notify, listener) = poke::listen()
+        let (poke_port, mailbox, listener) = poke::listen()
             .await
             .map_err(|e| StoreError::unavailable_from("cannot listen for wake-ups", e))?;
         let app = self.app.clone();
@@ -61,7 +61,7 @@ impl MembershipStore for EmbeddedStore {
             node,
             db: self.db.clone(),
             reader,
-            notify,
+            mailbox,
             acked: 0,
             // Changes after the join are reported, even before the first recv.
             version,

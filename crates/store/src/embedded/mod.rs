@@ -35,6 +35,7 @@ mod event_log;
 mod events;
 mod idempotency;
 mod inbox;
+mod letters;
 mod liveness;
 mod membership;
 mod mesh;

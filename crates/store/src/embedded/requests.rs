@@ -10,7 +10,7 @@ use super::recovery;
 use super::routing::{actor_of, assign, insert_request, route};
 use super::EmbeddedStore;
 use crate::codec::{decode, encode};
-use crate::codes::{kind_from_code, sql_status, Status};
+use crate::codes::{kind_code, kind_from_code, sql_status, Status};
 use crate::{RequestStore, Resumed, Routing, StoreError};
 use async_trait::async_trait;
 use kar_protocol::{ActorRef, NodeId, Outcome, Request, RequestId, StateUpdate};
@@ -165,8 +165,9 @@ impl RequestStore for EmbeddedStore {
                 Ok(match target {
                     Some((n, _)) if local => (Routing::Assigned(NodeId(n)), Vec::new()),
                     Some((n, port)) => {
-                        inbox::push(conn, &app, &n, EXECUTE, &id)?;
-                        (Routing::Assigned(NodeId(n)), vec![port])
+                        let pokes =
+                            inbox::push_lettered(conn, &app, (&n, port), EXECUTE, &id, 0, &record)?;
+                        (Routing::Assigned(NodeId(n)), pokes)
                     }
                     None => (Routing::Parked, Vec::new()),
                 })
@@ -300,8 +301,15 @@ fn complete_one(
                  WHERE app = ?1 AND id = ?2"
             ))?
             .execute(params![app, id, outcome])?;
-            inbox::push(conn, app, &caller, COMPLETED, id)?;
-            vec![port]
+            inbox::push_lettered(
+                conn,
+                app,
+                (&caller, port),
+                COMPLETED,
+                id,
+                kind_code(kind),
+                outcome,
+            )?
         }
         // A tell, or a caller that is gone (its removal dropped or will drop what it
         // could not collect): the request is finished and nobody will collect the

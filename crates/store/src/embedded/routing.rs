@@ -138,8 +138,8 @@ pub(super) fn insert_request(
     ])?;
     Ok(match target {
         Some((node, port)) => {
-            inbox::push(conn, app, &node, EXECUTE, id)?;
-            (Routing::Assigned(NodeId(node)), vec![port])
+            let pokes = inbox::push_lettered(conn, app, (&node, port), EXECUTE, id, 0, &record)?;
+            (Routing::Assigned(NodeId(node)), pokes)
         }
         None => (Routing::Parked, Vec::new()),
     })
