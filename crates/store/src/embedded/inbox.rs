@@ -90,7 +90,7 @@ pub(super) struct EmbeddedInbox {
     pub(super) app: String,
     pub(super) node: String,
     pub(super) db: Db,
-    /// Reads the inbox in the calling task (`db::open_reader`): a poke's wake-up goes
+    /// Reads the inbox in the calling task (`connection::open_reader`): a poke's wake-up goes
     /// straight to the read, not through the database thread.
     pub(super) reader: Connection,
     /// What the pokes brought: letters, or word to read the table.

@@ -20,7 +20,7 @@ impl MembershipStore for EmbeddedStore {
         let node = member.node.0.clone();
         let lock = liveness::hold(&self.dir, &node)
             .map_err(|e| StoreError::unavailable_from("cannot create the member's lock", e))?;
-        let reader = super::db::open_reader(&self.path)?;
+        let reader = super::connection::open_reader(&self.path)?;
         let (poke_port, mailbox, listener) = poke::listen()
             .await
             .map_err(|e| StoreError::unavailable_from("cannot listen for wake-ups", e))?;

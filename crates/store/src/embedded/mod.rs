@@ -5,6 +5,8 @@
 //!   (`db`), which commits the transitions that arrive together as one group.
 //! * Members wake each other with loopback pokes (`poke`) once a transition that
 //!   appended to their inbox has committed; the inbox is the truth, a poke a hint.
+//!   The pokes of requests and outcomes carry the row (`letters`): the woken member
+//!   hands it out without reading its table when it knows it missed nothing before.
 //! * Deaths are seen through OS file locks (`liveness`): every process watches every
 //!   member's lock, and the first to take a dead member's lock recovers it in one
 //!   transaction (`recovery`).
@@ -23,12 +25,13 @@
 //! they share have modules of their own: `mesh` (members, mesh version), `routing`
 //! (where a request goes, the insertion of a request), `adoption` (of parked
 //! requests), `inbox` (the inbox rows and their reader), `idempotency` (idempotency
-//! keys).
+//! keys), `connection` (opening SQLite, checkpoints).
 
 mod actors;
 mod admin;
 mod adoption;
 mod bindings;
+mod connection;
 mod control;
 mod db;
 mod event_log;
