@@ -27,6 +27,9 @@ const LETTER: u8 = b'L';
 /// makes one (`letters::MAX_PAYLOAD`).
 const MAX_FRAME: usize = 1 << 20;
 
+/// Bytes read from a connection at once.
+const READ_BUFFER: usize = 64 * 1024;
+
 /// Appends the frame of an encoded letter to `out`.
 pub(crate) fn frame_letter(out: &mut Vec<u8>, encoded: &[u8]) {
     out.push(LETTER);
@@ -93,7 +96,9 @@ pub(crate) async fn listen() -> std::io::Result<(u16, Arc<Mailbox>, tokio::task:
             let mailbox = mailbox2.clone();
             tokio::spawn(async move {
                 let mut frames = Frames::default();
-                let mut buf = [0u8; 4096];
+                // Large enough for the letters of a whole batch of transitions
+                // (a reminder pass fires 256) in one read and one wake-up.
+                let mut buf = vec![0u8; READ_BUFFER];
                 loop {
                     let n = stream.read(&mut buf).await.unwrap_or(0);
                     if n == 0 || !frames.read(&buf[..n], &mailbox) {
