@@ -90,8 +90,8 @@ pub(super) struct EmbeddedInbox {
     pub(super) app: String,
     pub(super) node: String,
     pub(super) db: Db,
-    /// Reads the inbox in the calling task (`connection::open_reader`): a poke's wake-up goes
-    /// straight to the read, not through the database thread.
+    /// Reads the inbox in the calling task (`connection::open_reader`): a poke's
+    /// wake-up goes straight to the read, not through the database thread.
     pub(super) reader: Connection,
     /// What the pokes brought: letters, or word to read the table.
     pub(super) mailbox: Arc<Mailbox>,
@@ -197,17 +197,36 @@ impl EmbeddedInbox {
         let acked = self.acked;
         let mut messages = Vec::with_capacity(letters.len());
         for letter in letters {
-            self.acked = self.acked.max(letter.seq);
-            let request = letter.request_id.clone();
-            match letter.message() {
-                Ok(message) => messages.push(message),
-                Err(e) => tracing::error!(%request, "dropping a corrupt inbox message: {e}"),
-            }
+            let (seq, request) = (letter.seq, letter.request_id.clone());
+            self.take(seq, &request, letter.message().map(Some), &mut messages);
         }
+        self.acknowledge(acked);
+        messages
+    }
+
+    /// Hands out the message of inbox row `seq` (about `request`) into `out`. A row
+    /// whose request is gone has none; a corrupt one is skipped, not returned: it is
+    /// acknowledged all the same, and the messages around it must still be delivered.
+    fn take(
+        &mut self,
+        seq: i64,
+        request: &str,
+        message: Result<Option<Message>, StoreError>,
+        out: &mut Vec<Message>,
+    ) {
+        self.acked = self.acked.max(seq);
+        match message {
+            Ok(Some(message)) => out.push(message),
+            Ok(None) => {}
+            Err(e) => tracing::error!(%request, "dropping a corrupt inbox message: {e}"),
+        }
+    }
+
+    /// Rows handed out since `acked` was the cursor are deleted with the next write.
+    fn acknowledge(&self, acked: i64) {
         if self.acked > acked {
             self.db.ack(&self.app, &self.node, self.acked);
         }
-        messages
     }
 
     /// The rows after `acked`, the mesh version, and the members if it changed: one
@@ -269,22 +288,10 @@ impl Inbox for EmbeddedInbox {
                 self.adoption.start(None);
             }
             for row in rows {
-                self.acked = self.acked.max(row.seq);
-                let request = row.request_id.clone();
-                match row.message() {
-                    Ok(Some(message)) => messages.push(message),
-                    Ok(None) => {}
-                    // Skipped, not returned: the row is already acknowledged, and the
-                    // messages around it must still be delivered.
-                    Err(e) => {
-                        tracing::error!(%request, "dropping a corrupt inbox message: {e}")
-                    }
-                }
+                let (seq, request) = (row.seq, row.request_id.clone());
+                self.take(seq, &request, row.message(), &mut messages);
             }
-            if self.acked > acked {
-                // Handed out from here on: delete them with the next write.
-                self.db.ack(&self.app, &self.node, self.acked);
-            }
+            self.acknowledge(acked);
             if !messages.is_empty() {
                 return Ok(messages);
             }
