@@ -11,6 +11,7 @@
 
 use super::connection::{checkpointer, open_connection, COMMITS_PER_CHECKPOINT};
 use super::letters;
+use super::poke::Poker;
 use crate::codes::sql_status;
 use crate::{EmbeddedSync, StoreError};
 use kar_store_api::timing;
@@ -187,9 +188,11 @@ impl Db {
         let acks = Acks::default();
         let thread_acks = acks.clone();
         let checkpoints = checkpointer(path, sync)?;
+        // Members' poke sockets are beside the database.
+        let poker = Poker::new(path.parent().unwrap_or(Path::new(".")));
         std::thread::Builder::new()
             .name("kar-sqlite".into())
-            .spawn(move || run_thread(conn, rx, thread_acks, checkpoints))
+            .spawn(move || run_thread(conn, rx, thread_acks, checkpoints, poker))
             .map_err(|e| StoreError::unavailable_from("cannot start the database thread", e))?;
         Ok(Db { jobs: tx, acks })
     }
@@ -293,12 +296,13 @@ fn run_thread(
     jobs: mpsc::Receiver<Msg>,
     acks: Acks,
     checkpoints: mpsc::SyncSender<()>,
+    poker: Poker,
 ) {
     let mut writer = Writer {
         conn: &conn,
         acks: &acks,
         checkpoints,
-        poker: super::poke::Poker::default(),
+        poker,
         commits: 0,
     };
     // When forgotten outcomes get a transaction of their own, if none comes first.
@@ -611,7 +615,8 @@ mod tests {
     async fn letters_of_failing_transitions_are_not_sent() {
         let dir = tempfile::tempdir().unwrap();
         let db = Db::open(&dir.path().join("letters.db"), table, EmbeddedSync::Normal).unwrap();
-        let (port, mailbox, _listener) = super::super::poke::listen().await.unwrap();
+        let listening = super::super::poke::listen(dir.path()).await.unwrap();
+        let (port, mailbox) = (listening.port, listening.mailbox.clone());
         let post = move |seq: i64, fail: bool| {
             let db = db.clone();
             async move {

@@ -8,6 +8,7 @@ use super::db::{Db, Pokes};
 use super::letters::{self, Letter, Mailbox};
 use super::liveness::Watchers;
 use super::mesh::mesh_version;
+use super::poke::Listening;
 use crate::codec::{decode, encode};
 use crate::codes::kind_from_code;
 use crate::{Inbox, Message, Signal, StoreError};
@@ -108,13 +109,8 @@ pub(super) struct EmbeddedInbox {
     /// died or left midway leaves requests parked (`adoption`).
     pub(super) adoption: Adoption,
     pub(super) _lock: File,
-    pub(super) listener: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for EmbeddedInbox {
-    fn drop(&mut self) {
-        self.listener.abort();
-    }
+    /// The poke listeners, stopped (and the socket removed) with the inbox.
+    pub(super) _pokes: Listening,
 }
 
 /// One inbox row, joined with its request for request rows.

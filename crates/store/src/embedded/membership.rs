@@ -21,9 +21,10 @@ impl MembershipStore for EmbeddedStore {
         let lock = liveness::hold(&self.dir, &node)
             .map_err(|e| StoreError::unavailable_from("cannot create the member's lock", e))?;
         let reader = super::connection::open_reader(&self.path)?;
-        let (poke_port, mailbox, listener) = poke::listen()
+        let listening = poke::listen(&self.dir)
             .await
             .map_err(|e| StoreError::unavailable_from("cannot listen for wake-ups", e))?;
+        let poke_port = listening.port;
         let app = self.app.clone();
         let record = encode(member);
         let names: Vec<String> = member.names().map(str::to_string).collect();
@@ -61,7 +62,7 @@ impl MembershipStore for EmbeddedStore {
             node,
             db: self.db.clone(),
             reader,
-            mailbox,
+            mailbox: listening.mailbox.clone(),
             acked: 0,
             // Changes after the join are reported, even before the first recv.
             version,
@@ -69,7 +70,7 @@ impl MembershipStore for EmbeddedStore {
             watchers: self.watchers.clone(),
             adoption,
             _lock: lock,
-            listener,
+            _pokes: listening,
         }))
     }
 

@@ -1,10 +1,19 @@
 //! Wake-ups between processes sharing the embedded store. A member listens on a
-//! loopback TCP port; a poke is a frame on a connection to it:
+//! loopback TCP port (its `poke_port` in `members`) and on a Unix socket named after
+//! that port beside the database ([`socket_path`]); a poke is a frame on a connection
+//! to either:
 //!
-//! * `!`: look at your inbox table (what every poke was before letters; older kar
-//!   processes send only these, and read any byte as one);
+//! * `!`: look at your inbox table (what every poke was before letters);
 //! * `L`, a little-endian `u32` length, then a postcard [`Letter`]: the inbox row
 //!   itself (see `letters`).
+//!
+//! Letters go over the Unix socket only, which only the user's processes can reach
+//! (mode 0600), while any local process can connect to a loopback port: a letter is
+//! handed out as a message, a TCP byte only makes the member read its table. Over TCP
+//! every byte is a bare poke, as it always was: older kar processes send `!` there
+//! and read any byte they receive as a poke, and a member without a socket (a path
+//! too long, an older kar) gets bare pokes. A Unix socket is also cheaper to write to
+//! than loopback TCP.
 //!
 //! The store is the truth and a poke only a hint. A poke that cannot be written whole
 //! at once (the receiver is far behind) closes the connection instead: the receiver
@@ -15,9 +24,12 @@ use crate::codec::decode;
 use std::collections::HashMap;
 use std::io::{ErrorKind, Write};
 use std::net::TcpStream;
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use tokio::io::AsyncReadExt;
-use tokio::net::TcpListener;
+use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::net::{TcpListener, UnixListener};
 
 /// The frame of a bare poke.
 pub(crate) const BARE: u8 = b'!';
@@ -37,28 +49,56 @@ pub(crate) fn frame_letter(out: &mut Vec<u8>, encoded: &[u8]) {
     out.extend_from_slice(encoded);
 }
 
+/// The Unix socket of the member whose poke port is `port`, in the store directory
+/// `dir`. Ports are unique among live members (the TCP listener holds it), so a file
+/// of that name left by a dead member can be replaced.
+pub(crate) fn socket_path(dir: &Path, port: u16) -> PathBuf {
+    dir.join("pokes").join(port.to_string())
+}
+
+/// A connection to a member.
+enum Peer {
+    /// Its Unix socket: letters and bare pokes.
+    Unix(UnixStream),
+    /// Its TCP port (it has no socket): bare pokes only.
+    Tcp(TcpStream),
+}
+
 /// Sends pokes; keeps one connection per peer.
-#[derive(Default)]
 pub(crate) struct Poker {
-    peers: HashMap<u16, TcpStream>,
+    /// The store directory, where members' sockets are.
+    dir: PathBuf,
+    peers: HashMap<u16, Peer>,
 }
 
 impl Poker {
-    /// Sends `frames` (whole frames) to the member listening on `port`.
+    pub(crate) fn new(dir: &Path) -> Poker {
+        Poker {
+            dir: dir.to_path_buf(),
+            peers: HashMap::new(),
+        }
+    }
+
+    /// Sends `frames` (whole frames) to the member listening on `port`; over TCP, a
+    /// bare poke instead.
     pub(crate) fn send(&mut self, port: u16, frames: &[u8]) {
         for _attempt in 0..2 {
-            let stream = match self.peers.get_mut(&port) {
+            let peer = match self.peers.get_mut(&port) {
                 Some(s) => s,
-                None => match connect(port) {
+                None => match connect(&self.dir, port) {
                     Some(s) => self.peers.entry(port).or_insert(s),
                     None => return, // peer gone: nothing to wake
                 },
             };
-            match stream.write(frames) {
-                Ok(n) if n == frames.len() => return,
+            let written = match peer {
+                Peer::Unix(stream) => stream.write(frames).map(|n| n == frames.len()),
+                Peer::Tcp(stream) => stream.write(&[BARE]).map(|n| n == 1),
+            };
+            match written {
+                Ok(true) => return,
                 // Part of it, or nothing, fits: the receiver has much unread. Closing
                 // (after what was written) makes it read its table once it gets there.
-                Ok(_) => {
+                Ok(false) => {
                     self.peers.remove(&port);
                     return;
                 }
@@ -75,44 +115,120 @@ impl Poker {
     }
 }
 
-fn connect(port: u16) -> Option<TcpStream> {
+/// Connects to the member listening on `port`: its socket if it has one, else TCP.
+fn connect(dir: &Path, port: u16) -> Option<Peer> {
+    if let Ok(stream) = UnixStream::connect(socket_path(dir, port)) {
+        stream.set_nonblocking(true).ok()?;
+        return Some(Peer::Unix(stream));
+    }
     let stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
     stream.set_nodelay(true).ok()?;
     stream.set_nonblocking(true).ok()?;
-    Some(stream)
+    Some(Peer::Tcp(stream))
 }
 
-/// Listens for pokes and puts what they bring in the returned mailbox.
-pub(crate) async fn listen() -> std::io::Result<(u16, Arc<Mailbox>, tokio::task::JoinHandle<()>)> {
-    let listener = TcpListener::bind(("127.0.0.1", 0)).await?;
-    let port = listener.local_addr()?.port();
-    let mailbox = Arc::new(Mailbox::default());
-    let mailbox2 = mailbox.clone();
-    let task = tokio::spawn(async move {
-        loop {
-            let Ok((mut stream, _)) = listener.accept().await else {
-                continue;
-            };
-            let mailbox = mailbox2.clone();
-            tokio::spawn(async move {
-                let mut frames = Frames::default();
-                // Large enough for the letters of a whole batch of transitions
-                // (a reminder pass fires 256) in one read and one wake-up.
-                let mut buf = vec![0u8; READ_BUFFER];
-                loop {
-                    let n = stream.read(&mut buf).await.unwrap_or(0);
-                    if n == 0 || !frames.read(&buf[..n], &mailbox) {
-                        // The sender may have dropped a letter when it closed.
-                        mailbox.put_bare();
-                        mailbox.notify.notify_one();
-                        break;
-                    }
-                    mailbox.notify.notify_one();
-                }
-            });
+/// A member's listeners for pokes: what they bring goes to `mailbox`.
+pub(crate) struct Listening {
+    pub(crate) port: u16,
+    pub(crate) mailbox: Arc<Mailbox>,
+    /// Its Unix socket, if it could make one (removed on drop).
+    socket: Option<PathBuf>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for Listening {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
         }
-    });
-    Ok((port, mailbox, task))
+        if let Some(path) = &self.socket {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
+/// Listens for pokes on a loopback port and on a Unix socket under the store
+/// directory `dir` (see the module's doc).
+pub(crate) async fn listen(dir: &Path) -> std::io::Result<Listening> {
+    let tcp = TcpListener::bind(("127.0.0.1", 0)).await?;
+    let port = tcp.local_addr()?.port();
+    let mailbox = Arc::new(Mailbox::default());
+    let mut tasks = vec![tokio::spawn(accept_tcp(tcp, mailbox.clone()))];
+    let path = socket_path(dir, port);
+    let socket = match bind_socket(&path) {
+        Ok(unix) => {
+            tasks.push(tokio::spawn(accept_unix(unix, mailbox.clone())));
+            Some(path)
+        }
+        Err(e) => {
+            // Bare pokes over TCP still wake the member: slower, never wrong.
+            tracing::debug!("no poke socket at {}: {e}", path.display());
+            None
+        }
+    };
+    Ok(Listening {
+        port,
+        mailbox,
+        socket,
+        tasks,
+    })
+}
+
+/// Binds the Unix socket at `path`, replacing a dead member's file, reachable by the
+/// user only.
+fn bind_socket(path: &Path) -> std::io::Result<UnixListener> {
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != ErrorKind::NotFound => return Err(e),
+        _ => {}
+    }
+    let listener = UnixListener::bind(path)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    Ok(listener)
+}
+
+async fn accept_tcp(listener: TcpListener, mailbox: Arc<Mailbox>) {
+    loop {
+        if let Ok((stream, _)) = listener.accept().await {
+            tokio::spawn(receive(stream, mailbox.clone(), false));
+        }
+    }
+}
+
+async fn accept_unix(listener: UnixListener, mailbox: Arc<Mailbox>) {
+    loop {
+        if let Ok((stream, _)) = listener.accept().await {
+            tokio::spawn(receive(stream, mailbox.clone(), true));
+        }
+    }
+}
+
+/// Reads the pokes of one connection into `mailbox`: frames where `letters` are
+/// accepted (the Unix socket), else any byte is a bare poke.
+async fn receive(mut stream: impl AsyncRead + Unpin, mailbox: Arc<Mailbox>, letters: bool) {
+    let mut frames = Frames::default();
+    // Large enough for the letters of a whole batch of transitions (a reminder pass
+    // fires 256) in one read and one wake-up.
+    let mut buf = vec![0u8; if letters { READ_BUFFER } else { 256 }];
+    loop {
+        let n = stream.read(&mut buf).await.unwrap_or(0);
+        let ok = n > 0
+            && if letters {
+                frames.read(&buf[..n], &mailbox)
+            } else {
+                mailbox.put_bare();
+                true
+            };
+        if !ok {
+            // The sender may have dropped a letter when it closed.
+            mailbox.put_bare();
+            mailbox.notify.notify_one();
+            break;
+        }
+        mailbox.notify.notify_one();
+    }
 }
 
 /// Parses the frames of one connection, across reads.
@@ -209,16 +325,18 @@ mod tests {
         assert!(!frames.read(&stream, &mailbox));
     }
 
-    /// Through a real connection: letters arrive; the end of the connection asks for a
-    /// table read (a letter may have been lost with it).
+    /// Through the member's socket: letters arrive; the end of the connection asks
+    /// for a table read (a letter may have been lost with it).
     #[tokio::test]
     async fn letters_travel_and_a_closed_connection_means_a_table_read() {
-        let (port, mailbox, _task) = listen().await.unwrap();
-        let mut poker = Poker::default();
+        let dir = tempfile::tempdir().unwrap();
+        let listening = listen(dir.path()).await.unwrap();
+        let mailbox = listening.mailbox.clone();
+        let mut poker = Poker::new(dir.path());
         let mut frames = Vec::new();
         frame_letter(&mut frames, &encode(&letter(1)));
         frame_letter(&mut frames, &encode(&letter(2)));
-        poker.send(port, &frames);
+        poker.send(listening.port, &frames);
         let got = loop {
             mailbox.notify.notified().await;
             // Both letters may come in two reads.
@@ -235,5 +353,46 @@ mod tests {
                 break;
             }
         }
+    }
+
+    /// Only the user reaches the socket, and it goes with the listener.
+    #[tokio::test]
+    async fn the_socket_is_the_users_and_goes_with_the_member() {
+        let dir = tempfile::tempdir().unwrap();
+        let listening = listen(dir.path()).await.unwrap();
+        let path = socket_path(dir.path(), listening.port);
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        drop(listening);
+        assert!(!path.exists());
+    }
+
+    /// A letter written to the TCP port (any local process can) is only a bare
+    /// poke; so is what a sender that finds no socket sends.
+    #[tokio::test]
+    async fn over_tcp_a_letter_is_only_a_bare_poke() {
+        let dir = tempfile::tempdir().unwrap();
+        let listening = listen(dir.path()).await.unwrap();
+        let mailbox = listening.mailbox.clone();
+        let mut forged = Vec::new();
+        frame_letter(&mut forged, &encode(&letter(1)));
+        let mut tcp = TcpStream::connect(("127.0.0.1", listening.port)).unwrap();
+        tcp.write_all(&forged).unwrap();
+        mailbox.notify.notified().await;
+        assert!(
+            mailbox.open(0).is_none(),
+            "a letter over TCP was handed out"
+        );
+
+        // A sender looking for sockets elsewhere falls back to TCP.
+        let elsewhere = tempfile::tempdir().unwrap();
+        let mut poker = Poker::new(elsewhere.path());
+        poker.send(listening.port, &forged);
+        assert!(matches!(
+            poker.peers.get(&listening.port),
+            Some(Peer::Tcp(_))
+        ));
+        mailbox.notify.notified().await;
+        assert!(mailbox.open(0).is_none());
     }
 }
