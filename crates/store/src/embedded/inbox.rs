@@ -193,20 +193,19 @@ impl EmbeddedInbox {
         let acked = self.acked;
         let mut messages = Vec::with_capacity(letters.len());
         for letter in letters {
-            let (seq, request) = (letter.seq, letter.request_id.clone());
-            self.take(seq, &request, letter.message().map(Some), &mut messages);
+            self.take(letter.seq, letter.message().map(Some), &mut messages);
         }
         self.acknowledge(acked);
         messages
     }
 
-    /// Hands out the message of inbox row `seq` (about `request`) into `out`. A row
-    /// whose request is gone has none; a corrupt one is skipped, not returned: it is
-    /// acknowledged all the same, and the messages around it must still be delivered.
+    /// Hands out the message of inbox row `seq` into `out`. A row whose request is
+    /// gone has none; a corrupt one (its error names the record) is skipped, not
+    /// returned: it is acknowledged all the same, and the messages around it must
+    /// still be delivered.
     fn take(
         &mut self,
         seq: i64,
-        request: &str,
         message: Result<Option<Message>, StoreError>,
         out: &mut Vec<Message>,
     ) {
@@ -214,7 +213,7 @@ impl EmbeddedInbox {
         match message {
             Ok(Some(message)) => out.push(message),
             Ok(None) => {}
-            Err(e) => tracing::error!(%request, "dropping a corrupt inbox message: {e}"),
+            Err(e) => tracing::error!("dropping a corrupt inbox message: {e}"),
         }
     }
 
@@ -284,8 +283,7 @@ impl Inbox for EmbeddedInbox {
                 self.adoption.start(None);
             }
             for row in rows {
-                let (seq, request) = (row.seq, row.request_id.clone());
-                self.take(seq, &request, row.message(), &mut messages);
+                self.take(row.seq, row.message(), &mut messages);
             }
             self.acknowledge(acked);
             if !messages.is_empty() {

@@ -59,7 +59,7 @@ impl Letter {
                 id: RequestId(self.request_id),
             }),
             kind => Err(StoreError::Corrupt {
-                key: format!("letter {}", self.seq),
+                key: format!("letter {} (request {})", self.seq, self.request_id),
                 reason: format!("unknown inbox row kind {kind}"),
             }),
         }

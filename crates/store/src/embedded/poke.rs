@@ -94,23 +94,18 @@ impl Poker {
                 Peer::Unix(stream) => stream.write(frames).map(|n| n == frames.len()),
                 Peer::Tcp(stream) => stream.write(&[BARE]).map(|n| n == 1),
             };
-            match written {
+            let stale = match written {
                 Ok(true) => return,
                 // Part of it, or nothing, fits: the receiver has much unread. Closing
                 // (after what was written) makes it read its table once it gets there.
-                Ok(false) => {
-                    self.peers.remove(&port);
-                    return;
-                }
-                Err(e) if e.kind() == ErrorKind::WouldBlock => {
-                    self.peers.remove(&port);
-                    return;
-                }
-                Err(_) => {
-                    // Stale connection (peer restarted or left): reconnect once.
-                    self.peers.remove(&port);
-                }
+                Ok(false) => false,
+                Err(e) => e.kind() != ErrorKind::WouldBlock,
+            };
+            self.peers.remove(&port);
+            if !stale {
+                return;
             }
+            // Stale connection (peer restarted or left): reconnect once.
         }
     }
 }
