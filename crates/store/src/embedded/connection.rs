@@ -104,10 +104,29 @@ fn is_busy(e: &StoreError) -> bool {
 /// How long a transition waits for the write lock held by other processes.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 
+thread_local! {
+    /// Set while a caller outside the database thread tries to take the write lock
+    /// (see [`without_waiting`]).
+    static NO_WAIT: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs `f` with a busy handler that gives up at once: a caller on an async worker
+/// thread must not wait there for another process's lock (it hands its transition to
+/// the database thread instead, which waits).
+pub(super) fn without_waiting<T>(f: impl FnOnce() -> T) -> T {
+    NO_WAIT.with(|flag| flag.set(true));
+    let result = f();
+    NO_WAIT.with(|flag| flag.set(false));
+    result
+}
+
 /// Called by SQLite while another process holds the write lock. SQLite's own
 /// handler sleeps 1, 2, 5, 10 ms...: an eternity next to the tens of microseconds
 /// another `kar` process holds the lock for. Yield first, then sleep briefly.
 fn on_busy(attempt: i32) -> bool {
+    if NO_WAIT.with(|flag| flag.get()) {
+        return false;
+    }
     const YIELDS: i32 = 200;
     const SLEEP: Duration = Duration::from_micros(200);
     if attempt < YIELDS {
