@@ -730,8 +730,9 @@ mod tests {
     /// dispatched.
     async fn in_one_batch<T>(db: &Db, jobs: impl std::future::Future<Output = T>) -> T {
         let mut jobs = std::pin::pin!(jobs);
+        let mut cx = std::task::Context::from_waker(futures::task::noop_waker_ref());
         let held = lock(&db.writer);
-        assert!(futures::poll!(&mut jobs).is_pending());
+        assert!(jobs.as_mut().poll(&mut cx).is_pending());
         drop(held);
         jobs.await
     }
