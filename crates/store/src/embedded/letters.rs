@@ -3,8 +3,9 @@
 //!
 //! The inbox table stays the truth. A transition that appends a request's `EXECUTE` or
 //! `COMPLETED` row posts a [`Letter`] with the row's content, its `seq`, and `prev`, the
-//! highest `seq` among the member's inbox rows before it. The database thread sends the
-//! letters of committed transitions only, after the commit, in commit order. The
+//! highest `seq` among the member's inbox rows before it. The thread that commits (see
+//! `db`) sends the letters of committed transitions only, after the commit, in commit
+//! order. The
 //! receiver hands a letter out only if it has handed out every row up to `prev`: rows
 //! of one member's inbox get increasing `seq`s in commit order (one writer at a time,
 //! `AUTOINCREMENT`), so nothing of that inbox lies between `prev` and the letter's row.
@@ -67,8 +68,8 @@ impl Letter {
 }
 
 thread_local! {
-    /// Letters posted by the write job running on this thread (the database thread),
-    /// encoded, with the port of their receiver: taken by the job when it succeeds,
+    /// Letters posted by the write job running on this thread (the database thread,
+    /// or a caller running its job alone), encoded, with the port of their receiver: taken by the job when it succeeds,
     /// discarded when it fails (see `db::TypedJob::run`).
     static OUTBOX: RefCell<Vec<(u16, Vec<u8>)>> = const { RefCell::new(Vec::new()) };
 }

@@ -1,8 +1,9 @@
 //! The embedded engine: SQLite (WAL) under `$KAR_HOME`, shared by every `kar` process
 //! of the user on the host.
 //!
-//! * Each transition is one SQLite transaction run on the process's database thread
-//!   (`db`), which commits the transitions that arrive together as one group.
+//! * Each transition is one SQLite transaction on the process's one connection (`db`):
+//!   run by the database thread, which commits the transitions that arrive together
+//!   as one group, or by the caller itself when it comes alone.
 //! * Members wake each other with loopback pokes (`poke`) once a transition that
 //!   appended to their inbox has committed; the inbox is the truth, a poke a hint.
 //!   The pokes of requests and outcomes carry the row (`letters`): the woken member

@@ -150,6 +150,7 @@ pub(crate) async fn listen(dir: &Path) -> std::io::Result<Listening> {
     let mailbox = Arc::new(Mailbox::default());
     let mut tasks = vec![tokio::spawn(accept_tcp(tcp, mailbox.clone()))];
     let path = socket_path(dir, port);
+    remove_dead_sockets(dir);
     let socket = match bind_socket(&path) {
         Ok(unix) => {
             tasks.push(tokio::spawn(accept_unix(unix, mailbox.clone())));
@@ -167,6 +168,46 @@ pub(crate) async fn listen(dir: &Path) -> std::io::Result<Listening> {
         socket,
         tasks,
     })
+}
+
+/// A socket file younger than this is never taken for a dead member's: its member
+/// may be between binding it and listening on it.
+const SOCKET_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Removes the socket files that members killed without leaving behind (nothing
+/// listens on them any more): a member that starts tidies up after those that died.
+/// Files it cannot judge (not a socket, not the user's, too young) stay.
+fn remove_dead_sockets(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir.join("pokes")) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let old = entry
+            .metadata()
+            .ok()
+            .and_then(|meta| meta.modified().ok())
+            .and_then(|modified| modified.elapsed().ok())
+            .is_some_and(|age| age > SOCKET_GRACE);
+        let named_by_port = entry
+            .file_name()
+            .to_str()
+            .is_some_and(|name| name.parse::<u16>().is_ok());
+        if !(old && named_by_port) {
+            continue;
+        }
+        let dead = matches!(
+            UnixStream::connect(&path),
+            Err(e) if e.kind() == ErrorKind::ConnectionRefused
+        );
+        if dead {
+            tracing::debug!(
+                "removing the poke socket of a dead member: {}",
+                path.display()
+            );
+            let _ = std::fs::remove_file(&path);
+        }
+    }
 }
 
 /// Binds the Unix socket at `path`, replacing a dead member's file, reachable by the
@@ -360,6 +401,37 @@ mod tests {
         assert_eq!(mode & 0o777, 0o600);
         drop(listening);
         assert!(!path.exists());
+    }
+
+    /// A member that starts removes the sockets of members killed without removing
+    /// theirs, and only those: not a live member's, not a young one, not other files.
+    #[tokio::test]
+    async fn a_starting_member_removes_dead_members_sockets() {
+        let dir = tempfile::tempdir().unwrap();
+        let live = listen(dir.path()).await.unwrap();
+        let live_path = socket_path(dir.path(), live.port);
+        // Sockets nothing listens on any more (as a kill -9 leaves them).
+        let dead_path = socket_path(dir.path(), 1);
+        let young_path = socket_path(dir.path(), 2);
+        drop(std::os::unix::net::UnixListener::bind(&dead_path).unwrap());
+        drop(std::os::unix::net::UnixListener::bind(&young_path).unwrap());
+        let other = dir.path().join("pokes").join("notes");
+        std::fs::write(&other, "kept").unwrap();
+        for path in [&dead_path, &live_path, &other] {
+            let aged = std::process::Command::new("touch")
+                .args(["-d", "1 hour ago"])
+                .arg(path)
+                .status()
+                .unwrap();
+            assert!(aged.success());
+        }
+        let started = listen(dir.path()).await.unwrap();
+        assert!(
+            !dead_path.exists(),
+            "the dead member's socket is still there"
+        );
+        assert!(live_path.exists() && young_path.exists() && other.exists());
+        assert!(socket_path(dir.path(), started.port).exists());
     }
 
     /// A letter written to the TCP port (any local process can) is only a bare

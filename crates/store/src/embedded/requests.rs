@@ -58,7 +58,7 @@ impl RequestStore for EmbeddedStore {
             .iter()
             .map(|(id, outcome)| (id.0.clone(), encode(outcome)))
             .collect();
-        // One job: one savepoint-free transition in the database thread's batch,
+        // One job: one transition (savepoint-free when alone in its transaction),
         // however many completions it records.
         self.db
             .run(move |conn| {
