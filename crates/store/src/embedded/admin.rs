@@ -14,7 +14,7 @@ impl AdminStore for EmbeddedStore {
     async fn purge(&self) -> Result<u64, StoreError> {
         let app = self.app.clone();
         self.db
-            .run(move |conn| {
+            .run_long(move |conn| {
                 let mut total = 0u64;
                 for table in [
                     "members",
@@ -43,7 +43,7 @@ impl AdminStore for EmbeddedStore {
         // Completed rows (kind 1) refer to done requests, which stay; a subscription
         // whose delivery is drained is free again (its `inflight` request is gone).
         self.db
-            .run(move |conn| {
+            .run_long(move |conn| {
                 conn.execute(
                     concat!(
                         "DELETE FROM inbox WHERE app = ?1 AND kind = 0 AND request_id IN
@@ -87,7 +87,7 @@ impl AdminStore for EmbeddedStore {
         let (app, actor_type) = (self.app.clone(), actor_type.map(str::to_string));
         let placements: Vec<(ActorRef, NodeId)> = self
             .db
-            .read(move |conn| {
+            .read_long(move |conn| {
                 let (after_type, after_id) = after.unzip();
                 let rows = conn
                     .prepare_cached(
@@ -119,7 +119,7 @@ impl AdminStore for EmbeddedStore {
     async fn subscription_lags(&self) -> Result<Vec<SubscriptionLag>, StoreError> {
         let app = self.app.clone();
         self.db
-            .read(move |conn| {
+            .read_long(move |conn| {
                 // Offsets are contiguous above what was trimmed, and trimming only
                 // removes delivered events: counting the events after the position
                 // through the primary key is the lag.

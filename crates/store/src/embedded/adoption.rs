@@ -116,7 +116,7 @@ impl Adoption {
             let (app, node2, names) = (self.app.clone(), node.clone(), self.names.clone());
             match self
                 .db
-                .run(move |conn| adopt(conn, &app, &node2, &names))
+                .run_long(move |conn| adopt(conn, &app, &node2, &names))
                 .await
             {
                 Ok(Step::More) => {

@@ -84,13 +84,17 @@ async fn find<B: Binding>(db: &Db, app: &str, scope: Scope<'_>) -> Result<Vec<B>
         scope.filter().0
     );
     let params = scope.params(app);
-    db.read(move |conn| {
+    let body = move |conn: &rusqlite::Connection| {
         Ok(conn
             .prepare_cached(&sql)?
             .query_map(rusqlite::params_from_iter(&params), B::from_row)?
             .collect::<Result<_, _>>()?)
-    })
-    .await
+    };
+    match scope {
+        // Every binding of the application: as many as there are actors.
+        Scope::App => db.read_long(body).await,
+        Scope::One(..) | Scope::Actor(_) => db.read(body).await,
+    }
 }
 
 /// Cancels the bindings in `scope`; returns how many went.

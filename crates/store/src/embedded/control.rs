@@ -110,7 +110,7 @@ impl ControlStore for EmbeddedStore {
         let after = after.unwrap_or(0) as i64;
         let limit = limit.max(1) as i64;
         self.db
-            .read(move |conn| {
+            .read_long(move |conn| {
                 let status = filter.status.map(|s| match s {
                     PendingStatus::Queued => Status::Queued.sql(),
                     PendingStatus::Parked => Status::Parked.sql(),

@@ -287,8 +287,28 @@ impl Db {
         F: FnOnce(&Connection) -> Result<R, StoreError> + Send + 'static,
         R: Send + 'static,
     {
+        self.read_as(Length::Short, body).await
+    }
+
+    /// Like [`Db::read`], for a read that may take long (a listing of the whole
+    /// application): it never runs on the caller's thread.
+    pub(crate) async fn read_long<F, R>(&self, body: F) -> Result<R, StoreError>
+    where
+        F: FnOnce(&Connection) -> Result<R, StoreError> + Send + 'static,
+        R: Send + 'static,
+    {
+        self.read_as(Length::Long, body).await
+    }
+
+    async fn read_as<F, R>(&self, length: Length, body: F) -> Result<R, StoreError>
+    where
+        F: FnOnce(&Connection) -> Result<R, StoreError> + Send + 'static,
+        R: Send + 'static,
+    {
         let started = Instant::now();
-        let rx = self.submit(true, move |conn| body(conn).map(|r| (r, Vec::new())))?;
+        let rx = self.submit(true, length, move |conn| {
+            body(conn).map(|r| (r, Vec::new()))
+        })?;
         let result = rx
             .await
             .map_err(|_| StoreError::unavailable("database thread stopped"))?;
@@ -302,7 +322,8 @@ impl Db {
         F: FnOnce(&Connection) -> Result<(R, Pokes), StoreError> + Send + 'static,
         R: Send + 'static,
     {
-        let rx = self.submit(false, body)?;
+        // Not an async worker: it may wait for the lock or the disk.
+        let rx = self.submit(false, Length::Short, body)?;
         rx.blocking_recv()
             .map_err(|_| StoreError::unavailable("database thread stopped"))?
     }
@@ -310,6 +331,7 @@ impl Db {
     fn submit<F, R>(
         &self,
         read: bool,
+        length: Length,
         body: F,
     ) -> Result<oneshot::Receiver<Result<R, StoreError>>, StoreError>
     where
@@ -323,7 +345,7 @@ impl Db {
             result: None,
             reply,
         };
-        self.dispatch(Box::new(job))?;
+        self.dispatch(Box::new(job), length)?;
         Ok(rx)
     }
 
@@ -334,9 +356,11 @@ impl Db {
     /// Under load other jobs are pending, and the jobs meet in the thread's batches as
     /// before (one commit for many). A caller never waits here for another process's
     /// write lock (it queues the job instead), and never runs a transition itself when
-    /// every commit fsyncs: an async worker must not wait for the disk.
-    fn dispatch(&self, job: Box<dyn Job>) -> Result<(), StoreError> {
+    /// every commit fsyncs or that may take long: an async worker must not wait for
+    /// the disk, nor hold up the tasks queued behind it.
+    fn dispatch(&self, job: Box<dyn Job>, length: Length) -> Result<(), StoreError> {
         let alone = self.inline
+            && length == Length::Short
             && self.lately.quiet_after(self.pending.load(Ordering::SeqCst))
             && self
                 .pending
@@ -372,14 +396,40 @@ impl Db {
         F: FnOnce(&Connection) -> Result<(R, Pokes), StoreError> + Send + 'static,
         R: Send + 'static,
     {
+        self.run_as(Length::Short, body).await
+    }
+
+    /// Like [`Db::run`], for a transition that may take long (a member's leave, a
+    /// purge, bulk deletions): it never runs on the caller's thread.
+    pub(crate) async fn run_long<F, R>(&self, body: F) -> Result<R, StoreError>
+    where
+        F: FnOnce(&Connection) -> Result<(R, Pokes), StoreError> + Send + 'static,
+        R: Send + 'static,
+    {
+        self.run_as(Length::Long, body).await
+    }
+
+    async fn run_as<F, R>(&self, length: Length, body: F) -> Result<R, StoreError>
+    where
+        F: FnOnce(&Connection) -> Result<(R, Pokes), StoreError> + Send + 'static,
+        R: Send + 'static,
+    {
         let started = Instant::now();
-        let rx = self.submit(false, body)?;
+        let rx = self.submit(false, length, body)?;
         let result = rx
             .await
             .map_err(|_| StoreError::unavailable("database thread stopped"))?;
         timing::observe(timing::EMBEDDED, "write", started.elapsed());
         result
     }
+}
+
+/// How long a job may take: a short one may run on its caller's thread (see
+/// [`Db::dispatch`]), a long one always runs on the database thread.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Length {
+    Short,
+    Long,
 }
 
 /// Takes the writer even if a job panicked while holding it: the connection is still
@@ -753,6 +803,27 @@ mod tests {
         assert!(matches!(quiet_again, Some(n) if n > 5), "{quiet_again:?}");
         // No overflow, however many are pending.
         assert!(Lately::next(u32::MAX, usize::MAX) > Lately::next(0, 1));
+    }
+
+    /// A lone job runs on its caller's thread, except one that may take long, and
+    /// any at `-store_sync full`: those run on the database thread.
+    #[tokio::test]
+    async fn long_jobs_and_fsynced_commits_run_on_the_database_thread() {
+        fn thread(_: &Connection) -> Result<(String, Pokes), StoreError> {
+            let name = std::thread::current().name().unwrap_or("").to_string();
+            Ok((name, Vec::new()))
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&dir.path().join("normal.db"), table, EmbeddedSync::Normal).unwrap();
+        assert_ne!(db.run(thread).await.unwrap(), "kar-sqlite");
+        assert_eq!(db.run_long(thread).await.unwrap(), "kar-sqlite");
+        fn read(conn: &Connection) -> Result<String, StoreError> {
+            thread(conn).map(|(name, _)| name)
+        }
+        assert_ne!(db.read(read).await.unwrap(), "kar-sqlite");
+        assert_eq!(db.read_long(read).await.unwrap(), "kar-sqlite");
+        let full = Db::open(&dir.path().join("full.db"), table, EmbeddedSync::Full).unwrap();
+        assert_eq!(full.run(thread).await.unwrap(), "kar-sqlite");
     }
 
     /// A caller that finds another process holding the write lock does not wait for

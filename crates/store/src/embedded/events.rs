@@ -206,7 +206,7 @@ impl EventStore for EmbeddedStore {
     async fn trim(&self, topic: &str, retention: Duration, max: u64) -> Result<u64, StoreError> {
         let topic = topic.to_string();
         self.db
-            .run(move |conn| Ok((event_log::trim(conn, &topic, retention, max)?, Vec::new())))
+            .run_long(move |conn| Ok((event_log::trim(conn, &topic, retention, max)?, Vec::new())))
             .await
     }
 

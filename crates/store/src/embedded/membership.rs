@@ -84,7 +84,9 @@ impl MembershipStore for EmbeddedStore {
         let policy = self.policy;
         let unstarted: HashSet<String> = unstarted.iter().map(|id| id.0.clone()).collect();
         self.db
-            .run(move |conn| remove_member(conn, &app, &node, Removal::Left(&unstarted), policy))
+            .run_long(move |conn| {
+                remove_member(conn, &app, &node, Removal::Left(&unstarted), policy)
+            })
             .await?;
         Ok(())
     }
