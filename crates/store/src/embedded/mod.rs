@@ -49,6 +49,7 @@ mod reminders;
 mod requests;
 mod routing;
 mod schema;
+mod writer;
 
 use crate::StoreError;
 use db::Db;
