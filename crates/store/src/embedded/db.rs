@@ -10,7 +10,7 @@
 
 use super::connection::{checkpointer, open_connection};
 use super::poke::Poker;
-use super::writer::{lock, Acks, Job, TypedJob, Writer};
+use super::writer::{lock, try_lock, Acks, Job, TypedJob, Writer};
 use crate::{EmbeddedSync, StoreError};
 use kar_store_api::timing;
 use rusqlite::Connection;
@@ -124,7 +124,7 @@ impl Db {
         })
     }
 
-    /// Records that the inbox of `node` was read up to `seq` (see [`Cleanup`]).
+    /// Records that the inbox of `node` was read up to `seq` (see [`Cleanup`](super::writer::Cleanup)).
     pub(crate) fn ack(&self, app: &str, node: &str, seq: i64) {
         if let Ok(mut cleanup) = self.acks.lock() {
             let entry = cleanup
@@ -135,7 +135,7 @@ impl Db {
         }
     }
 
-    /// Records that the outcomes of these requests were consumed (see [`Cleanup`]).
+    /// Records that the outcomes of these requests were consumed (see [`Cleanup`](super::writer::Cleanup)).
     /// They are deleted with the next write transaction of this process — usually
     /// the caller's next request — or, if none comes within [`FORGET_DELAY`], in a
     /// transaction of their own: not a commit per reply.
@@ -240,18 +240,20 @@ impl Db {
                 .compare_exchange(0, 1, Ordering::SeqCst, Ordering::SeqCst)
                 .is_ok();
         let job = if alone {
-            let left = match self.writer.try_lock() {
-                Ok(mut writer) => writer.run_alone(job),
+            // Counted off when done here, also if the job panics.
+            let mut counted = CountedOff(Some(&self.pending));
+            let left = match try_lock(&self.writer) {
+                Some(mut writer) => writer.run_alone(job),
                 // The thread is still finishing its last batch.
-                Err(_) => Some(job),
+                None => Some(job),
             };
             match left {
-                None => {
-                    self.pending.fetch_sub(1, Ordering::SeqCst);
-                    return Ok(());
-                }
+                None => return Ok(()),
                 // Still counted as pending: the thread counts it off.
-                Some(job) => job,
+                Some(job) => {
+                    counted.0 = None;
+                    job
+                }
             }
         } else {
             self.pending.fetch_add(1, Ordering::SeqCst);
@@ -294,6 +296,17 @@ impl Db {
             .map_err(|_| StoreError::unavailable("database thread stopped"))?;
         timing::observe(timing::EMBEDDED, "write", started.elapsed());
         result
+    }
+}
+
+/// Counts a job off [`Db::pending`] when dropped (unless emptied).
+struct CountedOff<'a>(Option<&'a AtomicUsize>);
+
+impl Drop for CountedOff<'_> {
+    fn drop(&mut self) {
+        if let Some(pending) = self.0 {
+            pending.fetch_sub(1, Ordering::SeqCst);
+        }
     }
 }
 
@@ -493,6 +506,34 @@ mod tests {
         assert_eq!(db.read_long(read).await.unwrap(), "kar-sqlite");
         let full = Db::open(&dir.path().join("full.db"), table, EmbeddedSync::Full).unwrap();
         assert_eq!(full.run(thread).await.unwrap(), "kar-sqlite");
+    }
+
+    /// A transition that panics midway (a bug) leaves nothing behind, and the
+    /// transitions after it run on the caller's thread again.
+    #[tokio::test]
+    async fn a_panicking_transition_leaves_the_connection_usable() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&dir.path().join("panic.db"), table, EmbeddedSync::Normal).unwrap();
+        let task = db.clone();
+        let panicked = tokio::spawn(async move {
+            task.run(|conn| -> Result<((), Pokes), StoreError> {
+                conn.execute("INSERT INTO t VALUES ('half')", [])?;
+                panic!("a bug in a transition");
+            })
+            .await
+        })
+        .await;
+        assert!(panicked.is_err());
+        db.run(|conn| {
+            conn.execute("INSERT INTO t VALUES ('after')", [])?;
+            Ok(((), Vec::new()))
+        })
+        .await
+        .unwrap();
+        assert_eq!(rows(&db).await, 1);
+        assert_eq!(db.pending.load(Ordering::SeqCst), 0);
+        let here = db.run(|_| Ok((std::thread::current().name().map(String::from), Vec::new())));
+        assert_ne!(here.await.unwrap().as_deref(), Some("kar-sqlite"));
     }
 
     /// A caller that finds another process holding the write lock does not wait for

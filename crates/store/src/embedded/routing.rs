@@ -99,8 +99,9 @@ pub(super) fn actor_of(target: &Target) -> Option<(&str, &str)> {
     }
 }
 
-/// Persists a new request and routes it (the body of [`Store::enqueue`], shared with
-/// reminder firings, which set `firing`: `firings_pending` counts them).
+/// Persists a new request and routes it (the body of
+/// [`RequestStore::enqueue`](crate::RequestStore::enqueue), shared with reminder
+/// firings, which set `firing`: `firings_pending` counts them).
 pub(super) fn insert_request(
     conn: &Connection,
     app: &str,

@@ -14,7 +14,7 @@ use crate::codes::sql_status;
 use crate::StoreError;
 use rusqlite::Connection;
 use std::collections::HashMap;
-use std::sync::{mpsc, Arc, Mutex, MutexGuard};
+use std::sync::{mpsc, Arc, Mutex, MutexGuard, TryLockError};
 use tokio::sync::oneshot;
 
 /// Letters a transition posted (`letters::post`): encoded, with their receiver's port.
@@ -126,7 +126,8 @@ where
 }
 
 /// Deletions that need not happen at once: they run at the start of the next write
-/// transaction of this process (see [`Db::forget`] for when that is).
+/// transaction of this process (see [`Db::forget`](super::db::Db::forget) for when
+/// that is).
 #[derive(Default)]
 pub(super) struct Cleanup {
     /// Inbox rows handed out, per (app, node).
@@ -134,21 +135,39 @@ pub(super) struct Cleanup {
     /// Completed requests whose outcome the caller consumed, per app.
     pub(super) forgotten: Vec<(String, String)>,
     /// The database thread waits for jobs with no deletion in view: the next
-    /// [`Db::forget`] wakes it (see [`Msg::Wake`]).
+    /// [`Db::forget`](super::db::Db::forget) wakes it.
     pub(super) sleeping: bool,
 }
 
 pub(super) type Acks = Arc<Mutex<Cleanup>>;
 
-/// Takes the writer even if a job panicked while holding it: the connection is still
-/// usable (SQLite rolls back a transaction left open by the next `BEGIN`'s failure).
+/// Takes the writer, also after a job panicked while holding it (see [`recovered`]).
 pub(super) fn lock(writer: &Mutex<Writer>) -> MutexGuard<'_, Writer> {
-    writer
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
+    match writer.lock() {
+        Ok(writer) => writer,
+        Err(poisoned) => recovered(poisoned.into_inner()),
+    }
 }
 
-/// The connection and what a commit needs (see [`Db::writer`]).
+/// Takes the writer if no one holds it (see [`lock`]).
+pub(super) fn try_lock(writer: &Mutex<Writer>) -> Option<MutexGuard<'_, Writer>> {
+    match writer.try_lock() {
+        Ok(writer) => Some(writer),
+        Err(TryLockError::Poisoned(poisoned)) => Some(recovered(poisoned.into_inner())),
+        Err(TryLockError::WouldBlock) => None,
+    }
+}
+
+/// The writer left by a job that panicked: the transaction it may have left open is
+/// rolled back (else every later `BEGIN` would fail), and the connection serves on.
+fn recovered(writer: MutexGuard<'_, Writer>) -> MutexGuard<'_, Writer> {
+    if !writer.conn.is_autocommit() {
+        let _ = exec(&writer.conn, "ROLLBACK");
+    }
+    writer
+}
+
+/// The connection and what a commit needs (see `Db::writer`).
 pub(super) struct Writer {
     pub(super) conn: Connection,
     pub(super) acks: Acks,
