@@ -14,6 +14,7 @@ use super::writer::{lock, try_lock, Acks, Job, TypedJob, Writer};
 use crate::{EmbeddedSync, StoreError};
 use kar_store_api::timing;
 use rusqlite::Connection;
+use std::panic::AssertUnwindSafe;
 use std::path::Path;
 use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
@@ -182,9 +183,7 @@ impl Db {
         let rx = self.submit(true, length, move |conn| {
             body(conn).map(|r| (r, Vec::new()))
         })?;
-        let result = rx
-            .await
-            .map_err(|_| StoreError::unavailable("database thread stopped"))?;
+        let result = rx.await.map_err(|_| abandoned())?;
         timing::observe(timing::EMBEDDED, "read", started.elapsed());
         result
     }
@@ -197,8 +196,7 @@ impl Db {
     {
         // Not an async worker: it may wait for the lock or the disk.
         let rx = self.submit(false, Length::Short, body)?;
-        rx.blocking_recv()
-            .map_err(|_| StoreError::unavailable("database thread stopped"))?
+        rx.blocking_recv().map_err(|_| abandoned())?
     }
 
     fn submit<F, R>(
@@ -291,12 +289,17 @@ impl Db {
     {
         let started = Instant::now();
         let rx = self.submit(false, length, body)?;
-        let result = rx
-            .await
-            .map_err(|_| StoreError::unavailable("database thread stopped"))?;
+        let result = rx.await.map_err(|_| abandoned())?;
         timing::observe(timing::EMBEDDED, "write", started.elapsed());
         result
     }
+}
+
+/// The error of a job whose reply was dropped unsent.
+fn abandoned() -> StoreError {
+    StoreError::unavailable(
+        "store transition abandoned: the database thread stopped or it panicked",
+    )
 }
 
 /// Counts a job off [`Db::pending`] when dropped (unless emptied).
@@ -377,15 +380,24 @@ impl Thread {
             let ran = batch.len();
             let (reads, writes): (Vec<_>, Vec<_>) =
                 batch.into_iter().partition(|job| job.is_read());
-            let mut writer = lock(&writer);
             if !writes.is_empty() {
-                writer.commit(writes);
                 forget_by = None;
             }
-            if !reads.is_empty() {
-                writer.read(reads);
+            // A transition that panics (a bug) fails its batch, not the thread: the
+            // callers of the batch's unfinished jobs get an error (their replies are
+            // dropped), and the next holder of the writer rolls the transaction back.
+            let survived = std::panic::catch_unwind(AssertUnwindSafe(|| {
+                let mut writer = lock(&writer);
+                if !writes.is_empty() {
+                    writer.commit(writes);
+                }
+                if !reads.is_empty() {
+                    writer.read(reads);
+                }
+            }));
+            if survived.is_err() {
+                tracing::error!("a store transition panicked: its batch was rolled back");
             }
-            drop(writer);
             pending.fetch_sub(ran, Ordering::SeqCst);
         }
     }
@@ -534,6 +546,28 @@ mod tests {
         assert_eq!(db.pending.load(Ordering::SeqCst), 0);
         let here = db.run(|_| Ok((std::thread::current().name().map(String::from), Vec::new())));
         assert_ne!(here.await.unwrap().as_deref(), Some("kar-sqlite"));
+    }
+
+    /// So does one that panics on the database thread: the thread goes on.
+    #[tokio::test]
+    async fn a_transition_panicking_on_the_thread_does_not_stop_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&dir.path().join("panic.db"), table, EmbeddedSync::Normal).unwrap();
+        let failed = db
+            .run_long(|conn| -> Result<((), Pokes), StoreError> {
+                conn.execute("INSERT INTO t VALUES ('half')", [])?;
+                panic!("a bug in a transition");
+            })
+            .await;
+        assert!(failed.is_err());
+        db.run_long(|conn| {
+            conn.execute("INSERT INTO t VALUES ('after')", [])?;
+            Ok(((), Vec::new()))
+        })
+        .await
+        .unwrap();
+        assert_eq!(rows(&db).await, 1);
+        assert_eq!(db.pending.load(Ordering::SeqCst), 0);
     }
 
     /// A caller that finds another process holding the write lock does not wait for
