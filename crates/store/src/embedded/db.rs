@@ -48,8 +48,8 @@ pub(crate) struct Db {
     /// The connection and what a commit needs: held by the thread while it runs a
     /// batch, or by a caller that runs a lone transition itself (see [`Db::dispatch`]).
     writer: Arc<Mutex<Writer>>,
-    /// Jobs dispatched and not yet run (queued for the thread, in its batch, or run by
-    /// a caller).
+    /// Jobs dispatched and not yet finished (queued for the thread, in its batch, or
+    /// run by a caller): each holds a [`Pending`] that counts it off.
     pending: Arc<AtomicUsize>,
     /// How many jobs were pending lately when callers dispatched theirs.
     lately: Arc<Lately>,
@@ -104,12 +104,10 @@ impl Db {
             poker: Poker::new(path.parent().unwrap_or(Path::new("."))),
             commits: 0,
         }));
-        let pending = Arc::new(AtomicUsize::new(0));
         let thread = Thread {
             jobs: rx,
             writer: writer.clone(),
             acks: acks.clone(),
-            pending: pending.clone(),
         };
         std::thread::Builder::new()
             .name("kar-sqlite".into())
@@ -119,7 +117,7 @@ impl Db {
             jobs: tx,
             acks,
             writer,
-            pending,
+            pending: Arc::default(),
             lately: Arc::default(),
             inline: sync != EmbeddedSync::Full,
         })
@@ -210,17 +208,30 @@ impl Db {
         R: Send + 'static,
     {
         let (reply, rx) = oneshot::channel();
-        let job = TypedJob {
-            read,
-            body: Some(body),
-            result: None,
-            reply,
-        };
-        self.dispatch(Box::new(job), length)?;
+        let (alone, pending) = self.count(length);
+        let job = TypedJob::new(read, body, reply, pending);
+        self.dispatch(Box::new(job), alone)?;
         Ok(rx)
     }
 
-    /// Runs `job` on the calling thread when no other job of this process is pending,
+    /// Counts a new job as pending; whether its caller may run it itself (see
+    /// [`Db::dispatch`]): only a short one, only when nothing else is pending and
+    /// nothing was lately, and never when every commit fsyncs.
+    fn count(&self, length: Length) -> (bool, Pending) {
+        let alone = self.inline
+            && length == Length::Short
+            && self.lately.quiet_after(self.pending.load(Ordering::SeqCst))
+            && self
+                .pending
+                .compare_exchange(0, 1, Ordering::SeqCst, Ordering::SeqCst)
+                .is_ok();
+        if !alone {
+            self.pending.fetch_add(1, Ordering::SeqCst);
+        }
+        (alone, Pending(self.pending.clone()))
+    }
+
+    /// Runs `job` on the calling thread when it may (`alone`, see [`Db::count`]),
     /// else queues it for the database thread. A lone transition is what the thread
     /// would run anyway (a batch of one); running it here saves the two hand-offs
     /// between threads, about a third of a transition's time as the caller sees it.
@@ -229,38 +240,19 @@ impl Db {
     /// write lock (it queues the job instead), and never runs a transition itself when
     /// every commit fsyncs or that may take long: an async worker must not wait for
     /// the disk, nor hold up the tasks queued behind it.
-    fn dispatch(&self, job: Box<dyn Job>, length: Length) -> Result<(), StoreError> {
-        let alone = self.inline
-            && length == Length::Short
-            && self.lately.quiet_after(self.pending.load(Ordering::SeqCst))
-            && self
-                .pending
-                .compare_exchange(0, 1, Ordering::SeqCst, Ordering::SeqCst)
-                .is_ok();
-        let job = if alone {
-            // Counted off when done here, also if the job panics.
-            let mut counted = CountedOff(Some(&self.pending));
-            let left = match try_lock(&self.writer) {
-                Some(mut writer) => writer.run_alone(job),
-                // The thread is still finishing its last batch.
-                None => Some(job),
-            };
-            match left {
+    fn dispatch(&self, job: Box<dyn Job>, alone: bool) -> Result<(), StoreError> {
+        let job = match alone.then(|| try_lock(&self.writer)).flatten() {
+            Some(mut writer) => match writer.run_alone(job) {
                 None => return Ok(()),
-                // Still counted as pending: the thread counts it off.
-                Some(job) => {
-                    counted.0 = None;
-                    job
-                }
-            }
-        } else {
-            self.pending.fetch_add(1, Ordering::SeqCst);
-            job
+                Some(job) => job,
+            },
+            // Not alone, or the thread is still finishing its last batch.
+            None => job,
         };
-        self.jobs.send(Msg::Job(job)).map_err(|_| {
-            self.pending.fetch_sub(1, Ordering::SeqCst);
-            StoreError::unavailable("database thread stopped")
-        })
+        // A job that cannot be sent is dropped, which counts it off.
+        self.jobs
+            .send(Msg::Job(job))
+            .map_err(|_| StoreError::unavailable("database thread stopped"))
     }
 
     /// Runs `body` as one atomic transition and returns its value once committed.
@@ -302,14 +294,13 @@ fn abandoned() -> StoreError {
     )
 }
 
-/// Counts a job off [`Db::pending`] when dropped (unless emptied).
-struct CountedOff<'a>(Option<&'a AtomicUsize>);
+/// A job's place in [`Db::pending`], given up when the job is finished (before its
+/// reply goes) or dropped unfinished (a panic, a thread gone).
+pub(super) struct Pending(Arc<AtomicUsize>);
 
-impl Drop for CountedOff<'_> {
+impl Drop for Pending {
     fn drop(&mut self) {
-        if let Some(pending) = self.0 {
-            pending.fetch_sub(1, Ordering::SeqCst);
-        }
+        self.0.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -326,18 +317,11 @@ struct Thread {
     jobs: mpsc::Receiver<Msg>,
     writer: Arc<Mutex<Writer>>,
     acks: Acks,
-    /// See [`Db::pending`]: the thread counts off the jobs of a batch once it ran them.
-    pending: Arc<AtomicUsize>,
 }
 
 impl Thread {
     fn run(self) {
-        let Thread {
-            jobs,
-            writer,
-            acks,
-            pending,
-        } = self;
+        let Thread { jobs, writer, acks } = self;
         // When forgotten outcomes get a transaction of their own, if none comes first.
         let mut forget_by: Option<Instant> = None;
         loop {
@@ -377,7 +361,6 @@ impl Thread {
                     next = jobs.try_recv().ok();
                 }
             }
-            let ran = batch.len();
             let (reads, writes): (Vec<_>, Vec<_>) =
                 batch.into_iter().partition(|job| job.is_read());
             if !writes.is_empty() {
@@ -398,7 +381,6 @@ impl Thread {
             if survived.is_err() {
                 tracing::error!("a store transition panicked: its batch was rolled back");
             }
-            pending.fetch_sub(ran, Ordering::SeqCst);
         }
     }
 }
@@ -512,8 +494,6 @@ mod tests {
         }
         let dir = tempfile::tempdir().unwrap();
         let db = Db::open(&dir.path().join("normal.db"), table, EmbeddedSync::Normal).unwrap();
-        // Short ones first: a job the thread ran is counted off only after its reply,
-        // so one dispatched right after may find it still pending (and queue).
         assert_ne!(db.run(thread).await.unwrap(), "kar-sqlite");
         assert_ne!(db.read(read).await.unwrap(), "kar-sqlite");
         assert_eq!(db.run_long(thread).await.unwrap(), "kar-sqlite");
@@ -548,7 +528,6 @@ mod tests {
             let ran_on = db.run(after).await.unwrap();
             assert_eq!(rows(&db).await, 1);
             if !on_the_thread {
-                // Counted off at once (the thread counts its batch off after replying).
                 assert_eq!(db.pending.load(Ordering::SeqCst), 0);
                 assert_ne!(
                     ran_on.as_deref(),

@@ -5,10 +5,10 @@
 //! `COMPLETED` row posts a [`Letter`] with the row's content, its `seq`, and `prev`, the
 //! highest `seq` among the member's inbox rows before it. The thread that commits (see
 //! `db`) sends the letters of committed transitions only, after the commit, in commit
-//! order. The
-//! receiver hands a letter out only if it has handed out every row up to `prev`: rows
-//! of one member's inbox get increasing `seq`s in commit order (one writer at a time,
-//! `AUTOINCREMENT`), so nothing of that inbox lies between `prev` and the letter's row.
+//! order. The receiver hands a letter out only if it has handed out every row up to
+//! `prev`: rows of one member's inbox get increasing `seq`s in commit order (one
+//! writer at a time, `AUTOINCREMENT`), so nothing of that inbox lies between `prev`
+//! and the letter's row.
 //! Otherwise (letters of several senders crossing, a bare poke, a letter lost with a
 //! connection, too many pending) it reads its table as it did before letters existed:
 //! every row a pending letter names was committed before the letter was sent, so the
@@ -69,8 +69,9 @@ impl Letter {
 
 thread_local! {
     /// Letters posted by the write job running on this thread (the database thread,
-    /// or a caller running its job alone), encoded, with the port of their receiver: taken by the job when it succeeds,
-    /// discarded when it fails (see `db::TypedJob::run`).
+    /// or a caller running its job alone), encoded, with the port of their receiver:
+    /// taken by the job when it succeeds, discarded when it fails (see
+    /// `writer::TypedJob::run`).
     static OUTBOX: RefCell<Vec<(u16, Vec<u8>)>> = const { RefCell::new(Vec::new()) };
 }
 

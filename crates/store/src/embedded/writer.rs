@@ -7,7 +7,7 @@
 //! Who runs the writer, and when: `db`.
 
 use super::connection::{without_waiting, COMMITS_PER_CHECKPOINT};
-use super::db::Pokes;
+use super::db::{Pending, Pokes};
 use super::letters;
 use super::poke::Poker;
 use crate::codes::sql_status;
@@ -36,10 +36,13 @@ pub(super) trait Job: Send {
 }
 
 pub(super) struct TypedJob<F, R> {
-    pub(super) read: bool,
-    pub(super) body: Option<F>,
-    pub(super) result: Option<Result<R, StoreError>>,
-    pub(super) reply: oneshot::Sender<Result<R, StoreError>>,
+    /// First, so that it is dropped first: a job dropped unfinished is counted off
+    /// before its caller learns of it.
+    pending: Pending,
+    read: bool,
+    body: Option<F>,
+    result: Option<Result<R, StoreError>>,
+    reply: oneshot::Sender<Result<R, StoreError>>,
 }
 
 impl<F, R> Job for TypedJob<F, R>
@@ -66,8 +69,13 @@ where
     }
 
     fn finish(self: Box<Self>, committed: Committed) {
-        let this = *self;
-        let result = match (committed, this.result) {
+        let TypedJob {
+            result,
+            reply,
+            pending,
+            ..
+        } = *self;
+        let result = match (committed, result) {
             (Ok(()), Some(result)) => result,
             (Ok(()), None) => Err(StoreError::unavailable("transition did not run")),
             // The transaction around the transition failed (busy, I/O, full disk):
@@ -77,7 +85,10 @@ where
                 source: Some(Box::new(e)),
             }),
         };
-        let _ = this.reply.send(result);
+        // Counted off first: a caller that dispatches as soon as it has the reply
+        // finds this job no longer pending.
+        drop(pending);
+        let _ = reply.send(result);
     }
 }
 
@@ -86,6 +97,21 @@ where
     F: FnOnce(&Connection) -> Result<(R, Pokes), StoreError> + Send,
     R: Send,
 {
+    pub(super) fn new(
+        read: bool,
+        body: F,
+        reply: oneshot::Sender<Result<R, StoreError>>,
+        pending: Pending,
+    ) -> Self {
+        TypedJob {
+            pending,
+            read,
+            body: Some(body),
+            result: None,
+            reply,
+        }
+    }
+
     /// Runs a write body (see [`Job::run`]); `None`: it failed.
     fn run_write(&mut self, body: F, conn: &Connection, isolate: bool) -> Option<Pokes> {
         if !isolate {
@@ -213,11 +239,12 @@ impl Writer {
     /// Runs the deferred deletions and `writes` in one transaction, then wakes the
     /// members they concern and hands each job its result.
     pub(super) fn commit(&mut self, writes: Vec<Box<dyn Job>>) {
-        let nothing_to_delete = self
-            .acks
-            .lock()
-            .map_or(true, |cleanup| cleanup.forgotten.is_empty());
-        if writes.is_empty() && nothing_to_delete {
+        let nothing_to_delete = || {
+            self.acks
+                .lock()
+                .map_or(true, |cleanup| cleanup.forgotten.is_empty())
+        };
+        if writes.is_empty() && nothing_to_delete() {
             // A caller's transition took the forgotten outcomes along.
             return;
         }
