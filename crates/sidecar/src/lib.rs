@@ -10,7 +10,8 @@
 //! # Map
 //!
 //! * `server.rs`: the accept loop (HTTP/1.1 and h2c on one port), [`serve`], and
-//!   `Ctx`, what every handler gets (the runtime, the server settings).
+//!   `Ctx`, what every handler gets (the runtime, the server settings);
+//!   `streams.rs` runs a connection's HTTP/2 streams on the connection's own task.
 //! * `guard.rs`: what every request passes before routing, whatever its route: the
 //!   API token (`-api_token`) for peers other than 127.0.0.1/::1, the declared body
 //!   size (`-max_body_bytes`); both answer with a JSON error.
@@ -51,6 +52,7 @@ mod reply;
 mod router;
 mod routes;
 mod server;
+mod streams;
 
 pub use app::{AppClientConfig, HttpAppClient};
 pub use guard::ApiToken;

@@ -1,7 +1,8 @@
 //! The accept loop: HTTP/1.1 and HTTP/2 with prior knowledge on one port (spec §1.1).
 
+use crate::streams::{self, Streams};
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::TokioIo;
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use kar_runtime::Runtime;
@@ -121,8 +122,10 @@ fn start(listener: TcpListener, ctx: Ctx) -> ServerHandle {
     }
 }
 
-fn builder() -> auto::Builder<TokioExecutor> {
-    let mut builder = auto::Builder::new(TokioExecutor::new());
+/// A connection's builder: its HTTP/2 streams run on the connection's task
+/// (`streams.rs`).
+fn builder(streams: Streams) -> auto::Builder<Streams> {
+    let mut builder = auto::Builder::new(streams);
     builder
         .http1()
         .keep_alive(true)
@@ -140,7 +143,6 @@ fn builder() -> auto::Builder<TokioExecutor> {
 }
 
 async fn accept_loop(listener: TcpListener, ctx: Arc<Ctx>, mut stop: watch::Receiver<bool>) {
-    let builder = builder();
     let graceful = GracefulShutdown::new();
     // Like Go's server: back off on accept errors (e.g. out of file descriptors)
     // instead of spinning or giving up.
@@ -172,12 +174,13 @@ async fn accept_loop(listener: TcpListener, ctx: Arc<Ctx>, mut stop: watch::Rece
             let ctx = ctx.clone();
             async move { Ok::<_, Infallible>(crate::guard::serve(&ctx, peer, request).await) }
         });
-        let connection = builder
+        let streams = Streams::default();
+        let connection = builder(streams.clone())
             .serve_connection(TokioIo::new(stream), service)
             .into_owned();
         let connection = graceful.watch(connection);
         tokio::spawn(async move {
-            if let Err(e) = connection.await {
+            if let Err(e) = streams::serve(connection, streams).await {
                 tracing::debug!("connection ended: {e}");
             }
         });
