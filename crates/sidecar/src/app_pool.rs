@@ -15,6 +15,7 @@
 //! it is next taken (its connection future ends before the request was written), and
 //! the request goes to the next one, as hyper-util retries too.
 
+use crate::turn::Turn;
 use bytes::Bytes;
 use http::header::{HeaderValue, HOST};
 use http_body_util::{BodyExt, Full};
@@ -100,20 +101,26 @@ impl Http1Pool {
                         }),
                     }
                 });
+                // The request and the connection wake each other (the request
+                // handed over, the response read): in one turn of the task
+                // (`turn.rs`).
+                let (turn, waker) = Turn::new();
                 // The connection first: a connection the component closed while idle
                 // ends here, before the request is handed to it.
                 poll_fn(|cx| {
-                    if let Some(running) = io.as_mut() {
-                        if let Poll::Ready(ended) = Pin::new(running).poll(cx) {
-                            if let Err(e) = ended {
-                                tracing::debug!("connection to the component ended: {e}");
+                    turn.poll(&waker, cx, |cx| {
+                        if let Some(running) = io.as_mut() {
+                            if let Poll::Ready(ended) = Pin::new(running).poll(cx) {
+                                if let Err(e) = ended {
+                                    tracing::debug!("connection to the component ended: {e}");
+                                }
+                                // Dropped at once: hyper then fails the exchange,
+                                // handing back a request it had not written.
+                                io = None;
                             }
-                            // Dropped at once: hyper then fails the exchange, handing
-                            // back a request it had not written.
-                            io = None;
                         }
-                    }
-                    exchange.as_mut().poll(cx)
+                        exchange.as_mut().poll(cx)
+                    })
                 })
                 .await
             };

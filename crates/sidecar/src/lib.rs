@@ -11,7 +11,8 @@
 //!
 //! * `server.rs`: the accept loop (HTTP/1.1 and h2c on one port), [`serve`], and
 //!   `Ctx`, what every handler gets (the runtime, the server settings);
-//!   `streams.rs` runs a connection's HTTP/2 streams on the connection's own task.
+//!   `streams.rs` runs a connection's HTTP/2 streams on the connection's own task;
+//!   `turn.rs` lets futures of one task wake each other without waking the task.
 //! * `guard.rs`: what every request passes before routing, whatever its route: the
 //!   API token (`-api_token`) for peers other than 127.0.0.1/::1, the declared body
 //!   size (`-max_body_bytes`); both answer with a JSON error.
@@ -53,6 +54,7 @@ mod router;
 mod routes;
 mod server;
 mod streams;
+mod turn;
 
 pub use app::{AppClientConfig, HttpAppClient};
 pub use guard::ApiToken;

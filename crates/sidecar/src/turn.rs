@@ -1,0 +1,132 @@
+//! Polling parts of one task that wake each other, without waking the task.
+//!
+//! A task that is woken while tokio polls it is queued again after the poll, as if it
+//! had yielded, and tokio wakes another worker thread to look: a futex call and a
+//! context switch. Futures that drive each other inside one task do exactly that: a
+//! request handed to a connection polled by the same task wakes the connection, a
+//! response read by it wakes the request. [`Turn::poll`] gives them a waker that, from
+//! inside the poll, only asks for one more round of it; from anywhere else it wakes the
+//! task as usual.
+
+use futures::task::AtomicWaker;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll, Wake, Waker};
+
+/// Rounds of polling in one turn at most: tokio's budget makes its resources wake a
+/// task that used it up, which only a new turn of the task resets.
+const MAX_ROUNDS: usize = 4;
+
+const IDLE: u8 = 0;
+const POLLING: u8 = 1;
+const WOKEN: u8 = 2;
+
+/// The waker of futures polled through [`Turn::poll`].
+#[derive(Default)]
+pub(crate) struct Turn {
+    /// `IDLE`, `POLLING` (inside [`Turn::poll`]) or `WOKEN` (woken inside it).
+    state: AtomicU8,
+    /// The task, woken by wake-ups from outside the poll.
+    task: AtomicWaker,
+}
+
+impl Turn {
+    /// A turn and the waker to poll with.
+    pub(crate) fn new() -> (Arc<Turn>, Waker) {
+        let turn = Arc::new(Turn::default());
+        let waker = Waker::from(turn.clone());
+        (turn, waker)
+    }
+
+    /// Calls `round` with `waker` (this turn's), again while it was woken meanwhile.
+    pub(crate) fn poll<T>(
+        &self,
+        waker: &Waker,
+        cx: &Context<'_>,
+        mut round: impl FnMut(&mut Context<'_>) -> Poll<T>,
+    ) -> Poll<T> {
+        self.task.register(cx.waker());
+        let mut inner = Context::from_waker(waker);
+        for _ in 0..MAX_ROUNDS {
+            // Set before each round, so a wake-up that finds it is seen by that round.
+            self.state.store(POLLING, Ordering::SeqCst);
+            let polled = round(&mut inner);
+            let woken = self.state.swap(IDLE, Ordering::SeqCst) == WOKEN;
+            if polled.is_ready() || !woken {
+                return polled;
+            }
+        }
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    }
+
+    /// Whether a [`Turn::poll`] is under way (which looks at what changed anyway).
+    pub(crate) fn polling(&self) -> bool {
+        self.state.load(Ordering::SeqCst) != IDLE
+    }
+}
+
+impl Wake for Turn {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        let inside =
+            self.state
+                .compare_exchange(POLLING, WOKEN, Ordering::SeqCst, Ordering::SeqCst);
+        if inside.is_err() && self.state.load(Ordering::SeqCst) == IDLE {
+            self.task.wake();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicUsize;
+
+    /// A wake-up from inside the poll makes another round instead of waking the task;
+    /// one from outside wakes the task.
+    #[test]
+    fn wake_ups_inside_the_poll_make_another_round() {
+        let (turn, waker) = Turn::new();
+        let rounds = AtomicUsize::new(0);
+        let task_wakes = Arc::new(AtomicUsize::new(0));
+        let counting = Waker::from(Arc::new(Counting(task_wakes.clone())));
+        let cx = Context::from_waker(&counting);
+        let polled = turn.poll(&waker, &cx, |inner| {
+            // Woken once from inside, then done on the second round.
+            if rounds.fetch_add(1, Ordering::SeqCst) == 0 {
+                inner.waker().wake_by_ref();
+                return Poll::Pending;
+            }
+            Poll::Ready(())
+        });
+        assert!(polled.is_ready());
+        assert_eq!(rounds.load(Ordering::SeqCst), 2);
+        assert_eq!(task_wakes.load(Ordering::SeqCst), 0);
+
+        // Pending and not woken inside: one round; a wake-up afterwards reaches the task.
+        let polled = turn.poll(&waker, &cx, |_| Poll::<()>::Pending);
+        assert!(polled.is_pending());
+        waker.wake_by_ref();
+        assert_eq!(task_wakes.load(Ordering::SeqCst), 1);
+
+        // Woken in every round: after the last, the task is woken to come back.
+        let polled = turn.poll(&waker, &cx, |inner| {
+            inner.waker().wake_by_ref();
+            Poll::<()>::Pending
+        });
+        assert!(polled.is_pending());
+        assert_eq!(task_wakes.load(Ordering::SeqCst), 2);
+    }
+
+    struct Counting(Arc<AtomicUsize>);
+
+    impl Wake for Counting {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+}
