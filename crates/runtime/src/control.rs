@@ -164,7 +164,7 @@ pub fn age_text(request: &Request, now: u64) -> String {
 
 impl Runtime {
     /// One page of the pending requests `filter` keeps (see
-    /// [`ControlStore::list_requests`]).
+    /// [`kar_store_api::ControlStore::list_requests`]).
     pub async fn list_requests(
         &self,
         filter: &RequestFilter,

@@ -179,7 +179,7 @@ impl Runtime {
 
     /// The requests that the components of these members (this one included) were
     /// handed and have not finished: *running*, where the store only says queued. A
-    /// member that does not answer within [`MESH_QUERY_TIMEOUT`] is left out (its
+    /// member that does not answer within `MESH_QUERY_TIMEOUT` is left out (its
     /// requests show as queued).
     pub async fn running_requests(
         self: &Arc<Self>,

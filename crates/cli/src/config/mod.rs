@@ -3,7 +3,7 @@
 //! selection of spec §9.14 and the port variables of §5.2/§9.8.
 //!
 //! * [`options`]: the global flags and which may come from elsewhere;
-//! * [`env`]: the environment (injectable), `$KAR_HOME` and the port variables;
+//! * [`env`](mod@env): the environment (injectable), `$KAR_HOME` and the port variables;
 //! * `token`: `-api_token` of `kar run` (flag, `KAR_API_TOKEN`, `-config_dir` file);
 //! * `redis_ca`: the Redis CA certificate (base64-encoded PEM, or PEM);
 //! * here: [`resolve`] into a [`GlobalConfig`].

@@ -28,6 +28,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::net::{TcpListener, UnixListener};
 
@@ -226,19 +227,45 @@ fn bind_socket(path: &Path) -> std::io::Result<UnixListener> {
 }
 
 async fn accept_tcp(listener: TcpListener, mailbox: Arc<Mailbox>) {
+    let mut pause = Duration::ZERO;
     loop {
-        if let Ok((stream, _)) = listener.accept().await {
-            tokio::spawn(receive(stream, mailbox.clone(), false));
+        match listener.accept().await {
+            Ok((stream, _)) => {
+                pause = Duration::ZERO;
+                tokio::spawn(receive(stream, mailbox.clone(), false));
+            }
+            Err(e) => pause = pause_after(pause, e).await,
         }
     }
 }
 
 async fn accept_unix(listener: UnixListener, mailbox: Arc<Mailbox>) {
+    let mut pause = Duration::ZERO;
     loop {
-        if let Ok((stream, _)) = listener.accept().await {
-            tokio::spawn(receive(stream, mailbox.clone(), true));
+        match listener.accept().await {
+            Ok((stream, _)) => {
+                pause = Duration::ZERO;
+                tokio::spawn(receive(stream, mailbox.clone(), true));
+            }
+            Err(e) => pause = pause_after(pause, e).await,
         }
     }
+}
+
+/// Waits after a failed accept (out of file descriptors, say), longer each time in a
+/// row, instead of trying again at once in a loop that takes a whole core. Returns
+/// the pause taken. Senders that cannot connect meanwhile fall back or retry: the
+/// inbox table stays the truth.
+async fn pause_after(previous: Duration, error: std::io::Error) -> Duration {
+    let pause = next_pause(previous);
+    tracing::warn!("cannot accept a poke connection (retrying in {pause:?}): {error}");
+    tokio::time::sleep(pause).await;
+    pause
+}
+
+/// 5 ms, then twice the previous pause, up to a second.
+fn next_pause(previous: Duration) -> Duration {
+    (previous * 2).clamp(Duration::from_millis(5), Duration::from_secs(1))
 }
 
 /// Reads the pokes of one connection into `mailbox`: frames where `letters` are
@@ -461,5 +488,19 @@ mod tests {
         ));
         mailbox.notify.notified().await;
         assert!(mailbox.open(0).is_none());
+    }
+
+    /// Failed accepts in a row wait 5 ms, then twice as long each time, never more
+    /// than a second (an accepted connection starts again from zero).
+    #[test]
+    fn failed_accepts_wait_longer_each_time_up_to_a_second() {
+        let mut pause = Duration::ZERO;
+        let pauses: Vec<u128> = (0..10)
+            .map(|_| {
+                pause = next_pause(pause);
+                pause.as_millis()
+            })
+            .collect();
+        assert_eq!(pauses, [5, 10, 20, 40, 80, 160, 320, 640, 1000, 1000]);
     }
 }
