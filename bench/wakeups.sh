@@ -10,7 +10,8 @@
 # to the client sidecar; `perf stat` counts each sidecar's context switches and CPU
 # time over them. A sidecar's floor is 2 per call: woken by the call (client: the
 # request; server: the letter) and by its answer (client: the letter; server: the
-# component's reply).
+# component's reply). With REDIS_HOST (and REDIS_PORT) in the environment the sidecars
+# use that Redis instead: each store command then adds the wake-up of its reply.
 set -euo pipefail
 
 bench="$(cd "$(dirname "$0")" && pwd)"

@@ -1,6 +1,7 @@
 //! The runtime's HTTP client to its component (spec §1.3).
 
 use crate::app_pool::Http1Pool;
+use crate::streams::{self, Streams};
 use async_trait::async_trait;
 use bytes::Bytes;
 use http::header::{HeaderName, HeaderValue, CONTENT_LENGTH, CONTENT_TYPE, HOST};
@@ -8,13 +9,13 @@ use http::{HeaderMap, Method, Uri};
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
+use hyper_util::rt::TokioTimer;
 use kar_protocol::{deferred_state, Invocation, Reply};
 use kar_runtime::{AppClient, AppError, AppReply};
 use rand::Rng;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
-use tokio::sync::watch;
+use tokio::sync::{oneshot, watch};
 
 /// How to reach the component.
 #[derive(Clone, Debug)]
@@ -76,8 +77,13 @@ pub struct HttpAppClient {
 enum Transport {
     /// Our own pool (`app_pool.rs`): no task spawned per request.
     Http1(Http1Pool),
-    /// hyper-util's client, whose HTTP/2 connection is shared by all requests.
-    H2c(Client<HttpConnector, Full<Bytes>>),
+    /// hyper-util's client, whose HTTP/2 connection is shared by all requests. What
+    /// it starts (the connection, a pipe for each request body) runs in one task of
+    /// its own (`streams.rs`), which ends once the client is dropped (`_driver`).
+    H2c {
+        client: Client<HttpConnector, Full<Bytes>>,
+        _driver: oneshot::Sender<()>,
+    },
 }
 
 impl HttpAppClient {
@@ -85,7 +91,10 @@ impl HttpAppClient {
         let transport = if config.h2c {
             let mut connector = HttpConnector::new();
             connector.set_nodelay(true);
-            let mut builder = Client::builder(TokioExecutor::new());
+            let streams = Streams::default();
+            let (driver, dropped) = oneshot::channel::<()>();
+            tokio::spawn(streams::serve(dropped, streams.clone()));
+            let mut builder = Client::builder(streams);
             builder
                 .pool_timer(TokioTimer::new())
                 .timer(TokioTimer::new())
@@ -94,7 +103,10 @@ impl HttpAppClient {
                 .http2_initial_stream_window_size(STREAM_WINDOW)
                 .http2_initial_connection_window_size(CONNECTION_WINDOW)
                 .http2_max_header_list_size(1024 * 1024);
-            Transport::H2c(builder.build(connector))
+            Transport::H2c {
+                client: builder.build(connector),
+                _driver: driver,
+            }
         } else {
             Transport::Http1(Http1Pool::new(config.app_port, MAX_IDLE_CONNECTIONS))
         };
@@ -137,7 +149,7 @@ impl HttpAppClient {
                 push_target(&mut target, invocation);
                 target
             }
-            Transport::H2c(_) => self.url(invocation),
+            Transport::H2c { .. } => self.url(invocation),
         };
         target.parse().map_err(|e| {
             let url = self.url(invocation);
@@ -159,7 +171,7 @@ impl HttpAppClient {
         *request.headers_mut() = headers.clone();
         let (parts, body) = match &self.transport {
             Transport::Http1(pool) => pool.exchange(request).await.map_err(|e| describe(&e))?,
-            Transport::H2c(client) => {
+            Transport::H2c { client, .. } => {
                 let response = client.request(request).await.map_err(|e| describe(&e))?;
                 let (parts, body) = response.into_parts();
                 // A body cut short (reset, Content-Length mismatch) is a transport

@@ -1,12 +1,14 @@
-//! Runs the HTTP/2 streams of a connection inside the connection's own task.
+//! Runs the futures hyper starts for one HTTP/2 connection inside one task.
 //!
-//! hyper's HTTP/2 server hands every stream (one request and its response) to an
-//! executor. With tokio's, each stream is a task of its own: a request crosses from
-//! the connection's task to the stream's, its response back, a wake-up each way and
-//! often one of the other worker thread too. The JS SDK sends every call of a
-//! component over one HTTP/2 connection, so that is every call's path. Here the
-//! connection's task polls its streams itself, with a waker (`turn.rs`) that lets a
-//! stream that answered wake the connection to write the response in the same turn.
+//! hyper hands what an HTTP/2 connection needs running beside it to an executor: on
+//! the server, every stream (one request and its response); on the client, the
+//! connection itself and a pipe for each request body. With tokio's, each is a task
+//! of its own: a request crosses from the connection's task to the stream's, its
+//! response back, a wake-up each way and often one of the other worker thread too.
+//! The JS SDK sends every call of a component over one HTTP/2 connection, so that is
+//! every call's path. Here one task polls them all ([`serve`]), with a waker
+//! (`turn.rs`) that lets a stream that answered wake the connection to write the
+//! response in the same turn.
 //!
 //! The streams of one connection then share one thread at a time, as the requests
 //! of an HTTP/1.1 connection always did; a handler spends its time waiting on the
@@ -23,8 +25,8 @@ use std::task::{Poll, Waker};
 
 type Stream = Pin<Box<dyn Future<Output = ()> + Send>>;
 
-/// The executor given to hyper for one connection: it queues the streams that
-/// [`serve`] then polls.
+/// The executor given to hyper for one connection (server) or one client (h2c to the
+/// component): it queues what hyper starts, which [`serve`] then polls.
 #[derive(Clone)]
 pub(crate) struct Streams {
     /// Streams hyper started since [`serve`] last looked.
@@ -55,15 +57,16 @@ where
         // of its own, not the connection with every other call on it.
         let stream = AssertUnwindSafe(stream).catch_unwind().map(|ended| {
             if ended.is_err() {
-                tracing::error!("a request handler panicked: its HTTP/2 stream is reset");
+                tracing::error!("an HTTP/2 stream's task panicked: the stream is dropped");
             }
         });
         self.started
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .push(Box::pin(stream));
-        // hyper starts streams while `serve` polls the connection, and `serve`
-        // takes them right after; a wake-up is only a safeguard.
+        // From inside `serve`'s poll (a connection starting a stream), `serve` takes
+        // it right after; from elsewhere (a client starting a connection), the
+        // task must look.
         if !self.turn.polling() {
             self.waker.wake_by_ref();
         }
@@ -81,8 +84,9 @@ impl Streams {
     }
 }
 
-/// Drives `connection` and the streams it starts on `streams` until the connection
-/// ends and its last stream finished; returns the connection's output.
+/// Drives `connection` and what is started on `streams` until the connection ends
+/// and the last of those finished; returns the connection's output. A client's
+/// driver passes a future that ends when the client is dropped.
 pub(crate) async fn serve<C: Future>(connection: C, streams: Streams) -> C::Output {
     let mut connection = pin!(connection);
     let mut running = FuturesUnordered::<Stream>::new();
