@@ -64,12 +64,10 @@ where
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .push(Box::pin(stream));
-        // From inside `serve`'s poll (a connection starting a stream), `serve` takes
-        // it right after; from elsewhere (a client starting a connection), the
-        // task must look.
-        if !self.turn.polling() {
-            self.waker.wake_by_ref();
-        }
+        // Inside `serve`'s poll this only asks for another round; from elsewhere (a
+        // client starting a connection, maybe on another thread while `serve` polls)
+        // it makes sure the task looks.
+        self.waker.wake_by_ref();
     }
 }
 

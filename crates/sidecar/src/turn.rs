@@ -59,11 +59,6 @@ impl Turn {
         cx.waker().wake_by_ref();
         Poll::Pending
     }
-
-    /// Whether a [`Turn::poll`] is under way (which looks at what changed anyway).
-    pub(crate) fn polling(&self) -> bool {
-        self.state.load(Ordering::SeqCst) != IDLE
-    }
 }
 
 impl Wake for Turn {
