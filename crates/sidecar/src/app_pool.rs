@@ -48,6 +48,9 @@ enum Attempt {
 struct Conn {
     sender: SendRequest<Full<Bytes>>,
     io: Connection<TokioIo<TcpStream>, Full<Bytes>>,
+    /// Polls `sender`'s exchange and `io` together (`turn.rs`), for every exchange
+    /// on this connection.
+    turn: Turn,
 }
 
 pub(crate) struct Http1Pool {
@@ -79,7 +82,11 @@ impl Http1Pool {
                 Some(conn) => (conn, true),
                 None => (self.connect().await?, false),
             };
-            let Conn { mut sender, io } = conn;
+            let Conn {
+                mut sender,
+                io,
+                turn,
+            } = conn;
             let mut io = Some(io);
             let result = {
                 let mut exchange = pin!(async {
@@ -102,13 +109,11 @@ impl Http1Pool {
                     }
                 });
                 // The request and the connection wake each other (the request
-                // handed over, the response read): in one turn of the task
-                // (`turn.rs`).
-                let (turn, waker) = Turn::new();
-                // The connection first: a connection the component closed while idle
-                // ends here, before the request is handed to it.
+                // handed over, the response read): both in one turn of the task.
+                // The connection first: a connection the component closed while
+                // idle ends here, before the request is handed to it.
                 poll_fn(|cx| {
-                    turn.poll(&waker, cx, |cx| {
+                    turn.poll(cx, |cx| {
                         if let Some(running) = io.as_mut() {
                             if let Poll::Ready(ended) = Pin::new(running).poll(cx) {
                                 if let Err(e) = ended {
@@ -127,7 +132,7 @@ impl Http1Pool {
             match result {
                 Ok(reply) => {
                     if let Some(io) = io {
-                        self.checkin(Conn { sender, io });
+                        self.checkin(Conn { sender, io, turn });
                     }
                     return Ok(reply);
                 }
@@ -170,6 +175,10 @@ impl Http1Pool {
         let (sender, io) = http1::handshake(TokioIo::new(stream))
             .await
             .map_err(ExchangeError::Http)?;
-        Ok(Conn { sender, io })
+        Ok(Conn {
+            sender,
+            io,
+            turn: Turn::default(),
+        })
     }
 }

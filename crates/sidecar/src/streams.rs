@@ -21,31 +21,19 @@ use std::future::{poll_fn, Future};
 use std::panic::AssertUnwindSafe;
 use std::pin::{pin, Pin};
 use std::sync::{Arc, Mutex};
-use std::task::{Poll, Waker};
+use std::task::Poll;
 
 type Stream = Pin<Box<dyn Future<Output = ()> + Send>>;
 
 /// The executor given to hyper for one connection (server) or one client (h2c to the
 /// component): it queues what hyper starts, which [`serve`] then polls.
-#[derive(Clone)]
+#[derive(Clone, Default)]
 pub(crate) struct Streams {
     /// Streams hyper started since [`serve`] last looked.
     started: Arc<Mutex<Vec<Stream>>>,
     /// The waker of the connection and its streams (`turn.rs`): a stream that
     /// answers wakes the connection, which writes the response in the same turn.
-    turn: Arc<Turn>,
-    waker: Waker,
-}
-
-impl Default for Streams {
-    fn default() -> Self {
-        let (turn, waker) = Turn::new();
-        Streams {
-            started: Arc::default(),
-            turn,
-            waker,
-        }
-    }
+    turn: Turn,
 }
 
 impl<F> hyper::rt::Executor<F> for Streams
@@ -67,7 +55,7 @@ where
         // Inside `serve`'s poll this only asks for another round; from elsewhere (a
         // client starting a connection, maybe on another thread while `serve` polls)
         // it makes sure the task looks.
-        self.waker.wake_by_ref();
+        self.turn.wake();
     }
 }
 
@@ -90,7 +78,7 @@ pub(crate) async fn serve<C: Future>(connection: C, streams: Streams) -> C::Outp
     let mut running = FuturesUnordered::<Stream>::new();
     let mut ended = None;
     poll_fn(|cx| {
-        streams.turn.poll(&streams.waker, cx, |polled| {
+        streams.turn.poll(cx, |polled| {
             if ended.is_none() {
                 if let Poll::Ready(output) = connection.as_mut().poll(polled) {
                     ended = Some(output);

@@ -21,37 +21,47 @@ const IDLE: u8 = 0;
 const POLLING: u8 = 1;
 const WOKEN: u8 = 2;
 
-/// The waker of futures polled through [`Turn::poll`].
-#[derive(Default)]
+/// Polls futures of one task with a waker of its own (see the module).
+#[derive(Clone)]
 pub(crate) struct Turn {
+    shared: Arc<Shared>,
+    /// Wakes `shared`: the waker the futures are polled with.
+    waker: Waker,
+}
+
+#[derive(Default)]
+struct Shared {
     /// `IDLE`, `POLLING` (inside [`Turn::poll`]) or `WOKEN` (woken inside it).
     state: AtomicU8,
     /// The task, woken by wake-ups from outside the poll.
     task: AtomicWaker,
 }
 
-impl Turn {
-    /// A turn and the waker to poll with.
-    pub(crate) fn new() -> (Arc<Turn>, Waker) {
-        let turn = Arc::new(Turn::default());
-        let waker = Waker::from(turn.clone());
-        (turn, waker)
+impl Default for Turn {
+    fn default() -> Self {
+        let shared = Arc::new(Shared::default());
+        Turn {
+            waker: Waker::from(shared.clone()),
+            shared,
+        }
     }
+}
 
-    /// Calls `round` with `waker` (this turn's), again while it was woken meanwhile.
+impl Turn {
+    /// Calls `round` with this turn's waker, again while it was woken meanwhile.
     pub(crate) fn poll<T>(
         &self,
-        waker: &Waker,
         cx: &Context<'_>,
         mut round: impl FnMut(&mut Context<'_>) -> Poll<T>,
     ) -> Poll<T> {
-        self.task.register(cx.waker());
-        let mut inner = Context::from_waker(waker);
+        let shared = &self.shared;
+        shared.task.register(cx.waker());
+        let mut inner = Context::from_waker(&self.waker);
         for _ in 0..MAX_ROUNDS {
             // Set before each round, so a wake-up that finds it is seen by that round.
-            self.state.store(POLLING, Ordering::SeqCst);
+            shared.state.store(POLLING, Ordering::SeqCst);
             let polled = round(&mut inner);
-            let woken = self.state.swap(IDLE, Ordering::SeqCst) == WOKEN;
+            let woken = shared.state.swap(IDLE, Ordering::SeqCst) == WOKEN;
             if polled.is_ready() || !woken {
                 return polled;
             }
@@ -59,9 +69,15 @@ impl Turn {
         cx.waker().wake_by_ref();
         Poll::Pending
     }
+
+    /// Wakes as the futures' waker does: another round if inside [`Turn::poll`],
+    /// else the task.
+    pub(crate) fn wake(&self) {
+        self.waker.wake_by_ref();
+    }
 }
 
-impl Wake for Turn {
+impl Wake for Shared {
     fn wake(self: Arc<Self>) {
         self.wake_by_ref();
     }
@@ -85,12 +101,12 @@ mod tests {
     /// one from outside wakes the task.
     #[test]
     fn wake_ups_inside_the_poll_make_another_round() {
-        let (turn, waker) = Turn::new();
+        let turn = Turn::default();
         let rounds = AtomicUsize::new(0);
         let task_wakes = Arc::new(AtomicUsize::new(0));
         let counting = Waker::from(Arc::new(Counting(task_wakes.clone())));
         let cx = Context::from_waker(&counting);
-        let polled = turn.poll(&waker, &cx, |inner| {
+        let polled = turn.poll(&cx, |inner| {
             // Woken once from inside, then done on the second round.
             if rounds.fetch_add(1, Ordering::SeqCst) == 0 {
                 inner.waker().wake_by_ref();
@@ -103,13 +119,13 @@ mod tests {
         assert_eq!(task_wakes.load(Ordering::SeqCst), 0);
 
         // Pending and not woken inside: one round; a wake-up afterwards reaches the task.
-        let polled = turn.poll(&waker, &cx, |_| Poll::<()>::Pending);
+        let polled = turn.poll(&cx, |_| Poll::<()>::Pending);
         assert!(polled.is_pending());
-        waker.wake_by_ref();
+        turn.wake();
         assert_eq!(task_wakes.load(Ordering::SeqCst), 1);
 
         // Woken in every round: after the last, the task is woken to come back.
-        let polled = turn.poll(&waker, &cx, |inner| {
+        let polled = turn.poll(&cx, |inner| {
             inner.waker().wake_by_ref();
             Poll::<()>::Pending
         });

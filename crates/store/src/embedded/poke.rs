@@ -22,12 +22,14 @@
 use super::letters::{Letter, Mailbox};
 use crate::codec::decode;
 use std::collections::HashMap;
+use std::future::poll_fn;
 use std::io::{ErrorKind, Write};
 use std::net::TcpStream;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::net::{TcpListener, UnixListener};
@@ -149,12 +151,15 @@ pub(crate) async fn listen(dir: &Path) -> std::io::Result<Listening> {
     let tcp = TcpListener::bind(("127.0.0.1", 0)).await?;
     let port = tcp.local_addr()?.port();
     let mailbox = Arc::new(Mailbox::default());
-    let mut tasks = vec![tokio::spawn(accept_tcp(tcp, mailbox.clone()))];
+    let over_tcp = move |cx: &mut Context<'_>| tcp.poll_accept(cx).map_ok(|(stream, _)| stream);
+    let mut tasks = vec![tokio::spawn(accept(over_tcp, mailbox.clone(), false))];
     let path = socket_path(dir, port);
     remove_dead_sockets(dir);
     let socket = match bind_socket(&path) {
         Ok(unix) => {
-            tasks.push(tokio::spawn(accept_unix(unix, mailbox.clone())));
+            let over_unix =
+                move |cx: &mut Context<'_>| unix.poll_accept(cx).map_ok(|(stream, _)| stream);
+            tasks.push(tokio::spawn(accept(over_unix, mailbox.clone(), true)));
             Some(path)
         }
         Err(e) => {
@@ -226,26 +231,19 @@ fn bind_socket(path: &Path) -> std::io::Result<UnixListener> {
     Ok(listener)
 }
 
-async fn accept_tcp(listener: TcpListener, mailbox: Arc<Mailbox>) {
+/// Accepts connections (`poll_accept` of a TCP or Unix listener), each read by a task
+/// of its own; `letters`: whether they may carry letters (the Unix socket).
+async fn accept<S: AsyncRead + Unpin + Send + 'static>(
+    mut poll_accept: impl FnMut(&mut Context<'_>) -> Poll<std::io::Result<S>>,
+    mailbox: Arc<Mailbox>,
+    letters: bool,
+) {
     let mut pause = Duration::ZERO;
     loop {
-        match listener.accept().await {
-            Ok((stream, _)) => {
+        match poll_fn(&mut poll_accept).await {
+            Ok(stream) => {
                 pause = Duration::ZERO;
-                tokio::spawn(receive(stream, mailbox.clone(), false));
-            }
-            Err(e) => pause = pause_after(pause, e).await,
-        }
-    }
-}
-
-async fn accept_unix(listener: UnixListener, mailbox: Arc<Mailbox>) {
-    let mut pause = Duration::ZERO;
-    loop {
-        match listener.accept().await {
-            Ok((stream, _)) => {
-                pause = Duration::ZERO;
-                tokio::spawn(receive(stream, mailbox.clone(), true));
+                tokio::spawn(receive(stream, mailbox.clone(), letters));
             }
             Err(e) => pause = pause_after(pause, e).await,
         }
